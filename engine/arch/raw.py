@@ -1,0 +1,212 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The raw "__" helpers of arch/arm64/include/asm/pgtable.h and
+arch/arm64/mm/fault.c (__ptep_set_access_flags).
+
+Kernel names start with two underscores, which Python would mangle inside a
+class, so the methods here are named ``raw_<name>``; the public Ptep
+namespace maps the kernel names onto them.
+
+Each single-descriptor access is an event: ``pte_read`` for a load,
+``pte_write`` with ``atomic`` = store / xchg / cmpxchg for a store. A
+compare-and-swap that loses (the entry changed since it was read) is recorded
+as the load it amounts to, and the loop retries exactly like the kernel's.
+"""
+
+from __future__ import annotations
+
+from engine.arch.base import arch_call
+from engine.arch.tlbflush import TlbFlush
+from engine.pte import (
+    PTE_AF,
+    PTE_DIRTY,
+    PTE_RDONLY,
+    PTE_USER,
+    PTE_UXN,
+    PTE_VALID,
+    PTE_WRITE,
+    pte_mkclean,
+    pte_mkdirty,
+    pte_mkold,
+    pte_wrprotect,
+)
+from engine.state.mmstruct import MMStruct
+
+CYDP_CLEAR_YOUNG = 1
+CYDP_CLEAR_DIRTY = 2
+
+
+class RawHelpers(TlbFlush):
+    # --- single entries ------------------------------------------------------------
+    def raw_ptep_get(self, mm: MMStruct, addr: int) -> int:
+        """__ptep_get(): READ_ONCE(*ptep)."""
+        v = mm.pt.get(addr)
+        self.emit(("pte_read", addr, v))
+        return v
+
+    def _store(self, mm: MMStruct, addr: int, value: int) -> None:
+        t, i = mm.pt.locate(addr)
+        old = t[i]
+        t[i] = value
+        self.emit(("pte_write", addr, old, value, "store"))
+
+    def _barrier_if_kernel(self, value: int) -> None:
+        # __set_pte(): a valid kernel entry (VALID, !USER, UXN) is followed by
+        # dsb(ishst); isb(); user entries get no barrier.
+        if (value & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN):
+            self.emit(("dsb", "ishst"))
+            self.emit(("isb",))
+
+    def raw_set_pte(self, mm: MMStruct, addr: int, value: int) -> None:
+        self._store(mm, addr, value)
+        self._barrier_if_kernel(value)
+
+    def raw_pte_clear(self, mm: MMStruct, addr: int) -> None:
+        self.raw_set_pte(mm, addr, 0)
+
+    def raw_ptep_get_and_clear(self, mm: MMStruct, addr: int) -> int:
+        """__ptep_get_and_clear(): xchg_relaxed(ptep, 0)."""
+        t, i = mm.pt.locate(addr)
+        old = t[i]
+        t[i] = 0
+        self.emit(("pte_write", addr, old, 0, "xchg"))
+        return old
+
+    def _cmpxchg(self, t, i: int, addr: int, expected: int, new: int) -> int:
+        """cmpxchg_relaxed(): returns the value found."""
+        cur = t[i]
+        if cur == expected:
+            t[i] = new
+            self.emit(("pte_write", addr, cur, new, "cmpxchg"))
+        else:
+            self.emit(("pte_read", addr, cur))
+        return cur
+
+    def raw_ptep_test_and_clear_young(self, mm: MMStruct, addr: int) -> bool:
+        t, i = mm.pt.locate(addr)
+        pte = t[i]
+        self.emit(("pte_read", addr, pte))
+        while True:
+            old = pte
+            pte = self._cmpxchg(t, i, addr, old, old & ~PTE_AF)
+            if pte == old:
+                return bool(pte & PTE_AF)
+
+    def raw_ptep_clear_flush_young(self, mm: MMStruct, addr: int) -> bool:
+        young = self.raw_ptep_test_and_clear_young(mm, addr)
+        if young:
+            # The trailing DSB is elided: a stale young TLB entry only risks
+            # reclaiming a page that is in use until the next context switch.
+            self.flush_tlb_page(mm, addr, sync=False)
+        return young
+
+    def raw_ptep_set_wrprotect_seeded(self, mm: MMStruct, addr: int, pte: int) -> None:
+        """___ptep_set_wrprotect(): cmpxchg loop seeded with ``pte``."""
+        t, i = mm.pt.locate(addr)
+        while True:
+            old = pte
+            pte = self._cmpxchg(t, i, addr, old, pte_wrprotect(old))
+            if pte == old:
+                return
+
+    def raw_ptep_set_wrprotect(self, mm: MMStruct, addr: int) -> None:
+        self.raw_ptep_set_wrprotect_seeded(mm, addr, self.raw_ptep_get(mm, addr))
+
+    # --- ranges ------------------------------------------------------------------------
+    @arch_call("__set_ptes")
+    def raw_set_ptes(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
+        """__set_ptes(): nr plain stores, the pfn advancing by one each time."""
+        t, i = mm.pt.locate(addr)
+        emit = self.emit
+        ps = self.page_size
+        for j in range(i, i + nr):
+            old = t[j]
+            t[j] = pte
+            emit(("pte_write", addr, old, pte, "store"))
+            addr += ps
+            pte += ps  # pte_advance_pfn(pte, 1): OA bits sit above PAGE_SHIFT
+        if (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN):
+            self._barrier_if_kernel(pte)
+
+    @arch_call("__clear_full_ptes")
+    def raw_clear_full_ptes(self, mm: MMStruct, addr: int, nr: int, full: int) -> None:
+        t, i = mm.pt.locate(addr)
+        emit = self.emit
+        ps = self.page_size
+        for j in range(i, i + nr):
+            old = t[j]
+            t[j] = 0
+            emit(("pte_write", addr, old, 0, "xchg"))
+            addr += ps
+
+    @arch_call("__get_and_clear_full_ptes")
+    def raw_get_and_clear_full_ptes(self, mm: MMStruct, addr: int, nr: int, full: int) -> int:
+        t, i = mm.pt.locate(addr)
+        emit = self.emit
+        ps = self.page_size
+        pte = t[i]
+        t[i] = 0
+        emit(("pte_write", addr, pte, 0, "xchg"))
+        for j in range(i + 1, i + nr):
+            addr += ps
+            tmp = t[j]
+            t[j] = 0
+            emit(("pte_write", addr, tmp, 0, "xchg"))
+            if tmp & PTE_DIRTY or (tmp & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
+                pte = pte_mkdirty(pte)
+            if tmp & PTE_AF:
+                pte |= PTE_AF
+        return pte
+
+    @arch_call("__wrprotect_ptes")
+    def raw_wrprotect_ptes(self, mm: MMStruct, addr: int, nr: int) -> None:
+        ps = self.page_size
+        for _ in range(nr):
+            self.raw_ptep_set_wrprotect(mm, addr)
+            addr += ps
+
+    @arch_call("__clear_young_dirty_ptes")
+    def raw_clear_young_dirty_ptes(self, mm: MMStruct, addr: int, nr: int, flags: int) -> None:
+        t, i = mm.pt.locate(addr)
+        ps = self.page_size
+        both = flags == (CYDP_CLEAR_YOUNG | CYDP_CLEAR_DIRTY)
+        for j in range(i, i + nr):
+            pte = t[j]
+            self.emit(("pte_read", addr, pte))
+            if both:
+                # A plain store: a racing hardware AF/dirty update may be lost,
+                # which MADV_FREE tolerates.
+                self.raw_set_pte(mm, addr, pte_mkclean(pte_mkold(pte)))
+            else:
+                while True:
+                    old = pte
+                    if flags & CYDP_CLEAR_YOUNG:
+                        pte = pte_mkold(pte)
+                    if flags & CYDP_CLEAR_DIRTY:
+                        pte = pte_mkclean(pte)
+                    pte = self._cmpxchg(t, j, addr, old, pte)
+                    if pte == old:
+                        break
+            addr += ps
+
+    # --- fault.c ------------------------------------------------------------------------
+    @arch_call("__ptep_set_access_flags")
+    def raw_ptep_set_access_flags(self, mm: MMStruct, addr: int, entry: int, dirty: int) -> int:
+        t, i = mm.pt.locate(addr)
+        pte = t[i]
+        self.emit(("pte_read", addr, pte))
+        if pte == entry:
+            return 0
+        # Only the access flags and write permission are taken from entry, and
+        # PTE_RDONLY becomes the more permissive (lower) of the two.
+        keep = (entry & (PTE_RDONLY | PTE_AF | PTE_WRITE | PTE_DIRTY)) ^ PTE_RDONLY
+        while True:
+            old = pte
+            new = ((old ^ PTE_RDONLY) | keep) ^ PTE_RDONLY
+            pte = self._cmpxchg(t, i, addr, old, new)
+            if pte == old:
+                break
+        if dirty:
+            # Invalidate the stale read-only entry: broadcast until v6.19,
+            # then local (remote CPUs take a spurious fault instead).
+            self.flush_tlb_page(mm, addr, sync=True, broadcast=not self.profile.local_access_flush)
+        return 1

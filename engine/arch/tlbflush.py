@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""TLB maintenance: arch/arm64/include/asm/tlbflush.h.
+
+One method, :meth:`TlbFlush.flush_tlb_range`, models every form the contpte
+code uses -- the v6.9 ``__flush_tlb_range[_nosync](vma, start, end, stride,
+last_level, tlb_level)``, the v6.19 local helpers and the newest
+``__flush_tlb_range(vma, start, end, stride, level, tlbf_t flags)`` -- since
+they issue the same instructions for the same (leaf-only, sync, broadcast)
+choice. Each call is one ``flush_tlb_range`` event followed by the DSBs and
+TLBIs it becomes.
+"""
+
+from __future__ import annotations
+
+from engine.arch.base import ArchBase, arch_call
+from engine.state.mmstruct import MMStruct
+
+MAX_TLBI_RANGE_PAGES = 32 << 16  # __TLBI_RANGE_PAGES(31, 3)
+TLBI_TTL_UNKNOWN = 0  # "no level hint" (INT_MAX in newer kernels; same effect)
+USER_ASID_FLAG = 1  # KPTI: the user ASID is the kernel ASID with bit 0 set (bit 48 of the operand)
+_U64 = (1 << 64) - 1
+
+
+def tlbi_range_pages(num: int, scale: int) -> int:
+    return (num + 1) << (5 * scale + 1)
+
+
+def tlbi_range_num(pages: int, scale: int) -> int:
+    return (min(pages, tlbi_range_pages(31, scale)) >> (5 * scale + 1)) - 1
+
+
+class TlbFlush(ArchBase):
+    # --- operand encodings (__TLBI_VADDR, __TLBI_VADDR_RANGE, __tlbi_level) ---------
+    def _vaddr_operand(self, va: int, asid: int, level: int) -> int:
+        arg = ((va >> 12) & ((1 << 44) - 1)) | ((asid & 0xFFFF) << 48)
+        if self.cpu.ttl and 1 <= level <= 3:
+            ttl = (level & 3) | (self.g.tg << 2)
+            arg |= ttl << 44
+        return arg
+
+    def _range_operand(self, va: int, asid: int, scale: int, num: int, level: int) -> int:
+        arg = (va >> self.page_shift) & ((1 << 37) - 1)  # BADDR (no LPA2)
+        arg |= (level if 1 <= level <= 3 else 0) << 37  # TTL
+        arg |= (num & 0x1F) << 39
+        arg |= (scale & 3) << 44
+        arg |= self.g.tg << 46
+        arg |= (asid & 0xFFFF) << 48
+        return arg
+
+    def _tlbi(self, op: str, operand: int, addr: int, pages: int, asid: int, level: int,
+              broadcast: bool) -> None:
+        emit = self.emit
+        emit(("tlbi", op, operand, addr, pages, asid, level, broadcast))
+        if self.cpu.kpti:
+            uasid = asid | USER_ASID_FLAG
+            emit(("tlbi", op, operand | (USER_ASID_FLAG << 48), addr, pages, uasid, level, broadcast))
+        if self.tlbi_listener is not None:
+            self.tlbi_listener(op, asid, addr, pages)
+
+    def _range_op(self, op: str, asid: int, start: int, pages: int, stride: int, level: int,
+                  broadcast: bool) -> None:
+        """__flush_tlb_range_op(): per-VA TLBIs, or range TLBIs with FEAT_TLBIRANGE."""
+        ps = self.page_shift
+        addr = start
+        end = start + (pages << ps)
+        scale = 3
+        has_range = self.cpu.tlb_range
+        while addr != end:
+            left = (end - addr) >> ps
+            if not has_range or left == 1:
+                self._tlbi(op, self._vaddr_operand(addr, asid, level), addr, stride >> ps, asid,
+                           level, broadcast)
+                addr += stride
+                continue
+            num = tlbi_range_num(left, scale)
+            if num >= 0:
+                n = tlbi_range_pages(num, scale)
+                self._tlbi("r" + op, self._range_operand(addr, asid, scale, num, level), addr, n,
+                           asid, level, broadcast)
+                addr += n << ps
+            scale -= 1
+
+    def _limit_excess(self, start: int, end: int, pages: int, stride: int) -> bool:
+        max_dvm = self.g.max_dvm_ops
+        if self.profile.tlb_limit == "v6.9":
+            # v6.9: (!range && (end - start) >= MAX_DVM_OPS * stride) || pages >= MAX_TLBI_RANGE_PAGES
+            return ((not self.cpu.tlb_range and ((end - start) & _U64) >= max_dvm * stride)
+                    or pages >= MAX_TLBI_RANGE_PAGES)
+        if self.cpu.tlb_range:
+            return pages > MAX_TLBI_RANGE_PAGES
+        return pages >= (max_dvm * stride) >> self.page_shift
+
+    def _sync_ish(self) -> None:
+        """__tlbi_sync_s1ish(): DSB ISH, plus the repeat-TLBI erratum workaround."""
+        self.emit(("dsb", "ish"))
+        if self.cpu.repeat_tlbi:
+            self._tlbi("vale1is", 0, 0, 1, 0, 0, True)
+            self.emit(("dsb", "ish"))
+
+    # --- the flush entry points -------------------------------------------------------
+    @arch_call("__flush_tlb_range")
+    def flush_tlb_range(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,
+                        tlb_level: int, sync: bool = True, broadcast: bool = True,
+                        notify: bool = True) -> None:
+        start = start & ~(stride - 1)
+        end = (end + stride - 1) & ~(stride - 1)
+        pages = ((end - start) & _U64) >> self.page_shift
+        excess = self._limit_excess(start, end, pages, stride)
+        emit = self.emit
+        emit(("flush_tlb_range", start, end, stride, last_level, tlb_level, sync, broadcast, excess))
+        if excess:
+            # flush_tlb_mm() is broadcast and synchronous even when a local or
+            # nosync flush was requested.
+            self.flush_tlb_mm(mm)
+            return
+        emit(("dsb", "ishst" if broadcast else "nshst"))
+        if broadcast:
+            op = "vale1is" if last_level else "vae1is"
+        else:
+            op = "vale1" if last_level else "vae1"
+        self._range_op(op, mm.asid, start, pages, stride, tlb_level, broadcast)
+        if notify:
+            emit(("mmu_notifier", start, end))
+        if sync:
+            if broadcast:
+                self._sync_ish()
+            else:
+                emit(("dsb", "nsh"))
+
+    @arch_call("flush_tlb_mm")
+    def flush_tlb_mm(self, mm: MMStruct) -> None:
+        emit = self.emit
+        emit(("flush_tlb_mm", mm.asid))
+        emit(("dsb", "ishst"))
+        self._tlbi("aside1is", (mm.asid & 0xFFFF) << 48, 0, 0, mm.asid, 0, True)
+        self._sync_ish()
+        emit(("mmu_notifier", 0, _U64))
+
+    def flush_tlb_page(self, mm: MMStruct, addr: int, sync: bool = True, broadcast: bool = True,
+                       notify: bool = True) -> None:
+        """flush_tlb_page[_nosync] / local_flush_tlb_page / __flush_tlb_page(flags).
+
+        Before the tlbf_t API the single-page helpers carried no level hint.
+        """
+        start = addr & ~(self.page_size - 1)
+        level = 3 if self.profile.tlbf_flags_api else TLBI_TTL_UNKNOWN
+        self.flush_tlb_range(mm, start, start + self.page_size, self.page_size, True, level,
+                             sync, broadcast, notify)
+
+    def flush_tlb_user_range(self, mm: MMStruct, start: int, end: int) -> None:
+        """flush_tlb_range(vma, start, end): all levels, no level hint (mmu_gather, mprotect)."""
+        self.flush_tlb_range(mm, start, end, self.page_size, False, TLBI_TTL_UNKNOWN)

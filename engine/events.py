@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Events and counters.
+
+The engine records every state change and every cost as an *event*: a plain
+tuple ``(kind, field1, field2, ...)`` appended to an :class:`EventLog`. Tuples
+keep the hot paths cheap; :class:`Event` gives the attribute view that the
+Python API (``sim.events``) promises, built on demand.
+
+Field layouts are listed once, in :data:`FIELDS`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+# kind -> field names (after the kind itself)
+FIELDS: dict[str, tuple[str, ...]] = {
+    # descriptor accesses by software; atomic is "store", "xchg" or "cmpxchg",
+    # and "hw" for a hardware access-flag / dirty-state update by the walker.
+    "pte_read": ("addr", "value"),
+    "pte_write": ("addr", "old", "new", "atomic"),
+    "pmd_write": ("addr", "old", "new", "atomic"),
+    # TLB maintenance: one event per flush the arch code asks for, then the
+    # instructions it becomes. ``whole_mm`` marks a range that the limit check
+    # turned into flush_tlb_mm().
+    "flush_tlb_range": ("start", "end", "stride", "last_level", "tlb_level", "sync",
+                        "broadcast", "whole_mm"),
+    "flush_tlb_mm": ("asid",),
+    "tlbi": ("op", "operand", "addr", "pages", "asid", "level", "broadcast"),
+    "dsb": ("domain",),
+    "isb": (),
+    "mmu_notifier": ("start", "end"),
+    # arch function boundaries (for stepping by arch call)
+    "call": ("name", "args"),
+    "ret": ("name", "value"),
+    # contpte repaint
+    "convert": ("addr", "cont"),
+    "fold": ("addr",),
+    "unfold": ("addr",),
+    # hardware model
+    "tlb_hit": ("addr", "asid", "size"),
+    "tlb_miss": ("addr", "asid"),
+    "tlb_fill": ("addr", "asid", "size", "cont"),
+    "tlb_evict": ("addr", "asid", "size"),
+    "tlb_conflict": ("addr", "asid", "abort"),
+    "page_fault": ("addr", "write", "reason"),
+    "hw_update": ("addr", "old", "new"),
+    # checks
+    "invariant_violation": ("rule", "addr", "message"),
+    "warn": ("message",),
+    # core mm bookkeeping that has no descriptor write of its own
+    "mm": ("what", "addr", "detail"),
+}
+
+# Counter names promised by DESIGN.md, in display order.
+COUNTER_NAMES = (
+    "ops", "pte_reads", "pte_writes", "converts", "folds", "unfolds", "flush_tlb_range",
+    "tlbi", "dsb", "page_faults", "tlb_hits", "tlb_misses", "tlb_conflicts",
+    "invariant_violations", "cycles", "cont_blocks",
+)
+
+
+class Event:
+    """Attribute view of one event tuple (``ev.kind``, ``ev.addr``, ...)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: tuple):
+        self.raw = raw
+
+    @property
+    def kind(self) -> str:
+        return self.raw[0]
+
+    def __getattr__(self, name: str) -> Any:
+        fields = FIELDS.get(self.raw[0], ())
+        try:
+            return self.raw[1 + fields.index(name)]
+        except ValueError:
+            raise AttributeError(f"{self.raw[0]} event has no field {name!r}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.raw[0]}
+        d.update(zip(FIELDS.get(self.raw[0], ()), self.raw[1:], strict=False))
+        return d
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        parts = []
+        for k, v in self.as_dict().items():
+            if k == "kind":
+                continue
+            if isinstance(v, int) and not isinstance(v, bool) and k in (
+                    "addr", "old", "new", "value", "start", "end", "operand"):
+                parts.append(f"{k}={v:#x}")
+            else:
+                parts.append(f"{k}={v!r}")
+        return f"<{self.raw[0]} {' '.join(parts)}>"
+
+
+class EventLog:
+    """Append-only buffer of event tuples.
+
+    ``emit`` is the bound ``append`` of the buffer; the buffer is only ever
+    cleared in place, so holders of ``emit`` stay valid.
+    """
+
+    __slots__ = ("buf", "emit")
+
+    def __init__(self) -> None:
+        self.buf: list[tuple] = []
+        self.emit = self.buf.append
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def clear(self) -> None:
+        del self.buf[:]
+
+    def mark(self) -> int:
+        return len(self.buf)
+
+    def since(self, mark: int) -> list[tuple]:
+        return self.buf[mark:]
+
+    def views(self, start: int = 0) -> list[Event]:
+        return [Event(t) for t in self.buf[start:]]
+
+
+def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counter:
+    """Aggregate event tuples into counters (the DESIGN.md names plus details)."""
+    c: Counter = into if into is not None else Counter()
+    for ev in events:
+        k = ev[0]
+        if k == "pte_read":
+            c["pte_reads"] += 1
+        elif k == "pte_write":
+            c["pte_writes"] += 1
+            a = ev[4]
+            if a != "store":
+                c["pte_" + a] += 1
+        elif k == "tlbi":
+            c["tlbi"] += 1
+            c["tlbi_" + ev[1]] += 1
+        elif k == "dsb":
+            c["dsb"] += 1
+            c["dsb_" + ev[1]] += 1
+        elif k == "call":
+            c["call:" + ev[1]] += 1
+        elif k == "ret":
+            pass
+        elif k == "convert":
+            c["converts"] += 1
+        elif k == "fold":
+            c["folds"] += 1
+        elif k == "unfold":
+            c["unfolds"] += 1
+        elif k == "flush_tlb_range":
+            c["flush_tlb_range"] += 1
+            if ev[8]:
+                c["flush_tlb_range_whole_mm"] += 1
+        elif k == "tlb_hit":
+            c["tlb_hits"] += 1
+        elif k == "tlb_miss":
+            c["tlb_misses"] += 1
+        elif k == "tlb_conflict":
+            c["tlb_conflicts"] += 1
+        elif k == "page_fault":
+            c["page_faults"] += 1
+        elif k == "invariant_violation":
+            c["invariant_violations"] += 1
+        else:
+            c[k] += 1
+    return c
+
+
+def iter_views(events: Iterable[tuple]) -> Iterator[Event]:
+    for ev in events:
+        yield Event(ev)

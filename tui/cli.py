@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The ``ptlab`` command.
+
+``ptlab`` with no arguments opens the TUI on the built-in demo scenario; every
+other job is a subcommand (see ``ptlab --help``). A user's mistake ends with
+one line on stderr and exit status 2; a failed check with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from tui.commands import COMMAND_MODULES
+from tui.errors import CheckFailed, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as UserError (one line, exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = _Parser(prog="ptlab", description="A page-table lab for the Linux arm64 contpte work.")
+    from engine import __version__
+
+    parser.add_argument("--version", action="version", version=f"ptlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    modules: dict[str, object] = {}
+    for name in COMMAND_MODULES:
+        mod = importlib.import_module(name)
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(p)
+        modules[mod.NAME] = mod
+    return parser, modules
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    return "--json" in argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser, modules = build_parser()
+        if not argv:
+            argv = ["tui"] if "tui" in modules else ["--help"]
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return int(modules[args.command].run(args) or 0)
+    except (UserError, CheckFailed) as e:
+        _report(str(e), e.exit_code, argv)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("ptlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _report(message: str, code: int, argv: Sequence[str]) -> None:
+    if _wants_json(argv):
+        print(json.dumps({"error": message, "exit_status": code}))
+    print(message if message.startswith("ptlab") else f"ptlab: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
