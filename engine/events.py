@@ -106,23 +106,47 @@ class Event:
 
 
 class EventLog:
-    """Append-only buffer of event tuples.
+    """Where events go.
 
-    ``emit`` is the bound ``append`` of the buffer; the buffer is only ever
-    cleared in place, so holders of ``emit`` stay valid.
+    In *record* mode (the default) ``emit`` is the bound ``append`` of a list,
+    so every event is kept. In *count* mode ``emit`` only aggregates counters
+    (memory stays flat however long an op runs); the session uses it for bulk
+    execution and re-runs an op in record mode when the user steps into it.
+
+    Components keep a reference to ``emit``; call :meth:`subscribe` with a
+    callback that re-reads it, because switching modes replaces it. The buffer
+    is only ever cleared in place.
     """
 
-    __slots__ = ("buf", "emit")
+    __slots__ = ("buf", "emit", "counts", "recording", "_subscribers")
 
-    def __init__(self) -> None:
+    def __init__(self, record: bool = True) -> None:
         self.buf: list[tuple] = []
-        self.emit = self.buf.append
+        self.counts: Counter = Counter()
+        self.recording = record
+        self._subscribers: list = []
+        self.emit = self.buf.append if record else self._count_one
+
+    def _count_one(self, ev: tuple) -> None:
+        count_events((ev,), self.counts)
+
+    def set_recording(self, record: bool) -> None:
+        if record == self.recording:
+            return
+        self.recording = record
+        self.emit = self.buf.append if record else self._count_one
+        for cb in self._subscribers:
+            cb()
+
+    def subscribe(self, callback) -> None:
+        self._subscribers.append(callback)
 
     def __len__(self) -> int:
         return len(self.buf)
 
     def clear(self) -> None:
         del self.buf[:]
+        self.counts.clear()
 
     def mark(self) -> int:
         return len(self.buf)
@@ -132,6 +156,12 @@ class EventLog:
 
     def views(self, start: int = 0) -> list[Event]:
         return [Event(t) for t in self.buf[start:]]
+
+    def totals(self) -> Counter:
+        """Counters of everything emitted since the last clear()."""
+        c = Counter(self.counts)
+        count_events(self.buf, c)
+        return c
 
 
 def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counter:

@@ -59,6 +59,7 @@ class ArchBase:
         self.folios = folios
         self.log = log if log is not None else EventLog()
         self.emit = self.log.emit
+        self.log.subscribe(self._rebind_emit)
         # constants used on hot paths
         self.page_shift = g.page_shift
         self.page_size = g.page_size
@@ -73,6 +74,9 @@ class ArchBase:
         self.tlbi_listener: Callable[[str, int, int, int], None] | None = None
         # Called before each read of contpte_ptep_get_lockless (to interleave a racing CPU).
         self.lockless_hook: Callable[[], None] | None = None
+
+    def _rebind_emit(self) -> None:
+        self.emit = self.log.emit
 
     # pfn helpers bound to the granule
     def pte_pfn(self, pte: int) -> int:
