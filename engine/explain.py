@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Fold explainer: is this block folded, and if not, why not?
+
+The reasons are the checks the kernel's fold path makes, in its order --
+contpte_try_fold() in pgtable.h (last entry of the block, pfn alignment,
+valid, not CONT, not special) then __contpte_try_fold() in contpte.c
+(mm_is_user, one folio covers the block, every entry equal to the expected
+one modulo access/dirty) -- but every failing check is reported, not just the
+first, so a user sees everything standing between the block and a fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.pte import (
+    PTE_AF,
+    PTE_ATTRINDX_MASK,
+    PTE_CONT,
+    PTE_DIRTY,
+    PTE_GP,
+    PTE_NG,
+    PTE_PO_IDX_MASK,
+    PTE_PXN,
+    PTE_RDONLY,
+    PTE_SHARED,
+    PTE_SPECIAL,
+    PTE_UFFD_WP,
+    PTE_USER,
+    PTE_UXN,
+    PTE_VALID,
+    PTE_WRITE,
+)
+
+_BIT_NAMES = (
+    (PTE_VALID, "VALID"), (PTE_USER, "USER"), (PTE_RDONLY, "RDONLY"), (PTE_SHARED, "SH"),
+    (PTE_NG, "NG"), (PTE_ATTRINDX_MASK, "ATTRINDX"), (PTE_GP, "GP"), (PTE_WRITE, "WRITE"),
+    (PTE_CONT, "CONT"), (PTE_PXN, "PXN"), (PTE_UXN, "UXN"), (PTE_SPECIAL, "SPECIAL"),
+    (PTE_UFFD_WP, "UFFD_WP/bit58"), (PTE_PO_IDX_MASK, "PO_IDX"), (1 << 57, "bit57"), (1 << 63, "bit63"),
+)
+
+
+def bit_names(mask: int) -> list[str]:
+    names = [name for bit, name in _BIT_NAMES if mask & bit]
+    rest = mask
+    for bit, _ in _BIT_NAMES:
+        rest &= ~bit
+    if rest:
+        names.append(f"{rest:#x}")
+    return names
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str  # stable identifier: "none", "invalid", "special", "pfn-misaligned", "folio", "prot", ...
+    message: str
+    index: int | None = None  # entry index within the block, when about one entry
+
+
+@dataclass
+class BlockExplanation:
+    start: int
+    nr: int
+    folded: bool
+    foldable: bool  # every check of the fold path passes
+    reasons: list[Reason] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.folded:
+            return f"block {self.start:#x} is folded (all {self.nr} entries valid + CONT)"
+        if self.foldable:
+            return f"block {self.start:#x} is not folded but passes every fold check"
+        return f"block {self.start:#x} is not folded: " + "; ".join(r.message for r in self.reasons[:3]) + (
+            f" (+{len(self.reasons) - 3} more)" if len(self.reasons) > 3 else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "nr": self.nr, "folded": self.folded, "foldable": self.foldable,
+                "reasons": [{"code": r.code, "message": r.message, "index": r.index} for r in self.reasons],
+                "notes": list(self.notes)}
+
+
+def _norm(pte: int) -> int:
+    return (pte & ~(PTE_AF | PTE_DIRTY)) | PTE_RDONLY
+
+
+def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None) -> BlockExplanation:
+    n = arch.cont_ptes
+    ps = arch.page_size
+    start = addr & arch.cont_mask
+    t = mm.pt.table(start, create=False)
+    entries = [0] * n if t is None else list(t[(start >> arch.page_shift) % arch.g.ptrs_per_pte:][:n])
+    layout = layout or arch.layout
+    valid_cont = [(e & (PTE_VALID | PTE_CONT)) == (PTE_VALID | PTE_CONT) for e in entries]
+    ex = BlockExplanation(start, n, folded=all(valid_cont), foldable=False)
+    if ex.folded:
+        return ex
+    if any(valid_cont):
+        ex.reasons.append(Reason("inconsistent", f"only {sum(valid_cont)} of {n} entries are valid+CONT: "
+                                 "a misprogrammed block (invariant violation)"))
+    if not arch.profile.contpte:
+        ex.reasons.append(Reason("no-contpte", f"kernel profile {arch.profile.name} has no contpte support"))
+    if not mm.is_user:
+        ex.reasons.append(Reason("kernel-mm", "kernel mm: mm_is_user() is false, contpte never folds it"))
+
+    for i, e in enumerate(entries):
+        if e == 0:
+            ex.reasons.append(Reason("none", f"entry {i} is none", i))
+        elif not e & PTE_VALID:
+            what = "PROT_NONE" if layout.pte_protnone(e) else (
+                "present but invalid" if layout.pte_present(e) else "a swap/migration entry")
+            ex.reasons.append(Reason("invalid", f"entry {i} is {what}", i))
+    last = entries[n - 1]
+    mask = n - 1
+    if last & PTE_VALID:
+        if last & PTE_SPECIAL:
+            ex.reasons.append(Reason("special", f"entry {n - 1} is special (no folio: never folded)", n - 1))
+        pfn_last = arch.pte_pfn(last)
+        if (pfn_last & mask) != mask:
+            ex.reasons.append(Reason(
+                "pfn-misaligned",
+                f"entry {n - 1} maps pfn {pfn_last:#x}, not the last of a {n}-page aligned group: "
+                "the block's VA and PA are not congruent modulo the block size", n - 1))
+        else:
+            head, nr = arch.folios.folio_of(pfn_last)
+            k = pfn_last - head
+            folio_start = start + (n - 1) * ps - k * ps
+            folio_end = folio_start + nr * ps
+            if folio_start > start or folio_end < start + arch.cont_size:
+                ex.reasons.append(Reason(
+                    "folio", f"the folio of entry {n - 1} (pfn {head:#x}, {nr} page{'s' if nr > 1 else ''}) "
+                    f"does not cover the whole block", n - 1))
+        expected = _norm(last) - (n - 1) * ps
+        for i, e in enumerate(entries[:-1]):
+            if not e & PTE_VALID:
+                continue
+            got = _norm(e)
+            want = expected + i * ps
+            if got == want:
+                continue
+            if arch.pte_pfn(got) != arch.pte_pfn(want):
+                ex.reasons.append(Reason("pfn-gap", f"entry {i} maps pfn {arch.pte_pfn(e):#x}, "
+                                         f"expected {arch.pte_pfn(want):#x}", i))
+            diff = arch.pte_pgprot(got ^ want)
+            if diff:
+                ex.reasons.append(Reason("prot", f"entry {i} differs from entry {n - 1} in "
+                                         + ", ".join(bit_names(diff)), i))
+    if not ex.reasons:
+        ex.foldable = True
+        if arch.profile.auto_fold:
+            ex.notes.append(f"every check passes, but the kernel only tries to fold when entry {n - 1} is "
+                            "written by set_ptes(nr == 1); no such write has happened since the block "
+                            "became foldable")
+        else:
+            ex.notes.append(f"kernel profile {arch.profile.name} never folds automatically "
+                            "(no contpte_try_fold before seed-fold)")
+    return ex

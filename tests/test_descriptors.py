@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Descriptors and granules: values worked out from pgtable-hwdef.h,
+pgtable-prot.h and the pgtable.h helpers."""
+
+import pytest
+
+from engine import pte as P
+from engine.granule import G4K, G16K, G64K, granule
+
+
+@pytest.mark.parametrize("g, shift, ptrs, cont, cont_size, pmd", [
+    (G4K, 12, 512, 16, 64 << 10, 2 << 20),
+    (G16K, 14, 2048, 128, 2 << 20, 32 << 20),
+    (G64K, 16, 8192, 32, 2 << 20, 512 << 20),
+])
+def test_granule_constants_match_pgtable_hwdef(g, shift, ptrs, cont, cont_size, pmd):
+    assert g.page_shift == shift
+    assert g.ptrs_per_pte == ptrs
+    assert g.cont_ptes == cont
+    assert g.cont_pte_size == cont_size
+    assert g.pmd_size == pmd
+    assert g.max_dvm_ops == ptrs
+
+
+def test_granule_parsing():
+    assert granule("16k") is G16K and granule(65536) is G64K and granule("4096") is G4K
+    with pytest.raises(ValueError, match="unknown granule"):
+        granule("8K")
+
+
+def test_user_protections_pgtable_prot():
+    assert P.PAGE_READONLY == 0x0060000000000FC3
+    assert P.PAGE_READONLY_EXEC == 0x0020000000000FC3
+    assert P.PAGE_SHARED == 0x0068000000000FC3
+    assert P.PAGE_SHARED_EXEC == 0x0028000000000FC3
+    assert P.PAGE_EXECONLY == 0x0020000000000F83
+    assert P.PAGE_NONE == 0x0060000000000F82
+    assert P.PAGE_NONE_V69 == 0x0460000000000F82
+
+
+def test_anon_write_fault_entry_worked_example():
+    """contpte-arch-spec §1.8: PAGE_READONLY + pte_mkdirty + pte_mkwrite, pfn 0x80010."""
+    v = P.pte_mkwrite(P.pte_mkdirty(P.pfn_pte(0x80010, P.PAGE_READONLY)))
+    assert v == 0x00E8000080010F43
+    assert P.pte_mkcont(v) == 0x00F8000080010F43
+
+
+def test_pte_mkwrite_v69_always_dirties_v618_keeps_clean():
+    clean = P.pfn_pte(0x1234, P.PAGE_READONLY)
+    assert P.LAYOUT_V69.pte_mkwrite_novma(clean) & P.PTE_RDONLY == 0  # hw-dirty
+    assert P.LAYOUT_V610.pte_mkwrite_novma(clean) & P.PTE_RDONLY == 0
+    v = P.LAYOUT_V618.pte_mkwrite_novma(clean)
+    assert v & P.PTE_RDONLY and v & P.PTE_WRITE and not P.pte_dirty(v)  # writable-clean
+    assert P.LAYOUT_V618.pte_mkwrite_novma(P.pte_mkdirty(clean)) & P.PTE_RDONLY == 0
+
+
+def test_dbm_states():
+    v = P.pfn_pte(1, P.PAGE_SHARED)  # clean + RW: RDONLY=1 WRITE=1
+    assert P.pte_write(v) and not P.pte_dirty(v)
+    hw = v & ~P.PTE_RDONLY
+    assert P.pte_hw_dirty(hw) and P.pte_dirty(hw)
+    wp = P.pte_wrprotect(hw)  # hardware dirty moves into PTE_DIRTY
+    assert wp & P.PTE_DIRTY and wp & P.PTE_RDONLY and not wp & P.PTE_WRITE
+    assert P.pte_mkclean(hw) == v
+    assert P.pte_mkdirty(v) == hw | P.PTE_DIRTY
+
+
+def test_pfn_encoding_per_granule():
+    for g in (G4K, G16K, G64K):
+        v = P.pfn_pte(0x1234, P.PAGE_READONLY, g)
+        assert v == (0x1234 << g.page_shift) | P.PAGE_READONLY
+        assert P.pte_pfn(v, g) == 0x1234
+        assert P.pte_pgprot(v, g) == P.PAGE_READONLY
+        assert P.pte_advance_pfn(v, 3, g) == P.pfn_pte(0x1237, P.PAGE_READONLY, g)
+
+
+def test_protnone_layouts():
+    assert P.LAYOUT_V69.pte_protnone(P.PAGE_NONE_V69)
+    assert P.LAYOUT_V69.pte_present(P.PAGE_NONE_V69 | (5 << 12))
+    assert not P.LAYOUT_V69.pte_present(P.PAGE_NONE)  # NG alone is nothing in v6.9
+    assert P.LAYOUT_V618.pte_protnone(P.PAGE_NONE)
+    assert P.LAYOUT_V618.pte_mkinvalid(P.pfn_pte(7, P.PAGE_READONLY)) == P.pfn_pte(7, P.PAGE_READONLY) & ~1
+
+
+def test_pte_modify_keeps_cont_and_moves_hw_dirty():
+    v = P.pte_mkcont(P.pte_mkwrite(P.pte_mkdirty(P.pfn_pte(9, P.PAGE_READONLY))))
+    ro = P.pte_modify(v, P.PAGE_READONLY)
+    assert ro & P.PTE_CONT and ro & P.PTE_DIRTY and not ro & P.PTE_WRITE and ro & P.PTE_RDONLY
+    none = P.LAYOUT_V618.pte_modify(v, P.PAGE_NONE)
+    assert not none & P.PTE_VALID and none & P.PTE_NG and P.LAYOUT_V618.pte_protnone(none)
+
+
+def test_swap_entries_both_layouts():
+    new = P.LAYOUT_V610.swp_entry_to_pte(3, 0x1234, exclusive=True, uffd_wp=True)
+    assert new == (3 << 6) | (0x1234 << 12) | 4 | 8
+    old = P.LAYOUT_V69.swp_entry_to_pte(3, 0x1234, exclusive=True)
+    assert old == (3 << 3) | (0x1234 << 8) | 4
+    for lay, v in ((P.LAYOUT_V610, new), (P.LAYOUT_V69, old)):
+        assert lay.swp_type(v) == 3 and lay.swp_offset(v) == 0x1234 and lay.swp_exclusive(v)
+        assert not lay.pte_present(v)
+    with pytest.raises(ValueError):
+        P.LAYOUT_V69.swp_entry_to_pte(1, 1, uffd_wp=True)

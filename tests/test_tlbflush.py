@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""TLBI decomposition of __flush_tlb_range (arch/arm64/include/asm/tlbflush.h):
+per-page vs FEAT_TLBIRANGE range operations, operand encodings, the limit that
+turns a range into flush_tlb_mm, DSB/ISB, local vs broadcast, sync vs nosync."""
+
+from dataclasses import replace
+
+import pytest
+
+from engine import Simulator
+from engine.arch.tlbflush import tlbi_range_num, tlbi_range_pages
+from engine.hw.cpus import CPUS
+from engine.pte import PAGE_SHARED
+
+BASE = 0x7F00_0000_0000
+
+
+def cpu(range_: bool, ttl: bool = False, kpti: bool = False, repeat: bool = False):
+    return replace(CPUS["neoverse-n1"], name="t", tlb_range=range_, ttl=ttl, kpti=kpti, repeat_tlbi=repeat)
+
+
+def flush(sim, start, end, **kw):
+    sim.clear_events()
+    sim.arch.flush_tlb_range(sim.mm, start, end, sim.g.page_size, kw.pop("last_level", True),
+                             kw.pop("level", 3), **kw)
+    return [e for e in sim.events if e.kind in ("tlbi", "dsb", "isb", "mmu_notifier", "flush_tlb_mm")]
+
+
+@pytest.mark.parametrize("g, n", [(4096, 16), (16384, 128), (65536, 32)])
+def test_block_flush_without_tlbirange_is_one_vale1is_per_page(g, n):
+    sim = Simulator(g, "v7.0", cpu=cpu(False))
+    ev = flush(sim, BASE, BASE + n * g)
+    tlbis = [e for e in ev if e.kind == "tlbi"]
+    assert len(tlbis) == n and {t.op for t in tlbis} == {"vale1is"}
+    assert [e.kind for e in ev][0] == "dsb" and ev[0].domain == "ishst"
+    assert [(e.kind, getattr(e, "domain", None)) for e in ev[-2:]] == [("mmu_notifier", None), ("dsb", "ish")]
+    # operand: VA >> 12 in bits 43:0, ASID in 63:48 (the shift is 12 whatever the granule)
+    assert tlbis[1].operand == ((BASE + g) >> 12) | (1 << 48)
+
+
+@pytest.mark.parametrize("g, n, scale, num", [(4096, 16, 0, 7), (16384, 128, 1, 1), (65536, 32, 0, 15)])
+def test_block_flush_with_tlbirange_is_one_range_op(g, n, scale, num):
+    sim = Simulator(g, "v7.0", cpu=cpu(True, ttl=True))
+    ev = flush(sim, BASE, BASE + n * g)
+    (t,) = [e for e in ev if e.kind == "tlbi"]
+    assert t.op == "rvale1is" and t.pages == n
+    tg = {4096: 1, 16384: 2, 65536: 3}[g]
+    baddr = BASE >> (g.bit_length() - 1)
+    expected = baddr | (3 << 37) | (num << 39) | (scale << 44) | (tg << 46) | (1 << 48)
+    assert t.operand == expected
+
+
+def test_range_walk_uses_largest_scale_first_then_a_single_page():
+    sim = Simulator(4096, "v7.0", cpu=cpu(True))
+    # 35 pages: scale 0 covers 34 (num 16), then one page by VA
+    ev = [e for e in flush(sim, BASE, BASE + 35 * 4096) if e.kind == "tlbi"]
+    assert [(e.op, e.pages) for e in ev] == [("rvale1is", 34), ("vale1is", 1)]
+    assert tlbi_range_num(35, 0) == 16 and tlbi_range_pages(16, 0) == 34
+
+
+def test_ttl_hint_only_with_feat_ttl():
+    sim = Simulator(4096, "v7.0", cpu=cpu(False, ttl=True))
+    (t, *_) = [e for e in flush(sim, BASE, BASE + 4096) if e.kind == "tlbi"]
+    assert t.operand >> 44 & 0xF == (1 << 2) | 3  # TG=4K, level 3
+    sim = Simulator(4096, "v7.0", cpu=cpu(False, ttl=False))
+    (t, *_) = [e for e in flush(sim, BASE, BASE + 4096) if e.kind == "tlbi"]
+    assert t.operand >> 44 & 0xF == 0
+
+
+@pytest.mark.parametrize("kernel", ["v6.9", "v7.0"])
+def test_whole_table_young_flush_without_tlbirange_becomes_flush_tlb_mm(kernel):
+    """512 pages on 4K reach MAX_DVM_OPS: a synchronous ASIDE1IS instead."""
+    sim = Simulator(4096, kernel, cpu=cpu(False))
+    ev = flush(sim, BASE, BASE + 512 * 4096, sync=False)
+    assert [e.kind for e in ev] == ["flush_tlb_mm", "dsb", "tlbi", "dsb", "mmu_notifier"]
+    assert ev[2].op == "aside1is" and ev[3].domain == "ish"  # sync even though nosync was asked
+    assert [e for e in sim.events if e.kind == "flush_tlb_range"][0].whole_mm is True
+    # 511 pages is still a per-page flush
+    ev = flush(sim, BASE, BASE + 511 * 4096, sync=False)
+    assert sum(e.kind == "tlbi" for e in ev) == 511
+
+
+def test_whole_table_flush_with_tlbirange_stays_ranged():
+    sim = Simulator(4096, "v7.0", cpu=cpu(True))
+    ev = [e for e in flush(sim, BASE, BASE + 512 * 4096) if e.kind == "tlbi"]
+    assert [(e.op, e.pages) for e in ev] == [("rvale1is", 512)]
+
+
+def test_local_flush_uses_non_shareable_barriers_and_vale1():
+    sim = Simulator(4096, "v7.0", cpu=cpu(False))
+    ev = flush(sim, BASE, BASE + 16 * 4096, broadcast=False)
+    assert ev[0].domain == "nshst" and ev[-1].domain == "nsh"
+    assert {e.op for e in ev if e.kind == "tlbi"} == {"vale1"}
+
+
+def test_kpti_issues_every_user_tlbi_twice():
+    sim = Simulator(4096, "v7.0", cpu=cpu(False, kpti=True))
+    tl = [e for e in flush(sim, BASE, BASE + 2 * 4096) if e.kind == "tlbi"]
+    assert len(tl) == 4 and tl[1].asid == tl[0].asid | 1
+
+
+def test_repeat_tlbi_erratum_adds_a_dummy_tlbi_and_dsb():
+    sim = Simulator(4096, "v7.0", cpu=cpu(False, repeat=True))
+    ev = flush(sim, BASE, BASE + 4096)
+    assert [e.kind for e in ev] == ["dsb", "tlbi", "mmu_notifier", "dsb", "tlbi", "dsb"]
+
+
+def test_all_levels_flush_uses_vae1is():
+    sim = Simulator(4096, "v7.0", cpu=cpu(False))
+    ev = flush(sim, BASE, BASE + 4096, last_level=False, level=0)
+    assert [e.op for e in ev if e.kind == "tlbi"] == ["vae1is"]
+
+
+def test_v6_9_single_page_flush_has_no_level_hint():
+    """flush_tlb_page() before the tlbf_t API used __TLBI_VADDR without TTL."""
+    for kernel, level in (("v6.9", 0), ("v7.0", 3)):
+        sim = Simulator(4096, kernel, cpu=cpu(False))
+        sim.ptep.set_ptes(BASE, sim.pte.pfn_pte(9, PAGE_SHARED), 1)
+        sim.clear_events()
+        sim.ptep.ptep_clear_flush_young(BASE)
+        (f,) = [e for e in sim.events if e.kind == "flush_tlb_range"]
+        assert f.tlb_level == level and f.sync is False
