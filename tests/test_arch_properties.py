@@ -61,14 +61,22 @@ class Model:
 
     def present_runs(self) -> list[tuple[int, int]]:
         """Maximal runs of present entries mapping consecutive pfns of one folio."""
+        return self.present_runs_where(lambda v: True)
+
+    def present_runs_where(self, ok) -> list[tuple[int, int]]:
+        """Like present_runs, restricted to entries whose raw value satisfies ok."""
         runs = []
         i = 0
+
+        def good(k: int) -> bool:
+            return k in self.present and ok(self.sim.raw(self.va(k)))
+
         while i < self.size:
-            if i not in self.present:
+            if not good(i):
                 i += 1
                 continue
             j = i + 1
-            while (j in self.present and self.present[j] == self.present[j - 1] + 1
+            while (good(j) and self.present[j] == self.present[j - 1] + 1
                    and self.folio_of_idx[j] == self.folio_of_idx[i]):
                 j += 1
             runs.append((i, j - i))
@@ -133,6 +141,15 @@ def run_step(data, m: Model) -> None:
             m.present[start + k] = head + sub_off + k
             m.folio_of_idx[start + k] = (head, pages)
         return
+    if action in ("wrprotect", "young"):
+        # Core mm only write-protects writable entries (copy_present_ptes tests
+        # pte_write) and harvests young bits of valid ones. Both helpers test
+        # pte_cont() without pte_valid(), so on a CONT-painted PROT_NONE block
+        # with a hole they would write into the hole: outside the contract.
+        need = PTE_WRITE | 1 if action == "wrprotect" else 1
+        runs = m.present_runs_where(lambda v: (v & need) == need)
+        if not runs:
+            return
     start, length = data.draw(st.sampled_from(runs))
     i = data.draw(st.integers(start, start + length - 1))
     sub = data.draw(st.integers(1, start + length - i))
