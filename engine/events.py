@@ -19,9 +19,9 @@ from typing import Any
 FIELDS: dict[str, tuple[str, ...]] = {
     # descriptor accesses by software; atomic is "store", "xchg" or "cmpxchg",
     # and "hw" for a hardware access-flag / dirty-state update by the walker.
-    "pte_read": ("addr", "value"),
-    "pte_write": ("addr", "old", "new", "atomic"),
-    "pmd_write": ("addr", "old", "new", "atomic"),
+    "pte_read": ("addr", "value", "mm"),
+    "pte_write": ("addr", "old", "new", "atomic", "mm"),
+    "pmd_write": ("addr", "old", "new", "atomic", "mm"),
     # TLB maintenance: one event per flush the arch code asks for, then the
     # instructions it becomes. ``whole_mm`` marks a range that the limit check
     # turned into flush_tlb_mm().
@@ -46,7 +46,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "tlb_evict": ("addr", "asid", "size"),
     "tlb_conflict": ("addr", "asid", "abort"),
     "page_fault": ("addr", "write", "reason"),
-    "hw_update": ("addr", "old", "new"),
+    "hw_update": ("addr", "old", "new", "mm"),
     # checks
     "invariant_violation": ("rule", "addr", "message"),
     "warn": ("message",),
@@ -167,7 +167,9 @@ class EventLog:
 def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counter:
     """Aggregate event tuples into counters (the DESIGN.md names plus details)."""
     c: Counter = into if into is not None else Counter()
+    n = 0
     for ev in events:
+        n += 1
         k = ev[0]
         if k == "pte_read":
             c["pte_reads"] += 1
@@ -208,6 +210,7 @@ def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counte
             c["invariant_violations"] += 1
         else:
             c[k] += 1
+    c["events"] += n
     return c
 
 

@@ -112,7 +112,7 @@ class Simulator:
             return False
         if new != old:
             t[i] = new
-            self.log.emit(("hw_update", addr, old, new))
+            self.log.emit(("hw_update", addr, old, new, self.mm.name))
         return True
 
     # --- events ------------------------------------------------------------------------

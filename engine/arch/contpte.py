@@ -72,7 +72,7 @@ class Contpte(RawHelpers):
         for j in range(i0, i0 + n):
             old = t[j]
             t[j] = 0
-            emit(("pte_write", a, old, 0, "xchg"))
+            emit(("pte_write", a, old, 0, "xchg", mm.name))
             if old & PTE_DIRTY or (old & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
                 pte = pte_mkdirty(pte)
             if old & PTE_AF:
@@ -105,7 +105,7 @@ class Contpte(RawHelpers):
         a = cont_start
         for j in range(i0, i0 + n):
             sub = t[j]
-            emit(("pte_read", a, sub))
+            emit(("pte_read", a, sub, mm.name))
             if ((sub & ~_CLEAN_OLD_CLEAR) | PTE_RDONLY) != expected:
                 return
             expected += ps
@@ -149,7 +149,7 @@ class Contpte(RawHelpers):
             a = start
             for j in range(i0, i0 + n):
                 pte = t[j]
-                emit(("pte_read", a, pte))
+                emit(("pte_read", a, pte, mm.name))
                 if _dirty(pte):
                     orig_pte = pte_mkdirty(orig_pte)
                 if pte & PTE_AF:
@@ -161,12 +161,12 @@ class Contpte(RawHelpers):
         end = i0 + n
         while j < end:
             pte = t[j]
-            emit(("pte_read", start + (j - i0) * ps, pte))
+            emit(("pte_read", start + (j - i0) * ps, pte, mm.name))
             if _dirty(pte):
                 orig_pte = pte_mkdirty(orig_pte)
                 while j < end:
                     pte = t[j]
-                    emit(("pte_read", start + (j - i0) * ps, pte))
+                    emit(("pte_read", start + (j - i0) * ps, pte, mm.name))
                     if pte & PTE_AF:
                         orig_pte |= PTE_AF
                         break
@@ -177,7 +177,7 @@ class Contpte(RawHelpers):
                 j += 1
                 while j < end:
                     pte = t[j]
-                    emit(("pte_read", start + (j - i0) * ps, pte))
+                    emit(("pte_read", start + (j - i0) * ps, pte, mm.name))
                     if _dirty(pte):
                         orig_pte = pte_mkdirty(orig_pte)
                         break

@@ -285,7 +285,7 @@ class Ptep(Contpte):
     def ptep_try_set(self, mm: MMStruct, addr: int, pte: int) -> bool:
         self._require("ptep_try_set", self.profile.tlbf_flags_api, "v7.0")
         t, i = mm.pt.locate(addr)
-        if self._cmpxchg(t, i, addr, 0, pte) != 0:
+        if self._cmpxchg(mm, t, i, addr, 0, pte) != 0:
             return False
         self.emit(("dsb", "ishst"))
         self.emit(("isb",))

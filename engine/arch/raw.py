@@ -40,14 +40,14 @@ class RawHelpers(TlbFlush):
     def raw_ptep_get(self, mm: MMStruct, addr: int) -> int:
         """__ptep_get(): READ_ONCE(*ptep)."""
         v = mm.pt.get(addr)
-        self.emit(("pte_read", addr, v))
+        self.emit(("pte_read", addr, v, mm.name))
         return v
 
     def _store(self, mm: MMStruct, addr: int, value: int) -> None:
         t, i = mm.pt.locate(addr)
         old = t[i]
         t[i] = value
-        self.emit(("pte_write", addr, old, value, "store"))
+        self.emit(("pte_write", addr, old, value, "store", mm.name))
 
     def _barrier_if_kernel(self, value: int) -> None:
         # __set_pte(): a valid kernel entry (VALID, !USER, UXN) is followed by
@@ -68,26 +68,26 @@ class RawHelpers(TlbFlush):
         t, i = mm.pt.locate(addr)
         old = t[i]
         t[i] = 0
-        self.emit(("pte_write", addr, old, 0, "xchg"))
+        self.emit(("pte_write", addr, old, 0, "xchg", mm.name))
         return old
 
-    def _cmpxchg(self, t, i: int, addr: int, expected: int, new: int) -> int:
+    def _cmpxchg(self, mm: MMStruct, t, i: int, addr: int, expected: int, new: int) -> int:
         """cmpxchg_relaxed(): returns the value found."""
         cur = t[i]
         if cur == expected:
             t[i] = new
-            self.emit(("pte_write", addr, cur, new, "cmpxchg"))
+            self.emit(("pte_write", addr, cur, new, "cmpxchg", mm.name))
         else:
-            self.emit(("pte_read", addr, cur))
+            self.emit(("pte_read", addr, cur, mm.name))
         return cur
 
     def raw_ptep_test_and_clear_young(self, mm: MMStruct, addr: int) -> bool:
         t, i = mm.pt.locate(addr)
         pte = t[i]
-        self.emit(("pte_read", addr, pte))
+        self.emit(("pte_read", addr, pte, mm.name))
         while True:
             old = pte
-            pte = self._cmpxchg(t, i, addr, old, old & ~PTE_AF)
+            pte = self._cmpxchg(mm, t, i, addr, old, old & ~PTE_AF)
             if pte == old:
                 return bool(pte & PTE_AF)
 
@@ -104,7 +104,7 @@ class RawHelpers(TlbFlush):
         t, i = mm.pt.locate(addr)
         while True:
             old = pte
-            pte = self._cmpxchg(t, i, addr, old, pte_wrprotect(old))
+            pte = self._cmpxchg(mm, t, i, addr, old, pte_wrprotect(old))
             if pte == old:
                 return
 
@@ -121,7 +121,7 @@ class RawHelpers(TlbFlush):
         for j in range(i, i + nr):
             old = t[j]
             t[j] = pte
-            emit(("pte_write", addr, old, pte, "store"))
+            emit(("pte_write", addr, old, pte, "store", mm.name))
             addr += ps
             pte += ps  # pte_advance_pfn(pte, 1): OA bits sit above PAGE_SHIFT
         if (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN):
@@ -135,7 +135,7 @@ class RawHelpers(TlbFlush):
         for j in range(i, i + nr):
             old = t[j]
             t[j] = 0
-            emit(("pte_write", addr, old, 0, "xchg"))
+            emit(("pte_write", addr, old, 0, "xchg", mm.name))
             addr += ps
 
     @arch_call("__get_and_clear_full_ptes")
@@ -145,12 +145,12 @@ class RawHelpers(TlbFlush):
         ps = self.page_size
         pte = t[i]
         t[i] = 0
-        emit(("pte_write", addr, pte, 0, "xchg"))
+        emit(("pte_write", addr, pte, 0, "xchg", mm.name))
         for j in range(i + 1, i + nr):
             addr += ps
             tmp = t[j]
             t[j] = 0
-            emit(("pte_write", addr, tmp, 0, "xchg"))
+            emit(("pte_write", addr, tmp, 0, "xchg", mm.name))
             if tmp & PTE_DIRTY or (tmp & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
                 pte = pte_mkdirty(pte)
             if tmp & PTE_AF:
@@ -171,7 +171,7 @@ class RawHelpers(TlbFlush):
         both = flags == (CYDP_CLEAR_YOUNG | CYDP_CLEAR_DIRTY)
         for j in range(i, i + nr):
             pte = t[j]
-            self.emit(("pte_read", addr, pte))
+            self.emit(("pte_read", addr, pte, mm.name))
             if both:
                 # A plain store: a racing hardware AF/dirty update may be lost,
                 # which MADV_FREE tolerates.
@@ -183,7 +183,7 @@ class RawHelpers(TlbFlush):
                         pte = pte_mkold(pte)
                     if flags & CYDP_CLEAR_DIRTY:
                         pte = pte_mkclean(pte)
-                    pte = self._cmpxchg(t, j, addr, old, pte)
+                    pte = self._cmpxchg(mm, t, j, addr, old, pte)
                     if pte == old:
                         break
             addr += ps
@@ -193,7 +193,7 @@ class RawHelpers(TlbFlush):
     def raw_ptep_set_access_flags(self, mm: MMStruct, addr: int, entry: int, dirty: int) -> int:
         t, i = mm.pt.locate(addr)
         pte = t[i]
-        self.emit(("pte_read", addr, pte))
+        self.emit(("pte_read", addr, pte, mm.name))
         if pte == entry:
             return 0
         # Only the access flags and write permission are taken from entry, and
@@ -202,7 +202,7 @@ class RawHelpers(TlbFlush):
         while True:
             old = pte
             new = ((old ^ PTE_RDONLY) | keep) ^ PTE_RDONLY
-            pte = self._cmpxchg(t, i, addr, old, new)
+            pte = self._cmpxchg(mm, t, i, addr, old, new)
             if pte == old:
                 break
         if dirty:

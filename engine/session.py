@@ -1,0 +1,570 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The stepping session: run ops, record them, step and seek at three grains,
+forward and backward, with breakpoints.
+
+Positions
+---------
+A position is ``(op, event)``: ``op`` ops have completed and, inside op number
+``op``, its first ``event`` events have happened. ``(k, 0)`` is the op
+boundary before op ``k``; ``(k, n_k)`` is normalised to ``(k + 1, 0)``. In the
+middle of an op the live machine stays at the op's start and the page tables
+are shown through an *overlay* built from the events so far -- including the
+transiently zero entries of a convert.
+
+Execution
+---------
+Ops run on the live machine in count mode (flat memory); an op's events are
+recorded by re-running it from its start state when the user steps into it
+(deterministic, so identical to the first run). Checkpoints are taken before
+ops at deterministic places (every ``checkpoint_ops`` ops or
+``checkpoint_events`` events of work), so seeking anywhere restores the
+nearest checkpoint and re-runs at most one interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any
+
+from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
+from engine.ops import Op
+
+GRAINS = ("op", "call", "event")
+
+
+class SessionError(RuntimeError):
+    pass
+
+
+@dataclass
+class OpRecord:
+    counters: dict[str, int]
+    cycles: float
+    digest: bytes  # page tables of every process after the op
+    n_events: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    op: int
+    event: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.op}" if not self.event else f"{self.op}.{self.event}"
+
+
+@dataclass
+class Hit:
+    breakpoint: Breakpoint
+    position: Position
+    op: int
+    event_index: int | None  # index in the op's events, None for an op-start hit
+    event: tuple | None
+
+
+@dataclass
+class SessionStats:
+    restores: int = 0
+    ops_replayed: int = 0
+    op_recordings: int = 0
+    seconds_running: float = 0.0
+
+
+class Session:
+    """Owns a machine and a list of ops; see the module docstring."""
+
+    def __init__(self, make_machine: Callable[[], Any], ops: list[Op], *,
+                 cost_fn: Callable[[Counter], float] | None = None,
+                 checkpoint_ops: int = 500, checkpoint_events: int = 200_000,
+                 max_checkpoints: int = 4096, name: str = "", source: str = "",
+                 on_checkpoint: Callable[[int, Any], None] | None = None):
+        self.make_machine = make_machine
+        self.machine = make_machine()
+        self.ops = list(ops)
+        self.name = name
+        self.source = source
+        self.cost_fn = cost_fn or getattr(self.machine, "cycles_of", None) or (lambda c: 0.0)
+        self.checkpoint_ops = checkpoint_ops
+        self.checkpoint_events = checkpoint_events
+        self.max_checkpoints = max_checkpoints
+        self.on_checkpoint = on_checkpoint
+        self.records: list[OpRecord] = []
+        self.checkpoints: dict[int, Any] = {0: self.machine.state()}
+        self._since_checkpoint = 0  # events run since the last checkpoint
+        self.k = 0  # ops completed on the live machine
+        self.e = 0  # events of op k shown
+        self._events_cache: OrderedDict[int, list[tuple]] = OrderedDict()
+        self._events_cached = 0
+        self.events_cache_limit = 2_000_000
+        self.breakpoints: list[Breakpoint] = []
+        self._next_bp = 1
+        self.error: tuple[int, str] | None = None  # (op index, message) of an op that failed
+        self.stats = SessionStats()
+        self.interrupt: Callable[[], bool] = lambda: False
+
+    # --- basic facts ----------------------------------------------------------------
+    @property
+    def n_ops(self) -> int:
+        return len(self.ops)
+
+    @property
+    def executed(self) -> int:
+        """Ops run at least once (the recorded frontier)."""
+        return len(self.records)
+
+    @property
+    def position(self) -> Position:
+        return Position(self.k, self.e)
+
+    @property
+    def at_end(self) -> bool:
+        return self.k >= self.n_ops
+
+    def op_digest(self) -> bytes:
+        h = blake2b(digest_size=16)
+        for p in self.machine.process_list():
+            h.update(p.name.encode() + b"\0")
+            h.update(p.mm.pt.digest())
+        return h.digest()
+
+    # --- running ops -----------------------------------------------------------------
+    def _run_op(self, k: int, record: bool) -> tuple[list[tuple] | None, Counter]:
+        """Apply op k to the live machine (which must be at k)."""
+        m = self.machine
+        log = m.log
+        log.clear()
+        log.set_recording(record)
+        t0 = time.perf_counter()
+        try:
+            m.apply(self.ops[k])
+        finally:
+            self.stats.seconds_running += time.perf_counter() - t0
+        counters = log.totals()
+        events = list(log.buf) if record else None
+        log.clear()
+        log.set_recording(False)
+        return events, counters
+
+    def _advance(self, record: bool = False) -> list[tuple] | None:
+        """Run op self.k on the live machine, extend the records, move to k + 1."""
+        k = self.k
+        if k >= self.n_ops:
+            raise SessionError("already at the end of the session")
+        try:
+            events, counters = self._run_op(k, record)
+        except Exception as e:  # an op that fails leaves the session at its start
+            msg = f"op {k + 1} ({self.ops[k]}): {e}"
+            self.error = (k, msg)
+            self._reload(k)
+            raise SessionError(msg) from e
+        if k == len(self.records):
+            counters["ops"] = 1
+            self.records.append(OpRecord(dict(counters), float(self.cost_fn(counters)),
+                                         self.op_digest(), counters.get("events", 0)))
+        elif k > len(self.records):  # pragma: no cover - guarded by seek
+            raise SessionError("ops must be recorded in order")
+        else:
+            self.stats.ops_replayed += 1
+        self.k = k + 1
+        self.e = 0
+        n = self.records[k].n_events
+        self._since_checkpoint += max(n, 1)
+        self._maybe_checkpoint()
+        return events
+
+    def _maybe_checkpoint(self) -> None:
+        k = self.k
+        if k in self.checkpoints:
+            self._since_checkpoint = 0
+            return
+        prev = max(c for c in self.checkpoints if c <= k)
+        if k - prev >= self.checkpoint_ops or self._since_checkpoint >= self.checkpoint_events:
+            if k > max(self.checkpoints):  # only extend the frontier's checkpoint chain
+                st = self.machine.state()
+                self.checkpoints[k] = st
+                if self.on_checkpoint is not None:
+                    self.on_checkpoint(k, st)
+                self._thin_checkpoints()
+            self._since_checkpoint = 0
+
+    def _thin_checkpoints(self) -> None:
+        if len(self.checkpoints) <= self.max_checkpoints:
+            return
+        # keep 0 and every other checkpoint, then space future ones twice as far
+        keys = sorted(self.checkpoints)
+        for i, key in enumerate(keys):
+            if key and i % 2 == 1:
+                del self.checkpoints[key]
+        self.checkpoint_ops *= 2
+        self.checkpoint_events *= 2
+
+    def _reload(self, k: int) -> None:
+        """Put the live machine at the boundary before op k (k <= executed)."""
+        if k == self.k and self.e == 0:
+            return
+        c = max(c for c in self.checkpoints if c <= k)
+        if not (c <= self.k <= k):
+            self.machine.restore(self.checkpoints[c])
+            self.stats.restores += 1
+            self.k = c
+        self.e = 0
+        while self.k < k:
+            self._advance(record=False)
+
+    def run(self, until: int | None = None, progress: Callable[[int, int], None] | None = None,
+            check_interrupt: bool = True) -> int:
+        """Execute (recording) up to op ``until`` (default: all). Returns ops run.
+
+        Stops early, leaving a consistent session, if ``self.interrupt()``
+        returns True or an op fails (``self.error`` says which and why).
+        """
+        until = self.n_ops if until is None else min(until, self.n_ops)
+        if self.k > until:
+            self.seek(Position(until))
+            return 0
+        self._reload(self.k)  # drop any mid-op view
+        done = 0
+        while self.k < until:
+            if check_interrupt and self.interrupt():
+                break
+            self._advance()
+            done += 1
+            if progress is not None and (done & 63) == 0:
+                progress(self.k, until)
+        if progress is not None:
+            progress(self.k, until)
+        return done
+
+    # --- events of one op ------------------------------------------------------------
+    def events_of(self, k: int) -> list[tuple]:
+        """Every event of op k (re-run from its start state, then put back)."""
+        if not 0 <= k < self.n_ops:
+            raise SessionError(f"there is no op {k + 1}")
+        cached = self._events_cache.get(k)
+        if cached is not None:
+            self._events_cache.move_to_end(k)
+            return cached
+        keep = Position(self.k, self.e)
+        if k > self.executed:
+            self.run(until=k)
+        self._reload(k)
+        st = self.machine.state()
+        events = self._advance(record=True)
+        assert events is not None
+        self.machine.restore(st)
+        self.k, self.e = k, 0
+        self.stats.op_recordings += 1
+        self._cache_events(k, events)
+        if keep.op == k:
+            self.e = min(keep.event, len(events))
+        else:
+            self._place(keep)
+        return events
+
+    def _cache_events(self, k: int, events: list[tuple]) -> None:
+        self._events_cache[k] = events
+        self._events_cached += len(events)
+        while self._events_cached > self.events_cache_limit and len(self._events_cache) > 1:
+            _, old = self._events_cache.popitem(last=False)
+            self._events_cached -= len(old)
+
+    def n_events(self, k: int) -> int:
+        if k < self.executed and self.records[k].n_events:
+            return self.records[k].n_events
+        return len(self.events_of(k))
+
+    def current_events(self) -> list[tuple]:
+        return self.events_of(self.k) if self.k < self.n_ops else []
+
+    # --- positioning -----------------------------------------------------------------
+    def _normalise(self, pos: Position) -> Position:
+        k, e = pos.op, pos.event
+        if k < 0 or (k == 0 and e < 0):
+            return Position(0, 0)
+        if k >= self.n_ops:
+            return Position(self.n_ops, 0)
+        if e > 0 and e >= self.n_events(k):
+            return Position(k + 1, 0)
+        return Position(k, max(e, 0))
+
+    def _place(self, pos: Position) -> None:
+        pos = self._normalise(pos)
+        if pos.op > self.executed:
+            self.run(until=pos.op)
+        self._reload(pos.op)
+        self.e = pos.event
+
+    def seek(self, pos: Position | int) -> Position:
+        """Go to any position (an int is an op boundary). Returns where it landed."""
+        if isinstance(pos, int):
+            pos = Position(pos)
+        self._place(pos)
+        return self.position
+
+    def step(self, grain: str = "op") -> Position:
+        if grain not in GRAINS:
+            raise SessionError(f"unknown grain {grain!r} (op, call or event)")
+        if self.at_end:
+            return self.position
+        k, e = self.k, self.e
+        if grain == "op":
+            return self.seek(Position(k + 1))
+        events = self.events_of(k)
+        if grain == "event":
+            return self.seek(Position(k, e + 1))
+        nxt = next((j for j in range(e + 1, len(events)) if events[j][0] == "call"), None)
+        return self.seek(Position(k, nxt) if nxt is not None else Position(k + 1))
+
+    def back(self, grain: str = "op") -> Position:
+        if grain not in GRAINS:
+            raise SessionError(f"unknown grain {grain!r} (op, call or event)")
+        k, e = self.k, self.e
+        if k == 0 and e == 0:
+            return self.position
+        if grain == "op":
+            return self.seek(Position(k if e else k - 1))
+        if e == 0:
+            k -= 1
+            e = len(self.events_of(k))
+        events = self.events_of(k)
+        if grain == "event":
+            return self.seek(Position(k, e - 1))
+        prev = next((j for j in range(e - 1, 0, -1) if events[j][0] == "call"), 0)
+        return self.seek(Position(k, prev))
+
+    # --- the view at the current position ----------------------------------------------
+    def overlay(self) -> dict[tuple[str, int], int]:
+        """(process name, VA) -> descriptor value changed by the shown part of op k."""
+        if not self.e:
+            return {}
+        out: dict[tuple[str, int], int] = {}
+        for ev in self.events_of(self.k)[: self.e]:
+            kind = ev[0]
+            if kind == "pte_write" or kind == "pmd_write":
+                out[(ev[5], ev[1])] = ev[3]
+            elif kind == "hw_update":
+                out[(ev[4], ev[1])] = ev[3]
+        return out
+
+    def pte(self, process: str, addr: int) -> int:
+        """The raw descriptor as it is at the current position (mid-op aware)."""
+        ov = self.overlay()
+        if (process, addr) in ov:
+            return ov[(process, addr)]
+        return self.process(process).mm.pt.get(addr)
+
+    def process(self, name: str) -> Any:
+        for p in self.machine.process_list():
+            if p.name == name:
+                return p
+        raise SessionError(f"no process named {name!r} at this step")
+
+    def changed_by_last_step(self) -> set[tuple[str, int]]:
+        """Descriptors written by the op (or event) that led to this position."""
+        k, e = self.k, self.e
+        if e:
+            ev = self.events_of(k)[e - 1]
+            return set(self._writes((ev,)))
+        if k == 0:
+            return set()
+        return set(self._writes(self.events_of(k - 1)))
+
+    @staticmethod
+    def _writes(events) -> Iterator[tuple[str, int]]:
+        for ev in events:
+            if ev[0] in ("pte_write", "pmd_write"):
+                yield ev[5], ev[1]
+            elif ev[0] == "hw_update":
+                yield ev[4], ev[1]
+
+    def call_stack(self) -> list[tuple]:
+        """The arch/core-mm calls open at the current position, outermost first."""
+        if not self.e:
+            return []
+        stack: list[tuple] = []
+        for ev in self.events_of(self.k)[: self.e]:
+            if ev[0] == "call":
+                stack.append(ev)
+            elif ev[0] == "ret" and stack:
+                stack.pop()
+        return stack
+
+    def totals(self, upto: int | None = None) -> Counter:
+        upto = self.executed if upto is None else min(upto, self.executed)
+        c: Counter = Counter()
+        for r in self.records[:upto]:
+            c.update(r.counters)
+            c["cycles"] += r.cycles
+        return c
+
+    # --- breakpoints -----------------------------------------------------------------
+    def add_breakpoint(self, text: str | Condition) -> Breakpoint:
+        if isinstance(text, str):
+            g = self.machine.arch.g
+            cond = parse_condition(text, g.page_size, g.cont_pte_size)
+            label = text
+        else:
+            cond, label = text, str(text)
+        bp = Breakpoint(self._next_bp, cond, label)
+        self._next_bp += 1
+        self.breakpoints.append(bp)
+        return bp
+
+    def remove_breakpoint(self, bp_id: int) -> None:
+        before = len(self.breakpoints)
+        self.breakpoints = [b for b in self.breakpoints if b.id != bp_id]
+        if len(self.breakpoints) == before:
+            raise BreakpointError(f"no breakpoint #{bp_id}")
+
+    def _needs_events(self, k: int) -> bool:
+        rec = self.records[k] if k < self.executed else None
+        ctx = op_context(k, self.ops[k].verb, rec)
+        return any(b.enabled and b.condition.event_level and b.condition.may_match(ctx)
+                   for b in self.breakpoints)
+
+    def _points(self, k: int, events: list[tuple] | None = None
+                ) -> Iterator[tuple[Position, Breakpoint, int | None, tuple | None]]:
+        """Every (position, breakpoint, event index, event) hit inside op k, in
+        order. Op k must be recorded; ``events`` are its events if known."""
+        rec = self.records[k]
+        ctx = op_context(k, self.ops[k].verb, rec)
+        active = [b for b in self.breakpoints if b.enabled]
+        for b in active:
+            if not b.condition.event_level and b.condition.match(ctx, None):
+                yield Position(k, 0), b, None, None
+        ev_level = [b for b in active if b.condition.event_level and b.condition.may_match(ctx)]
+        if not ev_level:
+            return
+        if events is None:
+            events = self.events_of(k)
+        for j, ev in enumerate(events):
+            for b in ev_level:
+                if b.condition.match(ctx, ev):
+                    yield Position(k, j + 1 if b.condition.stop_after(ev) else j), b, j, ev
+
+    def _hit(self, bp: Breakpoint, pos: Position, k: int, j: int | None, ev: tuple | None) -> Hit:
+        bp.hits += 1
+        self.seek(pos)
+        return Hit(bp, self.position, k, j, ev)
+
+    def continue_(self, limit_ops: int | None = None) -> Hit | None:
+        """Run forward to the next breakpoint hit (or the end). Returns the hit.
+
+        Each op is run once: in record mode when a breakpoint might match inside
+        it (the events are kept in the cache), in count mode otherwise.
+        """
+        start = self.position
+        stop = self.n_ops if limit_ops is None else min(self.n_ops, start.op + limit_ops)
+        if start.event:  # finish the current op first
+            for pos, bp, j, ev in self._points(start.op):
+                if self._normalise(pos) > start:
+                    return self._hit(bp, self._normalise(pos), start.op, j, ev)
+            self._place(Position(start.op + 1))
+        while self.k < stop:
+            if self.interrupt():
+                return None
+            k = self.k
+            events = None
+            if self._needs_events(k) or k >= self.executed:
+                st = self.machine.state()
+                events = self._advance(record=True)
+                self._cache_events(k, events)  # type: ignore[arg-type]
+            else:
+                self._advance(record=False)
+                st = None
+            for pos, bp, j, ev in self._points(k, events):
+                npos = self._normalise(pos)
+                if npos > start:
+                    if st is not None and npos.op == k:
+                        self.machine.restore(st)  # back to the op's start, no replay
+                        self.k, self.e = k, 0
+                    return self._hit(bp, npos, k, j, ev)
+        return None
+
+    def reverse_continue(self) -> Hit | None:
+        """Run backward to the previous breakpoint hit (or the start).
+
+        Works one checkpoint interval at a time: restore the checkpoint, run the
+        interval forward once (recording the ops that might match), then scan
+        those ops backwards.
+        """
+        start = self.position
+        hi = min(start.op, self.n_ops - 1)
+        if start.event == 0:
+            hi = start.op - 1
+        while hi >= 0:
+            if self.interrupt():
+                return None
+            c = max(x for x in self.checkpoints if x <= hi)
+            self._reload(c)
+            recorded: dict[int, list[tuple]] = {}
+            while self.k <= hi:
+                k = self.k
+                if self._needs_events(k):
+                    events = self._advance(record=True)
+                    recorded[k] = events  # type: ignore[assignment]
+                    self._cache_events(k, events)  # type: ignore[arg-type]
+                else:
+                    self._advance(record=False)
+            for k in range(hi, c - 1, -1):
+                hits = [h for h in self._points(k, recorded.get(k)) if self._normalise(h[0]) < start]
+                if hits:
+                    pos, bp, j, ev = hits[-1]
+                    return self._hit(bp, self._normalise(pos), k, j, ev)
+            hi = c - 1
+        self.seek(Position(0))
+        return None
+
+    # --- explaining blocks over time -----------------------------------------------------
+    def block_history(self, process: str, addr: int, max_ops: int = 20_000) -> int | None:
+        """The most recent op (index) at or before the current position that wrote
+        a descriptor of addr's block in ``process``, or None if none in range."""
+        g = self.machine.arch.g
+        start = addr & g.cont_pte_mask
+        end = start + g.cont_pte_size
+        k = self.k
+        if self.e:
+            for ev in self.events_of(k)[: self.e]:
+                if ev[0] in ("pte_write", "hw_update") and start <= ev[1] < end:
+                    return k
+        keep = self.position
+        try:
+            for j in range(k - 1, max(-1, k - 1 - max_ops), -1):
+                rec = self.records[j]
+                if not (rec.counters.get("pte_writes", 0) or rec.counters.get("hw_update", 0)):
+                    continue
+                for ev in self.events_of(j):
+                    if ev[0] in ("pte_write", "hw_update") and start <= ev[1] < end:
+                        mm = ev[5] if ev[0] == "pte_write" else ev[4]
+                        if mm == process:
+                            return j
+        finally:
+            self._place(keep)
+        return None
+
+    def explain(self, process: str, addr: int) -> dict[str, Any]:
+        """Fold explanation for addr's block at the current op boundary, plus
+        since which op the block has been in this state."""
+        from engine.explain import explain_block
+
+        proc = self.process(process)
+        ex = explain_block(self.machine.arch, proc.mm, addr)
+        since = self.block_history(process, addr)
+        d = ex.as_dict()
+        d["summary"] = ex.summary()
+        d["since_op"] = since
+        d["since_text"] = (f"since op {since + 1} ({self.ops[since]})" if since is not None
+                           else "since the start of the session")
+        d["mid_op"] = bool(self.e)
+        return d
+
+
+@dataclass
+class RunSummary:
+    totals: Counter
+    records: list[OpRecord] = field(default_factory=list)
