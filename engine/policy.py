@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,69 @@ def load_policy(spec: str | FoldPolicy | None) -> FoldPolicy:
                       "or FILE.py:CLASS)")
 
 
+class PolicyTimeout(PolicyError):
+    pass
+
+
+class GuardedPolicy(FoldPolicy):
+    """Wraps a user policy: its exceptions, nonsense answers and runaway loops
+    become one clear PolicyError naming the policy and the call.
+
+    The time limit is enforced with a per-thread trace function (works in the
+    TUI's worker threads, where signals cannot be used); it only slows down
+    the user's own code.
+    """
+
+    def __init__(self, inner: object, time_limit: float = 2.0):
+        self.inner = inner
+        self.name = getattr(inner, "name", type(inner).__name__)
+        self.description = getattr(inner, "description", "user policy")
+        self.scan_interval = int(getattr(inner, "scan_interval", 0) or 0)
+        self.time_limit = time_limit
+
+    def _call(self, what: str, fn, *args):
+        deadline = time.monotonic() + self.time_limit
+        counter = [0]
+
+        def tracer(frame, event, arg):
+            counter[0] += 1
+            if counter[0] & 255 == 0 and time.monotonic() > deadline:
+                raise PolicyTimeout(f"policy {self.name}: {what} ran for more than "
+                                    f"{self.time_limit:g} s (runaway loop?)")
+            return tracer
+
+        old = sys.gettrace()
+        sys.settrace(tracer)
+        try:
+            return fn(*args)
+        except PolicyError:
+            raise
+        except Exception as e:
+            raise PolicyError(f"policy {self.name}: {what} raised {type(e).__name__}: {e}") from None
+        finally:
+            sys.settrace(old)
+
+    def should_try_fold(self, arch, mm, addr, pte):
+        r = self._call(f"should_try_fold(addr={addr:#x})", self.inner.should_try_fold, arch, mm, addr, pte)
+        if r is None or isinstance(r, bool) or (isinstance(r, int) and r in (0, 1)):
+            return bool(r)
+        raise PolicyError(f"policy {self.name}: should_try_fold(addr={addr:#x}) returned {r!r}, "
+                          "expected True or False")
+
+    def scan(self, machine):
+        scan = getattr(self.inner, "scan", None)
+        if scan is None:
+            return []
+        items = self._call("scan()", lambda: list(scan(machine) or ()))
+        out = []
+        for item in items:
+            if (not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[1], int)
+                    or not hasattr(item[0], "pt")):
+                raise PolicyError(f"policy {self.name}: scan() yielded {item!r}, expected (mm, addr)")
+            out.append(item)
+        return out
+
+
 def _load_user_policy(spec: str) -> FoldPolicy:
     path_s, cls_name = spec.rsplit(":", 1)
     path = Path(path_s)
@@ -149,6 +213,7 @@ def _load_user_policy(spec: str) -> FoldPolicy:
         raise PolicyError(f"{path}:{cls_name}() failed: {type(e).__name__}: {e}") from None
     if not callable(getattr(inst, "should_try_fold", None)):
         raise PolicyError(f"{path}:{cls_name} has no should_try_fold(arch, mm, addr, pte) method")
-    if not getattr(inst, "name", None) or not isinstance(inst.name, str):
-        inst.name = f"{path.name}:{cls_name}"
-    return inst
+    guarded = GuardedPolicy(inst)
+    if not isinstance(guarded.name, str) or not guarded.name:
+        guarded.name = f"{path.name}:{cls_name}"
+    return guarded
