@@ -62,6 +62,15 @@ COUNTER_NAMES = (
 )
 
 
+# Kinds counted per value of one field (the field's index in the tuple).
+_SUBFIELD = {"pte_write": 4, "pmd_write": 4, "tlbi": 1, "dsb": 1, "call": 1, "flush_tlb_range": 8,
+             "mm": 1}
+# Kinds whose public counter has another name.
+_RENAME = {"pte_read": "pte_reads", "convert": "converts", "fold": "folds", "unfold": "unfolds",
+           "tlb_hit": "tlb_hits", "tlb_miss": "tlb_misses", "tlb_conflict": "tlb_conflicts",
+           "page_fault": "page_faults", "invariant_violation": "invariant_violations"}
+
+
 class Event:
     """Attribute view of one event tuple (``ev.kind``, ``ev.addr``, ...)."""
 
@@ -118,17 +127,21 @@ class EventLog:
     is only ever cleared in place.
     """
 
-    __slots__ = ("buf", "emit", "counts", "recording", "_subscribers")
+    __slots__ = ("buf", "emit", "raw", "recording", "_subscribers")
 
     def __init__(self, record: bool = True) -> None:
         self.buf: list[tuple] = []
-        self.counts: Counter = Counter()
+        self.raw: dict = {}  # count mode: raw_count() keys
         self.recording = record
         self._subscribers: list = []
         self.emit = self.buf.append if record else self._count_one
 
-    def _count_one(self, ev: tuple) -> None:
-        count_events((ev,), self.counts)
+    def _count_one(self, ev: tuple, _sub: dict = _SUBFIELD) -> None:
+        k = ev[0]
+        i = _sub.get(k)
+        key = k if i is None else (k, ev[i])
+        raw = self.raw
+        raw[key] = raw.get(key, 0) + 1
 
     def set_recording(self, record: bool) -> None:
         if record == self.recording:
@@ -146,7 +159,7 @@ class EventLog:
 
     def clear(self) -> None:
         del self.buf[:]
-        self.counts.clear()
+        self.raw.clear()
 
     def mark(self) -> int:
         return len(self.buf)
@@ -159,59 +172,65 @@ class EventLog:
 
     def totals(self) -> Counter:
         """Counters of everything emitted since the last clear()."""
-        c = Counter(self.counts)
-        count_events(self.buf, c)
-        return c
+        return expand_counts(raw_count(self.buf, dict(self.raw)))
+
+
+def raw_count(events: Iterable[tuple], raw: dict | None = None) -> dict:
+    """Cheap first pass: counts keyed by kind, or (kind, field) for sub-keyed kinds."""
+    raw = {} if raw is None else raw
+    sub = _SUBFIELD
+    get = raw.get
+    for ev in events:
+        k = ev[0]
+        i = sub.get(k)
+        key = k if i is None else (k, ev[i])
+        raw[key] = get(key, 0) + 1
+    return raw
+
+
+def expand_counts(raw: dict, into: Counter | None = None) -> Counter:
+    """Turn raw counts into the public counter names (DESIGN.md's plus details:
+    ``tlbi_<op>``, ``dsb_<domain>``, ``pte_xchg``/``pte_cmpxchg``, ``call:<fn>``,
+    ``mm_<what>``, ``events``)."""
+    c: Counter = into if into is not None else Counter()
+    total = 0
+    for key, n in raw.items():
+        total += n
+        if key.__class__ is tuple:
+            k, v = key
+            if k == "pte_write":
+                c["pte_writes"] += n
+                if v != "store":
+                    c["pte_" + v] += n
+            elif k == "pmd_write":
+                c["pmd_writes"] += n
+            elif k == "tlbi":
+                c["tlbi"] += n
+                c["tlbi_" + v] += n
+            elif k == "dsb":
+                c["dsb"] += n
+                c["dsb_" + v] += n
+            elif k == "call":
+                c["call:" + v] += n
+            elif k == "flush_tlb_range":
+                c["flush_tlb_range"] += n
+                if v:
+                    c["flush_tlb_range_whole_mm"] += n
+            elif k == "mm":
+                c["mm_" + str(v)] += n
+            else:  # pragma: no cover - every sub-keyed kind is handled above
+                c[k] += n
+        elif key == "ret":
+            continue
+        else:
+            c[_RENAME.get(key, key)] += n
+    c["events"] += total
+    return c
 
 
 def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counter:
-    """Aggregate event tuples into counters (the DESIGN.md names plus details)."""
-    c: Counter = into if into is not None else Counter()
-    n = 0
-    for ev in events:
-        n += 1
-        k = ev[0]
-        if k == "pte_read":
-            c["pte_reads"] += 1
-        elif k == "pte_write":
-            c["pte_writes"] += 1
-            a = ev[4]
-            if a != "store":
-                c["pte_" + a] += 1
-        elif k == "tlbi":
-            c["tlbi"] += 1
-            c["tlbi_" + ev[1]] += 1
-        elif k == "dsb":
-            c["dsb"] += 1
-            c["dsb_" + ev[1]] += 1
-        elif k == "call":
-            c["call:" + ev[1]] += 1
-        elif k == "ret":
-            pass
-        elif k == "convert":
-            c["converts"] += 1
-        elif k == "fold":
-            c["folds"] += 1
-        elif k == "unfold":
-            c["unfolds"] += 1
-        elif k == "flush_tlb_range":
-            c["flush_tlb_range"] += 1
-            if ev[8]:
-                c["flush_tlb_range_whole_mm"] += 1
-        elif k == "tlb_hit":
-            c["tlb_hits"] += 1
-        elif k == "tlb_miss":
-            c["tlb_misses"] += 1
-        elif k == "tlb_conflict":
-            c["tlb_conflicts"] += 1
-        elif k == "page_fault":
-            c["page_faults"] += 1
-        elif k == "invariant_violation":
-            c["invariant_violations"] += 1
-        else:
-            c[k] += 1
-    c["events"] += n
-    return c
+    """Aggregate event tuples into counters (see expand_counts for the names)."""
+    return expand_counts(raw_count(events), into)
 
 
 def iter_views(events: Iterable[tuple]) -> Iterator[Event]:
