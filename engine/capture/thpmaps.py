@@ -371,7 +371,9 @@ class Report:
         if extra:
             s += "; also folded, not counted by thpmaps: " + "; ".join(
                 f"{n} x {why}" for why, n in sorted(extra.items(), key=lambda kv: (-kv[1], kv[0])))
-        if self.pmd_leaves:
+        if self.pmd_leaves == 1:
+            s += "; 1 PMD-mapped THP is a PMD block entry"
+        elif self.pmd_leaves:
             s += f"; {self.pmd_leaves} PMD-mapped THPs are PMD block entries"
         return s
 
