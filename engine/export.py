@@ -203,12 +203,12 @@ def _format_run(run: _Run, layout: Layout) -> str:
     head = f"0x{run.start:016x}-0x{run.end:016x}   {format_size(run.end - run.start)} {run.level}"
     if run.kind == "swap":
         raw = run.raw
-        text = f"{head}  F swap type {layout.swp_type(raw)} offset {_range(run.first, run.last)}"
+        text = f"{head} F swap type {layout.swp_type(raw)} offset {_range(run.first, run.last)}"
         if layout.swp_exclusive(raw):
             text += " exclusive"
         return text
     if run.kind == "invalid":
-        return f"{head}  F invalid {run.raw:#018x}"
+        return f"{head} F invalid {run.raw:#018x}"
     text = head + _attrs(run.raw, _PTE_BITS) + _attrs(run.raw, _SW_BITS)
     if run.kind == "protnone":
         text += " PROT_NONE"
