@@ -33,6 +33,7 @@ VMA layout and present/swapped bits and synthesises folios
 from __future__ import annotations
 
 import errno
+import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,6 @@ from engine.capture.model import (
     PM_IDENTITY_MASK,
     PM_PFN_MASK,
     PM_PRESENT,
-    PM_SWAP,
     Capture,
     CapturedVMA,
     CaptureError,
@@ -63,6 +63,10 @@ from engine.capture.procfs import (
 CHUNK_ENTRIES = 1 << 15  # pagemap entries per pread (256 KiB)
 MAX_FOLIO_ORDER = 18  # 1 GiB of 4K pages: the largest compound page searched for
 DEFAULT_MAX_PAGEMAP_BYTES = 256 << 20  # per VMA, when PAGEMAP_SCAN cannot skip holes
+
+
+_PRESENT_OR_SWAP = bytes(1 if b & 0xC0 else 0 for b in range(256))
+_TOP_BYTE = 7 if sys.byteorder == "little" else 0
 
 
 class _Gone(Exception):
@@ -261,8 +265,8 @@ def _read_vma(reader: ProcReader, pm: BinFile, cap: Capture, att: _Attempt, vma:
     vma.count = 0
     if vma.path == "[vsyscall]":  # above TASK_SIZE: pagemap cannot see it
         return
-    if att.have_smaps and not vma.stat("Rss") and not vma.stat("Swap"):
-        return
+    # Rss does not count the zero page, so a VMA with Rss 0 may still hold PTEs:
+    # PAGEMAP_SCAN finds them for free; without it, small VMAs are read whole.
     regions = pm.pagemap_scan(vma.start, vma.end, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
                               PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_HUGE | PAGE_IS_PFNZERO
                               | PAGE_IS_FILE)
@@ -272,8 +276,9 @@ def _read_vma(reader: ProcReader, pm: BinFile, cap: Capture, att: _Attempt, vma:
         spans = _merge_spans([(s, e) for s, e, _ in regions])
     else:
         if vma.size // cap.page_size * 8 > max_pagemap_bytes:
-            att.warnings.append(f"skipped {vma.start:#x}-{vma.end:#x} ({vma.name}): "
-                                f"{vma.size >> 30} GiB is too large to read without PAGEMAP_SCAN")
+            if not att.have_smaps or vma.stat("Rss") or vma.stat("Swap"):
+                att.warnings.append(f"skipped {vma.start:#x}-{vma.end:#x} ({vma.name}): "
+                                    f"{vma.size >> 30} GiB is too large to read without PAGEMAP_SCAN")
             return
         spans = [(vma.start, vma.end)]
         regions = None
@@ -296,12 +301,17 @@ def _read_vma(reader: ProcReader, pm: BinFile, cap: Capture, att: _Attempt, vma:
                                     f"({vma.name}); the rest of it was skipped")
                 n = len(data) // 8
                 end_vfn = vfn + n
-            entries = array("Q")
-            entries.frombytes(data[: 8 * n])
-            for j, v in enumerate(entries):
-                if v & (PM_PRESENT | PM_SWAP):
-                    att.vfns.append(vfn + j)
-                    att.pagemap.append(v)
+                data = data[: 8 * n]
+            # the top byte of each native-endian entry holds PM_PRESENT (0x80) and PM_SWAP (0x40)
+            marks = data[_TOP_BYTE::8].translate(_PRESENT_OR_SWAP)
+            pos = marks.find(b"\x01")
+            if pos >= 0:
+                entries = array("Q")
+                entries.frombytes(data)
+                while pos >= 0:
+                    att.vfns.append(vfn + pos)
+                    att.pagemap.append(entries[pos])
+                    pos = marks.find(b"\x01", pos + 1)
             vfn += n
     vma.count = len(att.vfns) - vma.first
     if regions:
