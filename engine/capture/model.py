@@ -70,7 +70,7 @@ KPF_NAMES = {
 }
 
 # VMAs whose pages are not ordinary memory the contpte code could ever see
-SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vsyscall]", "[uprobes]", "[vectors]", "[sigpage]")
+SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]", "[uprobes]", "[vectors]", "[sigpage]")
 
 
 class CaptureError(Exception):
@@ -136,8 +136,6 @@ class CapturedVMA:
             return "shmem"
         if self.inode == 0 and (not p or p.startswith("[")):
             return "anon"  # includes [heap], [stack], [anon:name]
-        if p == "[vdso]":
-            return "special"
         return "file"
 
     @property
@@ -254,10 +252,10 @@ class Capture:
         return pfn, 1
 
     def _orders(self) -> list[int]:
+        key = (id(self.folios), len(self.folios))
         cache = self.__dict__.get("_order_cache")
-        if cache is None or cache[0] != len(self.folios):
-            orders = sorted({n.bit_length() - 1 for n in self.folios.values()})
-            cache = (len(self.folios), orders)
+        if cache is None or cache[0] != key:
+            cache = (key, sorted({n.bit_length() - 1 for n in self.folios.values()}))
             self.__dict__["_order_cache"] = cache
         return cache[1]
 

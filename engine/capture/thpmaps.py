@@ -359,8 +359,11 @@ class Report:
 
     def conclusion(self) -> str:
         bs = _size(self.block_size)
-        s = (f"{self.folded_eligible} of {self.eligible} contpte-eligible {bs} blocks folded "
-             f"on the {self.granule} granule ({self.kernel})")
+        if self.eligible:
+            s = (f"{self.folded_eligible} of {self.eligible} contpte-eligible {bs} blocks folded "
+                 f"on the {self.granule} granule ({self.kernel})")
+        else:
+            s = f"no contpte-eligible {bs} blocks on the {self.granule} granule ({self.kernel})"
         reasons = self.reasons()
         if reasons:
             s += "; reasons for the others: " + "; ".join(
@@ -424,6 +427,8 @@ def why_not_folded(sim, addr: int, host_page_size: int | None = None) -> str:
     start = addr & g.cont_pte_mask
     if sim.mm.pt.get_pmd(start):
         return "mapped by a PMD block entry"
+    if not sim.profile.contpte:
+        return f"kernel profile {sim.profile.name} has no contpte"
     ents = [sim.raw(start + k * ps) for k in range(n)]
     missing = sum(1 for e in ents if not e)
     if missing:
@@ -448,6 +453,9 @@ def why_not_folded(sim, addr: int, host_page_size: int | None = None) -> str:
             return "entries differ: " + ", ".join(what)
     if all(e & PTE_CONT for e in ents):
         return "folded"
+    if not sim.profile.auto_fold:
+        return (f"kernel profile {sim.profile.name} never folds from set_ptes(nr == 1) "
+                "and no whole-block set_ptes() covered it")
     return "every fold check passes, but no set_ptes() offered the block for folding"
 
 
