@@ -9,12 +9,7 @@
   capture and sets the engine's folded blocks beside them.
 """
 
+from engine.capture.live import capture_process
 from engine.capture.model import Capture, CapturedVMA, CaptureError, ProcessGone
 
 __all__ = ["Capture", "CapturedVMA", "CaptureError", "ProcessGone", "capture_process"]
-
-
-def capture_process(pid: int, **kw):  # noqa: ANN201 - re-exported, typed in live.py
-    from engine.capture.live import capture_process as _capture
-
-    return _capture(pid, **kw)

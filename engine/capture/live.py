@@ -141,7 +141,7 @@ def capture_process(pid: int, *, reader: ProcReader | None = None, retries: int 
     except OSError:
         thp = {}
     pmd_size = int(thp.get("hpage_pmd_size") or 0) or _default_pmd_size(page_size)
-    info = {"kernel": release, "machine": machine, **thp}
+    info = {"kernel_release": release, "machine": machine, **thp}
     warnings: list[str] = []
     cap = Capture(pid, comm, page_size, pmd_size, info=info)
 
@@ -241,7 +241,14 @@ def _read_attempt(reader: ProcReader, cap: Capture, started: float, max_pagemap_
                 att.zero = {i for i in att.zero if i < vma.first}
                 vma.count = 0
                 return att
-        _verify(reader, pm, cap, att, started)
+        try:
+            _verify(reader, pm, cap, att, started)
+        except ProcessGone:
+            if not partial:
+                raise
+            att.gone_after = len(vmas)  # everything was read; only the check could not finish
+            att.changed_vmas.clear()
+            att.changed_pages.clear()
     finally:
         pm.close()
     return att

@@ -102,7 +102,7 @@ def describe(cap) -> list[str]:
     thp = info.get("thp_enabled", "unavailable")
     sizes = [f"{k[5:]}={v}" for k, v in info.items() if k.startswith("mthp_") and v not in ("never", "")]
     lines = [
-        f"ptlab capture: PID {cap.pid} ({cap.comm}), Linux {info.get('kernel', '?')} "
+        f"ptlab capture: PID {cap.pid} ({cap.comm}), Linux {info.get('kernel_release', '?')} "
         f"{info.get('machine', '?')}, {_kb(cap.page_size)} pages; THP enabled={thp}"
         + (f" ({', '.join(sizes)})" if sizes else ""),
         f"  {_n(s['vmas'], 'VMA')}, {_n(s['pages_present'], 'page')} present, "
