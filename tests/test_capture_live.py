@@ -274,4 +274,6 @@ def test_cli_text_report(helper, capsys):
     assert out.startswith(f"ptlab capture: PID {helper['pid']} (python")
     assert "       PID             START              END PROT   OFFSET   DEV    INODE OBJECT" in out
     assert "\ncontpte: " in out
-    assert f"---[ 0x{helper['small']:016x}-" in out
+    # a VMA marker covers the small anonymous region (the kernel may have merged it with a neighbour)
+    markers = [ln.split()[1].split("-") for ln in out.splitlines() if ln.startswith("---[ 0x")]
+    assert any(int(s, 16) <= helper["small"] < int(e, 16) for s, e in markers)
