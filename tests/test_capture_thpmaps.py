@@ -110,3 +110,17 @@ def test_report_as_dict_is_json_ready(cap):
     json.dumps(d)
     assert d["eligible"] == 3 and d["cont_blocks"] == 2
     assert [v["name"] for v in d["vmas"]] == ["[anon]", "/usr/lib/libfake.so", "[anon]"]
+
+
+@pytest.mark.parametrize("kernel,folded,why", [
+    ("baseline", 0, "kernel profile baseline has no contpte"),
+    # no automatic fold: only the whole-folio set_ptes paints CONT; the partial folio stays unfolded
+    ("seed-basic", 1, "kernel profile seed-basic never folds from set_ptes(nr == 1) and no whole-block "
+                      "set_ptes() covered it"),
+    ("v6.9", 2, None),
+])
+def test_kernel_profiles_change_the_outcome(cap, kernel, folded, why):
+    r = compare(build(cap, "4K", kernel))
+    assert (r.eligible, r.folded_eligible) == (3, folded)
+    if why:
+        assert why in r.reasons()
