@@ -59,9 +59,52 @@ _PRESENT_BITS = (
 )
 
 
-def decode(raw: int, g: Granule, layout: Layout) -> Decoded:
+# include/linux/swap.h: the top swap types are not swap files.
+#   MAX_SWAPFILES = (1 << MAX_SWAPFILES_SHIFT) - SWP_DEVICE_NUM - SWP_MIGRATION_NUM
+#                   - SWP_HWPOISON_NUM - SWP_PTE_MARKER_NUM
+# with MAX_SWAPFILES_SHIFT 5 and CONFIG_DEVICE_PRIVATE, CONFIG_MIGRATION and
+# CONFIG_MEMORY_FAILURE enabled (a typical arm64 distro config; PTE markers are
+# unconditional since v6.5). Up to v6.14 SWP_DEVICE_NUM is 4 (device private
+# write/read, device exclusive write/read): MAX_SWAPFILES = 32-4-3-1-1 = 23.
+# v6.15 merged "mm: use single SWP_DEVICE_EXCLUSIVE entry type" (David
+# Hildenbrand): SWP_DEVICE_NUM 3, MAX_SWAPFILES = 24. (A 2026 series adding
+# device-private migration types, SWP_DEVICE_NUM 6 -> 21, is not assumed to be
+# in v7.0 -- unsure.) Order: HWPOISON = MAX_SWAPFILES, then the 3 migration
+# types, the device types, the PTE marker.
+MAX_SWAPFILES_BY_PROFILE = {"baseline": 23, "seed-basic": 23, "seed-batch": 23, "seed-inline": 23,
+                            "seed-fold": 23, "v6.9": 23, "v6.10": 23, "v6.17": 24, "v6.19": 24,
+                            "v7.0": 24}
+
+
+def max_swapfiles(profile: object = None, layout: Layout | None = None) -> int:
+    """MAX_SWAPFILES of a kernel profile (or, without one, a guess from the layout)."""
+    name = getattr(profile, "name", profile)
+    if isinstance(name, str) and name in MAX_SWAPFILES_BY_PROFILE:
+        return MAX_SWAPFILES_BY_PROFILE[name]
+    if layout is not None and layout.name in ("v6.9", "v6.10"):
+        return 23
+    return 24
+
+
+def special_swap_types(max_swapfiles: int) -> dict[int, str]:
+    """Swap type -> what it really is, for the types at and above MAX_SWAPFILES."""
+    m = max_swapfiles
+    out = {m: "hwpoison", m + 1: "migration (read)", m + 2: "migration (read, exclusive)",
+           m + 3: "migration (write)", m + 4: "device private (write)", m + 5: "device private (read)"}
+    if m == 23:
+        out.update({29: "device exclusive (write)", 30: "device exclusive (read)"})
+    else:
+        out[m + 6] = "device exclusive"
+    out[31] = "pte marker"
+    return out
+
+
+def decode(raw: int, g: Granule, layout: Layout, profile: object = None) -> Decoded:
+    """Decode one descriptor; ``profile`` (a KernelProfile or its name) picks
+    the swap-type numbering (see :data:`MAX_SWAPFILES_BY_PROFILE`)."""
     if not 0 <= raw < 1 << 64:
         raise ValueError("a descriptor is a 64-bit value")
+    max_swp = max_swapfiles(profile, layout)
     d = Decoded(raw, "none", g.name, layout.name)
     if raw == 0:
         d.summary = "none (pte_none)"
@@ -83,13 +126,17 @@ def decode(raw: int, g: Granule, layout: Layout) -> Decoded:
         po = (raw & PTE_PO_IDX_MASK) >> 60
         write = bool(raw & PTE_WRITE)
         dirty = bool(raw & PTE_DIRTY) or (write and not raw & PTE_RDONLY)
+        # v6.9's pte_protnone() is (pte & (PTE_VALID | PTE_PROT_NONE)) == PTE_PROT_NONE;
+        # from v6.10 it also needs !pte_user && !pte_user_exec (engine.pte.Layout).
+        protnone = (layout.pte_present_invalid(raw) if layout.name == "v6.9"
+                    else layout.pte_protnone(raw))
         d.fields = {
             "pfn": pfn, "phys": pfn << g.page_shift, "attrindx": f"{attr} ({MAIR_NAMES.get(attr, '?')})",
             "sh": {0: "non-shareable", 2: "outer", 3: "inner"}.get(sh, "reserved"),
             "po_idx": po, "young": bool(raw & PTE_AF), "dirty": dirty,
             "hw_dirty": write and not raw & PTE_RDONLY, "write": write,
             "user": bool(raw & PTE_USER), "user_exec": not raw & PTE_UXN, "cont": bool(raw & PTE_CONT),
-            "special": bool(raw & PTE_SPECIAL), "protnone": layout.pte_protnone(raw),
+            "special": bool(raw & PTE_SPECIAL), "protnone": protnone,
             "leaf_size": g.cont_pte_size if raw & PTE_CONT else g.page_size,
         }
         perms = ("r" if raw & PTE_USER else "-") + ("w" if write else "-") + (
@@ -117,19 +164,15 @@ def decode(raw: int, g: Granule, layout: Layout) -> Decoded:
     d.kind = "swap"
     typ = layout.swp_type(raw)
     off = layout.swp_offset(raw)
-    d.fields = {"swp_type": typ, "swp_offset": off, "exclusive": bool(raw & PTE_SWP_EXCLUSIVE)}
+    d.fields = {"swp_type": typ, "swp_offset": off, "exclusive": bool(raw & PTE_SWP_EXCLUSIVE),
+                "max_swapfiles": max_swp}
     if raw & PTE_SWP_EXCLUSIVE:
         d.flags.append("PTE_SWP_EXCLUSIVE")
     if layout.has_uffd_wp:
         d.fields["uffd_wp"] = bool(raw & PTE_SWP_UFFD_WP)
         if raw & PTE_SWP_UFFD_WP:
             d.flags.append("PTE_SWP_UFFD_WP")
-    # include/linux/swap.h with MAX_SWAPFILES_SHIFT 5 and CONFIG_MIGRATION,
-    # CONFIG_MEMORY_FAILURE, CONFIG_DEVICE_PRIVATE and PTE markers enabled
-    # (a typical arm64 distro config): MAX_SWAPFILES = 32 - 3 - 3 - 1 - 1 = 24.
-    special = {24: "hwpoison", 25: "migration (read)", 26: "migration (read, exclusive)",
-               27: "migration (write)", 28: "device private (write)", 29: "device private (read)",
-               30: "device exclusive", 31: "pte marker"}
+    special = special_swap_types(max_swp)
     what = special.get(typ)
     if what is not None and what.startswith("migration"):
         d.kind = "migration"

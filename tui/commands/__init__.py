@@ -11,4 +11,5 @@ an ``error`` field when --json was given).
 # Order is the order shown by ``ptlab --help``.
 COMMAND_MODULES = (
     "tui.commands.decode",
+    "tui.commands.capture",
 )

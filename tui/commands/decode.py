@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         profile = get_profile(args.kernel)
     except (ValueError, KernelProfileError) as e:
         raise UserError(f"decode: {e}") from None
-    d = decode(value, g, LAYOUTS[profile.layout])
+    d = decode(value, g, LAYOUTS[profile.layout], profile)
     if args.json:
         out = d.as_dict()
         out["kernel"] = profile.name
@@ -55,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
     for k, v in d.fields.items():
         if isinstance(v, int) and not isinstance(v, bool) and k in ("pfn", "phys", "swp_offset"):
             v = hex(v)
-        print(f"  {k:>10}: {v}")
+        print(f"  {k:>13}: {v}")
     return 0
