@@ -257,9 +257,11 @@ class Layout:
         return bool(pte & PTE_VALID) or self.pte_present_invalid(pte)
 
     def pte_protnone(self, pte: int) -> bool:
-        # newest: present_invalid && !pte_user && !pte_user_exec
         if not self.pte_present_invalid(pte):
             return False
+        if self.protnone_bit == PTE_PROT_NONE_V69:
+            return True  # v6.9: the PTE_PROT_NONE bit test alone
+        # v6.10+: present_invalid && !pte_user && !pte_user_exec
         return not (pte & PTE_USER) and bool(pte & PTE_UXN)
 
     def pte_uffd_wp(self, pte: int) -> bool:

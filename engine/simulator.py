@@ -105,13 +105,12 @@ class Simulator:
         Sets AF (and clears RDONLY on a DBM write) on the descriptor at addr,
         as FEAT_HAFDBS would; returns False where the access would fault.
         """
-        t, i = self.mm.pt.locate(addr)
-        old = t[i]
+        old = self.mm.pt.get(addr)  # reading must not create a table
         new, fault = walk_descriptor(old, write, self.cpu.hw_af, self.cpu.hw_dbm)
         if fault:
             return False
         if new != old:
-            t[i] = new
+            self.mm.pt.set(addr, new)
             self.log.emit(("hw_update", addr, old, new, self.mm.name))
         return True
 

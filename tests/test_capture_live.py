@@ -94,6 +94,7 @@ def helper():
     finally:
         p.stdin.close()
         p.wait(timeout=10)
+        p.stdout.close()
 
 
 def _pagemap(pid, va, n=1):

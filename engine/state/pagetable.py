@@ -143,7 +143,8 @@ class PageTable:
 
     # --- iteration ------------------------------------------------------------------
     def iter_present(self, start: int = 0, end: int = 1 << 64) -> Iterator[tuple[int, int]]:
-        """(va, raw) for every non-zero PTE in [start, end), ascending."""
+        """(va, raw) for every non-zero PTE in [start, end), ascending: present
+        entries and swap/migration entries alike (use the layout to tell them apart)."""
         ps = self._page_shift
         for key in sorted(self.tables):
             base = key << self._shift
