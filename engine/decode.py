@@ -81,7 +81,7 @@ def max_swapfiles(profile: object = None, layout: Layout | None = None) -> int:
     name = getattr(profile, "name", profile)
     if isinstance(name, str) and name in MAX_SWAPFILES_BY_PROFILE:
         return MAX_SWAPFILES_BY_PROFILE[name]
-    if layout is not None and layout.name in ("v6.9", "v6.10"):
+    if layout is not None and layout.name in ("v6.9", "v6.10"):  # v6.17+ layouts: 24
         return 23
     return 24
 
@@ -116,7 +116,7 @@ def decode(raw: int, g: Granule, layout: Layout, profile: object = None) -> Deco
                 d.flags.append(name)
         if not raw & PTE_VALID:
             d.flags.append("PTE_PROT_NONE" if layout.name == "v6.9" else "PTE_PRESENT_INVALID")
-        elif layout.name == "v6.9" and raw & PTE_DEVMAP:
+        elif layout.has_devmap and raw & PTE_DEVMAP:
             d.flags.append("PTE_DEVMAP")
         if layout.has_uffd_wp and raw & PTE_UFFD_WP:
             d.flags.append("PTE_UFFD_WP")

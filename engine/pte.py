@@ -14,7 +14,10 @@ Three descriptor layouts exist across the kernel profiles:
   "Move PTE_PRESENT_INVALID to overlay PTE_NG" (55564814a838): a present but
   invalid entry has VALID=0, NG=1; bit 58 becomes PTE_UFFD_WP (5b32510af77b);
   swap type in bits 10:6, offset 61:12, bit 3 = PTE_SWP_UFFD_WP;
-* ``v6.18`` -- as v6.10, but "arm64, mm: avoid always making PTE dirty in
+* ``v6.17`` -- as v6.10, plus POE: pte_modify() also replaces the PTE_PO_IDX
+  key bits ("arm64: mask out POIndex when modifying a PTE", v6.12), minus
+  PTE_DEVMAP (bit 57, removed in v6.17 with the pXX_devmap series);
+* ``v6.18`` -- as v6.17, but "arm64, mm: avoid always making PTE dirty in
   pte_mkwrite()" (143937ca51cc) keeps a clean writable entry RDONLY.
 
 Only the non-LPA2, non-52-bit output-address encoding is modelled: OA bits
@@ -51,7 +54,7 @@ PTE_PO_IDX_MASK = 7 << 60  # FEAT_S1POE protection key index
 # --- software bits (pgtable-prot.h) --------------------------------------------------
 PTE_DIRTY = 1 << 55
 PTE_SPECIAL = 1 << 56
-PTE_DEVMAP = 1 << 57  # present until the devmap removal; unused by ptlab's mm model
+PTE_DEVMAP = 1 << 57  # until v6.16 (Layout.has_devmap); unused by ptlab's mm model
 PTE_PROT_NONE_V69 = 1 << 58  # v6.9 only, meaningful when !VALID
 PTE_UFFD_WP = 1 << 58  # v6.10+
 PTE_PRESENT_INVALID = PTE_NG  # v6.10+, meaningful when !VALID
@@ -244,6 +247,7 @@ class Layout:
     swp_offset_shift: int
     swp_offset_bits: int
     has_po_idx: bool  # POE key bits in pte_modify's mask (v6.12+)
+    has_devmap: bool = False  # PTE_DEVMAP, bit 57 (until v6.16)
 
     @property
     def page_none(self) -> int:
@@ -330,10 +334,11 @@ class Layout:
         return bool(pte & PTE_SWP_EXCLUSIVE)
 
 
-LAYOUT_V69 = Layout("v6.9", PTE_PROT_NONE_V69, False, False, 3, 8, 50, False)
-LAYOUT_V610 = Layout("v6.10", PTE_PRESENT_INVALID, True, False, 6, 12, 50, True)
-LAYOUT_V618 = Layout("v6.18", PTE_PRESENT_INVALID, True, True, 6, 12, 50, True)
-LAYOUTS = {lay.name: lay for lay in (LAYOUT_V69, LAYOUT_V610, LAYOUT_V618)}
+LAYOUT_V69 = Layout("v6.9", PTE_PROT_NONE_V69, False, False, 3, 8, 50, False, True)
+LAYOUT_V610 = Layout("v6.10", PTE_PRESENT_INVALID, True, False, 6, 12, 50, False, True)
+LAYOUT_V617 = Layout("v6.17", PTE_PRESENT_INVALID, True, False, 6, 12, 50, True, False)
+LAYOUT_V618 = Layout("v6.18", PTE_PRESENT_INVALID, True, True, 6, 12, 50, True, False)
+LAYOUTS = {lay.name: lay for lay in (LAYOUT_V69, LAYOUT_V610, LAYOUT_V617, LAYOUT_V618)}
 
 # Newest-layout convenience aliases, so ``from engine.pte import pte_mkwrite`` works.
 pte_mkwrite = LAYOUT_V618.pte_mkwrite_novma

@@ -100,3 +100,28 @@ def test_swap_entries_both_layouts():
         assert not lay.pte_present(v)
     with pytest.raises(ValueError):
         P.LAYOUT_V69.swp_entry_to_pte(1, 1, uffd_wp=True)
+
+
+def test_pte_modify_po_idx_only_from_v6_12():
+    """"arm64: mask out POIndex when modifying a PTE" (POE, [GIT PULL] arm64
+    updates for 6.12) added PTE_PO_IDX_MASK to pte_modify()'s mask: v6.10's
+    pte_modify keeps the old key bits, v6.17's takes newprot's."""
+    v = P.pfn_pte(9, P.PAGE_READONLY) | (5 << 60)
+    assert P.LAYOUT_V610.pte_modify(v, P.PAGE_SHARED) & P.PTE_PO_IDX_MASK == 5 << 60
+    assert P.LAYOUTS["v6.17"].pte_modify(v, P.PAGE_SHARED) & P.PTE_PO_IDX_MASK == 0
+    assert P.LAYOUT_V618.pte_modify(v, P.PAGE_SHARED | (2 << 60)) & P.PTE_PO_IDX_MASK == 2 << 60
+
+
+def test_pte_devmap_bit_until_v6_16():
+    """PTE_DEVMAP (bit 57) exists in the v6.9 and v6.10 layouts and is gone
+    in v6.17 ("mm: remove devmap related functions and page table bits",
+    MM updates for 6.17-rc1)."""
+    assert P.LAYOUT_V69.has_devmap and P.LAYOUT_V610.has_devmap
+    assert not P.LAYOUTS["v6.17"].has_devmap and not P.LAYOUT_V618.has_devmap
+
+
+def test_kernel_profiles_use_the_layout_of_their_release():
+    from engine.arch.profiles import PROFILES
+
+    assert {n: p.layout for n, p in PROFILES.items() if n.startswith("v")} == {
+        "v6.9": "v6.9", "v6.10": "v6.10", "v6.17": "v6.17", "v6.19": "v6.18", "v7.0": "v6.18"}

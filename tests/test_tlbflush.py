@@ -120,3 +120,118 @@ def test_v6_9_single_page_flush_has_no_level_hint():
         sim.ptep.ptep_clear_flush_young(BASE)
         (f,) = [e for e in sim.events if e.kind == "flush_tlb_range"]
         assert f.tlb_level == level and f.sync is False
+
+
+# --- per-era details (audit against the kernel sources named in each test) -----------------------
+
+def _tlb_events(sim):
+    return [(e.kind, getattr(e, "domain", None) or getattr(e, "op", None))
+            for e in sim.events if e.kind in ("tlbi", "dsb", "mmu_notifier")]
+
+
+@pytest.mark.parametrize("kernel", ["v6.9", "v6.19"])
+def test___tlbi_repeat_tlbi_v6_9_to_v6_19_repeats_every_tlbi(kernel):
+    """Up to v6.19 ARM64_WORKAROUND_REPEAT_TLBI lives in the __TLBI_0/__TLBI_1
+    asm alternatives (tlbflush.h, NVIDIA/NV-Kernels@00300658:
+    arch/arm64/include/asm/tlbflush.h): every TLBI, the KPTI user copy
+    included, becomes TLBI; DSB ISH; TLBI, and the completing DSB is plain.
+    a8f78680ee6b (v7.0) moved the repeat into __tlbi_sync_s1ish()."""
+    sim = Simulator(4096, kernel, cpu=cpu(False, kpti=True, repeat=True))
+    ev = flush(sim, BASE, BASE + 4096)
+    assert [(e.kind, getattr(e, "domain", None)) for e in ev] == [
+        ("dsb", "ishst"),
+        ("tlbi", None), ("dsb", "ish"), ("tlbi", None),  # kernel ASID, repeated
+        ("tlbi", None), ("dsb", "ish"), ("tlbi", None),  # user ASID, repeated
+        ("mmu_notifier", None), ("dsb", "ish")]
+    tl = [e for e in ev if e.kind == "tlbi"]
+    assert tl[0].operand == tl[1].operand and tl[2].operand == tl[3].operand
+    assert tl[2].operand == tl[0].operand | (1 << 48)
+
+
+def test___tlbi_repeat_tlbi_v6_19_applies_to_local_and_nosync_flushes():
+    """Before v7.0 the repeat is in every __tlbi(), so local (VALE1) and
+    nosync flushes get it too (v6.19 local_flush_tlb_contpte(), Huang Ying
+    cb1fa2e99955; __ptep_clear_flush_young's flush_tlb_page_nosync())."""
+    sim = Simulator(4096, "v6.19", cpu=cpu(False, repeat=True))
+    ev = flush(sim, BASE, BASE + 4096, broadcast=False)
+    assert [(e.kind, getattr(e, "domain", None)) for e in ev] == [
+        ("dsb", "nshst"), ("tlbi", None), ("dsb", "ish"), ("tlbi", None),
+        ("mmu_notifier", None), ("dsb", "nsh")]
+    ev = flush(sim, BASE, BASE + 4096, sync=False)
+    assert [e.kind for e in ev] == ["dsb", "tlbi", "dsb", "tlbi", "mmu_notifier"]
+
+
+def test___tlbi_sync_s1ish_v7_0_dummy_tlbi_has_no_kpti_copy_and_skips_local():
+    """v7.0 __tlbi_sync_s1ish() (linux-mm@3c9e86d8:arch/arm64/include/asm/
+    tlbflush.h): DSB ISH, then one TLBI VALE1IS of operand 0 issued with plain
+    __tlbi() (no __tlbi_user copy) and a second DSB ISH; local (DSB NSH) and
+    nosync completions get nothing."""
+    sim = Simulator(4096, "v7.0", cpu=cpu(False, kpti=True, repeat=True))
+    ev = flush(sim, BASE, BASE + 4096)
+    tl = [e for e in ev if e.kind == "tlbi"]
+    assert [(e.op, e.operand) for e in tl[2:]] == [("vale1is", 0)]
+    assert len(tl) == 3  # kernel + user copy of the real TLBI, one dummy
+    ev = flush(sim, BASE, BASE + 4096, broadcast=False)
+    assert [e.kind for e in ev].count("tlbi") == 2 and ev[-1].domain == "nsh"
+    ev = flush(sim, BASE, BASE + 4096, sync=False)
+    assert [e.kind for e in ev] == ["dsb", "tlbi", "tlbi", "mmu_notifier"]
+
+
+@pytest.mark.parametrize("kernel, notified", [
+    ("baseline", "end"), ("seed-basic", "end"), ("v6.9", "end"), ("v6.10", "end"),
+    ("v6.17", "range"), ("v7.0", "range")])
+def test___flush_tlb_range_nosync_notifier_range_per_era(kernel, notified):
+    """__flush_tlb_range_op() advanced its 'start' argument, so until
+    f7edb07ad7c6 "Fix mmu notifiers for range-based invalidates" (arm64 fixes,
+    v6.14-rc7) the secondary-TLB notifier saw [end, end); single-page flushes
+    (__flush_tlb_page_nosync) were never affected."""
+    sim = Simulator(4096, kernel, cpu=cpu(False))
+    ev = flush(sim, BASE, BASE + 16 * 4096)
+    (n,) = [e for e in ev if e.kind == "mmu_notifier"]
+    end = BASE + 16 * 4096
+    assert (n.start, n.end) == ((end, end) if notified == "end" else (BASE, end))
+    sim.clear_events()
+    sim.arch.flush_tlb_page(sim.mm, BASE + 5 * 4096)
+    (n,) = [e for e in sim.events if e.kind == "mmu_notifier"]
+    assert (n.start, n.end) == (BASE + 5 * 4096, BASE + 6 * 4096)
+
+
+def test___flush_tlb_range_baseline_completes_before_notifier():
+    """Before v6 patch 11/18 ("arm64/mm: Split __flush_tlb_range() to elide
+    trailing DSB", d9d8dc2bd3fb) the DSB ISH came before the notifier call."""
+    sim = Simulator(4096, "baseline", cpu=cpu(False))
+    ev = flush(sim, BASE, BASE + 2 * 4096)
+    assert [e.kind for e in ev] == ["dsb", "tlbi", "tlbi", "dsb", "mmu_notifier"]
+    sim = Simulator(4096, "seed-basic", cpu=cpu(False))
+    ev = flush(sim, BASE, BASE + 2 * 4096)
+    assert [e.kind for e in ev] == ["dsb", "tlbi", "tlbi", "mmu_notifier", "dsb"]
+
+
+@pytest.mark.parametrize("kernel, whole_mm", [("v6.9", True), ("v6.10", False), ("v7.0", False)])
+def test___flush_tlb_range_limit_max_tlbi_range_pages_per_era(kernel, whole_mm):
+    """v6.9: pages >= MAX_TLBI_RANGE_PAGES falls back to flush_tlb_mm();
+    73301e464a72 "arm64: tlb: Allow range operation for MAX_TLBI_RANGE_PAGES"
+    ([GIT PULL] arm64 updates for 6.10) made it '>'."""
+    sim = Simulator(4096, kernel, cpu=cpu(True))
+    pages = 32 << 16
+    ev = flush(sim, BASE, BASE + pages * 4096, last_level=False, level=0)
+    assert any(e.kind == "flush_tlb_mm" for e in ev) is whole_mm
+    if not whole_mm:
+        assert [(e.op, e.pages) for e in ev if e.kind == "tlbi"] == [("rvae1is", pages)]
+
+
+@pytest.mark.parametrize("kernel, extra", [("baseline", False), ("v6.9", True), ("v6.19", True),
+                                           ("v7.0", False)])
+def test___flush_tlb_range_excess_completion_per_api(kernel, extra):
+    """Old API: __flush_tlb_range() = __flush_tlb_range_nosync() + DSB ISH, and
+    the nosync half returns early after flush_tlb_mm(), so a synchronous flush
+    over the limit issues one more DSB ISH (NV-Kernels@00300658 tlbflush.h).
+    The tlbf_t API returns straight after flush_tlb_mm()
+    (linux-mm@3c9e86d8 __do_flush_tlb_range); before the split (baseline)
+    the early return skipped the only DSB ISH."""
+    sim = Simulator(4096, kernel, cpu=cpu(False))
+    ev = flush(sim, BASE, BASE + 512 * 4096)
+    base = ["flush_tlb_mm", "dsb", "tlbi", "dsb", "mmu_notifier"]
+    assert [e.kind for e in ev] == base + (["dsb"] if extra else [])
+    ev = flush(sim, BASE, BASE + 512 * 4096, sync=False)
+    assert [e.kind for e in ev] == base

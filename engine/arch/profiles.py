@@ -26,7 +26,11 @@ class KernelProfile:
     clear_young_dirty_ptes: bool = False  # clear_young_dirty_ptes() API exists
     bbml2_elision: bool = False  # contpte_convert() skips its flush on BBML2_NOABORT CPUs
     get_early_exit: bool = False  # contpte_ptep_get[_lockless] stop once young+dirty found
-    tlb_limit: str = "v6.9"  # __flush_tlb_range limit check: "v6.9" or "v6.17"
+    tlb_limit: str = "v6.9"  # __flush_tlb_range limit: "v6.9" (pages >= MAX) or "v6.10" (>)
+    flush_nosync_split: bool = True  # __flush_tlb_range = _nosync + DSB (v6 11/18)
+    flush_notifier_fixed: bool = False  # range flushes notify [start, end), not [end, end)
+    tlbi_repeat_at_sync: bool = False  # REPEAT_TLBI erratum: one dummy TLBI at completion
+    set_ptes_single_barrier: bool = False  # __set_ptes: kernel dsb+isb once, not per entry
     local_access_flush: bool = False  # set_access_flags flushes locally (no broadcast)
     spurious_fault_flush: bool = False  # flush_tlb_fix_spurious_fault() is a local TLBI
     raw_access_flags_check: bool = False  # set_access_flags no-op test on raw sub-entries
@@ -44,44 +48,75 @@ class KernelProfile:
 
 
 # One row per behavioural change: (field, value it takes, first profile, commit, note).
+# Releases were checked against pull requests and merge logs (docs/fidelity.md
+# lists the sources); the rows still marked "unsure" say why.
 FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
-    ("contpte", True, "seed-basic", "4602e5757bcc",
-     "arm64/mm: wire up PTE_CONT for user mappings (v6 12/18)"),
-    ("batch_apis", True, "seed-batch", "311a6cf29690, 6b1e4efb6f54, fb5451e5f72b",
-     "wrprotect_ptes(), [get_and_]clear_full_ptes(), pte_batch_hint() (v6 13-16/18)"),
-    ("always_inline", True, "seed-inline", "b972fc6afba0",
-     "arm64/mm: __always_inline to improve fork() perf (v6 17/18)"),
-    ("auto_fold", True, "seed-fold", "f0c2264958e1",
-     "arm64/mm: automatically fold contpte mappings (v6 18/18)"),
+    ("flush_nosync_split", True, "seed-basic", "d9d8dc2bd3fb (v6 11/18, v6.9)",
+     "arm64/mm: split __flush_tlb_range() to elide trailing DSB; the DSB ISH moves "
+     "after the mmu notifier call"),
+    ("contpte", True, "seed-basic", "4602e5757bcc (v6 12/18, v6.9)",
+     "arm64/mm: wire up PTE_CONT for user mappings"),
+    ("batch_apis", True, "seed-batch", "311a6cf29690, 6b1e4efb6f54, fb5451e5f72b (v6 13-16/18)",
+     "wrprotect_ptes(), [get_and_]clear_full_ptes(), pte_batch_hint()"),
+    ("always_inline", True, "seed-inline", "b972fc6afba0 (v6 17/18)",
+     "arm64/mm: __always_inline to improve fork() perf: set_ptes, wrprotect_ptes and "
+     "contpte_try_unfold go from 'static inline' to '__always_inline'"),
+    ("auto_fold", True, "seed-fold", "f0c2264958e1 (v6 18/18)",
+     "arm64/mm: automatically fold contpte mappings"),
     ("layout", "v6.10", "v6.10", "f0f5863a0fb0, 55564814a838, 5b32510af77b",
-     "remove PTE_PROT_NONE, PTE_PRESENT_INVALID overlays PTE_NG, uffd-wp bit 58"),
+     "remove PTE_PROT_NONE, PTE_PRESENT_INVALID overlays PTE_NG, uffd-wp bit 58 "
+     "([GIT PULL] arm64 updates for 6.10)"),
+    ("tlb_limit", "v6.10", "v6.10", "73301e464a72 ([GIT PULL] arm64 updates for 6.10)",
+     "arm64: tlb: allow range operation for MAX_TLBI_RANGE_PAGES (pages > MAX, not >=); "
+     "Will Deacon's later 'simplify __flush_tlb_range_limit_excess()' is behaviour-neutral"),
     ("clear_young_dirty_ptes", True, "v6.10", "89e86854fb0a (+ out-of-bounds fix, v6.10-rc)",
      "mm/arm64: override clear_young_dirty_ptes() batch helper"),
-    ("bbml2_elision", True, "v6.17", "83bbd6be7d17",
+    ("layout", "v6.17", "v6.17", "6580a36dd75a (v6.12), 'mm: remove devmap related "
+     "functions and page table bits' (MM updates for 6.17-rc1)",
+     "pte_modify() also replaces PTE_PO_IDX (POE, arm64 updates for 6.12); PTE_DEVMAP "
+     "(bit 57) removed in v6.17"),
+    ("flush_notifier_fixed", True, "v6.17", "f7edb07ad7c6 (arm64 fixes, v6.14-rc7)",
+     "fix mmu notifiers for range-based invalidates: __flush_tlb_range_op() no longer "
+     "advances its 'start' argument, so the notifier gets [start, end)"),
+    ("set_ptes_single_barrier", True, "v6.17", "f89b399e8d6e ([GIT PULL] arm64 updates for 6.16)",
+     "arm64/mm: hoist barriers out of set_ptes_anysz() loop"),
+    ("bbml2_elision", True, "v6.17", "83bbd6be7d17 ([GIT PULL] arm64 updates for 6.17)",
      "arm64/mm: elide tlbi in contpte_convert() under BBML2"),
-    ("get_early_exit", True, "v6.17", "093ae7a033cf (arm64 for-next)",
+    ("get_early_exit", True, "v6.17", "093ae7a033cf ([GIT PULL] arm64 updates for 6.17)",
      "arm64/mm: optimize loop to reduce redundant operations of contpte_ptep_get"),
-    ("tlb_limit", "v6.17", "v6.17", "unsure release",
-     "arm64: mm: simplify __flush_tlb_range_limit_excess() (Will Deacon)"),
-    ("batched_mprotect", True, "v6.17", "unsure release",
+    ("batched_mprotect", True, "v6.17", "'Optimize mprotect() for large folios' "
+     "(MM updates for 6.17-rc1, mm-stable-2025-07-30); get_and_clear_ptes()/clear_ptes() "
+     "in Additional MM updates for 6.17-rc1",
      "mm: optimize mprotect() for large folios; arm64 batched modify_prot_start/commit_ptes"),
-    ("batched_mremap", True, "v6.17", "unsure release", "mm: optimize mremap() for large folios"),
+    ("batched_mremap", True, "v6.17", "'Optimize mremap() for large folios' "
+     "(MM updates for 6.17-rc1)", "mm: optimize mremap() for large folios"),
     ("layout", "v6.18", "v6.19", "143937ca51cc (v6.18-rc3)",
      "arm64, mm: avoid always making PTE dirty in pte_mkwrite()"),
     ("whole_folio_file_fault", True, "v6.19", "19773df031bc, 357b92761d94 (v6.18-rc1)",
      "map the entire file folio in finish_fault() and in fault-around"),
-    ("local_access_flush", True, "v6.19", "unsure release",
+    ("local_access_flush", True, "v6.19", "cb1fa2e99955 (v6.19; NV-Kernels PR #350 backports "
+     "it 'from upstream v6.19')",
      "arm64, tlbflush: don't TLBI broadcast if page reused in write fault"),
-    ("spurious_fault_flush", True, "v6.19", "unsure release",
+    ("spurious_fault_flush", True, "v6.19", "cb1fa2e99955, 79301c7d605a (v6.19)",
      "same series: flush_tlb_fix_spurious_fault() becomes a local page flush"),
-    ("batched_young", True, "v7.0", "mm-new 2025-12: 12d537ad8109 / 90036944fce9 / 578ad4e953db",
+    ("tlbi_repeat_at_sync", True, "v7.0", "a8f78680ee6b (v7.0: NV-Kernels PRs #336/#337, "
+     "Mark Rutland's 6.12.y backport mail 'upstream since v7.0')",
+     "arm64: tlb: optimize ARM64_WORKAROUND_REPEAT_TLBI: one TLBI VALE1IS, XZR + DSB ISH "
+     "after each broadcast completion instead of TLBI; DSB ISH; TLBI for every TLBI"),
+    ("batched_young", True, "v7.0", "mm-new 2025-12: 12d537ad8109 / 90036944fce9 / "
+     "578ad4e953db (unsure: v7.0 merge window; present in linux-mm@1ac7a0fe with the "
+     "pre-tlbf_t API)",
      "arm64: mm: support batch clearing of the young flag for large folios"),
-    ("batched_reclaim_young", True, "v7.0", "same series",
+    ("batched_reclaim_young", True, "v7.0", "same series (unsure, as above)",
      "folio_referenced_one() uses clear_flush_young_ptes(nr)"),
-    ("raw_access_flags_check", True, "v7.0", "2026-03 stable fix, Fixes: 4602e5757bcc",
+    ("raw_access_flags_check", True, "v7.0", "97c5550b7631 (v7.0-rc, merged after "
+     "io_uring-7.0-20260305; Fixes: 4602e5757bcc)",
      "arm64: contpte: fix set_access_flags() no-op check for SMMU/ATS faults"),
-    ("tlbf_flags_api", True, "v7.0", "2026 'arm64: Refactor TLB invalidation API'",
-     "tlbf_t flush flags; same invalidations"),
+    ("tlbf_flags_api", True, "v7.0", "unsure: 'arm64: Refactor TLB invalidation API' was "
+     "posted 2026-03-02, after the v7.0 merge window (likely v7.1); the v7.0 profile "
+     "follows the newest linux-mm snapshot (linux-mm@28791578)",
+     "tlbf_t flush flags: level-3 hints on single-page flushes, no extra DSB after an "
+     "over-limit flush_tlb_mm(), ptep_try_set()"),
 )
 
 _SEED_BASE = dict(layout="v6.9", batched_fork_zap=True)
@@ -97,7 +132,8 @@ def _add(p: KernelProfile) -> KernelProfile:
 BASELINE = _add(KernelProfile(
     name="baseline",
     description="no contpte: the seed's baseline (mm-unstable + fork/zap batching, early 2024)",
-    contpte=False, batch_apis=False, always_inline=False, auto_fold=False, **_SEED_BASE))
+    contpte=False, batch_apis=False, always_inline=False, auto_fold=False,
+    flush_nosync_split=False, **_SEED_BASE))
 SEED_BASIC = _add(KernelProfile(
     name="seed-basic", description="seed v6 patches 1-12: functional contpte, no batch APIs",
     contpte=True, batch_apis=False, always_inline=False, auto_fold=False, **_SEED_BASE))
@@ -112,11 +148,14 @@ SEED_FOLD = _add(replace(SEED_INLINE, name="seed-fold",
 V6_9 = _add(replace(SEED_FOLD, name="v6.9", description="contpte as merged in v6.9"))
 V6_10 = _add(replace(V6_9, name="v6.10",
                      description="+ clear_young_dirty_ptes, PRESENT_INVALID/uffd-wp layout",
-                     layout="v6.10", clear_young_dirty_ptes=True))
+                     layout="v6.10", clear_young_dirty_ptes=True, tlb_limit="v6.10"))
 V6_17 = _add(replace(V6_10, name="v6.17",
                      description="+ BBML2_NOABORT flush elision, early-exit gather, batched "
-                                 "mprotect/mremap", bbml2_elision=True, get_early_exit=True,
-                     tlb_limit="v6.17", batched_mprotect=True, batched_mremap=True))
+                                 "mprotect/mremap (and v6.12-v6.16: POE, notifier-range fix, "
+                                 "hoisted set_ptes barriers, devmap removal)",
+                     layout="v6.17", bbml2_elision=True, get_early_exit=True,
+                     flush_notifier_fixed=True, set_ptes_single_barrier=True,
+                     batched_mprotect=True, batched_mremap=True))
 V6_19 = _add(replace(V6_17, name="v6.19",
                      description="+ local TLBI in set_access_flags, whole-folio file faults "
                                  "(v6.18), pte_mkwrite keeps clean entries read-only",
@@ -126,7 +165,7 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     description="+ raw-entry no-op check in set_access_flags, batched young "
                                 "clearing, tlbf_t flush API",
                     raw_access_flags_check=True, batched_young=True, batched_reclaim_young=True,
-                    tlbf_flags_api=True))
+                    tlbi_repeat_at_sync=True, tlbf_flags_api=True))
 
 DEFAULT_KERNEL = "v7.0"
 

@@ -48,12 +48,29 @@ class TlbFlush(ArchBase):
         return arg
 
     def _tlbi(self, op: str, operand: int, addr: int, pages: int, asid: int, level: int,
-              broadcast: bool) -> None:
+              broadcast: bool, user_copy: bool = True) -> None:
+        """One __tlbi() (plus its __tlbi_user() copy under KPTI).
+
+        Before v7.0 the ARM64_WORKAROUND_REPEAT_TLBI alternative sits inside
+        __TLBI_0/__TLBI_1, so every TLBI -- local or broadcast, kernel or user
+        ASID -- is issued as TLBI; DSB ISH; TLBI. From v7.0 (a8f78680ee6b) the
+        repeat is one dummy TLBI at completion time (see _sync_ish).
+        """
         emit = self.emit
-        emit(("tlbi", op, operand, addr, pages, asid, level, broadcast))
-        if self.cpu.kpti:
+        repeat = self.cpu.repeat_tlbi and not self.profile.tlbi_repeat_at_sync
+        ev = ("tlbi", op, operand, addr, pages, asid, level, broadcast)
+        emit(ev)
+        if repeat:
+            emit(("dsb", "ish"))
+            emit(ev)
+        if user_copy and self.cpu.kpti:
             uasid = asid | USER_ASID_FLAG
-            emit(("tlbi", op, operand | (USER_ASID_FLAG << 48), addr, pages, uasid, level, broadcast))
+            uev = ("tlbi", op, operand | (USER_ASID_FLAG << 48), addr, pages, uasid, level,
+                   broadcast)
+            emit(uev)
+            if repeat:
+                emit(("dsb", "ish"))
+                emit(uev)
         if self.tlbi_listener is not None:
             self.tlbi_listener(op, asid, addr, pages)
 
@@ -86,15 +103,20 @@ class TlbFlush(ArchBase):
             # v6.9: (!range && (end - start) >= MAX_DVM_OPS * stride) || pages >= MAX_TLBI_RANGE_PAGES
             return ((not self.cpu.tlb_range and ((end - start) & _U64) >= max_dvm * stride)
                     or pages >= MAX_TLBI_RANGE_PAGES)
+        # v6.10 (73301e464a72) allows exactly MAX_TLBI_RANGE_PAGES; the later
+        # rewrites of the check (__flush_tlb_range_limit_excess(), its
+        # "simplify" and the tlbf_t version) compute the same answer.
         if self.cpu.tlb_range:
             return pages > MAX_TLBI_RANGE_PAGES
         return pages >= (max_dvm * stride) >> self.page_shift
 
     def _sync_ish(self) -> None:
-        """__tlbi_sync_s1ish(): DSB ISH, plus the repeat-TLBI erratum workaround."""
+        """Completion of broadcast maintenance: DSB ISH, and from v7.0
+        (__tlbi_sync_s1ish) the REPEAT_TLBI erratum's dummy TLBI VALE1IS of
+        operand 0 -- a plain __tlbi(), so no KPTI copy -- and a second DSB ISH."""
         self.emit(("dsb", "ish"))
-        if self.cpu.repeat_tlbi:
-            self._tlbi("vale1is", 0, 0, 1, 0, 0, True)
+        if self.cpu.repeat_tlbi and self.profile.tlbi_repeat_at_sync:
+            self._tlbi("vale1is", 0, 0, 1, 0, 0, True, user_copy=False)
             self.emit(("dsb", "ish"))
 
     # --- the flush entry points -------------------------------------------------------
@@ -102,16 +124,31 @@ class TlbFlush(ArchBase):
     def flush_tlb_range(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,
                         tlb_level: int, sync: bool = True, broadcast: bool = True,
                         notify: bool = True) -> None:
+        self._flush_range(mm, start, end, stride, last_level, tlb_level, sync, broadcast,
+                          notify, False)
+
+    def _flush_range(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,
+                     tlb_level: int, sync: bool, broadcast: bool, notify: bool,
+                     single_page: bool) -> None:
+        p = self.profile
         start = start & ~(stride - 1)
         end = (end + stride - 1) & ~(stride - 1)
         pages = ((end - start) & _U64) >> self.page_shift
-        excess = self._limit_excess(start, end, pages, stride)
+        # Before the tlbf_t API the local helpers (local_flush_tlb_page*(),
+        # local_flush_tlb_contpte()) and the single-page helpers have no limit
+        # check; they never span enough pages for one to matter.
+        excess = ((broadcast or p.tlbf_flags_api) and not single_page
+                  and self._limit_excess(start, end, pages, stride))
         emit = self.emit
         emit(("flush_tlb_range", start, end, stride, last_level, tlb_level, sync, broadcast, excess))
         if excess:
             # flush_tlb_mm() is broadcast and synchronous even when a local or
-            # nosync flush was requested.
+            # nosync flush was requested. With the old API a synchronous
+            # __flush_tlb_range() still completes after the early return of
+            # its _nosync half (once split, v6 11/18 d9d8dc2bd3fb).
             self.flush_tlb_mm(mm)
+            if sync and p.flush_nosync_split and not p.tlbf_flags_api:
+                self._sync_ish()
             return
         emit(("dsb", "ishst" if broadcast else "nshst"))
         if broadcast:
@@ -119,8 +156,16 @@ class TlbFlush(ArchBase):
         else:
             op = "vale1" if last_level else "vae1"
         self._range_op(op, mm.asid, start, pages, stride, tlb_level, broadcast)
+        if sync and broadcast and not p.flush_nosync_split:
+            # baseline: DSB ISH before the notifier (pre-d9d8dc2bd3fb order)
+            self._sync_ish()
+            sync = False
         if notify:
-            emit(("mmu_notifier", start, end))
+            # Until f7edb07ad7c6 (v6.14) __flush_tlb_range_op() advanced the
+            # caller's 'start', so the notifier saw the empty range [end, end);
+            # the single-page helpers never went through that macro.
+            nstart = start if (p.flush_notifier_fixed or single_page) else end
+            emit(("mmu_notifier", nstart, end))
         if sync:
             if broadcast:
                 self._sync_ish()
@@ -138,14 +183,20 @@ class TlbFlush(ArchBase):
 
     def flush_tlb_page(self, mm: MMStruct, addr: int, sync: bool = True, broadcast: bool = True,
                        notify: bool = True) -> None:
-        """flush_tlb_page[_nosync] / local_flush_tlb_page / __flush_tlb_page(flags).
+        """flush_tlb_page[_nosync] / local_flush_tlb_page[_nonotify] / __flush_tlb_page(flags).
 
         Before the tlbf_t API the single-page helpers carried no level hint.
         """
         start = addr & ~(self.page_size - 1)
         level = 3 if self.profile.tlbf_flags_api else TLBI_TTL_UNKNOWN
-        self.flush_tlb_range(mm, start, start + self.page_size, self.page_size, True, level,
-                             sync, broadcast, notify)
+        ps = self.page_size
+        self._page_flush(mm, start, start + ps, ps, True, level, sync, broadcast, notify)
+
+    @arch_call("__flush_tlb_range")
+    def _page_flush(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,
+                    tlb_level: int, sync: bool, broadcast: bool, notify: bool) -> None:
+        self._flush_range(mm, start, end, stride, last_level, tlb_level, sync, broadcast, notify,
+                          True)
 
     def flush_tlb_user_range(self, mm: MMStruct, start: int, end: int) -> None:
         """flush_tlb_range(vma, start, end): all levels, no level hint (mmu_gather, mprotect)."""
