@@ -528,3 +528,27 @@ def test_modify_prot_commit_ptes_keeps_cont_v7_0():
     assert sim.counters()["converts"] == 0
     with pytest.raises(MissingEntryPoint):
         mk(4096, "v6.10").ptep.modify_prot_start_ptes(BASE, 16)
+
+
+# --- per-era event sequences (audit) -----------------------------------------------------------
+
+KERNEL_RW = 0x0068000000000F03 & ~0x40 | (1 << 54)  # valid, !USER, UXN: pte_valid_not_user()
+
+
+@pytest.mark.parametrize("kernel, barriers", [("v6.9", 4), ("v6.10", 4), ("v6.17", 1), ("v7.0", 1)])
+def test___set_ptes_kernel_barriers_per_entry_until_v6_16(kernel, barriers):
+    """Until f89b399e8d6e "arm64/mm: Hoist barriers out of set_ptes_anysz()
+    loop" ([GIT PULL] arm64 updates for 6.16) __set_ptes() called __set_pte()
+    per entry, so a valid kernel PTE got DSB ISHST; ISB after every store;
+    since then __set_pte_complete() runs once, for the last value."""
+    sim = Simulator(4096, kernel, user=False)
+    sim.ptep.set_ptes(BASE, sim.pte.pfn_pte(64, KERNEL_RW), 4)  # kernel mm: plain __set_ptes
+    kinds_ = [e.kind for e in sim.events if e.kind in ("pte_write", "dsb", "isb")]
+    if barriers == 4:
+        assert kinds_ == ["pte_write", "dsb", "isb"] * 4
+    else:
+        assert kinds_ == ["pte_write"] * 4 + ["dsb", "isb"]
+    # user entries never get the barrier
+    sim = Simulator(4096, kernel)
+    sim.ptep.set_ptes(BASE, sim.pte.pfn_pte(64, PAGE_SHARED), 4)
+    assert not kinds(sim, "dsb") and not kinds(sim, "isb")

@@ -114,17 +114,26 @@ class RawHelpers(TlbFlush):
     # --- ranges ------------------------------------------------------------------------
     @arch_call("__set_ptes")
     def raw_set_ptes(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
-        """__set_ptes(): nr plain stores, the pfn advancing by one each time."""
+        """__set_ptes(): nr plain stores, the pfn advancing by one each time.
+
+        A valid kernel entry needs DSB ISHST; ISB: after every store until
+        v6.15 (__set_pte() per entry), once after the loop from v6.16
+        (f89b399e8d6e, __set_pte_complete() on the last value).
+        """
         t, i = mm.pt.locate(addr)
         emit = self.emit
         ps = self.page_size
+        kernel = (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN)
+        per_entry = kernel and not self.profile.set_ptes_single_barrier
         for j in range(i, i + nr):
             old = t[j]
             t[j] = pte
             emit(("pte_write", addr, old, pte, "store", mm.name))
+            if per_entry:
+                self._barrier_if_kernel(pte)
             addr += ps
             pte += ps  # pte_advance_pfn(pte, 1): OA bits sit above PAGE_SHIFT
-        if (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN):
+        if kernel and not per_entry:
             self._barrier_if_kernel(pte)
 
     @arch_call("__clear_full_ptes")
