@@ -552,3 +552,118 @@ def test___set_ptes_kernel_barriers_per_entry_until_v6_16(kernel, barriers):
     sim = Simulator(4096, kernel)
     sim.ptep.set_ptes(BASE, sim.pte.pfn_pte(64, PAGE_SHARED), 4)
     assert not kinds(sim, "dsb") and not kinds(sim, "isb")
+
+
+def _a510(kernel):
+    from dataclasses import replace
+
+    from engine.hw.cpus import CPUS
+
+    return Simulator(4096, kernel, cpu=replace(CPUS["neoverse-n1"], name="a510",
+                                                erratum_2645198=True))
+
+
+def test_ptep_modify_prot_start_v6_9_erratum_2645198_clears_and_flushes_one_page():
+    """v6.9 arch/arm64/mm/mmu.c: with ARM64_WORKAROUND_2645198 and a
+    user-executable entry (read through ptep_get()), ptep_clear_flush():
+    ptep_get_and_clear() then a broadcast flush_tlb_page() of that page."""
+    sim = _a510("v6.9")
+    exec_prot = 0x0028000000000FC3  # PAGE_SHARED_EXEC
+    sim.ptep.set_ptes(BASE, sim.pte.pfn_pte(3, exec_prot), 1)
+    sim.clear_events()
+    old = sim.ptep.ptep_modify_prot_start(BASE)
+    assert old == sim.pte.pfn_pte(3, exec_prot) and sim.raw(BASE) == 0
+    (fl,) = kinds(sim, "flush_tlb_range")
+    assert (fl.start, fl.end, fl.broadcast, fl.sync, fl.tlb_level) == (BASE, BASE + 4096, True, True, 0)
+    assert [d.domain for d in kinds(sim, "dsb")] == ["ishst", "ish"]
+    # a non-executable entry is just cleared
+    sim.ptep.set_ptes(BASE, sim.pte.pfn_pte(3, PAGE_SHARED), 1)
+    sim.clear_events()
+    sim.ptep.ptep_modify_prot_start(BASE)
+    assert not kinds(sim, "flush_tlb_range")
+
+
+def test_modify_prot_start_ptes_v6_17_erratum_whole_mm_then_extra_dsb():
+    """v6.17 modify_prot_start_ptes() passes nr * PAGE_SIZE as the end, so the
+    range underflows into flush_tlb_mm(); with the pre-tlbf_t API the
+    synchronous __flush_tlb_range() then completes once more (DSB ISH)."""
+    sim = _a510("v6.17")
+    exec_prot = 0x0028000000000FC3
+    sim.ptep.set_ptes(BASE + 3 * 4096, sim.pte.pfn_pte(19, exec_prot), 1)
+    sim.clear_events()
+    sim.ptep.ptep_modify_prot_start(BASE + 3 * 4096)  # = modify_prot_start_ptes(.., 1)
+    assert [e.kind for e in sim.events if e.kind in ("flush_tlb_mm", "dsb", "tlbi")] == [
+        "flush_tlb_mm", "dsb", "tlbi", "dsb", "dsb"]
+
+
+@pytest.mark.parametrize("kernel, events", [
+    ("v6.17", []),  # a no-op before v6.19
+    ("v6.19", [("dsb", "nshst"), ("tlbi", "vale1"), ("dsb", "nsh")]),
+    ("v7.0", [("dsb", "nshst"), ("tlbi", "vale1"), ("dsb", "nsh")]),
+])
+def test_flush_tlb_fix_spurious_fault_per_era(kernel, events):
+    """v6.19: local_flush_tlb_page_nonotify() (cb1fa2e99955): local TLBI, no
+    notifier; newest: __flush_tlb_page(TLBF_NOBROADCAST | TLBF_NONOTIFY)."""
+    sim = mk(4096, kernel)
+    sim.ptep.flush_tlb_fix_spurious_fault(BASE)
+    got = [(e.kind, getattr(e, "domain", None) or getattr(e, "op", None)) for e in sim.events
+           if e.kind in ("dsb", "tlbi", "mmu_notifier")]
+    assert got == events
+
+
+@pytest.mark.parametrize("kernel, broadcast, level", [
+    ("v6.9", True, 0), ("v6.17", True, 0), ("v6.19", False, 0), ("v7.0", False, 3)])
+def test___ptep_set_access_flags_flush_per_era(kernel, broadcast, level):
+    """fault.c: flush_tlb_page() (broadcast, no level hint) until v6.18;
+    local_flush_tlb_page() in v6.19 (linux-mm@0176245b); the tlbf_t version
+    __ptep_set_access_flags_anysz() flushes locally with level 3
+    (linux-mm@80a0f259)."""
+    sim = mk(4096, kernel)
+    ro = sim.pte.pfn_pte(5, PAGE_READONLY)
+    sim.ptep.set_ptes(BASE, ro, 1)
+    sim.clear_events()
+    assert sim.ptep.ptep_set_access_flags(BASE, ro | PTE_DIRTY, 1) == 1
+    (fl,) = kinds(sim, "flush_tlb_range")
+    assert (fl.start, fl.end, fl.broadcast, fl.sync, fl.tlb_level) == (
+        BASE, BASE + 4096, broadcast, True, level)
+
+
+def test_seed_basic_dispatch_v6_12_of_18():
+    """[PATCH v6 12/18] (Message-Id 20240215103205.2607016-13): no fold, no
+    batch overrides. ptep_set_wrprotect = contpte_try_unfold(raw read) +
+    __ptep_set_wrprotect (a second, fresh read seeds the cmpxchg);
+    get_and_clear_full_ptes is the generic loop over ptep_get_and_clear(), so
+    the first entry of a block unfolds all of it; pte_batch_hint() is absent
+    (folio_pte_batch() stepped one PTE at a time)."""
+    sim = mk(4096, "seed-basic")
+    folded(sim, 32)
+    sim.ptep.ptep_set_wrprotect(BASE + 4096)
+    assert [e.kind for e in sim.events if e.kind in ("pte_read", "convert")][:2] == [
+        "pte_read", "convert"]
+    writes = kinds(sim, "pte_write")
+    assert writes[-1].atomic == "cmpxchg" and writes[-1].addr == BASE + 4096
+    reads_after_convert = [e for e in sim.events[sim.events.index(kinds(sim, "unfold")[0]):]
+                           if e.kind == "pte_read"]
+    assert len(reads_after_convert) == 1  # __ptep_set_wrprotect re-reads
+    sim = mk(4096, "seed-basic")
+    folded(sim, 32)
+    sim.ptep.get_and_clear_full_ptes(BASE, 16, 0)
+    assert sim.counters()["unfolds"] == 1
+    assert sim.ptep.pte_batch_hint(BASE, sim.pte.pfn_pte(32, PAGE_SHARED) | PTE_CONT) == 1
+
+
+def test_feature_history_rows_match_the_profiles():
+    """Every FEATURE_HISTORY row names a real field, and the profile it names
+    is the first one (in release order) to carry that value."""
+    from dataclasses import fields as dc_fields
+
+    from engine.arch.profiles import FEATURE_HISTORY, PROFILES, KernelProfile
+
+    names = {f.name for f in dc_fields(KernelProfile)}
+    order = list(PROFILES)
+    for field_, value, first, commit, note in FEATURE_HISTORY:
+        assert field_ in names and commit and note
+        i = order.index(first)
+        assert getattr(PROFILES[first], field_) == value
+        if i:
+            assert getattr(PROFILES[order[i - 1]], field_) != value, (field_, first)
