@@ -125,3 +125,18 @@ def test_kernel_profiles_use_the_layout_of_their_release():
 
     assert {n: p.layout for n, p in PROFILES.items() if n.startswith("v")} == {
         "v6.9": "v6.9", "v6.10": "v6.10", "v6.17": "v6.17", "v6.19": "v6.18", "v7.0": "v6.18"}
+
+
+def test_walker_access_flag_fault_before_permission_fault():
+    """Without hardware AF the stage-1 walk raises an Access flag fault before
+    any Permission fault is considered (QEMU target/arm/ptw.c
+    get_phys_addr_lpae(): the AF test precedes get_S1prot() and the permission
+    test). A faulting access updates nothing in ptlab."""
+    from engine.hw.walker import ACCESS_FLAG, PERMISSION, walk_descriptor
+
+    old_ro = P.pfn_pte(3, P.PAGE_READONLY) & ~P.PTE_AF
+    assert walk_descriptor(old_ro, True, False, True) == (old_ro, ACCESS_FLAG)
+    assert walk_descriptor(old_ro, True, True, True) == (old_ro, PERMISSION)
+    execonly = P.pfn_pte(3, P.PAGE_EXECONLY) & ~P.PTE_AF  # no PTE_USER: no EL0 reads
+    assert walk_descriptor(execonly, False, False, False) == (execonly, ACCESS_FLAG)
+    assert walk_descriptor(execonly | P.PTE_AF, False, False, False)[1] == PERMISSION

@@ -10,7 +10,13 @@ fix is about.
 
 The fault rules are Linux's view of permissions: a write needs PTE_WRITE (an
 entry is only ever RDONLY=0 because it is writable and dirty), EL0 needs
-PTE_USER. A faulting access updates nothing.
+PTE_USER. Without hardware AF an Access flag fault is raised before any
+Permission fault (the AF check belongs to the walk, the permission check
+comes after it; QEMU's get_phys_addr_lpae() in target/arm/ptw.c orders them the
+same way). A faulting access updates nothing. With hardware AF, QEMU sets AF
+even when the access then takes a Permission fault; ptlab does not (believed
+to be an architecturally permitted choice -- unverified against the Arm ARM,
+see docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ def walk_descriptor(desc: int, write: bool, hw_af: bool, hw_dbm: bool) -> tuple[
     """Return (new descriptor value, fault reason or "")."""
     if not desc & PTE_VALID:
         return desc, TRANSLATION
+    if not desc & PTE_AF and not hw_af:
+        return desc, ACCESS_FLAG
     if not desc & PTE_USER:
         return desc, PERMISSION
     if write:
@@ -35,11 +43,7 @@ def walk_descriptor(desc: int, write: bool, hw_af: bool, hw_dbm: bool) -> tuple[
             return desc, PERMISSION
         if desc & PTE_RDONLY and not hw_dbm:
             return desc, PERMISSION
-    new = desc
-    if not new & PTE_AF:
-        if not hw_af:
-            return desc, ACCESS_FLAG
-        new |= PTE_AF
+    new = desc | PTE_AF
     if write and new & PTE_RDONLY:
         new &= ~PTE_RDONLY
     return new, OK
