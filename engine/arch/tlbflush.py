@@ -8,6 +8,14 @@ last_level, tlb_level)``, the v6.19 local helpers and the newest
 they issue the same instructions for the same (leaf-only, sync, broadcast)
 choice. Each call is one ``flush_tlb_range`` event followed by the DSBs and
 TLBIs it becomes.
+
+What differs between releases is selected by the kernel profile (see
+engine.arch.profiles.FEATURE_HISTORY and docs/fidelity.md): the limit that
+turns a range into flush_tlb_mm() (v6.10), the DSB/notifier order before the
+v6 series split the function (baseline), the empty notifier range before
+f7edb07ad7c6 (v6.14), where the ARM64_WORKAROUND_REPEAT_TLBI repeat goes
+(v7.0), level hints on single-page flushes and the completion after an
+over-limit flush (tlbf_t API).
 """
 
 from __future__ import annotations
