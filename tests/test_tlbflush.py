@@ -235,3 +235,19 @@ def test___flush_tlb_range_excess_completion_per_api(kernel, extra):
     assert [e.kind for e in ev] == base + (["dsb"] if extra else [])
     ev = flush(sim, BASE, BASE + 512 * 4096, sync=False)
     assert [e.kind for e in ev] == base
+
+
+def test_arch_tlbbatch_add_pending_per_page_before_v6_15_range_after():
+    """try_to_unmap's deferred flush: v6.9 issues one nosync page flush per
+    address (no level hint); v6.15+ one leaf-only level-3 range flush."""
+    for kernel, expected in (("v6.9", [(BASE + i * 4096, BASE + (i + 1) * 4096, 0) for i in range(4)]),
+                             ("v6.17", [(BASE, BASE + 4 * 4096, 3)])):
+        sim = Simulator(4096, kernel, cpu=cpu(False))
+        sim.arch.arch_tlbbatch_add_pending(sim.mm, BASE, BASE + 4 * 4096)
+        fl = [e for e in sim.events if e.kind == "flush_tlb_range"]
+        assert [(f.start, f.end, f.tlb_level) for f in fl] == expected
+        assert all(f.sync is False for f in fl)
+        assert [e.domain for e in sim.events if e.kind == "dsb"] == ["ishst"] * len(expected)
+        sim.clear_events()
+        sim.arch.arch_tlbbatch_flush(sim.mm)
+        assert [e.domain for e in sim.events if e.kind == "dsb"] == ["ish"]

@@ -30,6 +30,7 @@ class KernelProfile:
     flush_nosync_split: bool = True  # __flush_tlb_range = _nosync + DSB (v6 11/18)
     flush_notifier_fixed: bool = False  # range flushes notify [start, end), not [end, end)
     tlbi_repeat_at_sync: bool = False  # REPEAT_TLBI erratum: one dummy TLBI at completion
+    tlbbatch_range: bool = False  # arch_tlbbatch_add_pending() takes a range (one range flush per batch)
     set_ptes_single_barrier: bool = False  # __set_ptes: kernel dsb+isb once, not per entry
     local_access_flush: bool = False  # set_access_flags flushes locally (no broadcast)
     spurious_fault_flush: bool = False  # flush_tlb_fix_spurious_fault() is a local TLBI
@@ -99,6 +100,8 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "arm64, tlbflush: don't TLBI broadcast if page reused in write fault"),
     ("spurious_fault_flush", True, "v6.19", "cb1fa2e99955, 79301c7d605a (v6.19)",
      "same series: flush_tlb_fix_spurious_fault() becomes a local page flush"),
+    ("tlbbatch_range", True, "v6.17", "2f4ab3ac10e1 (v6.15)",
+     "mm: Support tlbbatch flush for a range of PTEs (Barry Song)"),
     ("tlbi_repeat_at_sync", True, "v7.0", "a8f78680ee6b (v7.0: NV-Kernels PRs #336/#337, "
      "Mark Rutland's 6.12.y backport mail 'upstream since v7.0')",
      "arm64: tlb: optimize ARM64_WORKAROUND_REPEAT_TLBI: one TLBI VALE1IS, XZR + DSB ISH "
@@ -154,7 +157,7 @@ V6_17 = _add(replace(V6_10, name="v6.17",
                                  "mprotect/mremap (and v6.12-v6.16: POE, notifier-range fix, "
                                  "hoisted set_ptes barriers, devmap removal)",
                      layout="v6.17", bbml2_elision=True, get_early_exit=True,
-                     flush_notifier_fixed=True, set_ptes_single_barrier=True,
+                     flush_notifier_fixed=True, set_ptes_single_barrier=True, tlbbatch_range=True,
                      batched_mprotect=True, batched_mremap=True))
 V6_19 = _add(replace(V6_17, name="v6.19",
                      description="+ local TLBI in set_access_flags, whole-folio file faults "

@@ -200,6 +200,26 @@ class TlbFlush(ArchBase):
         ps = self.page_size
         self._page_flush(mm, start, start + ps, ps, True, level, sync, broadcast, notify)
 
+    def arch_tlbbatch_add_pending(self, mm: MMStruct, start: int, end: int) -> None:
+        """Deferred unmap flush (try_to_unmap with TTU_BATCH_FLUSH): the TLBIs go
+        out now without waiting; arch_tlbbatch_flush() completes them later.
+
+        Before v6.15 it took one address (a nosync page flush, no level hint);
+        from v6.15 a range, flushed leaf-only at level 3 without the DSB.
+        """
+        if self.profile.tlbbatch_range:
+            self.flush_tlb_range(mm, start, end, self.page_size, True, 3, sync=False)
+        else:
+            a = start & ~(self.page_size - 1)
+            while a < end:
+                self._page_flush(mm, a, a + self.page_size, self.page_size, True, TLBI_TTL_UNKNOWN,
+                                 False, True, True)
+                a += self.page_size
+
+    def arch_tlbbatch_flush(self, mm: MMStruct) -> None:
+        """Complete every pending batched TLBI: a DSB ISH."""
+        self._sync_ish()
+
     @arch_call("__flush_tlb_range")
     def _page_flush(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,
                     tlb_level: int, sync: bool, broadcast: bool, notify: bool) -> None:
