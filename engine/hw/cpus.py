@@ -125,6 +125,10 @@ _register(CpuProfile(
     hw_af=True, hw_dbm=True,  # N1 implements FEAT_HAFDBS (Neoverse N1 TRM, ID_AA64MMFR1_EL1.HAFDBS=2)
     tlb_range=False, ttl=False,  # TLBI range and TTL hints are Armv8.4; N1 is Armv8.2
     bbml2_noabort=False,
+    # KPTI is off here, as in the conformance vectors. A distro kernel with KASLR
+    # on a CPU without E0PD (N1 has none) would force it on (kaslr_requires_kpti)
+    # and double every user TLBI: make a profile with `kpti = true` to see that.
+    kpti=False,
     tlb=TlbGeometry(entries=1280, ways=5, l1_entries=48),  # N1 TRM: 48-entry L1 DTLB, 1280-entry 5-way L2 TLB
     # 80 cores in one inner-shareable domain: broadcast TLBI completion is slow.
     weights=_w(dsb_ish=2000.0, tlbi_vale1is=50.0, tlbi_vae1is=50.0),
