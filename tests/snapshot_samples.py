@@ -7,8 +7,12 @@ Not a test module: the ``test_snapshot_*`` files import it.
 from __future__ import annotations
 
 import random
+import sys
 from array import array
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's snapshots/, also as a script
 
 from snapshots import SnapshotHeader, open_snapshot
 from snapshots.format import (
@@ -147,3 +151,32 @@ def write_legacy(path: Any, version: int, h: SnapshotHeader, ops: list[tuple[dic
     emit(Kind.COMMIT, COMMIT_BODY.pack(len(ops), index_at), 0)
     with open(path, "wb") as f:
         f.write(b"".join(out))
+
+
+# --- golden files (tests/data/snapshot-v*.ptsnap) -------------------------------------------------------
+
+FIXTURE_OPS = 12
+
+
+def fixture_content() -> tuple[SnapshotHeader, list[tuple[dict, dict, Any]], dict[int, Any]]:
+    """What every golden file holds, whatever its format version."""
+    cps = {0: state(0, tables=1), 8: state(8, tables=1)}
+    return header(), op_records(FIXTURE_OPS, seed=5, mixed=True), cps
+
+
+def write_fixture(path: Any, version: int) -> None:
+    """Write the golden file of ``version`` (3: the current writer, uncompressed: zlib cannot change it)."""
+    from snapshots import save_snapshot
+
+    h, ops, cps = fixture_content()
+    if version == 3:
+        save_snapshot(path, h, ops, cps, compress_level=0)
+    else:
+        write_legacy(path, version, h, ops, cps)
+
+
+if __name__ == "__main__":  # python tests/snapshot_samples.py: regenerate the golden files
+    data = Path(__file__).resolve().parent / "data"
+    for v in (1, 2, 3):
+        write_fixture(data / f"snapshot-v{v}.ptsnap", v)
+        print(data / f"snapshot-v{v}.ptsnap")

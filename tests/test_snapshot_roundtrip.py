@@ -307,7 +307,7 @@ def test_check_plain():
         check_plain([{b"k": 1}], 5)
 
 
-# --- damaged and odd files ---------------------------------------------------------------------------------
+# --- damaged and odd files ------------------------------------------------------------------------------
 
 
 def test_every_truncation_recovers_the_committed_prefix(tmp_path):
