@@ -121,13 +121,14 @@ class AtomicFile:
         self._buffer_size = buffer_size
         self._fd: int | None = None
         self.done = False
-        self._had_target = False
+        self._had_target: bool | None = False
         mode = None
         try:
             st = self.fs.stat(self.target)
         except FileNotFoundError:
             pass
         except OSError as e:
+            self._had_target = None  # unknown
             self._raise(e, "cannot save", cleanup=False)
         else:
             if stat.S_ISDIR(st.st_mode):
@@ -164,7 +165,8 @@ class AtomicFile:
     def _raise(self, e: OSError, what: str, cleanup: bool = True) -> NoReturn:
         if cleanup:
             self.discard()
-        after = "the previous file is unchanged" if self._had_target else "nothing was saved"
+        after = {True: "the previous file is unchanged", False: "nothing was saved",
+                 None: "nothing was changed"}[self._had_target]
         raise SnapshotWriteError(f"{self.name}: {what}: {describe_os_error(e)} ({after})", e.errno) from None
 
     # --- writing ----------------------------------------------------------------------------
