@@ -75,16 +75,23 @@ class Limits:
     ``max_record`` bounds a record's stored size; the ``max_*`` of each kind
     bound its *decompressed* payload; ``max_checkpoint_total`` bounds one
     checkpoint together with all the blobs it refers to. ``max_depth`` is the
-    deepest nesting of lists/maps accepted anywhere (the writer refuses to
-    write deeper values, so it never writes a file the reader would reject).
+    deepest nesting of lists/maps accepted anywhere. The writer applies the
+    same limits (it splits op batches, and refuses a checkpoint or header that
+    is too big), so it never writes a file the reader would reject.
+
+    Memory: reading one record needs its stored size, plus its payload size,
+    plus the decoded objects. msgpack makes at most one object per payload
+    byte, and Python objects are bigger than their encoding (up to ~20x for
+    a hostile payload of tiny lists or short strings), hence the modest
+    limits for everything but blobs (plain bytes, decoded 1:1).
     """
 
     max_record: int = 256 * MiB
-    max_header: int = 16 * MiB
-    max_ops: int = 64 * MiB
-    max_checkpoint: int = 256 * MiB
+    max_header: int = 4 * MiB
+    max_ops: int = 16 * MiB
+    max_checkpoint: int = 64 * MiB
     max_blob: int = 256 * MiB
-    max_index: int = 64 * MiB
+    max_index: int = 16 * MiB
     max_checkpoint_total: int = 1024 * MiB
     max_depth: int = 32
 

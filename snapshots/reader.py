@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import errno
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -131,6 +132,7 @@ class Snapshot:
         self.warnings: list[str] = []
         self.truncated = False
         self._cache: dict[int, list[OpRecord]] = {}
+        self._lock = threading.Lock()
         try:
             self._f = open(self.path, "rb")  # noqa: SIM115 - kept open for lazy reads; see close()
         except OSError as e:
@@ -427,9 +429,10 @@ class Snapshot:
         recs = self._cache.get(i)
         if recs is None:
             recs = self._load_batch(i)
-            if len(self._cache) >= 4:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[i] = recs
+            with self._lock:  # a UI may read from worker threads
+                while len(self._cache) >= 4:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[i] = recs
         return recs
 
     def _load_checkpoint(self, i: int) -> Any:

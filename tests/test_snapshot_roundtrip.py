@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from snapshot_samples import CREATED, header, load_all, op_records, plain, state
 
 from snapshots import (
+    Limits,
     OpRecord,
     SnapshotCorruptError,
     SnapshotError,
@@ -399,3 +400,26 @@ def test_header_only_default_header_round_trip(tmp_path):
     h = SnapshotHeader(created=CREATED)
     save_snapshot(p, h, [])
     assert load_all(p)[0] == h
+
+
+def test_limits_are_shared_by_writer_and_reader(tmp_path):
+    small = Limits(max_ops=3000, max_checkpoint=2000, max_header=1000)
+    p = tmp_path / "l.ptsnap"
+    ops = op_records(200)
+    save_snapshot(p, header(), ops, {0: {"t": b"\x01" * 4096, "n": list(range(100))}}, limits=small)
+    sizes = [len(b) for _o, k, _f, b in frames(p.read_bytes()) if k == Kind.OPS]
+    assert len(sizes) > 200 // 32  # batches were split to stay under max_ops
+    with open_snapshot(p, limits=small) as snap:
+        assert records_of(snap.ops) == ops
+    with pytest.raises(ValueError, match="checkpoint at op 0 is too big"):
+        save_snapshot(p, header(), [], {0: list(range(1000))}, limits=small)
+    with pytest.raises(ValueError, match="header is too big"):
+        save_snapshot(p, header(scenario_source="x" * 2000), [], limits=small)
+    with pytest.raises(ValueError, match="op 0 is too big"):
+        save_snapshot(p, header(), [({"verb": "x" * 4000}, {}, "00")], limits=small)
+    save_snapshot(p, header(), ops, {0: list(range(1000))})
+    with open_snapshot(p, limits=Limits(max_ops=1000, max_checkpoint=100)) as snap:
+        with pytest.raises(SnapshotCorruptError, match="inflates past the limit of 1000 bytes"):
+            snap.ops[0]
+        with pytest.raises(SnapshotCorruptError, match="checkpoint at op 0"):
+            snap.checkpoints[0]
