@@ -54,10 +54,11 @@ from snapshots.format import (
     pack,
 )
 
-CASES = 3600  # seeded mutation cases
+# A longer campaign: PTLAB_FUZZ_CASES=100000 PTLAB_FUZZ_SEED=7 python -m pytest tests/test_snapshot_fuzz.py
+CASES = int(os.environ.get("PTLAB_FUZZ_CASES", 3600))  # seeded mutation cases
+SEED = int(os.environ.get("PTLAB_FUZZ_SEED", 20250131))
 HYPOTHESIS_EXAMPLES = 250  # per hypothesis test
 CASE_SECONDS = 5.0  # a case taking longer than this is a hang
-SEED = 20250131
 
 _counts = {"mutation": 0, "hypothesis": 0, "loaded": 0, "partial": 0, "error": 0}
 
@@ -393,7 +394,7 @@ def test_seeded_mutation_fuzz(corpus, case_dir, tmp_path, report_line):
         _counts["mutation"] += 1
     rss_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     elapsed = time.perf_counter() - t_start
-    report_line(f"snapshot fuzz: {CASES} seeded mutation cases in {elapsed:.1f} s "
+    report_line(f"snapshot fuzz: {CASES} seeded mutation cases (seed {SEED}) in {elapsed:.1f} s "
                 f"(slowest {slowest * 1000:.0f} ms, peak RSS growth {rss_growth_mb:.0f} MB): "
                 f"{_counts['loaded']} loaded, {_counts['partial']} partial, {_counts['error']} SnapshotError")
     assert rss_growth_mb < 400  # the 64 MiB zlib bomb is the biggest allocation allowed
