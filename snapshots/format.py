@@ -367,8 +367,17 @@ def _short(v: Any) -> str:
 
 
 def encode_ops(first: int, records: Sequence[tuple[Any, Any, Any]]) -> list[Any]:
-    """The payload of an op batch (plain data, ready to pack). Checks counters and digests."""
+    """The payload of an op batch (plain data, ready to pack). Checks counters and digests.
+
+    ``records`` are ``(op, counters, digest)`` tuples; TypeError/ValueError if
+    an op or its counters are not dicts, a counter is not a number or a
+    digest is neither str nor bytes. The ops themselves are checked by the
+    caller (:func:`check_plain`).
+    """
     ops, counters, digests = zip(*records, strict=True)
+    for col, what in ((ops, "an op"), (counters, "counters")):
+        if not set(map(type, col)) <= _DICT and not all(isinstance(c, dict) for c in col):
+            raise TypeError(f"{what} must be a dict")
     keys = list(map(tuple, counters))
     k0 = keys[0]
     if keys.count(k0) == len(keys):
@@ -404,7 +413,7 @@ def _encode_digests(digests: tuple) -> bytes | list:
                     return packed
     for d in digests:
         if not isinstance(d, (str, bytes)):
-            raise ValueError(f"a digest must be a str or bytes, not {type(d).__name__}")
+            raise TypeError(f"a digest must be a str or bytes, not {type(d).__name__}")
     return list(digests)
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any
 
 from snapshots.format import (
@@ -148,6 +149,32 @@ class SnapshotWriter:
             self.commit()
         return n
 
+    def add_ops(self, records: Iterable[OpRecord | tuple[dict[str, Any], dict[str, int], str | bytes]],
+                ) -> int:
+        """Record many ops at once, like ``add_op`` on each (but faster); returns ``op_count``.
+
+        Takes ``(op, counters, digest)`` tuples or :class:`OpRecord`\\ s. A bad
+        value is reported (ValueError/TypeError naming the op) when its batch
+        is written, at the latest by ``close()``.
+        """
+        self._check_open()
+        it = iter(records)
+        while True:
+            room = self.batch_size - len(self._pending)
+            if self.commit_every is not None:
+                room = min(room, self.commit_every - (self._ops - self._committed_ops))
+            chunk = list(islice(it, max(room, 1)))
+            if not chunk:
+                return self._ops
+            if OpRecord in set(map(type, chunk)):
+                chunk = [tuple(r[1:]) if isinstance(r, OpRecord) else r for r in chunk]
+            self._pending += chunk
+            self._ops += len(chunk)
+            if len(self._pending) >= self.batch_size:
+                self._flush_ops()
+            if self.commit_every is not None and self._ops - self._committed_ops >= self.commit_every:
+                self.commit()
+
     def add_checkpoint(self, op_number: int, state: Any) -> None:
         """Record the state after the first ``op_number`` ops (plain data; see the class doc)."""
         self._check_open()
@@ -256,7 +283,7 @@ class SnapshotWriter:
             payload = pack(plain)
         except (ValueError, TypeError) as e:
             where = f"ops {first}-{first + len(records) - 1}"
-            self._fail(ValueError(self._find_bad_op(first, records) or f"{where}: {e}"))
+            self._fail(type(e)(self._find_bad_op(first, records) or f"{where}: {e}"))
         if len(payload) > self.limits.max_ops:
             if len(records) == 1:
                 self._fail(ValueError(f"op {first} is too big to store ({len(payload)} bytes)"))
@@ -267,7 +294,10 @@ class SnapshotWriter:
         self._batches += [first, self._frame(Kind.OPS, payload)]
 
     def _find_bad_op(self, first: int, records: list[tuple[Any, Any, Any]]) -> str | None:
-        for i, (op, counters, _digest) in enumerate(records):
+        for i, (op, counters, digest) in enumerate(records):
+            if not (isinstance(op, dict) and isinstance(counters, dict) and isinstance(digest, (str, bytes))):
+                return (f"op {first + i}: need (dict, dict, str | bytes), not ({type(op).__name__}, "
+                        f"{type(counters).__name__}, {type(digest).__name__})")
             try:
                 # an op sits 3 levels down in a batch: [.., [.., op, ..], ..]
                 check_plain(op, self.limits.max_depth - 2, lenient=True, where=f"op {first + i}")
@@ -305,17 +335,9 @@ def save_snapshot(path: str | os.PathLike[str], header: SnapshotHeader,
     with SnapshotWriter(path, header, commit_every=commit_every, fsync=False, compress_level=compress_level,
                         fs=fs, limits=limits) as w:
         items = sorted(checkpoints.items()) if isinstance(checkpoints, Mapping) else checkpoints
-        it = iter(items)
-        nxt = next(it, None)
-        for rec in ops:
-            while nxt is not None and nxt[0] <= w.op_count:
-                w.add_checkpoint(*nxt)
-                nxt = next(it, None)
-            if isinstance(rec, OpRecord):
-                w.add_op(rec.op, rec.counters, rec.digest)
-            else:
-                w.add_op(*rec)
-        while nxt is not None:
-            w.add_checkpoint(*nxt)
-            nxt = next(it, None)
-        return w.op_count
+        op_iter = iter(ops)
+        for n, state in items:
+            if type(n) is int and n > w.op_count:
+                w.add_ops(islice(op_iter, n - w.op_count))
+            w.add_checkpoint(n, state)  # complains if the ops ran out before n
+        return w.add_ops(op_iter)

@@ -423,3 +423,21 @@ def test_limits_are_shared_by_writer_and_reader(tmp_path):
             snap.ops[0]
         with pytest.raises(SnapshotCorruptError, match="checkpoint at op 0"):
             snap.checkpoints[0]
+
+
+def test_add_ops_in_bulk(tmp_path):
+    ops = op_records(2500, mixed=True)
+    a, b = tmp_path / "a.ptsnap", tmp_path / "b.ptsnap"
+    with SnapshotWriter(a, header(), commit_every=700, fsync=False) as w:
+        for rec in ops:
+            w.add_op(*rec)
+    with SnapshotWriter(b, header(), commit_every=700, fsync=False) as w:
+        assert w.add_ops(ops[:1000]) == 1000
+        assert w.add_ops(OpRecord(1000 + i, *r) for i, r in enumerate(ops[1000:])) == 2500
+        assert w.add_ops([]) == 2500
+    assert a.read_bytes() == b.read_bytes()
+    w = SnapshotWriter(tmp_path / "c.ptsnap", header())
+    w.add_ops(ops[:10] + [({"verb": "x"}, {"n": "x"}, "00")] + ops[:10])
+    with pytest.raises(ValueError, match="op 10: counter 'n'"):
+        w.close()
+    assert not (tmp_path / "c.ptsnap").exists()
