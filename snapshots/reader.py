@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import errno
 import os
+import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,19 +134,26 @@ class Snapshot:
         self.truncated = False
         self._cache: dict[int, list[OpRecord]] = {}
         self._lock = threading.Lock()
+        self._fd = -1
         try:
-            self._f = open(self.path, "rb")  # noqa: SIM115 - kept open for lazy reads; see close()
+            # O_NONBLOCK: a FIFO given by mistake must not hang the open; it is refused below
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            st = os.fstat(self._fd)
         except OSError as e:
+            self.close()
             raise SnapshotIOError(f"{self.name}: cannot read: {_reason(e)}") from None
         try:
-            self._fd = self._f.fileno()
-            self.size = os.fstat(self._fd).st_size
+            if stat.S_ISDIR(st.st_mode):
+                raise SnapshotIOError(f"{self.name}: cannot read: it is a directory")
+            if not stat.S_ISREG(st.st_mode):
+                raise SnapshotIOError(f"{self.name}: cannot read: not a regular file")
+            self.size = st.st_size
             self._read_start()
             layout = None if scan else self._read_footer()
             if layout is None:
                 layout = self._scan()
         except BaseException:
-            self._f.close()
+            self.close()
             raise
         self._layout = layout
         self.op_count = layout.op_count
@@ -175,7 +183,10 @@ class Snapshot:
             self._load_checkpoint(i)
 
     def close(self) -> None:
-        self._f.close()
+        """Close the file (the snapshot cannot read ops or checkpoints after this). Idempotent."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def __enter__(self) -> Snapshot:
         return self
@@ -189,6 +200,8 @@ class Snapshot:
 
     # --- low-level reads -------------------------------------------------------------------------
     def _pread(self, offset: int, n: int) -> bytes:
+        if self._fd < 0:
+            raise SnapshotIOError(f"{self.name}: the snapshot is closed")
         try:
             data = os.pread(self._fd, n, offset)
             while len(data) < n:
@@ -198,8 +211,6 @@ class Snapshot:
                 data += more
         except OSError as e:
             raise SnapshotIOError(f"{self.name}: cannot read: {_reason(e)}") from None
-        except ValueError:  # closed file
-            raise SnapshotIOError(f"{self.name}: the snapshot is closed") from None
         return data
 
     def _record(self, offset: int, what: str) -> tuple[int, int, bytes]:

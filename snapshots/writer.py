@@ -87,8 +87,8 @@ class SnapshotWriter:
         created = header.created or created_now()
         check_created(created)
         self.header = dataclasses.replace(header, created=created)
-        header_payload = pack(self.header.to_plain())
         check_plain(self.header.to_plain(), limits.max_depth, lenient=True, where="header")
+        header_payload = pack(self.header.to_plain())
         if len(header_payload) > limits.max_header:
             raise ValueError(f"the header is too big ({len(header_payload)} bytes)")
         self.limits = limits

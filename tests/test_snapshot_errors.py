@@ -363,3 +363,22 @@ def test_lock_is_released_on_abort_and_close(tmp_path):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds the finished file
     finally:
         os.close(fd)
+
+
+def test_reading_a_fifo_or_a_device_does_not_hang(tmp_path):
+    fifo = tmp_path / "fifo.ptsnap"
+    os.mkfifo(fifo)
+    with pytest.raises(SnapshotIOError, match=r"fifo\.ptsnap: cannot read: not a regular file"):
+        open_snapshot(fifo)
+    with pytest.raises(SnapshotIOError, match="not a regular file"):
+        open_snapshot("/dev/zero")
+
+
+def test_close_is_idempotent(tmp_path):
+    p = tmp_path / "x.ptsnap"
+    save(p, n=3)
+    snap = open_snapshot(p)
+    snap.close()
+    snap.close()
+    with pytest.raises(SnapshotIOError, match="closed"):
+        snap.checkpoint_for(3)
