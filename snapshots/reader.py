@@ -141,7 +141,10 @@ class Snapshot:
             st = os.fstat(self._fd)
         except OSError as e:
             self.close()
-            raise SnapshotIOError(f"{self.name}: cannot read: {_reason(e)}") from None
+            hint = ""
+            if e.errno == errno.ENOENT and os.path.exists(self.path + ".partial"):
+                hint = f" (a save that did not finish left {self.name}.partial: open that to recover it)"
+            raise SnapshotIOError(f"{self.name}: cannot read: {_reason(e)}{hint}") from None
         try:
             if stat.S_ISDIR(st.st_mode):
                 raise SnapshotIOError(f"{self.name}: cannot read: it is a directory")

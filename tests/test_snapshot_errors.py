@@ -382,3 +382,15 @@ def test_close_is_idempotent(tmp_path):
     snap.close()
     with pytest.raises(SnapshotIOError, match="closed"):
         snap.checkpoint_for(3)
+
+
+def test_a_missing_file_with_a_partial_one_says_how_to_recover(tmp_path):
+    p = tmp_path / "run.ptsnap"
+    w = SnapshotWriter(p, header(), commit_every=10)
+    w.add_ops(op_records(25))
+    hint = r"no such file \(a save that did not finish left .*run\.ptsnap\.partial: open that to recover it\)"
+    with pytest.raises(SnapshotIOError, match=r"run\.ptsnap: cannot read: " + hint):
+        open_snapshot(p)
+    with open_snapshot(w.partial_path) as snap:
+        assert len(snap.ops) == 20 and snap.truncated
+    w.abort()
