@@ -88,6 +88,7 @@ class SnapshotWriter:
         check_created(created)
         self.header = dataclasses.replace(header, created=created)
         check_plain(self.header.to_plain(), limits.max_depth, lenient=True, where="header")
+        SnapshotHeader.from_plain(self.header.to_plain())  # what the reader will check (field types)
         header_payload = pack(self.header.to_plain())
         if len(header_payload) > limits.max_header:
             raise ValueError(f"the header is too big ({len(header_payload)} bytes)")

@@ -441,3 +441,13 @@ def test_add_ops_in_bulk(tmp_path):
     with pytest.raises(ValueError, match="op 10: counter 'n'"):
         w.close()
     assert not (tmp_path / "c.ptsnap").exists()
+
+
+def test_bad_header_fields_are_refused_before_anything_is_written(tmp_path):
+    p = tmp_path / "h.ptsnap"
+    for kw, msg in (({"kernel": None}, "'kernel' must be a string"),
+                    ({"seed": "1"}, "'seed' must be an integer"),
+                    ({"extra": {1: 2}}, "map key"), ({"extra": {"x": object()}}, "object")):
+        with pytest.raises(ValueError, match=msg):
+            SnapshotWriter(p, header(**kw))
+        assert not p.exists() and not os.path.exists(str(p) + ".partial")
