@@ -70,7 +70,10 @@ class SnapshotWriter:
     Errors: :class:`~snapshots.errors.SnapshotWriteError` (one line) when the
     file system fails; the writer is then closed, the partial file removed
     and the target untouched. ValueError/TypeError for values that cannot be
-    stored (the writer is then closed the same way).
+    stored (the writer is then closed the same way). Any exception that
+    leaves a ``with`` block, KeyboardInterrupt included, discards the file: to
+    keep a run the user stops, stop between ``add_op`` calls (a cancel flag)
+    and let the block end normally. Not thread-safe: one thread writes.
     """
 
     def __init__(self, path: str | os.PathLike[str], header: SnapshotHeader, *,
@@ -219,27 +222,27 @@ class SnapshotWriter:
         """Make everything added so far durable (flush, commit record, fsync)."""
         self._check_open()
         self._flush_ops()
-        self._frame(Kind.COMMIT, COMMIT_BODY.pack(self._ops, 0), compress=False)
+        self._frame(Kind.COMMIT, COMMIT_BODY.pack(self._flushed_ops, 0), compress=False)
         if self.fsync:
             self._file.sync()
         else:
             self._file.flush()
-        self._committed_ops = self._ops
+        self._committed_ops = self._flushed_ops
 
     def close(self) -> None:
         """Write the index and the final commit, then put the file in place of the target."""
         if self.closed:
             return
         self._flush_ops()
-        index = {"op_count": self._ops, "batches": self._batches, "checkpoints": self._checkpoints,
+        index = {"op_count": self._flushed_ops, "batches": self._batches, "checkpoints": self._checkpoints,
                  "blobs": self._blobs}
         payload = pack(index)
         if len(payload) > self.limits.max_index:
             self._fail(ValueError(f"the index is too big ({len(payload)} bytes)"))
         at = self._frame(Kind.INDEX, payload)
-        self._frame(Kind.COMMIT, COMMIT_BODY.pack(self._ops, at), compress=False)
+        self._frame(Kind.COMMIT, COMMIT_BODY.pack(self._flushed_ops, at), compress=False)
         self._file.commit()
-        self._committed_ops = self._ops
+        self._committed_ops = self._flushed_ops
 
     def abort(self) -> None:
         """Give up: remove the partial file; the target is left as it was."""
@@ -273,8 +276,10 @@ class SnapshotWriter:
     def _flush_ops(self) -> None:
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
+        # the counts and the index only ever describe batches that are in the file
+        pending = self._pending
         self._write_batch(self._flushed_ops, pending)
+        self._pending = []
         self._flushed_ops += len(pending)
 
     def _write_batch(self, first: int, records: list[tuple[Any, Any, Any]]) -> None:
