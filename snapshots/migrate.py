@@ -98,7 +98,7 @@ def peek_op_batch(prefix: bytes, version: int) -> tuple[int, int]:
     else:
         (first,) = peek_ints(prefix, 1)
         u = msgpack.Unpacker(max_buffer_size=max(len(prefix), 1), max_ext_len=0, max_bin_len=0,
-                             max_str_len=0, max_map_len=0)
+                             max_str_len=0, max_map_len=0, max_array_len=1 << 20)
         try:
             u.feed(prefix)
             u.read_array_header()

@@ -131,6 +131,8 @@ def test_peek_op_batch_per_version():
     v1 = pack([42, [{"op": o, "counters": c, "digest": d} for o, c, d in recs]])
     v3 = pack(encode_ops(42, recs))
     assert peek_op_batch(v1[:64], 1) == (42, 7)
+    many = pack([0, [{"op": {}, "counters": {}, "digest": "0"}] * 70000])
+    assert peek_op_batch(many[:64], 1) == (0, 70000)
     assert peek_op_batch(v3[:64], 2) == (42, 7)
     assert peek_op_batch(v3[:64], 3) == (42, 7)
     with pytest.raises(RecordError):
@@ -138,6 +140,15 @@ def test_peek_op_batch_per_version():
 
 
 # --- whole files of old versions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_files_with_big_batches_scan(tmp_path, version):
+    ops = op_records(2000)
+    p = tmp_path / "big.ptsnap"
+    write_legacy(p, version, header(), ops, {0: state(0)}, batch=1000)
+    _h, got, cps, truncated, warnings = load_all(p, scan=True)
+    assert records_of(got) == ops and list(cps) == [0] and not truncated and warnings == []
 
 
 @pytest.mark.parametrize("version", [1, 2])
