@@ -561,14 +561,15 @@ _SMALL = _SCALARS - _BYTES  # scalars that are never blobs
 def _split(obj: Any, blob_min: int, path: list[Any], paths: list, blobs: list) -> Any:
     """``obj`` with big bytes values taken out; containers without any are returned as they are.
 
-    Looks two levels ahead at C speed (the types of the children, then of the
-    grandchildren), so a list of thousands of small lists of ints (a folio
-    table) is shared without visiting each small list in Python.
+    Looks at the types of the children at C speed, and for a container with
+    many children also at the grandchildren, so a list of thousands of small
+    lists of ints (a folio table) is shared without visiting each small list
+    in Python.
     """
     if isinstance(obj, bytes):
         if len(obj) >= blob_min:
             paths.append(list(path))
-            blobs.append(bytes(obj))
+            blobs.append(obj if type(obj) is bytes else bytes(obj))
             return None
         return obj
     if isinstance(obj, dict):
@@ -584,25 +585,29 @@ def _split(obj: Any, blob_min: int, path: list[Any], paths: list, blobs: list) -
     if ct <= _SCALARS:
         if max(map(len, compress(children, map(_BYTES.__contains__, tl)))) < blob_min:
             return obj
-    elif ct <= _PLAIN and bytes not in ct:
+    elif ct <= _PLAIN and bytes not in ct and len(tl) > 16:  # many containers: worth a look ahead
         lists = compress(children, map(_LIST.__contains__, tl))
         dicts = compress(children, map(_DICT.__contains__, tl))
         gt = set(map(type, chain(chain.from_iterable(lists), chain.from_iterable(map(dict.values, dicts)))))
         if gt <= _SMALL:
             return obj
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj)
+    out = []
+    for k, v in items:
+        tv = type(v)
+        if tv in _SMALL:
+            out.append(v)
+        elif tv is bytes:
+            if len(v) >= blob_min:
+                paths.append([*path, k])
+                blobs.append(v)
+                v = None
+            out.append(v)
+        else:
             path.append(k)
-            out[k] = _split(v, blob_min, path, paths, blobs)
+            out.append(_split(v, blob_min, path, paths, blobs))
             path.pop()
-        return out
-    lst = []
-    for i, v in enumerate(obj):
-        path.append(i)
-        lst.append(_split(v, blob_min, path, paths, blobs))
-        path.pop()
-    return lst
+    return dict(zip(obj, out, strict=True)) if isinstance(obj, dict) else out
 
 
 def join_blobs(tree: Any, refs: Any, fetch: Any, max_depth: int) -> Any:
