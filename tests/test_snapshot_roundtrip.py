@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import struct
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,13 +23,16 @@ from snapshots import (
     save_snapshot,
 )
 from snapshots.format import (
+    COMMIT_BODY,
     FRAME,
     FRAME_SIZE,
     PREAMBLE_SIZE,
     Kind,
     RecordError,
     check_plain,
+    decompress,
     encode_frame,
+    pack,
     xor64_decode,
     xor64_encode,
 )
@@ -451,3 +455,52 @@ def test_bad_header_fields_are_refused_before_anything_is_written(tmp_path):
         with pytest.raises(ValueError, match=msg):
             SnapshotWriter(p, header(**kw))
         assert not p.exists() and not os.path.exists(str(p) + ".partial")
+
+
+def test_fields_from_a_newer_writer_are_kept_or_ignored(tmp_path):
+    h = header()
+    h.unknown = {"future_field": [1, 2]}
+    p = tmp_path / "f.ptsnap"
+    save_snapshot(p, h, op_records(5), {0: state(0)})
+    with open_snapshot(p) as snap:
+        assert snap.header.unknown == {"future_field": [1, 2]} and snap.header == h
+    # an index with fields this reader does not know is still used (no scan, no warning)
+    data = p.read_bytes()
+    recs = list(frames(data))
+    i_off, _kind, i_flags, i_body = recs[-2]
+    assert recs[-1][1] == Kind.COMMIT
+    index = msgpack.unpackb(decompress(i_flags, i_body, 1 << 20))
+    index["markers"] = [3, 12345]
+    new_index = encode_frame(Kind.INDEX, pack(index), 1)
+    q = tmp_path / "g.ptsnap"
+    q.write_bytes(data[:i_off] + new_index + encode_frame(Kind.COMMIT, COMMIT_BODY.pack(5, i_off), 0))
+    with open_snapshot(q) as snap:
+        assert snap.warnings == [] and not snap.truncated and len(snap.ops) == 5
+
+
+def test_reading_from_several_threads(tmp_path):
+    import threading
+
+    p = tmp_path / "t.ptsnap"
+    ops = op_records(5000)
+    save_snapshot(p, header(), ops, {n: state(n, tables=1) for n in (0, 2500, 5000)})
+    errors = []
+    with open_snapshot(p) as snap:
+        def worker(seed):
+            import random
+
+            rng = random.Random(seed)
+            try:
+                for _ in range(300):
+                    i = rng.randrange(5000)
+                    assert snap.ops[i] == OpRecord(i, *ops[i])
+                    assert snap.checkpoint_for(i).op_number == (0 if i < 2500 else 2500)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
