@@ -320,7 +320,8 @@ def check_plain(obj: Any, max_depth: int, *, lenient: bool = False, where: str =
         else:
             dicts = list(compress(level, map(_DICT.__contains__, tl))) if dict in types else []
             lists = list(compress(level, map(_LIST.__contains__, tl))) if types & _LIST else []
-        if dicts and not set(map(type, chain.from_iterable(dicts))) <= _STR:
+        # the distinct keys first (str hashes are cached), then their types
+        if dicts and not set(map(type, set(chain.from_iterable(dicts)))) <= _STR:
             break
         level = list(chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(lists)))
     _check(obj, max_depth, lenient, err, where)  # slow path: finds and names the problem (or accepts)
