@@ -119,7 +119,7 @@ class AtomicFile:
         self.offset = 0
         self._buf = bytearray()
         self._buffer_size = buffer_size
-        self._fd: int | None = None
+        self.fd: int | None = None  # the open descriptor; None once committed or discarded
         self.done = False
         self._had_target: bool | None = False
         mode = None
@@ -144,12 +144,12 @@ class AtomicFile:
                 raise SnapshotWriteError(f"{self.name}: cannot save: {display_name(self.temp)} is a symbolic "
                                          "link; remove it first") from None
             self._raise(e, "cannot save", cleanup=False)
-        self._fd = fd
+        self.fd = fd
         try:
             self.fs.lock(fd)
         except BlockingIOError:
             self.fs.close(fd)
-            self._fd = None
+            self.fd = None
             raise SnapshotWriteError(f"{self.name}: cannot save: another ptlab is writing it "
                                      f"({display_name(self.temp)} is locked)") from None
         except OSError:
@@ -172,7 +172,7 @@ class AtomicFile:
     # --- writing ----------------------------------------------------------------------------
     def write(self, data: bytes) -> int:
         """Append ``data``; returns the offset it starts at."""
-        if self._fd is None:
+        if self.fd is None:
             raise ValueError("write to a closed snapshot file")
         at = self.offset
         self.offset += len(data)
@@ -186,10 +186,10 @@ class AtomicFile:
         return at
 
     def _write_out(self, mv: memoryview) -> None:
-        assert self._fd is not None
+        assert self.fd is not None
         try:
             while mv:
-                n = self.fs.write(self._fd, mv)
+                n = self.fs.write(self.fd, mv)
                 if n <= 0:
                     raise OSError(errno.EIO, "write returned 0")
                 mv = mv[n:]
@@ -204,16 +204,16 @@ class AtomicFile:
     def sync(self) -> None:
         """Flush and fsync the partial file."""
         self.flush()
-        assert self._fd is not None
+        assert self.fd is not None
         try:
-            self.fs.fsync(self._fd)
+            self.fs.fsync(self.fd)
         except OSError as e:
             self._raise(e, "cannot save")
 
     def commit(self) -> None:
         """Make the partial file the target, durably."""
         self.sync()
-        fd, self._fd = self._fd, None
+        fd, self.fd = self.fd, None
         try:
             assert fd is not None
             self.fs.close(fd)
@@ -230,7 +230,7 @@ class AtomicFile:
     def discard(self) -> None:
         """Close and remove the partial file (best effort); the target is untouched."""
         self._buf = bytearray()
-        fd, self._fd = self._fd, None
+        fd, self.fd = self.fd, None
         if fd is not None:
             with contextlib.suppress(OSError):
                 self.fs.close(fd)
@@ -241,4 +241,4 @@ class AtomicFile:
 
     @property
     def closed(self) -> bool:
-        return self._fd is None
+        return self.fd is None

@@ -109,6 +109,7 @@ class SnapshotWriter:
         self._last_checkpoint = -1
         self._blobs: list[int] = []  # offset of blob i
         self._blob_ids: dict[bytes, int] = {}
+        self._stop_at = 0
         self._file = AtomicFile(path, fs)
         self.path = self._file.target
         self.name = self._file.name
@@ -139,18 +140,16 @@ class SnapshotWriter:
     # --- adding records -----------------------------------------------------------------------
     def add_op(self, op: dict[str, Any], counters: dict[str, int], digest: str | bytes) -> int:
         """Record one op, its cost counters and the state digest after it; returns its number."""
-        if self._file.closed:
-            self._check_open()
         n = self._ops
-        if not isinstance(op, dict) or not isinstance(counters, dict) or not isinstance(digest, (str, bytes)):
+        if self._file.fd is None or not (isinstance(op, dict) and isinstance(counters, dict)
+                                         and isinstance(digest, (str, bytes))):
+            self._check_open()
             self._fail(TypeError(f"op {n}: need add_op(dict, dict, str | bytes), not add_op("
                                  f"{type(op).__name__}, {type(counters).__name__}, {type(digest).__name__})"))
         self._pending.append((op, counters, digest))
         self._ops = n + 1
-        if len(self._pending) >= self.batch_size:
-            self._flush_ops()
-        if self.commit_every is not None and self._ops - self._committed_ops >= self.commit_every:
-            self.commit()
+        if n + 1 >= self._stop_at:  # a batch is full or a commit is due
+            self._at_stop()
         return n
 
     def add_ops(self, records: Iterable[OpRecord | tuple[dict[str, Any], dict[str, int], str | bytes]],
@@ -174,10 +173,8 @@ class SnapshotWriter:
                 chunk = [tuple(r[1:]) if isinstance(r, OpRecord) else r for r in chunk]
             self._pending += chunk
             self._ops += len(chunk)
-            if len(self._pending) >= self.batch_size:
-                self._flush_ops()
-            if self.commit_every is not None and self._ops - self._committed_ops >= self.commit_every:
-                self.commit()
+            if self._ops >= self._stop_at:
+                self._at_stop()
 
     def add_checkpoint(self, op_number: int, state: Any) -> None:
         """Record the state after the first ``op_number`` ops (plain data; see the class doc)."""
@@ -228,6 +225,7 @@ class SnapshotWriter:
         else:
             self._file.flush()
         self._committed_ops = self._flushed_ops
+        self._update_stop()
 
     def close(self) -> None:
         """Write the index and the final commit, then put the file in place of the target."""
@@ -273,6 +271,19 @@ class SnapshotWriter:
     def _frame(self, kind: int, payload: bytes, compress: bool = True) -> int:
         return self._file.write(encode_frame(kind, payload, self.compress_level if compress else 0))
 
+    def _at_stop(self) -> None:
+        if len(self._pending) >= self.batch_size:
+            self._flush_ops()
+        if self.commit_every is not None and self._ops - self._committed_ops >= self.commit_every:
+            self.commit()
+
+    def _update_stop(self) -> None:
+        """The op count at which add_op must flush a batch or commit (one comparison per op)."""
+        stop = self._flushed_ops + self.batch_size
+        if self.commit_every is not None:
+            stop = min(stop, self._committed_ops + self.commit_every)
+        self._stop_at = stop
+
     def _flush_ops(self) -> None:
         if not self._pending:
             return
@@ -281,6 +292,7 @@ class SnapshotWriter:
         self._write_batch(self._flushed_ops, pending)
         self._pending = []
         self._flushed_ops += len(pending)
+        self._update_stop()
 
     def _write_batch(self, first: int, records: list[tuple[Any, Any, Any]]) -> None:
         try:
