@@ -612,15 +612,23 @@ def _split(obj: Any, blob_min: int, path: list[Any], paths: list, blobs: list) -
 
 
 def join_blobs(tree: Any, refs: Any, fetch: Any, max_depth: int) -> Any:
-    """Put blobs back into a decoded checkpoint tree (in place). ``fetch(n)`` -> bytes."""
+    """Put blobs back into a decoded checkpoint tree (in place); returns the tree.
+
+    ``fetch(n)`` -> the bytes of blob ``n``. An empty path means the whole
+    state is one big bytes value (then the tree is nil and there is one ref).
+    """
     if type(refs) is not list:
         raise RecordError("checkpoint: bad blob references")
     for ref in refs:
         if type(ref) is not list or len(ref) != 2:
             raise RecordError("checkpoint: bad blob reference")
         path, blob_no = ref
-        if type(path) is not list or not path or len(path) > max_depth or type(blob_no) is not int:
+        if type(path) is not list or len(path) > max_depth or type(blob_no) is not int:
             raise RecordError("checkpoint: bad blob reference")
+        if not path:
+            if tree is not None or len(refs) != 1:
+                raise RecordError("checkpoint: bad reference to a whole-state blob")
+            return fetch(blob_no)
         node = tree
         for i, step in enumerate(path):
             if type(node) is dict and type(step) is str:

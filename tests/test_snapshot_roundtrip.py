@@ -237,6 +237,13 @@ def test_identical_tables_are_stored_once(tmp_path):
     assert load_all(p)[2] == {n: plain(s) for n in range(11)}
 
 
+def test_a_state_that_is_one_big_bytes_value(tmp_path):
+    p = tmp_path / "one.ptsnap"
+    table = bytes(range(256)) * 16
+    save_snapshot(p, header(), op_records(2), {0: table, 1: b"small", 2: table})
+    assert load_all(p)[2] == {0: table, 1: b"small", 2: table}
+
+
 def test_blob_sizes_and_filters(tmp_path):
     p = tmp_path / "b.ptsnap"
     s = {"odd": bytes(range(256)) * 3 + b"x",  # not a multiple of 8: unfiltered
@@ -504,3 +511,30 @@ def test_reading_from_several_threads(tmp_path):
         for t in threads:
             t.join()
     assert errors == []
+
+
+# --- property: whatever plain data goes in comes back -------------------------------------------------
+
+_scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
+            | st.text(max_size=12) | st.binary(max_size=12) | st.binary(min_size=512, max_size=700))
+_plain = st.recursive(_scalars, lambda c: st.lists(c, max_size=4) | st.tuples(c, c)
+                      | st.dictionaries(st.text(max_size=6), c, max_size=4), max_leaves=12)
+_ops = st.lists(st.tuples(st.dictionaries(st.text(max_size=6), _plain, max_size=4),
+                          st.dictionaries(st.text(max_size=8), st.integers(-(2**63), 2**63) | st.floats(
+                              allow_nan=False), max_size=4),
+                          st.text(alphabet="0123456789abcdef", min_size=2, max_size=2).map(lambda s: s * 8)
+                          | st.text(max_size=10) | st.binary(max_size=10)),
+                max_size=40)
+
+
+@given(ops=_ops, states=st.lists(_plain, max_size=3), data=st.data())
+@settings(max_examples=100, deadline=None, derandomize=True)
+def test_any_plain_data_round_trips(tmp_path_factory, ops, states, data):
+    numbers = sorted(data.draw(st.sets(st.integers(0, len(ops)), max_size=len(states))))
+    cps = dict(zip(numbers, states, strict=False))
+    p = tmp_path_factory.mktemp("prop") / "p.ptsnap"
+    save_snapshot(p, header(), ops, cps, commit_every=data.draw(st.sampled_from([None, 1, 7])))
+    for scan in (False, True):
+        _h, got, got_cps, truncated, _w = load_all(p, scan=scan)
+        assert records_of(got) == [(plain(o), c, d) for o, c, d in ops]
+        assert got_cps == {n: plain(s) for n, s in cps.items()} and not truncated
