@@ -538,3 +538,36 @@ def test_any_plain_data_round_trips(tmp_path_factory, ops, states, data):
         _h, got, got_cps, truncated, _w = load_all(p, scan=scan)
         assert records_of(got) == [(plain(o), c, d) for o, c, d in ops]
         assert got_cps == {n: plain(s) for n, s in cps.items()} and not truncated
+
+
+class _Odd:
+    pass
+
+
+_anything = st.recursive(
+    _scalars | st.integers(-(2**70), 2**70) | st.just(_Odd()) | st.just({1, 2}) | st.just(frozenset()),
+    lambda c: st.lists(c, max_size=3) | st.tuples(c) | st.dictionaries(st.text(max_size=3) | st.integers(0, 3)
+                                                                      | st.binary(max_size=2), c, max_size=3),
+    max_leaves=10)
+
+
+def _deep(v, n):
+    for _ in range(n):
+        v = [v]
+    return v
+
+
+@given(op=_anything, state=_anything, depth=st.sampled_from([0, 0, 0, 29, 30, 31, 40]))
+@settings(max_examples=150, deadline=None, derandomize=True)
+def test_the_writer_refuses_exactly_what_the_reader_would(tmp_path_factory, op, state, depth):
+    """Either the writer refuses a value up front, or it comes back equal: never an unreadable file."""
+    p = tmp_path_factory.mktemp("refuse") / "r.ptsnap"
+    o = {"verb": "x", "v": _deep(op, depth)}
+    s = _deep(state, depth)
+    try:
+        save_snapshot(p, header(), [(o, {"n": 1}, "ab")], {0: s})
+    except (ValueError, TypeError):
+        assert not p.exists()
+        return
+    _h, got, cps, truncated, _w = load_all(p)
+    assert records_of(got) == [(plain(o), {"n": 1}, "ab")] and cps == {0: plain(s)} and not truncated
