@@ -86,6 +86,12 @@ class FileSystem:
     def stat(self, path: str) -> os.stat_result:
         return os.stat(path)
 
+    def lstat(self, path: str) -> os.stat_result:
+        return os.lstat(path)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        return os.fstat(fd)
+
     def fsync_dir(self, path: str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -137,29 +143,50 @@ class AtomicFile:
                 raise SnapshotWriteError(f"{self.name}: cannot save: it exists and is not a regular file")
             self._had_target = True
             mode = stat.S_IMODE(st.st_mode)
-        try:
-            fd = self.fs.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise SnapshotWriteError(f"{self.name}: cannot save: {display_name(self.temp)} is a symbolic "
-                                         "link; remove it first") from None
-            self._raise(e, "cannot save", cleanup=False)
+        fd = self._open_locked()
         self.fd = fd
-        try:
-            self.fs.lock(fd)
-        except BlockingIOError:
-            self.fs.close(fd)
-            self.fd = None
-            raise SnapshotWriteError(f"{self.name}: cannot save: another ptlab is writing it "
-                                     f"({display_name(self.temp)} is locked)") from None
-        except OSError:
-            pass  # no locking on this file system: go on without
         try:
             self.fs.truncate(fd, 0)
             if mode is not None:
                 self.fs.chmod(fd, mode)
         except OSError as e:
             self._raise(e, "cannot save")
+
+    def _open_locked(self) -> int:
+        """Open and lock ``NAME.partial``, making sure the file locked is still the one at that name.
+
+        (Another writer that has just finished renames its partial file over
+        the target: a file opened under the old name a moment before must not
+        be truncated.)
+        """
+        for _attempt in range(8):
+            try:
+                fd = self.fs.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise SnapshotWriteError(f"{self.name}: cannot save: {display_name(self.temp)} is a "
+                                             "symbolic link; remove it first") from None
+                self._raise(e, "cannot save", cleanup=False)
+            try:
+                self.fs.lock(fd)
+            except BlockingIOError:
+                self.fs.close(fd)
+                raise SnapshotWriteError(f"{self.name}: cannot save: another ptlab is writing it "
+                                         f"({display_name(self.temp)} is locked)") from None
+            except OSError:
+                pass  # no locking on this file system: go on without
+            try:
+                a, b = self.fs.fstat(fd), self.fs.lstat(self.temp)
+                if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+                    return fd
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                self.fs.close(fd)
+                self._raise(e, "cannot save", cleanup=False)
+            self.fs.close(fd)  # renamed away under us: open the new one
+        raise SnapshotWriteError(f"{self.name}: cannot save: another ptlab keeps replacing "
+                                 f"{display_name(self.temp)}")
 
     # --- errors -------------------------------------------------------------------------
     def _raise(self, e: OSError, what: str, cleanup: bool = True) -> NoReturn:
@@ -211,20 +238,27 @@ class AtomicFile:
             self._raise(e, "cannot save")
 
     def commit(self) -> None:
-        """Make the partial file the target, durably."""
+        """Make the partial file the target, durably.
+
+        The rename happens while the file is still open and locked, so no
+        other writer can lock (and truncate) the inode that becomes the
+        target. Data is fsynced before the rename; a failure after the rename
+        ("saved, but ...") cannot have lost it.
+        """
         self.sync()
-        fd, self.fd = self.fd, None
+        fd = self.fd
+        assert fd is not None
         try:
-            assert fd is not None
-            self.fs.close(fd)
             self.fs.replace(self.temp, self.target)
         except OSError as e:
             self._raise(e, "cannot save")
+        self.fd = None
         self.done = True
         try:
+            self.fs.close(fd)
             self.fs.fsync_dir(os.path.dirname(self.target) or ".")
         except OSError as e:
-            raise SnapshotWriteError(f"{self.name}: saved, but flushing its directory failed: "
+            raise SnapshotWriteError(f"{self.name}: saved, but finishing it failed: "
                                      f"{describe_os_error(e)}", e.errno) from None
 
     def discard(self) -> None:

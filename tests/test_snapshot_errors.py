@@ -95,7 +95,6 @@ def no_partial(path) -> bool:
     ("write", errno.EIO, "I/O error"),
     ("fsync", errno.ENOSPC, "no space left on device"),
     ("fsync", errno.EIO, "I/O error"),
-    ("close", errno.ENOSPC, "no space left on device"),
     ("open", errno.EACCES, "permission denied"),
     ("open", errno.EPERM, "permission denied"),
     ("open", errno.EROFS, "read-only file system"),
@@ -135,11 +134,12 @@ def test_disk_fills_up_during_a_streaming_run(tmp_path):
     w.close()  # closing a failed writer is harmless
 
 
-def test_directory_flush_failure_after_the_rename(tmp_path):
+@pytest.mark.parametrize("call", ["fsync_dir", "close"])
+def test_failure_after_the_rename(tmp_path, call):
     p = tmp_path / "x.ptsnap"
-    with pytest.raises(SnapshotWriteError, match=r"x\.ptsnap: saved, but flushing its directory failed: I/O"):
-        save(p, FaultyFS("fsync_dir", errno.EIO), n=10)
-    assert len(load_all(p)[1]) == 10  # the file is in place and complete
+    with pytest.raises(SnapshotWriteError, match=r"x\.ptsnap: saved, but finishing it failed: I/O error$"):
+        save(p, FaultyFS(call, errno.EIO), n=10)
+    assert len(load_all(p)[1]) == 10 and no_partial(p)  # the file is in place and complete
 
 
 def test_einval_from_directory_fsync_is_ignored_by_the_real_shim(tmp_path, monkeypatch):
@@ -394,3 +394,24 @@ def test_a_missing_file_with_a_partial_one_says_how_to_recover(tmp_path):
     with open_snapshot(w.partial_path) as snap:
         assert len(snap.ops) == 20 and snap.truncated
     w.abort()
+
+
+def test_a_file_renamed_away_while_locking_is_not_truncated(tmp_path):
+    """Another writer finishes (renames its .partial over the target) between our open and our lock:
+    we must not truncate what is now its finished file."""
+    p = tmp_path / "x.ptsnap"
+    other = b"the other writer's finished snapshot"
+    (tmp_path / "x.ptsnap.partial").write_bytes(other)
+
+    class RaceFS(FaultyFS):
+        raced = False
+
+        def lock(self, fd):
+            if not self.raced:
+                self.raced = True
+                os.replace(str(p) + ".partial", p)  # the other writer's rename
+            super().lock(fd)
+
+    with pytest.raises(SnapshotWriteError, match="no space left"):
+        save(p, RaceFS("write", errno.ENOSPC, after=100))
+    assert p.read_bytes() == other and no_partial(p)
