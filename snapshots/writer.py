@@ -352,7 +352,9 @@ def save_snapshot(path: str | os.PathLike[str], header: SnapshotHeader,
     """
     with SnapshotWriter(path, header, commit_every=commit_every, fsync=False, compress_level=compress_level,
                         fs=fs, limits=limits) as w:
-        items = sorted(checkpoints.items()) if isinstance(checkpoints, Mapping) else checkpoints
+        # a mapping is read one state at a time (a Snapshot's checkpoints decode on access)
+        items = ((k, checkpoints[k]) for k in sorted(checkpoints)) if isinstance(checkpoints, Mapping) \
+            else checkpoints
         op_iter = iter(ops)
         for n, state in items:
             if type(n) is int and n > w.op_count:
