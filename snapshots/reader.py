@@ -58,6 +58,7 @@ from snapshots.format import (
     RecordError,
     decode_blob,
     decode_ops,
+    decode_ops_body,
     decode_preamble,
     decompress,
     decompress_prefix,
@@ -243,6 +244,8 @@ class Snapshot:
         data = decompress(flags, body, self.limits.for_kind(kind) if limit is None else limit)
         # op batches are checked part by part in decode_ops()
         obj = unpack(data, self.limits.max_depth, check=kind != Kind.OPS)
+        if kind == Kind.OPS and self.format_version >= 3:
+            obj = decode_ops_body(obj, self.limits)
         return migrate(kind, obj, self.format_version)
 
     def _expect(self, offset: int, kind: Kind, what: str, limit: int | None = None) -> Any:

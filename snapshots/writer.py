@@ -22,6 +22,7 @@ from snapshots.format import (
     COMMIT_BODY,
     DEFAULT_LIMITS,
     FORMAT_VERSION,
+    MAX_BATCH,
     Kind,
     Limits,
     OpRecord,
@@ -29,6 +30,7 @@ from snapshots.format import (
     encode_blob,
     encode_frame,
     encode_ops,
+    encode_ops_body,
     encode_preamble,
     pack,
     split_blobs,
@@ -83,8 +85,8 @@ class SnapshotWriter:
             raise TypeError("header must be a SnapshotHeader")
         if commit_every is not None and commit_every <= 0:
             raise ValueError("commit_every must be positive (or None: commit only at close)")
-        if not 1 <= batch_size <= 1 << 20:
-            raise ValueError("batch_size must be between 1 and 1048576")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
         if not 0 <= compress_level <= 9:
             raise ValueError("compress_level must be 0 (none) to 9")
         created = header.created or created_now()
@@ -297,19 +299,19 @@ class SnapshotWriter:
     def _write_batch(self, first: int, records: list[tuple[Any, Any, Any]]) -> None:
         try:
             plain = encode_ops(first, records)  # checks counters and digests
-            check_plain(plain[2], self.limits.max_depth - 1, lenient=True)  # the ops, as the reader will
-            payload = pack(plain)
+            # checks the ops as the reader will
+            body, inner_size = encode_ops_body(plain, self.compress_level, self.limits.max_depth)
         except (ValueError, TypeError) as e:
             where = f"ops {first}-{first + len(records) - 1}"
             self._fail(type(e)(self._find_bad_op(first, records) or f"{where}: {e}"))
-        if len(payload) > self.limits.max_ops:
+        if max(len(body), inner_size) > self.limits.max_ops:
             if len(records) == 1:
-                self._fail(ValueError(f"op {first} is too big to store ({len(payload)} bytes)"))
+                self._fail(ValueError(f"op {first} is too big to store ({inner_size} bytes)"))
             half = len(records) // 2
             self._write_batch(first, records[:half])
             self._write_batch(first + half, records[half:])
             return
-        self._batches += [first, self._frame(Kind.OPS, payload)]
+        self._batches += [first, self._frame(Kind.OPS, body, compress=False)]  # the body compresses itself
 
     def _find_bad_op(self, first: int, records: list[tuple[Any, Any, Any]]) -> str | None:
         for i, (op, counters, digest) in enumerate(records):

@@ -265,7 +265,7 @@ def mutate(data: bytes, corpus: list[bytes], rng: random.Random) -> tuple[str, b
     recs = parse(data)
     how = rng.choice(["bitflip", "bytes", "truncate", "insert", "delete", "dup", "splice", "length",
                       "payload", "payload", "structure", "structure", "structure", "hostile", "hostile",
-                      "kind", "flags", "zlib", "commit", "header"])
+                      "kind", "flags", "zlib", "commit", "header", "inner", "inner"])
     if how == "bitflip":
         for _ in range(rng.randint(1, 4)):
             i = rng.randrange(len(b))
@@ -348,6 +348,15 @@ def _mutate_record(b: bytearray, data: bytes, recs: list, how: str, rng: random.
                 payload = pack(mutate_plain(msgpack.unpackb(payload_of(flags, body), raw=False), rng))
             except Exception:  # noqa: BLE001 - an earlier mutation broke it already
                 payload = rng.randbytes(len(body))
+        elif how == "inner":  # a v3 op batch: mutate the columns inside its own zlib stream
+            batches = [r for r in recs if r[1] == Kind.OPS]
+            if batches:
+                off, kind, flags, body = rng.choice(batches)
+                end = off + FRAME_SIZE + len(body)
+                try:
+                    payload = _mutate_inner(payload_of(flags, body), rng)
+                except zlib.error:  # an earlier mutation broke it already
+                    payload = rng.randbytes(len(body))
         if new_flags == 0x100:
             new_body, new_flags = _BOMB, 1
         elif new_flags == 0x101:
@@ -358,6 +367,23 @@ def _mutate_record(b: bytearray, data: bytes, recs: list, how: str, rng: random.
             new_body, new_flags = payload, new_flags & ~1
         b = b[:off] + frame(kind, new_flags, new_body) + b[end:]
     return b
+
+
+def _mutate_inner(payload: bytes, rng: random.Random) -> bytes:
+    try:
+        outer = msgpack.unpackb(payload, raw=False)
+        first, count, codec, inner, digests = outer
+        fields = msgpack.unpackb(zlib.decompress(inner) if codec == 1 else inner, raw=False,
+                                 strict_map_key=False)
+    except Exception:  # noqa: BLE001 - not a v3 body (v1/v2 file, or broken already)
+        return rng.randbytes(len(payload))
+    fields = mutate_plain(fields, rng)
+    inner = pack(fields)
+    codec = rng.choice([0, 1, 1, 1, 2, -1])
+    if codec == 1:
+        inner = zlib.compress(inner, 1)
+    return pack([first, count if rng.random() < 0.9 else rng.choice([0, 2**20 + 1, 2**40]), codec, inner,
+                 digests])
 
 
 # --- the tests --------------------------------------------------------------------------------------------
@@ -399,7 +425,7 @@ def test_seeded_mutation_fuzz(corpus, case_dir, tmp_path, report_line):
                 f"{_counts['loaded']} loaded, {_counts['partial']} partial, {_counts['error']} SnapshotError")
     assert rss_growth_mb < 400  # the 64 MiB zlib bomb is the biggest allocation allowed
     # the structure-aware mutators must get past the CRC and reach the decoders
-    for how in ("payload", "structure", "hostile", "kind"):
+    for how in ("payload", "structure", "hostile", "kind", "inner"):
         assert sum(outcome_by_how.get(how, {}).values()) > 50
 
 
@@ -459,3 +485,31 @@ def test_report_the_hypothesis_count(report_line):
     """Runs after the hypothesis tests (file order) and reports how many examples they tried."""
     report_line(f"snapshot fuzz: {_counts['hypothesis']} hypothesis examples "
                 f"(3 tests, up to {HYPOTHESIS_EXAMPLES} each), every one a clean load or a SnapshotError")
+
+
+def test_zlib_bombs_stop_at_the_limits(corpus, case_dir):
+    """A zlib stream that inflates to 64 MiB + 1, in place of every record of a file, and inside an
+    op batch's own compressed part: refused at each kind's limit, with bounded memory."""
+    good = corpus[0]
+    p = case_dir / "bomb.ptsnap"
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    outcomes = set()
+    seen_kinds = set()
+    for off, kind, _flags, body in parse(good):
+        if kind in seen_kinds:
+            continue
+        seen_kinds.add(kind)
+        end = off + FRAME_SIZE + len(body)
+        variants = [frame(kind, 1, _BOMB)]
+        if kind == Kind.OPS:
+            outer = msgpack.unpackb(body, raw=False)
+            outer[2], outer[3] = 1, _BOMB
+            variants.append(frame(kind, 0, pack(outer)))
+        for v in variants:
+            p.write_bytes(good[:off] + v + good[end:])
+            with alarm(CASE_SECONDS):
+                outcomes.add(exercise(p))
+                outcomes.add(exercise(p, scan=True))
+    assert seen_kinds >= {Kind.HEADER, Kind.OPS, Kind.CHECKPOINT, Kind.BLOB, Kind.INDEX, Kind.COMMIT}
+    assert outcomes <= {"error", "partial", "loaded"}
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024 < 400
