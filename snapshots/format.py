@@ -490,7 +490,8 @@ def _keysets(dicts: Sequence[dict]) -> tuple[list[list[str]], list[int] | None]:
         seen: dict[tuple, int] = {}
         key_index = [seen.setdefault(k, len(seen)) for k in keys]
         keysets = [list(k) for k in seen]
-    if not set(map(type, chain.from_iterable(keysets))) <= _STR:
+    if not set(map(type, chain.from_iterable(keysets))) <= _STR and \
+            not all(isinstance(k, str) for k in chain.from_iterable(keysets)):  # str subclasses are fine
         raise ValueError("a map key is not a string")
     return keysets, key_index
 

@@ -571,3 +571,24 @@ def test_the_writer_refuses_exactly_what_the_reader_would(tmp_path_factory, op, 
         return
     _h, got, cps, truncated, _w = load_all(p)
     assert records_of(got) == [(plain(o), {"n": 1}, "ab")] and cps == {0: plain(s)} and not truncated
+
+
+def test_subclasses_of_plain_types_are_stored_as_their_base_types(tmp_path):
+    import collections
+    import enum
+
+    class Verb(enum.StrEnum):
+        TOUCH = "touch"
+
+    class Size(enum.IntEnum):
+        K64 = 65536
+
+    p = tmp_path / "s.ptsnap"
+    ops = [({"verb": Verb.TOUCH, "args": {Verb.TOUCH: Size.K64, "o": collections.OrderedDict(a=1)}},
+            collections.Counter(pte_reads=3), "ab")] * 3
+    save_snapshot(p, header(), ops, {0: {"t": (Size.K64, [Verb.TOUCH])}})
+    _h, got, cps, _t, _w = load_all(p)
+    assert records_of(got) == [({"verb": "touch", "args": {"touch": 65536, "o": {"a": 1}}}, {"pte_reads": 3},
+                                "ab")] * 3
+    assert cps == {0: {"t": [65536, ["touch"]]}}
+    assert type(got[0].op["verb"]) is str and type(got[0].op["args"]["touch"]) is int
