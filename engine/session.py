@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
@@ -34,6 +34,7 @@ from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_contex
 from engine.ops import Op
 
 GRAINS = ("op", "call", "event")
+LAZY = object()  # a checkpoint not loaded yet (see Session.checkpoint_loader)
 
 
 class SessionError(RuntimeError):
@@ -78,14 +79,21 @@ class SessionStats:
 class Session:
     """Owns a machine and a list of ops; see the module docstring."""
 
-    def __init__(self, make_machine: Callable[[], Any], ops: list[Op], *,
+    def __init__(self, make_machine: Callable[[], Any], ops: Sequence[Op], *,
                  cost_fn: Callable[[Counter], float] | None = None,
                  checkpoint_ops: int = 500, checkpoint_events: int = 200_000,
                  max_checkpoints: int = 4096, name: str = "", source: str = "",
-                 on_checkpoint: Callable[[int, Any], None] | None = None):
+                 on_checkpoint: Callable[[int, Any], None] | None = None,
+                 meta: dict[str, Any] | None = None):
         self.make_machine = make_machine
         self.machine = make_machine()
-        self.ops = list(ops)
+        self.ops: Sequence[Op] = ops if not isinstance(ops, (list, tuple)) else list(ops)
+        # What created this session (machine kind, configuration): plain data,
+        # used to save it and to build it again from a snapshot.
+        self.meta: dict[str, Any] = dict(meta or {})
+        # Checkpoints may be stored lazily (LAZY) and fetched by this loader.
+        self.checkpoint_loader: Callable[[int], Any] | None = None
+        self.warnings: list[str] = []
         self.name = name
         self.source = source
         self.cost_fn = cost_fn or getattr(self.machine, "cycles_of", None) or (lambda c: 0.0)
@@ -192,6 +200,15 @@ class Session:
                 self._thin_checkpoints()
             self._since_checkpoint = 0
 
+    def checkpoint(self, c: int) -> Any:
+        st = self.checkpoints[c]
+        if st is LAZY:
+            if self.checkpoint_loader is None:
+                raise SessionError(f"checkpoint {c} is not loaded and there is no loader")
+            st = self.checkpoint_loader(c)
+            self.checkpoints[c] = st
+        return st
+
     def _thin_checkpoints(self) -> None:
         if len(self.checkpoints) <= self.max_checkpoints:
             return
@@ -209,7 +226,7 @@ class Session:
             return
         c = max(c for c in self.checkpoints if c <= k)
         if not (c <= self.k <= k):
-            self.machine.restore(self.checkpoints[c])
+            self.machine.restore(self.checkpoint(c))
             self.stats.restores += 1
             self.k = c
         self.e = 0
