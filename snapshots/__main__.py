@@ -26,16 +26,17 @@ from snapshots.format import (
     kind_name,
     peek_ints,
 )
+from snapshots.migrate import peek_op_batch
 from snapshots.reader import open_snapshot
 
 
-def describe(kind: int, flags: int, body: bytes) -> str:
+def describe(kind: int, flags: int, body: bytes, version: int) -> str:
     try:
         if kind == Kind.COMMIT and len(body) == COMMIT_BODY.size:
             ops, index_at = COMMIT_BODY.unpack(body)
             return f"{ops} ops" + (f", final (index at {index_at:#x})" if index_at else "")
         if kind == Kind.OPS:
-            first, count = peek_ints(decompress_prefix(flags, body), 2)
+            first, count = peek_op_batch(decompress_prefix(flags, body), version)
             return f"ops {first}-{first + count - 1}"
         if kind == Kind.CHECKPOINT:
             return f"state after op {peek_ints(decompress_prefix(flags, body), 1)[0]}"
@@ -64,6 +65,7 @@ def dump(path: str, out=sys.stdout) -> int:
     if os.path.isfile(path):  # not a FIFO or device: those would block or never end
         with open(path, "rb") as f:
             data = f.read()
+    version = int.from_bytes(data[8:10], "little") if len(data) >= 10 else 0
     pos = PREAMBLE_SIZE
     n = 0
     while pos + FRAME_SIZE <= len(data):
@@ -74,7 +76,7 @@ def dump(path: str, out=sys.stdout) -> int:
             break
         ok = "ok " if frame_crc(length, kind, flags, body) == crc else "BAD"
         print(f"  {pos:#010x}  #{n:<5} {kind_name(kind):10} flags {flags:#04x} {length:>9} bytes  crc {ok}  "
-              f"{describe(kind, flags, body) if ok == 'ok ' else ''}", file=out)
+              f"{describe(kind, flags, body, version) if ok == 'ok ' else ''}", file=out)
         pos += FRAME_SIZE + length
         n += 1
     if pos < len(data):
