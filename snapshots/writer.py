@@ -69,6 +69,13 @@ class SnapshotWriter:
     references to the op dicts of the current batch (``batch_size`` ops)
     until it writes them: do not mutate them after ``add_op``.
 
+    Options: ``commit_every`` ops between automatic commits (None: only at
+    close); ``fsync`` whether a commit also fsyncs (``close`` always does);
+    ``batch_size`` ops per op batch record; ``compress_level`` zlib level
+    (0: none); ``fs`` the :class:`~snapshots.fsio.FileSystem` to write
+    through (tests inject failures with it); ``limits`` the
+    :class:`~snapshots.format.Limits` the reader will apply.
+
     Errors: :class:`~snapshots.errors.SnapshotWriteError` (one line) when the
     file system fails; the writer is then closed, the partial file removed
     and the target untouched. ValueError/TypeError for values that cannot be
