@@ -592,3 +592,14 @@ def test_subclasses_of_plain_types_are_stored_as_their_base_types(tmp_path):
                                 "ab")] * 3
     assert cps == {0: {"t": [65536, ["touch"]]}}
     assert type(got[0].op["verb"]) is str and type(got[0].op["args"]["touch"]) is int
+
+
+def test_iter_range(tmp_path):
+    p = tmp_path / "r.ptsnap"
+    ops = op_records(3000)
+    save_snapshot(p, header(), ops)
+    with open_snapshot(p) as snap:
+        assert records_of(snap.ops.iter_range(1000, 2500)) == ops[1000:2500]
+        assert records_of(snap.ops.iter_range(2990)) == ops[2990:]
+        assert list(snap.ops.iter_range(5, 5)) == []
+        assert [r.number for r in snap.ops.iter_range(2999, 10**9)] == [2999]
