@@ -9,8 +9,10 @@ line as ``Op.to_plain()`` gives it (verb, args with a VMA name, offset, length
 and mode, line number, source text), 8 cost counters and a 16-byte state
 digest as 32 hex characters. Every ``--checkpoint-every`` ops there is a
 checkpoint: ``--tables`` packed 4K-granule page tables (4 KiB each, realistic
-descriptors: folios of 1-128 pages, some holes, AF/dirty/CONT bits) plus folio,
-VMA, TLB and RNG state as lists of ints. Between checkpoints ``--churn`` of the
+descriptors: folios of 1-128 pages, some holes, AF/dirty/CONT bits) plus a
+2000-folio table and a 256-entry TLB packed as bytes (``--lists``: as lists of
+small lists of ints, which costs ~4 ms more per checkpoint), VMAs and RNG
+state. Between checkpoints ``--churn`` of the
 tables change (1.0: every table differs from the previous checkpoint, the
 worst case for the format's table sharing).
 
@@ -102,8 +104,18 @@ def mutate_table(rng: random.Random, t: bytes) -> bytes:
     return a.tobytes()
 
 
-def checkpoints(rng: random.Random, n_ops: int, every: int, n_tables: int, churn: float):
-    """Yield (op_number, plain state) for 0, every, 2*every, ..."""
+def u64s(values) -> bytes:
+    return array("Q", values).tobytes()
+
+
+def checkpoints(rng: random.Random, n_ops: int, every: int, n_tables: int, churn: float,
+                lists: bool = False):
+    """Yield (op_number, plain state) for 0, every, 2*every, ...
+
+    The folio table (2000 folios) and the TLB (256 entries) are packed as
+    bytes of u64 fields, as ``snapshots`` recommends for big homogeneous
+    tables, or with ``lists`` as lists of small lists of ints.
+    """
     tables = [make_table(rng) for _ in range(n_tables)]
     folios = [[rng.randrange(1 << 22), rng.choice([0, 0, 2, 4, 9]), 1, 1, 0] for _ in range(2000)]
     for n in range(0, n_ops + 1, every):
@@ -116,8 +128,9 @@ def checkpoints(rng: random.Random, n_ops: int, every: int, n_tables: int, churn
         yield n, {
             "mm": [{"pid": 1, "tables": [[j << 21, t] for j, t in enumerate(tables)],
                     "pmd_leaves": [], "vmas": [["heap", 0x400000, 0x400000 + (n_tables << 21), 3, 1, 0]]}],
-            "folios": [list(f) for f in folios],
-            "tlb": [[rng.randrange(1 << 36), 1, 0] for _ in range(256)],
+            "folios": [list(f) for f in folios] if lists else u64s(x for f in folios for x in f),
+            "tlb": ([[rng.randrange(1 << 36), 1, 0] for _ in range(256)] if lists
+                    else u64s(x for _ in range(256) for x in (rng.randrange(1 << 36), 1, 0))),
             "rng": list(range(625)),
             "counters": {c: n * 3 for c in COUNTERS},
         }
@@ -133,12 +146,13 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     pool = make_op_pool(rng)
     cks = list(checkpoints(random.Random(args.seed + 1), args.ops, args.checkpoint_every, args.tables,
-                           args.churn))
+                           args.churn, args.lists))
     gen = time.perf_counter() - t0
     header = SnapshotHeader(scenario_name="bench", scenario_source="# synthetic\n",
                             created="2025-01-01T00:00:00Z")
     out: dict = {"ops": args.ops, "checkpoint_every": args.checkpoint_every, "tables": args.tables,
-                 "churn": args.churn, "checkpoints": len(cks), "generate_s": round(gen, 2)}
+                 "churn": args.churn, "state": "lists" if args.lists else "bytes", "checkpoints": len(cks),
+                 "generate_s": round(gen, 2)}
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         path = os.path.join(d, "bench.ptsnap")
         t0, c0 = time.perf_counter(), time.process_time()
@@ -189,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=5000)
     p.add_argument("--tables", type=int, default=75, help="4 KiB page tables per checkpoint (75: 300 KiB)")
     p.add_argument("--churn", type=float, default=0.25, help="fraction of tables changed between checkpoints")
+    p.add_argument("--lists", action="store_true",
+                   help="folio table and TLB as lists of lists of ints instead of packed bytes")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--streaming", action="store_true",
                    help="also time SnapshotWriter (fsync every 10000 ops)")

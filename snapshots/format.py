@@ -81,14 +81,16 @@ class Limits:
 
     Memory: reading one record needs its stored size, plus its payload size,
     plus the decoded objects. msgpack makes at most one object per payload
-    byte, and Python objects are bigger than their encoding (up to ~20x for
-    a hostile payload of tiny lists or short strings), hence the modest
-    limits for everything but blobs (plain bytes, decoded 1:1).
+    byte, and Python objects are bigger than their encoding: up to ~20x for
+    a hostile payload of tiny lists or short strings, ~40x for an op table
+    whose one-byte values each become a map entry. Hence the modest limits
+    for everything but blobs (plain bytes, decoded 1:1); pass smaller ones
+    to open files from sources you do not trust.
     """
 
     max_record: int = 256 * MiB
     max_header: int = 4 * MiB
-    max_ops: int = 16 * MiB
+    max_ops: int = 8 * MiB
     max_checkpoint: int = 64 * MiB
     max_blob: int = 256 * MiB
     max_index: int = 16 * MiB

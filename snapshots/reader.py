@@ -118,7 +118,7 @@ class Snapshot:
         with open_snapshot("run.ptsnap") as snap:
             cp = snap.checkpoint_for(n)            # None: no checkpoint at or before n
             machine.restore(machine.state_from_plain(cp.state))
-            for rec in snap.ops[cp.op_number:n]:
+            for rec in snap.ops.iter_range(cp.op_number, n):
                 machine.apply(Op.from_plain(rec.op))   # rec.digest: the digest to expect after it
 
     Records are read lazily, so a damaged record in an otherwise complete
@@ -515,6 +515,16 @@ class OpSequence(Sequence[OpRecord]):
         b = self._snap._batch_of(i)
         recs = self._snap._cached_batch(b)
         return recs[i - self._snap._layout.batch_firsts[b]]
+
+    def iter_range(self, start: int, stop: int | None = None) -> Iterator[OpRecord]:
+        """Ops ``start`` to ``stop - 1`` (default: to the end), decoded one batch at a time.
+
+        Unlike ``ops[start:stop]`` this never holds more than a batch in memory:
+        use it to replay long stretches.
+        """
+        n = self._snap.op_count
+        stop = n if stop is None else min(stop, n)
+        return self._range(max(start, 0), stop)
 
     def _range(self, start: int, stop: int) -> Iterator[OpRecord]:
         if start >= stop:

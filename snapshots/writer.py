@@ -65,9 +65,18 @@ class SnapshotWriter:
     str keys, lists/tuples, str, int, float, bool, None, bytes; tuples come
     back as lists. Give each packed page table its own bytes value: every
     bytes value of ``BLOB_MIN`` (512) bytes or more is stored once per
-    content and shared by all checkpoints that contain it. The writer keeps
+    content and shared by all checkpoints that contain it. Pack other big
+    homogeneous tables (folios, TLB entries) as bytes too; thousands of small
+    lists cost milliseconds per checkpoint to check, store and load. The writer keeps
     references to the op dicts of the current batch (``batch_size`` ops)
     until it writes them: do not mutate them after ``add_op``.
+
+    Options: ``commit_every`` ops between automatic commits (None: only at
+    close); ``fsync`` whether a commit also fsyncs (``close`` always does);
+    ``batch_size`` ops per op batch record; ``compress_level`` zlib level
+    (0: none); ``fs`` the :class:`~snapshots.fsio.FileSystem` to write
+    through (tests inject failures with it); ``limits`` the
+    :class:`~snapshots.format.Limits` the reader will apply.
 
     Errors: :class:`~snapshots.errors.SnapshotWriteError` (one line) when the
     file system fails; the writer is then closed, the partial file removed

@@ -415,3 +415,20 @@ def test_a_file_renamed_away_while_locking_is_not_truncated(tmp_path):
     with pytest.raises(SnapshotWriteError, match="no space left"):
         save(p, RaceFS("write", errno.ENOSPC, after=100))
     assert p.read_bytes() == other and no_partial(p)
+
+
+def test_python_m_snapshots_lists_the_records(tmp_path, capsys):
+    from snapshots.__main__ import main
+
+    p = tmp_path / "x.ptsnap"
+    save(p, n=2000)
+    assert main([str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "format v3, 2000 ops, 2 checkpoints" in out and "ops 1024-1999" in out and "final (index at" in out
+    data = bytearray(p.read_bytes())
+    data[len(data) // 3] ^= 1  # inside an op batch
+    p.write_bytes(bytes(data[:-5]))
+    assert main([str(p)]) == 0  # still opens (recovers), and shows the damage
+    out = capsys.readouterr().out
+    assert "truncated" in out and "crc BAD" in out and "runs past the end" in out
+    assert main([str(tmp_path / "missing.ptsnap")]) == 2

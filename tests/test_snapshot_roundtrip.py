@@ -498,7 +498,7 @@ def test_reading_from_several_threads(tmp_path):
 
             rng = random.Random(seed)
             try:
-                for _ in range(300):
+                for _ in range(80):
                     i = rng.randrange(5000)
                     assert snap.ops[i] == OpRecord(i, *ops[i])
                     assert snap.checkpoint_for(i).op_number == (0 if i < 2500 else 2500)
@@ -592,3 +592,14 @@ def test_subclasses_of_plain_types_are_stored_as_their_base_types(tmp_path):
                                 "ab")] * 3
     assert cps == {0: {"t": [65536, ["touch"]]}}
     assert type(got[0].op["verb"]) is str and type(got[0].op["args"]["touch"]) is int
+
+
+def test_iter_range(tmp_path):
+    p = tmp_path / "r.ptsnap"
+    ops = op_records(3000)
+    save_snapshot(p, header(), ops)
+    with open_snapshot(p) as snap:
+        assert records_of(snap.ops.iter_range(1000, 2500)) == ops[1000:2500]
+        assert records_of(snap.ops.iter_range(2990)) == ops[2990:]
+        assert list(snap.ops.iter_range(5, 5)) == []
+        assert [r.number for r in snap.ops.iter_range(2999, 10**9)] == [2999]
