@@ -75,14 +75,17 @@ def count_cont_blocks(session: Session) -> int:
     return total
 
 
-def first_differing_entry(a: Session, b: Session) -> tuple[str | None, int | None, int | None, int | None]:
-    """(process, addr, value in a, value in b) of the lowest differing descriptor."""
+def iter_differences(a: Session, b: Session):
+    """(process, addr, value in a, value in b) for every differing descriptor,
+    processes by name then addresses ascending; a process missing on one side
+    yields (name, None, None, None) once."""
     pa = {p.name: p for p in a.machine.process_list()}
     pb = {p.name: p for p in b.machine.process_list()}
     g = a.machine.arch.g
     for name in sorted(set(pa) | set(pb)):
         if name not in pa or name not in pb:
-            return name, None, None, None
+            yield name, None, None, None
+            continue
         ta, tb = pa[name].mm.pt, pb[name].mm.pt
         for key in sorted(set(ta.tables) | set(tb.tables)):
             x, y = ta.tables.get(key), tb.tables.get(key)
@@ -93,12 +96,15 @@ def first_differing_entry(a: Session, b: Session) -> tuple[str | None, int | Non
                 vx = x[i] if x is not None else 0
                 vy = y[i] if y is not None else 0
                 if vx != vy:
-                    return name, base + i * g.page_size, vx, vy
-        if ta.pmd_leaves != tb.pmd_leaves:
-            key = min(k for k in set(ta.pmd_leaves) | set(tb.pmd_leaves)
-                      if ta.pmd_leaves.get(k) != tb.pmd_leaves.get(k))
-            return name, key << g.pmd_shift, ta.pmd_leaves.get(key, 0), tb.pmd_leaves.get(key, 0)
-    return None, None, None, None
+                    yield name, base + i * g.page_size, vx, vy
+        for key in sorted(set(ta.pmd_leaves) | set(tb.pmd_leaves)):
+            if ta.pmd_leaves.get(key) != tb.pmd_leaves.get(key):
+                yield name, key << g.pmd_shift, ta.pmd_leaves.get(key, 0), tb.pmd_leaves.get(key, 0)
+
+
+def first_differing_entry(a: Session, b: Session) -> tuple[str | None, int | None, int | None, int | None]:
+    """(process, addr, value in a, value in b) of the lowest differing descriptor."""
+    return next(iter_differences(a, b), (None, None, None, None))
 
 
 def compare_sessions(runs: list[Run], progress: Callable[[str, int, int], None] | None = None,

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""ptlab diff A.ptsnap B.ptsnap: the first op where two saved sessions part,
+and the page-table difference at that step (or at --at STEP)."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+
+from tui.errors import UserError
+
+NAME = "diff"
+HELP = "compare two saved sessions: first differing op and the page-table difference"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A.ptsnap")
+    p.add_argument("b", metavar="B.ptsnap")
+    p.add_argument("--at", metavar="STEP", type=int,
+                   help="show the page-table difference after this many ops (default: the first "
+                        "divergent op)")
+    p.add_argument("--limit", type=int, default=20, help="descriptors to list (default 20)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.compare import iter_differences
+    from engine.session import Position
+    from snapshots import SnapshotError
+    from snapshots.session_io import open_session
+
+    if args.limit < 1:
+        raise UserError("diff: --limit must be at least 1")
+    try:
+        la = open_session(args.a)
+        try:
+            lb = open_session(args.b)
+        except BaseException:
+            la.snapshot.close()
+            raise
+    except SnapshotError as e:
+        raise UserError(str(e)) from None
+    try:
+        sa, sb = la.session, lb.session
+        n = min(sa.executed, sb.executed)
+        first = None
+        reason = ""
+        for k in range(n):
+            oa, ob = sa.ops[k], sb.ops[k]
+            if oa.verb != ob.verb or oa.args != ob.args:
+                first, reason = k, "the ops differ"
+                break
+            if sa.records[k].digest != sb.records[k].digest:
+                first, reason = k, "the page tables differ after it"
+                break
+            if sa.records[k].counters != sb.records[k].counters:
+                first, reason = k, "its costs differ"
+                break
+        if first is None and sa.executed != sb.executed:
+            first, reason = n, "one session is longer"
+        at = args.at if args.at is not None else (first + 1 if first is not None else n)
+        if at < 0:
+            raise UserError("diff: --at must be 0 or more")
+        at = min(at, sa.executed, sb.executed)
+        sa.seek(Position(at))
+        sb.seek(Position(at))
+        diffs = list(itertools.islice(iter_differences(sa, sb), args.limit))
+        counters = {}
+        if first is not None and first < n:
+            ca, cb = sa.records[first].counters, sb.records[first].counters
+            counters = {c: [ca.get(c, 0), cb.get(c, 0)] for c in sorted(set(ca) | set(cb))
+                        if ca.get(c, 0) != cb.get(c, 0) and not c.startswith("call:")}
+        if args.json:
+            print(json.dumps({
+                "a": args.a, "b": args.b, "ops": [sa.executed, sb.executed],
+                "first_divergence": None if first is None else {
+                    "op": first + 1, "reason": reason,
+                    "text": [str(sa.ops[first]) if first < sa.executed else None,
+                             str(sb.ops[first]) if first < sb.executed else None],
+                    "counters": counters},
+                "at": at,
+                "differences": [{"process": p, "addr": None if a is None else f"{a:#x}",
+                                 "a": None if va is None else f"{va:#018x}",
+                                 "b": None if vb is None else f"{vb:#018x}"} for p, a, va, vb in diffs]}))
+            return 0
+        if first is None:
+            print(f"{args.a} and {args.b}: the same {n} ops, identical states and costs")
+        else:
+            text = str(sa.ops[first]) if first < sa.executed else "(end)"
+            print(f"first divergence: op {first + 1} ({text}): {reason}")
+            for c, (x, y) in counters.items():
+                print(f"  {c}: {x} vs {y}")
+        if diffs:
+            print(f"page tables after {at} ops:")
+            for p, a, va, vb in diffs:
+                if a is None:
+                    print(f"  process {p} exists in only one session")
+                else:
+                    print(f"  {p} {a:#018x}: {va:#018x} vs {vb:#018x}")
+        return 0
+    finally:
+        la.snapshot.close()
+        lb.snapshot.close()
