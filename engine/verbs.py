@@ -310,8 +310,8 @@ def _mremap(m: Machine, op: Op) -> Callable[[], None]:
 @verb("split")
 def _split(m: Machine, op: Op) -> Callable[[], None]:
     proc, start, end = m._region(op)
-    if _arg(op, "len") is None:
-        end = start + m.g.page_size  # the folio at that offset
+    if _arg(op, "len") is None and _arg(op, "off") is not None:
+        end = start + m.g.page_size  # NAME +OFF: the folio (or PMD) at that offset
     order = _arg(op, "order") or 0
     size = _arg(op, "order_size")
     if size is not None:

@@ -34,8 +34,11 @@ VM_FAULT_FALLBACK = 0x000800
 VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
 
 
+_SIMPLE = frozenset((int, str, bool, type(None)))
+
+
 def _plain(a: Any) -> Any:
-    if isinstance(a, (int, str, bool)) or a is None:
+    if type(a) in _SIMPLE:
         return a
     if isinstance(a, Process):
         return a.name
@@ -52,11 +55,11 @@ def kfn(name: str) -> Callable[[F], F]:
 
     def deco(fn: F) -> F:
         @functools.wraps(fn)
-        def wrapper(self: KernelBase, *args: Any) -> Any:
+        def wrapper(self: KernelBase, *args: Any, **kw: Any) -> Any:
             emit = self.emit
-            emit(("call", name, tuple(_plain(a) for a in args)))
-            r = fn(self, *args)
-            emit(("ret", name, r if isinstance(r, (int, bool)) or r is None else _plain(r)))
+            emit(("call", name, tuple(map(_plain, (*args, *kw.values()) if kw else args))))
+            r = fn(self, *args, **kw)
+            emit(("ret", name, r if type(r) in _SIMPLE else _plain(r)))
             return r
 
         wrapper.kernel_name = name  # type: ignore[attr-defined]

@@ -104,8 +104,7 @@ class PmdOps(SwapCache):
         mm.pt.pmd_leaves.pop(key, None)
         mm.pt.table(haddr)
         self.arch.set_ptes(mm, haddr, entry, nr)
-        self.folio_remove_rmap_pmd(head, haddr)
-        self.folio_put_refs(head, 1)
+        self.folio_remove_rmap_pmd(head, haddr)  # its reference went to the PTEs above
         self.emit(("pmd_write", haddr, old, 0, "pmd_populate"))
 
     def _split_huge_zero_page_pmd(self, proc: Process, vma: VMA, haddr: int) -> None:

@@ -13,16 +13,23 @@ from __future__ import annotations
 from array import array
 
 SWP_TYPE = 0  # the one swap device is swap type 0
+SWAP_MAP_BAD = 0x3F  # swap_map value of a slot never handed out
 
 
 class SwapDevice:
     def __init__(self, nslots: int):
+        nslots = max(nslots, 2)
         self.nslots = nslots
         self.count = array("H", bytes(2 * nslots))
         self.used = bytearray(nslots)
         self.cache: dict[int, int] = {}  # first slot of a swap-cache folio -> head pfn
         self.slot_of: dict[int, int] = {}  # head pfn -> first slot (folio->swap)
         self.nr_used = 0
+        # Slot 0 holds the swap header and is never allocated (it would also
+        # make type 0 / offset 0 an all-zero, i.e. none, PTE).
+        self.count[0] = SWAP_MAP_BAD
+        self.used[0] = 1
+        self.nr_used = 1
 
     def alloc(self, order: int) -> int:
         """First free, naturally aligned run of 2^order slots, or -1."""

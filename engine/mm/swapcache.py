@@ -10,7 +10,7 @@ its slots (folio_free_swap) or when reclaim frees it after writeback.
 
 from __future__ import annotations
 
-from engine.mm.physmem import F_SWAPCACHE
+from engine.mm.physmem import F_DIRTY, F_SWAPCACHE
 from engine.mm.rmap import Rmap
 
 
@@ -44,9 +44,11 @@ class SwapCache(Rmap):
         return all(c[s] == 1 for s in range(slot, slot + n))
 
     def folio_free_swap(self, head: int) -> bool:
-        """folio_free_swap(): leave the swap cache if no swap entry refers to the folio."""
+        """folio_free_swap(): leave the swap cache if no swap entry refers to
+        the folio. The memory copy becomes the only one, so it is dirty."""
         if not self.swap_unreferenced(head):
             return False
+        self.pm.flags[head - self.pm.base] |= F_DIRTY
         self.delete_from_swap_cache(head)
         return True
 

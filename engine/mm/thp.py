@@ -35,6 +35,7 @@ class ThpPolicy:
         # anonymous mTHP exists for orders 2 .. PMD order (THP_ORDERS_ALL_ANON)
         self.per_order: dict[int, str] = {o: "never" for o in range(2, pmd_order + 1)}
         self.per_order[pmd_order] = "inherit"
+        self._mask_val: tuple[int, int] | None = None  # cache, reset by every setter
 
     def sizes(self) -> list[str]:
         return [size_name(1 << (o + self.page_shift)) for o in sorted(self.per_order)]
@@ -49,16 +50,30 @@ class ThpPolicy:
         if value not in SETTINGS:
             raise ValueError(f"mTHP setting must be one of {', '.join(SETTINGS)}, not {value!r}")
         self.per_order[self.order_of_size(size)] = value
+        self._mask_val = None
 
     def set_top(self, value: str) -> None:
         if value not in TOP_SETTINGS:
             raise ValueError(f"THP setting must be one of {', '.join(TOP_SETTINGS)}, not {value!r}")
         self.top = value
+        self._mask_val = None
 
     def _enabled(self, setting: str, hugepage: bool) -> bool:
         if setting == "inherit":
             setting = self.top
         return setting == "always" or (setting == "madvise" and hugepage)
+
+    def _masks(self) -> tuple[int, int]:
+        """(orders enabled for every VMA, orders enabled for VM_HUGEPAGE ones)."""
+        if self._mask_val is None:
+            plain = hp = 0
+            for o, s in self.per_order.items():
+                if self._enabled(s, False):
+                    plain |= 1 << o
+                if self._enabled(s, True):
+                    hp |= 1 << o
+            self._mask_val = (plain, hp)
+        return self._mask_val
 
     def allowable_orders(self, vma: VMA, mask: int) -> int:
         """thp_vma_allowable_orders(vma, vm_flags, TVA_PAGEFAULT, mask) for
@@ -66,12 +81,8 @@ class ThpPolicy:
         page cache instead)."""
         if vma.flags & VM_NOHUGEPAGE or vma.file or vma.shmem or vma.shared:
             return 0
-        hp = bool(vma.flags & VM_HUGEPAGE)
-        out = 0
-        for o, s in self.per_order.items():
-            if mask >> o & 1 and self._enabled(s, hp):
-                out |= 1 << o
-        return out
+        plain, hp = self._masks()
+        return (hp if vma.flags & VM_HUGEPAGE else plain) & mask
 
     def suitable_orders(self, vma: VMA, addr: int, orders: int) -> int:
         """thp_vma_suitable_orders(): keep orders whose naturally aligned range
@@ -108,3 +119,4 @@ class ThpPolicy:
     def load_plain(self, d: dict) -> None:
         self.top = str(d["top"])
         self.per_order = {int(o): str(s) for o, s in d["per_order"]}
+        self._mask_val = None

@@ -168,11 +168,9 @@ class Zap(Batch, PmdOps):
         """free_pgd_range(): free the PTE tables no remaining VMA uses."""
         pmd_size = self.pmd_size
         pt = proc.mm.pt
-        lo = start & ~(pmd_size - 1)
-        for base in range(lo, end, pmd_size):
-            key = base >> self.g.pmd_shift
-            if key not in pt.tables:
-                continue
+        shift = self.g.pmd_shift
+        for key in sorted(k for k in pt.tables if start >> shift <= k <= (end - 1) >> shift):
+            base = key << shift
             if proc.vmas_in(base, base + pmd_size):
                 continue  # still needed by a neighbour VMA
             t = pt.tables[key]
