@@ -266,7 +266,15 @@ def parse_op(toks: list[str]) -> tuple[str, dict[str, Any]]:
             raise ScenarioError("mremap needs NAME ADDR")
         return verb, {"name": rest[0], "addr": parse_size(rest[1])}
     if verb == "split":
-        args, rest = _target(verb, rest)
+        # split NAME [+OFF] [ORDER|SIZE] [pmd]: a number is the new order, a
+        # size (64K) the new folio size; no +OFF means the whole mapping
+        if not rest:
+            raise ScenarioError("split needs a mapping name")
+        args = {"name": rest[0]}
+        rest = rest[1:]
+        if rest and rest[0].startswith("+"):
+            args["off"] = _offset(rest[0])
+            rest = rest[1:]
         args["order"] = 0
         args["pmd"] = False
         for t in rest:

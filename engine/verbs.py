@@ -312,6 +312,8 @@ def _split(m: Machine, op: Op) -> Callable[[], None]:
     proc, start, end = m._region(op)
     if _arg(op, "len") is None and _arg(op, "off") is not None:
         end = start + m.g.page_size  # NAME +OFF: the folio (or PMD) at that offset
+        if not proc.find_vma(start):
+            raise ScenarioError(f"address {start:#x} is outside any VMA")
     order = _arg(op, "order") or 0
     size = _arg(op, "order_size")
     if size is not None:

@@ -59,12 +59,13 @@ def run(args: argparse.Namespace) -> int:
     totals = m.counters()
     procs = machine_summary(m)
     if args.json:
-        print(json.dumps({"scenario": scenario.name, "config": m.config.summary(),
+        cfg = m.config.summary()
+        cfg["policy"] = m.policy.name  # the policy actually loaded (a file's class may name itself)
+        print(json.dumps({"scenario": scenario.name, "config": cfg,
                           "totals": totals, "processes": procs}))
         return 0
-    cfg = m.config.summary()
     print(f"{scenario.name}: {scenario.description}")
-    print(f"kernel {m.profile.name}  granule {m.g.name}  cpu {m.cpu.name}  policy {cfg['policy']}  "
+    print(f"kernel {m.profile.name}  granule {m.g.name}  cpu {m.cpu.name}  policy {m.policy.name}  "
           f"ops {totals['ops']}")
     print()
     width = max(len(k) for k in totals)
