@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.arch import Arch
@@ -35,17 +36,19 @@ VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
 
 
 _SIMPLE = frozenset((int, str, bool, type(None)))
+# how a kernel object is recorded in an event: by name
+_AS_PLAIN: dict[type, Callable[[Any], Any]] = {Process: attrgetter("name"), VMA: attrgetter("region")}
 
 
 def _plain(a: Any) -> Any:
-    if type(a) in _SIMPLE:
+    t = type(a)
+    if t in _SIMPLE:
         return a
-    if isinstance(a, Process):
-        return a.name
-    if isinstance(a, VMA):
-        return a.region
+    f = _AS_PLAIN.get(t)
+    if f is not None:
+        return f(a)
     name = getattr(a, "name", None)
-    return name if isinstance(name, str) else type(a).__name__
+    return name if isinstance(name, str) else t.__name__
 
 
 def kfn(name: str) -> Callable[[F], F]:
@@ -57,7 +60,11 @@ def kfn(name: str) -> Callable[[F], F]:
         @functools.wraps(fn)
         def wrapper(self: KernelBase, *args: Any, **kw: Any) -> Any:
             emit = self.emit
-            emit(("call", name, tuple(map(_plain, (*args, *kw.values()) if kw else args))))
+            if kw:
+                args_rec = tuple(map(_plain, (*args, *kw.values())))
+            else:
+                args_rec = tuple([a if type(a) in _SIMPLE else _plain(a) for a in args])
+            emit(("call", name, args_rec))
             r = fn(self, *args, **kw)
             emit(("ret", name, r if type(r) in _SIMPLE else _plain(r)))
             return r
@@ -84,6 +91,7 @@ class KernelBase:
         self.cont_ptes = arch.cont_ptes
         self.ptrs = self.g.ptrs_per_pte
         self.pmd_size = self.g.pmd_size
+        self.addr_low = self.g.pte_addr_low  # a property on Granule: cache it for hot paths
         self.pmd_order = self.g.pmd_order
         self.pm = pm
         self.swap = swap
@@ -122,10 +130,10 @@ class KernelBase:
         self.emit(("mm", what, addr, n))
 
     def mk_pte(self, pfn: int, prot: int) -> int:
-        return ((pfn << self.pshift) & self.g.pte_addr_low) | prot
+        return ((pfn << self.pshift) & self.addr_low) | prot
 
     def pte_pfn(self, pte: int) -> int:
-        return (pte & self.g.pte_addr_low) >> self.pshift
+        return (pte & self.addr_low) >> self.pshift
 
     def pte_modify(self, pte: int, prot: int) -> int:
         return self.layout.pte_modify(pte, prot)

@@ -66,6 +66,8 @@ class Fork(Batch, PmdOps):
         lay = self.layout
         dmm.pt.table(addr)  # pte_alloc_map_lock()
         batched = self.profile.batched_fork_zap
+        cow = src.is_cow
+        shared = src.shared
         copied = 0
         while addr != end:
             ptent = get(smm, addr)
@@ -77,44 +79,45 @@ class Fork(Batch, PmdOps):
                 self.copy_nonpresent_pte(smm, dmm, addr, ptent)
             else:
                 max_nr = (end - addr) // ps
-                nr = self.copy_present_ptes(smm, dmm, src, addr, ptent, max_nr if batched else 1)
+                nr = self.copy_present_ptes(smm, dmm, cow, shared, addr, ptent,
+                                            max_nr if batched else 1)
             copied += nr
             addr += nr * ps
         return copied
 
-    def copy_present_ptes(self, smm: MMStruct, dmm: MMStruct, src: VMA, addr: int, pte: int,
-                          max_nr: int) -> int:
+    def copy_present_ptes(self, smm: MMStruct, dmm: MMStruct, cow: bool, shared: bool, addr: int,
+                          pte: int, max_nr: int) -> int:
+        arch = self.arch
         if pte & PTE_SPECIAL:
-            self._copy_present_ptes(smm, dmm, src, addr, pte, 1)
+            self._copy_present_ptes(smm, dmm, cow, shared, addr, pte, 1)
             return 1
-        pfn = self.pte_pfn(pte)
-        head, n = self.arch.folios.folio_of(pfn)
-        anon = bool(self.pm.flags[head - self.pm.base] & F_ANON)
+        pfn = (pte & self.addr_low) >> self.pshift
+        head, n = arch.folios.folio_of(pfn)
+        pm = self.pm
         nr = 1
         if n > 1 and max_nr != 1:
             flags = FPB_MERGE_WRITE
-            if not src.shared:
+            if not shared:
                 flags |= FPB_RESPECT_DIRTY
             nr, pte = self.folio_pte_batch_flags(smm, head, n, addr, pte, max_nr, flags)
-        self.folio_ref_add(head, nr)
-        if anon:
+        pm.ref[head - pm.base] += nr  # folio_ref_add()
+        if pm.flags[head - pm.base] & F_ANON:
             self.folio_try_dup_anon_rmap_ptes(head, pfn, nr, addr)
         else:
             self.folio_add_file_rmap_ptes(head, pfn, nr, addr)
-        self._copy_present_ptes(smm, dmm, src, addr, pte, nr)
+        self._copy_present_ptes(smm, dmm, cow, shared, addr, pte, nr)
         return nr
 
-    def _copy_present_ptes(self, smm: MMStruct, dmm: MMStruct, src: VMA, addr: int, pte: int,
-                           nr: int) -> None:
+    def _copy_present_ptes(self, smm: MMStruct, dmm: MMStruct, cow: bool, shared: bool, addr: int,
+                           pte: int, nr: int) -> None:
         """__copy_present_ptes()."""
         arch = self.arch
-        if src.is_cow and pte & PTE_WRITE:
+        if cow and pte & PTE_WRITE:
             arch.wrprotect_ptes(smm, addr, nr)
             pte = pte_wrprotect(pte)
-        if src.shared:
+        if shared:
             pte = pte_mkclean(pte)
-        pte &= ~PTE_AF
-        arch.set_ptes(dmm, addr, pte, nr)
+        arch.set_ptes(dmm, addr, pte & ~PTE_AF, nr)
 
     def copy_nonpresent_pte(self, smm: MMStruct, dmm: MMStruct, addr: int, pte: int) -> None:
         lay = self.layout

@@ -97,7 +97,13 @@ class Zap(Batch, PmdOps):
                 self.folio_mark_accessed(head)
         else:
             arch.clear_full_ptes(mm, addr, nr, int(tlb.fullmm))
-        tlb.remove_tlb_entries(addr, nr)
+        # tlb_remove_tlb_entries(): widen the gather's range
+        if addr < tlb.start:
+            tlb.start = addr
+        end = addr + nr * self.ps
+        if end > tlb.end:
+            tlb.end = end
+        tlb.cleared_ptes = True
         if delay_rmap:
             tlb.delayed.append((head, pfn, nr, addr))
         else:
