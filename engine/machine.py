@@ -27,7 +27,7 @@ from engine.events import COUNTER_NAMES, EventLog, count_events
 from engine.granule import granule as to_granule
 from engine.hw.cpus import load_cpu
 from engine.hw.mmu import MMU
-from engine.invariants import check_mm, check_tlb
+from engine.invariants import check_block, check_mm, check_tlb
 from engine.mm.kernel import Kernel
 from engine.mm.pagecache import PageCache
 from engine.mm.physmem import F_ANON, F_PAGECACHE, FOLIO_FLAG_NAMES, P_ANON_EXCLUSIVE, PhysMem
@@ -142,7 +142,7 @@ class Machine(Verbs):
         if interval and self.nops % interval == 0:
             self._policy_scan()
         if self.config.check == "op":
-            self._check_invariants()
+            self._check_invariants(mark if log.recording else None)
         if log.recording:
             counts = count_events(log.buf[mark:])
         else:
@@ -177,8 +177,26 @@ class Machine(Verbs):
         out.extend(check_tlb(self.mmu.tlb))
         return out
 
-    def _check_invariants(self) -> None:
-        for v in self.check_invariants():
+    def _check_invariants(self, mark: int | None = None) -> None:
+        """Emit a violation event per broken invariant. With a mark (record
+        mode) only the blocks this op wrote are checked: a block nobody wrote
+        cannot have changed."""
+        if mark is None:
+            found = self.check_invariants()
+        else:
+            mask = self.g.cont_pte_mask
+            blocks = {ev[1] & mask for ev in self.log.buf[mark:] if ev[0] == "pte_write"}
+            found = []
+            arch = self.arch
+            for p in self.kernel.procs:
+                if p.alive and blocks:
+                    tables = p.mm.pt.tables
+                    for b in sorted(blocks):
+                        t = tables.get(b >> self.g.pmd_shift)
+                        if t is not None:
+                            found.extend(check_block(arch, p.mm, t, p.mm.pt.index(b), b))
+            found.extend(check_tlb(self.mmu.tlb))
+        for v in found:
             self.log.emit(v.event())
 
     def finish(self) -> Counter:
