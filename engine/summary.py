@@ -47,3 +47,10 @@ def process_summary(machine: Any, proc: Any) -> dict[str, Any]:
 
 def machine_summary(machine: Any) -> dict[str, dict[str, Any]]:
     return {p.name: process_summary(machine, p) for p in machine.process_list()}
+
+
+def memory_summary(machine: Any) -> dict[str, Any]:
+    """Physical memory, swap and page cache at the end of a run (in pages)."""
+    k = machine.kernel
+    return {"physical": k.pm.stats(), "swap": k.swap.stats(),
+            "page_cache": {f.name: f.cached_pages() for f in k.pc.files.values() if not f.shmem}}

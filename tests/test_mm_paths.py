@@ -41,7 +41,6 @@ def test_fork_shares_folios_with_refcounts_mapcounts_and_exclusivity():
 def test_cow_after_fork_both_sides_then_exclusive_again():
     r = run("mthp 64K=always\nmmap a 64K\ntouch a write\nfork c\nswitch c\ntouch a +0 4K write\n"
             "exit\ntouch a +4K 4K write\n", "v7.0")
-    child_copy = r.events  # noqa: F841  (kept for debugging)
     f = _folio(r, "a", 8192)
     # the child's copy is gone; the parent now reuses the large folio
     assert f["refcount"] == 16 and f["mapcount"] == 16

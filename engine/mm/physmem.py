@@ -63,10 +63,6 @@ def max_page_order(page_shift: int, pmd_order: int) -> int:
     return max(pmd_order, {12: 10, 14: 11, 16: 13}[page_shift])
 
 
-class OutOfMemory(Exception):
-    pass
-
-
 class PhysMem:
     def __init__(self, page_shift: int, pmd_order: int, size: int, registry: FolioRegistry,
                  aged: float = 0.0, rng: random.Random | None = None):
@@ -111,9 +107,6 @@ class PhysMem:
 
     def valid_pfn(self, pfn: int) -> bool:
         return self.base <= pfn < self.base + self.npages
-
-    def is_zero_pfn(self, pfn: int) -> bool:
-        return pfn == self.zero_pfn
 
     def get_huge_zero_pfn(self) -> int:
         """The huge zero folio (PMD order), allocated on first use; -1 if none."""

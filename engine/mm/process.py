@@ -124,11 +124,6 @@ class Process:
             out.append(v)
         self.vmas = out
 
-    # --- regions ----------------------------------------------------------------------
-    def region_range(self, name: str) -> tuple[int, int]:
-        start, size = self.regions[name]
-        return start, start + size
-
     # --- state --------------------------------------------------------------------------
     def clone(self) -> Process:
         other = Process(self.name, self.pid, MMStruct(self.mm.g, self.mm.asid, self.mm.is_user,

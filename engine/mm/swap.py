@@ -71,7 +71,8 @@ class SwapDevice:
                 self.nr_used -= 1
 
     def stats(self) -> dict[str, int]:
-        return {"slots": self.nslots, "used": self.nr_used, "swapcache": len(self.cache)}
+        # slot 0 (the header) is neither usable nor in use
+        return {"slots": self.nslots - 1, "used": self.nr_used - 1, "swapcache": len(self.cache)}
 
     def clone(self) -> SwapDevice:
         other = SwapDevice.__new__(SwapDevice)

@@ -50,7 +50,7 @@ def execute(target: str, kernel: str | None = None, granule: str | None = None,
 
 def run(args: argparse.Namespace) -> int:
     from engine.errors import ScenarioError
-    from engine.summary import machine_summary
+    from engine.summary import machine_summary, memory_summary
 
     try:
         scenario, m = execute(args.target, args.kernel, args.granule, args.cpu, args.policy)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = m.config.summary()
         cfg["policy"] = m.policy.name  # the policy actually loaded (a file's class may name itself)
         print(json.dumps({"scenario": scenario.name, "config": cfg,
-                          "totals": totals, "processes": procs}))
+                          "totals": totals, "processes": procs, "memory": memory_summary(m)}))
         return 0
     print(f"{scenario.name}: {scenario.description}")
     print(f"kernel {m.profile.name}  granule {m.g.name}  cpu {m.cpu.name}  policy {m.policy.name}  "
@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(k) for k in totals)
     for k, v in totals.items():
         print(f"  {k:<{width}}  {v:>14,}" if isinstance(v, int) else f"  {k:<{width}}  {v:>16,.1f}")
+    print()
+    mem = memory_summary(m)
+    phys, swap = mem["physical"], mem["swap"]
+    print(f"memory: {phys['used']} of {phys['pages']} pages in use, {phys['large_folios']} large folios, "
+          f"largest free order {phys['largest_free_order']}; swap {swap['used']} of {swap['slots']} slots")
     print()
     for name, p in procs.items():
         state = "" if p["alive"] else "  (exited)"
