@@ -46,8 +46,10 @@ class Mprotect(Batch, PmdOps):
 
     @kfn("change_protection")
     def change_protection(self, proc: Process, vma: VMA, start: int, end: int, newprot: int,
-                          cp_flags: int) -> int:
-        tlb = MMUGather(self, proc.mm)
+                          cp_flags: int, tlb: MMUGather | None = None) -> int:
+        own = tlb is None
+        if tlb is None:
+            tlb = MMUGather(self, proc.mm)
         pages = 0
         pmd_size = self.pmd_size
         pt = proc.mm.pt
@@ -64,7 +66,8 @@ class Mprotect(Batch, PmdOps):
             if pt.tables.get(addr >> self.g.pmd_shift) is not None:
                 pages += self.change_pte_range(tlb, proc, vma, addr, nxt, newprot, cp_flags)
             addr = nxt
-        tlb.finish()
+        if own:
+            tlb.finish()
         return pages
 
     def _numa_skip(self, proc: Process, vma: VMA, pte: int, head: int) -> bool:
@@ -198,11 +201,13 @@ class Mprotect(Batch, PmdOps):
 
         vmas = proc.split_range(start, end, self.pshift)
         pages = 0
+        tlb = MMUGather(self, proc.mm)  # do_mprotect_pkey(): one gather for the whole range
         for v in vmas:
             v.flags = (v.flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | vm_flags
             v.page_prot = self.vma_page_prot(v)
             cp = MM_CP_TRY_CHANGE_WRITABLE if self.vma_wants_manual_pte_write_upgrade(v) else 0
-            pages += self.change_protection(proc, v, v.start, v.end, v.page_prot, cp)
+            pages += self.change_protection(proc, v, v.start, v.end, v.page_prot, cp, tlb)
+        tlb.finish()
         proc.try_merge(self.pshift)
         self.vmas_changed()
         return pages
