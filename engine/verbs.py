@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 MAX_FAULT_RETRIES = 8
 ADVICE = ("dontneed", "free", "cold", "pageout", "hugepage", "nohugepage")
 
-VERBS: dict[str, Callable[[Machine, Op], Callable[[], None]]] = {}
+VERBS: dict[str, Callable[[Machine, Op], Callable[[], object]]] = {}
 
 
 def verb(name: str):
@@ -101,7 +101,7 @@ class Verbs:
 
 
 @verb("mmap")
-def _mmap(m: Machine, op: Op) -> Callable[[], None]:
+def _mmap(m: Machine, op: Op) -> Callable[[], object]:
     proc = m._proc()
     name = _arg(op, "name")
     size = _arg(op, "size")
@@ -156,7 +156,7 @@ def _mmap(m: Machine, op: Op) -> Callable[[], None]:
 
 
 @verb("touch")
-def _touch(m: Machine, op: Op) -> Callable[[], None]:
+def _touch(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     write = _arg(op, "access", "read") == "write"
     smmu = _arg(op, "via", "cpu") == "smmu"
@@ -193,7 +193,7 @@ def _touch(m: Machine, op: Op) -> Callable[[], None]:
 
 
 @verb("fork")
-def _fork(m: Machine, op: Op) -> Callable[[], None]:
+def _fork(m: Machine, op: Op) -> Callable[[], object]:
     parent = m._proc()
     k = m.kernel
     child = _arg(op, "child") or f"p{len(k.procs)}"
@@ -207,7 +207,7 @@ def _fork(m: Machine, op: Op) -> Callable[[], None]:
 
 
 @verb("switch")
-def _switch(m: Machine, op: Op) -> Callable[[], None]:
+def _switch(m: Machine, op: Op) -> Callable[[], object]:
     name = _arg(op, "proc")
     p = m.kernel.proc(name)
     if p is None:
@@ -221,7 +221,7 @@ def _switch(m: Machine, op: Op) -> Callable[[], None]:
 
 
 @verb("exit")
-def _exit(m: Machine, op: Op) -> Callable[[], None]:
+def _exit(m: Machine, op: Op) -> Callable[[], object]:
     name = _arg(op, "proc")
     k = m.kernel
     p = m._proc() if name is None else k.proc(name)
@@ -239,7 +239,7 @@ def _exit(m: Machine, op: Op) -> Callable[[], None]:
 
 
 @verb("munmap")
-def _munmap(m: Machine, op: Op) -> Callable[[], None]:
+def _munmap(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     name = _arg(op, "name")
 
@@ -253,46 +253,46 @@ def _munmap(m: Machine, op: Op) -> Callable[[], None]:
 
 
 @verb("mprotect")
-def _mprotect(m: Machine, op: Op) -> Callable[[], None]:
+def _mprotect(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op, need_len=True)
     prot = _arg(op, "prot")
     if prot not in PROTS:
         raise ScenarioError(f"unknown protection {prot!r} (use {', '.join(PROTS)})")
-    return lambda: m.kernel.mprotect(proc, start, end, prot_flags(prot)) and None
+    return lambda: m.kernel.mprotect(proc, start, end, prot_flags(prot))
 
 
 @verb("madvise")
-def _madvise(m: Machine, op: Op) -> Callable[[], None]:
+def _madvise(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     advice = _arg(op, "advice")
     if advice not in ADVICE:
         raise ScenarioError(f"unknown madvise advice {advice!r} (use {', '.join(ADVICE)})")
-    return lambda: m.kernel.madvise(proc, start, end, advice) and None
+    return lambda: m.kernel.madvise(proc, start, end, advice)
 
 
 @verb("reclaim")
-def _reclaim(m: Machine, op: Op) -> Callable[[], None]:
+def _reclaim(m: Machine, op: Op) -> Callable[[], object]:
     k = m.kernel
     if _arg(op, "name") is None:
-        return lambda: k.reclaim(k.live_procs(), 0, 1 << 64, True) and None
+        return lambda: k.reclaim(k.live_procs(), 0, 1 << 64, True)
     proc, start, end = m._region(op)
-    return lambda: k.reclaim([proc], start, end, False) and None
+    return lambda: k.reclaim([proc], start, end, False)
 
 
 @verb("migrate")
-def _migrate(m: Machine, op: Op) -> Callable[[], None]:
+def _migrate(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
-    return lambda: m.kernel.migrate(proc, start, end) and None
+    return lambda: m.kernel.migrate(proc, start, end)
 
 
 @verb("numa")
-def _numa(m: Machine, op: Op) -> Callable[[], None]:
+def _numa(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
-    return lambda: m.kernel.numa_scan(proc, start, end) and None
+    return lambda: m.kernel.numa_scan(proc, start, end)
 
 
 @verb("mremap")
-def _mremap(m: Machine, op: Op) -> Callable[[], None]:
+def _mremap(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     vmas = proc.vmas_in(start, end)
     if len(vmas) != 1 or vmas[0].start != start or vmas[0].end != end:
@@ -304,11 +304,11 @@ def _mremap(m: Machine, op: Op) -> Callable[[], None]:
         raise ScenarioError("mremap target is beyond the 48-bit user address space")
     if proc.overlaps(addr, addr + (end - start)):
         raise ScenarioError(f"mremap target {addr:#x} overlaps a mapping")
-    return lambda: m.kernel.mremap(proc, vmas[0], addr) and None
+    return lambda: m.kernel.mremap(proc, vmas[0], addr)
 
 
 @verb("split")
-def _split(m: Machine, op: Op) -> Callable[[], None]:
+def _split(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     if _arg(op, "len") is None and _arg(op, "off") is not None:
         end = start + m.g.page_size  # NAME +OFF: the folio (or PMD) at that offset
@@ -323,11 +323,11 @@ def _split(m: Machine, op: Op) -> Callable[[], None]:
     if not 0 <= order < m.g.pmd_order + 1:
         raise ScenarioError(f"split order {order} is out of range")
     pmd_only = bool(_arg(op, "pmd"))
-    return lambda: m.kernel.split_range(proc, start, end, order, pmd_only) and None
+    return lambda: m.kernel.split_range(proc, start, end, order, pmd_only)
 
 
 @verb("collapse")
-def _collapse(m: Machine, op: Op) -> Callable[[], None]:
+def _collapse(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, _end = m._region(op)
     haddr = start & ~(m.g.pmd_size - 1)
     vma = proc.find_vma(start)
@@ -335,11 +335,11 @@ def _collapse(m: Machine, op: Op) -> Callable[[], None]:
         raise ScenarioError(f"collapse needs one VMA covering the whole PMD range at {haddr:#x}")
     if not vma.anon or vma.shared:
         raise ScenarioError("collapse handles private anonymous memory only")
-    return lambda: m.kernel.collapse(proc, vma, haddr) and None
+    return lambda: m.kernel.collapse(proc, vma, haddr)
 
 
 @verb("read")
-def _read(m: Machine, op: Op) -> Callable[[], None]:
+def _read(m: Machine, op: Op) -> Callable[[], object]:
     k = m.kernel
     fname = _arg(op, "file")
     f = k.pc.by_name(fname)
@@ -353,11 +353,11 @@ def _read(m: Machine, op: Op) -> Callable[[], None]:
         length = size - off
     if off % ps or length % ps or length <= 0 or off + length > size:
         raise ScenarioError(f"read range +{off:#x} {length:#x} does not fit file {fname!r} ({size:#x} bytes)")
-    return lambda: k.read_file(f.fid, off // ps, (off + length) // ps - 1) and None
+    return lambda: k.read_file(f.fid, off // ps, (off + length) // ps - 1)
 
 
 @verb("gup")
-def _gup(m: Machine, op: Op) -> Callable[[], None]:
+def _gup(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     write = bool(_arg(op, "write"))
     race = bool(_arg(op, "race"))
