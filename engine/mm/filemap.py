@@ -137,8 +137,16 @@ class Filemap(Rmap):
             start += size
             size = self._next_ra_size(size)
         else:
-            start = index + (1 << order)
-            size = self._next_ra_size(max(size, 1 << order))
+            # a marked folio without matching readahead state (interleaved
+            # access): read on from the next page not cached yet
+            mx = self.pc.ra_pages
+            nxt = index + 1
+            while nxt < f.npages and nxt - index <= mx and f.cache[nxt]:
+                nxt += 1
+            if nxt - index > mx:
+                return
+            size = self._next_ra_size(nxt - index + 1)
+            start = nxt
         if start >= f.npages:
             return
         f.ra = [start, size, size]

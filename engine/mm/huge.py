@@ -23,8 +23,8 @@ from engine.mm.fault import Faults
 from engine.mm.migrate import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, Migrate
 from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE
 from engine.mm.process import Process
-from engine.mm.vma import VMA
-from engine.pte import PTE_AF, PTE_SPECIAL, PTE_WRITE, pte_mkdirty
+from engine.mm.vma import VM_WRITE, VMA
+from engine.pte import PTE_AF, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
 
 
 class Huge(Faults, Migrate):
@@ -119,12 +119,17 @@ class Huge(Faults, Migrate):
 
     @kfn("do_huge_pmd_numa_page")
     def do_huge_pmd_numa_page(self, proc: Process, vma: VMA, addr: int) -> int:
+        """One node: never misplaced, so the PMD is restored (young, writable
+        if the VMA allows it and the folio is exclusive / dirty)."""
         haddr = addr & ~(self.pmd_size - 1)
         old = proc.mm.pt.get_pmd(haddr)
-        pmd = (self.pte_modify(old, vma.page_prot) & ~2) | PTE_AF
-        if self.can_change_pte_writable(vma, haddr, pmd) or pmd & PTE_WRITE:
-            pmd = self.maybe_mkwrite(pmd, vma) if pmd & PTE_WRITE or self.page_anon_exclusive(
-                self.pte_pfn(pmd)) else pmd
+        pmd = self.pte_modify(old, vma.page_prot) & ~PTE_TABLE_BIT  # pmd_modify keeps the block type
+        writable = bool(pmd & PTE_WRITE)
+        if not writable and vma.flags & VM_WRITE and self.can_change_pte_writable(vma, haddr, pmd):
+            writable = True
+        pmd |= PTE_AF
+        if writable:
+            pmd = self.pte_mkwrite(pmd)
         self.set_pmd_at(proc.mm, haddr, pmd)
         return 0
 

@@ -25,7 +25,7 @@ from engine.mm.physmem import F_ANON, F_DIRTY, P_ANON_EXCLUSIVE
 from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
 from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
-from engine.pte import PTE_SPECIAL, PTE_SWBITS_MASK, PTE_VALID, PTE_WRITE
+from engine.pte import PTE_SPECIAL, PTE_SWBITS_MASK, PTE_TABLE_BIT, PTE_VALID, PTE_WRITE
 
 MM_CP_TRY_CHANGE_WRITABLE = 1
 MM_CP_PROT_NUMA = 2
@@ -185,7 +185,7 @@ class Mprotect(Batch, PmdOps):
             if lay.pte_protnone(pmd) or head == self.pm.huge_zero_pfn:
                 return 0
         old = self.pmdp_invalidate(proc, addr)
-        new = self.pte_modify(old, newprot) & ~2  # keep the block type (pmd_modify)
+        new = self.pte_modify(old, newprot) & ~PTE_TABLE_BIT  # keep the block type (pmd_modify)
         if (cp_flags & MM_CP_TRY_CHANGE_WRITABLE and not new & PTE_WRITE and new & PTE_VALID
                 and self.can_change_pte_writable(vma, addr, new)):
             new = self.pte_mkwrite(new)
