@@ -62,7 +62,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
     @kfn("madvise")
     def madvise(self, proc: Process, start: int, end: int, advice: str) -> int:
         if advice in ("hugepage", "nohugepage"):
-            for v in proc.split_range(start, end, self.pshift):
+            for v in self.split_vmas(proc, start, end):
                 if advice == "hugepage":
                     v.flags = (v.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE
                 else:

@@ -199,7 +199,7 @@ class Mprotect(Batch, PmdOps):
     def mprotect_fixup(self, proc: Process, start: int, end: int, vm_flags: int) -> int:
         from engine.mm.vma import VM_EXEC, VM_READ
 
-        vmas = proc.split_range(start, end, self.pshift)
+        vmas = self.split_vmas(proc, start, end)
         pages = 0
         tlb = MMUGather(self, proc.mm)  # do_mprotect_pkey(): one gather for the whole range
         for v in vmas:

@@ -117,6 +117,17 @@ class PmdOps(SwapCache):
         for k in range(1 << self.pmd_order):
             self.arch.set_ptes(mm, haddr + k * ps, entry, 1)
 
+    def split_vmas(self, proc: Process, start: int, end: int) -> list[VMA]:
+        """__split_vma() at start and end, with vma_adjust_trans_huge(): a PMD
+        mapping never straddles a VMA boundary, so one that would is split."""
+        pmd_mask = self.pmd_size - 1
+        for b in (start, end):
+            if b & pmd_mask and proc.mm.pt.get_pmd(b):
+                v = proc.find_vma(b)
+                if v is not None and v.start < b:
+                    self.split_huge_pmd(proc, v, b)
+        return proc.split_range(start, end, self.pshift)
+
     # --- mapping a PMD-sized page-cache folio ------------------------------------------------
     @kfn("do_set_pmd")
     def do_set_pmd(self, proc: Process, vma: VMA, addr: int, head: int, write: bool) -> int:

@@ -190,7 +190,7 @@ class Zap(Batch, PmdOps):
     def unmap_region(self, proc: Process, start: int, end: int) -> None:
         """do_vmi_munmap(): split the VMAs at the edges, zap, free page tables,
         flush the TLB, then remove the VMAs."""
-        vmas = proc.split_range(start, end, self.pshift)
+        vmas = self.split_vmas(proc, start, end)
         tlb = MMUGather(self, proc.mm, fullmm=False)
         for v in vmas:
             self.zap_vma_range(tlb, proc, v, v.start, v.end)
