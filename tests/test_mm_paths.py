@@ -250,3 +250,14 @@ def test_huge_pmd_cow_after_fork_splits_and_falls_back():
     assert w["call:__split_huge_pmd"] == 1 and w["call:wp_page_copy"] == 1
     assert r.nrs("set_ptes")[0] == 512
     assert not audit(r.machine.kernel)
+
+
+def test_splitting_a_vma_inside_a_pmd_mapping_splits_the_pmd():
+    """vma_adjust_trans_huge(): otherwise fork would copy the PMD twice."""
+    r = run("mthp 2M=always\nmmap a 2M\ntouch a write\nmadvise a +4K 4K hugepage\nfork c\n")
+    p = r.machine.current
+    assert not p.mm.pt.get_pmd(p.regions["a"][0])
+    assert r.op_counts(2)["call:__split_huge_pmd"] == 1
+    f = _folio(r, "a")
+    assert f["mapcount"] == 1024 and f["refcount"] == 1024
+    assert not audit(r.machine.kernel)
