@@ -459,8 +459,10 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
-            if not description and raw.strip().startswith("#") and not seen_op and not header:
-                description = raw.strip().lstrip("#").strip()
+            comment = raw.strip().lstrip("#").strip()
+            if (not description and raw.strip().startswith("#") and not seen_op and not header
+                    and comment and not comment.startswith("SPDX-License-Identifier")):
+                description = comment
             continue
         toks = line.split()
         word = toks[0]
