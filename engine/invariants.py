@@ -11,7 +11,9 @@ From contpte.c's comments and ptep_get_lockless()'s consistency test
 * ``cont-folio``   -- one folio backs the whole block (I2);
 * ``kernel-cont``  -- this layer never paints CONT in a kernel mm (I7);
 * ``ad-lost``      -- a convert never loses access or dirty state (I10):
-  checked over the events of a ``contpte_convert``.
+  checked over the events of a ``contpte_convert``;
+* ``tlb-conflict`` -- the TLB holds two sizes of translation for one VA on a
+  CPU that would take a TLB conflict abort.
 
 A violation is returned as data (and the machine records it as an
 ``invariant_violation`` event); it is never an exception.
@@ -101,15 +103,27 @@ def check_mm(arch: Any, mm: Any, start: int = 0, end: int = 1 << 64) -> list[Vio
     n = arch.cont_ptes
     ps = arch.page_shift
     pmd_shift = arch.g.pmd_shift
+    vc = PTE_VALID | PTE_CONT
     for key in sorted(mm.pt.tables):
         base = key << pmd_shift
         if base >= end or base + arch.g.pmd_size <= start:
             continue
         t = mm.pt.tables[key]
         for i0 in range(0, len(t), n):
-            if any(t[i0:i0 + n]):
-                out.extend(check_block(arch, mm, t, i0, base + (i0 << ps)))
+            # only a block holding a valid CONT entry can break a CONT rule
+            for e in t[i0:i0 + n]:
+                if e & vc == vc:
+                    out.extend(check_block(arch, mm, t, i0, base + (i0 << ps)))
+                    break
     return out
+
+
+def check_tlb(tlb: Any) -> list[Violation]:
+    """Two sizes of translation cached for one VA, on a CPU that would abort."""
+    if not tlb.abort_on_conflict:
+        return []
+    return [Violation("tlb-conflict", va, f"ASID {asid}: entries of two sizes translate this VA")
+            for asid, va in tlb.conflicts()]
 
 
 def check_convert_events(events: Iterable[tuple]) -> list[Violation]:

@@ -43,6 +43,12 @@ class KernelProfile:
     batched_mremap: bool = False  # move_ptes batches with get_and_clear_ptes / set_ptes
     whole_folio_file_fault: bool = False  # finish_fault / filemap map whole large folios
     batched_reclaim_young: bool = False  # folio_referenced_one uses clear_flush_young_ptes(nr)
+    madvise_large_folios: bool = False  # MADV_FREE/COLD/PAGEOUT batch over large folios, no split
+    mthp_swap: bool = False  # swap out mTHP whole; swap-in maps a whole swap-cache folio
+    numa_large_rebuild: bool = False  # do_numa_page restores every PTE of a large folio
+    reuse_large_anon: bool = False  # do_wp_page reuses an exclusive large anon folio
+    batched_unmap_lazyfree: bool = False  # try_to_unmap_one batches lazyfree anon folios
+    batched_unmap_file: bool = False  # try_to_unmap_one batches file folios
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -112,6 +118,22 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "arm64: mm: support batch clearing of the young flag for large folios"),
     ("batched_reclaim_young", True, "v7.0", "same series (unsure, as above)",
      "folio_referenced_one() uses clear_flush_young_ptes(nr)"),
+    ("madvise_large_folios", True, "v6.10",
+     "ed9f1e7f6b0a / b3ac41846e8b [hashes unsure]",
+     "mm/madvise: enhance lazyfreeing with mTHP in madvise_free; mm: madvise: avoid split during "
+     "MADV_PAGEOUT and MADV_COLD (Lance Yang, Barry Song)"),
+    ("mthp_swap", True, "v6.10", "845982eb264b [hash unsure]",
+     "mm: swap: allow storage of all mTHP orders (Ryan Roberts); swap-in of a whole swap-cache "
+     "large folio (Chuanhua Han / Barry Song)"),
+    ("numa_large_rebuild", True, "v6.10", "unsure hash",
+     "mm: support multi-size THP numa balancing (Baolin Wang): numa_rebuild_large_mapping()"),
+    ("reuse_large_anon", True, "v6.17", "unsure release (v6.15 per the series)",
+     "mm: wp fault reuses exclusive large anon folios (__wp_can_reuse_large_anon_folio, "
+     "David Hildenbrand)"),
+    ("batched_unmap_lazyfree", True, "v6.17", "unsure release (v6.15 per the series)",
+     "mm: batched unmap lazyfree large folios during reclamation (Barry Song)"),
+    ("batched_unmap_file", True, "v7.0", "same series as batched_young [unsure]",
+     "mm: rmap: support batched unmapping for file large folios (Baolin Wang)"),
     ("raw_access_flags_check", True, "v7.0", "97c5550b7631 (v7.0-rc, merged after "
      "io_uring-7.0-20260305; Fixes: 4602e5757bcc)",
      "arm64: contpte: fix set_access_flags() no-op check for SMMU/ATS faults"),
@@ -151,14 +173,17 @@ SEED_FOLD = _add(replace(SEED_INLINE, name="seed-fold",
 V6_9 = _add(replace(SEED_FOLD, name="v6.9", description="contpte as merged in v6.9"))
 V6_10 = _add(replace(V6_9, name="v6.10",
                      description="+ clear_young_dirty_ptes, PRESENT_INVALID/uffd-wp layout",
-                     layout="v6.10", clear_young_dirty_ptes=True, tlb_limit="v6.10"))
+                     layout="v6.10", clear_young_dirty_ptes=True, tlb_limit="v6.10",
+                     madvise_large_folios=True, mthp_swap=True, numa_large_rebuild=True))
 V6_17 = _add(replace(V6_10, name="v6.17",
                      description="+ BBML2_NOABORT flush elision, early-exit gather, batched "
                                  "mprotect/mremap (and v6.12-v6.16: POE, notifier-range fix, "
-                                 "hoisted set_ptes barriers, devmap removal)",
+                                 "hoisted set_ptes barriers, devmap removal, tlbbatch ranges, "
+                                 "large anon folio reuse, batched lazyfree unmap)",
                      layout="v6.17", bbml2_elision=True, get_early_exit=True,
                      flush_notifier_fixed=True, set_ptes_single_barrier=True, tlbbatch_range=True,
-                     batched_mprotect=True, batched_mremap=True))
+                     batched_mprotect=True, batched_mremap=True,
+                     reuse_large_anon=True, batched_unmap_lazyfree=True))
 V6_19 = _add(replace(V6_17, name="v6.19",
                      description="+ local TLBI in set_access_flags, whole-folio file faults "
                                  "(v6.18), pte_mkwrite keeps clean entries read-only",
@@ -168,7 +193,7 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     description="+ raw-entry no-op check in set_access_flags, batched young "
                                 "clearing, tlbf_t flush API",
                     raw_access_flags_check=True, batched_young=True, batched_reclaim_young=True,
-                    tlbi_repeat_at_sync=True, tlbf_flags_api=True))
+                    tlbi_repeat_at_sync=True, tlbf_flags_api=True, batched_unmap_file=True))
 
 DEFAULT_KERNEL = "v7.0"
 

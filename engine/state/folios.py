@@ -37,6 +37,16 @@ class FolioRegistry:
         self._by_head[pfn] = order
         self._orders[order] = self._orders.get(order, 0) + 1
 
+    def insert(self, pfn: int, order: int) -> None:
+        """Register a large folio the caller knows is free of overlaps (the
+        page allocator hands out disjoint blocks), skipping add()'s checks."""
+        self._by_head[pfn] = order
+        self._orders[order] = self._orders.get(order, 0) + 1
+
+    def order_of(self, head: int) -> int:
+        """Order of the large folio headed at ``head``; 0 for anything else."""
+        return self._by_head.get(head, 0)
+
     def remove(self, pfn: int) -> None:
         order = self._by_head.pop(pfn)
         self._orders[order] -= 1
@@ -58,6 +68,21 @@ class FolioRegistry:
 
     def __len__(self) -> int:
         return len(self._by_head)
+
+    def to_plain(self) -> list[list[int]]:
+        return [[h, o] for h, o in sorted(self._by_head.items())]
+
+    @classmethod
+    def from_plain(cls, rows: list) -> FolioRegistry:
+        reg = cls()
+        for h, o in rows:
+            reg.insert(int(h), int(o))
+        return reg
+
+    def assign(self, other: FolioRegistry) -> None:
+        """Become a copy of other, in place (the arch layer keeps a reference)."""
+        self._by_head = dict(other._by_head)
+        self._orders = dict(other._orders)
 
     def clone(self) -> FolioRegistry:
         other = FolioRegistry()

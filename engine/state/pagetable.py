@@ -134,6 +134,18 @@ class PageTable:
         if h is not None:
             self._xor ^= h
 
+    def drop_table(self, key: int) -> None:
+        """Remove the PTE table with this PMD index (freed, replaced by a PMD
+        leaf, or withdrawn); a snapshot that shares it keeps its copy."""
+        self._drop(key)
+
+    def move_table(self, old_key: int, new_key: int) -> None:
+        """Move a whole PTE table to another PMD index (move_normal_pmd)."""
+        t = self.tables[old_key]
+        self._drop(old_key)
+        self._drop(new_key)
+        self.tables[new_key] = t  # not owned: the next write copies it, snapshots stay intact
+
     def free_table(self, addr: int) -> None:
         """Drop an empty PTE table (like free_pte_range / reclaim_pt)."""
         key = addr >> self._shift

@@ -10,6 +10,8 @@ an ``error`` field when --json was given).
 
 # Order is the order shown by ``ptlab --help``.
 COMMAND_MODULES = (
+    "tui.commands.run",
+    "tui.commands.scenarios",
     "tui.commands.replay",
     "tui.commands.diff",
     "tui.commands.decode",

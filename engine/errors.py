@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The error a user's scenario (text or op) can cause."""
+
+from __future__ import annotations
+
+
+class ScenarioError(ValueError):
+    """Bad scenario input: unknown verb or name, bad size, an address outside
+    any VMA, ... Raised before the machine changes anything.
+
+    ``str()`` is ``file:line: message`` when the source is known.
+    """
+
+    def __init__(self, message: str, line: int = 0, file: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.file = file
+
+    def located(self, file: str, line: int | None = None) -> ScenarioError:
+        return ScenarioError(self.message, self.line if line is None else line, file)
+
+    def __str__(self) -> str:
+        if self.file and self.line:
+            return f"{self.file}:{self.line}: {self.message}"
+        if self.line:
+            return f"line {self.line}: {self.message}"
+        return self.message

@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The MMU of the CPU running the scenario: TLB lookup, table walk with
+hardware access-flag / dirty-state updates, and the device walker.
+
+``access(mm, va, write)`` performs one hardware access and returns "" or the
+fault the kernel must handle (translation / access_flag / permission), after
+recording ``tlb_hit`` or ``tlb_miss``, the walk's ``hw_update`` and the
+``tlb_fill``. A write that hits a TLB entry cached clean (RDONLY with DBM)
+is re-walked so the hardware can mark the descriptor dirty.
+
+A TLB hit is also checked against the page tables: an entry that still
+grants more than the descriptor now does (invalid, other page, writable
+where the entry is read-only) means a flush the kernel owed was missing --
+an ``invariant_violation`` ("tlb-stale"). Stale access/dirty bits are
+harmless and not reported.
+
+``device_access`` is an SMMU without HTTU walking one descriptor on its own
+(no TLB, no hardware AF/dirty update): the walker of the 2026
+set_access_flags fix.
+"""
+
+from __future__ import annotations
+
+from engine.events import EventLog
+from engine.granule import Granule
+from engine.hw.cpus import CpuProfile
+from engine.hw.tlb import CONT, PAGE, PMD, TLB
+from engine.hw.walker import walk_descriptor
+from engine.pte import PTE_CONT, PTE_RDONLY, PTE_VALID, PTE_WRITE
+from engine.state.mmstruct import MMStruct
+
+
+class MMU:
+    def __init__(self, cpu: CpuProfile, g: Granule, log: EventLog):
+        self.cpu = cpu
+        self.g = g
+        self.log = log
+        self.emit = log.emit
+        log.subscribe(self._rebind)
+        self.tlb = TLB(cpu, g.page_shift, g.cont_pte_log2, g.pmd_shift, log.emit)
+        self.ps = g.page_shift
+        self.pmd_shift = g.pmd_shift
+        self.addr_low = g.pte_addr_low
+        self.cont_mask = g.cont_ptes - 1
+
+    def _rebind(self) -> None:
+        self.emit = self.log.emit
+        self.tlb.emit = self.log.emit
+
+    # --- one access -------------------------------------------------------------------
+    def access(self, mm: MMStruct, va: int, write: bool) -> str:
+        asid = mm.asid
+        emit = self.emit
+        hit = self.tlb.lookup(asid, va)
+        if hit is not None:
+            cls, d = hit
+            if not write or (d & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
+                emit(("tlb_hit", va, asid, 1 << self.tlb.shifts[cls]))
+                self._check_stale(mm, va, cls, d, write)
+                return ""
+            if not (d & PTE_WRITE and self.cpu.hw_dbm):
+                emit(("tlb_hit", va, asid, 1 << self.tlb.shifts[cls]))
+                emit(("page_fault", va, write, "permission"))
+                return "permission"
+            # clean entry written with DBM: the walker must update the descriptor
+        emit(("tlb_miss", va, asid))
+        pt = mm.pt
+        pmd = pt.pmd_leaves.get(va >> self.pmd_shift)
+        if pmd is not None:
+            new, fault = walk_descriptor(pmd, write, self.cpu.hw_af, self.cpu.hw_dbm)
+            if fault:
+                emit(("page_fault", va, write, fault))
+                return fault
+            if new != pmd:
+                haddr = (va >> self.pmd_shift) << self.pmd_shift
+                pt.pmd_leaves[va >> self.pmd_shift] = new
+                emit(("hw_update", haddr, pmd, new, mm.name))
+            self.tlb.fill(asid, va, PMD, new)
+            return ""
+        t = pt.tables.get(va >> self.pmd_shift)
+        idx = (va >> self.ps) & (self.g.ptrs_per_pte - 1)
+        old = t[idx] if t is not None else 0
+        new, fault = walk_descriptor(old, write, self.cpu.hw_af, self.cpu.hw_dbm)
+        if fault:
+            emit(("page_fault", va, write, fault))
+            return fault
+        if new != old:
+            page = (va >> self.ps) << self.ps
+            pt.set(page, new)  # through the table's copy-on-write, never in place
+            emit(("hw_update", page, old, new, mm.name))
+        if new & PTE_CONT:
+            # cache the block: rebase the descriptor on the block's first page
+            self.tlb.fill(asid, va, CONT, new - (((va >> self.ps) & self.cont_mask) << self.ps))
+        else:
+            self.tlb.fill(asid, va, PAGE, new)
+        return ""
+
+    def device_access(self, mm: MMStruct, va: int, write: bool) -> str:
+        """An SMMU without HTTU: per-descriptor walk, no TLB, no hardware updates."""
+        pt = mm.pt
+        pmd = pt.pmd_leaves.get(va >> self.pmd_shift)
+        if pmd is None:
+            pmd = pt.get(va)
+        _new, fault = walk_descriptor(pmd, write, False, False)
+        if fault:
+            self.emit(("page_fault", va, write, "smmu_" + fault))
+        return fault
+
+    # --- coherence check ------------------------------------------------------------------
+    def _check_stale(self, mm: MMStruct, va: int, cls: int, d: int, write: bool) -> None:
+        pt = mm.pt
+        if cls == PMD:
+            cur = pt.pmd_leaves.get(va >> self.pmd_shift, 0)
+            offset = 0
+        else:
+            cur = pt.get(va)
+            offset = (va >> self.ps) & (self.cont_mask if cls == CONT else 0)
+        pfn = ((d & self.addr_low) >> self.ps) + offset
+        problem = ""
+        if not cur & PTE_VALID:
+            problem = "the TLB still translates a VA whose descriptor is invalid"
+        elif ((cur & self.addr_low) >> self.ps) != pfn:
+            problem = "the TLB maps a different page than the descriptor"
+        elif write and not cur & PTE_WRITE:
+            problem = "a write went through a TLB entry for a read-only descriptor"
+        if problem:
+            self.emit(("invariant_violation", "tlb-stale", va, problem))

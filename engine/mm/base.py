@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""What every core-mm path shares: the arch layer, physical memory, the
+process list, sysfs-like knobs, and the ``kfn`` bracket that records a
+kernel function as ``call``/``ret`` events exactly like ``arch_call`` does.
+
+Core-mm paths live in mixins (fault.py, fork.py, zap.py, ...) over
+:class:`KernelBase`; :class:`engine.mm.kernel.Kernel` combines them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, TypeVar
+
+from engine.arch import Arch
+from engine.events import EventLog
+from engine.granule import Granule
+from engine.mm.pagecache import PageCache
+from engine.mm.physmem import PhysMem
+from engine.mm.process import Process
+from engine.mm.swap import SwapDevice
+from engine.mm.thp import ThpPolicy
+from engine.mm.vma import VM_SHARED, VM_WRITE, VMA, vm_get_page_prot
+from engine.pte import Layout
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# vm_fault_t bits (include/linux/mm_types.h) used by the fault paths
+VM_FAULT_OOM = 0x000001
+VM_FAULT_SIGBUS = 0x000002
+VM_FAULT_NOPAGE = 0x000100
+VM_FAULT_FALLBACK = 0x000800
+VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
+
+
+_SIMPLE = frozenset((int, str, bool, type(None)))
+# how a kernel object is recorded in an event: by name
+_AS_PLAIN: dict[type, Callable[[Any], Any]] = {Process: attrgetter("name"), VMA: attrgetter("region")}
+
+
+def _plain(a: Any) -> Any:
+    t = type(a)
+    if t in _SIMPLE:
+        return a
+    f = _AS_PLAIN.get(t)
+    if f is not None:
+        return f(a)
+    name = getattr(a, "name", None)
+    return name if isinstance(name, str) else t.__name__
+
+
+def kfn(name: str) -> Callable[[F], F]:
+    """Bracket a core-mm method with ``call``/``ret`` events named after the
+    kernel function it models. Arguments are recorded as plain data
+    (processes and VMAs by name)."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(self: KernelBase, *args: Any, **kw: Any) -> Any:
+            emit = self.emit
+            if kw:
+                args_rec = tuple(map(_plain, (*args, *kw.values())))
+            else:
+                args_rec = tuple([a if type(a) in _SIMPLE else _plain(a) for a in args])
+            emit(("call", name, args_rec))
+            r = fn(self, *args, **kw)
+            emit(("ret", name, r if type(r) in _SIMPLE else _plain(r)))
+            return r
+
+        wrapper.kernel_name = name  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+class KernelBase:
+    def __init__(self, arch: Arch, log: EventLog, pm: PhysMem, swap: SwapDevice,
+                 pagecache: PageCache, thp: ThpPolicy):
+        self.arch = arch
+        self.log = log
+        self.emit = log.emit
+        log.subscribe(self._rebind_emit)
+        self.g: Granule = arch.g
+        self.profile = arch.profile
+        self.cpu = arch.cpu
+        self.layout: Layout = arch.layout
+        self.ps = arch.page_size
+        self.pshift = arch.page_shift
+        self.cont_ptes = arch.cont_ptes
+        self.ptrs = self.g.ptrs_per_pte
+        self.pmd_size = self.g.pmd_size
+        self.addr_low = self.g.pte_addr_low  # a property on Granule: cache it for hot paths
+        self.pmd_order = self.g.pmd_order
+        self.pm = pm
+        self.swap = swap
+        self.pc = pagecache
+        self.thp = thp
+        self.procs: list[Process] = []
+        self.ids = {"pid": 1, "asid": 1, "anon_vma": 1}
+        # sysfs/debugfs knobs
+        self.fault_around_pages = max(1, 65536 >> self.pshift)  # fault_around_bytes = 64K
+        self.max_ptes_none = self.ptrs - 1  # khugepaged/max_ptes_none
+        self.ubc_pending = False  # deferred TLB flush started (never left set after an op)
+        # the reverse-map index (anon_vma / file -> VMAs), rebuilt when VMAs change
+        self._rmap_gen = 0
+        self._rmap_built = -1
+        self._anon_index: dict[int, list[tuple[Process, VMA]]] = {}
+        self._file_index: dict[int, list[tuple[Process, VMA]]] = {}
+
+    def _rebind_emit(self) -> None:
+        self.emit = self.log.emit
+
+    # --- ids and small helpers ----------------------------------------------------------
+    def next_id(self, kind: str) -> int:
+        v = self.ids[kind]
+        self.ids[kind] = v + 1
+        return v
+
+    def vmas_changed(self) -> None:
+        self._rmap_gen += 1
+
+    def mm_event(self, what: str, addr: int, detail: Any = 0) -> None:
+        self.emit(("mm", what, addr, detail))
+
+    def cost(self, what: str, addr: int, n: int = 1) -> None:
+        """A cost counter of core-mm work the arch layer does not see:
+        ``mm_page``, ``mm_folio``, ``mm_zero_page`` or ``mm_copy_page``."""
+        self.emit(("mm", what, addr, n))
+
+    def mk_pte(self, pfn: int, prot: int) -> int:
+        return ((pfn << self.pshift) & self.addr_low) | prot
+
+    def pte_pfn(self, pte: int) -> int:
+        return (pte & self.addr_low) >> self.pshift
+
+    def pte_modify(self, pte: int, prot: int) -> int:
+        return self.layout.pte_modify(pte, prot)
+
+    def pte_mkwrite(self, pte: int) -> int:
+        return self.layout.pte_mkwrite_novma(pte)
+
+    def maybe_mkwrite(self, pte: int, vma: VMA) -> int:
+        return self.pte_mkwrite(pte) if vma.flags & VM_WRITE else pte
+
+    def vma_page_prot(self, vma: VMA) -> int:
+        """vma_set_page_prot(): a shared writable file mapping wants write
+        notification (page_mkwrite), so its PTEs start read-only like a
+        private mapping's; shmem does not."""
+        flags = vma.flags
+        if flags & VM_SHARED and flags & VM_WRITE and vma.file and not vma.shmem:
+            flags &= ~VM_SHARED
+        return vm_get_page_prot(flags, self.layout)
+
+    # --- processes ----------------------------------------------------------------------
+    def proc(self, name: str) -> Process | None:
+        for p in self.procs:
+            if p.name == name and p.alive:
+                return p
+        return None
+
+    def live_procs(self) -> list[Process]:
+        return [p for p in self.procs if p.alive]
+
+    # --- reverse map index ----------------------------------------------------------------
+    def _build_rmap_index(self) -> None:
+        anon: dict[int, list[tuple[Process, VMA]]] = {}
+        files: dict[int, list[tuple[Process, VMA]]] = {}
+        for p in self.procs:
+            if not p.alive:
+                continue
+            for v in p.vmas:
+                for av in v.avc:
+                    anon.setdefault(av, []).append((p, v))
+                if v.file:
+                    files.setdefault(v.file, []).append((p, v))
+        self._anon_index = anon
+        self._file_index = files
+        self._rmap_built = self._rmap_gen
+
+    def rmap_vmas(self, head: int) -> list[tuple[Process, VMA]]:
+        """The VMAs that may map the folio (anon_vma chain or i_mmap)."""
+        if self._rmap_built != self._rmap_gen:
+            self._build_rmap_index()
+        from engine.mm.physmem import F_ANON
+
+        i = head - self.pm.base
+        mapping = self.pm.mapping[i]
+        if self.pm.flags[i] & F_ANON:
+            return self._anon_index.get(mapping, [])
+        return self._file_index.get(mapping, [])
+
+    def folio_addresses(self, head: int, nr: int) -> list[tuple[Process, VMA, int, int, int]]:
+        """rmap_walk(): for each VMA, the (proc, vma, addr, first page, n pages)
+        window where the folio's pages would be mapped (vma_address())."""
+        out = []
+        idx = self.pm.index[head - self.pm.base]
+        ps = self.pshift
+        for p, v in self.rmap_vmas(head):
+            vstart_idx = v.pgoff
+            vend_idx = v.pgoff + ((v.end - v.start) >> ps)
+            lo = max(idx, vstart_idx)
+            hi = min(idx + nr, vend_idx)
+            if lo >= hi:
+                continue
+            out.append((p, v, v.start + ((lo - v.pgoff) << ps), lo - idx, hi - lo))
+        return out

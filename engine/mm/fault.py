@@ -1,0 +1,552 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Page faults at PTE level (mm/memory.c): handle_pte_fault and everything
+it dispatches to.
+
+* anonymous faults with mTHP order selection (alloc_anon_folio: the enabled
+  orders that fit the VMA, the highest whose aligned range is entirely
+  pte_none -- read with ptep_get_lockless, one per entry -- then allocation
+  falling back order by order), the zero page for reads;
+* file faults: fault-around through filemap_map_pages for reads, CoW
+  faults, shared write faults, finish_fault mapping one page or -- with
+  ``whole_folio_file_fault`` -- the whole folio;
+* write-protect faults: reuse through ptep_set_access_flags, copy through
+  ptep_clear_flush + set_pte_at;
+* access-flag faults: ptep_set_access_flags, then the spurious-fault flush;
+* swap-in and NUMA hinting faults.
+
+PMD-level faults and THP splitting live in huge.py.
+"""
+
+from __future__ import annotations
+
+from engine.mm.base import (
+    VM_FAULT_FALLBACK,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_OOM,
+    VM_FAULT_SIGBUS,
+    kfn,
+)
+from engine.mm.batch import Batch
+from engine.mm.filemap import Filemap
+from engine.mm.pagecache import File
+from engine.mm.physmem import F_ANON, F_DIRTY, F_LRU, F_SWAPBACKED, F_SWAPCACHE, F_UPTODATE
+from engine.mm.pmd import PmdOps
+from engine.mm.process import Process
+from engine.mm.swap import SWP_TYPE
+from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
+from engine.pte import (
+    PTE_AF,
+    PTE_SPECIAL,
+    PTE_WRITE,
+    pte_mkdirty,
+)
+
+# swap types of migration entries: MAX_SWAPFILES + SWP_HWPOISON_NUM + {0, 1, 2}
+# with 5-bit swap types and device-private, migration, hwpoison and marker
+# entries configured (MAX_SWAPFILES = 32 - 3 - 3 - 1 - 1 = 24).
+SWP_MIGRATION_READ = 25
+SWP_MIGRATION_READ_EXCLUSIVE = 26
+SWP_MIGRATION_WRITE = 27
+
+
+class Faults(Batch, Filemap, PmdOps):
+    # --- entry point ------------------------------------------------------------------
+    @kfn("handle_pte_fault")
+    def handle_pte_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
+        mm = proc.mm
+        arch = self.arch
+        t = mm.pt.tables.get(addr >> self.g.pmd_shift)
+        # pte_offset_map_nolock() finds no table when the PMD is none: orig_pte is none.
+        orig = arch.ptep_get_lockless(mm, addr) if t is not None else 0
+        if orig == 0:
+            if vma.anon and not vma.shmem:
+                return self.do_anonymous_page(proc, vma, addr, write)
+            return self.do_fault(proc, vma, addr, write)
+        lay = self.layout
+        if not lay.pte_present(orig):
+            return self.do_swap_page(proc, vma, addr, orig, write)
+        if lay.pte_protnone(orig) and vma.accessible:
+            return self.do_numa_page(proc, vma, addr, orig)
+        if arch.ptep_get(mm, addr) != orig:
+            return 0  # changed under us (update_mmu_tlb is empty on arm64)
+        entry = orig
+        if write:
+            if not entry & PTE_WRITE:
+                return self.do_wp_page(proc, vma, addr, orig)
+            entry = pte_mkdirty(entry)
+        entry |= PTE_AF
+        if not arch.ptep_set_access_flags(mm, addr, entry, int(write)) and write:
+            arch.flush_tlb_fix_spurious_fault(mm, addr)
+        return 0
+
+    # --- anonymous memory ---------------------------------------------------------------
+    def _alloc_anon_folio(self, proc: Process, vma: VMA, addr: int) -> tuple[int, int]:
+        """alloc_anon_folio(): (head pfn, order), head -1 on OOM."""
+        emit = self.emit
+        emit(("call", "alloc_anon_folio", (proc.name, addr)))
+        orders = self.thp.allowable_orders(vma, (1 << self.pmd_order) - 1)
+        orders = self.thp.suitable_orders(vma, addr, orders)
+        head = -1
+        order = 0
+        if orders:
+            mm = proc.mm
+            ps = self.ps
+            while orders:
+                order = orders.bit_length() - 1
+                size = ps << order
+                if self.pte_range_none(mm, addr & ~(size - 1), 1 << order):
+                    break
+                orders &= ~(1 << order)
+            while orders:
+                order = orders.bit_length() - 1
+                head = self.pm.alloc_folio(order, 0)
+                if head >= 0:
+                    break
+                self.mm_event("mthp_fallback", addr, order)  # MTHP_STAT_ANON_FAULT_FALLBACK
+                orders &= ~(1 << order)
+        if head < 0:
+            order = 0
+            head = self.pm.alloc_folio(0, 0)  # folio_prealloc(..., need_zero = true)
+        if head >= 0:
+            self.mm_event("folio_alloc", addr, order)
+            self.cost("mm_folio", addr, 1)
+            self.cost("mm_zero_page", addr, 1 << order)
+        else:
+            self.mm_event("oom", addr, 0)
+        emit(("ret", "alloc_anon_folio", order if head >= 0 else -1))
+        return head, order
+
+    @kfn("do_anonymous_page")
+    def do_anonymous_page(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
+        mm = proc.mm
+        arch = self.arch
+        if vma.flags & VM_SHARED:
+            return VM_FAULT_SIGBUS
+        mm.pt.table(addr)  # pte_alloc()
+        if not write:
+            # the shared zero page, mapped read-only and special (never folded)
+            entry = self.mk_pte(self.pm.zero_pfn, vma.page_prot) | PTE_SPECIAL
+            if arch.ptep_get(mm, addr):  # vmf_pte_changed()
+                return 0
+            arch.set_ptes(mm, addr, entry, 1)
+            return 0
+        self.anon_vma_prepare(vma)
+        head, order = self._alloc_anon_folio(proc, vma, addr)
+        if head < 0:
+            return VM_FAULT_OOM
+        nr = 1 << order
+        addr &= ~((self.ps << order) - 1)
+        entry = self.mk_pte(head, vma.page_prot)  # AF is part of the prot: pte_sw_mkyoung is a no-op
+        if vma.flags & VM_WRITE:
+            entry = self.pte_mkwrite(pte_mkdirty(entry))
+        if (nr == 1 and arch.ptep_get(mm, addr)) or (nr > 1 and not self.pte_range_none(mm, addr, nr)):
+            self.folio_put_refs(head, 1)
+            return 0
+        self.folio_ref_add(head, nr - 1)
+        self.folio_add_new_anon_rmap(head, nr, vma, addr, True)
+        arch.set_ptes(mm, addr, entry, nr)
+        return 0
+
+    # --- file memory ----------------------------------------------------------------------
+    def _file(self, vma: VMA) -> File:
+        return self.pc.files[vma.file]
+
+    @kfn("do_fault")
+    def do_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
+        if not write:
+            return self.do_read_fault(proc, vma, addr)
+        if not vma.flags & VM_SHARED:
+            return self.do_cow_fault(proc, vma, addr)
+        return self.do_shared_fault(proc, vma, addr)
+
+    @kfn("do_read_fault")
+    def do_read_fault(self, proc: Process, vma: VMA, addr: int) -> int:
+        if self.fault_around_pages > 1:
+            if self.do_fault_around(proc, vma, addr) == VM_FAULT_NOPAGE:
+                return 0
+        f = self._file(vma)
+        head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
+        if head < 0:
+            return VM_FAULT_OOM
+        self.folio_ref_add(head, 1)  # __do_fault() returns the folio with a reference
+        ret = self.finish_fault(proc, vma, addr, False, head, -1)
+        if ret:
+            self.folio_put_refs(head, 1)
+        return ret
+
+    @kfn("do_fault_around")
+    def do_fault_around(self, proc: Process, vma: VMA, addr: int) -> int:
+        nr_pages = self.fault_around_pages
+        ps = self.pshift
+        pte_off = (addr >> ps) & (self.ptrs - 1)
+        vma_off = (addr - vma.start) >> ps
+        from_pte = max(pte_off & ~(nr_pages - 1), pte_off - min(pte_off, vma_off))
+        vma_pages = (vma.end - vma.start) >> ps
+        to_pte = min(from_pte + nr_pages, self.ptrs, pte_off + vma_pages - vma_off) - 1
+        pgoff = vma.linear_index(addr, ps)
+        return self.filemap_map_pages(proc, vma, addr, pgoff + from_pte - pte_off,
+                                      pgoff + to_pte - pte_off)
+
+    @kfn("filemap_map_pages")
+    def filemap_map_pages(self, proc: Process, vma: VMA, fault_addr: int, start: int,
+                          end: int) -> int:
+        """Map the cached, up-to-date folios in [start, end] (page indices)."""
+        f = self._file(vma)
+        mm = proc.mm
+        arch = self.arch
+        ps = self.pshift
+        ret = 0
+        mapped = 0
+        index = start
+        whole = self.profile.whole_folio_file_fault
+        pmd_mask = ~(self.pmd_size - 1)
+        while index <= end and index < f.npages:
+            head = f.lookup(index)
+            if head < 0:
+                index += 1
+                continue
+            pm = self.pm
+            fidx = pm.index[head - pm.base]
+            n = 1 << self.arch.folios.order_of(head)
+            if fidx in f.readahead or not pm.flags[head - pm.base] & F_UPTODATE:
+                index = fidx + n  # leave PG_readahead folios to filemap_fault()
+                continue
+            lo, hi = index, min(end, fidx + n - 1)
+            if whole and n > 1:
+                # 357b92761d94: map the entire folio if it lies inside the VMA, one
+                # page table and i_size
+                fa = vma.addr_of_index(fidx, ps)
+                la = fa + ((n - 1) << ps)
+                if (fa >= vma.start and la < vma.end and fa & pmd_mask == fault_addr & pmd_mask
+                        and fidx + n <= f.npages):
+                    lo, hi = fidx, fidx + n - 1
+            # filemap_map_folio_range(): runs of none entries, one set_pte_range each
+            run = 0
+            run_start = lo
+            k = lo
+            while k <= hi + 1:
+                a = vma.addr_of_index(k, ps) if k <= hi else 0
+                if k <= hi and arch.ptep_get(mm, a) == 0:
+                    if not run:
+                        run_start = k
+                    run += 1
+                elif run:
+                    ra = vma.addr_of_index(run_start, ps)
+                    self.folio_ref_add(head, run)
+                    prefault = not ra <= fault_addr < ra + (run << ps)
+                    self.set_pte_range(proc, vma, head, head + run_start - fidx, run, ra, False,
+                                       prefault)
+                    mapped += run
+                    if not prefault:
+                        ret = VM_FAULT_NOPAGE
+                    run = 0
+                k += 1
+            index = fidx + n
+        if mapped:
+            f.mmap_miss = max(0, f.mmap_miss - mapped)
+        return ret
+
+    def set_pte_range(self, proc: Process, vma: VMA, head: int, pfn: int, nr: int, addr: int,
+                      write: bool, prefault: bool) -> None:
+        """set_pte_range(): build the entry, add the rmap, set_ptes(nr)."""
+        self.emit(("call", "set_pte_range", (proc.name, addr, nr, write)))
+        entry = self.mk_pte(pfn, vma.page_prot)
+        if prefault and self.cpu.hw_af:
+            entry &= ~PTE_AF  # arch_wants_old_prefaulted_pte()
+        if write:
+            entry = self.maybe_mkwrite(pte_mkdirty(entry), vma)
+        elif entry & PTE_WRITE and self.pm.flags[head - self.pm.base] & F_DIRTY:
+            entry = pte_mkdirty(entry)
+        if write and not vma.flags & VM_SHARED:
+            self.folio_add_new_anon_rmap(head, 1, vma, addr, True)
+        else:
+            self.folio_add_file_rmap_ptes(head, pfn, nr, addr)
+        self.arch.set_ptes(proc.mm, addr, entry, nr)
+        self.emit(("ret", "set_pte_range", None))
+
+    @kfn("finish_fault")
+    def finish_fault(self, proc: Process, vma: VMA, addr: int, write: bool, head: int,
+                     cow_head: int) -> int:
+        """Map the faulting page (or, with whole_folio_file_fault, its whole
+        folio). cow_head >= 0 is the private copy made by do_cow_fault."""
+        mm = proc.mm
+        arch = self.arch
+        ps = self.pshift
+        f = self._file(vma)
+        index = vma.linear_index(addr, ps)
+        if cow_head >= 0:
+            map_head, pfn, nr_folio = cow_head, cow_head, 1
+        else:
+            pm = self.pm
+            fidx = pm.index[head - pm.base]
+            map_head, pfn = head, head + index - fidx
+            nr_folio = 1 << self.arch.folios.order_of(head)
+        # no PTEs beyond i_size (SIGBUS semantics), except for shmem
+        needs_fallback = (cow_head < 0 and not f.shmem
+                          and f.npages < self.pm.index[head - self.pm.base] + nr_folio)
+        if cow_head < 0 and mm.pt.tables.get(addr >> self.g.pmd_shift) is None:
+            if not needs_fallback and nr_folio == 1 << self.pmd_order:
+                if self.do_set_pmd(proc, vma, addr, head, write) != VM_FAULT_FALLBACK:
+                    return 0
+        mm.pt.table(addr)
+        nr = nr_folio
+        start = addr
+        if cow_head >= 0 or needs_fallback or not self.profile.whole_folio_file_fault:
+            nr = 1
+        elif nr > 1:
+            idx = pfn - map_head
+            vma_off = (addr - vma.start) >> ps
+            pte_off = (addr >> ps) & (self.ptrs - 1)
+            if (vma_off < idx or vma_off + (nr - idx) > (vma.end - vma.start) >> ps
+                    or pte_off < idx or pte_off + (nr - idx) > self.ptrs):
+                nr = 1
+            else:
+                start = addr - (idx << ps)
+                pfn = map_head
+        if nr == 1:
+            start = addr
+            pfn = map_head if cow_head >= 0 else pfn
+            if arch.ptep_get(mm, addr):
+                return VM_FAULT_NOPAGE
+        elif not self.pte_range_none(mm, start, nr):
+            nr = 1
+            start = addr
+            pfn = head + index - self.pm.index[head - self.pm.base]
+            if arch.ptep_get(mm, addr):
+                return VM_FAULT_NOPAGE
+        if cow_head < 0:
+            self.folio_ref_add(map_head, nr - 1)
+        self.set_pte_range(proc, vma, map_head, pfn, nr, start, write, False)
+        return 0
+
+    @kfn("do_cow_fault")
+    def do_cow_fault(self, proc: Process, vma: VMA, addr: int) -> int:
+        self.anon_vma_prepare(vma)
+        new = self.pm.alloc_folio(0, 0)  # folio_prealloc(..., need_zero = false)
+        if new < 0:
+            self.mm_event("oom", addr, 0)
+            return VM_FAULT_OOM
+        self.mm_event("folio_alloc", addr, 0)
+        self.cost("mm_folio", addr, 1)
+        f = self._file(vma)
+        head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
+        if head < 0:
+            self.folio_put_refs(new, 1)
+            return VM_FAULT_OOM
+        self.cost("mm_copy_page", addr, 1)
+        ret = self.finish_fault(proc, vma, addr, True, head, new)
+        if ret:
+            self.folio_put_refs(new, 1)
+        return ret
+
+    @kfn("do_shared_fault")
+    def do_shared_fault(self, proc: Process, vma: VMA, addr: int) -> int:
+        f = self._file(vma)
+        head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
+        if head < 0:
+            return VM_FAULT_OOM
+        self.folio_ref_add(head, 1)
+        ret = self.finish_fault(proc, vma, addr, True, head, -1)
+        if ret:
+            self.folio_put_refs(head, 1)
+            return ret
+        # fault_dirty_shared_page() -> folio_mark_dirty()
+        self.pm.set_flag(head, F_DIRTY)
+        return 0
+
+    # --- write-protect faults -----------------------------------------------------------
+    def _can_reuse_large_anon(self, head: int, proc: Process) -> bool:
+        """__wp_can_reuse_large_anon_folio(): every reference is a mapping, and
+        every mapping is in this mm."""
+        pm = self.pm
+        i = head - pm.base
+        if pm.lmap[i] <= 1 or pm.entire.get(head):
+            return False
+        if pm.flags[i] & F_SWAPCACHE:
+            self.folio_free_swap(head)
+        if pm.lmap[i] != pm.ref[i]:
+            return False
+        n = 1 << self.arch.folios.order_of(head)
+        return all(p is proc for p, _v, _a, _first, _cnt in self.folio_mapped_in(head, n))
+
+    @kfn("do_wp_page")
+    def do_wp_page(self, proc: Process, vma: VMA, addr: int, orig: int) -> int:
+        pfn = self.pte_pfn(orig)
+        pm = self.pm
+        if vma.flags & VM_SHARED:
+            if orig & PTE_SPECIAL:
+                return self.wp_page_copy(proc, vma, addr, orig, -1)
+            # wp_page_shared(): page_mkwrite dirties the folio, then reuse
+            head, _ = self.arch.folios.folio_of(pfn)
+            pm.set_flag(head, F_DIRTY)
+            return self.wp_page_reuse(proc, vma, addr, orig)
+        if orig & PTE_SPECIAL or pfn == pm.zero_pfn:
+            return self.wp_page_copy(proc, vma, addr, orig, -1)
+        head, n = self.arch.folios.folio_of(pfn)
+        i = head - pm.base
+        if pm.flags[i] & F_ANON:
+            reuse = self.page_anon_exclusive(pfn)
+            if not reuse:
+                if n > 1:
+                    reuse = self.profile.reuse_large_anon and self._can_reuse_large_anon(head, proc)
+                else:
+                    if pm.flags[i] & F_SWAPCACHE:
+                        self.folio_free_swap(head)
+                    reuse = pm.ref[i] == 1
+                if reuse:
+                    self.set_anon_exclusive(pfn)
+            if reuse:
+                return self.wp_page_reuse(proc, vma, addr, orig)
+        return self.wp_page_copy(proc, vma, addr, orig, head)
+
+    @kfn("wp_page_reuse")
+    def wp_page_reuse(self, proc: Process, vma: VMA, addr: int, orig: int) -> int:
+        entry = self.maybe_mkwrite(pte_mkdirty(orig | PTE_AF), vma)
+        self.arch.ptep_set_access_flags(proc.mm, addr, entry, 1)
+        return 0
+
+    @kfn("wp_page_copy")
+    def wp_page_copy(self, proc: Process, vma: VMA, addr: int, orig: int, old_head: int) -> int:
+        mm = proc.mm
+        arch = self.arch
+        self.anon_vma_prepare(vma)
+        new = self.pm.alloc_folio(0, 0)
+        if new < 0:
+            self.mm_event("oom", addr, 0)
+            return VM_FAULT_OOM
+        self.mm_event("folio_alloc", addr, 0)
+        self.cost("mm_folio", addr, 1)
+        self.cost("mm_zero_page" if old_head < 0 else "mm_copy_page", addr, 1)
+        if arch.ptep_get(mm, addr) != orig:
+            self.folio_put_refs(new, 1)
+            return 0
+        entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pte(new, vma.page_prot)), vma)
+        arch.ptep_clear_flush(mm, addr)
+        self.folio_add_new_anon_rmap(new, 1, vma, addr, True)
+        arch.set_ptes(mm, addr, entry, 1)
+        if old_head >= 0:
+            old_pfn = self.pte_pfn(orig)
+            self.folio_remove_rmap_ptes(old_head, old_pfn, 1, addr)
+            self.folio_put_refs(old_head, 1)
+        return 0
+
+    # --- swap-in ----------------------------------------------------------------------
+    @kfn("do_swap_page")
+    def do_swap_page(self, proc: Process, vma: VMA, addr: int, orig: int, write: bool) -> int:
+        lay = self.layout
+        mm = proc.mm
+        arch = self.arch
+        if lay.swp_type(orig) != SWP_TYPE:
+            return 0  # migration entry: would wait for migration to finish
+        slot = lay.swp_offset(orig)
+        pm = self.pm
+        head = self.swap_cache_lookup(slot)
+        if head >= 0:
+            self.folio_ref_add(head, 1)  # the lookup's reference
+        else:
+            # swapin_readahead() of the one page: a fresh order-0 folio, added to
+            # the swap cache; its allocation reference becomes the mapping's.
+            head = pm.alloc_folio(0, F_SWAPBACKED | F_UPTODATE | F_LRU)
+            if head < 0:
+                self.mm_event("oom", addr, 0)
+                return VM_FAULT_OOM
+            self.mm_event("swapin", addr, slot)
+            self.cost("mm_folio", addr, 1)
+            self.add_to_swap_cache(head, slot, 1)
+        if arch.ptep_get(mm, addr) != orig:
+            self.folio_put_refs(head, 1)
+            return 0
+        i = head - pm.base
+        n = 1 << self.arch.folios.order_of(head)
+        first_slot = self.swap.slot_of[head]
+        idx = slot - first_slot
+        nr = 1
+        start = addr
+        pfn = head + idx
+        if n > 1 and self.profile.mthp_swap:
+            fstart = addr - idx * self.ps
+            first_pte = orig - (idx << lay.swp_offset_shift)
+            if (fstart >= max(addr & ~(self.pmd_size - 1), vma.start)
+                    and fstart + n * self.ps <= min((addr | (self.pmd_size - 1)) + 1, vma.end)
+                    and arch.ptep_get(mm, fstart) == first_pte
+                    and self.swap_pte_batch(mm, fstart, n, first_pte) == n):
+                nr, start, pfn = n, fstart, head
+                slot = first_slot
+        exclusive = lay.swp_exclusive(orig)
+        entry = self.mk_pte(pfn, vma.page_prot)
+        if exclusive and vma.flags & VM_WRITE:
+            entry = self.pte_mkwrite(entry)
+            if write:
+                entry = pte_mkdirty(entry)
+                write = False
+        self.folio_ref_add(head, nr - 1)
+        if not pm.flags[i] & F_ANON:
+            # a fresh folio: __folio_set_anon(), with the oldest anon_vma unless exclusive
+            self.anon_vma_prepare(vma)
+            pm.flags[i] |= F_ANON | F_SWAPBACKED
+            pm.mapping[i] = vma.anon_vma if exclusive else vma.avc[0]
+            pm.index[i] = vma.linear_index(start, self.pshift) - (pfn - head)
+        self.folio_add_anon_rmap_ptes(head, pfn, nr, vma, start, exclusive)
+        arch.set_ptes(mm, start, entry, nr)
+        self.swap.put(slot, nr)  # folio_put_swap(): the PTEs no longer reference the slots
+        self.mm_event("swap_free", slot, nr)
+        if write or self.swap_unreferenced(head):
+            self.folio_free_swap(head)  # should_try_to_free_swap()
+        if write:
+            return self.do_wp_page(proc, vma, addr, arch.ptep_get(mm, addr))
+        return 0
+
+    # --- NUMA hinting --------------------------------------------------------------------
+    @kfn("do_numa_page")
+    def do_numa_page(self, proc: Process, vma: VMA, addr: int, orig: int) -> int:
+        """One node: the folio is never misplaced, so the mapping is rebuilt."""
+        mm = proc.mm
+        arch = self.arch
+        if arch.ptep_get(mm, addr) != orig:
+            return 0
+        pte = self.pte_modify(orig, vma.page_prot)
+        writable = bool(pte & PTE_WRITE)
+        upgrade = bool(vma.flags & VM_WRITE)
+        if not writable and upgrade and self.can_change_pte_writable(vma, addr, pte):
+            writable = True
+        pfn = self.pte_pfn(orig)
+        head, n = self.arch.folios.folio_of(pfn)
+        if n > 1 and self.profile.numa_large_rebuild:
+            self.numa_rebuild_large_mapping(proc, vma, addr, head, n, pfn, upgrade)
+        else:
+            self.numa_rebuild_single_mapping(proc, vma, addr, writable)
+        return 0
+
+    def numa_rebuild_single_mapping(self, proc: Process, vma: VMA, addr: int, writable: bool) -> None:
+        mm = proc.mm
+        arch = self.arch
+        old = arch.ptep_modify_prot_start(mm, addr)
+        pte = self.pte_modify(old, vma.page_prot) | PTE_AF
+        if writable:
+            pte = self.pte_mkwrite(pte)
+        arch.ptep_modify_prot_commit(mm, addr, old, pte)
+
+    def numa_rebuild_large_mapping(self, proc: Process, vma: VMA, addr: int, head: int, n: int,
+                                   pfn: int, upgrade: bool) -> None:
+        self.emit(("call", "numa_rebuild_large_mapping", (proc.name, addr, n)))
+        mm = proc.mm
+        arch = self.arch
+        ps = self.ps
+        addr_start = addr - ((pfn - head) << self.pshift)
+        pt_start = addr & ~(self.pmd_size - 1)
+        start = max(addr_start, pt_start, vma.start)
+        end = min(addr_start + n * ps, pt_start + self.pmd_size, vma.end)
+        lay = self.layout
+        a = start
+        while a != end:
+            ptent = arch.ptep_get(mm, a)
+            if lay.pte_present(ptent) and lay.pte_protnone(ptent):
+                p = self.pte_pfn(ptent)
+                if head <= p < head + n:
+                    ptent = self.pte_modify(ptent, vma.page_prot)
+                    writable = bool(ptent & PTE_WRITE)
+                    if not writable and upgrade and self.can_change_pte_writable(vma, a, ptent):
+                        writable = True
+                    self.numa_rebuild_single_mapping(proc, vma, a, writable)
+            a += ps
+        self.emit(("ret", "numa_rebuild_large_mapping", None))

@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""fork(): dup_mmap and copy_page_range (kernel/fork.c / mm/mmap.c, mm/memory.c).
+
+Only VMAs with an anon_vma are copied (vma_needs_copy); shared and
+never-written private file mappings are refaulted by the child. For each
+present entry of a large folio, folio_pte_batch_flags (FPB_MERGE_WRITE,
+plus FPB_RESPECT_DIRTY for private mappings) sizes the batch; the parent is
+write-protected with ``wrprotect_ptes(nr)`` (only blocks cut by the batch
+unfold) and the child gets ``set_ptes(nr)`` of the old, write-protected
+entry -- CONT wherever the batch covers aligned blocks. The parent's TLB is
+flushed once at the end (flush_tlb_mm(oldmm)).
+"""
+
+from __future__ import annotations
+
+from engine.mm.base import kfn
+from engine.mm.batch import FPB_MERGE_WRITE, FPB_RESPECT_DIRTY, Batch
+from engine.mm.physmem import F_ANON
+from engine.mm.pmd import PmdOps
+from engine.mm.process import Process
+from engine.mm.swap import SWP_TYPE
+from engine.mm.vma import VMA
+from engine.pte import PTE_AF, PTE_SPECIAL, PTE_SWP_EXCLUSIVE, PTE_WRITE, pte_mkclean, pte_wrprotect
+from engine.state.mmstruct import MMStruct
+
+
+class Fork(Batch, PmdOps):
+    @kfn("dup_mmap")
+    def dup_mmap(self, parent: Process, child: Process) -> int:
+        for v in parent.vmas:
+            nv = v.copy()
+            if v.anon_vma:
+                # anon_vma_fork(): the child joins the parent's chain and gets its own
+                av = self.next_id("anon_vma")
+                nv.anon_vma = av
+                nv.avc = (*v.avc, av)
+            child.insert(nv)
+        child.regions = {k: list(r) for k, r in parent.regions.items()}
+        self.vmas_changed()
+        for v, nv in zip(parent.vmas, child.vmas, strict=True):
+            if v.anon_vma:  # vma_needs_copy()
+                self.copy_page_range(parent, child, v, nv)
+        self.arch.flush_tlb_mm(parent.mm)
+        return 0
+
+    def copy_page_range(self, parent: Process, child: Process, src: VMA, dst: VMA) -> None:
+        pmd_size = self.pmd_size
+        spt = parent.mm.pt
+        addr = src.start
+        while addr < src.end:
+            nxt = min((addr | (pmd_size - 1)) + 1, src.end)
+            if spt.get_pmd(addr):
+                self.copy_huge_pmd(parent, child, src, dst, addr)
+            elif spt.tables.get(addr >> self.g.pmd_shift) is not None:
+                self.copy_pte_range(parent, child, src, dst, addr, nxt)
+            addr = nxt
+
+    @kfn("copy_pte_range")
+    def copy_pte_range(self, parent: Process, child: Process, src: VMA, dst: VMA, addr: int,
+                       end: int) -> int:
+        smm = parent.mm
+        dmm = child.mm
+        arch = self.arch
+        get = arch.ptep_get
+        ps = self.ps
+        lay = self.layout
+        dmm.pt.table(addr)  # pte_alloc_map_lock()
+        batched = self.profile.batched_fork_zap
+        cow = src.is_cow
+        shared = src.shared
+        copied = 0
+        while addr != end:
+            ptent = get(smm, addr)
+            nr = 1
+            if ptent == 0:
+                addr += ps
+                continue
+            if not lay.pte_present(ptent):
+                self.copy_nonpresent_pte(smm, dmm, addr, ptent)
+            else:
+                max_nr = (end - addr) // ps
+                nr = self.copy_present_ptes(smm, dmm, cow, shared, addr, ptent,
+                                            max_nr if batched else 1)
+            copied += nr
+            addr += nr * ps
+        return copied
+
+    def copy_present_ptes(self, smm: MMStruct, dmm: MMStruct, cow: bool, shared: bool, addr: int,
+                          pte: int, max_nr: int) -> int:
+        arch = self.arch
+        if pte & PTE_SPECIAL:
+            self._copy_present_ptes(smm, dmm, cow, shared, addr, pte, 1)
+            return 1
+        pfn = (pte & self.addr_low) >> self.pshift
+        head, n = arch.folios.folio_of(pfn)
+        pm = self.pm
+        nr = 1
+        if n > 1 and max_nr != 1:
+            flags = FPB_MERGE_WRITE
+            if not shared:
+                flags |= FPB_RESPECT_DIRTY
+            nr, pte = self.folio_pte_batch_flags(smm, head, n, addr, pte, max_nr, flags)
+        pm.ref[head - pm.base] += nr  # folio_ref_add()
+        if pm.flags[head - pm.base] & F_ANON:
+            self.folio_try_dup_anon_rmap_ptes(head, pfn, nr, addr)
+        else:
+            self.folio_add_file_rmap_ptes(head, pfn, nr, addr)
+        self._copy_present_ptes(smm, dmm, cow, shared, addr, pte, nr)
+        return nr
+
+    def _copy_present_ptes(self, smm: MMStruct, dmm: MMStruct, cow: bool, shared: bool, addr: int,
+                           pte: int, nr: int) -> None:
+        """__copy_present_ptes()."""
+        arch = self.arch
+        if cow and pte & PTE_WRITE:
+            arch.wrprotect_ptes(smm, addr, nr)
+            pte = pte_wrprotect(pte)
+        if shared:
+            pte = pte_mkclean(pte)
+        arch.set_ptes(dmm, addr, pte & ~PTE_AF, nr)
+
+    def copy_nonpresent_pte(self, smm: MMStruct, dmm: MMStruct, addr: int, pte: int) -> None:
+        lay = self.layout
+        if lay.swp_type(pte) == SWP_TYPE:
+            self.swap.dup(lay.swp_offset(pte))  # swap_dup_entry_direct()
+            if pte & PTE_SWP_EXCLUSIVE:
+                pte &= ~PTE_SWP_EXCLUSIVE
+                self.arch.set_ptes(smm, addr, pte, 1)
+        self.arch.set_ptes(dmm, addr, pte, 1)
+
+    @kfn("copy_huge_pmd")
+    def copy_huge_pmd(self, parent: Process, child: Process, src: VMA, dst: VMA, addr: int) -> int:
+        smm = parent.mm
+        pmd = smm.pt.get_pmd(addr)
+        head = self.pte_pfn(pmd)
+        if head != self.pm.huge_zero_pfn:
+            self.folio_ref_add(head, 1)
+            self.folio_dup_pmd(head, addr)
+            if src.is_cow and pmd & PTE_WRITE:
+                new = pte_wrprotect(pmd)  # pmdp_set_wrprotect(): cmpxchg of the PMD
+                smm.pt.pmd_leaves[addr >> self.g.pmd_shift] = new
+                self.emit(("pmd_write", addr, pmd, new, "cmpxchg", smm.name))
+                pmd = new
+        self.set_pmd_at(child.mm, addr, pmd & ~PTE_AF)
+        return 0

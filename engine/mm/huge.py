@@ -1,0 +1,275 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""PMD-level faults, folio splitting and khugepaged collapse
+(mm/memory.c __handle_mm_fault, mm/huge_memory.c, mm/khugepaged.c).
+
+* ``handle_mm_fault``: a none PMD in a VMA allowed PMD THP goes to
+  do_huge_pmd_anonymous_page (the huge zero page for reads); a PMD mapping
+  takes write-protect, access and NUMA faults at PMD level; everything else
+  is handle_pte_fault.
+* ``split_folio`` (split_huge_page_to_list_to_order): unmap the folio --
+  splitting PMD mappings with set_ptes(HPAGE_PMD_NR) first, then one
+  migration entry per PTE (each block unfolds on its first entry) -- carve
+  the folio, and remap each new folio with per-PTE set_pte_at, which folds
+  any block a new folio still covers. Pages nobody maps are freed.
+* ``collapse_huge_page``: detach the PTE table with a TLB flush, copy into a
+  new PMD folio, clear the old entries (``clear_ptes(nr)`` per large-folio
+  batch where it exists, ptep_clear per entry before), map the PMD.
+"""
+
+from __future__ import annotations
+
+from engine.mm.base import VM_FAULT_FALLBACK, VM_FAULT_OOM, kfn
+from engine.mm.fault import Faults
+from engine.mm.migrate import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, Migrate
+from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE
+from engine.mm.process import Process
+from engine.mm.vma import VM_WRITE, VMA
+from engine.pte import PTE_AF, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
+
+
+class Huge(Faults, Migrate):
+    # --- the fault entry --------------------------------------------------------------
+    @kfn("handle_mm_fault")
+    def handle_mm_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
+        pt = proc.mm.pt
+        key = addr >> self.g.pmd_shift
+        pmd = pt.pmd_leaves.get(key, 0)
+        if not pmd and key not in pt.tables:
+            if (vma.anon and not vma.shmem
+                    and self.thp.allowable_orders(vma, 1 << self.pmd_order)
+                    and self.thp.suitable_orders(vma, addr, 1 << self.pmd_order)):
+                ret = self.do_huge_pmd_anonymous_page(proc, vma, addr, write)
+                if ret != VM_FAULT_FALLBACK:
+                    return ret
+        elif pmd:
+            lay = self.layout
+            if not lay.pte_present(pmd):
+                return 0  # PMD migration entry: wait for it
+            if lay.pte_protnone(pmd) and vma.accessible:
+                return self.do_huge_pmd_numa_page(proc, vma, addr)
+            if write and not pmd & PTE_WRITE:
+                ret = self.do_huge_pmd_wp_page(proc, vma, addr)
+                if ret != VM_FAULT_FALLBACK:
+                    return ret
+            else:
+                self.huge_pmd_set_accessed(proc, addr, write)
+                return 0
+        return self.handle_pte_fault(proc, vma, addr, write)
+
+    @kfn("do_huge_pmd_anonymous_page")
+    def do_huge_pmd_anonymous_page(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
+        haddr = addr & ~(self.pmd_size - 1)
+        self.anon_vma_prepare(vma)
+        if not write:
+            zero = self.pm.get_huge_zero_pfn()
+            if zero < 0:
+                return VM_FAULT_FALLBACK
+            self.set_pmd_at(proc.mm, haddr, self.mk_pmd(zero, vma.page_prot) | PTE_SPECIAL)
+            return 0
+        head = self.pm.alloc_folio(self.pmd_order, 0)
+        if head < 0:
+            self.mm_event("thp_fault_fallback", addr, self.pmd_order)
+            return VM_FAULT_FALLBACK
+        self.mm_event("folio_alloc", addr, self.pmd_order)
+        self.cost("mm_folio", addr, 1)
+        self.cost("mm_zero_page", addr, 1 << self.pmd_order)
+        entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(head, vma.page_prot)), vma)
+        self.folio_add_new_anon_rmap(head, 1 << self.pmd_order, vma, haddr, True, pmd=True)
+        self.set_pmd_at(proc.mm, haddr, entry)
+        return 0
+
+    def _pmdp_set_access_flags(self, proc: Process, haddr: int, entry: int, dirty: bool) -> bool:
+        """pmdp_set_access_flags(): __ptep_set_access_flags on the PMD."""
+        pt = proc.mm.pt
+        key = haddr >> self.g.pmd_shift
+        old = pt.pmd_leaves.get(key, 0)
+        if old == entry:
+            return False
+        pt.pmd_leaves[key] = entry
+        self.emit(("pmd_write", haddr, old, entry, "cmpxchg", proc.mm.name))
+        if dirty:
+            self.arch.flush_tlb_page(proc.mm, haddr, broadcast=not self.profile.local_access_flush)
+        return True
+
+    @kfn("do_huge_pmd_wp_page")
+    def do_huge_pmd_wp_page(self, proc: Process, vma: VMA, addr: int) -> int:
+        haddr = addr & ~(self.pmd_size - 1)
+        pmd = proc.mm.pt.get_pmd(haddr)
+        head = self.pte_pfn(pmd)
+        pm = self.pm
+        if head != pm.huge_zero_pfn and pm.flags[head - pm.base] & F_ANON:
+            reuse = self.page_anon_exclusive(head)
+            if not reuse and pm.ref[head - pm.base] == 1 and not pm.flags[head - pm.base] & F_SWAPCACHE:
+                self.set_anon_exclusive(head, 1 << self.pmd_order)
+                reuse = True
+            if reuse:
+                entry = self.maybe_mkwrite(pte_mkdirty(pmd | PTE_AF), vma)
+                self._pmdp_set_access_flags(proc, haddr, entry, True)
+                return 0
+        self.split_huge_pmd(proc, vma, haddr)
+        return VM_FAULT_FALLBACK
+
+    def huge_pmd_set_accessed(self, proc: Process, addr: int, write: bool) -> None:
+        haddr = addr & ~(self.pmd_size - 1)
+        pmd = proc.mm.pt.get_pmd(haddr)
+        entry = pmd | PTE_AF
+        if write:
+            entry = pte_mkdirty(entry)
+        self._pmdp_set_access_flags(proc, haddr, entry, write)
+
+    @kfn("do_huge_pmd_numa_page")
+    def do_huge_pmd_numa_page(self, proc: Process, vma: VMA, addr: int) -> int:
+        """One node: never misplaced, so the PMD is restored (young, writable
+        if the VMA allows it and the folio is exclusive / dirty)."""
+        haddr = addr & ~(self.pmd_size - 1)
+        old = proc.mm.pt.get_pmd(haddr)
+        pmd = self.pte_modify(old, vma.page_prot) & ~PTE_TABLE_BIT  # pmd_modify keeps the block type
+        writable = bool(pmd & PTE_WRITE)
+        if not writable and vma.flags & VM_WRITE and self.can_change_pte_writable(vma, haddr, pmd):
+            writable = True
+        pmd |= PTE_AF
+        if writable:
+            pmd = self.pte_mkwrite(pmd)
+        self.set_pmd_at(proc.mm, haddr, pmd)
+        return 0
+
+    # --- splitting folios --------------------------------------------------------------
+    @kfn("split_huge_page_to_list_to_order")
+    def split_folio(self, head: int, new_order: int) -> int:
+        """Split the folio to new_order; returns the first new head (-1 if it
+        cannot be split: not large, or pinned)."""
+        folios = self.arch.folios
+        order = folios.order_of(head)
+        if order <= new_order or head == self.pm.huge_zero_pfn:
+            return -1
+        pm = self.pm
+        i = head - pm.base
+        nr = 1 << order
+        anon = bool(pm.flags[i] & F_ANON)
+        pm.ref[i] += 1  # the splitter's reference
+        # unmap_folio()
+        flags = TTU_BATCH_FLUSH | (TTU_SPLIT_HUGE_PMD if order == self.pmd_order else 0)
+        if anon:
+            self.try_to_migrate(head, flags)
+        else:
+            self.try_to_unmap(head, flags)
+        self.try_to_unmap_flush()
+        # __split_folio_to_order(): refcounts follow the caches that hold pages
+        cache_refs = pm.ref[i] - 1
+        slot = self.swap.slot_of.pop(head, -1)
+        if slot >= 0:
+            del self.swap.cache[slot]
+        f = self.pc.files.get(pm.mapping[i]) if pm.flags[i] & F_PAGECACHE else None
+        marked = f is not None and pm.index[i] in f.readahead
+        heads = pm.split_meta(head, new_order)
+        step = 1 << new_order
+        per_cache = cache_refs // nr * step if cache_refs else 0
+        for k, h in enumerate(heads):
+            j = h - pm.base
+            pm.ref[j] = 1 + per_cache
+            if slot >= 0:
+                s = slot + k * step
+                self.swap.cache[s] = h
+                self.swap.slot_of[h] = s
+            if f is not None:
+                idx = pm.index[j]
+                for p in range(idx, idx + step):
+                    f.cache[p] = h + 1
+        if marked and f is not None:
+            f.readahead[pm.index[heads[0] - pm.base]] = None
+        self.mm_event("folio_split", head, (order << 8) | new_order)
+        self.cost("mm_folio", head, len(heads))
+        # remap_page(): each new folio gets its pages' migration entries back
+        if anon:
+            for h in heads:
+                self.remove_migration_ptes(h, h, step)
+        for h in heads:
+            if new_order >= 2:
+                self._maybe_deferred_split(h)
+        for h in heads:
+            self.folio_put_refs(h, 1)
+        return heads[0]
+
+    # --- khugepaged -------------------------------------------------------------------
+    @kfn("collapse_huge_page")
+    def collapse_huge_page(self, proc: Process, vma: VMA, haddr: int) -> int:
+        mm = proc.mm
+        arch = self.arch
+        lay = self.layout
+        ps = self.ps
+        nr = 1 << self.pmd_order
+        pm = self.pm
+        if mm.pt.get_pmd(haddr) or mm.pt.tables.get(haddr >> self.g.pmd_shift) is None:
+            self.mm_event("collapse_fail", haddr, "no PTE table")
+            return -1
+        # __collapse_huge_page_swapin()
+        for k in range(nr):
+            a = haddr + k * ps
+            pte = mm.pt.get(a)
+            if pte and not lay.pte_present(pte):
+                if self.do_swap_page(proc, vma, a, arch.ptep_get(mm, a), False):
+                    self.mm_event("collapse_fail", haddr, "swap-in failed")
+                    return -1
+        # hpage_collapse_scan_pmd(): the candidate entries
+        none = 0
+        for k in range(nr):
+            pte = mm.pt.get(haddr + k * ps)
+            if pte == 0 or (pte & PTE_SPECIAL and self.pte_pfn(pte) == pm.zero_pfn):
+                none += 1
+            elif not lay.pte_present(pte) or lay.pte_protnone(pte) or pte & PTE_SPECIAL:
+                self.mm_event("collapse_fail", haddr, "entry not suitable")
+                return -1
+            elif not self.folio_is_anon(self.arch.folios.folio_of(self.pte_pfn(pte))[0]):
+                self.mm_event("collapse_fail", haddr, "not anonymous")
+                return -1
+        if none > self.max_ptes_none or none == nr:
+            self.mm_event("collapse_fail", haddr, "too many none entries")
+            return -1
+        new = pm.alloc_folio(self.pmd_order, 0)
+        if new < 0:
+            self.mm_event("collapse_fail", haddr, "no PMD-sized folio free")
+            return VM_FAULT_OOM
+        self.mm_event("folio_alloc", haddr, self.pmd_order)
+        self.cost("mm_folio", haddr, 1)
+        # pmdp_collapse_flush(): detach the table, flush the range
+        self.emit(("pmd_write", haddr, 0, 0, "collapse_detach", mm.name))
+        arch.flush_tlb_user_range(mm, haddr, haddr + self.pmd_size)
+        for k in range(nr):
+            arch.ptep_get(mm, haddr + k * ps)  # __collapse_huge_page_isolate() reads each entry
+        self.cost("mm_copy_page", haddr, nr - none)
+        self.cost("mm_zero_page", haddr, none)
+        self._collapse_copy_succeeded(proc, vma, haddr)
+        mm.pt.drop_table(haddr >> self.g.pmd_shift)  # the old table is freed
+        entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(new, vma.page_prot)), vma)
+        self.folio_add_new_anon_rmap(new, nr, vma, haddr, True, pmd=True)
+        self.set_pmd_at(mm, haddr, entry)
+        return 0
+
+    def _collapse_copy_succeeded(self, proc: Process, vma: VMA, haddr: int) -> None:
+        mm = proc.mm
+        arch = self.arch
+        ps = self.ps
+        pm = self.pm
+        end = haddr + self.pmd_size
+        addr = haddr
+        batched = self.profile.batched_mprotect  # clear_ptes() exists
+        while addr < end:
+            nr = 1
+            pte = arch.ptep_get(mm, addr)
+            if pte == 0:
+                addr += ps
+                continue
+            pfn = self.pte_pfn(pte)
+            if pfn == pm.zero_pfn:
+                arch.ptep_get_and_clear(mm, addr)  # ptep_clear()
+                addr += ps
+                continue
+            head, n = arch.folios.folio_of(pfn)
+            if n > 1 and batched:
+                nr = self.folio_pte_batch(mm, head, n, addr, pte, (end - addr) // ps)
+                arch.clear_ptes(mm, addr, nr)
+            else:
+                arch.ptep_get_and_clear(mm, addr)
+            self.folio_remove_rmap_ptes(head, pfn, nr, addr)
+            self.folio_put_refs(head, nr)
+            addr += nr * ps

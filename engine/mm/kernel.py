@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The core-mm model in one object: every path mixin plus the system-call
+level entry points the machine drives (mmap, munmap, mprotect, madvise,
+fork, exit, mremap, reclaim, migrate, NUMA scan, split, collapse, read).
+
+Arguments are assumed valid: the machine checks them (and raises
+ScenarioError) before anything changes.
+"""
+
+from __future__ import annotations
+
+from engine.mm.base import kfn
+from engine.mm.fork import Fork
+from engine.mm.gup import Gup
+from engine.mm.madvise import Madvise
+from engine.mm.mprotect import Mprotect
+from engine.mm.mremap import Mremap
+from engine.mm.process import Process
+from engine.mm.vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VMA
+from engine.state.mmstruct import MMStruct
+
+
+class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
+    # --- processes ------------------------------------------------------------------------
+    def new_process(self, name: str, parent: str | None = None) -> Process:
+        pid = self.next_id("pid")
+        asid = self.next_id("asid")
+        p = Process(name, pid, MMStruct(self.g, asid, True, name), parent)
+        self.procs.append(p)
+        self.vmas_changed()
+        return p
+
+    @kfn("kernel_clone")
+    def fork(self, parent: Process, child_name: str) -> Process:
+        child = self.new_process(child_name, parent.name)
+        self.dup_mmap(parent, child)
+        return child
+
+    @kfn("do_exit")
+    def exit(self, proc: Process) -> None:
+        self.exit_mmap(proc)
+
+    # --- mappings -------------------------------------------------------------------------
+    @kfn("do_mmap")
+    def mmap(self, proc: Process, name: str, addr: int, length: int, vm_flags: int, file: int,
+             shmem: bool) -> int:
+        pgoff = 0 if file else addr >> self.pshift
+        v = VMA(name, addr, addr + length, vm_flags, 0, pgoff, file, shmem)
+        v.page_prot = self.vma_page_prot(v)
+        proc.insert(v)
+        proc.regions[name] = [addr, length]
+        self.vmas_changed()
+        self.mm_event("mmap", addr, length)
+        return addr
+
+    def munmap(self, proc: Process, start: int, end: int) -> None:
+        self.unmap_region(proc, start, end)
+
+    def mprotect(self, proc: Process, start: int, end: int, vm_flags: int) -> int:
+        return self.mprotect_fixup(proc, start, end, vm_flags)
+
+    @kfn("madvise")
+    def madvise(self, proc: Process, start: int, end: int, advice: str) -> int:
+        if advice in ("hugepage", "nohugepage"):
+            for v in self.split_vmas(proc, start, end):
+                if advice == "hugepage":
+                    v.flags = (v.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE
+                else:
+                    v.flags = (v.flags | VM_NOHUGEPAGE) & ~VM_HUGEPAGE
+            proc.try_merge(self.pshift)
+            self.vmas_changed()
+            return 0
+        done = 0
+        for v in proc.vmas_in(start, end):
+            s, e = max(start, v.start), min(end, v.end)
+            if advice == "dontneed":
+                from engine.mm.gather import MMUGather
+
+                tlb = MMUGather(self, proc.mm)
+                self.zap_vma_range(tlb, proc, v, s, e)
+                tlb.finish()
+            elif advice == "free":
+                if v.anon and not v.flags & VM_SHARED:
+                    done += self.madvise_free_range(proc, v, s, e)
+            elif advice in ("cold", "pageout"):
+                done += self.madvise_cold_range(proc, v, s, e, advice == "pageout")
+        return done
+
+    def mremap(self, proc: Process, vma: VMA, new_addr: int) -> int:
+        region = proc.regions.get(vma.region)
+        addr = self.move_vma(proc, vma, new_addr)
+        if region is not None:
+            region[0] = new_addr
+        return addr
+
+    # --- memory management operations ------------------------------------------------------
+    def reclaim(self, procs: list[Process], start: int, end: int, global_pass: bool) -> int:
+        return self.reclaim_pass(procs, start, end, global_pass)
+
+    @kfn("migrate_pages")
+    def migrate(self, proc: Process, start: int, end: int) -> int:
+        """migrate_pages() of the folios mapped in the range (MIGRATE_SYNC: each
+        entry is cleared with ptep_clear_flush). A large folio with no free
+        memory of its order is split and its pieces migrated."""
+        heads = self.lru_folios([proc], start, end, include_unmapped=False)
+        moved = 0
+        for h in heads:
+            if not self.pm.ref[h - self.pm.base] or self.arch.folios.folio_of(h)[0] != h:
+                continue
+            if self.migrate_one_folio(h, False) >= 0:
+                moved += 1
+                continue
+            n = 1 << self.arch.folios.order_of(h)
+            first = self.split_folio(h, 0)
+            if first < 0:
+                continue
+            for p in range(first, first + n):
+                if self.pm.ref[p - self.pm.base] and self.migrate_one_folio(p, False) >= 0:
+                    moved += 1
+        return moved
+
+    def numa_scan(self, proc: Process, start: int, end: int) -> int:
+        return self.change_prot_numa(proc, start, end)
+
+    @kfn("split")
+    def split_range(self, proc: Process, start: int, end: int, order: int, pmd_only: bool) -> int:
+        """Split the PMD mappings (pmd_only) or the folios mapped in [start, end)."""
+        n = 0
+        for v in proc.vmas_in(start, end):
+            s, e = max(start, v.start), min(end, v.end)
+            if pmd_only:
+                a = s & ~(self.pmd_size - 1)
+                while a < e:
+                    if proc.mm.pt.get_pmd(a):
+                        self.split_huge_pmd(proc, v, a)
+                        n += 1
+                    a += self.pmd_size
+                continue
+            for h in self.lru_folios([proc], s, e, include_unmapped=False):
+                if self.arch.folios.order_of(h) > order and self.split_folio(h, order) >= 0:
+                    n += 1
+        return n
+
+    def collapse(self, proc: Process, vma: VMA, haddr: int) -> int:
+        return self.collapse_huge_page(proc, vma, haddr)
+
+    @kfn("ksys_read")
+    def read_file(self, fid: int, first: int, last: int) -> int:
+        return self.file_read(self.pc.files[fid], first, last)

@@ -1,0 +1,189 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""madvise() advice that walks page tables (mm/madvise.c).
+
+* DONTNEED: a zap of the range (zap_vma_range_batched, fullmm = 0).
+* FREE: lazyfree. With ``madvise_large_folios`` (v6.10+) a large folio fully
+  inside the range is handled in one batch with
+  ``clear_young_dirty_ptes(CYDP_CLEAR_YOUNG | CYDP_CLEAR_DIRTY)`` -- widened
+  to whole blocks, never unfolding -- and only partly covered folios are
+  split. Before, every large folio was split and each entry rewritten with
+  ptep_get_and_clear_full + set_pte_at.
+* COLD / PAGEOUT: the same batching with ``clear_young_dirty_ptes(
+  CYDP_CLEAR_YOUNG)`` for COLD; PAGEOUT isolates the folios and reclaims them
+  ignoring references (reclaim_pages).
+* HUGEPAGE / NOHUGEPAGE: VM_HUGEPAGE / VM_NOHUGEPAGE on the VMAs.
+"""
+
+from __future__ import annotations
+
+from engine.arch import CYDP_CLEAR_DIRTY, CYDP_CLEAR_YOUNG
+from engine.mm.base import kfn
+from engine.mm.batch import FPB_MERGE_YOUNG_DIRTY
+from engine.mm.gather import MMUGather
+from engine.mm.physmem import F_ACTIVE, F_ANON, F_DIRTY, F_REFERENCED, F_SWAPBACKED, F_SWAPCACHE
+from engine.mm.process import Process
+from engine.mm.reclaim import Reclaim
+from engine.mm.swap import SWP_TYPE
+from engine.mm.vma import VMA
+from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE, pte_mkclean
+
+
+def _dirty(pte: int) -> bool:
+    return bool(pte & PTE_DIRTY) or (pte & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
+
+
+class Madvise(Reclaim):
+    def _mapped_shared(self, proc: Process, head: int, n: int) -> bool:
+        """folio_maybe_mapped_shared(): mapped by another mm too."""
+        return any(p is not proc for p, *_ in self.folio_mapped_in(head, n))
+
+    def _madvise_split(self, proc: Process, head: int, n: int) -> bool:
+        """Split a large folio that the range only partly covers (or, before
+        v6.10, any large folio); False if it is shared and left alone."""
+        if self._mapped_shared(proc, head, n):
+            return False
+        return self.split_folio(head, 0) >= 0
+
+    @kfn("madvise_free_pte_range")
+    def madvise_free_range(self, proc: Process, vma: VMA, start: int, end: int) -> int:
+        mm = proc.mm
+        arch = self.arch
+        lay = self.layout
+        ps = self.ps
+        pm = self.pm
+        batched = self.profile.madvise_large_folios
+        tlb = MMUGather(self, mm)
+        addr = start
+        done = 0
+        while addr < end:
+            if mm.pt.tables.get(addr >> self.g.pmd_shift) is None:
+                addr = min((addr | (self.pmd_size - 1)) + 1, end)
+                continue
+            nr = 1
+            ptent = arch.ptep_get(mm, addr)
+            if ptent == 0:
+                addr += ps
+                continue
+            if not lay.pte_present(ptent):
+                if lay.swp_type(ptent) == SWP_TYPE:
+                    nr = self.swap_pte_batch(mm, addr, (end - addr) // ps, ptent)
+                    slot = lay.swp_offset(ptent)
+                    self.swap.put(slot, nr)
+                    self.mm_event("swap_free", slot, nr)
+                    self._maybe_free_swap_cache(slot, nr)
+                    for k in range(nr):
+                        arch.pte_clear(mm, addr + k * ps)
+                addr += nr * ps
+                continue
+            if ptent & PTE_SPECIAL:
+                addr += ps
+                continue
+            head, n = arch.folios.folio_of(self.pte_pfn(ptent))
+            if not pm.flags[head - pm.base] & F_ANON:
+                addr += ps
+                continue
+            if n > 1:
+                if batched:
+                    nr, ptent = self.folio_pte_batch_flags(mm, head, n, addr, ptent, (end - addr) // ps,
+                                                           FPB_MERGE_YOUNG_DIRTY)
+                if not batched or nr < n:
+                    if not self._madvise_split(proc, head, n):
+                        addr += nr * ps
+                        continue
+                    continue  # re-read the entry: the folio is small now
+            fl = pm.flags[head - pm.base]
+            if fl & (F_SWAPCACHE | F_DIRTY):
+                if self._mapped_shared(proc, head, n):
+                    addr += nr * ps
+                    continue
+                if fl & F_SWAPCACHE and not self.folio_free_swap(head):
+                    addr += nr * ps
+                    continue
+                pm.clear_flag(head, F_DIRTY)
+            if ptent & PTE_AF or _dirty(ptent):
+                if batched:
+                    arch.clear_young_dirty_ptes(mm, addr, nr, CYDP_CLEAR_YOUNG | CYDP_CLEAR_DIRTY)
+                else:
+                    old = arch.ptep_get_and_clear_full(mm, addr, 0)
+                    arch.set_ptes(mm, addr, pte_mkclean(old & ~PTE_AF), 1)
+                tlb.remove_tlb_entries(addr, nr)
+            # folio_mark_lazyfree(): reclaim may now discard it instead of swapping
+            pm.clear_flag(head, F_SWAPBACKED | F_ACTIVE | F_REFERENCED)
+            self.mm_event("lazyfree", addr, nr)
+            done += nr
+            addr += nr * ps
+        tlb.finish()
+        return done
+
+    @kfn("madvise_cold_or_pageout_pte_range")
+    def madvise_cold_range(self, proc: Process, vma: VMA, start: int, end: int, pageout: bool) -> int:
+        mm = proc.mm
+        arch = self.arch
+        lay = self.layout
+        ps = self.ps
+        pm = self.pm
+        batched = self.profile.madvise_large_folios
+        tlb = MMUGather(self, mm)
+        isolated: list[int] = []
+        addr = start
+        while addr < end:
+            if mm.pt.get_pmd(addr):
+                nxt = min((addr | (self.pmd_size - 1)) + 1, end)
+                if nxt - addr != self.pmd_size:
+                    self.split_huge_pmd(proc, vma, addr)
+                else:
+                    self._cold_pmd(tlb, proc, addr, pageout, isolated)
+                    addr = nxt
+                    continue
+            if mm.pt.tables.get(addr >> self.g.pmd_shift) is None:
+                addr = min((addr | (self.pmd_size - 1)) + 1, end)
+                continue
+            nr = 1
+            ptent = arch.ptep_get(mm, addr)
+            if ptent == 0 or not lay.pte_present(ptent) or ptent & PTE_SPECIAL:
+                addr += ps
+                continue
+            head, n = arch.folios.folio_of(self.pte_pfn(ptent))
+            if n > 1:
+                if batched:
+                    nr, ptent = self.folio_pte_batch_flags(mm, head, n, addr, ptent, (end - addr) // ps,
+                                                           FPB_MERGE_YOUNG_DIRTY)
+                if not batched or nr < n:
+                    if not self._madvise_split(proc, head, n):
+                        addr += nr * ps
+                        continue
+                    continue
+            if not pageout and ptent & PTE_AF:
+                if batched:
+                    arch.clear_young_dirty_ptes(mm, addr, nr, CYDP_CLEAR_YOUNG)
+                else:
+                    old = arch.ptep_get_and_clear_full(mm, addr, 0)
+                    arch.set_ptes(mm, addr, old & ~PTE_AF, 1)
+                tlb.remove_tlb_entries(addr, nr)
+            pm.clear_flag(head, F_REFERENCED)
+            if pageout:
+                if head not in isolated:
+                    isolated.append(head)
+            else:
+                pm.clear_flag(head, F_ACTIVE)  # folio_deactivate()
+            addr += nr * ps
+        tlb.finish()
+        if pageout and isolated:
+            self.reclaim_folios(isolated, ignore_references=True)
+        return len(isolated)
+
+    def _cold_pmd(self, tlb: MMUGather, proc: Process, addr: int, pageout: bool,
+                  isolated: list[int]) -> None:
+        pmd = proc.mm.pt.get_pmd(addr)
+        head = self.pte_pfn(pmd)
+        if head == self.pm.huge_zero_pfn:
+            return
+        if not pageout and pmd & PTE_AF:
+            self.pmdp_invalidate(proc, addr)
+            self.set_pmd_at(proc.mm, addr, pmd & ~PTE_AF)
+            tlb.remove_pmd_tlb_entry(addr)
+        self.pm.clear_flag(head, F_REFERENCED)
+        if pageout:
+            isolated.append(head)
+        else:
+            self.pm.clear_flag(head, F_ACTIVE)

@@ -1,0 +1,234 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Folio migration (mm/migrate.c, try_to_migrate_one in mm/rmap.c).
+
+Unmapping replaces every PTE of the folio, one at a time, with a migration
+entry: ``ptep_clear_flush`` (synchronous migration) or ``ptep_get_and_clear``
+plus a deferred TLB flush (TTU_BATCH_FLUSH: arch_tlbbatch_add_pending issues
+a no-sync TLBI per page, try_to_unmap_flush the final DSB) -- so a CONT block
+is unfolded by the first of its entries. Migration entries keep the
+young/dirty state (migration_entry_supports_ad() holds on arm64) and whether
+the mapping was writable or anon-exclusive. ``remove_migration_ptes`` then
+restores each entry with ``set_pte_at``; the last entry of a block restored
+into a folio covering the block folds it again (contpte_try_fold).
+
+A PMD-mapped folio is migrated with a PMD migration entry
+(set_pmd_migration_entry / remove_migration_pmd).
+"""
+
+from __future__ import annotations
+
+from engine.mm.base import kfn
+from engine.mm.fault import SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE
+from engine.mm.physmem import (
+    F_ANON,
+    F_DIRTY,
+    F_LRU,
+    F_PAGECACHE,
+    F_SWAPCACHE,
+    P_ANON_EXCLUSIVE,
+)
+from engine.mm.process import Process
+from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, Unmap
+from engine.mm.vma import VMA
+from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_WRITE, pte_mkdirty
+
+
+class Migrate(Unmap):
+    # --- migration entries ----------------------------------------------------------
+    def _mig_bits(self) -> int:
+        # SWP_PFN_BITS = MAX_PHYSMEM_BITS - PAGE_SHIFT; young/dirty sit above the pfn
+        return 48 - self.pshift
+
+    def make_migration_pte(self, pfn: int, kind: int, young: bool, dirty: bool) -> int:
+        off = pfn | (int(young) << self._mig_bits()) | (int(dirty) << (self._mig_bits() + 1))
+        return self.layout.swp_entry_to_pte(kind, off)
+
+    def decode_migration_pte(self, pte: int) -> tuple[int, int, bool, bool] | None:
+        """(pfn, kind, young, dirty) of a migration entry, or None."""
+        lay = self.layout
+        if pte == 0 or lay.pte_present(pte):
+            return None
+        kind = lay.swp_type(pte)
+        if kind not in (SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE):
+            return None
+        off = lay.swp_offset(pte)
+        b = self._mig_bits()
+        return off & ((1 << b) - 1), kind, bool(off >> b & 1), bool(off >> (b + 1) & 1)
+
+    @kfn("try_to_migrate")
+    def try_to_migrate(self, head: int, flags: int) -> int:
+        nr = 1 << self.arch.folios.order_of(head)
+        if flags & TTU_SPLIT_HUGE_PMD:
+            for p, v, a in self.folio_pmd_walk(head):
+                self.split_huge_pmd(p, v, a)
+        else:
+            for p, v, a in self.folio_pmd_walk(head):
+                self.set_pmd_migration_entry(p, v, a, head)
+        count = 0
+        ps = self.ps
+        for p, _v, a, first, cnt in self.folio_addresses(head, nr):
+            for k in range(cnt):
+                pfn = head + first + k
+                if self.pvmw_pte(p, a + k * ps, pfn):
+                    self.try_to_migrate_one(p, a + k * ps, head, pfn, flags)
+                    count += 1
+        return count
+
+    def try_to_migrate_one(self, proc: Process, addr: int, head: int, pfn: int, flags: int) -> None:
+        mm = proc.mm
+        arch = self.arch
+        pm = self.pm
+        if flags & TTU_BATCH_FLUSH:
+            pteval = arch.ptep_get_and_clear(mm, addr)
+            self.set_tlb_ubc_flush_pending(proc, addr, 1)
+        else:
+            pteval = arch.ptep_clear_flush(mm, addr)
+        dirty = bool(pteval & PTE_DIRTY) or (pteval & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
+        if dirty:
+            pm.set_flag(head, F_DIRTY)  # folio_mark_dirty()
+        anon_excl = bool(pm.flags[pfn - pm.base] & P_ANON_EXCLUSIVE)
+        if pteval & PTE_WRITE:
+            kind = SWP_MIGRATION_WRITE
+        elif anon_excl:
+            kind = SWP_MIGRATION_READ_EXCLUSIVE
+        else:
+            kind = SWP_MIGRATION_READ
+        if anon_excl:
+            pm.flags[pfn - pm.base] &= ~P_ANON_EXCLUSIVE  # folio_try_share_anon_rmap_pte()
+        swp = self.make_migration_pte(pfn, kind, bool(pteval & PTE_AF), dirty)
+        arch.set_ptes(mm, addr, swp, 1)
+        self.folio_remove_rmap_ptes(head, pfn, 1, addr)
+        self.folio_put_refs(head, 1)
+
+    # --- restoring ------------------------------------------------------------------
+    @kfn("remove_migration_ptes")
+    def remove_migration_ptes(self, src: int, dst: int, nr: int) -> int:
+        """Point every migration entry of src's pages at dst's pages."""
+        count = 0
+        get = self.arch.ptep_get
+        ps = self.ps
+        for p, v, a, first, cnt in self.folio_addresses(dst, nr):
+            mm = p.mm
+            for k in range(cnt):
+                va = a + k * ps
+                if mm.pt.tables.get(va >> self.g.pmd_shift) is None:
+                    pmd = mm.pt.get_pmd(va)
+                    if pmd and k == 0 and cnt == nr:
+                        self.remove_migration_pmd(p, v, va, src, dst)
+                    continue
+                mig = self.decode_migration_pte(mm.pt.get(va))
+                if mig is None or mig[0] != src + first + k:
+                    continue
+                get(mm, va)  # page_vma_mapped_walk() reads it
+                self.remove_migration_pte(p, v, va, dst, dst + first + k, mig)
+                count += 1
+        return count
+
+    def remove_migration_pte(self, proc: Process, vma: VMA, addr: int, head: int, pfn: int,
+                             mig: tuple[int, int, bool, bool]) -> None:
+        _old, kind, young, dirty = mig
+        pte = self.mk_pte(pfn, vma.page_prot)
+        if not young:
+            pte &= ~PTE_AF
+        if dirty:
+            pte = pte_mkdirty(pte)
+        if kind == SWP_MIGRATION_WRITE:
+            pte = self.pte_mkwrite(pte)
+            if dirty:
+                pte = pte_mkdirty(pte)
+        pm = self.pm
+        self.folio_ref_add(head, 1)
+        if pm.flags[head - pm.base] & F_ANON:
+            excl = kind != SWP_MIGRATION_READ
+            self.folio_add_anon_rmap_ptes(head, pfn, 1, vma, addr, excl)
+        else:
+            self.folio_add_file_rmap_ptes(head, pfn, 1, addr)
+        self.arch.set_ptes(proc.mm, addr, pte, 1)
+
+    # --- migrating one folio ------------------------------------------------------------
+    def move_folio_metadata(self, src: int, dst: int, nr: int) -> None:
+        """folio_migrate_mapping() + folio_migrate_flags(): dst takes src's place
+        in its mapping, page cache or swap cache."""
+        pm = self.pm
+        si, di = src - pm.base, dst - pm.base
+        keep = pm.flags[si] & ~(F_SWAPCACHE | P_ANON_EXCLUSIVE)
+        pm.flags[di] = (pm.flags[di] & P_ANON_EXCLUSIVE) | keep | F_LRU
+        pm.mapping[di] = pm.mapping[si]
+        pm.index[di] = pm.index[si]
+        if pm.flags[si] & F_PAGECACHE:
+            f = self.pc.files[pm.mapping[si]]
+            idx = pm.index[si]
+            for k in range(idx, idx + nr):
+                f.cache[k] = dst + 1
+            pm.ref[di] += nr
+            pm.ref[si] -= nr
+        if pm.flags[si] & F_SWAPCACHE:
+            slot = self.swap.slot_of.pop(src)
+            self.swap.cache[slot] = dst
+            self.swap.slot_of[dst] = slot
+            pm.flags[di] |= F_SWAPCACHE
+            pm.flags[si] &= ~F_SWAPCACHE
+            pm.ref[di] += nr
+            pm.ref[si] -= nr
+        if src in pm.deferred:
+            self.unqueue_deferred(src)
+
+    @kfn("migrate_folio")
+    def migrate_one_folio(self, head: int, batch_flush: bool) -> int:
+        """Migrate one folio to freshly allocated memory; returns the new head,
+        or -1 if no memory of that order is free."""
+        order = self.arch.folios.order_of(head)
+        nr = 1 << order
+        pm = self.pm
+        dst = pm.alloc_folio(order, 0)
+        if dst < 0:
+            return -1
+        self.mm_event("folio_alloc", dst, order)
+        self.cost("mm_folio", dst, 1)
+        pm.mapping[dst - pm.base] = pm.mapping[head - pm.base]
+        pm.index[dst - pm.base] = pm.index[head - pm.base]
+        pm.flags[dst - pm.base] = pm.flags[head - pm.base] & F_ANON
+        pm.ref[head - pm.base] += 1  # isolation reference
+        self.try_to_migrate(head, TTU_BATCH_FLUSH if batch_flush else 0)
+        self.try_to_unmap_flush()
+        self.cost("mm_copy_page", dst, nr)
+        self.move_folio_metadata(head, dst, nr)
+        self.remove_migration_ptes(head, dst, nr)
+        self.mm_event("migrated", head, dst)
+        self.folio_put_refs(dst, 1)  # putback drops the allocation reference
+        self.folio_put_refs(head, pm.ref[head - pm.base])  # frees the source
+        return dst
+
+    # --- PMD migration entries --------------------------------------------------------
+    def set_pmd_migration_entry(self, proc: Process, vma: VMA, haddr: int, head: int) -> None:
+        mm = proc.mm
+        old = self.pmdp_invalidate(proc, haddr)
+        kind = SWP_MIGRATION_WRITE if old & PTE_WRITE else (
+            SWP_MIGRATION_READ_EXCLUSIVE if self.page_anon_exclusive(head) else SWP_MIGRATION_READ)
+        dirty = bool(old & PTE_DIRTY) or (old & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
+        if dirty:
+            self.pm.set_flag(head, F_DIRTY)
+        entry = self.make_migration_pte(head, kind, bool(old & PTE_AF), dirty)
+        self.set_pmd_at(mm, haddr, entry)
+        self.folio_remove_rmap_pmd(head, haddr)
+        self.folio_put_refs(head, 1)
+
+    def remove_migration_pmd(self, proc: Process, vma: VMA, haddr: int, src: int, dst: int) -> None:
+        mig = self.decode_migration_pte(proc.mm.pt.get_pmd(haddr))
+        if mig is None or mig[0] != src:
+            return
+        _p, kind, young, dirty = mig
+        pmd = self.mk_pmd(dst, vma.page_prot)
+        if not young:
+            pmd &= ~PTE_AF
+        if kind == SWP_MIGRATION_WRITE:
+            pmd = self.pte_mkwrite(pmd)
+        if dirty:
+            pmd = pte_mkdirty(pmd)
+        self.folio_ref_add(dst, 1)
+        pm = self.pm
+        pm.entire[dst] = pm.entire.get(dst, 0) + 1
+        pm.lmap[dst - pm.base] += 1
+        if kind != SWP_MIGRATION_READ and pm.flags[dst - pm.base] & F_ANON:
+            self.set_anon_exclusive(dst, 1 << self.pmd_order)
+        self.set_pmd_at(proc.mm, haddr, pmd)

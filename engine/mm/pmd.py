@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""PMD-level mappings of PMD-sized folios (mm/huge_memory.c).
+
+A PMD block descriptor is a PTE descriptor with the table bit clear
+(pmd_mkhuge), kept in ``PageTable.pmd_leaves``; contpte is never involved.
+What matters for contpte is how a PMD mapping turns into PTEs:
+``__split_huge_pmd_locked`` invalidates the PMD (flush_pmd_tlb_range), then
+maps the whole folio on a fresh table with one
+``set_ptes(mm, haddr, ptep, entry, HPAGE_PMD_NR)`` -- every aligned block
+comes out CONT without any fold. The huge zero page splits into per-PTE
+special zero-page entries (set_pte_at each), which never fold.
+"""
+
+from __future__ import annotations
+
+from engine.mm.base import VM_FAULT_FALLBACK, kfn
+from engine.mm.physmem import F_DIRTY
+from engine.mm.process import Process
+from engine.mm.swapcache import SwapCache
+from engine.mm.vma import VM_WRITE, VMA
+from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
+from engine.state.mmstruct import MMStruct
+
+
+def pmd_dirty(pmd: int) -> bool:
+    return bool(pmd & PTE_DIRTY) or (pmd & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
+
+
+class PmdOps(SwapCache):
+    def mk_pmd(self, pfn: int, prot: int) -> int:
+        return self.mk_pte(pfn, prot) & ~PTE_TABLE_BIT
+
+    def set_pmd_at(self, mm: MMStruct, haddr: int, value: int) -> None:
+        pt = mm.pt
+        key = haddr >> self.g.pmd_shift
+        old = pt.pmd_leaves.get(key, 0)
+        if value:
+            pt.drop_table(key)  # the (empty or withdrawn) table is replaced
+            pt.pmd_leaves[key] = value
+        else:
+            pt.pmd_leaves.pop(key, None)
+        self.emit(("pmd_write", haddr, old, value, "store", mm.name))
+
+    def pmdp_huge_get_and_clear(self, mm: MMStruct, haddr: int) -> int:
+        pt = mm.pt
+        old = pt.pmd_leaves.pop(haddr >> self.g.pmd_shift, 0)
+        self.emit(("pmd_write", haddr, old, 0, "xchg", mm.name))
+        return old
+
+    def flush_pmd_tlb_range(self, mm: MMStruct, haddr: int) -> None:
+        self.arch.flush_tlb_range(mm, haddr, haddr + self.pmd_size, self.pmd_size, False, 2)
+
+    def pmdp_invalidate(self, proc: Process, haddr: int) -> int:
+        """pmdp_invalidate(): make the PMD invalid (but present) and flush it."""
+        mm = proc.mm
+        pt = mm.pt
+        key = haddr >> self.g.pmd_shift
+        old = pt.pmd_leaves.get(key, 0)
+        new = self.layout.pte_mkinvalid(old)
+        pt.pmd_leaves[key] = new
+        self.emit(("pmd_write", haddr, old, new, "xchg", mm.name))
+        self.flush_pmd_tlb_range(mm, haddr)
+        return old
+
+    # --- splitting a PMD mapping ------------------------------------------------------
+    @kfn("__split_huge_pmd")
+    def split_huge_pmd(self, proc: Process, vma: VMA, addr: int) -> None:
+        mm = proc.mm
+        haddr = addr & ~(self.pmd_size - 1)
+        pmd = mm.pt.get_pmd(haddr)
+        if not pmd:
+            return
+        pfn = self.pte_pfn(pmd)
+        if pfn == self.pm.huge_zero_pfn:
+            self._split_huge_zero_page_pmd(proc, vma, haddr)
+            return
+        head = pfn
+        if not self.folio_is_anon(head):
+            # file THP: zap the PMD, later faults map PTEs from the page cache
+            old = self.pmdp_huge_get_and_clear(mm, haddr)
+            self.flush_pmd_tlb_range(mm, haddr)
+            if pmd_dirty(old):
+                self.pm.set_flag(head, F_DIRTY)
+            self.folio_remove_rmap_pmd(head, haddr)
+            self.folio_put_refs(head, 1)
+            return
+        old = self.pmdp_invalidate(proc, haddr)
+        nr = 1 << self.pmd_order
+        write = bool(old & PTE_WRITE)
+        young = bool(old & PTE_AF)
+        dirty = pmd_dirty(old)
+        exclusive = self.page_anon_exclusive(head)
+        self.folio_ref_add(head, nr - 1)
+        self.folio_add_anon_rmap_ptes(head, head, nr, vma, haddr, exclusive)
+        entry = self.mk_pte(head, vma.page_prot)
+        if write:
+            entry = self.pte_mkwrite(entry)
+        if not young:
+            entry &= ~PTE_AF
+        if dirty:
+            entry = pte_mkdirty(entry)
+        # the new table is filled before pmd_populate() installs it
+        key = haddr >> self.g.pmd_shift
+        mm.pt.pmd_leaves.pop(key, None)
+        mm.pt.table(haddr)
+        self.arch.set_ptes(mm, haddr, entry, nr)
+        self.folio_remove_rmap_pmd(head, haddr)  # its reference went to the PTEs above
+        self.emit(("pmd_write", haddr, old, 0, "pmd_populate", mm.name))
+
+    def _split_huge_zero_page_pmd(self, proc: Process, vma: VMA, haddr: int) -> None:
+        mm = proc.mm
+        self.pmdp_huge_get_and_clear(mm, haddr)
+        self.flush_pmd_tlb_range(mm, haddr)
+        mm.pt.table(haddr)
+        entry = self.mk_pte(self.pm.zero_pfn, vma.page_prot) | PTE_SPECIAL
+        ps = self.ps
+        for k in range(1 << self.pmd_order):
+            self.arch.set_ptes(mm, haddr + k * ps, entry, 1)
+
+    def split_vmas(self, proc: Process, start: int, end: int) -> list[VMA]:
+        """__split_vma() at start and end, with vma_adjust_trans_huge(): a PMD
+        mapping never straddles a VMA boundary, so one that would is split."""
+        pmd_mask = self.pmd_size - 1
+        for b in (start, end):
+            if b & pmd_mask and proc.mm.pt.get_pmd(b):
+                v = proc.find_vma(b)
+                if v is not None and v.start < b:
+                    self.split_huge_pmd(proc, v, b)
+        return proc.split_range(start, end, self.pshift)
+
+    # --- mapping a PMD-sized page-cache folio ------------------------------------------------
+    @kfn("do_set_pmd")
+    def do_set_pmd(self, proc: Process, vma: VMA, addr: int, head: int, write: bool) -> int:
+        haddr = addr & ~(self.pmd_size - 1)
+        if self.thp.top == "never" or not self.thp.suitable_orders(vma, haddr, 1 << self.pmd_order):
+            return VM_FAULT_FALLBACK
+        entry = self.mk_pmd(head, vma.page_prot)
+        if write and vma.flags & VM_WRITE:
+            entry = self.pte_mkwrite(pte_mkdirty(entry))
+        self.folio_add_file_rmap_pmd(head, haddr)
+        self.set_pmd_at(proc.mm, haddr, entry)
+        return 0

@@ -1,0 +1,161 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Processes and their address-space layout (the VMA tree of an mm).
+
+Each process owns an MMStruct (page tables + ASID) and a sorted list of
+VMAs. ``regions`` maps the scenario's mapping names to the range they were
+created with, so ``NAME +OFF`` keeps meaning the same bytes after mprotect
+splits a mapping into several VMAs or mremap moves it.
+
+Address selection follows the kernel's top-down allocator
+(arch_get_unmapped_area_topdown with randomisation off): below mmap_base,
+highest gap first, and anonymous mappings whose length is a multiple of
+PMD_SIZE are PMD aligned (thp_get_unmapped_area / __get_unmapped_area,
+"mm, mmap: limit THP alignment of anonymous mappings to PMD-aligned sizes").
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from engine.granule import Granule
+from engine.mm.vma import VMA
+from engine.state.mmstruct import MMStruct
+
+TASK_SIZE = 1 << 48  # 48-bit user VA
+# mmap_base() with no randomisation: TASK_SIZE minus the clamped stack gap (MIN_GAP, 128 MiB)
+MMAP_BASE = TASK_SIZE - (128 << 20)
+MMAP_MIN_ADDR = 0x10000
+
+
+class Process:
+    def __init__(self, name: str, pid: int, mm: MMStruct, parent: str | None = None):
+        self.name = name
+        self.pid = pid
+        self.mm = mm
+        self.parent = parent
+        self.vmas: list[VMA] = []
+        self.regions: dict[str, list[int]] = {}  # name -> [start, size]
+        self.alive = True
+
+    # --- lookup ---------------------------------------------------------------------
+    def _starts(self) -> list[int]:
+        return [v.start for v in self.vmas]
+
+    def find_vma(self, addr: int) -> VMA | None:
+        i = bisect.bisect_right(self._starts(), addr) - 1
+        if i >= 0 and self.vmas[i].start <= addr < self.vmas[i].end:
+            return self.vmas[i]
+        return None
+
+    def vmas_in(self, start: int, end: int) -> list[VMA]:
+        return [v for v in self.vmas if v.start < end and v.end > start]
+
+    def covered(self, start: int, end: int) -> bool:
+        """True if [start, end) is entirely mapped (no holes)."""
+        pos = start
+        for v in self.vmas_in(start, end):
+            if v.start > pos:
+                return False
+            pos = max(pos, v.end)
+        return pos >= end
+
+    # --- layout -----------------------------------------------------------------------
+    def insert(self, vma: VMA) -> None:
+        i = bisect.bisect_left(self._starts(), vma.start)
+        self.vmas.insert(i, vma)
+
+    def remove(self, vma: VMA) -> None:
+        self.vmas.remove(vma)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return bool(self.vmas_in(start, end))
+
+    def get_unmapped_area(self, length: int, g: Granule, thp_align: bool) -> int:
+        """Highest free gap below MMAP_BASE that fits length (top-down)."""
+        align = g.pmd_size if thp_align and length % g.pmd_size == 0 else g.page_size
+        high = MMAP_BASE
+        for v in reversed(self.vmas):
+            if v.start >= high:
+                high = min(high, v.start)
+                continue
+            cand = (high - length) & ~(align - 1)
+            if cand >= v.end:
+                return cand
+            high = v.start
+        cand = (high - length) & ~(align - 1)
+        if cand < MMAP_MIN_ADDR:
+            return -1
+        return cand
+
+    def split_vma(self, vma: VMA, addr: int, page_shift: int) -> VMA:
+        """__split_vma(): vma keeps [start, addr); returns the new [addr, end)."""
+        new = vma.copy()
+        new.start = addr
+        new.pgoff = vma.pgoff + ((addr - vma.start) >> page_shift)
+        vma.end = addr
+        self.insert(new)
+        return new
+
+    def split_range(self, start: int, end: int, page_shift: int) -> list[VMA]:
+        """Split VMAs so that [start, end) is made of whole VMAs; return them."""
+        for v in list(self.vmas_in(start, end)):
+            if v.start < start < v.end:
+                v = self.split_vma(v, start, page_shift)
+            if v.start < end < v.end:
+                self.split_vma(v, end, page_shift)
+        return self.vmas_in(start, end)
+
+    def try_merge(self, page_shift: int) -> None:
+        """vma_merge(): join neighbours that are indistinguishable."""
+        out: list[VMA] = []
+        for v in self.vmas:
+            if out:
+                p = out[-1]
+                if (p.end == v.start and p.region == v.region and p.flags == v.flags
+                        and p.page_prot == v.page_prot and p.file == v.file and p.shmem == v.shmem
+                        and p.pgoff + ((p.end - p.start) >> page_shift) == v.pgoff
+                        and (p.anon_vma == v.anon_vma or not v.anon_vma or not p.anon_vma)
+                        and (p.avc == v.avc or not v.avc or not p.avc)):
+                    p.end = v.end
+                    if not p.anon_vma:
+                        p.anon_vma = v.anon_vma
+                        p.avc = v.avc
+                    continue
+            out.append(v)
+        self.vmas = out
+
+    # --- state --------------------------------------------------------------------------
+    def clone(self) -> Process:
+        other = Process(self.name, self.pid, MMStruct(self.mm.g, self.mm.asid, self.mm.is_user,
+                                                      self.mm.name), self.parent)
+        other.mm.pt = self.mm.pt.clone()
+        other.vmas = [v.copy() for v in self.vmas]
+        other.regions = {k: list(v) for k, v in self.regions.items()}
+        other.alive = self.alive
+        return other
+
+    def to_plain(self) -> dict:
+        pt = self.mm.pt
+        return {"name": self.name, "pid": self.pid, "parent": self.parent, "asid": self.mm.asid,
+                "alive": self.alive, "vmas": [v.to_plain() for v in self.vmas],
+                "regions": [[k, v[0], v[1]] for k, v in self.regions.items()],
+                "tables": [[k, t.tobytes()] for k, t in sorted(pt.tables.items())],
+                "pmds": [[k, v] for k, v in sorted(pt.pmd_leaves.items())]}
+
+    @classmethod
+    def from_plain(cls, d: dict, g: Granule) -> Process:
+        from array import array
+
+        mm = MMStruct(g, int(d["asid"]), True, str(d["name"]))
+        p = cls(str(d["name"]), int(d["pid"]), mm, d["parent"])
+        p.alive = bool(d["alive"])
+        p.vmas = [VMA.from_plain(r) for r in d["vmas"]]
+        p.regions = {str(k): [int(s), int(n)] for k, s, n in d["regions"]}
+        for k, b in d["tables"]:
+            t = array("Q")
+            t.frombytes(b)
+            if len(t) != g.ptrs_per_pte:
+                raise ValueError("page table of the wrong size")
+            mm.pt.tables[int(k)] = t
+        mm.pt.pmd_leaves = {int(k): int(v) for k, v in d["pmds"]}
+        return p

@@ -1,0 +1,220 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Reclaim: one pass over the LRU (mm/vmscan.c shrink_folio_list, mm/rmap.c
+folio_referenced_one).
+
+Aging harvests access flags through the reverse map. Before v7.0 each PTE
+gets ``ptep_clear_flush_young`` -- on a CONT entry arm64 clears the whole
+block and flushes it once, so later entries of the block read old; with
+``batched_reclaim_young`` one ``clear_flush_young_ptes(nr)`` covers a
+folio_pte_batch. A referenced folio stays (and is activated if referenced
+twice); an old one is reclaimed: anon folios go to swap (whole, on kernels
+with ``mthp_swap``, when contiguous slots exist; split otherwise), lazyfree
+anon folios are discarded unless written again, clean file folios are
+dropped from the page cache and dirty ones written back. The swap device is
+synchronous (zram-like): a swapped folio is freed in the same pass.
+
+A global pass first runs the deferred-split shrinker: queued folios that are
+partially mapped are split and their unmapped pages freed.
+"""
+
+from __future__ import annotations
+
+from engine.mm.base import kfn
+from engine.mm.huge import Huge
+from engine.mm.physmem import (
+    F_ACTIVE,
+    F_ANON,
+    F_DIRTY,
+    F_PAGECACHE,
+    F_PARTIAL,
+    F_REFERENCED,
+    F_RESERVED,
+    F_SWAPBACKED,
+    F_SWAPCACHE,
+)
+from engine.mm.process import Process
+from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD
+from engine.mm.zap import Zap
+from engine.pte import PTE_AF, PTE_SPECIAL
+
+
+class Reclaim(Zap, Huge):
+    # --- aging -------------------------------------------------------------------------
+    @kfn("folio_referenced")
+    def folio_referenced(self, head: int) -> int:
+        nr = 1 << self.arch.folios.order_of(head)
+        arch = self.arch
+        ps = self.ps
+        referenced = 0
+        for p, _v, a in self.folio_pmd_walk(head):
+            pmd = p.mm.pt.get_pmd(a)
+            if pmd & PTE_AF:  # pmdp_clear_flush_young()
+                p.mm.pt.pmd_leaves[a >> self.g.pmd_shift] = pmd & ~PTE_AF
+                self.emit(("pmd_write", a, pmd, pmd & ~PTE_AF, "cmpxchg", p.mm.name))
+                arch.flush_tlb_page(p.mm, a, sync=False)
+                referenced += 1
+        batched = self.profile.batched_reclaim_young and nr > 1
+        for p, v, a, first, cnt in self.folio_addresses(head, nr):
+            k = 0
+            while k < cnt:
+                va = a + k * ps
+                pte = self.pvmw_pte(p, va, head + first + k)
+                if not pte:
+                    k += 1
+                    continue
+                n = 1
+                if batched:
+                    end = min((va | (self.pmd_size - 1)) + 1, v.end)
+                    n = self.folio_pte_batch(p.mm, head, nr, va, pte, (end - va) // ps)
+                    young = arch.clear_flush_young_ptes(p.mm, va, n)
+                else:
+                    young = arch.ptep_clear_flush_young(p.mm, va)
+                if young:
+                    referenced += 1
+                k += n
+        return referenced
+
+    # --- shrinking one folio ------------------------------------------------------------
+    def add_to_swap(self, head: int) -> int:
+        """folio_alloc_swap(): slots for the whole folio, or -1."""
+        order = self.arch.folios.order_of(head)
+        if order and not (self.profile.mthp_swap or order == self.pmd_order):
+            return -1  # before v6.10 only PMD-sized folios could be swapped whole
+        slot = self.swap.alloc(order)
+        if slot < 0:
+            return -1
+        self.add_to_swap_cache(head, slot, 1 << order)
+        self.pm.set_flag(head, F_DIRTY)  # swap content must be written
+        return slot
+
+    def _pmd_mapped(self, head: int) -> bool:
+        return bool(self.pm.entire.get(head))
+
+    def shrink_folio(self, head: int, ignore_references: bool) -> str:
+        """One folio of shrink_folio_list(): 'freed', 'kept', 'activated' or 'split'."""
+        pm = self.pm
+        i = head - pm.base
+        fl = pm.flags[i]
+        if fl & F_RESERVED or not pm.ref[i]:
+            return "kept"
+        anon = bool(fl & F_ANON)
+        if not ignore_references:
+            refs = self.folio_referenced(head)
+            referenced_folio = bool(pm.flags[i] & F_REFERENCED)
+            pm.flags[i] &= ~F_REFERENCED
+            if refs:
+                pm.flags[i] |= F_REFERENCED
+                if referenced_folio or refs > 1:
+                    pm.flags[i] |= F_ACTIVE
+                    return "activated"
+                return "kept"
+            if referenced_folio and not anon and pm.flags[i] & F_DIRTY:
+                return "kept"  # FOLIOREF_RECLAIM_CLEAN of a dirty folio
+        if not anon and fl & F_SWAPBACKED:
+            return "kept"  # shmem: not swapped in this model
+        order = self.arch.folios.order_of(head)
+        if anon and fl & F_SWAPBACKED and not fl & F_SWAPCACHE:
+            if fl & F_PARTIAL and order:
+                return self._split_and_shrink(head, ignore_references)
+            if self.add_to_swap(head) < 0:
+                if order:
+                    return self._split_and_shrink(head, ignore_references)
+                return "kept"  # swap full
+        pm.ref[i] += 1  # folio_isolate_lru()
+        flags = TTU_BATCH_FLUSH | (TTU_SPLIT_HUGE_PMD if self._pmd_mapped(head) else 0)
+        if pm.lmap[i] and not self.try_to_unmap(head, flags):
+            self.try_to_unmap_flush()
+            self.folio_put_refs(head, 1)
+            return "kept"
+        self.try_to_unmap_flush()
+        if pm.lmap[i]:
+            self.folio_put_refs(head, 1)
+            return "kept"
+        fl = pm.flags[i]
+        if fl & F_DIRTY and (not anon or fl & F_SWAPBACKED):
+            # pageout(): the synchronous device completes the write at once
+            pm.flags[i] &= ~F_DIRTY
+            self.mm_event("pageout", head, 1 << order)
+            if not anon:
+                self.folio_put_refs(head, 1)
+                return "kept"  # written back; reclaimable on a later pass
+        # __remove_mapping()
+        if fl & F_SWAPCACHE:
+            self.delete_from_swap_cache(head)
+        elif fl & F_PAGECACHE:
+            self.filemap_remove_folio(self.pc.files[pm.mapping[i]], head)
+        self.mm_event("reclaimed", head, 1 << order)
+        self.folio_put_refs(head, 1)
+        return "freed"
+
+    def _split_and_shrink(self, head: int, ignore_references: bool) -> str:
+        n = 1 << self.arch.folios.order_of(head)
+        first = self.split_folio(head, 0)
+        if first < 0:
+            return "kept"
+        for h in range(first, first + n):
+            if self.pm.ref[h - self.pm.base] and self.pm.lmap[h - self.pm.base]:
+                self.shrink_folio(h, ignore_references)
+        return "split"
+
+    @kfn("shrink_folio_list")
+    def reclaim_folios(self, heads: list[int], ignore_references: bool = False) -> int:
+        freed = 0
+        for h in heads:
+            # an earlier folio's split or free may have changed this one
+            if self.pm.ref[h - self.pm.base] and self.arch.folios.folio_of(h)[0] == h:
+                if self.shrink_folio(h, ignore_references) == "freed":
+                    freed += 1
+        return freed
+
+    # --- the passes ---------------------------------------------------------------------
+    @kfn("deferred_split_scan")
+    def deferred_split_scan(self) -> int:
+        split = 0
+        pm = self.pm
+        for head in list(pm.deferred):
+            if head not in pm.deferred:
+                continue
+            if pm.flags[head - pm.base] & F_PARTIAL and pm.lmap[head - pm.base]:
+                if self.split_folio(head, 0) >= 0:
+                    split += 1
+            else:
+                self.unqueue_deferred(head)
+        return split
+
+    def lru_folios(self, procs: list[Process], start: int = 0, end: int = 1 << 64,
+                   include_unmapped: bool = True) -> list[int]:
+        """The folios a pass visits: mapped ones in address order, then (for a
+        global pass) page-cache folios nobody maps."""
+        seen: dict[int, None] = {}
+        folios = self.arch.folios
+        pm = self.pm
+        for p in procs:
+            pt = p.mm.pt
+            for v in p.vmas_in(start, end):
+                s, e = max(start, v.start), min(end, v.end)
+                for key in sorted(k for k in pt.pmd_leaves if s >> self.g.pmd_shift <= k
+                                  <= (e - 1) >> self.g.pmd_shift):
+                    pmd = pt.pmd_leaves[key]
+                    if self.layout.pte_present(pmd) and not pmd & PTE_SPECIAL:
+                        seen.setdefault(self.pte_pfn(pmd), None)
+                for _va, pte in pt.iter_present(s, e):
+                    if self.layout.pte_present(pte) and not pte & PTE_SPECIAL:
+                        seen.setdefault(folios.folio_of(self.pte_pfn(pte))[0], None)
+        if include_unmapped:
+            for _fid, f in sorted(self.pc.files.items()):
+                last = -1
+                for idx in range(f.npages):
+                    h = f.cache[idx] - 1
+                    if h >= 0 and h != last:
+                        last = h
+                        if not pm.lmap[h - pm.base]:
+                            seen.setdefault(h, None)
+        return list(seen)
+
+    @kfn("reclaim")
+    def reclaim_pass(self, procs: list[Process], start: int, end: int, global_pass: bool) -> int:
+        if global_pass:
+            self.deferred_split_scan()
+        heads = self.lru_folios(procs, start, end, include_unmapped=global_pass)
+        return self.reclaim_folios(heads)

@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The swap cache (mm/swap_state.c, mm/swapfile.c): folios that have swap
+slots assigned while still in memory.
+
+A folio in the swap cache holds one reference per page from the cache, and
+each of its slots one swap-count reference from the cache (SWAP_HAS_CACHE);
+swap PTEs hold the others. It leaves the cache once no swap PTE refers to
+its slots (folio_free_swap) or when reclaim frees it after writeback.
+"""
+
+from __future__ import annotations
+
+from engine.mm.physmem import F_DIRTY, F_SWAPCACHE
+from engine.mm.rmap import Rmap
+
+
+class SwapCache(Rmap):
+    def swap_cache_lookup(self, slot: int) -> int:
+        """swap_cache_get_folio(): the cached folio owning slot, or -1."""
+        cache = self.swap.cache
+        order_of = self.arch.folios.order_of
+        for order in range(self.pmd_order + 1):
+            head = cache.get(slot & ~((1 << order) - 1), -1)
+            if head >= 0 and order_of(head) == order:
+                return head
+        return -1
+
+    def add_to_swap_cache(self, head: int, slot: int, nr: int) -> None:
+        pm = self.pm
+        self.swap.cache[slot] = head
+        self.swap.slot_of[head] = slot
+        pm.flags[head - pm.base] |= F_SWAPCACHE
+        pm.ref[head - pm.base] += nr
+        self.swap.dup(slot, nr)  # SWAP_HAS_CACHE
+        self.mm_event("swapcache_add", slot, nr)
+
+    def swap_unreferenced(self, head: int) -> bool:
+        """Only the swap cache itself still refers to the folio's slots."""
+        slot = self.swap.slot_of.get(head, -1)
+        if slot < 0:
+            return False
+        n = 1 << self.arch.folios.order_of(head)
+        c = self.swap.count
+        return all(c[s] == 1 for s in range(slot, slot + n))
+
+    def folio_free_swap(self, head: int) -> bool:
+        """folio_free_swap(): leave the swap cache if no swap entry refers to
+        the folio. The memory copy becomes the only one, so it is dirty."""
+        if not self.swap_unreferenced(head):
+            return False
+        self.pm.flags[head - self.pm.base] |= F_DIRTY
+        self.delete_from_swap_cache(head)
+        return True
+
+    def delete_from_swap_cache(self, head: int) -> None:
+        pm = self.pm
+        slot = self.swap.slot_of.pop(head)
+        n = 1 << self.arch.folios.order_of(head)
+        del self.swap.cache[slot]
+        pm.flags[head - pm.base] &= ~F_SWAPCACHE
+        self.swap.put(slot, n)
+        self.mm_event("swapcache_del", slot, n)
+        self.folio_put_refs(head, n)

@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Unmapping a folio from every page table that maps it (mm/rmap.c
+try_to_unmap / try_to_unmap_one) and the deferred TLB flush batch.
+
+The rmap walk (page_vma_mapped_walk) reads each candidate entry with
+``ptep_get``. try_to_unmap_one clears with ``get_and_clear_ptes(nr)`` where
+the kernel has it (v6.17+), ``ptep_get_and_clear`` before; nr > 1 only for
+lazyfree anon folios (``batched_unmap_lazyfree``) and file folios
+(``batched_unmap_file``), bounded by the PMD and the VMA
+(folio_unmap_pte_batch). Swap-backed anon entries are replaced one by one
+with swap entries. With TTU_BATCH_FLUSH the TLBIs go out immediately without
+their DSB (arch_tlbbatch_add_pending) and try_to_unmap_flush() adds the DSB.
+"""
+
+from __future__ import annotations
+
+from engine.mm.base import kfn
+from engine.mm.batch import Batch
+from engine.mm.physmem import F_ANON, F_DIRTY, F_SWAPBACKED, P_ANON_EXCLUSIVE
+from engine.mm.pmd import PmdOps
+from engine.mm.process import Process
+from engine.mm.swap import SWP_TYPE
+from engine.mm.vma import VMA
+from engine.pte import PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE
+
+TTU_BATCH_FLUSH = 1
+TTU_SPLIT_HUGE_PMD = 2
+
+
+class Unmap(Batch, PmdOps):
+    # --- deferred TLB flush batch (arch_tlbbatch_*) --------------------------------------
+    def set_tlb_ubc_flush_pending(self, proc: Process, addr: int, nr: int) -> None:
+        """arch_tlbbatch_add_pending(): the TLBIs go out now, without their DSB."""
+        self.arch.flush_tlb_range(proc.mm, addr, addr + nr * self.ps, self.ps, True, 3, sync=False)
+        self.ubc_pending = True
+
+    def try_to_unmap_flush(self) -> None:
+        """try_to_unmap_flush() -> arch_tlbbatch_flush(): the DSB that completes them."""
+        if self.ubc_pending:
+            self.emit(("call", "arch_tlbbatch_flush", ()))
+            self.emit(("dsb", "ish"))
+            self.emit(("ret", "arch_tlbbatch_flush", None))
+            self.ubc_pending = False
+
+    # --- the rmap walk ------------------------------------------------------------------
+    def pvmw_pte(self, proc: Process, va: int, pfn: int) -> int:
+        """page_vma_mapped_walk()'s check of one entry: the entry if it is a
+        present, normal mapping of pfn, else 0. Reads it with ptep_get."""
+        pt = proc.mm.pt
+        if pt.tables.get(va >> self.g.pmd_shift) is None or not pt.get(va):
+            return 0
+        pte = self.arch.ptep_get(proc.mm, va)
+        if self.layout.pte_present(pte) and not pte & PTE_SPECIAL and self.pte_pfn(pte) == pfn:
+            return pte
+        return 0
+
+    def folio_pmd_walk(self, head: int) -> list[tuple[Process, VMA, int]]:
+        """The PMD mappings of a PMD-sized folio."""
+        out = []
+        for p, v, a, first, cnt in self.folio_addresses(head, 1 << self.pmd_order):
+            if first == 0 and cnt == 1 << self.pmd_order:
+                pmd = p.mm.pt.get_pmd(a)
+                if pmd and self.pte_pfn(pmd) == head:
+                    out.append((p, v, a))
+        return out
+
+    @kfn("try_to_unmap")
+    def try_to_unmap(self, head: int, flags: int) -> bool:
+        """True if every mapping is gone; False if a redirtied lazyfree folio
+        was mapped back (the walk aborts)."""
+        nr = 1 << self.arch.folios.order_of(head)
+        if flags & TTU_SPLIT_HUGE_PMD:
+            for p, v, a in self.folio_pmd_walk(head):
+                self.split_huge_pmd(p, v, a)
+        pm = self.pm
+        fl = pm.flags[head - pm.base]
+        batch = nr > 1 and (
+            (self.profile.batched_unmap_lazyfree and fl & F_ANON and not fl & F_SWAPBACKED)
+            or (self.profile.batched_unmap_file and not fl & F_ANON))
+        ps = self.ps
+        for p, v, a, first, cnt in self.folio_addresses(head, nr):
+            k = 0
+            while k < cnt:
+                va = a + k * ps
+                pfn = head + first + k
+                pte = self.pvmw_pte(p, va, pfn)
+                if not pte:
+                    k += 1
+                    continue
+                n = 1
+                if batch:
+                    end = min((va | (self.pmd_size - 1)) + 1, v.end)
+                    n = self.folio_pte_batch(p.mm, head, nr, va, pte, (end - va) // ps)
+                if self.try_to_unmap_one(p, v, va, head, pfn, n, flags) < 0:
+                    return False
+                k += n
+        return True
+
+    def try_to_unmap_one(self, proc: Process, vma: VMA, addr: int, head: int, pfn: int, nr: int,
+                         flags: int) -> int:
+        """Returns -1 if a lazyfree folio turned out dirty and was mapped back."""
+        mm = proc.mm
+        arch = self.arch
+        pm = self.pm
+        if self.profile.batched_mprotect:  # get_and_clear_ptes() exists
+            pteval = arch.get_and_clear_ptes(mm, addr, nr)
+        else:
+            pteval = arch.ptep_get_and_clear(mm, addr)
+        if flags & TTU_BATCH_FLUSH:
+            self.set_tlb_ubc_flush_pending(proc, addr, nr)
+        else:
+            arch.flush_tlb_user_range(mm, addr, addr + nr * self.ps)
+        i = head - pm.base
+        if pteval & PTE_DIRTY or (pteval & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
+            pm.flags[i] |= F_DIRTY  # folio_mark_dirty()
+        fl = pm.flags[i]
+        if fl & F_ANON:
+            if not fl & F_SWAPBACKED:
+                if fl & F_DIRTY:
+                    # a lazyfree folio written again: map it back and keep it
+                    arch.set_ptes(mm, addr, pteval, nr)
+                    pm.flags[i] |= F_SWAPBACKED
+                    return -1
+            else:
+                slot = self.swap.slot_of[head] + (pfn - head)
+                self.swap.dup(slot)  # swap_duplicate()
+                j = pfn - pm.base
+                excl = bool(pm.flags[j] & P_ANON_EXCLUSIVE)
+                pm.flags[j] &= ~P_ANON_EXCLUSIVE
+                arch.set_ptes(mm, addr, self.layout.swp_entry_to_pte(SWP_TYPE, slot, exclusive=excl), 1)
+        self.folio_remove_rmap_ptes(head, pfn, nr, addr)
+        self.folio_put_refs(head, nr)
+        return nr

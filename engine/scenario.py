@@ -1,0 +1,547 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The ``.pts`` scenario language: text -> header + a sequence of Ops.
+
+Line based; ``#`` starts a comment; one directive or op per line. The
+language reference is docs/scenarios.md. In short::
+
+    kernel v7.0                 # directives first
+    mthp 64K=always
+    mmap buf 1M
+    repeat 16 i                 # a block run 16 times, i = 0 .. 15
+      touch buf +{i*64K} 4K write
+    end
+
+``repeat N [VAR] ... end`` blocks nest; inside them ``{EXPR}`` is replaced
+by the value of an integer expression over the loop variables, sizes and
+numbers with ``+ - * / %`` and parentheses. The op sequence is lazy: a
+million-op session costs memory for its text, not for a million Ops, and
+``ops[i]`` is computed directly (for seeking).
+
+Errors are ScenarioError with ``file:line: message``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ScenarioError
+from engine.machine import MachineConfig
+from engine.mm.vma import PROTS
+from engine.ops import Op
+from engine.verbs import ADVICE, VERBS
+
+DIRECTIVES = ("kernel", "granule", "cpu", "seed", "mthp", "thp", "policy", "memory", "swap",
+              "readahead", "fault_around", "check")
+_SIZE = re.compile(r"^(\d+)([kmgt]?)(i?b)?$", re.IGNORECASE)
+_UNITS = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+MAX_REPEAT = 1 << 32
+
+
+# --- values -------------------------------------------------------------------------
+def parse_size(text: str) -> int:
+    """4K, 64K, 2M, 1G, 0x10000 or plain decimal bytes."""
+    t = text.strip().replace("_", "")
+    if t.lower().startswith("0x"):
+        try:
+            return int(t, 16)
+        except ValueError:
+            raise ScenarioError(f"bad hex number {text!r}") from None
+    mt = _SIZE.match(t)
+    if not mt:
+        raise ScenarioError(f"bad size {text!r} (use 4K, 64K, 2M, 1G or hex like 0x10000)")
+    return int(mt.group(1)) << _UNITS[mt.group(2).lower()]
+
+
+def _looks_like_size(tok: str) -> bool:
+    try:
+        parse_size(tok)
+        return True
+    except ScenarioError:
+        return False
+
+
+class _Expr:
+    """A tiny integer expression parser for {EXPR} (no eval)."""
+
+    _TOK = re.compile(r"\s*(?:(0x[0-9a-fA-F_]+|\d+[kKmMgGtT]?)|([A-Za-z_]\w*)|(.))")
+
+    def __init__(self, text: str, env: dict[str, int]):
+        self.toks: list[tuple[str, str]] = []
+        pos = 0
+        text = text.strip()
+        while pos < len(text):
+            m = self._TOK.match(text, pos)
+            if m is None:
+                break
+            pos = m.end()
+            if m.group(1):
+                self.toks.append(("num", m.group(1)))
+            elif m.group(2):
+                self.toks.append(("var", m.group(2)))
+            elif m.group(3) and not m.group(3).isspace():
+                self.toks.append(("op", m.group(3)))
+        self.i = 0
+        self.env = env
+
+    def value(self) -> int:
+        if not self.toks:
+            raise ScenarioError("empty expression {}")
+        v = self._sum()
+        if self.i != len(self.toks):
+            raise ScenarioError(f"unexpected {self.toks[self.i][1]!r} in expression")
+        return v
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def _sum(self) -> int:
+        v = self._prod()
+        while (t := self._peek()) in (("op", "+"), ("op", "-")):
+            self.i += 1
+            r = self._prod()
+            v = v + r if t == ("op", "+") else v - r
+        return v
+
+    def _prod(self) -> int:
+        v = self._atom()
+        while (t := self._peek()) and t[0] == "op" and t[1] in "*/%":
+            self.i += 1
+            r = self._atom()
+            if t[1] == "*":
+                v *= r
+            elif r == 0:
+                raise ScenarioError("division by zero in expression")
+            else:
+                v = v // r if t[1] == "/" else v % r
+        return v
+
+    def _atom(self) -> int:
+        t = self._peek()
+        if t is None:
+            raise ScenarioError("expression ends too early")
+        self.i += 1
+        kind, text = t
+        if kind == "num":
+            return parse_size(text)
+        if kind == "var":
+            if text not in self.env:
+                raise ScenarioError(f"unknown variable {text!r} (loop variables: "
+                                    f"{', '.join(self.env) or 'none'})")
+            return self.env[text]
+        if text == "(":
+            v = self._sum()
+            if self._peek() != ("op", ")"):
+                raise ScenarioError("missing ')' in expression")
+            self.i += 1
+            return v
+        if text == "-":
+            return -self._atom()
+        raise ScenarioError(f"unexpected {text!r} in expression")
+
+
+def substitute(text: str, env: dict[str, int]) -> str:
+    return _PLACEHOLDER.sub(lambda m: str(_Expr(m.group(1), env).value()), text)
+
+
+# --- ops ----------------------------------------------------------------------------
+def _offset(tok: str) -> int:
+    if not tok.startswith("+"):
+        raise ScenarioError(f"expected an offset like +64K, got {tok!r}")
+    return parse_size(tok[1:])
+
+
+def _target(verb: str, toks: list[str], need_len: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """NAME [+OFF [LEN]] -> args, remaining tokens."""
+    if not toks:
+        raise ScenarioError(f"{verb} needs a mapping name")
+    args: dict[str, Any] = {"name": toks[0]}
+    rest = toks[1:]
+    if rest and rest[0].startswith("+"):
+        args["off"] = _offset(rest[0])
+        rest = rest[1:]
+        if rest and _looks_like_size(rest[0]):
+            args["len"] = parse_size(rest[0])
+            rest = rest[1:]
+    if need_len and "len" not in args:
+        raise ScenarioError(f"{verb} needs NAME +OFF LEN")
+    return args, rest
+
+
+def _no_more(verb: str, rest: list[str]) -> None:
+    if rest:
+        raise ScenarioError(f"unexpected {' '.join(rest)!r} after {verb}")
+
+
+def parse_op(toks: list[str]) -> tuple[str, dict[str, Any]]:
+    verb = toks[0]
+    rest = toks[1:]
+    if verb not in VERBS:
+        raise ScenarioError(f"unknown verb or directive {verb!r} (verbs: {', '.join(sorted(VERBS))})")
+    if verb == "mmap":
+        if len(rest) < 2:
+            raise ScenarioError("mmap needs NAME SIZE")
+        args: dict[str, Any] = {"name": rest[0], "size": parse_size(rest[1]), "prot": "rw",
+                                "kind": "anon", "shared": False, "at": None, "file": None,
+                                "hugepage": False}
+        i = 2
+        while i < len(rest):
+            t = rest[i]
+            if t in PROTS:
+                args["prot"] = t
+            elif t == "anon":
+                args["kind"] = "anon"
+            elif t == "file" or t.startswith("file="):
+                args["kind"] = "file"
+                if "=" in t:
+                    args["file"] = t.split("=", 1)[1] or None
+            elif t in ("private", "shared"):
+                args["shared"] = t == "shared"
+            elif t == "hugepage":
+                args["hugepage"] = True
+            elif t == "at":
+                if i + 1 >= len(rest):
+                    raise ScenarioError("'at' needs an address")
+                args["at"] = parse_size(rest[i + 1])
+                i += 1
+            else:
+                raise ScenarioError(f"unknown mmap option {t!r}")
+            i += 1
+        return verb, args
+    if verb == "touch":
+        args, rest = _target(verb, rest)
+        args["access"] = "read"
+        args["via"] = "cpu"
+        seen = False
+        for t in rest:
+            if t in ("read", "write"):
+                args["access"] = t
+                seen = True
+            elif t in ("cpu", "smmu"):
+                args["via"] = t
+            else:
+                raise ScenarioError(f"unknown touch option {t!r} (read|write [smmu])")
+        if not seen:
+            raise ScenarioError("touch needs read or write")
+        return verb, args
+    if verb == "fork":
+        if len(rest) > 1:
+            raise ScenarioError("fork takes at most a child name")
+        return verb, {"child": rest[0] if rest else None}
+    if verb in ("switch", "exit"):
+        if verb == "switch" and len(rest) != 1:
+            raise ScenarioError("switch needs a process name")
+        if len(rest) > 1:
+            raise ScenarioError(f"{verb} takes at most a process name")
+        return verb, {"proc": rest[0] if rest else None}
+    if verb in ("munmap", "migrate", "numa"):
+        args, rest = _target(verb, rest)
+        _no_more(verb, rest)
+        return verb, args
+    if verb == "mprotect":
+        args, rest = _target(verb, rest, need_len=True)
+        if len(rest) != 1 or rest[0] not in PROTS:
+            raise ScenarioError(f"mprotect needs a protection ({'|'.join(PROTS)})")
+        args["prot"] = rest[0]
+        return verb, args
+    if verb == "madvise":
+        args, rest = _target(verb, rest)
+        if len(rest) != 1 or rest[0] not in ADVICE:
+            raise ScenarioError(f"madvise needs an advice ({'|'.join(ADVICE)})")
+        args["advice"] = rest[0]
+        return verb, args
+    if verb == "reclaim":
+        if len(rest) > 1:
+            raise ScenarioError("reclaim takes at most a mapping name")
+        if rest:
+            return verb, {"name": rest[0]}
+        return verb, {"name": None}
+    if verb == "mremap":
+        if len(rest) != 2:
+            raise ScenarioError("mremap needs NAME ADDR")
+        return verb, {"name": rest[0], "addr": parse_size(rest[1])}
+    if verb == "split":
+        # split NAME [+OFF] [ORDER|SIZE] [pmd]: a number is the new order, a
+        # size (64K) the new folio size; no +OFF means the whole mapping
+        if not rest:
+            raise ScenarioError("split needs a mapping name")
+        args = {"name": rest[0]}
+        rest = rest[1:]
+        if rest and rest[0].startswith("+"):
+            args["off"] = _offset(rest[0])
+            rest = rest[1:]
+        args["order"] = 0
+        args["pmd"] = False
+        for t in rest:
+            if t == "pmd":
+                args["pmd"] = True
+            elif t.isdigit():
+                args["order"] = int(t)
+            elif _looks_like_size(t):
+                size = parse_size(t)
+                if size & (size - 1):
+                    raise ScenarioError(f"split size {t} is not a power of two")
+                args["order_size"] = size
+            else:
+                raise ScenarioError(f"unknown split option {t!r} (ORDER, SIZE or pmd)")
+        return verb, args
+    if verb == "collapse":
+        args, rest = _target(verb, rest)
+        _no_more(verb, rest)
+        return verb, args
+    if verb == "gup":
+        args, rest = _target(verb, rest)
+        for t in rest:
+            if t not in ("read", "write", "race"):
+                raise ScenarioError(f"unknown gup option {t!r} (read|write, race)")
+        args["write"] = "write" in rest
+        args["race"] = "race" in rest
+        return verb, args
+    if verb == "read":
+        if not rest:
+            raise ScenarioError("read needs a file name")
+        args, rest = _target(verb, rest)
+        _no_more(verb, rest)
+        args["file"] = args.pop("name")
+        return verb, args
+    raise ScenarioError(f"verb {verb!r} has no syntax")  # pragma: no cover
+
+
+# --- program structure ----------------------------------------------------------------
+@dataclass
+class _Line:
+    line: int
+    text: str
+    op: Op | None  # fixed op, or None when the text has {placeholders}
+
+
+@dataclass
+class _Repeat:
+    line: int
+    count: int
+    var: str | None
+    body: list[Any] = field(default_factory=list)
+    size: int = 0  # ops per iteration
+
+
+def _size(items: list[Any]) -> int:
+    return sum(1 if isinstance(it, _Line) else it.count * it.size for it in items)
+
+
+class OpSeq(Sequence[Op]):
+    """The ops of a scenario, computed on demand."""
+
+    def __init__(self, items: list[Any], file: str):
+        self.items = items
+        self.file = file
+        self._len = _size(items)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _make(self, it: _Line, env: dict[str, int]) -> Op:
+        if it.op is not None:
+            return it.op
+        try:
+            text = substitute(it.text, env)
+            verb, args = parse_op(text.split())
+        except ScenarioError as e:
+            raise ScenarioError(e.message, it.line, self.file) from None
+        return Op(verb, args, it.line, text)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._len))]
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(i)
+        items = self.items
+        env: dict[str, int] = {}
+        while True:
+            for it in items:
+                n = 1 if isinstance(it, _Line) else it.count * it.size
+                if i < n:
+                    if isinstance(it, _Line):
+                        return self._make(it, env)
+                    k, i = divmod(i, it.size)
+                    if it.var:
+                        env = {**env, it.var: k}
+                    items = it.body
+                    break
+                i -= n
+
+    def __iter__(self) -> Iterator[Op]:
+        yield from self._walk(self.items, {})
+
+    def _walk(self, items: list[Any], env: dict[str, int]) -> Iterator[Op]:
+        for it in items:
+            if isinstance(it, _Line):
+                yield self._make(it, env)
+            else:
+                for k in range(it.count):
+                    yield from self._walk(it.body, {**env, it.var: k} if it.var else env)
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    header: dict[str, Any]
+    ops: OpSeq
+    source: str = ""
+
+    def config(self, **overrides: Any) -> MachineConfig:
+        """MachineConfig from the header; overrides (e.g. CLI options) win."""
+        h = dict(self.header)
+        h.update({k: v for k, v in overrides.items() if v is not None})
+        return MachineConfig(**h)
+
+
+def _directive(word: str, rest: list[str], header: dict[str, Any]) -> None:
+    if word in ("kernel", "granule", "cpu", "policy", "thp", "check"):
+        if len(rest) != 1:
+            raise ScenarioError(f"{word} takes one value")
+        header[word] = rest[0]
+        if word == "granule":
+            from engine.granule import granule
+
+            try:
+                granule(rest[0])
+            except ValueError as e:
+                raise ScenarioError(str(e)) from None
+    elif word == "seed":
+        if len(rest) != 1 or not rest[0].lstrip("-").isdigit():
+            raise ScenarioError("seed takes an integer")
+        header["seed"] = int(rest[0])
+    elif word == "mthp":
+        if not rest:
+            raise ScenarioError("mthp takes SIZE=SETTING pairs, e.g. 64K=always")
+        mthp = header.setdefault("mthp", {})
+        for t in rest:
+            if "=" not in t:
+                raise ScenarioError(f"mthp: expected SIZE=SETTING, got {t!r}")
+            size, setting = t.split("=", 1)
+            parse_size(size)
+            mthp[size] = setting
+    elif word == "memory":
+        if not rest:
+            raise ScenarioError("memory takes a size and optionally fresh or aged[=FRACTION]")
+        header["memory"] = parse_size(rest[0])
+        for t in rest[1:]:
+            if t == "fresh":
+                header["aged"] = 0.0
+            elif t.startswith("aged"):
+                frac = t[5:] if t.startswith("aged=") else "0.05"
+                try:
+                    header["aged"] = float(frac)
+                except ValueError:
+                    raise ScenarioError(f"bad aged fraction {frac!r}") from None
+            else:
+                raise ScenarioError(f"unknown memory option {t!r} (fresh | aged[=FRACTION])")
+    elif word in ("swap", "readahead", "fault_around"):
+        if len(rest) != 1:
+            raise ScenarioError(f"{word} takes a size")
+        header[word] = parse_size(rest[0])
+
+
+def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
+    header: dict[str, Any] = {}
+    stack: list[_Repeat] = []
+    top: list[Any] = []
+    description = ""
+    seen_op = False
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            comment = raw.strip().lstrip("#").strip()
+            if (not description and raw.strip().startswith("#") and not seen_op and not header
+                    and comment and not comment.startswith("SPDX-License-Identifier")):
+                description = comment
+            continue
+        toks = line.split()
+        word = toks[0]
+        try:
+            if word in DIRECTIVES:
+                if seen_op or stack:
+                    raise ScenarioError(f"directive {word!r} must come before the first op")
+                _directive(word, toks[1:], header)
+                continue
+            seen_op = True
+            body = stack[-1].body if stack else top
+            if word == "repeat":
+                if len(toks) not in (2, 3):
+                    raise ScenarioError("repeat takes a count and optionally a variable name")
+                count = parse_size(toks[1])
+                if not 0 <= count <= MAX_REPEAT:
+                    raise ScenarioError(f"repeat count {count} out of range")
+                var = toks[2] if len(toks) == 3 else None
+                if var is not None and not re.match(r"^[A-Za-z_]\w*$", var):
+                    raise ScenarioError(f"bad loop variable name {var!r}")
+                r = _Repeat(lineno, count, var)
+                body.append(r)
+                stack.append(r)
+                continue
+            if word == "end":
+                if len(toks) != 1:
+                    raise ScenarioError("end takes no arguments")
+                if not stack:
+                    raise ScenarioError("'end' without 'repeat'")
+                r = stack.pop()
+                r.size = _size(r.body)
+                continue
+            if "{" in line:
+                env = {r.var: 0 for r in stack if r.var}
+                parse_op(substitute(line, env).split())  # check the syntax now
+                body.append(_Line(lineno, line, None))
+            else:
+                verb, args = parse_op(toks)
+                body.append(_Line(lineno, line, Op(verb, args, lineno, line)))
+        except ScenarioError as e:
+            raise ScenarioError(e.message, lineno, file) from None
+    if stack:
+        raise ScenarioError("'repeat' without 'end'", stack[-1].line, file)
+    return Scenario(name or Path(file).stem, description, header, OpSeq(top, file), text)
+
+
+def load(path: str | Path) -> Scenario:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ScenarioError(f"{p}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{p}: cannot read: {e}") from None
+    return parse(text, str(p), p.stem)
+
+
+# --- built-ins --------------------------------------------------------------------------
+def _builtin_dir():
+    return resources.files("engine") / "scenarios"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-4] for p in _builtin_dir().iterdir() if p.name.endswith(".pts"))
+
+
+def builtin(name: str) -> Scenario:
+    f = _builtin_dir() / f"{name}.pts"
+    if not f.is_file():
+        raise ScenarioError(f"no built-in scenario {name!r} (see 'ptlab scenarios')")
+    return parse(f.read_text(), f"{name}.pts", name)
+
+
+def builtin_list() -> list[tuple[str, str]]:
+    return [(n, builtin(n).description) for n in builtin_names()]
+
+
+def resolve(target: str) -> Scenario:
+    """A built-in name or a path to a .pts file."""
+    if target.endswith(".pts") or "/" in target or Path(target).is_file():
+        return load(target)
+    return builtin(target)
