@@ -10,5 +10,6 @@ an ``error`` field when --json was given).
 
 # Order is the order shown by ``ptlab --help``.
 COMMAND_MODULES = (
+    "tui.commands.tui_cmd",
     "tui.commands.decode",
 )
