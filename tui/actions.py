@@ -14,9 +14,9 @@ from textual.binding import Binding
 
 _STEP = Binding.Group("step", compact=True)
 _BACK = Binding.Group("back", compact=True)
-_RUN = Binding.Group("cont/rev", compact=True)
+_RUN = Binding.Group("cont", compact=True)
 _GOTO = Binding.Group("goto", compact=True)
-_BREAK = Binding.Group("break", compact=True)
+_BREAK = Binding.Group("bp", compact=True)
 _ZOOM = Binding.Group("zoom", compact=True)
 _SNAP = Binding.Group("snap", compact=True)
 
@@ -65,7 +65,7 @@ MAIN_ACTIONS: tuple[ActionSpec, ...] = (
                key_display="-", group=_ZOOM),
     ActionSpec("save", "ctrl+s", "save_snapshot", "save", "Save a snapshot (.ptsnap)", group=_SNAP),
     ActionSpec("open", "ctrl+o", "open_snapshot", "open", "Open a snapshot (.ptsnap)", group=_SNAP),
-    ActionSpec("compare", "d", "compare", "compare",
+    ActionSpec("compare", "d", "compare", "diff",
                "Compare with another kernel profile or policy: side by side, first divergence"),
     ActionSpec("help", "question_mark,f1", "help", "help", "Keys, legend and breakpoint syntax",
                key_display="?"),

@@ -40,6 +40,7 @@ class MoveResult:
     severity: str = "information"
     interrupted: bool = False
     error: str | None = None
+    stack: list[str] = field(default_factory=list)  # open calls at the position, outermost first
 
 
 def gather(session: Session, before: Position, *, hit: Hit | None = None, message: str | None = None,
@@ -54,7 +55,8 @@ def gather(session: Session, before: Position, *, hit: Hit | None = None, messag
         dirty = set(writes_of(session.events_of(lo)))
     else:
         dirty = None
-    return MoveResult(before, after, view, dirty, hit, message, severity, interrupted)
+    stack = [ev[1] for ev in session.call_stack()]
+    return MoveResult(before, after, view, dirty, hit, message, severity, interrupted, stack=stack)
 
 
 def do_step(session: Session, grain: str) -> MoveResult:
@@ -175,8 +177,10 @@ class SessionController:
     def submit(self, job: Job) -> bool:
         if job.low and (self._queue or (self.running is not None and not self.running.low)):
             return False
-        # background work never delays the user: drop queued background jobs
+        # background work never delays the user: drop queued background jobs, stop a running one
         self._queue = deque(j for j in self._queue if not j.low)
+        if self.running is not None and self.running.low:
+            self._stop.set()
         if len(self._queue) >= MAX_QUEUE:
             return False
         self._queue.append(job)

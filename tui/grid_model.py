@@ -46,7 +46,7 @@ Segment = tuple[str, tuple[str, ...]]
 
 MAX_ZOOM = 4
 GUTTER = 14  # breakpoint mark, 12 hex digits of VA, block bracket
-TAIL = 7
+TAIL = 9  # " o4  *16 ": folio order (zoom 0) or CONT share (zoom > 0), changed count
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,8 @@ class GridModel:
 
     # --- geometry ---------------------------------------------------------------------
     def _geometry(self) -> None:
-        fit = max(8, (self.width - GUTTER - TAIL - 2) // 2)
+        room = self.width - GUTTER - TAIL - 2
+        fit = max(8, room // 2)
         p2 = 1 << (fit.bit_length() - 1)
         if self.zoom == 0:
             self.ptes_per_cell = 1
@@ -239,20 +240,31 @@ class GridModel:
         else:
             self.ptes_per_cell = self.cont_ptes * (16 ** (self.zoom - 1))
             self.cells_per_row = min(p2, 32)
+        # wide panes: more room between cells (joiners and folio edges get longer)
+        self.sep = max(1, min(3, (room // self.cells_per_row) - 1))
         self.cell_bytes = self.ptes_per_cell * self.page_size
         self.row_bytes = self.cell_bytes * self.cells_per_row
         self.rows_per_block = max(1, self.cont_ptes // self.cells_per_row) if self.zoom == 0 else 1
 
     @property
+    def cell_width(self) -> int:
+        """Columns per cell: the glyph and the separator after it."""
+        return 1 + self.sep
+
+    @property
     def row_width(self) -> int:
-        return GUTTER + 2 + 2 * self.cells_per_row + TAIL
+        return GUTTER + 2 + self.cell_width * self.cells_per_row - self.sep + TAIL
+
+    def col_at(self, x: int) -> int:
+        """The cell under column x of a row."""
+        return max(0, min(self.cells_per_row - 1, (x - GUTTER - 1) // self.cell_width))
 
     def set_width(self, width: int) -> bool:
         """The pane's width changed; True if the row layout changed."""
-        old = (self.cells_per_row, self.ptes_per_cell)
+        old = (self.cells_per_row, self.ptes_per_cell, self.sep)
         self.width = width
         self._geometry()
-        if (self.cells_per_row, self.ptes_per_cell) != old:
+        if (self.cells_per_row, self.ptes_per_cell, self.sep) != old:
             self._layout_rows()
             self._recompute_changed_cells()
             self.generation += 1
@@ -651,6 +663,7 @@ class GridModel:
         segs.append(("[" if whole_cont else " ", ("cont",) if whole_cont else ("gutter",)))
         bounds = self._boundaries(cells) if self.zoom == 0 else [False] * len(cells)
         n = len(cells)
+        sep = self.sep
         for j, c in enumerate(cells):
             tags: tuple[str, ...] = (c.state,)
             if c.cont and c.state != "outside":
@@ -667,11 +680,12 @@ class GridModel:
             nxt = cells[j + 1]
             if c.cont and nxt.cont and c.state != "outside" and nxt.state != "outside" and \
                     self.block_start(c.addr) == self.block_start(nxt.addr):
-                segs.append(("━", ("cont",)))
+                segs.append(("━" * sep, ("cont",)))
             elif bounds[j]:
-                segs.append(("│", ("boundary",)))
+                half = (sep - 1) // 2
+                segs.append((" " * half + "│" + " " * (sep - 1 - half), ("boundary",)))
             else:
-                segs.append((" ", ("gutter",)))
+                segs.append((" " * sep, ("gutter",)))
         segs.append(("]" if whole_cont else " ", ("cont",) if whole_cont else ("gutter",)))
         segs.extend(self._tail(info, cells))
         return segs
@@ -688,8 +702,8 @@ class GridModel:
             valid = sum(c.summary.valid for c in cells if c.summary)
             cont = sum(c.summary.cont for c in cells if c.summary)
             if valid:
-                text = f"{100 * cont // valid}%C"
-        segs: list[Segment] = [(" " + text.ljust(4), ("tail",))]
+                text = f"{100 * cont // valid}%"
+        segs: list[Segment] = [(" " + text.ljust(4)[:4], ("tail",))]
         mark = f"*{n_changed}" if n_changed else ""
         segs.append((mark.ljust(TAIL - 5)[:TAIL - 5], ("changed",) if n_changed else ("tail",)))
         return segs

@@ -64,7 +64,7 @@ def _folio_info_lines(info: Any) -> list[Line]:
     return out
 
 
-def entry_lines(model: GridModel, addr: int, *, mid_op: bool = False, width: int = 44) -> list[Line]:
+def entry_lines(model: GridModel, addr: int, *, mid_op: bool = False) -> list[Line]:
     raw = model.raw(addr)
     state = model.state_of(addr, raw)
     st = BY_NAME[state]
@@ -79,20 +79,10 @@ def entry_lines(model: GridModel, addr: int, *, mid_op: bool = False, width: int
     d = decode(raw, model.g, model.layout)
     out.append(_kv("decoded", f"{d.kind}: {d.summary}"))
     if d.flags:
-        out.append(_kv("flags", " ".join(d.flags)))
+        out.append(_kv("set", " ".join(d.flags), "on"))
     if d.kind in ("present", "present-invalid"):
-        bits: Line = [_t("bits      ", "label")]
-        col = 0
-        for bit, name in BIT_NAMES_PRESENT:
-            on = bool(raw >> bit & 1)
-            piece = f"{'●' if on else '○'}{name}({bit}) "
-            if col + len(piece) > max(12, width - 10):
-                out.append(bits)
-                bits = [_t(" " * 10, "label")]
-                col = 0
-            bits.append(_t(piece, "on" if on else "dim"))
-            col += len(piece)
-        out.append(bits)
+        clear = [name for bit, name in reversed(BIT_NAMES_PRESENT) if not raw >> bit & 1]
+        out.append(_kv("clear", " ".join(clear), "dim"))
     yes = []
     for k, v in d.fields.items():
         if isinstance(v, bool):
@@ -198,7 +188,7 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
         lines.append([])
         lines.extend(block_lines(model, addr, cursor=False))
         return lines
-    lines = entry_lines(model, addr, mid_op=mid_op, width=width)
+    lines = entry_lines(model, addr, mid_op=mid_op)
     lines.append([])
     lines.extend(block_lines(model, addr))
     raw = model.raw(addr)

@@ -68,7 +68,7 @@ class CompareScreen(Screen):
                 yield Static(classes="cmp-op", id="cmp-op-b")
         yield Static(id="cmp-totals")
         yield LegendBar()
-        yield Footer(compact=True, show_command_palette=False)
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.show(self.res)

@@ -34,6 +34,7 @@ from tui.controller import (
     gather,
 )
 from tui.grid_model import GridModel, ViewState
+from tui.history import since_op
 from tui.widgets.addrspace import AddressSpace
 from tui.widgets.costpanel import CostPanel
 from tui.widgets.inspector import Inspector
@@ -41,7 +42,7 @@ from tui.widgets.legend_bar import LegendBar
 from tui.widgets.oplog import OpLog
 from tui.widgets.pte_grid import PteGrid
 
-SINCE_MAX_OPS = 2000
+SINCE_MAX_OPS = 5000
 SINCE_DELAY = 0.3
 PROGRESS_DELAY = 0.25
 
@@ -90,9 +91,9 @@ class MainScreen(Screen):
     MainScreen { layout: vertical; }
     #header { height: 1; background: $primary 30%; color: $foreground; padding: 0 1; }
     #body { height: 1fr; }
-    #left { width: 24; border-right: vkey $primary 40%; }
+    #left { width: 22; border-right: vkey $primary 40%; }
     #center { width: 1fr; }
-    #right { width: 40; border-left: vkey $primary 40%; }
+    #right { width: 38; border-left: vkey $primary 40%; }
     #grid { height: 1fr; }
     #oplog { height: 12; border-top: hkey $primary 40%; }
     #inspector { height: 1fr; }
@@ -115,6 +116,7 @@ class MainScreen(Screen):
         self.model = GridModel(session.machine, breakpoints=block_breakpoints(session))
         self._since: dict[tuple, str] = {}
         self._since_timer: Timer | None = None
+        self.since_pending = False  # a history lookup is scheduled (tests fire it at once)
         self._progress_timer: Timer | None = None
         self.last_result: MoveResult | None = None
         self.messages: list[str] = []  # every notification text (tests)
@@ -196,18 +198,35 @@ class MainScreen(Screen):
         st = self.settings()
         parts = [f"ptlab  {s.name or 'session'}", f"kernel {st['kernel']}", f"cpu {st['cpu']}",
                  st["granule"], f"policy {st['policy']}", f"proc {self.model.process}",
-                 f"step {s.position} / {s.n_ops}", f"zoom {self.model.zoom_label()}"]
+                 f"step {s.position} / {s.n_ops}", f"zoom ×{self.model.ptes_per_cell}"]
         if s.breakpoints:
             parts.append(f"● {len(s.breakpoints)} bp")
         if self.ctl.running is not None and not self.ctl.running.low:
             parts.append(f"running: {self.ctl.running.label}")
         return " │ ".join(parts)
 
+    def call_stack_text(self, limit: int = 0) -> str:
+        """The calls open at the position, outermost first ("…" for dropped outer ones)."""
+        r = self.last_result
+        if r is None or not r.stack or r.after != self.session.position:
+            return ""
+        names = list(r.stack)
+        text = " › ".join(names)
+        while limit and len(text) > limit and len(names) > 1:
+            names.pop(0)
+            text = "… › " + " › ".join(names)
+        return text
+
     def update_header(self) -> None:
         self.query_one("#header", Static).update(Text(self.header_text(), no_wrap=True, overflow="ellipsis"))
-        self.query_one("#grid-title", Static).update(
-            f"PTE grid — {self.model.process} — {len(self.model.regions)} range"
-            f"{'s' if len(self.model.regions) != 1 else ''}, {self.model.zoom_label()}")
+        width = self.query_one("#grid-title", Static).size.width or 60
+        stack = self.call_stack_text(limit=max(20, width - 22 - len(self.model.process)))
+        if stack:
+            title = f"PTE grid — {self.model.process} — in {stack}"
+        else:
+            n = len(self.model.regions)
+            title = f"PTE grid — {self.model.process} — {n} range{'s' if n != 1 else ''}"
+        self.query_one("#grid-title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"))
 
     def say(self, message: str, severity: str = "information") -> None:
         self.messages.append(message)
@@ -218,7 +237,6 @@ class MainScreen(Screen):
         if not self.is_mounted:
             return
         self.update_header()
-        self.refresh_bindings()
         job = self.ctl.running
         bar = self.query_one("#progress", Horizontal)
         if job is None or job.low:
@@ -245,11 +263,6 @@ class MainScreen(Screen):
         self.query_one("#progress-label", Label).update(
             f"{job.label}: step {done} / {total}   (Esc interrupts)")
         self.query_one("#progress-bar", ProgressBar).update(total=max(1, total), progress=done)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "interrupt":
-            return self.ctl.busy
-        return True
 
     # --- actions: moving the session ------------------------------------------------------
     def _submit(self, label: str, fn: Any) -> None:
@@ -535,8 +548,17 @@ class MainScreen(Screen):
         self.show_inspector()
         self._schedule_since()
 
+    def inspected_addr(self) -> int | None:
+        """The VA the inspector describes: the cursor's page, or its cell's start when zoomed out."""
+        g = self.grid
+        if g.cursor_addr is None:
+            return None
+        if self.model.zoom > 0:
+            return self.model.cell_addr(g.cursor_row, g.cursor_col)
+        return g.cursor_addr & ~(self.model.page_size - 1)
+
     def show_inspector(self) -> None:
-        addr = self.grid.cursor_addr
+        addr = self.inspected_addr()
         info = self.model.row_info(self.grid.cursor_row)
         key = self._since_key(addr) if addr is not None else None
         self.inspector.show(self.model, addr, since=self._since.get(key) if key else None,
@@ -549,10 +571,15 @@ class MainScreen(Screen):
     def _schedule_since(self) -> None:
         if self._since_timer is not None:
             self._since_timer.stop()
+        self.since_pending = True
         self._since_timer = self.set_timer(SINCE_DELAY, self._request_since)
 
     def _request_since(self) -> None:
-        addr = self.grid.cursor_addr
+        self.since_pending = False
+        if self._since_timer is not None:
+            self._since_timer.stop()
+            self._since_timer = None
+        addr = self.inspected_addr()
         if addr is None or self.model.zoom > 0:
             return
         key = self._since_key(addr)
@@ -560,18 +587,17 @@ class MainScreen(Screen):
             return
         proc = self.model.process
 
-        def fn(s: Session) -> tuple[tuple, str]:
-            j = s.block_history(proc, addr, max_ops=SINCE_MAX_OPS)
-            if j is not None:
-                return key, f"in this state since op {j + 1} ({s.ops[j]})"
-            if s.k <= SINCE_MAX_OPS:
-                return key, "in this state since the start of the session"
-            return key, f"unchanged for at least {SINCE_MAX_OPS} ops"
+        def fn(s: Session) -> tuple[tuple, str | None]:
+            res = since_op(s, proc, addr, max_ops=SINCE_MAX_OPS)
+            return key, (res.text if res.complete or res.scanned else None)
 
-        def done(res: tuple[tuple, str]) -> None:
+        def done(res: tuple[tuple, str | None]) -> None:
             k, text = res
+            if text is None:  # cancelled by a key press: ask again when things settle
+                return
             self._since[k] = text
-            if self.grid.cursor_addr is not None and self._since_key(self.grid.cursor_addr) == k:
+            cur = self.inspected_addr()
+            if cur is not None and self._since_key(cur) == k:
                 self.show_inspector()
 
         self.ctl.submit(Job("explain history", fn, done, low=True,

@@ -22,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui import legend
-from tui.grid_model import GUTTER, GridModel
+from tui.grid_model import GridModel
 
 PREFIX = "ptegrid"
 
@@ -100,7 +100,8 @@ class PteGrid(ScrollView, can_focus=True):
         self.post_message(self.CursorMoved(self, self.cursor_addr))
 
     def _content_width(self) -> int:
-        return max(20, self.size.width - 1)
+        # the content region less a vertical scrollbar (reserved, so the layout never oscillates)
+        return max(20, self.content_region.width - max(1, self.styles.scrollbar_size_vertical))
 
     def _place_cursor(self, addr: int) -> bool:
         m = self.model
@@ -203,7 +204,7 @@ class PteGrid(ScrollView, can_focus=True):
         info = m.row_info(row)
         if info is None or info.kind != "data":
             row = m.data_row(row, 1)
-        col = max(0, min(m.cells_per_row - 1, (x - GUTTER - 1) // 2))
+        col = m.col_at(x)
         self._set_cursor(row, col)
         self.post_message(self.CursorMoved(self, self.cursor_addr))
 
