@@ -61,12 +61,24 @@ def gather(session: Session, before: Position, *, hit: Hit | None = None, messag
 
 def do_step(session: Session, grain: str) -> MoveResult:
     before = session.position
+    hit = None
     try:
         if grain == "op" and not session.at_end and session.e == 0:
-            session.events_of(session.k)  # record it once: the changed cells and the op log need it
-        session.step(grain)
+            # The changed cells and the op log need the op's events: record them while running it.
+            if session.k >= session.executed:
+                # At the frontier a one-op continue runs the op once, in record mode (and, like
+                # a debugger's "next", stops at a breakpoint met inside it).
+                hit = session.continue_(limit_ops=1)
+            else:
+                session.events_of(session.k)  # a replay: record once, then step over it
+                session.step(grain)
+        else:
+            session.step(grain)
     except SessionError as e:
         return gather(session, before, message=str(e), severity="error")
+    if hit is not None:
+        return gather(session, before, hit=hit, message=f"breakpoint {hit.breakpoint.describe()} hit at "
+                                                        f"step {hit.position}")
     return gather(session, before)
 
 

@@ -207,6 +207,7 @@ class GridModel:
         self.ptrs = self.g.ptrs_per_pte
         self.pmd_shift = self.g.pmd_shift
         self.addr_mask = self.g.pte_addr_low
+        self.cont_mask = self.g.cont_pte_mask
         self.classify = Classifier(self.layout, self.addr_mask)
         procs = machine.process_list()
         self.process = process if process is not None else (procs[0].name if procs else "")
@@ -220,7 +221,8 @@ class GridModel:
         self.marked: set[int] = set()  # VAs tagged "diff" (comparison screen)
         self._marked_cells: set[int] = set()
         self.block_breakpoints: set[int] = set(breakpoints)  # block start VAs
-        self.generation = 0
+        self.generation = 0  # bumped by any change of what the rows show
+        self.layout_gen = 0  # bumped when rows move: geometry, zoom, process, regions
         self._tcache: dict[int, _TableSummary] = {}  # live tables
         self._ocache: dict[int, _TableSummary] = {}  # tables patched by the overlay, this view
         self.regions: list[Region] = []
@@ -268,6 +270,7 @@ class GridModel:
             self._layout_rows()
             self._recompute_changed_cells()
             self.generation += 1
+            self.layout_gen += 1
             return True
         return False
 
@@ -280,6 +283,7 @@ class GridModel:
         self._layout_rows()
         self._recompute_changed_cells()
         self.generation += 1
+        self.layout_gen += 1
         return True
 
     def zoom_label(self) -> str:
@@ -289,10 +293,13 @@ class GridModel:
 
     def refresh_regions(self) -> None:
         proc = self._proc()
+        old = self.regions
         if proc is None:
             self.regions = []
         else:
             self.regions = regions_of(proc, self.g, self._overlay)
+        if self.regions != old:
+            self.layout_gen += 1
         self._layout_rows()
 
     def _layout_rows(self) -> None:
@@ -324,6 +331,7 @@ class GridModel:
         self._apply_view()
         self.refresh_regions()
         self.generation += 1
+        self.layout_gen += 1
 
     def row_info(self, row: int) -> RowInfo | None:
         if not 0 <= row < self.n_rows:
@@ -464,7 +472,7 @@ class GridModel:
         return self.classify(raw)
 
     def block_start(self, addr: int) -> int:
-        return addr & self.g.cont_pte_mask
+        return addr & self.cont_mask
 
     def block(self, addr: int) -> list[int]:
         return self.entries(self.block_start(addr), self.cont_ptes)
@@ -664,6 +672,7 @@ class GridModel:
         bounds = self._boundaries(cells) if self.zoom == 0 else [False] * len(cells)
         n = len(cells)
         sep = self.sep
+        joins = self.zoom == 0  # zoomed out, cells are different blocks: never joined
         for j, c in enumerate(cells):
             tags: tuple[str, ...] = (c.state,)
             if c.cont and c.state != "outside":
@@ -678,8 +687,7 @@ class GridModel:
             if j == n - 1:
                 break
             nxt = cells[j + 1]
-            if c.cont and nxt.cont and c.state != "outside" and nxt.state != "outside" and \
-                    self.block_start(c.addr) == self.block_start(nxt.addr):
+            if joins and c.cont and nxt.cont and c.state != "outside" and nxt.state != "outside":
                 segs.append(("━" * sep, ("cont",)))
             elif bounds[j]:
                 half = (sep - 1) // 2

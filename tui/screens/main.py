@@ -97,7 +97,7 @@ class MainScreen(Screen):
     #grid { height: 1fr; }
     #oplog { height: 12; border-top: hkey $primary 40%; }
     #inspector { height: 1fr; }
-    #costs { border-top: hkey $primary 40%; }
+    #costs { border-top: hkey $primary 40%; height: 11; }
     #progress { height: 1; display: none; background: $warning 25%; padding: 0 1; }
     #progress.-busy { display: block; }
     #progress Label { width: auto; margin-right: 2; }
@@ -117,6 +117,8 @@ class MainScreen(Screen):
         self._since: dict[tuple, str] = {}
         self._since_timer: Timer | None = None
         self.since_pending = False  # a history lookup is scheduled (tests fire it at once)
+        self._panels_pending = False
+        self._inspector_pending = False
         self._progress_timer: Timer | None = None
         self.last_result: MoveResult | None = None
         self.messages: list[str] = []  # every notification text (tests)
@@ -175,13 +177,21 @@ class MainScreen(Screen):
                 "warning" if r.interrupted else "information"))
 
     def _refresh_all(self, view: ViewState, dirty: Any) -> None:
+        """The grid and the header now; the other panes right after the grid has painted."""
         self.model.block_breakpoints = block_breakpoints(self.session)
         self.model.set_view(view, dirty)
         self.grid.model_changed()
+        self.update_header()
+        if not self._panels_pending:
+            self._panels_pending = True
+            self.call_after_refresh(self._refresh_panels)
+
+    def _refresh_panels(self) -> None:
+        self._panels_pending = False
         self.oplog.update_position(self.session.position)
         self.query_one("#costs", CostPanel).update_view()
-        self.update_header()
         self._update_addrspace()
+        self.show_inspector()
 
     def _update_addrspace(self) -> None:
         info = self.model.row_info(self.grid.cursor_row)
@@ -218,7 +228,8 @@ class MainScreen(Screen):
         return text
 
     def update_header(self) -> None:
-        self.query_one("#header", Static).update(Text(self.header_text(), no_wrap=True, overflow="ellipsis"))
+        self.query_one("#header", Static).update(Text(self.header_text(), no_wrap=True, overflow="ellipsis"),
+                                                 layout=False)
         width = self.query_one("#grid-title", Static).size.width or 60
         stack = self.call_stack_text(limit=max(20, width - 22 - len(self.model.process)))
         if stack:
@@ -226,7 +237,8 @@ class MainScreen(Screen):
         else:
             n = len(self.model.regions)
             title = f"PTE grid — {self.model.process} — {n} range{'s' if n != 1 else ''}"
-        self.query_one("#grid-title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"))
+        self.query_one("#grid-title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"),
+                                                     layout=False)
 
     def say(self, message: str, severity: str = "information") -> None:
         self.messages.append(message)
@@ -261,7 +273,7 @@ class MainScreen(Screen):
         s = self.session
         done, total = self.ctl.progress or (s.k, s.n_ops)
         self.query_one("#progress-label", Label).update(
-            f"{job.label}: step {done} / {total}   (Esc interrupts)")
+            f"{job.label}: step {done} / {total}   (Esc interrupts)", layout=False)
         self.query_one("#progress-bar", ProgressBar).update(total=max(1, total), progress=done)
 
     # --- actions: moving the session ------------------------------------------------------
@@ -545,7 +557,9 @@ class MainScreen(Screen):
     # --- messages from widgets --------------------------------------------------------------
     @on(PteGrid.CursorMoved, "#grid")
     def _cursor_moved(self, event: PteGrid.CursorMoved) -> None:
-        self.show_inspector()
+        if not self._inspector_pending and not self._panels_pending:  # after the grid has painted, once
+            self._inspector_pending = True
+            self.call_after_refresh(self.show_inspector)
         self._schedule_since()
 
     def inspected_addr(self) -> int | None:
@@ -558,6 +572,7 @@ class MainScreen(Screen):
         return g.cursor_addr & ~(self.model.page_size - 1)
 
     def show_inspector(self) -> None:
+        self._inspector_pending = False
         addr = self.inspected_addr()
         info = self.model.row_info(self.grid.cursor_row)
         key = self._since_key(addr) if addr is not None else None

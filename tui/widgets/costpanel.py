@@ -52,7 +52,7 @@ def cost_lines(costs: CostModel, session: Any, width: int) -> list[tuple[str, st
 class CostPanel(Widget):
     COMPONENT_CLASSES = {"cost--title", "cost--value", "cost--dim", "cost--spark", "cost--now"}
     DEFAULT_CSS = """
-    CostPanel { background: $surface; padding: 0 1; height: auto; }
+    CostPanel { background: $surface; padding: 0 1; height: 10; }
     CostPanel > .cost--title { color: $accent; text-style: bold; }
     CostPanel > .cost--value { color: $foreground; }
     CostPanel > .cost--dim { color: $foreground 60%; }
@@ -76,7 +76,7 @@ class CostPanel(Widget):
             self.lines = []
         else:
             self.lines = cost_lines(self.costs, self.session, max(10, (self.size.width or 40) - 2))
-        self.refresh(layout=True)
+        self.refresh()
 
     @property
     def text(self) -> str:

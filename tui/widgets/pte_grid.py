@@ -3,9 +3,12 @@
 
 Rows come from :class:`tui.grid_model.GridModel` as (text, tags) segments;
 this widget turns tags into theme styles (component classes generated from
-the legend table), caches one Strip per (row, generation, zoom, cursor) and
-renders only the rows on screen. A step bumps the model's generation, which
-invalidates every cached strip in O(1).
+the legend table) and renders only the rows on screen. Strips are cached per
+(row, cursor column) together with the layout key (zoom, geometry, process,
+regions) and the segments they were built from. A new layout drops the cache;
+a step (same layout, new content) rebuilds the segments of the visible rows
+only and repaints just the rows whose segments differ -- usually one or two,
+so a step costs a couple of lines of terminal output, not a screenful.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import var
@@ -71,10 +73,14 @@ class PteGrid(ScrollView, can_focus=True):
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.model: GridModel | None = model
-        self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
+        # (row, cursor col or -1) -> (layout key, content generation, segments, strip)
+        self._rows: dict[tuple[int, int], tuple[tuple, int, list, Strip]] = {}
+        self._layout: tuple = ()
+        self._content_gen = 0
         self._styles: dict[tuple[str, ...], Style] = {}
         self.cursor_addr: int | None = None
         self.renders = 0  # rows built (not served from cache): for tests and benchmarks
+        self._base: Style | None = None  # self.rich_style, which walks the DOM: cached
 
     # --- model ------------------------------------------------------------------------
     def set_model(self, model: GridModel) -> None:
@@ -90,14 +96,45 @@ class PteGrid(ScrollView, can_focus=True):
         if self.size.width:
             m.set_width(self._content_width())
         self.virtual_size = Size(m.row_width, m.n_rows)
-        self._strips.clear()
+        full = self._layout_key() != self._layout
+        self._content_gen += 1
+        if full:
+            self._rows.clear()
         if keep_addr and self.cursor_addr is not None and self._place_cursor(self.cursor_addr):
             pass
         else:
             row = m.data_row(min(self.cursor_row, max(0, m.n_rows - 1)))
             self._set_cursor(row, min(self.cursor_col, m.cells_per_row - 1))
-        self.refresh()
+        if full:
+            self._layout = self._layout_key()
+            self.refresh()
+        else:
+            self._repaint_changed_rows()
         self.post_message(self.CursorMoved(self, self.cursor_addr))
+
+    def _layout_key(self) -> tuple:
+        m = self.model
+        return () if m is None else (m.layout_gen, m.zoom, m.process, m.cells_per_row, m.sep, id(m))
+
+    def _repaint_changed_rows(self) -> None:
+        """Same layout, new content: rebuild the visible rows, repaint only those that differ."""
+        m = self.model
+        if m is None:
+            return
+        y0 = self.scroll_offset.y
+        h = self.scrollable_content_region.height or self.size.height
+        for row in range(y0, min(m.n_rows, y0 + h)):
+            cur = self.cursor_col if row == self.cursor_row else -1
+            old = self._rows.get((row, cur))
+            segs = m.row_segments(row, cur)
+            if old is not None and old[0] == self._layout and old[2] == segs:
+                self._rows[(row, cur)] = (old[0], self._content_gen, segs, old[3])
+                continue
+            self._rows[(row, cur)] = (self._layout, self._content_gen, segs, self._strip(segs))
+            self.refresh_line(row)
+        if len(self._rows) > 4 * max(64, h):
+            keep = {k: v for k, v in self._rows.items() if v[1] == self._content_gen}
+            self._rows = keep
 
     def _content_width(self) -> int:
         # the content region less a vertical scrollbar (reserved, so the layout never oscillates)
@@ -211,7 +248,14 @@ class PteGrid(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
-        self._strips.clear()
+        self._rows.clear()
+        self._base = None
+
+    @property
+    def base_style(self) -> Style:
+        if self._base is None:
+            self._base = self.rich_style
+        return self._base
 
     # --- rendering --------------------------------------------------------------------
     def _style(self, tags: tuple[str, ...]) -> Style:
@@ -223,27 +267,34 @@ class PteGrid(ScrollView, can_focus=True):
             self._styles[tags] = st
         return st
 
+    def _strip(self, segs: list) -> Strip:
+        self.renders += 1
+        return Strip([Segment(text, self._style(tags)) for text, tags in segs])
+
     def row_strip(self, row: int) -> Strip:
         m = self.model
         assert m is not None
-        cur = self.cursor_col if row == self.cursor_row and self.has_focus_within_or_always() else -1
-        key = (row, m.generation, m.zoom, m.process, cur)
-        strip = self._strips.get(key)
-        if strip is None:
-            self.renders += 1
-            segs = m.row_segments(row, cur)
-            strip = Strip([Segment(text, self._style(tags)) for text, tags in segs])
-            self._strips[key] = strip
+        cur = self.cursor_col if row == self.cursor_row else -1
+        layout = self._layout_key()
+        if layout != self._layout:
+            self._rows.clear()
+            self._layout = layout
+        entry = self._rows.get((row, cur))
+        if entry is not None and entry[1] == self._content_gen:
+            return entry[3]
+        segs = m.row_segments(row, cur)
+        if entry is not None and entry[0] == layout and entry[2] == segs:
+            strip = entry[3]
+        else:
+            strip = self._strip(segs)
+        self._rows[(row, cur)] = (layout, self._content_gen, segs, strip)
         return strip
-
-    def has_focus_within_or_always(self) -> bool:
-        return True
 
     def render_line(self, y: int) -> Strip:
         m = self.model
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self.base_style
         if m is None:
             return Strip.blank(width, base)
         row = scroll_y + y
