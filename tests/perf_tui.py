@@ -51,8 +51,8 @@ class BigMachine(ApiMachine):
             pfn0 = base_pfn + t * ptrs
             for b in range(0, ptrs, n):
                 self.sim.folios.add(pfn0 + b, n)
-            vals = array("Q", (((pfn0 + i) << g.page_shift) & g.pte_addr_low | pte_mkold(PAGE_SHARED) | PTE_CONT
-                               for i in range(ptrs)))
+            prot = pte_mkold(PAGE_SHARED) | PTE_CONT
+            vals = array("Q", (((pfn0 + i) << g.page_shift) & g.pte_addr_low | prot for i in range(ptrs)))
             pt.tables[(VA >> g.pmd_shift) + t] = vals
         vma = SimpleNamespace(name="heap", start=VA, end=VA + size, prot="rw", anon=True, shared=False)
         self.procs = [SimpleNamespace(name="bench", mm=self.sim.mm, vmas=[vma])]
@@ -81,14 +81,14 @@ def big_session(size: int = 1 << 30, steps: int = 40, granule: str = "4K") -> Se
 
 
 async def measure(session: Session, steps: int, size: tuple[int, int] = (120, 40)) -> dict[str, list[float]]:
+    from textual.screen import Screen
+    from tui_support import settle
+
     from tui.app import PtlabApp
     from tui.screens.main import MainScreen
     from tui.widgets.pte_grid import PteGrid
-    from tui_support import settle
 
-    from textual.screen import Screen
-
-    out: dict[str, list[float]] = {"job": [], "apply": [], "first row": [], "frame done": [], "rows_built": []}
+    out: dict[str, list[float]] = {k: [] for k in ("job", "apply", "first row", "frame done", "rows_built")}
     marks: dict[str, float] = {}
     done = asyncio.Event()
     orig_apply = MainScreen.apply
@@ -150,7 +150,8 @@ def report(out: dict[str, list[float]]) -> str:
             lines.append(f"{k:>10}: median {statistics.median(v):.0f} per step")
         else:
             ms = sorted(x * 1000 for x in v)
-            lines.append(f"{k:>10}: median {statistics.median(ms):6.1f} ms   p90 {ms[int(len(ms) * 0.9)]:6.1f} ms")
+            p90 = ms[int(len(ms) * 0.9)]
+            lines.append(f"{k:>10}: median {statistics.median(ms):6.1f} ms   p90 {p90:6.1f} ms")
     return "\n".join(lines)
 
 
