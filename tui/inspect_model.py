@@ -75,7 +75,7 @@ def entry_lines(model: GridModel, addr: int, *, mid_op: bool = False) -> list[Li
                 _t(f" {st.label}" + (" + CONT" if cont else ""))])
     out.append(_kv("raw", f"{raw:#018x}", "value"))
     if mid_op and addr in model._overlay:
-        out.append(_kv("", f"mid-op value; at the op's start {model.live(addr):#018x}", "changed"))
+        out.append(_kv("", f"mid-op value; at the op's start {model.live(addr):#018x}", "value"))
     d = decode(raw, model.g, model.layout)
     out.append(_kv("decoded", f"{d.kind}: {d.summary}"))
     if d.flags:

@@ -42,9 +42,9 @@ class CompareScreen(Screen):
     #cmp-body { height: 1fr; }
     .cmp-side { width: 1fr; }
     .cmp-side > .cmp-title { height: 1; background: $panel; text-style: bold; padding: 0 1; }
-    .cmp-side > .cmp-op { height: 2; color: $secondary; padding: 0 1; }
+    .cmp-side > .cmp-op { height: 2; color: $text-primary; padding: 0 1; }
     #cmp-b { border-left: vkey $primary 40%; }
-    #cmp-totals { height: auto; max-height: 14; border-top: hkey $primary 40%; padding: 0 1; }
+    #cmp-totals { height: auto; max-height: 12; border-top: hkey $primary 40%; padding: 0 1; }
     """
 
     def __init__(self, res: CompareResult, ctl: SessionController) -> None:
@@ -53,7 +53,6 @@ class CompareScreen(Screen):
         self.ctl = ctl
         self.model_a = GridModel(res.a.machine)
         self.model_b = GridModel(res.b.machine)
-        self._syncing = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="cmp-header")
@@ -84,9 +83,10 @@ class CompareScreen(Screen):
         if r.first is None:
             where = f"no divergence in {a.n_ops} ops"
         else:
-            where = f"first divergence: op {r.first + 1} ({a.ops[r.first]}): {r.reason}"
-        return (f"Compare  {a.name}: {what}\n{where}   │  showing step {a.position} / {a.n_ops}   "
-                f"│  {len(r.diff)} entr{'y differs' if len(r.diff) == 1 else 'ies differ'} here")
+            where = f"first divergence: op {r.first + 1} — {r.reason}: {a.ops[r.first]}"
+        n = len(r.diff)
+        here = f"{n} entr{'y differs' if n == 1 else 'ies differ'} here (marked on a red background)"
+        return f"Compare {a.name}: {what}\n{where}\nshowing step {a.position} / {a.n_ops} — {here}"
 
     def show(self, res: CompareResult) -> None:
         self.res = res
@@ -102,11 +102,10 @@ class CompareScreen(Screen):
             grid.model_changed()
             self.query_one(f"#cmp-op-{side}", Static).update(self._op_text(s, res.first))
         self.query_one("#cmp-totals", Static).update(self._totals_table())
-        if res.diff:
-            first = min(a for p, a in res.diff if p == self.model_a.process) if any(
-                p == self.model_a.process for p, _ in res.diff) else None
-            if first is not None:
-                self.query_one("#grid-a", PteGrid).go_to(first)
+        mine = [a for p, a in res.diff if p == self.model_a.process]
+        if mine:  # both cursors on the first differing entry
+            for side in ("#grid-a", "#grid-b"):
+                self.query_one(side, PteGrid).go_to(min(mine))
 
     def _op_text(self, s: Session, first: int | None) -> str:
         k = s.k - 1
@@ -161,14 +160,9 @@ class CompareScreen(Screen):
 
     @on(PteGrid.CursorMoved)
     def _sync(self, event: PteGrid.CursorMoved) -> None:
-        if self._syncing or event.addr is None:
+        """Keep both cursors on the same address (stale messages are ignored)."""
+        if event.addr is None or event.addr != event.grid.cursor_addr:
             return
-        other = "#grid-b" if event.grid.id == "grid-a" else "#grid-a"
-        self._syncing = True
-        try:
-            self.query_one(other, PteGrid).go_to(event.addr)
-        finally:
-            self.call_after_refresh(self._unsync)
-
-    def _unsync(self) -> None:
-        self._syncing = False
+        other = self.query_one("#grid-b" if event.grid.id == "grid-a" else "#grid-a", PteGrid)
+        if other.cursor_addr != event.addr:
+            other.go_to(event.addr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -17,7 +18,7 @@ from textual.widgets.option_list import Option
 DIALOG_CSS = """
 {name} {{ align: center middle; background: $background 60%; }}
 {name} > Vertical {{
-    width: 72; height: auto; max-height: 90%;
+    width: 84; max-width: 95%; height: auto; max-height: 90%;
     border: round $accent; background: $panel; padding: 1 2;
 }}
 {name} .title {{ text-style: bold; color: $accent; margin-bottom: 1; }}
@@ -172,7 +173,8 @@ class ChoiceDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text, classes="title")
-            yield OptionList(*[Option(label, id=key) for key, label in self.choices], id="choices")
+            yield OptionList(*[Option(Text(label, no_wrap=True, overflow="ellipsis"), id=key)
+                               for key, label in self.choices], id="choices")
             if self.hint:
                 yield Static(self.hint, classes="hint")
 

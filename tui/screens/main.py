@@ -504,9 +504,9 @@ class MainScreen(Screen):
         from tui.screens.dialogs import ChoiceDialog
 
         st = self.settings()
-        choices = [(f"kernel:{p}", f"kernel {p:<12} {PROFILES[p].description}"[:66])
+        choices = [(f"kernel:{p}", f"kernel {p:<12} {PROFILES[p].description}")
                    for p in PROFILES if p != st["kernel"]]
-        choices += [(f"policy:{p}", f"policy {p:<12} {cls.description}"[:66])
+        choices += [(f"policy:{p}", f"policy {p:<12} {cls.description}")
                     for p, cls in BUILTIN_POLICIES.items() if p != st["policy"]]
 
         def done(key: str | None) -> None:

@@ -46,12 +46,12 @@ class AddressSpace(ScrollView, can_focus=True):
                          "addrspace--selected", "addrspace--current"}
     DEFAULT_CSS = """
     AddressSpace { background: $surface; scrollbar-size-vertical: 1; padding-left: 1; }
-    AddressSpace > .addrspace--mapped { color: $success; }
-    AddressSpace > .addrspace--cont { color: $primary; }
-    AddressSpace > .addrspace--name { color: $accent; text-style: bold; }
+    AddressSpace > .addrspace--mapped { color: $text-success; }
+    AddressSpace > .addrspace--cont { color: $text-primary; }
+    AddressSpace > .addrspace--name { color: $text-accent; text-style: bold; }
     AddressSpace > .addrspace--dim { color: $foreground 60%; }
-    AddressSpace > .addrspace--selected { background: $primary 35%; }
-    AddressSpace > .addrspace--current { color: $accent; }
+    AddressSpace > .addrspace--selected { background: $primary-muted; }
+    AddressSpace > .addrspace--current { color: $text-accent; }
     """
     BINDINGS = [
         Binding("up,k", "select(-1)", "up", show=False),

@@ -53,11 +53,11 @@ class CostPanel(Widget):
     COMPONENT_CLASSES = {"cost--title", "cost--value", "cost--dim", "cost--spark", "cost--now"}
     DEFAULT_CSS = """
     CostPanel { background: $surface; padding: 0 1; height: 10; }
-    CostPanel > .cost--title { color: $accent; text-style: bold; }
+    CostPanel > .cost--title { color: $text-accent; text-style: bold; }
     CostPanel > .cost--value { color: $foreground; }
     CostPanel > .cost--dim { color: $foreground 60%; }
-    CostPanel > .cost--spark { color: $warning; }
-    CostPanel > .cost--now { color: $secondary; }
+    CostPanel > .cost--spark { color: $text-warning; }
+    CostPanel > .cost--now { color: $text-primary; }
     """
 
     def __init__(self, **kw: Any) -> None:

@@ -33,9 +33,9 @@ class Inspector(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     Inspector { background: $surface; scrollbar-size-vertical: 1; }
     Inspector > .insp--label { color: $foreground 60%; }
-    Inspector > .insp--section { color: $accent; text-style: bold; }
+    Inspector > .insp--section { color: $text-accent; text-style: bold; }
     Inspector > .insp--dim { color: $foreground 55%; }
-    Inspector > .insp--value { color: $secondary; text-style: bold; }
+    Inspector > .insp--value { color: $text-primary; text-style: bold; }
     Inspector > .insp--on { color: $foreground; text-style: bold; }
     """ + legend.tcss("Inspector", "ptegrid")
     BINDINGS = [

@@ -28,14 +28,14 @@ class OpLog(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     OpLog { background: $surface; scrollbar-size-vertical: 1; }
     OpLog > .oplog--done { color: $foreground; }
-    OpLog > .oplog--next { color: $accent; text-style: bold; }
+    OpLog > .oplog--next { color: $text-accent; text-style: bold; }
     OpLog > .oplog--future { color: $foreground 50%; }
-    OpLog > .oplog--cursor { background: $primary 40%; }
+    OpLog > .oplog--cursor { background: $primary-muted; }
     OpLog > .oplog--event { color: $foreground 60%; }
     OpLog > .oplog--event-done { color: $foreground 90%; }
-    OpLog > .oplog--marker { color: $accent; text-style: bold; }
-    OpLog > .oplog--error { color: $error; text-style: bold; }
-    OpLog > .oplog--costs { color: $secondary; }
+    OpLog > .oplog--marker { color: $text-accent; text-style: bold; }
+    OpLog > .oplog--error { color: $text-error; text-style: bold; }
+    OpLog > .oplog--costs { color: $text-primary; }
     """
     BINDINGS = [
         Binding("up,k", "move(-1)", "up", show=False),
