@@ -377,3 +377,43 @@ async def _help_screen_lists_keys_and_legend(app, pilot, s) -> None:  # type: ig
     assert app.screen.id == "help"
     await press(app, pilot, "escape")
     assert app.screen is app.main
+
+
+def test_process_switch_with_two_address_spaces():
+    from types import SimpleNamespace
+
+    from tui_support import folio, ptep
+
+    from engine.apimachine import ApiMachine
+    from engine.pte import PAGE_READONLY
+    from engine.session import Session
+    from engine.state.mmstruct import MMStruct
+
+    class TwoProcs(ApiMachine):
+        def __init__(self) -> None:
+            super().__init__("4K", "v7.0", "neoverse-n1")
+            child = MMStruct(self.sim.g, asid=2, name="child")
+            for i in range(8):  # a read-only range the ops never touch
+                child.pt.set(VA + 0x200000 + i * 4096, ((0x90000 + i) << 12) | PAGE_READONLY)
+            vma = SimpleNamespace(name="lib", start=VA + 0x200000, end=VA + 0x208000, prot="r", anon=False,
+                                  shared=False)
+            self.procs = [self.current, SimpleNamespace(name="child", mm=child, vmas=[vma])]
+
+    s = Session(TwoProcs, [folio(0x80000, 16), ptep("set_ptes", VA, (0x80000 << 12) | PAGE_READONLY, 16)],
+                name="two")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, "n", "n")
+        assert "proc mm" in main.header_text()
+        await press(app, pilot, "p")
+        assert "proc child" in main.header_text()
+        assert [r.name for r in main.model.regions] == ["lib"]
+        assert main.grid.cursor_addr == VA + 0x200000
+        assert "PTE 7f0000200000  child" in main.inspector.text
+        row, _ = main.model.locate(VA + 0x200000)
+        assert main.model.row_text(row).split()[1:9] == ["y"] * 8  # PAGE_READONLY has AF set
+        await press(app, pilot, "p")
+        assert "proc mm" in main.header_text()
+
+    run(s, body)

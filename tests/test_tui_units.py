@@ -251,3 +251,15 @@ def test_variant_without_reopen_or_config_is_a_user_error():
 
 def test_vectors_file_is_valid_json():
     assert json.loads(DATA.read_text())["format"] == "ptlab-ptep-vectors/1"
+
+
+def test_a_failing_op_is_reported_not_raised():
+    a = vector_session(1)
+    s = targets.api_session(a.ops, "4K", "v6.9", "neoverse-n1", None, name="v6.9")
+    r = do_seek(s, Position(70))
+    assert s.position == Position(70)
+    r = do_step(s, "op")
+    assert r.severity == "error" and "does not exist in kernel profile 'v6.9'" in r.message
+    assert s.position == Position(70) and s.error is not None
+    r = do_run_to_end(s)
+    assert r.severity == "error" and not s.at_end
