@@ -302,17 +302,6 @@ def test_keymap_file_rebinds_an_action(tmp_path, monkeypatch):
     asyncio.run(main_())
 
 
-def test_a_16k_trace_opens_and_steps():
-    s = open_target("tests/data/ptep-vectors.json:12")
-
-    async def body(app, pilot):
-        await press(app, pilot, "n", "n", "n")
-        assert s.position == Position(3)
-        assert app.main.model.n_rows > 0
-
-    run(s, body)
-
-
 async def _palette_provider_lists_registered_actions(app, pilot, s) -> None:  # type: ignore[no-untyped-def]
     from tui.palette import PtlabCommands
 

@@ -68,12 +68,6 @@ def test_inspector_on_a_cont_entry(snap_compare):
                                             breakpoint="block:0x7f0000040000"))
 
 
-def test_main_screen_zoomed_out(snap_compare):
-    app = _app()
-    assert snap_compare(app, terminal_size=(120, 40),
-                        run_before=_prepare(app, position=Position(42), addr=VA + 0x40000, zoom=1))
-
-
 def test_comparison_screen(snap_compare):
     app = _app()
     assert snap_compare(app, terminal_size=(120, 40), run_before=_prepare(app, compare_policy="never"))

@@ -180,6 +180,7 @@ class MainScreen(Screen):
         """The grid and the header now; the other panes right after the grid has painted."""
         self.model.block_breakpoints = block_breakpoints(self.session)
         self.model.set_view(view, dirty)
+        self.query_one("#addrspace", AddressSpace).forget(dirty)
         self.grid.model_changed()
         self.update_header()
         if not self._panels_pending:

@@ -72,6 +72,16 @@ class AddressSpace(ScrollView, can_focus=True):
         self._starts: list[int] = []
         self._lines: list[list[tuple[str, str]]] = []  # (text, style name) per line
         self.summary_text = ""
+        # (process, start, end, width) -> (mapped bar, CONT bar); dropped for ranges a step wrote
+        self._bars: dict[tuple[str, int, int, int], tuple[str, str]] = {}
+
+    def forget(self, dirty: Any) -> None:
+        """Descriptors (process, VA) whose op-boundary value changed; None: all of them."""
+        if dirty is None:
+            self._bars.clear()
+            return
+        for key in [k for k in self._bars if any(p == k[0] and k[1] <= a < k[2] for p, a in dirty)]:
+            del self._bars[key]
 
     def _st(self, name: str) -> Style:
         if not name:
@@ -96,9 +106,13 @@ class AddressSpace(ScrollView, can_focus=True):
                 procs.append((f"[{n}]", "name") if n == model.process else (n, "dim"))
             lines.append(procs)
             for r in model.regions:
-                dens = density_bar(model, r.start, r.end, width - 2)
-                mapped = bar_text([d[0] for d in dens])
-                cont = bar_text([d[1] for d in dens])
+                key = (model.process, r.start, r.end, width)
+                bars = self._bars.get(key)
+                if bars is None:
+                    dens = density_bar(model, r.start, r.end, width - 2)
+                    bars = (bar_text([d[0] for d in dens]), bar_text([d[1] for d in dens]))
+                    self._bars[key] = bars
+                mapped, cont = bars
                 lines.append([(r.name[: width - 7], "name"), (f" {fmt_size(r.size)}", "dim")])
                 lines.append([(f"{r.start:x} {r.detail}"[:width], "dim")])
                 lines.append([("m ", "dim"), (mapped, "mapped")])
