@@ -263,3 +263,14 @@ def test_a_failing_op_is_reported_not_raised():
     assert s.position == Position(70) and s.error is not None
     r = do_run_to_end(s)
     assert r.severity == "error" and not s.at_end
+
+
+def test_a_back_step_highlights_what_it_undid():
+    s = open_target("example")
+    do_seek(s, Position(2))
+    r = do_back(s, "op")
+    assert r.after == Position(1)
+    assert r.view.changed == {("mm", VA + i * 4096) for i in range(16)}  # op 2's writes, undone
+    assert r.dirty == r.view.changed
+    r = do_step(s, "call")  # forward by a call: every write of the step, not only the last event's
+    assert r.view.changed <= {("mm", VA + i * 4096) for i in range(16)}

@@ -43,18 +43,39 @@ class MoveResult:
     stack: list[str] = field(default_factory=list)  # open calls at the position, outermost first
 
 
+def writes_between(session: Session, a: Position, b: Position) -> set[tuple[str, int]] | None:
+    """Descriptors written between two positions at most one op boundary apart
+    (in either direction), or None when they are further apart."""
+    lo, hi = (a, b) if a <= b else (b, a)
+    if lo == hi:
+        return set()
+    if lo.op >= session.n_ops:
+        return set()
+    if hi.op == lo.op:
+        return set(writes_of(session.events_of(lo.op)[lo.event:hi.event]))
+    if hi.op == lo.op + 1 and hi.event == 0:
+        return set(writes_of(session.events_of(lo.op)[lo.event:]))
+    return None
+
+
 def gather(session: Session, before: Position, *, hit: Hit | None = None, message: str | None = None,
            severity: str = "information", interrupted: bool = False) -> MoveResult:
-    """Everything the UI needs about the new position (runs in the worker)."""
+    """Everything the UI needs about the new position (runs in the worker).
+
+    ``changed`` (highlighted cells) is what the user's step changed, forward or
+    backward; after a longer jump it is what the op before the position wrote.
+    ``dirty`` (summaries to recompute) is what changed in the op-boundary state.
+    """
     after = session.position
-    view = ViewState(session.overlay(), session.changed_by_last_step())
+    between = writes_between(session, before, after)
+    changed = between if between and before != after else session.changed_by_last_step()
     if before.op == after.op:
         dirty: set[tuple[str, int]] | None = set()
     elif abs(before.op - after.op) == 1:
-        lo = min(before.op, after.op)
-        dirty = set(writes_of(session.events_of(lo)))
+        dirty = set(writes_of(session.events_of(min(before.op, after.op))))
     else:
         dirty = None
+    view = ViewState(session.overlay(), changed)
     stack = [ev[1] for ev in session.call_stack()]
     return MoveResult(before, after, view, dirty, hit, message, severity, interrupted, stack=stack)
 
