@@ -308,3 +308,25 @@ def test_wide_panes_space_the_cells_out_and_clicks_map_back():
     for col in (0, 7, 8, 15):
         x = GUTTER + 1 + col * m.cell_width
         assert m.col_at(x) == col and m.row_text(row)[x] == "y"
+
+
+def test_pmd_leaves_show_as_huge_page_cells():
+    from engine.pte import PAGE_READONLY
+
+    s = api_session([folio(PFN, 16), ptep("set_ptes", VA, _pte(PFN), 16)])
+    s.run()
+    pt = s.machine.sim.mm.pt
+    pmd_va = VA + (2 << 20)
+    pt.set_pmd(pmd_va, ((0x100000 << 12) | PAGE_READONLY) & ~2)  # a block descriptor (type 0b01)
+    m = GridModel(s.machine, width=60)
+    assert [r.start for r in m.regions] == [VA, ]  # one merged range: VA .. VA + 4M
+    assert m.regions[0].end == VA + (4 << 20)
+    row, _ = m.locate(pmd_va)
+    assert cells_text(m, row) == " ".join("H" * 16)
+    m.set_zoom(2)
+    row, col = m.locate(pmd_va)
+    assert m.cells(row)[col].state == "pmd"
+    from tui.inspect_model import inspect, plain
+
+    m.set_zoom(0)
+    assert "PMD leaf for 7f0000200000-7f0000400000" in plain(inspect(m, pmd_va))

@@ -445,19 +445,34 @@ class GridModel:
     # --- reading descriptors -------------------------------------------------------------
     def live(self, addr: int) -> int:
         proc = self._proc()
-        return 0 if proc is None else proc.mm.pt.get(addr)
+        if proc is None:
+            return 0
+        return proc.mm.pt.get(addr) or self.pmd_leaf(addr)
 
     def raw(self, addr: int) -> int:
         """The descriptor as shown (mid-op overlay applied)."""
         v = self._overlay.get(addr)
         return v if v is not None else self.live(addr)
 
+    def pmd_leaf(self, addr: int) -> int:
+        """The PMD leaf (huge-page block descriptor) mapping addr, 0 if none."""
+        proc = self._proc()
+        if proc is None:
+            return 0
+        leaves = getattr(proc.mm.pt, "pmd_leaves", None)
+        return leaves.get(addr >> self.pmd_shift, 0) if leaves else 0
+
     def entries(self, addr: int, n: int) -> list[int]:
-        """n consecutive descriptors from addr (within one PTE table), overlay applied."""
+        """n consecutive descriptors from addr (within one PTE table), overlay applied.
+        Under a PMD leaf every slot holds the PMD descriptor (state "pmd")."""
         proc = self._proc()
         t = None if proc is None else proc.mm.pt.tables.get(addr >> self.pmd_shift)
         i = (addr >> self.page_shift) & (self.ptrs - 1)
-        vals = [0] * n if t is None else list(t[i:i + n])
+        if t is None:
+            leaf = self.pmd_leaf(addr)
+            vals = [leaf] * n
+        else:
+            vals = list(t[i:i + n])
         if self._overlay and (addr >> self.pmd_shift) in self._overlay_tables:
             ps = self.page_size
             for j in range(n):
@@ -469,6 +484,8 @@ class GridModel:
     def state_of(self, addr: int, raw: int) -> str:
         if raw == 0 and addr in self._overlay and self.live(addr) != 0:
             return "cleared"
+        if raw and raw == self.pmd_leaf(addr) and addr not in self._overlay:
+            return "pmd"
         return self.classify(raw)
 
     def block_start(self, addr: int) -> int:
@@ -491,7 +508,14 @@ class GridModel:
         t = None if proc is None else proc.mm.pt.tables.get(key)
         n = self.cont_ptes
         if t is None and not patched:
-            ts = _TableSummary([empty_summary(n)] * (self.ptrs // n), empty_summary(self.ptrs))
+            leaf = self.pmd_leaf(key << self.pmd_shift)
+            if leaf:  # a PMD leaf: every slot "pmd", valid if the block descriptor is
+                v = 1 if leaf & _VALID else 0
+                b = Summary(RANK["pmd"], n, n * v, 0, n)
+                ts = _TableSummary([b] * (self.ptrs // n), Summary(RANK["pmd"], self.ptrs, self.ptrs * v, 0,
+                                                                   self.ptrs))
+            else:
+                ts = _TableSummary([empty_summary(n)] * (self.ptrs // n), empty_summary(self.ptrs))
             cache[key] = ts
             return ts
         vals = [0] * self.ptrs if t is None else list(t)

@@ -74,6 +74,10 @@ def entry_lines(model: GridModel, addr: int, *, mid_op: bool = False) -> list[Li
     out.append([_t("state     ", "label"), _t(glyph(state, cont), state, *(("cont",) if cont else ())),
                 _t(f" {st.label}" + (" + CONT" if cont else ""))])
     out.append(_kv("raw", f"{raw:#018x}", "value"))
+    if state == "pmd":
+        out.append(_kv("", f"no PTE table: PMD leaf for {addr & ~(model.g.pmd_size - 1):x}-"
+                           f"{(addr & ~(model.g.pmd_size - 1)) + model.g.pmd_size:x} (a huge-page block "
+                           "descriptor; decoded below with the PTE layout)", "value"))
     if mid_op and addr in model._overlay:
         out.append(_kv("", f"mid-op value; at the op's start {model.live(addr):#018x}", "value"))
     d = decode(raw, model.g, model.layout)

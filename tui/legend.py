@@ -47,6 +47,9 @@ STATES: tuple[CellState, ...] = (
               "valid + PTE_SPECIAL (no struct page: never folded)"),
     CellState("protnone", "n", "N", "$text-error", "PROT_NONE",
               "present but invalid: PROT_NONE / NUMA hinting (VALID=0)"),
+    CellState("pmd", "H", "H", "$text-accent", "PMD leaf",
+              "no PTE table: the whole PMD range is mapped by one huge-page (block) descriptor",
+              "text-style: bold;"),
     CellState("swap", "s", "s", "$foreground 65%", "swap", "swap entry (not present)",
               "text-style: italic;"),
     CellState("migration", "m", "m", "$foreground 65%", "migration", "migration entry (not present)",
@@ -64,7 +67,7 @@ INDEX: dict[str, int] = {s.name: i for i, s in enumerate(STATES)}
 
 # The summarising zoom shows the first state in this order that any aggregated
 # descriptor has (most interesting first).
-PRIORITY: tuple[str, ...] = ("bad", "cleared", "migration", "swap", "protnone", "special", "dirty",
+PRIORITY: tuple[str, ...] = ("bad", "cleared", "migration", "swap", "protnone", "pmd", "special", "dirty",
                              "young", "writable", "valid", "none", "outside")
 RANK: dict[str, int] = {name: i for i, name in enumerate(PRIORITY)}
 assert set(PRIORITY) == set(BY_NAME)

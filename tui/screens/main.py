@@ -178,6 +178,11 @@ class MainScreen(Screen):
 
     def _refresh_all(self, view: ViewState, dirty: Any) -> None:
         """The grid and the header now; the other panes right after the grid has painted."""
+        names = self.model.processes()
+        if names and self.model.process not in names:  # it exited (or does not exist yet here)
+            gone = self.model.process
+            self.model.set_process(names[0])
+            self.say(f"process {gone} does not exist at this step: showing {names[0]}", "warning")
         self.model.block_breakpoints = block_breakpoints(self.session)
         self.model.set_view(view, dirty)
         self.query_one("#addrspace", AddressSpace).forget(dirty)
