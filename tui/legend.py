@@ -84,7 +84,7 @@ class Mark:
 
 
 MARKS: tuple[Mark, ...] = (
-    Mark("cont", "background: $primary-muted;", "CONT block", "[R━R]",
+    Mark("cont", "background: $primary-muted;", "CONT (upper case)", "[R━R]",
          "entries with PTE_CONT: upper-case glyph, joined by ━, row bracketed [ ] when the whole "
          "row is CONT"),
     Mark("boundary", "color: $foreground 80%;", "folio edge", "│",

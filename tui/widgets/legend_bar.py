@@ -31,13 +31,25 @@ class LegendBar(Widget):
     """ + legend.tcss("LegendBar", "ptegrid")
 
     def render(self) -> Text:
-        text = Text(overflow="fold")
+        """Entries laid out greedily, never broken inside one entry."""
+        text = Text(no_wrap=True, overflow="crop")
         label = self.get_component_rich_style("legend--label", partial=True)
-        for i, (sample, name, lab) in enumerate(legend_segments()):
-            if i:
+        width = max(20, self.content_region.width or 120)
+        entries = [(sample, name, lab) for sample, name, lab in legend_segments()]
+        col = 0
+        for sample, name, lab in entries:
+            n = len(sample) + 1 + len(lab)
+            if col and col + 2 + n > width:
+                text.append("\n")
+                col = 0
+            elif col:
                 text.append("  ")
-            st = self.get_component_rich_style(f"ptegrid--{name}", partial=True)
+                col += 2
+            st = self.get_component_rich_style(f"ptegrid--{name}", partial=True) if name else label
             text.append(sample, st)
             text.append(f" {lab}", label)
-        text.append("   Rr: upper case = CONT", label)
+            col += n
         return text
+
+    def on_resize(self) -> None:
+        self.refresh(layout=True)
