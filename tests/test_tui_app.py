@@ -65,9 +65,11 @@ async def _stepping(app, pilot, s) -> None:  # type: ignore[no-untyped-def]
     assert s.position.op == 4 and s.position.event > 0
     assert step_of(app) == f"step {s.position} / 42"
     assert main.oplog.position == s.position
+    assert 4 in main.oplog.expanded  # inside an op, the op log shows its events
     await press(app, pilot, "E")  # back one event
     await press(app, pilot, "b")  # back to the op boundary
     assert s.position == Position(4)
+    assert 4 not in main.oplog.expanded
     await press(app, pilot, "b", "b")
     assert s.position == Position(2)
     assert grid.cursor_addr is not None

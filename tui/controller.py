@@ -41,6 +41,7 @@ class MoveResult:
     interrupted: bool = False
     error: str | None = None
     stack: list[str] = field(default_factory=list)  # open calls at the position, outermost first
+    op_events: list[tuple] | None = None  # the events of the current op, when the position is inside it
 
 
 def writes_between(session: Session, a: Position, b: Position) -> set[tuple[str, int]] | None:
@@ -77,7 +78,9 @@ def gather(session: Session, before: Position, *, hit: Hit | None = None, messag
         dirty = None
     view = ViewState(session.overlay(), changed)
     stack = [ev[1] for ev in session.call_stack()]
-    return MoveResult(before, after, view, dirty, hit, message, severity, interrupted, stack=stack)
+    op_events = session.events_of(after.op) if after.event else None  # cached: the overlay needed them
+    return MoveResult(before, after, view, dirty, hit, message, severity, interrupted, stack=stack,
+                      op_events=op_events)
 
 
 def do_step(session: Session, grain: str) -> MoveResult:

@@ -36,12 +36,13 @@ def format_event(ev: tuple) -> str:
         return f"← {ev[1]}" + ("" if val is None else f" = {_v('value', val)}")
     if kind == "pte_write":
         _, addr, old, new, atomic, mm = ev[:6]
-        return f"pte_write {addr:#x}: {old:#x} → {new:#x}" + ("" if atomic == "store" else f" ({atomic})")
+        how = "" if atomic == "store" else f" {atomic}"
+        return f"pte_write{how} {addr:x} {old:x}→{new:x}"
     if kind == "hw_update":
         _, addr, old, new, mm = ev[:5]
-        return f"hw_update {addr:#x}: {old:#x} → {new:#x} (walker)"
+        return f"hw_update {addr:x} {old:x}→{new:x} (walker)"
     if kind == "pte_read":
-        return f"pte_read {ev[1]:#x} = {ev[2]:#x}"
+        return f"pte_read {ev[1]:x} = {ev[2]:x}"
     if kind == "flush_tlb_range":
         f = dict(zip(FIELDS[kind], ev[1:], strict=False))
         extra = " whole mm" if f.get("whole_mm") else ""

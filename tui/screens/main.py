@@ -119,6 +119,7 @@ class MainScreen(Screen):
         self.since_pending = False  # a history lookup is scheduled (tests fire it at once)
         self._panels_pending = False
         self._inspector_pending = False
+        self._auto_expanded: int | None = None
         self._progress_timer: Timer | None = None
         self.last_result: MoveResult | None = None
         self.messages: list[str] = []  # every notification text (tests)
@@ -194,10 +195,24 @@ class MainScreen(Screen):
 
     def _refresh_panels(self) -> None:
         self._panels_pending = False
+        self._auto_expand()
         self.oplog.update_position(self.session.position)
         self.query_one("#costs", CostPanel).update_view()
         self._update_addrspace()
         self.show_inspector()
+
+    def _auto_expand(self) -> None:
+        """Inside an op, its events are shown in the op log (collapsed again on leaving it,
+        unless the user expanded it)."""
+        r = self.last_result
+        pos = self.session.position
+        auto = self._auto_expanded
+        if auto is not None and (auto != pos.op or not pos.event):
+            self.oplog.set_expanded(auto, None)
+            self._auto_expanded = None
+        if r is not None and r.op_events and r.after == pos and pos.op not in self.oplog.expanded:
+            self.oplog.set_expanded(pos.op, r.op_events)
+            self._auto_expanded = pos.op
 
     def _update_addrspace(self) -> None:
         info = self.model.row_info(self.grid.cursor_row)
@@ -498,6 +513,7 @@ class MainScreen(Screen):
         self.oplog.set_session(session)
         self.query_one("#costs", CostPanel).set_session(session)
         self._since.clear()
+        self._auto_expanded = None
         self._refresh_all(ViewState(), None)
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
 
@@ -627,6 +643,8 @@ class MainScreen(Screen):
     @on(OpLog.Expand)
     def _expand(self, event: OpLog.Expand) -> None:
         op = event.op
+        if op == self._auto_expanded:
+            self._auto_expanded = None  # the user's now: stays open
         if not event.expand:
             self.oplog.set_expanded(op, None)
             return

@@ -198,7 +198,7 @@ class OpLog(ScrollView, can_focus=True):
             depth = call_depths(events_)[ev]
             done = op < pos.op or (op == pos.op and ev < pos.event)
             mark = "▶" if (op == pos.op and ev == pos.event and pos.event) else " "
-            text = f"{'':>6} {ev + 1:>4} {'  ' * depth}{format_event(events_[ev])}"
+            text = f"  {ev + 1:>5} {' ' * min(depth, 6)}{format_event(events_[ev])}"
             return [(mark, ("marker",)), (text[: max(1, width - 1)].ljust(width - 1),
                                           ("event-done" if done else "event",))]
         o = s.ops[op]
