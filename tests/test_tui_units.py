@@ -274,3 +274,35 @@ def test_a_back_step_highlights_what_it_undid():
     assert r.dirty == r.view.changed
     r = do_step(s, "call")  # forward by a call: every write of the step, not only the last event's
     assert r.view.changed <= {("mm", VA + i * 4096) for i in range(16)}
+
+
+def test_controller_runs_one_job_at_a_time_and_drops_background_work():
+    from tui.controller import Job, SessionController
+
+    class FakeApp:
+        def __init__(self) -> None:
+            self.started: list[str] = []
+
+        def run_worker(self, fn, **kw):  # type: ignore[no-untyped-def]
+            self.started.append(kw["name"])
+            self.fn = fn
+
+        def call_from_thread(self, fn, *a):  # type: ignore[no-untyped-def]
+            fn(*a)
+
+        def notify(self, *a, **kw):  # type: ignore[no-untyped-def]
+            pass
+
+    app = FakeApp()
+    s = open_target("example")
+    ctl = SessionController(app, s)
+    done: list[str] = []
+    assert ctl.submit(Job("history", lambda s: 1, lambda r: done.append("history"), low=True))
+    assert ctl.submit(Job("a", lambda s: 1, lambda r: (done.append("a"), ctl.submit(
+        Job("c", lambda s: 1, lambda r: done.append("c"))))))
+    assert ctl.submit(Job("b", lambda s: 1, lambda r: done.append("b")))
+    assert app.started == ["history"] and ctl.executing and s.interrupt()  # the user's job stops it
+    while ctl.running is not None:
+        app.fn()
+    assert done == ["history", "a", "b", "c"] and app.started == ["history", "a", "b", "c"]
+    assert ctl.idle and not s.interrupt()

@@ -184,6 +184,7 @@ class SessionController:
         self.on_state = on_state or (lambda: None)
         self._queue: deque[Job] = deque()
         self.running: Job | None = None
+        self._finishing = False
         self._stop = threading.Event()
         self.progress: tuple[int, int] | None = None
         self.errors: list[BaseException] = []  # exceptions raised by done callbacks (tests check it)
@@ -197,6 +198,11 @@ class SessionController:
     @property
     def busy(self) -> bool:
         return self.running is not None and not self.running.low
+
+    @property
+    def executing(self) -> bool:
+        """A job is running in its worker thread (the session may be changing)."""
+        return self.running is not None
 
     @property
     def idle(self) -> bool:
@@ -220,7 +226,7 @@ class SessionController:
         if len(self._queue) >= MAX_QUEUE:
             return False
         self._queue.append(job)
-        if self.running is None:
+        if self.running is None and not self._finishing:  # (a finishing job starts the next one)
             self._next()
         return True
 
@@ -256,6 +262,8 @@ class SessionController:
         self.app.call_from_thread(self._finish, job, result, None)
 
     def _finish(self, job: Job, result: Any, error: BaseException | None) -> None:
+        self.running = None  # nothing executes in a thread while the results are applied
+        self._finishing = True
         try:
             if error is not None:
                 if job.fail is not None:
@@ -270,5 +278,5 @@ class SessionController:
             self.app.notify(f"{job.label}: internal error {type(e).__name__}: {e}", severity="error",
                             timeout=10)
         finally:
-            self.running = None
+            self._finishing = False
             self._next()

@@ -152,8 +152,9 @@ def regions_of(proc: Any, g: Any, extra_addrs: Iterable[int] = ()) -> list[Regio
         out.sort(key=lambda r: r.start)
         return out
     pt = proc.mm.pt
-    keys = set(pt.tables)
-    keys.update(pt.pmd_leaves)
+    # dict.copy() is one C call: safe while a session job inserts tables in its thread
+    keys = set(pt.tables.copy())
+    keys.update(pt.pmd_leaves.copy())
     shift = g.pmd_shift
     keys.update(a >> shift for a in extra_addrs)
     out = []

@@ -17,6 +17,7 @@ from tui.grid_model import GridModel, Segment, fmt_size
 from tui.legend import BY_NAME, glyph, is_cont
 
 Line = list[Segment]
+EXPLAIN = object()  # "compute the explanation here"
 
 
 def _t(text: str, *tags: str) -> Segment:
@@ -131,15 +132,27 @@ def block_lines(model: GridModel, addr: int, cursor: bool = True) -> list[Line]:
     return out
 
 
-def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool) -> list[Line]:
+def explain(model: GridModel, addr: int) -> Any:
+    """The fold explainer for addr's block (engine.explain), or None.
+
+    explain_block takes the page table's writable path, so call it only when no
+    session job is running (the UI does; it shows the last verdict meanwhile)."""
     proc = model._proc()
-    out: list[Line] = [[_t("Fold explainer", "section")]]
     if proc is None:
-        return out
+        return None
     try:
-        ex = explain_block(model.machine.arch, proc.mm, addr)
-    except Exception as e:  # pragma: no cover - defensive: never crash the inspector
-        out.append(_kv("", f"unavailable: {e}", "dim"))
+        return explain_block(model.machine.arch, proc.mm, addr)
+    except Exception:  # pragma: no cover - defensive: never crash the inspector
+        return None
+
+
+def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool,
+                  ex: Any = EXPLAIN) -> list[Line]:
+    out: list[Line] = [[_t("Fold explainer", "section")]]
+    if ex is EXPLAIN:
+        ex = explain(model, addr)
+    if ex is None:
+        out.append(_kv("", "shown when the running job ends", "dim"))
         return out
     if ex.folded:
         out.append([_t("folded ✓ ", "foldable"), _t(f"all {ex.nr} entries valid + CONT")])
@@ -180,7 +193,7 @@ def aggregate_lines(model: GridModel, addr: int) -> list[Line]:
 
 
 def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid_op: bool = False,
-            header_row: Any = None, width: int = 44) -> list[Line]:
+            header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN) -> list[Line]:
     if addr is None:
         if header_row is not None:
             r = header_row.region
@@ -200,7 +213,7 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
         lines.append([])
         lines.extend(folio_lines(model, raw, addr))
     lines.append([])
-    lines.extend(explain_lines(model, addr, since, mid_op))
+    lines.extend(explain_lines(model, addr, since, mid_op, explanation))
     return lines
 
 

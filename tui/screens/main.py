@@ -35,6 +35,7 @@ from tui.controller import (
 )
 from tui.grid_model import GridModel, ViewState
 from tui.history import since_op
+from tui.inspect_model import explain
 from tui.widgets.addrspace import AddressSpace
 from tui.widgets.costpanel import CostPanel
 from tui.widgets.inspector import Inspector
@@ -115,6 +116,7 @@ class MainScreen(Screen):
         self.ctl = SessionController(self.app, session, on_state=self._on_busy_change)
         self.model = GridModel(session.machine, breakpoints=block_breakpoints(session))
         self._since: dict[tuple, str] = {}
+        self._explained: dict[tuple, Any] = {}
         self._since_timer: Timer | None = None
         self.since_pending = False  # a history lookup is scheduled (tests fire it at once)
         self._panels_pending = False
@@ -513,6 +515,7 @@ class MainScreen(Screen):
         self.oplog.set_session(session)
         self.query_one("#costs", CostPanel).set_session(session)
         self._since.clear()
+        self._explained.clear()
         self._auto_expanded = None
         self._refresh_all(ViewState(), None)
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
@@ -598,9 +601,17 @@ class MainScreen(Screen):
         addr = self.inspected_addr()
         info = self.model.row_info(self.grid.cursor_row)
         key = self._since_key(addr) if addr is not None else None
+        ex = None
+        if key is not None and self.model.zoom == 0:
+            # the explainer reads the tables through their writable path: only between jobs
+            if not self.ctl.executing:
+                ex = self._explained[key] = explain(self.model, addr)  # type: ignore[arg-type]
+            else:
+                ex = self._explained.get(key)
         self.inspector.show(self.model, addr, since=self._since.get(key) if key else None,
                             mid_op=bool(self.session.e),
-                            header_row=info if info is not None and info.kind == "header" else None)
+                            header_row=info if info is not None and info.kind == "header" else None,
+                            explanation=ex)
 
     def _since_key(self, addr: int) -> tuple:
         return (self.model.process, self.model.block_start(addr), self.session.k, self.session.e)

@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui import legend
-from tui.inspect_model import Line, inspect, plain
+from tui.inspect_model import EXPLAIN, Line, inspect, plain
 
 _OWN = ("label", "section", "dim", "value", "on")
 
@@ -66,12 +66,13 @@ class Inspector(ScrollView, can_focus=True):
         return st
 
     def show(self, model: Any, addr: int | None, *, since: str | None = None, mid_op: bool = False,
-             header_row: Any = None) -> None:
+             header_row: Any = None, explanation: Any = EXPLAIN) -> None:
         self.addr = addr
         if model is None:
             self.lines = [[("no session", ("dim",))]]
         else:
-            self.lines = inspect(model, addr, since=since, mid_op=mid_op, header_row=header_row)
+            self.lines = inspect(model, addr, since=since, mid_op=mid_op, header_row=header_row,
+                                 explanation=explanation)
         self._rerender()
 
     def _text(self, segs: list) -> Text:
