@@ -330,3 +330,24 @@ def test_pmd_leaves_show_as_huge_page_cells():
 
     m.set_zoom(0)
     assert "PMD leaf for 7f0000200000-7f0000400000" in plain(inspect(m, pmd_va))
+
+
+def test_row_signature_changes_exactly_when_the_row_may_change():
+    """The grid skips rebuilding rows whose signature is unchanged: check it over
+    every event of a fold (transient zeros) and over folio changes."""
+    ops = [folio(PFN, 16)] + [ptep("set_ptes", VA + i * 4096, _pte(PFN + i), 1) for i in range(16)]
+    s = api_session(ops)
+    s.run(until=16)
+    m = GridModel(s.machine, width=60)
+    row, _ = m.locate(VA)
+    seen: dict[tuple, str] = {}
+    while True:
+        m.set_view(gather(s, s.position).view, None)
+        sig, text = m.row_signature(row), m.row_text(row)
+        assert seen.setdefault(sig, text) == text  # same signature -> same row
+        if s.at_end:
+            break
+        do_step(s, "event")
+    before = m.row_signature(row)
+    s.machine.sim.folios.remove(PFN)  # folio registry changes: the signature must too
+    assert m.row_signature(row) != before

@@ -748,5 +748,33 @@ class GridModel:
             text += f"  {r.detail}"
         return [(" ", ("gutter",)), (text, ("header",))]
 
+    def row_signature(self, row: int, cursor_col: int = -1) -> tuple | None:
+        """A cheap key that changes whenever row_segments(row) may change (zoom 0), or
+        None when there is none cheaper than the segments themselves."""
+        if self.zoom != 0:
+            return None
+        info = self.row_info(row)
+        if info is None or info.kind != "data":
+            return None
+        folios = self.machine.arch.folios
+        try:
+            nfolios = len(folios)  # any folio added, split or freed changes boundaries
+        except TypeError:
+            return None
+        a = info.addr
+        n = self.cells_per_row
+        ps = self.page_size
+        ch = self._changed
+        mk = self.marked
+        ov = self._overlay
+        bps = self.block_breakpoints
+        return (a, cursor_col, nfolios, tuple(self.entries(a, n)),
+                tuple(a + j * ps in ov for j in range(n)) if ov else (),
+                tuple(a + j * ps in ch for j in range(n)) if ch else (),
+                tuple(a + j * ps in mk for j in range(n)) if mk else (),
+                self.block_start(a) in bps if bps else False,
+                tuple(sorted(b for b in bps if a <= b < a + self.row_bytes)) if bps else (),
+                info.region)
+
     def row_text(self, row: int, cursor_col: int = -1) -> str:
         return "".join(t for t, _ in self.row_segments(row, cursor_col))

@@ -73,8 +73,8 @@ class PteGrid(ScrollView, can_focus=True):
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.model: GridModel | None = model
-        # (row, cursor col or -1) -> (layout key, content generation, segments, strip)
-        self._rows: dict[tuple[int, int], tuple[tuple, int, list, Strip]] = {}
+        # (row, cursor col or -1) -> (layout key, content generation, segments, strip, signature)
+        self._rows: dict[tuple[int, int], tuple[tuple, int, list, Strip, tuple | None]] = {}
         self._layout: tuple = ()
         self._content_gen = 0
         self._styles: dict[tuple[str, ...], Style] = {}
@@ -126,11 +126,15 @@ class PteGrid(ScrollView, can_focus=True):
         for row in range(y0, min(m.n_rows, y0 + h)):
             cur = self.cursor_col if row == self.cursor_row else -1
             old = self._rows.get((row, cur))
+            sig = m.row_signature(row, cur)
+            if old is not None and old[0] == self._layout and sig is not None and old[4] == sig:
+                self._rows[(row, cur)] = (*old[:1], self._content_gen, *old[2:])
+                continue
             segs = m.row_segments(row, cur)
             if old is not None and old[0] == self._layout and old[2] == segs:
-                self._rows[(row, cur)] = (old[0], self._content_gen, segs, old[3])
+                self._rows[(row, cur)] = (old[0], self._content_gen, segs, old[3], sig)
                 continue
-            self._rows[(row, cur)] = (self._layout, self._content_gen, segs, self._strip(segs))
+            self._rows[(row, cur)] = (self._layout, self._content_gen, segs, self._strip(segs), sig)
             self.refresh_line(row)
         if len(self._rows) > 4 * max(64, h):
             keep = {k: v for k, v in self._rows.items() if v[1] == self._content_gen}
@@ -287,7 +291,7 @@ class PteGrid(ScrollView, can_focus=True):
             strip = entry[3]
         else:
             strip = self._strip(segs)
-        self._rows[(row, cur)] = (layout, self._content_gen, segs, strip)
+        self._rows[(row, cur)] = (layout, self._content_gen, segs, strip, m.row_signature(row, cur))
         return strip
 
     def render_line(self, y: int) -> Strip:
