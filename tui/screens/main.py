@@ -229,7 +229,7 @@ class MainScreen(Screen):
     def header_text(self) -> str:
         s = self.session
         st = self.settings()
-        parts = [f"ptlab  {s.name or 'session'}", f"kernel {st['kernel']}", f"cpu {st['cpu']}",
+        parts = [f"{s.name or 'session'}", f"kernel {st['kernel']}", f"cpu {st['cpu']}",
                  st["granule"], f"policy {st['policy']}", f"proc {self.model.process}",
                  f"step {s.position} / {s.n_ops}", f"zoom ×{self.model.ptes_per_cell}"]
         if s.breakpoints:
