@@ -60,6 +60,10 @@ async def _stepping(app, pilot, s) -> None:  # type: ignore[no-untyped-def]
     row, _ = main.model.locate(VA)
     assert "[" + "━".join("W" * 16) + "]" in main.model.row_text(row)
     assert all(c.changed for c in main.model.cells(row))
+    from tui.widgets.addrspace import AddressSpace
+
+    minimap = main.query_one(AddressSpace).summary_text
+    assert minimap.startswith("mapped 7f0000000000-7f0000200000 m ▄") and " c █" in minimap
     await press(app, pilot, "e")  # into op 3 (add_folio: no events) -> next op boundary
     await press(app, pilot, "n", "s")  # op 4 (set_ptes nr=1), then step into a call of op 5
     assert s.position.op == 4 and s.position.event > 0

@@ -260,6 +260,8 @@ class MainScreen(Screen):
         else:
             n = len(self.model.regions)
             title = f"PTE grid — {self.model.process} — {n} range{'s' if n != 1 else ''}"
+            if self.model.zoom:
+                title += f" — {self.model.zoom_label()}"
         self.query_one("#grid-title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"),
                                                      layout=False)
 
