@@ -10,6 +10,7 @@ an ``error`` field when --json was given).
 
 # Order is the order shown by ``ptlab --help``.
 COMMAND_MODULES = (
+    "tui.commands.tui_cmd",
     "tui.commands.run",
     "tui.commands.scenarios",
     "tui.commands.replay",

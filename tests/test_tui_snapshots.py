@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""SVG snapshots of the TUI (pytest-textual-snapshot). Deterministic: fixed
+terminal sizes, the built-in example trace, no clocks, notifications
+cleared, every background job settled before the picture is taken.
+
+Review a change with ``python -m pytest tests/test_tui_snapshots.py`` (the
+HTML report shows the diff) and accept it with ``--snapshot-update``."""
+
+from __future__ import annotations
+
+from tui_support import VA, settle
+
+from engine.session import Position
+from tui.app import PtlabApp
+from tui.targets import open_target
+
+
+def _app() -> PtlabApp:
+    return PtlabApp(open_target("example"), use_keymap=False)
+
+
+def _prepare(app: PtlabApp, *, position: Position | None = None, addr: int | None = None,
+             breakpoint: str | None = None, zoom: int = 0, compare_policy: str | None = None):
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(app, pilot)
+        main = app.main
+        if breakpoint is not None:
+            main.add_breakpoint(breakpoint)
+            await settle(app, pilot)
+            main.action_continue_run()
+            await settle(app, pilot)
+        if position is not None:
+            main.seek(position)
+            await settle(app, pilot)
+        if addr is not None:
+            main.go_to_address(addr)
+            await settle(app, pilot)
+        if zoom:
+            main.action_zoom(zoom)
+            await settle(app, pilot)
+        if compare_policy is not None:
+            main.compare_with(policy=compare_policy)
+            await settle(app, pilot)
+            await pilot.pause()
+        app.clear_notifications()
+        await pilot.pause()
+
+    return run_before
+
+
+def test_main_screen_120x40_mid_convert(snap_compare):
+    """Inside contpte_convert: the break-before-make zeros (○) of the block being folded."""
+    app = _app()
+    assert snap_compare(app, terminal_size=(120, 40),
+                        run_before=_prepare(app, position=Position(18, 34), addr=VA + 0x10000))
+
+
+def test_main_screen_200x60_at_the_end(snap_compare):
+    app = _app()
+    assert snap_compare(app, terminal_size=(200, 60),
+                        run_before=_prepare(app, position=Position(42), addr=VA + 0x17000))
+
+
+def test_inspector_on_a_cont_entry(snap_compare):
+    app = _app()
+    assert snap_compare(app, terminal_size=(120, 40),
+                        run_before=_prepare(app, position=Position(42), addr=VA + 0x43000,
+                                            breakpoint="block:0x7f0000040000"))
+
+
+def test_comparison_screen(snap_compare):
+    app = _app()
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_prepare(app, compare_policy="never"))

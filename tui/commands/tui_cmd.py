@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""ptlab tui [TARGET]: the terminal UI."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "tui"
+HELP = "open the terminal UI on a target (default: the built-in demo)"
+DESCRIPTION = ("Open the terminal UI. TARGET is a built-in name (e.g. 'example'), or FILE.json[:TRACE] "
+               "from a ptlab-ptep-vectors/1 file; scenario files and snapshots once connected.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", nargs="?", metavar="TARGET", help="what to open (default: the demo)")
+    p.add_argument("--kernel", help="kernel profile (overrides the target's)")
+    p.add_argument("--granule", help="4K, 16K or 64K (overrides the target's, where it can)")
+    p.add_argument("--cpu", help="CPU profile (overrides the target's)")
+    p.add_argument("--policy", help="fold policy: NAME or FILE.py:CLASS (overrides the target's)")
+    p.add_argument("--theme", help="Textual theme name (e.g. textual-light, nord, gruvbox)")
+    p.add_argument("--keymap", help="keymap TOML file (default $PTLAB_KEYMAP or ~/.config/ptlab/keymap.toml)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tui.errors import UserError
+    from tui.targets import open_target
+
+    session = open_target(args.target, kernel=args.kernel, granule=args.granule, cpu=args.cpu,
+                          policy=args.policy)
+    from tui.app import PtlabApp
+
+    app = PtlabApp(session, keymap_path=Path(args.keymap) if args.keymap else None)
+    if args.theme:
+        if args.theme not in app.available_themes:
+            known = ", ".join(sorted(app.available_themes))
+            raise UserError(f"tui: unknown theme {args.theme!r} (known: {known})")
+        app.theme = args.theme
+    app.run()
+    return 0

@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Runs every session command in a thread worker, one at a time.
+
+The engine is pure Python, so anything that moves the session (a step can
+replay up to a checkpoint interval; a continue can run for minutes) runs in
+a Textual thread worker and the UI stays responsive. Jobs are serialised:
+the Session is not thread-safe, so exactly one job touches it at a time, and
+the UI reads only what a job handed back (:class:`MoveResult`) plus
+append-only facts (records, ops). Keys pressed while a job runs queue up
+(holding ``n`` steps repeatedly); Escape interrupts the running job through
+``session.interrupt`` and drops the queue.
+
+The functions below that take a session (``gather``, ``do_step`` ...) are
+plain code run inside the worker; tests can call them directly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.session import Hit, Position, Session, SessionError
+from tui.grid_model import ViewState, writes_of
+
+MAX_QUEUE = 64
+
+
+@dataclass
+class MoveResult:
+    before: Position
+    after: Position
+    view: ViewState
+    dirty: set[tuple[str, int]] | None  # descriptors whose op-boundary value may have changed
+    hit: Hit | None = None
+    message: str | None = None  # shown as a notification
+    severity: str = "information"
+    interrupted: bool = False
+    error: str | None = None
+    stack: list[str] = field(default_factory=list)  # open calls at the position, outermost first
+    op_events: list[tuple] | None = None  # the events of the current op, when the position is inside it
+
+
+def writes_between(session: Session, a: Position, b: Position) -> set[tuple[str, int]] | None:
+    """Descriptors written between two positions at most one op boundary apart
+    (in either direction), or None when they are further apart."""
+    lo, hi = (a, b) if a <= b else (b, a)
+    if lo == hi:
+        return set()
+    if lo.op >= session.n_ops:
+        return set()
+    if hi.op == lo.op:
+        return set(writes_of(session.events_of(lo.op)[lo.event:hi.event]))
+    if hi.op == lo.op + 1 and hi.event == 0:
+        return set(writes_of(session.events_of(lo.op)[lo.event:]))
+    return None
+
+
+def gather(session: Session, before: Position, *, hit: Hit | None = None, message: str | None = None,
+           severity: str = "information", interrupted: bool = False) -> MoveResult:
+    """Everything the UI needs about the new position (runs in the worker).
+
+    ``changed`` (highlighted cells) is what the user's step changed, forward or
+    backward; after a longer jump it is what the op before the position wrote.
+    ``dirty`` (summaries to recompute) is what changed in the op-boundary state.
+    """
+    after = session.position
+    between = writes_between(session, before, after)
+    changed = between if between and before != after else session.changed_by_last_step()
+    if before.op == after.op:
+        dirty: set[tuple[str, int]] | None = set()
+    elif abs(before.op - after.op) == 1:
+        dirty = set(writes_of(session.events_of(min(before.op, after.op))))
+    else:
+        dirty = None
+    view = ViewState(session.overlay(), changed)
+    stack = [ev[1] for ev in session.call_stack()]
+    op_events = session.events_of(after.op) if after.event else None  # cached: the overlay needed them
+    return MoveResult(before, after, view, dirty, hit, message, severity, interrupted, stack=stack,
+                      op_events=op_events)
+
+
+def do_step(session: Session, grain: str) -> MoveResult:
+    before = session.position
+    hit = None
+    try:
+        if grain == "op" and not session.at_end and session.e == 0:
+            # The changed cells and the op log need the op's events: record them while running it.
+            if session.k >= session.executed:
+                # At the frontier a one-op continue runs the op once, in record mode (and, like
+                # a debugger's "next", stops at a breakpoint met inside it).
+                hit = session.continue_(limit_ops=1)
+            else:
+                session.events_of(session.k)  # a replay: record once, then step over it
+                session.step(grain)
+        else:
+            session.step(grain)
+    except SessionError as e:
+        return gather(session, before, message=str(e), severity="error")
+    if hit is not None:
+        return gather(session, before, hit=hit, message=f"breakpoint {hit.breakpoint.describe()} hit at "
+                                                        f"step {hit.position}")
+    return gather(session, before)
+
+
+def do_back(session: Session, grain: str) -> MoveResult:
+    before = session.position
+    try:
+        session.back(grain)
+    except SessionError as e:
+        return gather(session, before, message=str(e), severity="error")
+    return gather(session, before)
+
+
+def do_seek(session: Session, target: Position, report: Callable[[int, int], None] | None = None
+            ) -> MoveResult:
+    """Go to target; running to it (interruptibly) first when it lies beyond the frontier."""
+    before = session.position
+    try:
+        if target.op > session.executed:
+            session.run(until=target.op, progress=report)
+            if session.k < min(target.op, session.n_ops):
+                if session.error is not None:
+                    return gather(session, before, message=session.error[1], severity="error")
+                return gather(session, before, message=f"interrupted at step {session.position}",
+                              interrupted=True)
+        session.seek(target)
+    except SessionError as e:
+        return gather(session, before, message=str(e), severity="error")
+    return gather(session, before)
+
+
+def do_run_to_end(session: Session, report: Callable[[int, int], None] | None = None) -> MoveResult:
+    before = session.position
+    try:
+        session.run(progress=report)
+    except SessionError as e:
+        return gather(session, before, message=str(e), severity="error")
+    if not session.at_end:
+        if session.error is not None:
+            return gather(session, before, message=session.error[1], severity="error")
+        return gather(session, before, message=f"interrupted at step {session.position}", interrupted=True)
+    return gather(session, before, message=f"at the end: {session.n_ops} ops")
+
+
+def do_continue(session: Session, reverse: bool = False) -> MoveResult:
+    before = session.position
+    try:
+        hit = session.reverse_continue() if reverse else session.continue_()
+    except SessionError as e:
+        return gather(session, before, message=str(e), severity="error")
+    if hit is not None:
+        ev = f" ({hit.event[0]})" if hit.event else ""
+        msg = f"breakpoint {hit.breakpoint.describe()} hit at step {hit.position}{ev}"
+        return gather(session, before, hit=hit, message=msg)
+    if session.interrupt():
+        return gather(session, before, message=f"interrupted at step {session.position}", interrupted=True)
+    if session.error is not None and not reverse:
+        return gather(session, before, message=session.error[1], severity="error")
+    where = "start" if reverse else "end"
+    note = "" if session.breakpoints else " (no breakpoints set)"
+    return gather(session, before, message=f"no breakpoint hit: at the {where}{note}")
+
+
+@dataclass
+class Job:
+    label: str
+    fn: Callable[[Session], Any]  # runs in the worker thread
+    done: Callable[[Any], None]  # runs on the main thread with fn's result
+    fail: Callable[[BaseException], None] | None = None
+    low: bool = False  # background (explainer history): dropped when anything else is queued
+    started: float = field(default=0.0)
+
+
+class SessionController:
+    """Serialises session jobs onto thread workers of ``app``."""
+
+    def __init__(self, app: Any, session: Session, on_state: Callable[[], None] | None = None):
+        self.app = app
+        self.session = session
+        self.on_state = on_state or (lambda: None)
+        self._queue: deque[Job] = deque()
+        self.running: Job | None = None
+        self._finishing = False
+        self._stop = threading.Event()
+        self.progress: tuple[int, int] | None = None
+        self.errors: list[BaseException] = []  # exceptions raised by done callbacks (tests check it)
+        session.interrupt = self._stop.is_set
+
+    def set_session(self, session: Session) -> None:
+        self.interrupt()
+        self.session = session
+        session.interrupt = self._stop.is_set
+
+    @property
+    def busy(self) -> bool:
+        return self.running is not None and not self.running.low
+
+    @property
+    def executing(self) -> bool:
+        """A job is running in its worker thread (the session may be changing)."""
+        return self.running is not None
+
+    @property
+    def idle(self) -> bool:
+        return self.running is None and not self._queue
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def report(self, done: int, total: int) -> None:
+        """Progress from inside a job (any thread)."""
+        self.progress = (done, total)
+
+    def submit(self, job: Job) -> bool:
+        if job.low and (self._queue or (self.running is not None and not self.running.low)):
+            return False
+        # background work never delays the user: drop queued background jobs, stop a running one
+        self._queue = deque(j for j in self._queue if not j.low)
+        if self.running is not None and self.running.low:
+            self._stop.set()
+        if len(self._queue) >= MAX_QUEUE:
+            return False
+        self._queue.append(job)
+        if self.running is None and not self._finishing:  # (a finishing job starts the next one)
+            self._next()
+        return True
+
+    def interrupt(self) -> bool:
+        """Stop the running job (at its next check) and drop the queue."""
+        had = self.running is not None or bool(self._queue)
+        self._queue.clear()
+        if self.running is not None:
+            self._stop.set()
+        return had
+
+    def _next(self) -> None:
+        if not self._queue:
+            self.running = None
+            self.progress = None
+            self.on_state()
+            return
+        job = self._queue.popleft()
+        self.running = job
+        self.progress = None
+        self._stop.clear()
+        job.started = time.monotonic()
+        self.on_state()
+        self.app.run_worker(lambda: self._work(job), thread=True, group="session", exit_on_error=False,
+                            name=job.label, description=job.label)
+
+    def _work(self, job: Job) -> None:
+        try:
+            result = job.fn(self.session)
+        except BaseException as e:  # hand it to the main thread; never kill the app
+            self.app.call_from_thread(self._finish, job, None, e)
+            return
+        self.app.call_from_thread(self._finish, job, result, None)
+
+    def _finish(self, job: Job, result: Any, error: BaseException | None) -> None:
+        self.running = None  # nothing executes in a thread while the results are applied
+        self._finishing = True
+        try:
+            if error is not None:
+                if job.fail is not None:
+                    job.fail(error)
+                else:
+                    self.app.notify(f"{job.label} failed: {type(error).__name__}: {error}",
+                                    severity="error", timeout=8)
+            else:
+                job.done(result)
+        except Exception as e:  # a bug in a UI update: say so, keep running
+            self.errors.append(e)
+            self.app.notify(f"{job.label}: internal error {type(e).__name__}: {e}", severity="error",
+                            timeout=10)
+        finally:
+            self._finishing = False
+            self._next()

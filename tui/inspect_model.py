@@ -1,0 +1,221 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The inspector's content for one cell, as lines of (text, tags) segments.
+
+Pure: reads the grid model (descriptors as shown, folios) and the fold
+explainer; the widget maps tags to theme styles (the same legend table as
+the grid) and tests read the plain text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.decode import decode
+from engine.explain import explain_block
+from engine.pte import BIT_NAMES_PRESENT
+from tui.grid_model import GridModel, Segment, fmt_size
+from tui.legend import BY_NAME, glyph, is_cont
+
+Line = list[Segment]
+EXPLAIN = object()  # "compute the explanation here"
+
+
+def _t(text: str, *tags: str) -> Segment:
+    return (text, tuple(tags))
+
+
+def _kv(key: str, value: str, *tags: str) -> Line:
+    return [_t(f"{key:<9} ", "label"), _t(value, *tags)]
+
+
+def folio_lines(model: GridModel, raw: int, addr: int) -> list[Line]:
+    pfn = (raw & model.addr_mask) >> model.page_shift
+    head, nr = model.folio_of(pfn)
+    order = nr.bit_length() - 1
+    out: list[Line] = [[_t("Folio", "section")]]
+    out.append(_kv("head", f"pfn {head:#x}  {nr} page{'s' if nr > 1 else ''} (order {order}, "
+                           f"{fmt_size(nr * model.page_size)})"))
+    if nr > 1:
+        out.append(_kv("pfns", f"{head:#x}-{head + nr - 1:#x}  (this: +{pfn - head})"))
+        va0 = addr - (pfn - head) * model.page_size
+        out.append(_kv("as VA", f"{va0:x}-{va0 + nr * model.page_size:x} if mapped in order"))
+    info_fn = getattr(model.machine, "folio_info", None)
+    if callable(info_fn):
+        try:
+            info = info_fn(pfn)
+        except Exception as e:  # a machine may refuse an unknown pfn
+            out.append(_kv("info", f"unavailable ({e})", "dim"))
+        else:
+            out.extend(_folio_info_lines(info))
+    return out
+
+
+def _folio_info_lines(info: Any) -> list[Line]:
+    if info is None:
+        return []
+    d = info if isinstance(info, dict) else {k: getattr(info, k) for k in dir(info)
+                                              if not k.startswith("_") and not callable(getattr(info, k))}
+    out = []
+    for key in ("mapcount", "refcount", "anon", "file", "flags"):
+        if key in d:
+            v = d[key]
+            if isinstance(v, (list, tuple, set)):
+                v = " ".join(str(x) for x in v) or "-"
+            out.append(_kv(key, str(v)))
+    return out
+
+
+def entry_lines(model: GridModel, addr: int, *, mid_op: bool = False) -> list[Line]:
+    raw = model.raw(addr)
+    state = model.state_of(addr, raw)
+    st = BY_NAME[state]
+    cont = is_cont(raw, model.layout)
+    out: list[Line] = []
+    out.append([_t("PTE ", "section"), _t(f"{addr:012x}", "section"), _t(f"  {model.process}", "dim")])
+    out.append([_t("state     ", "label"), _t(glyph(state, cont), state, *(("cont",) if cont else ())),
+                _t(f" {st.label}" + (" + CONT" if cont else ""))])
+    out.append(_kv("raw", f"{raw:#018x}", "value"))
+    if state == "pmd":
+        out.append(_kv("", f"no PTE table: PMD leaf for {addr & ~(model.g.pmd_size - 1):x}-"
+                           f"{(addr & ~(model.g.pmd_size - 1)) + model.g.pmd_size:x} (a huge-page block "
+                           "descriptor; decoded below with the PTE layout)", "value"))
+    if mid_op and addr in model._overlay:
+        out.append(_kv("", f"mid-op value; at the op's start {model.live(addr):#018x}", "value"))
+    d = decode(raw, model.g, model.layout)
+    out.append(_kv("decoded", f"{d.kind}: {d.summary}"))
+    if d.flags:
+        out.append(_kv("set", " ".join(d.flags), "on"))
+    if d.kind in ("present", "present-invalid"):
+        clear = [name for bit, name in reversed(BIT_NAMES_PRESENT) if not raw >> bit & 1]
+        out.append(_kv("clear", " ".join(clear), "dim"))
+    yes = []
+    for k, v in d.fields.items():
+        if isinstance(v, bool):
+            if v:
+                yes.append(k)
+            continue
+        if isinstance(v, int) and k in ("pfn", "phys", "swp_offset", "leaf_size"):
+            v = hex(v)
+        out.append(_kv(k, str(v)))
+    if yes:
+        out.append(_kv("true", " ".join(yes)))
+    return out
+
+
+def block_lines(model: GridModel, addr: int, cursor: bool = True) -> list[Line]:
+    start = model.block_start(addr)
+    n = model.cont_ptes
+    vals = model.entries(start, n)
+    ps = model.page_size
+    out: list[Line] = [[_t("Block ", "section"), _t(f"{start:x}-{start + n * ps:x}", "section"),
+                        _t(f"  ({n} entries)", "dim")]]
+    per = 32
+    idx = (addr - start) // ps
+    for r0 in range(0, n, per):
+        line: Line = [_t(f"  {r0:>3} ", "dim")]
+        for j in range(r0, min(n, r0 + per)):
+            v = vals[j]
+            a = start + j * ps
+            s = model.state_of(a, v)
+            c = is_cont(v, model.layout)
+            tags = (s,) + (("cont",) if c else ()) + (("changed",) if a in model._changed else ()) + (
+                ("cursor",) if cursor and j == idx else ())
+            line.append(_t(glyph(s, c), *tags))
+        out.append(line)
+    valid = [v for v in vals if v & 1]
+    nz = sum(1 for v in vals if v)
+    conts = sum(1 for v in valid if v >> 52 & 1)
+    pfns = [(v & model.addr_mask) >> model.page_shift for v in vals]
+    contig = len(valid) == n and all(pfns[j] == pfns[0] + j for j in range(n))
+    out.append(_kv("", f"{nz} present, {len(valid)} valid, {conts} CONT" + (
+        f"; pfn {pfns[0]:#x}-{pfns[-1]:#x} contiguous" if contig else "")))
+    return out
+
+
+def explain(model: GridModel, addr: int) -> Any:
+    """The fold explainer for addr's block (engine.explain), or None.
+
+    explain_block takes the page table's writable path, so call it only when no
+    session job is running (the UI does; it shows the last verdict meanwhile)."""
+    proc = model._proc()
+    if proc is None:
+        return None
+    try:
+        return explain_block(model.machine.arch, proc.mm, addr)
+    except Exception:  # pragma: no cover - defensive: never crash the inspector
+        return None
+
+
+def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool,
+                  ex: Any = EXPLAIN) -> list[Line]:
+    out: list[Line] = [[_t("Fold explainer", "section")]]
+    if ex is EXPLAIN:
+        ex = explain(model, addr)
+    if ex is None:
+        out.append(_kv("", "shown when the running job ends", "dim"))
+        return out
+    if ex.folded:
+        out.append([_t("folded ✓ ", "foldable"), _t(f"all {ex.nr} entries valid + CONT")])
+    elif ex.foldable:
+        out.append([_t("foldable ◇ ", "foldable"), _t("passes every fold check, not folded")])
+    else:
+        out.append([_t("not folded", "label")])
+    reasons = ex.reasons
+    shown = reasons[:8]
+    for r in shown:
+        out.append([_t("  • ", "dim"), _t(r.message)])
+    if len(reasons) > len(shown):
+        out.append([_t(f"  … {len(reasons) - len(shown)} more", "dim")])
+    for note in ex.notes:
+        out.append([_t("  note: ", "dim"), _t(note)])
+    if mid_op:
+        out.append([_t("  (verdict at the op's start; the op is half done)", "dim")])
+    out.append([_t("  ", "dim"), _t(since or "since …", "dim" if since is None else "value")])
+    return out
+
+
+def aggregate_lines(model: GridModel, addr: int) -> list[Line]:
+    n = model.ptes_per_cell
+    s = model.summary(addr, n)
+    end = addr + model.cell_bytes
+    out: list[Line] = [[_t("Cell ", "section"), _t(f"{addr:x}-{end:x}", "section"),
+                        _t(f"  {n} PTEs ({fmt_size(model.cell_bytes)})", "dim")]]
+    state = s.state()
+    ctag = ("cont",) if s.all_cont else ()
+    out.append([_t("shows     ", "label"), _t(glyph(state, s.all_cont), state, *ctag),
+                _t(f" {BY_NAME[state].label} (most interesting of the cell)")])
+    out.append(_kv("present", f"{s.present} of {s.total}"))
+    out.append(_kv("valid", f"{s.valid}"))
+    folded = f"{s.cont} ({100 * s.cont // s.valid}% of valid)" if s.valid else "0"
+    out.append(_kv("CONT", folded))
+    out.append([_t("zoom in (-) to see single entries", "dim")])
+    return out
+
+
+def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid_op: bool = False,
+            header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN) -> list[Line]:
+    if addr is None:
+        if header_row is not None:
+            r = header_row.region
+            return [[_t(f"Region {r.name}", "section")], _kv("range", f"{r.start:x}-{r.end:x}"),
+                    _kv("size", fmt_size(r.size)), _kv("detail", r.detail or "-")]
+        return [[_t("nothing mapped", "dim")]]
+    if model.zoom > 0:
+        lines = aggregate_lines(model, addr)
+        lines.append([])
+        lines.extend(block_lines(model, addr, cursor=False))
+        return lines
+    lines = entry_lines(model, addr, mid_op=mid_op)
+    lines.append([])
+    lines.extend(block_lines(model, addr))
+    raw = model.raw(addr)
+    if raw & 1 or model.layout.pte_present(raw):
+        lines.append([])
+        lines.extend(folio_lines(model, raw, addr))
+    lines.append([])
+    lines.extend(explain_lines(model, addr, since, mid_op, explanation))
+    return lines
+
+
+def plain(lines: list[Line]) -> str:
+    return "\n".join("".join(t for t, _ in line) for line in lines)

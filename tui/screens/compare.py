@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Side by side: the same ops under two settings, positioned just after the
+first op where their page tables differ; differing entries are marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from engine.session import Session
+from tui.compare import CompareResult, seek_both, settings_of, step_both
+from tui.controller import Job, SessionController
+from tui.eventfmt import fmt_cycles, op_costs
+from tui.grid_model import GridModel
+from tui.widgets.legend_bar import LegendBar
+from tui.widgets.pte_grid import PteGrid
+
+TOTAL_ROWS = (("pte_writes", "pte writes"), ("pte_reads", "pte reads"), ("converts", "converts"),
+              ("folds", "folds"), ("unfolds", "unfolds"), ("flush_tlb_range", "flushes"), ("tlbi", "TLBIs"),
+              ("dsb", "DSBs"), ("cycles", "cycles"))
+
+
+class CompareScreen(Screen):
+    BINDINGS = [
+        Binding("n", "step(1)", "op", id="compare.step", group=Binding.Group("step both", compact=True)),
+        Binding("b", "step(-1)", "back", id="compare.back", group=Binding.Group("step both", compact=True)),
+        Binding("f", "first", "first divergence", id="compare.first"),
+        Binding("tab", "swap_focus", "other side", show=False),
+        Binding("escape,q", "close", "close", id="compare.close"),
+    ]
+    DEFAULT_CSS = """
+    CompareScreen { layout: vertical; }
+    #cmp-header { height: auto; background: $primary 30%; padding: 0 1; }
+    #cmp-body { height: 1fr; }
+    .cmp-side { width: 1fr; }
+    .cmp-side > .cmp-title { height: 1; background: $panel; text-style: bold; padding: 0 1; }
+    .cmp-side > .cmp-op { height: 2; color: $text-primary; padding: 0 1; }
+    #cmp-b { border-left: vkey $primary 40%; }
+    #cmp-totals { height: auto; max-height: 12; border-top: hkey $primary 40%; padding: 0 1; }
+    """
+
+    def __init__(self, res: CompareResult, ctl: SessionController) -> None:
+        super().__init__(id="compare")
+        self.res = res
+        self.ctl = ctl
+        self.model_a = GridModel(res.a.machine)
+        self.model_b = GridModel(res.b.machine)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="cmp-header")
+        with Horizontal(id="cmp-body"):
+            with Vertical(classes="cmp-side", id="cmp-a"):
+                yield Static(classes="cmp-title", id="cmp-title-a")
+                yield PteGrid(self.model_a, id="grid-a")
+                yield Static(classes="cmp-op", id="cmp-op-a")
+            with Vertical(classes="cmp-side", id="cmp-b"):
+                yield Static(classes="cmp-title", id="cmp-title-b")
+                yield PteGrid(self.model_b, id="grid-b")
+                yield Static(classes="cmp-op", id="cmp-op-b")
+        yield Static(id="cmp-totals")
+        yield LegendBar()
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.show(self.res)
+        self.query_one("#grid-a", PteGrid).focus()
+
+    # --- content ------------------------------------------------------------------------
+    def header_text(self) -> str:
+        r = self.res
+        a, b = r.a, r.b
+        sa, sb = settings_of(a), settings_of(b)
+        diffs = [k for k in ("kernel", "policy", "cpu", "granule") if sa[k] != sb[k]]
+        what = ", ".join(f"{k} {sa[k]} → {sb[k]}" for k in diffs) or "same settings"
+        if r.first is None:
+            where = f"no divergence in {a.n_ops} ops"
+        else:
+            where = f"first divergence: op {r.first + 1} — {r.reason}: {a.ops[r.first]}"
+        n = len(r.diff)
+        here = f"{n} entr{'y differs' if n == 1 else 'ies differ'} here (marked on a red background)"
+        return f"Compare {a.name}: {what}\n{where}\nshowing step {a.position} / {a.n_ops} — {here}"
+
+    def show(self, res: CompareResult) -> None:
+        self.res = res
+        self.query_one("#cmp-header", Static).update(Text(self.header_text()))
+        for side, s, model, mv in (("a", res.a, self.model_a, res.a_move), ("b", res.b, self.model_b,
+                                                                             res.b_move)):
+            st = settings_of(s)
+            self.query_one(f"#cmp-title-{side}", Static).update(
+                f"{side.upper()}: kernel {st['kernel']} · policy {st['policy']} · step {s.position}")
+            model.set_view(mv.view, None)
+            model.set_marked(res.diff)
+            grid = self.query_one(f"#grid-{side}", PteGrid)
+            grid.model_changed()
+            self.query_one(f"#cmp-op-{side}", Static).update(self._op_text(s, res.first))
+        self.query_one("#cmp-totals", Static).update(self._totals_table())
+        mine = [a for p, a in res.diff if p == self.model_a.process]
+        if mine:  # both cursors on the first differing entry
+            for side in ("#grid-a", "#grid-b"):
+                self.query_one(side, PteGrid).go_to(min(mine))
+
+    def _op_text(self, s: Session, first: int | None) -> str:
+        k = s.k - 1
+        if k < 0:
+            return "before the first op"
+        rec = s.records[k] if k < len(s.records) else None
+        costs = op_costs(rec.counters if rec else None, rec.cycles if rec else None)
+        mark = " ≠" if first is not None and k == first else ""
+        err = f"\n{s.error[1]}" if s.error is not None and s.error[0] <= k + 1 else ""
+        return f"op {k + 1}{mark}: {s.ops[k]}\n  {costs}{err}"
+
+    def _totals_table(self) -> Table:
+        a, b = self.res.a, self.res.b
+        ta, tb = a.totals(), b.totals()
+        t = Table(box=None, padding=(0, 2), show_edge=False, title=None)
+        t.add_column("totals (all ops)", style="bold")
+        t.add_column("A", justify="right")
+        t.add_column("B", justify="right")
+        t.add_column("B − A", justify="right")
+        for key, label in TOTAL_ROWS:
+            va, vb = ta.get(key, 0), tb.get(key, 0)
+            if key == "cycles":
+                t.add_row(label, fmt_cycles(va), fmt_cycles(vb), f"{'+' if vb >= va else '−'}"
+                          f"{fmt_cycles(abs(vb - va))}")
+            else:
+                t.add_row(label, str(int(va)), str(int(vb)), f"{int(vb - va):+d}")
+        return t
+
+    # --- actions -----------------------------------------------------------------------
+    def _run(self, label: str, fn: Any) -> None:
+        res = self.res
+        if not self.ctl.submit(Job(label, lambda _s: fn(res), self.show)):
+            self.app.notify("busy", severity="warning")
+
+    def action_step(self, delta: int) -> None:
+        self._run("compare step", lambda r: step_both(r, delta))
+
+    def action_first(self) -> None:
+        first = self.res.first
+        if first is None:
+            self.app.notify("no divergence", severity="information")
+            return
+        self._run("first divergence", lambda r: seek_both(r, first + 1))
+
+    def action_swap_focus(self) -> None:
+        a = self.query_one("#grid-a", PteGrid)
+        b = self.query_one("#grid-b", PteGrid)
+        (b if a.has_focus else a).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @on(PteGrid.CursorMoved)
+    def _sync(self, event: PteGrid.CursorMoved) -> None:
+        """Keep both cursors on the same address (stale messages are ignored)."""
+        if event.addr is None or event.addr != event.grid.cursor_addr:
+            return
+        other = self.query_one("#grid-b" if event.grid.id == "grid-a" else "#grid-a", PteGrid)
+        if other.cursor_addr != event.addr:
+            other.go_to(event.addr)

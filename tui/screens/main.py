@@ -1,0 +1,677 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The main screen: header, address space, PTE grid, op log, inspector, costs.
+
+Attributes down, messages up: the screen owns the session controller and
+the grid model, hands them to the widgets, and reacts to their messages
+(cursor moved, op expanded, region chosen). Every session command goes
+through the controller (a thread worker); ``apply`` spreads its result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Label, ProgressBar, Static
+
+from engine.breakpoints import AddrRange, BreakpointError, Watch
+from engine.session import Position, Session
+from tui import actions, snapshot_io
+from tui.controller import (
+    Job,
+    MoveResult,
+    SessionController,
+    do_back,
+    do_continue,
+    do_run_to_end,
+    do_seek,
+    do_step,
+    gather,
+)
+from tui.grid_model import GridModel, ViewState
+from tui.history import since_op
+from tui.inspect_model import explain
+from tui.widgets.addrspace import AddressSpace
+from tui.widgets.costpanel import CostPanel
+from tui.widgets.inspector import Inspector
+from tui.widgets.legend_bar import LegendBar
+from tui.widgets.oplog import OpLog
+from tui.widgets.pte_grid import PteGrid
+
+SINCE_MAX_OPS = 5000
+SINCE_DELAY = 0.3
+PROGRESS_DELAY = 0.25
+
+
+def parse_position(text: str) -> Position:
+    """``N`` (op boundary after N ops) or ``N.E`` (E events into op N+1)."""
+    t = text.strip()
+    if not t:
+        raise ValueError("type a step number, e.g. 12 or 12.5")
+    op, _, ev = t.partition(".")
+    try:
+        p = Position(int(op, 0), int(ev, 0) if ev else 0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a step (use N or N.E, e.g. 12 or 12.5)") from None
+    if p.op < 0 or p.event < 0:
+        raise ValueError("steps are not negative")
+    return p
+
+
+def parse_address(text: str) -> int:
+    t = text.strip().lower().replace("_", "")
+    if not t:
+        raise ValueError("type an address, e.g. 0x7f0000010000")
+    try:
+        v = int(t, 16) if not t.startswith("0x") else int(t, 0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a hexadecimal address") from None
+    if not 0 <= v < 1 << 64:
+        raise ValueError(f"{text!r} does not fit in 64 bits")
+    return v
+
+
+def block_breakpoints(session: Session) -> set[int]:
+    out = set()
+    for b in session.breakpoints:
+        c = b.condition
+        if isinstance(c, (AddrRange, Watch)) and c.label in ("block", "watch-block"):
+            out.add(c.start)
+    return out
+
+
+class MainScreen(Screen):
+    BINDINGS = actions.bindings()
+
+    DEFAULT_CSS = """
+    MainScreen { layout: vertical; }
+    #header { height: 1; background: $primary 30%; color: $foreground; padding: 0 1; }
+    #body { height: 1fr; }
+    #left { width: 22; border-right: vkey $primary 40%; }
+    #center { width: 1fr; }
+    #right { width: 38; border-left: vkey $primary 40%; }
+    #grid { height: 1fr; }
+    #oplog { height: 12; border-top: hkey $primary 40%; }
+    #inspector { height: 1fr; }
+    #costs { border-top: hkey $primary 40%; height: 11; }
+    #progress { height: 1; display: none; background: $warning 25%; padding: 0 1; }
+    #progress.-busy { display: block; }
+    #progress Label { width: auto; margin-right: 2; }
+    #progress ProgressBar { width: 1fr; }
+    .pane-title { height: 1; background: $panel; color: $foreground 80%; padding: 0 1; text-style: bold; }
+    MainScreen.-wide #left { width: 30; }
+    MainScreen.-wide #right { width: 54; }
+    MainScreen.-wide #oplog { height: 18; }
+    """
+
+    def __init__(self, session: Session, keymap: dict[str, str] | None = None) -> None:
+        super().__init__(id="main")
+        self.session = session
+        self.keymap = keymap or {}
+        self.ctl = SessionController(self.app, session, on_state=self._on_busy_change)
+        self.model = GridModel(session.machine, breakpoints=block_breakpoints(session))
+        self._since: dict[tuple, str] = {}
+        self._explained: dict[tuple, Any] = {}
+        self._since_timer: Timer | None = None
+        self.since_pending = False  # a history lookup is scheduled (tests fire it at once)
+        self._panels_pending = False
+        self._inspector_pending = False
+        self._auto_expanded: int | None = None
+        self._progress_timer: Timer | None = None
+        self.last_result: MoveResult | None = None
+        self.messages: list[str] = []  # every notification text (tests)
+
+    # --- layout -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield Static("Address space", classes="pane-title")
+                yield AddressSpace(id="addrspace")
+            with Vertical(id="center"):
+                yield Static("PTE grid", classes="pane-title", id="grid-title")
+                yield PteGrid(self.model, id="grid")
+                yield OpLog(self.session, id="oplog")
+            with Vertical(id="right"):
+                yield Static("Inspector", classes="pane-title")
+                yield Inspector(id="inspector")
+                yield CostPanel(id="costs")
+        with Horizontal(id="progress"):
+            yield Label("", id="progress-label")
+            yield ProgressBar(total=100, show_eta=False, id="progress-bar")
+        yield LegendBar(id="legend")
+        yield Footer(show_command_palette=False)
+
+    @property
+    def grid(self) -> PteGrid:
+        return self.query_one("#grid", PteGrid)
+
+    @property
+    def oplog(self) -> OpLog:
+        return self.query_one("#oplog", OpLog)
+
+    @property
+    def inspector(self) -> Inspector:
+        return self.query_one("#inspector", Inspector)
+
+    def on_mount(self) -> None:
+        self.ctl.app = self.app
+        self.query_one("#costs", CostPanel).set_session(self.session)
+        self.oplog.update_position(self.session.position)
+        self.grid.focus()
+        self._refresh_all(ViewState(), None)
+        # the view of the starting position (mid-op sessions, events of op 0)
+        self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width >= 170, "-wide")
+
+    # --- spreading a new position ----------------------------------------------------
+    def apply(self, r: MoveResult) -> None:
+        self.last_result = r
+        self._refresh_all(r.view, r.dirty)
+        if r.message:
+            self.say(r.message, "error" if r.severity == "error" else (
+                "warning" if r.interrupted else "information"))
+
+    def _refresh_all(self, view: ViewState, dirty: Any) -> None:
+        """The grid and the header now; the other panes right after the grid has painted."""
+        names = self.model.processes()
+        if names and self.model.process not in names:  # it exited (or does not exist yet here)
+            gone = self.model.process
+            self.model.set_process(names[0])
+            self.say(f"process {gone} does not exist at this step: showing {names[0]}", "warning")
+        self.model.block_breakpoints = block_breakpoints(self.session)
+        self.model.set_view(view, dirty)
+        self.query_one("#addrspace", AddressSpace).forget(dirty)
+        self.grid.model_changed()
+        self.update_header()
+        if not self._panels_pending:
+            self._panels_pending = True
+            self.call_after_refresh(self._refresh_panels)
+
+    def _refresh_panels(self) -> None:
+        self._panels_pending = False
+        self._auto_expand()
+        self.oplog.update_position(self.session.position)
+        self.query_one("#costs", CostPanel).update_view()
+        self._update_addrspace()
+        self.show_inspector()
+
+    def _auto_expand(self) -> None:
+        """Inside an op, its events are shown in the op log (collapsed again on leaving it,
+        unless the user expanded it)."""
+        r = self.last_result
+        pos = self.session.position
+        auto = self._auto_expanded
+        if auto is not None and (auto != pos.op or not pos.event):
+            self.oplog.set_expanded(auto, None)
+            self._auto_expanded = None
+        if r is not None and r.op_events and r.after == pos and pos.op not in self.oplog.expanded:
+            self.oplog.set_expanded(pos.op, r.op_events)
+            self._auto_expanded = pos.op
+
+    def _update_addrspace(self) -> None:
+        info = self.model.row_info(self.grid.cursor_row)
+        self.query_one("#addrspace", AddressSpace).update_view(
+            self.model, info.region_index if info is not None else None)
+
+    def settings(self) -> dict[str, str]:
+        from tui.compare import settings_of
+
+        return settings_of(self.session)
+
+    def header_text(self) -> str:
+        s = self.session
+        st = self.settings()
+        parts = [f"{s.name or 'session'}", f"kernel {st['kernel']}", f"cpu {st['cpu']}",
+                 st["granule"], f"policy {st['policy']}", f"proc {self.model.process}",
+                 f"step {s.position} / {s.n_ops}", f"zoom ×{self.model.ptes_per_cell}"]
+        if s.breakpoints:
+            parts.append(f"● {len(s.breakpoints)} bp")
+        if self.ctl.running is not None and not self.ctl.running.low:
+            parts.append(f"running: {self.ctl.running.label}")
+        return " │ ".join(parts)
+
+    def call_stack_text(self, limit: int = 0) -> str:
+        """The calls open at the position, outermost first ("…" for dropped outer ones)."""
+        r = self.last_result
+        if r is None or not r.stack or r.after != self.session.position:
+            return ""
+        names = list(r.stack)
+        text = " › ".join(names)
+        while limit and len(text) > limit and len(names) > 1:
+            names.pop(0)
+            text = "… › " + " › ".join(names)
+        return text
+
+    def update_header(self) -> None:
+        self.query_one("#header", Static).update(Text(self.header_text(), no_wrap=True, overflow="ellipsis"),
+                                                 layout=False)
+        width = self.query_one("#grid-title", Static).size.width or 60
+        stack = self.call_stack_text(limit=max(20, width - 22 - len(self.model.process)))
+        if stack:
+            title = f"PTE grid — {self.model.process} — in {stack}"
+        else:
+            n = len(self.model.regions)
+            title = f"PTE grid — {self.model.process} — {n} range{'s' if n != 1 else ''}"
+            if self.model.zoom:
+                title += f" — {self.model.zoom_label()}"
+        self.query_one("#grid-title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"),
+                                                     layout=False)
+
+    def say(self, message: str, severity: str = "information") -> None:
+        self.messages.append(message)
+        self.app.notify(message, severity=severity, timeout=6 if severity != "error" else 10)  # type: ignore[arg-type]
+
+    # --- busy state and progress -------------------------------------------------------
+    def _on_busy_change(self) -> None:
+        if not self.is_mounted:
+            return
+        self.update_header()
+        job = self.ctl.running
+        bar = self.query_one("#progress", Horizontal)
+        if job is None or job.low:
+            bar.remove_class("-busy")
+            if self._progress_timer is not None:
+                self._progress_timer.stop()
+                self._progress_timer = None
+            return
+        if self._progress_timer is None:
+            self._progress_timer = self.set_interval(0.1, self._tick_progress)
+
+    def _tick_progress(self) -> None:
+        job = self.ctl.running
+        if job is None or job.low:
+            return
+        import time
+
+        if time.monotonic() - job.started < PROGRESS_DELAY:
+            return
+        bar = self.query_one("#progress", Horizontal)
+        bar.add_class("-busy")
+        s = self.session
+        done, total = self.ctl.progress or (s.k, s.n_ops)
+        self.query_one("#progress-label", Label).update(
+            f"{job.label}: step {done} / {total}   (Esc interrupts)", layout=False)
+        self.query_one("#progress-bar", ProgressBar).update(total=max(1, total), progress=done)
+
+    # --- actions: moving the session ------------------------------------------------------
+    def _submit(self, label: str, fn: Any) -> None:
+        if not self.ctl.submit(Job(label, fn, self.apply)):
+            self.say("busy: too many queued commands (Esc interrupts)", "warning")
+
+    def action_step(self, grain: str) -> None:
+        self._submit(f"step {grain}", lambda s: do_step(s, grain))
+
+    def action_back(self, grain: str) -> None:
+        self._submit(f"back {grain}", lambda s: do_back(s, grain))
+
+    def action_continue_run(self) -> None:
+        self._submit("continue", lambda s: do_continue(s))
+
+    def action_reverse_continue(self) -> None:
+        self._submit("reverse-continue", lambda s: do_continue(s, reverse=True))
+
+    def action_run_to_end(self) -> None:
+        self._submit("run to end", lambda s: do_run_to_end(s, self.ctl.report))
+
+    def seek(self, pos: Position) -> None:
+        self._submit(f"go to step {pos}", lambda s: do_seek(s, pos, self.ctl.report))
+
+    def action_goto_step(self) -> None:
+        from tui.screens.dialogs import InputDialog
+
+        def check(text: str) -> str | None:
+            try:
+                parse_position(text)
+            except ValueError as e:
+                return str(e)
+            return None
+
+        def done(text: str | None) -> None:
+            if text:
+                self.seek(parse_position(text))
+
+        self.app.push_screen(InputDialog(
+            f"Go to step (0 .. {self.session.n_ops}; N.E = E events into op N+1)",
+            placeholder="e.g. 12 or 12.5", value=str(self.session.position), validate=check,
+            dialog_id="goto-step"), done)
+
+    def action_interrupt(self) -> None:
+        if self.ctl.interrupt():
+            self.say("interrupting …", "warning")
+
+    # --- actions: the view ------------------------------------------------------------------
+    def action_goto_addr(self) -> None:
+        from tui.screens.dialogs import InputDialog
+
+        def check(text: str) -> str | None:
+            try:
+                parse_address(text)
+            except ValueError as e:
+                return str(e)
+            return None
+
+        def done(text: str | None) -> None:
+            if text:
+                self.go_to_address(parse_address(text))
+
+        cur = self.grid.cursor_addr
+        self.app.push_screen(InputDialog("Go to virtual address", placeholder="hex, e.g. 7f0000010000",
+                                         value=f"{cur:#x}" if cur is not None else "", validate=check,
+                                         dialog_id="goto-addr"), done)
+
+    def go_to_address(self, addr: int) -> bool:
+        page = addr & ~(self.model.page_size - 1)
+        if self.grid.go_to(page):
+            self.grid.scroll_to_cursor(center=True)
+            return True
+        i = self.model.nearest_region(page)
+        if i is None:
+            self.say(f"{addr:#x} is not mapped (nothing is mapped)", "warning")
+            return False
+        r = self.model.regions[i]
+        target = r.start if page < r.start else r.end - self.model.page_size
+        self.grid.go_to(target)
+        self.grid.scroll_to_cursor(center=True)
+        self.say(f"{addr:#x} is not mapped; nearest range {r.name} {r.start:#x}-{r.end:#x}", "warning")
+        return False
+
+    def action_zoom(self, delta: int) -> None:
+        if self.model.set_zoom(self.model.zoom + delta):
+            self.grid.model_changed()
+            self.update_header()
+        else:
+            self.say("already at the " + ("closest" if delta < 0 else "widest") + " zoom", "information")
+
+    def action_next_process(self) -> None:
+        names = self.model.processes()
+        if len(names) <= 1:
+            self.say(f"only one process: {self.model.process}")
+            return
+        i = names.index(self.model.process) if self.model.process in names else -1
+        self.model.set_process(names[(i + 1) % len(names)])
+        self.grid.cursor_addr = None
+        self.grid.model_changed(keep_addr=False)
+        self.update_header()
+        self._update_addrspace()
+
+    # --- breakpoints ---------------------------------------------------------------------
+    def _require_idle(self, what: str) -> bool:
+        if not self.ctl.idle:
+            self.say(f"busy: {what} when the current run ends (Esc interrupts)", "warning")
+            return False
+        return True
+
+    def action_toggle_block_breakpoint(self) -> None:
+        if not self._require_idle("set breakpoints"):
+            return
+        addr = self.grid.cursor_addr
+        if addr is None:
+            self.say("no cell selected", "warning")
+            return
+        block = self.model.block_start(addr)
+        for b in self.session.breakpoints:
+            c = b.condition
+            if isinstance(c, AddrRange) and c.label == "block" and c.start == block:
+                self.session.remove_breakpoint(b.id)
+                self.say(f"breakpoint {b.describe()} removed")
+                break
+        else:
+            try:
+                bp = self.session.add_breakpoint(f"block:{block:#x}")
+            except BreakpointError as e:
+                self.say(str(e), "error")
+                return
+            self.say(f"breakpoint {bp.describe()} set")
+        self._breakpoints_changed()
+
+    def _breakpoints_changed(self) -> None:
+        self.model.block_breakpoints = block_breakpoints(self.session)
+        self.model.generation += 1
+        self.grid.model_changed()
+        self.update_header()
+
+    def action_breakpoint_dialog(self) -> None:
+        if not self._require_idle("edit breakpoints"):
+            return
+        from tui.screens.dialogs import BreakpointDialog
+
+        self.app.push_screen(BreakpointDialog(self.session, self._breakpoints_changed))
+
+    def add_breakpoint(self, text: str) -> bool:
+        if not self._require_idle("set breakpoints"):
+            return False
+        try:
+            bp = self.session.add_breakpoint(text)
+        except BreakpointError as e:
+            self.say(str(e), "error")
+            return False
+        self.say(f"breakpoint {bp.describe()} set")
+        self._breakpoints_changed()
+        return True
+
+    # --- snapshots -------------------------------------------------------------------------
+    def action_save_snapshot(self) -> None:
+        from tui.screens.dialogs import InputDialog
+
+        def done(path: str | None) -> None:
+            if path:
+                self.save_snapshot(path)
+
+        self.app.push_screen(InputDialog("Save snapshot to", placeholder="FILE.ptsnap",
+                                         value=f"{(self.session.name or 'session').split(':')[0]}.ptsnap",
+                                         dialog_id="save"), done)
+
+    def save_snapshot(self, path: str) -> None:
+        if not self._require_idle("save"):
+            return
+        try:
+            snapshot_io.save_session(self.session, path)
+        except snapshot_io.NotAvailable as e:
+            self.say(str(e), "warning")
+        except snapshot_io.SnapshotIOError as e:
+            self.say(f"save failed: {e}", "error")
+        except OSError as e:
+            self.say(f"save failed: {path}: {e.strerror or e}", "error")
+        else:
+            self.say(f"saved {path}")
+
+    def action_open_snapshot(self) -> None:
+        from tui.screens.dialogs import InputDialog
+
+        def done(path: str | None) -> None:
+            if path:
+                self.open_snapshot(path)
+
+        self.app.push_screen(InputDialog("Open snapshot", placeholder="FILE.ptsnap", dialog_id="open"), done)
+
+    def open_snapshot(self, path: str) -> None:
+        if not self._require_idle("open a snapshot"):
+            return
+        try:
+            s = snapshot_io.load_session(path)
+        except snapshot_io.NotAvailable as e:
+            self.say(str(e), "warning")
+            return
+        except snapshot_io.SnapshotIOError as e:
+            self.say(f"cannot open {path}: {e}", "error")
+            return
+        except OSError as e:
+            self.say(f"cannot open {path}: {e.strerror or e}", "error")
+            return
+        self.set_session(s)
+        self.say(f"opened {path}")
+
+    def set_session(self, session: Session) -> None:
+        self.session = session
+        self.ctl.set_session(session)
+        self.model = GridModel(session.machine, breakpoints=block_breakpoints(session))
+        self.grid.set_model(self.model)
+        self.oplog.set_session(session)
+        self.query_one("#costs", CostPanel).set_session(session)
+        self._since.clear()
+        self._explained.clear()
+        self._auto_expanded = None
+        self._refresh_all(ViewState(), None)
+        self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
+
+    # --- comparison ----------------------------------------------------------------------------
+    def action_compare(self) -> None:
+        if not self._require_idle("compare"):
+            return
+        from engine.arch.profiles import PROFILES
+        from engine.policy import BUILTIN_POLICIES
+        from tui.screens.dialogs import ChoiceDialog
+
+        st = self.settings()
+        choices = [(f"kernel:{p}", f"kernel {p:<12} {PROFILES[p].description}")
+                   for p in PROFILES if p != st["kernel"]]
+        choices += [(f"policy:{p}", f"policy {p:<12} {cls.description}")
+                    for p, cls in BUILTIN_POLICIES.items() if p != st["policy"]]
+
+        def done(key: str | None) -> None:
+            if key:
+                what, _, value = key.partition(":")
+                self.compare_with(**{what: value})
+
+        self.app.push_screen(ChoiceDialog(
+            f"Compare with (now: kernel {st['kernel']}, policy {st['policy']})", choices,
+            hint="Runs the same ops under the other setting and shows the first op where the page "
+                 "tables differ.", dialog_id="compare"), done)
+
+    def compare_with(self, kernel: str | None = None, policy: str | None = None) -> None:
+        from tui.compare import run_compare, variant
+        from tui.errors import UserError
+        from tui.screens.compare import CompareScreen
+
+        label = f"kernel {kernel}" if kernel else f"policy {policy}"
+        try:
+            b = variant(self.session, kernel=kernel, policy=policy)
+        except UserError as e:
+            self.say(str(e), "error")
+            return
+
+        def done(res: Any) -> None:
+            self._refresh_all(res.a_move.view, None)
+            if res.interrupted:
+                self.say("comparison interrupted", "warning")
+                return
+            self.app.push_screen(CompareScreen(res, self.ctl), lambda _: self._after_compare())
+
+        self.ctl.submit(Job(f"compare with {label}",
+                            lambda s: run_compare(s, lambda: b, label, self.ctl.report, b=b), done))
+
+    def _after_compare(self) -> None:
+        self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
+
+    # --- help / quit -------------------------------------------------------------------------
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self.keymap))
+
+    def action_quit(self) -> None:
+        self.ctl.interrupt()
+        self.app.exit()
+
+    # --- messages from widgets --------------------------------------------------------------
+    @on(PteGrid.CursorMoved, "#grid")
+    def _cursor_moved(self, event: PteGrid.CursorMoved) -> None:
+        if not self._inspector_pending and not self._panels_pending:  # after the grid has painted, once
+            self._inspector_pending = True
+            self.call_after_refresh(self.show_inspector)
+        self._schedule_since()
+
+    def inspected_addr(self) -> int | None:
+        """The VA the inspector describes: the cursor's page, or its cell's start when zoomed out."""
+        g = self.grid
+        if g.cursor_addr is None:
+            return None
+        if self.model.zoom > 0:
+            return self.model.cell_addr(g.cursor_row, g.cursor_col)
+        return g.cursor_addr & ~(self.model.page_size - 1)
+
+    def show_inspector(self) -> None:
+        self._inspector_pending = False
+        addr = self.inspected_addr()
+        info = self.model.row_info(self.grid.cursor_row)
+        key = self._since_key(addr) if addr is not None else None
+        ex = None
+        if key is not None and self.model.zoom == 0:
+            # the explainer reads the tables through their writable path: only between jobs
+            if not self.ctl.executing:
+                ex = self._explained[key] = explain(self.model, addr)  # type: ignore[arg-type]
+            else:
+                ex = self._explained.get(key)
+        self.inspector.show(self.model, addr, since=self._since.get(key) if key else None,
+                            mid_op=bool(self.session.e),
+                            header_row=info if info is not None and info.kind == "header" else None,
+                            explanation=ex)
+
+    def _since_key(self, addr: int) -> tuple:
+        return (self.model.process, self.model.block_start(addr), self.session.k, self.session.e)
+
+    def _schedule_since(self) -> None:
+        if self._since_timer is not None:
+            self._since_timer.stop()
+        self.since_pending = True
+        self._since_timer = self.set_timer(SINCE_DELAY, self._request_since)
+
+    def _request_since(self) -> None:
+        self.since_pending = False
+        if self._since_timer is not None:
+            self._since_timer.stop()
+            self._since_timer = None
+        addr = self.inspected_addr()
+        if addr is None or self.model.zoom > 0:
+            return
+        key = self._since_key(addr)
+        if key in self._since:
+            return
+        proc = self.model.process
+
+        def fn(s: Session) -> tuple[tuple, str | None]:
+            res = since_op(s, proc, addr, max_ops=SINCE_MAX_OPS)
+            return key, (res.text if res.complete or res.scanned else None)
+
+        def done(res: tuple[tuple, str | None]) -> None:
+            k, text = res
+            if text is None:  # cancelled by a key press: ask again when things settle
+                return
+            self._since[k] = text
+            cur = self.inspected_addr()
+            if cur is not None and self._since_key(cur) == k:
+                self.show_inspector()
+
+        self.ctl.submit(Job("explain history", fn, done, low=True,
+                            fail=lambda e: None))
+
+    @on(OpLog.Expand)
+    def _expand(self, event: OpLog.Expand) -> None:
+        op = event.op
+        if op == self._auto_expanded:
+            self._auto_expanded = None  # the user's now: stays open
+        if not event.expand:
+            self.oplog.set_expanded(op, None)
+            return
+        if not 0 <= op < self.session.n_ops:
+            return
+        self.ctl.submit(Job(f"events of op {op + 1}", lambda s: s.events_of(op),
+                            lambda evs: self.oplog.set_expanded(op, evs)))
+
+    @on(OpLog.SeekTo)
+    def _seek_to(self, event: OpLog.SeekTo) -> None:
+        self.seek(event.position)
+
+    @on(AddressSpace.Jump)
+    def _jump(self, event: AddressSpace.Jump) -> None:
+        self.grid.go_to(event.addr)
+        self.grid.scroll_to_cursor(center=True)
+        self.grid.focus()

@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Export SVG screenshots of the TUI (for docs/screenshots/).
+
+    python -m tui.screenshots [OUT_DIR] [--target TARGET]
+
+Runs the app headless on the built-in example (or TARGET) and saves: the main
+screen mid-fold at 120x40 (break-before-make zeros visible), the main screen
+at 200x60 at the end of the session, the inspector zoomed out, the help
+screen and the comparison screen (policy mainline vs never).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from engine.session import Position
+
+Shot = tuple[str, tuple[int, int], Callable[[Any], Awaitable[None]]]
+
+
+async def _settle(app: Any, pilot: Any) -> None:
+    main = app.main
+    for _ in range(400):
+        if not main.ctl.idle:
+            await app.workers.wait_for_complete()
+        if main.since_pending and main.ctl.idle:
+            main._request_since()
+            continue
+        await pilot.pause(0)
+        if main.ctl.idle and not main.since_pending:
+            await pilot.pause(0)
+            return
+
+
+def _shots(va: int) -> list[Shot]:
+    async def mid_fold(app: Any) -> None:
+        main = app.main
+        main.seek(Position(18, 34))
+        await app._settle()
+        main.go_to_address(va + 0x10000)
+
+    async def at_end(app: Any) -> None:
+        main = app.main
+        main.add_breakpoint(f"block:{va + 0x40000:#x}")
+        main.seek(Position(42))
+        await app._settle()
+        main.go_to_address(va + 0x43000)
+
+    async def zoomed(app: Any) -> None:
+        main = app.main
+        main.seek(Position(42))
+        await app._settle()
+        main.go_to_address(va + 0x40000)
+        main.action_zoom(1)
+
+    async def compare(app: Any) -> None:
+        app.main.compare_with(policy="never")
+
+    async def help_(app: Any) -> None:
+        app.main.action_help()
+
+    return [
+        ("main-120x40-mid-fold", (120, 40), mid_fold),
+        ("main-200x60", (200, 60), at_end),
+        ("main-120x40-zoomed-out", (120, 40), zoomed),
+        ("compare-120x40", (120, 40), compare),
+        ("help-120x40", (120, 40), help_),
+    ]
+
+
+async def _take(target: str, name: str, size: tuple[int, int], prepare: Callable[[Any], Awaitable[None]],
+                out: Path) -> Path:
+    from tui.app import PtlabApp
+    from tui.targets import open_target
+
+    app = PtlabApp(open_target(target), use_keymap=False)
+    async with app.run_test(size=size) as pilot:
+        app._settle = lambda: _settle(app, pilot)  # type: ignore[attr-defined]
+        await _settle(app, pilot)
+        await prepare(app)
+        await _settle(app, pilot)
+        await pilot.pause()
+        app.clear_notifications()
+        await pilot.pause()
+        path = out / f"{name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", default="docs/screenshots")
+    ap.add_argument("--target", default="example")
+    a = ap.parse_args(argv)
+    from tui.examples import BASE_VA
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, size, prep in _shots(BASE_VA):
+        p = asyncio.run(_take(a.target, name, size, prep, out))
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

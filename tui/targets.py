@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Turn a TUI target (``ptlab tui [TARGET]``) into a Session.
+
+A small registry of resolvers, tried in order. Each one is a function
+``(spec, overrides) -> Session | None``: it returns None when the spec is not
+its kind, a Session when it is, and raises :class:`tui.errors.UserError` (one
+line) when it is its kind but wrong (missing file, bad index, ...).
+
+Built in now:
+
+* ``example`` -- a hand-written ptep trace (``tui.examples``);
+* ``FILE.json[:INDEX]`` -- trace INDEX (default 0) of a ``ptlab-ptep-vectors/1``
+  file.
+
+To add a kind (built-in scenario name, ``.pts`` file, ``.ptsnap`` snapshot),
+write one resolver and call :func:`register` (``first=True`` to be tried
+before the others), e.g.::
+
+    def _scenario(spec, ov):
+        if spec not in engine.scenario.BUILTINS:
+            return None
+        ...
+        return Session(lambda: Machine(cfg), ops, name=spec, source=text)
+
+    register("scenario", "built-in scenario name", _scenario, first=True)
+
+and, for the default target of ``ptlab`` with no arguments, put its name in
+:data:`DEFAULT_TARGETS`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.session import Session
+from tui.errors import UserError
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line overrides of the target's own settings (None: keep)."""
+
+    kernel: str | None = None
+    granule: str | None = None
+    cpu: str | None = None
+    policy: str | None = None
+
+    def replace(self, **kw: Any) -> Overrides:
+        d = {k: getattr(self, k) for k in ("kernel", "granule", "cpu", "policy")}
+        d.update(kw)
+        return Overrides(**d)
+
+
+ResolverFn = Callable[[str, Overrides], "Session | None"]
+
+
+@dataclass(frozen=True)
+class Resolver:
+    name: str
+    description: str
+    resolve: ResolverFn
+
+
+RESOLVERS: list[Resolver] = []
+
+# ``ptlab`` / ``ptlab tui`` with no target opens the first of these that resolves.
+DEFAULT_TARGETS: list[str] = ["demo", "example"]
+
+
+def register(name: str, description: str, fn: ResolverFn, *, first: bool = False) -> None:
+    r = Resolver(name, description, fn)
+    global RESOLVERS
+    RESOLVERS = [x for x in RESOLVERS if x.name != name]
+    if first:
+        RESOLVERS.insert(0, r)
+    else:
+        RESOLVERS.append(r)
+
+
+def open_target(spec: str | None = None, *, kernel: str | None = None, granule: str | None = None,
+                cpu: str | None = None, policy: str | None = None) -> Session:
+    """The Session for a target spec (None: the default target)."""
+    ov = Overrides(kernel, granule, cpu, policy)
+    if spec is None or spec == "":
+        for name in DEFAULT_TARGETS:
+            s = _try(name, ov)
+            if s is not None:
+                return s
+        raise UserError("tui: no default target is available")
+    s = _try(spec, ov)
+    if s is not None:
+        return s
+    kinds = "; ".join(f"{r.name} ({r.description})" for r in RESOLVERS)
+    if Path(spec).suffix and not Path(spec).exists():
+        raise UserError(f"tui: {spec}: no such file")
+    raise UserError(f"tui: cannot open {spec!r}: not a known target (targets: {kinds})")
+
+
+def _try(spec: str, ov: Overrides) -> Session | None:
+    for r in RESOLVERS:
+        s = r.resolve(spec, ov)
+        if s is not None:
+            return s
+    return None
+
+
+# --- shared helpers for resolvers ------------------------------------------------------------
+def _check_names(ov: Overrides) -> None:
+    """Fail early, with one line, on unknown profile / CPU / policy names."""
+    from engine.arch.profiles import KernelProfileError, get_profile
+    from engine.hw.cpus import load_cpu
+    from engine.policy import PolicyError, load_policy
+
+    try:
+        if ov.kernel is not None:
+            get_profile(ov.kernel)
+        if ov.cpu is not None:
+            load_cpu(ov.cpu)
+        if ov.policy is not None:
+            load_policy(ov.policy)
+    except (KernelProfileError, PolicyError, ValueError) as e:
+        raise UserError(f"tui: {e}") from None
+    except Exception as e:  # CpuProfileError and friends
+        raise UserError(f"tui: {e}") from None
+
+
+def api_session(ops: list, granule: Any, kernel: str, cpu: str, policy: str | None, *, name: str,
+                source: str = "") -> Session:
+    """A Session over an ApiMachine (direct ptep calls), with an optional fold policy."""
+    from engine.apimachine import ApiMachine
+    from engine.policy import load_policy
+
+    pol = load_policy(policy) if policy is not None else None
+
+    def make() -> ApiMachine:
+        m = ApiMachine(granule, kernel, cpu)
+        if pol is not None:
+            m.arch.fold_policy = pol
+        return m
+
+    s = Session(make, ops, name=name, source=source)
+    s.target_settings = {"granule": granule, "kernel": kernel, "cpu": cpu,  # type: ignore[attr-defined]
+                         "policy": policy}
+    return s
+
+
+def reopen(session: Session, **changes: Any) -> Session:
+    """The same ops under other settings (kernel, cpu, policy): for comparisons.
+
+    Works for any session whose target recorded ``target_settings`` and a
+    ``reopen`` function; otherwise raises UserError."""
+    fn = getattr(session, "reopen", None)
+    if fn is None:
+        raise UserError("this session cannot be re-run under other settings")
+    return fn(**changes)
+
+
+def _attach_reopen(s: Session, ops: list, settings: dict[str, Any], name: str, source: str) -> Session:
+    def again(**changes: Any) -> Session:
+        st = dict(settings)
+        st.update({k: v for k, v in changes.items() if v is not None})
+        _check_names(Overrides(st.get("kernel"), None, st.get("cpu"), st.get("policy")))
+        label = ", ".join(f"{k} {v}" for k, v in changes.items() if v is not None)
+        return _attach_reopen(api_session(ops, st["granule"], st["kernel"], st["cpu"], st.get("policy"),
+                                          name=f"{name} [{label}]" if label else name, source=source),
+                              ops, st, name, source)
+
+    s.reopen = again  # type: ignore[attr-defined]
+    return s
+
+
+# --- built-in resolvers ---------------------------------------------------------------------
+def _example(spec: str, ov: Overrides) -> Session | None:
+    if spec != "example":
+        return None
+    from engine.arch.profiles import get_profile
+    from engine.granule import granule as to_granule
+    from tui.examples import example_ops
+
+    _check_names(ov)
+    try:
+        g = to_granule(ov.granule or "4K")
+    except ValueError as e:
+        raise UserError(f"tui: {e}") from None
+    kernel = ov.kernel or "v7.0"
+    ops = example_ops(g.name, get_profile(kernel).layout)
+    settings = {"granule": g.name, "kernel": kernel, "cpu": ov.cpu or "neoverse-n1", "policy": ov.policy}
+    s = api_session(ops, g.name, kernel, settings["cpu"], ov.policy, name="example",
+                    source="built-in example trace")
+    return _attach_reopen(s, ops, settings, "example", "built-in example trace")
+
+
+def _vector_file(spec: str, ov: Overrides) -> Session | None:
+    path_s, index_s = spec, None
+    head, sep, tail = spec.rpartition(":")
+    if sep and head.endswith(".json"):
+        path_s, index_s = head, tail
+    if not path_s.endswith(".json"):
+        return None
+    path = Path(path_s)
+    if not path.is_file():
+        raise UserError(f"tui: {path_s}: no such file")
+    try:
+        index = int(index_s) if index_s is not None else 0
+    except ValueError:
+        raise UserError(f"tui: {spec}: trace index {index_s!r} is not a number") from None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"tui: {path_s}: not readable JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != "ptlab-ptep-vectors/1":
+        raise UserError(f"tui: {path_s}: not a ptlab-ptep-vectors/1 file")
+    traces = data.get("traces")
+    if not isinstance(traces, list) or not traces:
+        raise UserError(f"tui: {path_s}: has no traces")
+    if not 0 <= index < len(traces):
+        raise UserError(f"tui: {path_s}: trace {index} out of range (0..{len(traces) - 1})")
+    trace = traces[index]
+    from engine.apimachine import ops_from_vector_trace
+    from engine.granule import granule as to_granule
+
+    _check_names(ov)
+    try:
+        g = to_granule(trace["granule"])
+        ops = ops_from_vector_trace(trace)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"tui: {path_s}: trace {index} is malformed ({e})") from None
+    if ov.granule is not None:
+        try:
+            want = to_granule(ov.granule)
+        except ValueError as e:
+            raise UserError(f"tui: {e}") from None
+        if want != g:
+            raise UserError(f"tui: {path_s}:{index} is a {g.name} trace; its addresses fix the granule "
+                            f"(--granule {ov.granule} cannot apply)")
+    settings = {"granule": g.name, "kernel": ov.kernel or trace.get("kernel", "v7.0"),
+                "cpu": ov.cpu or trace.get("cpu", "neoverse-n1"), "policy": ov.policy}
+    name = f"{path.name}:{index}"
+    s = api_session(ops, g.name, settings["kernel"], settings["cpu"], ov.policy, name=name, source=str(path))
+    return _attach_reopen(s, ops, settings, name, str(path))
+
+
+register("example", "the built-in example ptep trace", _example)
+register("vectors", "FILE.json[:TRACE] from a ptlab-ptep-vectors/1 file", _vector_file)

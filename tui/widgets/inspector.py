@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The inspector: everything about the selected entry (tui.inspect_model).
+
+A Line-API ScrollView over pre-rendered strips: new content never triggers
+a layout pass of the screen (which would repaint every pane), it only
+repaints this pane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from rich.console import Group
+from rich.segment import Segment
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from tui import legend
+from tui.inspect_model import EXPLAIN, Line, inspect, plain
+
+_OWN = ("label", "section", "dim", "value", "on")
+
+
+class Inspector(ScrollView, can_focus=True):
+    COMPONENT_CLASSES = legend.component_classes("ptegrid") | {f"insp--{n}" for n in _OWN}
+    DEFAULT_CSS = """
+    Inspector { background: $surface; scrollbar-size-vertical: 1; }
+    Inspector > .insp--label { color: $foreground 60%; }
+    Inspector > .insp--section { color: $text-accent; text-style: bold; }
+    Inspector > .insp--dim { color: $foreground 55%; }
+    Inspector > .insp--value { color: $text-primary; text-style: bold; }
+    Inspector > .insp--on { color: $foreground; text-style: bold; }
+    """ + legend.tcss("Inspector", "ptegrid")
+    BINDINGS = [
+        Binding("up,k", "scroll_up", "up", show=False),
+        Binding("down,j", "scroll_down", "down", show=False),
+        Binding("pageup", "page_up", "page up", show=False),
+        Binding("pagedown", "page_down", "page down", show=False),
+    ]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.lines: list[Line] = []
+        self.addr: int | None = None
+        self._strips: list[Strip] = []
+        self._width = 0
+
+    @property
+    def text(self) -> str:
+        """Plain text of what is shown (tests, screen readers)."""
+        return plain(self.lines)
+
+    def _style(self, tags: tuple[str, ...]) -> Style:
+        st = Style()
+        for t in tags:
+            name = f"insp--{t}" if t in _OWN else f"ptegrid--{t}"
+            with contextlib.suppress(KeyError):
+                st += self.get_component_rich_style(name, partial=True)
+        return st
+
+    def show(self, model: Any, addr: int | None, *, since: str | None = None, mid_op: bool = False,
+             header_row: Any = None, explanation: Any = EXPLAIN) -> None:
+        self.addr = addr
+        if model is None:
+            self.lines = [[("no session", ("dim",))]]
+        else:
+            self.lines = inspect(model, addr, since=since, mid_op=mid_op, header_row=header_row,
+                                 explanation=explanation)
+        self._rerender()
+
+    def _text(self, segs: list) -> Text:
+        text = Text(no_wrap=False, overflow="fold")
+        for t, tags in segs:
+            text.append(t, self._style(tags) if tags else None)
+        return text
+
+    def _renderable(self) -> Group:
+        """Key/value lines become a two-column table (values wrap under themselves)."""
+        parts: list = []
+        table: Table | None = None
+        for line in self.lines:
+            if line and line[0][1] == ("label",):
+                if table is None:
+                    table = Table(box=None, show_header=False, padding=0, expand=True)
+                    table.add_column(width=10, no_wrap=True)
+                    table.add_column(ratio=1, overflow="fold")
+                    parts.append(table)
+                table.add_row(self._text([line[0]]), self._text(line[1:]))
+            else:
+                table = None
+                parts.append(self._text(line))
+        return Group(*parts)
+
+    def _rerender(self) -> None:
+        if not self.is_mounted or not self.size.width:
+            return
+        width = max(10, self.size.width - 1 - 2)  # scrollbar, one column of padding each side
+        self._width = width
+        console = self.app.console
+        opts = console.options.update_width(width)
+        base = self.rich_style
+        pad = Segment(" ", base)
+        self._strips = [Strip([pad, *line, pad]).simplify()
+                        for line in console.render_lines(self._renderable(), opts, style=base, pad=True)]
+        self.virtual_size = Size(width + 2, len(self._strips))
+        self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.lines:
+            self._rerender()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        if self.lines and self.is_mounted:
+            self.call_later(self._rerender)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        i = scroll_y + y
+        if i >= len(self._strips):
+            return Strip.blank(width, self.rich_style)
+        return self._strips[i].crop_extend(scroll_x, scroll_x + width, self.rich_style)
