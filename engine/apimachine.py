@@ -94,8 +94,9 @@ class ApiMachine:
             raise ApiOpError(f"unknown op {op.verb!r}")
 
     def cycles_of(self, counters: Counter) -> float:
-        cpu = self.sim.cpu
-        return sum(cpu.weight(k) * v for k, v in counters.items() if isinstance(v, (int, float)))
+        from engine.costs import cycles
+
+        return cycles(counters, self.sim.profile, self.sim.cpu)
 
     def state(self) -> tuple:
         return (self.sim.mm.pt.snapshot(), self.sim.folios.clone())

@@ -96,7 +96,7 @@ class Session:
         self.warnings: list[str] = []
         self.name = name
         self.source = source
-        self.cost_fn = cost_fn or getattr(self.machine, "cycles_of", None) or (lambda c: 0.0)
+        self.cost_fn = cost_fn or getattr(self.machine, "cycles_of", None) or self._machine_cycles
         self.checkpoint_ops = checkpoint_ops
         self.checkpoint_events = checkpoint_events
         self.max_checkpoints = max_checkpoints
@@ -114,6 +114,19 @@ class Session:
         self.error: tuple[int, str] | None = None  # (op index, message) of an op that failed
         self.stats = SessionStats()
         self.interrupt: Callable[[], bool] = lambda: False
+
+    def _machine_cycles(self, counters: Counter) -> float:
+        """Cycles of an op's counters under the machine's own cost model."""
+        from engine.costs import cycles
+
+        m = self.machine
+        return cycles(counters, m.arch.profile, m.arch.cpu)
+
+    def reopen(self, **overrides: Any) -> Session:
+        """The same ops under other settings (kernel=, policy=, cpu= ...), from op 0."""
+        from engine.machines import reopen
+
+        return reopen(self, **overrides)
 
     # --- basic facts ----------------------------------------------------------------
     @property
@@ -149,10 +162,11 @@ class Session:
         log.set_recording(record)
         t0 = time.perf_counter()
         try:
-            m.apply(self.ops[k])
+            ret = m.apply(self.ops[k])
         finally:
             self.stats.seconds_running += time.perf_counter() - t0
-        counters = log.totals()
+        # a machine that counts (and costs) the op itself returns its counters
+        counters = Counter(ret) if isinstance(ret, Counter) else log.totals()
         events = list(log.buf) if record else None
         log.clear()
         log.set_recording(False)
@@ -172,8 +186,11 @@ class Session:
             raise SessionError(msg) from e
         if k == len(self.records):
             counters["ops"] = 1
-            self.records.append(OpRecord(dict(counters), float(self.cost_fn(counters)),
-                                         self.op_digest(), counters.get("events", 0)))
+            cycles = counters.pop("cycles", None)
+            if cycles is None:
+                cycles = self.cost_fn(counters)
+            self.records.append(OpRecord(dict(counters), float(cycles), self.op_digest(),
+                                         counters.get("events", 0)))
         elif k > len(self.records):  # pragma: no cover - guarded by seek
             raise SessionError("ops must be recorded in order")
         else:

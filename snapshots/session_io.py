@@ -20,39 +20,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.machines import machine_factory
 from engine.ops import Op
 from engine.session import LAZY, OpRecord, Position, Session
 from snapshots.errors import SnapshotError
 from snapshots.header import SnapshotHeader
 from snapshots.reader import Snapshot, open_snapshot
 from snapshots.writer import save_snapshot
-
-MachineFactory = Callable[[dict[str, Any]], Callable[[], Any]]
-_KINDS: dict[str, MachineFactory] = {}
-
-
-def register_machine_kind(name: str, factory: MachineFactory) -> None:
-    """``factory(config) -> make_machine``; config is the plain dict in session.meta."""
-    _KINDS[name] = factory
-
-
-def _api_factory(cfg: dict[str, Any]) -> Callable[[], Any]:
-    from engine.apimachine import ApiMachine
-
-    return lambda: ApiMachine(cfg.get("granule", "4K"), cfg.get("kernel", "v7.0"),
-                              cfg.get("cpu", "neoverse-n1"))
-
-
-def _scenario_factory(cfg: dict[str, Any]) -> Callable[[], Any]:
-    from engine.machine import Machine, MachineConfig
-
-    fields = dict(cfg)
-    fields["record"] = False
-    return lambda: Machine(MachineConfig(**fields))
-
-
-register_machine_kind("api", _api_factory)
-register_machine_kind("scenario", _scenario_factory)
 
 BUILTIN_POLICY_NAMES = ("mainline", "never", "any-entry", "scan", "kernel", "default", "any")
 
@@ -66,7 +40,7 @@ def _counters_plain(counters: dict[str, Any]) -> dict[str, int]:
 def session_header(session: Session, created: str = "") -> SnapshotHeader:
     meta = session.meta
     cfg = dict(meta.get("config", {}))
-    policy = cfg.get("policy", "mainline")
+    policy = cfg.get("policy") or "mainline"
     return SnapshotHeader(
         kernel=str(cfg.get("kernel", "v7.0")), granule=str(cfg.get("granule", "4K")),
         cpu=str(cfg.get("cpu", "neoverse-n1")), policy=str(policy), seed=int(cfg.get("seed", 1)),
@@ -78,9 +52,15 @@ def session_header(session: Session, created: str = "") -> SnapshotHeader:
 
 def save_session(session: Session, path: str, *, created: str = "",
                  progress: Callable[[str, int, int], None] | None = None) -> None:
-    """Save every executed op and every checkpoint, atomically (a failed save
-    leaves any previous file intact). Raises SnapshotError."""
+    """Save the session atomically (a failed save leaves any previous file
+    intact): every op with its counters and digest, and every checkpoint.
+    Ops not executed yet are run first, so the file always holds the whole
+    op list; the session's position is kept. Raises SnapshotError."""
     m = session.machine
+    if session.executed < len(session.ops):
+        keep = session.position
+        session.run(progress=(lambda k, total: progress("run", k, total)) if progress else None)
+        session.seek(keep)
     n = session.executed
 
     def ops() -> Iterator[tuple[Any, Any, Any]]:
@@ -176,8 +156,9 @@ def _machine_config(header: SnapshotHeader, overrides: dict[str, Any], warnings:
     cfg = dict(header.extra.get("config", {})) if isinstance(header.extra.get("config"), dict) else {}
     for k in ("kernel", "granule", "cpu", "seed"):
         cfg.setdefault(k, getattr(header, k))
-    cfg.setdefault("policy", header.policy)
-    pol = str(cfg.get("policy", "mainline"))
+    if not cfg.get("policy"):
+        cfg["policy"] = header.policy
+    pol = str(cfg.get("policy") or "mainline")
     if "policy" in overrides and overrides["policy"]:
         pass
     elif pol not in BUILTIN_POLICY_NAMES:
@@ -200,13 +181,10 @@ def open_session(path: str, **overrides: Any) -> Loaded:
         header = snap.header
         warnings = list(snap.warnings)
         kind = str(header.extra.get("machine", "scenario"))
-        factory = _KINDS.get(kind)
-        if factory is None:
-            raise SnapshotError(f"{path}: made by an unknown machine kind {kind!r}")
         same = not any(v is not None for v in overrides.values())
         cfg = _machine_config(header, overrides, warnings)
         try:
-            session = Session(factory(cfg), _OpsView(snap), name=header.scenario_name,
+            session = Session(machine_factory(kind, cfg), _OpsView(snap), name=header.scenario_name,
                               source=header.scenario_source, meta={"machine": kind, "config": cfg})
         except SnapshotError:
             raise

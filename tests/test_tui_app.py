@@ -184,22 +184,32 @@ def test_go_to_step_and_address_dialogs():
     run(s, body)
 
 
-def test_snapshot_save_and_open_report_not_available():
+def test_snapshot_save_and_open_round_trip(tmp_path):
     s = open_target("example")
+    path = str(tmp_path / "x.ptsnap")
 
     async def body(app, pilot):
         main = app.main
+        await press(app, pilot, "n")
+        await press(app, pilot, "n")
         await press(app, pilot, "ctrl+s")
         assert app.screen.id == "dialog-save"
-        app.screen.query_one("#dialog-input").value = "/tmp/x.ptsnap"
+        app.screen.query_one("#dialog-input").value = path
         await press(app, pilot, "enter")
         assert app.screen is main
-        assert "not available" in main.messages[-1]
+        assert main.messages[-1] == f"saved {path}"
         await press(app, pilot, "ctrl+o")
-        app.screen.query_one("#dialog-input").value = "/tmp/x.ptsnap"
+        app.screen.query_one("#dialog-input").value = path
         await press(app, pilot, "enter")
-        assert "not available" in main.messages[-1]
-        assert any("not available" in n.message for n in app._notifications)
+        assert main.messages[-1] == f"opened {path}"
+        assert main.session is not s and len(main.session.ops) == len(s.ops)
+        # opening a file that is not a snapshot is a one-line error, and the app carries on
+        bad = tmp_path / "bad.ptsnap"
+        bad.write_bytes(b"nope")
+        await press(app, pilot, "ctrl+o")
+        app.screen.query_one("#dialog-input").value = str(bad)
+        await press(app, pilot, "enter")
+        assert main.messages[-1].startswith("cannot open") and "\n" not in main.messages[-1]
         await _palette_provider_lists_registered_actions(app, pilot, s)
         await _help_screen_lists_keys_and_legend(app, pilot, s)
 

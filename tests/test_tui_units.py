@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --- targets ---------------------------------------------------------------------------------
 def test_default_target_and_example():
-    s = open_target(None)
-    assert s.name == "example" and s.n_ops > 30
+    s = open_target(None)  # ptlab with no arguments: the built-in demo scenario
+    assert s.name == "demo" and s.meta["machine"] == "scenario" and s.n_ops > 30
+    assert open_target("example").n_ops > 30
     s2 = open_target("example", kernel="v6.9", granule="64K", cpu="neoverse-v3", policy="never")
     arch = s2.machine.arch
     assert (arch.profile.name, arch.g.name, arch.cpu.name) == ("v6.9", "64K", "neoverse-v3")
@@ -102,12 +103,18 @@ def test_cli_registers_the_tui_command():
     assert (args.target, args.kernel, args.policy) == ("example", "v6.9", "never")
 
 
-# --- snapshot I/O stub -------------------------------------------------------------------------
-def test_snapshot_io_reports_not_available():
-    with pytest.raises(snapshot_io.NotAvailable, match="not available"):
-        snapshot_io.save_session(open_target("example"), "/tmp/x.ptsnap")
+# --- snapshot I/O ------------------------------------------------------------------------------
+def test_snapshot_io_round_trip_and_errors(tmp_path):
+    s = open_target("example")
+    s.run()
+    path = tmp_path / "x.ptsnap"
+    snapshot_io.save_session(s, path)
+    t = snapshot_io.load_session(path)
+    assert t.executed == s.executed and t.records[3].digest == s.records[3].digest
     with pytest.raises(snapshot_io.SnapshotIOError):
-        snapshot_io.load_session("/tmp/x.ptsnap")
+        snapshot_io.load_session(tmp_path / "missing.ptsnap")
+    with pytest.raises(snapshot_io.SnapshotIOError):
+        snapshot_io.save_session(s, tmp_path)  # a directory
 
 
 # --- costs ------------------------------------------------------------------------------------------

@@ -18,8 +18,11 @@ from tui.errors import UserError
 def variant(session: Session, *, kernel: str | None = None, policy: str | None = None) -> Session:
     """A new Session running session's ops with another kernel profile / policy."""
     fn = getattr(session, "reopen", None)
-    if callable(fn):
-        return fn(kernel=kernel, policy=policy)
+    if callable(fn) and (getattr(session, "meta", None) or "reopen" in vars(session)):
+        try:
+            return fn(kernel=kernel, policy=policy)
+        except ValueError as e:
+            raise UserError(str(e)) from None
     m = session.machine
     cfg = getattr(m, "config", None)
     if cfg is not None and dataclasses.is_dataclass(cfg):

@@ -1,24 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Saving and opening ``.ptsnap`` snapshots from the TUI.
+"""Saving and opening ``.ptsnap`` snapshots from the TUI (snapshots.session_io).
 
-The TUI calls only these two functions. Until the ``snapshots`` package is
-connected they raise :class:`NotAvailable`, which the UI shows as a
-notification. To connect it, replace the two bodies, e.g.::
-
-    def save_session(session, path):
-        from snapshots import save
-        try:
-            save(session, path)
-        except (OSError, snapshots.SnapshotError) as e:
-            raise SnapshotIOError(f"{path}: {e}") from None
-
-    def load_session(path):
-        from snapshots import load
-        ...
-        return session
-
-Both may raise :class:`SnapshotIOError` (a bad path, a damaged file) with a
-one-line message; the UI shows it and carries on.
+Both functions raise :class:`SnapshotIOError` (a bad path, a damaged file, a
+full disk) with a one-line message; the UI shows it and carries on.
 """
 
 from __future__ import annotations
@@ -31,19 +15,31 @@ class SnapshotIOError(Exception):
     """Saving or opening failed; the message is one line for the user."""
 
 
-class NotAvailable(SnapshotIOError):
-    """Snapshots are not connected in this build."""
-
-
-_MESSAGE = ("snapshots are not available yet: the .ptsnap format is not connected to this build "
-            "(tui/snapshot_io.py)")
-
-
 def save_session(session: Any, path: str | Path) -> None:
-    """Write session (ops, settings, per-op records, checkpoints) to path."""
-    raise NotAvailable(_MESSAGE)
+    """Write session (ops, settings, per-op records, checkpoints) to path, atomically."""
+    from snapshots import SnapshotError
+    from snapshots.session_io import save_session as save
+
+    if not getattr(session, "meta", None) or "machine" not in session.meta:
+        raise SnapshotIOError("this session does not record how its machine was made; it cannot be saved")
+    try:
+        save(session, str(path))
+    except SnapshotError as e:
+        raise SnapshotIOError(str(e)) from None
+    except OSError as e:
+        raise SnapshotIOError(f"{path}: {e.strerror or e}") from None
 
 
-def load_session(path: str | Path) -> Any:
-    """Open a .ptsnap file as a Session positioned at its start."""
-    raise NotAvailable(_MESSAGE)
+def load_session(path: str | Path, **overrides: Any) -> Any:
+    """Open a .ptsnap file as a Session positioned at its start. Warnings
+    (e.g. a fold policy that must be supplied again) are in session.warnings."""
+    from snapshots import SnapshotError
+    from snapshots.session_io import open_session
+
+    try:
+        loaded = open_session(str(path), **{k: v for k, v in overrides.items() if v is not None})
+    except SnapshotError as e:
+        raise SnapshotIOError(str(e)) from None
+    s = loaded.session
+    s.snapshot_file = loaded.snapshot  # keep it open: checkpoints and op records load lazily
+    return s

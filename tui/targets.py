@@ -131,46 +131,22 @@ def _check_names(ov: Overrides) -> None:
 def api_session(ops: list, granule: Any, kernel: str, cpu: str, policy: str | None, *, name: str,
                 source: str = "") -> Session:
     """A Session over an ApiMachine (direct ptep calls), with an optional fold policy."""
-    from engine.apimachine import ApiMachine
-    from engine.policy import load_policy
+    from engine.machines import machine_factory
 
-    pol = load_policy(policy) if policy is not None else None
-
-    def make() -> ApiMachine:
-        m = ApiMachine(granule, kernel, cpu)
-        if pol is not None:
-            m.arch.fold_policy = pol
-        return m
-
-    s = Session(make, ops, name=name, source=source)
-    s.target_settings = {"granule": granule, "kernel": kernel, "cpu": cpu,  # type: ignore[attr-defined]
-                         "policy": policy}
+    cfg = {"granule": str(granule), "kernel": kernel, "cpu": cpu, "policy": policy}
+    s = Session(machine_factory("api", cfg), ops, name=name, source=source,
+                meta={"machine": "api", "config": cfg})
+    s.target_settings = dict(cfg)  # type: ignore[attr-defined]
     return s
 
 
 def reopen(session: Session, **changes: Any) -> Session:
-    """The same ops under other settings (kernel, cpu, policy): for comparisons.
-
-    Works for any session whose target recorded ``target_settings`` and a
-    ``reopen`` function; otherwise raises UserError."""
-    fn = getattr(session, "reopen", None)
-    if fn is None:
-        raise UserError("this session cannot be re-run under other settings")
-    return fn(**changes)
-
-
-def _attach_reopen(s: Session, ops: list, settings: dict[str, Any], name: str, source: str) -> Session:
-    def again(**changes: Any) -> Session:
-        st = dict(settings)
-        st.update({k: v for k, v in changes.items() if v is not None})
-        _check_names(Overrides(st.get("kernel"), None, st.get("cpu"), st.get("policy")))
-        label = ", ".join(f"{k} {v}" for k, v in changes.items() if v is not None)
-        return _attach_reopen(api_session(ops, st["granule"], st["kernel"], st["cpu"], st.get("policy"),
-                                          name=f"{name} [{label}]" if label else name, source=source),
-                              ops, st, name, source)
-
-    s.reopen = again  # type: ignore[attr-defined]
-    return s
+    """The same ops under other settings (kernel, cpu, policy): for comparisons."""
+    _check_names(Overrides(changes.get("kernel"), None, changes.get("cpu"), changes.get("policy")))
+    try:
+        return session.reopen(**changes)
+    except ValueError as e:
+        raise UserError(f"tui: {e}") from None
 
 
 # --- built-in resolvers ---------------------------------------------------------------------
@@ -189,9 +165,8 @@ def _example(spec: str, ov: Overrides) -> Session | None:
     kernel = ov.kernel or "v7.0"
     ops = example_ops(g.name, get_profile(kernel).layout)
     settings = {"granule": g.name, "kernel": kernel, "cpu": ov.cpu or "neoverse-n1", "policy": ov.policy}
-    s = api_session(ops, g.name, kernel, settings["cpu"], ov.policy, name="example",
-                    source="built-in example trace")
-    return _attach_reopen(s, ops, settings, "example", "built-in example trace")
+    return api_session(ops, g.name, kernel, settings["cpu"], ov.policy, name="example",
+                       source="built-in example trace")
 
 
 def _vector_file(spec: str, ov: Overrides) -> Session | None:
@@ -240,9 +215,53 @@ def _vector_file(spec: str, ov: Overrides) -> Session | None:
     settings = {"granule": g.name, "kernel": ov.kernel or trace.get("kernel", "v7.0"),
                 "cpu": ov.cpu or trace.get("cpu", "neoverse-n1"), "policy": ov.policy}
     name = f"{path.name}:{index}"
-    s = api_session(ops, g.name, settings["kernel"], settings["cpu"], ov.policy, name=name, source=str(path))
-    return _attach_reopen(s, ops, settings, name, str(path))
+    return api_session(ops, g.name, settings["kernel"], settings["cpu"], ov.policy, name=name,
+                       source=str(path))
 
 
+def _scenario(spec: str, ov: Overrides) -> Session | None:
+    """A built-in scenario name or a .pts file, on the core-mm machine."""
+    from engine.errors import ScenarioError
+    from engine.scenario import builtin_names
+
+    if spec not in builtin_names() and not spec.endswith(".pts"):
+        return None
+    if spec.endswith(".pts") and not Path(spec).is_file():
+        raise UserError(f"{spec}: no such file")
+    _check_names(ov)
+    try:
+        return scenario_session(spec, kernel=ov.kernel, granule=ov.granule, cpu=ov.cpu, policy=ov.policy)
+    except ScenarioError as e:
+        raise UserError(str(e)) from None
+
+
+def scenario_session(target: str, *, kernel: str | None = None, granule: str | None = None,
+                     cpu: str | None = None, policy: str | None = None) -> Session:
+    """A Session running a scenario (built-in name or .pts file) on the core-mm
+    machine. Raises ScenarioError for bad scenario text or settings."""
+    from engine.machines import machine_factory
+    from engine.scenario import resolve
+
+    scn = resolve(target)
+    cfg = scn.config(kernel=kernel, granule=granule, cpu=cpu, policy=policy, record=False).summary()
+    make = machine_factory("scenario", cfg)
+    return Session(make, scn.ops, name=scn.name, source=scn.source,
+                   meta={"machine": "scenario", "config": cfg, "description": scn.description})
+
+
+def _snapshot(spec: str, ov: Overrides) -> Session | None:
+    if not spec.endswith(".ptsnap"):
+        return None
+    from tui.snapshot_io import SnapshotIOError, load_session
+
+    _check_names(ov)
+    try:
+        return load_session(spec, kernel=ov.kernel, cpu=ov.cpu, policy=ov.policy, granule=ov.granule)
+    except SnapshotIOError as e:
+        raise UserError(str(e)) from None
+
+
+register("scenario", "built-in scenario name or FILE.pts", _scenario)
+register("snapshot", "FILE.ptsnap saved session", _snapshot)
 register("example", "the built-in example ptep trace", _example)
 register("vectors", "FILE.json[:TRACE] from a ptlab-ptep-vectors/1 file", _vector_file)

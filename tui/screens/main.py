@@ -474,8 +474,6 @@ class MainScreen(Screen):
             return
         try:
             snapshot_io.save_session(self.session, path)
-        except snapshot_io.NotAvailable as e:
-            self.say(str(e), "warning")
         except snapshot_io.SnapshotIOError as e:
             self.say(f"save failed: {e}", "error")
         except OSError as e:
@@ -497,9 +495,6 @@ class MainScreen(Screen):
             return
         try:
             s = snapshot_io.load_session(path)
-        except snapshot_io.NotAvailable as e:
-            self.say(str(e), "warning")
-            return
         except snapshot_io.SnapshotIOError as e:
             self.say(f"cannot open {path}: {e}", "error")
             return
@@ -508,6 +503,8 @@ class MainScreen(Screen):
             return
         self.set_session(s)
         self.say(f"opened {path}")
+        for w in getattr(s, "warnings", []):
+            self.say(w, "warning")
 
     def set_session(self, session: Session) -> None:
         self.session = session

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Machine kinds: how to build a machine from a session's plain configuration.
+
+A session records in ``session.meta`` which kind of machine it runs
+(``"scenario"``: the core-mm Machine; ``"api"``: direct ptep calls) and that
+machine's configuration as plain data. This registry turns the pair back into
+a machine factory -- for a snapshot being opened, or for the same ops re-run
+under another kernel profile, CPU or fold policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+MachineFactory = Callable[[dict[str, Any]], Callable[[], Any]]
+_KINDS: dict[str, MachineFactory] = {}
+
+
+def register_machine_kind(name: str, factory: MachineFactory) -> None:
+    """``factory(config) -> make_machine`` where config is session.meta["config"]."""
+    _KINDS[name] = factory
+
+
+def machine_factory(kind: str, config: dict[str, Any]) -> Callable[[], Any]:
+    try:
+        factory = _KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown machine kind {kind!r} (known: {', '.join(sorted(_KINDS))})") from None
+    return factory(dict(config))
+
+
+def _api(cfg: dict[str, Any]) -> Callable[[], Any]:
+    from engine.apimachine import ApiMachine
+    from engine.policy import load_policy
+
+    pol = cfg.get("policy")
+    policy = load_policy(pol) if pol not in (None, "", "mainline") else None
+
+    def make() -> ApiMachine:
+        m = ApiMachine(cfg.get("granule", "4K"), cfg.get("kernel", "v7.0"), cfg.get("cpu", "neoverse-n1"))
+        if policy is not None:
+            m.arch.fold_policy = policy
+        return m
+
+    return make
+
+
+def _scenario(cfg: dict[str, Any]) -> Callable[[], Any]:
+    from engine.machine import Machine, MachineConfig
+
+    fields = dict(cfg)
+    fields["record"] = False
+    Machine(MachineConfig(**fields))  # fail now, with the config's own error, not on first use
+    return lambda: Machine(MachineConfig(**fields))
+
+
+register_machine_kind("api", _api)
+register_machine_kind("scenario", _scenario)
+
+
+def reopen(session: Any, **overrides: Any) -> Any:
+    """The same ops as ``session`` under overridden settings (kernel, cpu,
+    policy, granule ...), as a fresh session from op 0."""
+    from engine.session import Session
+
+    meta = getattr(session, "meta", None) or {}
+    if "machine" not in meta:
+        raise ValueError("this session does not record how its machine was made")
+    cfg = dict(meta.get("config", {}))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    cfg.update(changes)
+    label = ", ".join(f"{k} {v}" for k, v in changes.items())
+    name = f"{session.name} [{label}]" if label else session.name
+    return Session(machine_factory(meta["machine"], cfg), session.ops, name=name, source=session.source,
+                   meta={"machine": meta["machine"], "config": cfg})
