@@ -51,13 +51,15 @@ def session_header(session: Session, created: str = "") -> SnapshotHeader:
 
 
 def save_session(session: Session, path: str, *, created: str = "",
-                 progress: Callable[[str, int, int], None] | None = None) -> None:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 run_remaining: bool = True) -> None:
     """Save the session atomically (a failed save leaves any previous file
     intact): every op with its counters and digest, and every checkpoint.
-    Ops not executed yet are run first, so the file always holds the whole
-    op list; the session's position is kept. Raises SnapshotError."""
+    Ops not executed yet are run first (unless ``run_remaining`` is False, as
+    for a run the user interrupted), so the file normally holds the whole op
+    list; the session's position is kept. Raises SnapshotError."""
     m = session.machine
-    if session.executed < len(session.ops):
+    if run_remaining and session.executed < len(session.ops):
         keep = session.position
         session.run(progress=(lambda k, total: progress("run", k, total)) if progress else None)
         session.seek(keep)
@@ -285,8 +287,9 @@ def verify(path: str, *, progress: Callable[[int, int], None] | None = None,
             ec = dict(exp.counters)
             gc = _counters_plain(got.counters)
             if ec != gc:
-                diff = {c: (ec.get(c, 0), gc.get(c, 0)) for c in sorted(set(ec) | set(gc))
-                        if ec.get(c, 0) != gc.get(c, 0)}
+                # the counters people read first, the per-function call counts last
+                keys = sorted(set(ec) | set(gc), key=lambda c: (c.startswith("call:"), c))
+                diff = {c: (ec.get(c, 0), gc.get(c, 0)) for c in keys if ec.get(c, 0) != gc.get(c, 0)}
                 return VerifyResult(k + 1, Divergence(k, str(fresh.ops[k]), "counters", diff, None),
                                     loaded.warnings)
             if progress is not None and k % 256 == 0:

@@ -236,14 +236,16 @@ def _scenario(spec: str, ov: Overrides) -> Session | None:
 
 
 def scenario_session(target: str, *, kernel: str | None = None, granule: str | None = None,
-                     cpu: str | None = None, policy: str | None = None) -> Session:
+                     cpu: str | None = None, policy: str | None = None, check: str | None = None) -> Session:
     """A Session running a scenario (built-in name or .pts file) on the core-mm
-    machine. Raises ScenarioError for bad scenario text or settings."""
+    machine. Raises ScenarioError for bad scenario text or settings. ``check``
+    overrides when the invariant checker runs ("op", "end", "off")."""
     from engine.machines import machine_factory
     from engine.scenario import resolve
 
     scn = resolve(target)
-    cfg = scn.config(kernel=kernel, granule=granule, cpu=cpu, policy=policy, record=False).summary()
+    cfg = scn.config(kernel=kernel, granule=granule, cpu=cpu, policy=policy, check=check,
+                     record=False).summary()
     make = machine_factory("scenario", cfg)
     return Session(make, scn.ops, name=scn.name, source=scn.source,
                    meta={"machine": "scenario", "config": cfg, "description": scn.description})

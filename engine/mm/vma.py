@@ -101,6 +101,12 @@ class VMA:
         return p or "none"
 
     @property
+    def perms(self) -> str:
+        """Permissions as /proc/PID/maps prints them (rwxp / rwxs)."""
+        return ("r" if self.flags & VM_READ else "-") + ("w" if self.flags & VM_WRITE else "-") + (
+            "x" if self.flags & VM_EXEC else "-") + ("s" if self.flags & VM_SHARED else "p")
+
+    @property
     def accessible(self) -> bool:
         return bool(self.flags & (VM_READ | VM_WRITE | VM_EXEC))
 

@@ -13,8 +13,10 @@ COMMAND_MODULES = (
     "tui.commands.tui_cmd",
     "tui.commands.run",
     "tui.commands.scenarios",
+    "tui.commands.compare",
     "tui.commands.replay",
     "tui.commands.diff",
+    "tui.commands.show",
     "tui.commands.decode",
     "tui.commands.capture",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from tui.errors import UserError
@@ -22,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--granule", help="4K, 16K or 64K")
     p.add_argument("--cpu", help="CPU profile name or .toml file")
     p.add_argument("--policy", help="fold policy: a built-in name or FILE.py:CLASS")
+    p.add_argument("--save", metavar="FILE.ptsnap",
+                   help="also save the session (every op, its costs and checkpoints) as a snapshot; "
+                        "Ctrl-C stops after the current op and saves what was done")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -48,12 +52,74 @@ def execute(target: str, kernel: str | None = None, granule: str | None = None,
     return scenario, m
 
 
+def execute_and_save(target: str, path: str, kernel: str | None = None, granule: str | None = None,
+                     cpu: str | None = None, policy: str | None = None) -> tuple[Any, Any, bool]:
+    """Run target as a recorded session and save it; returns (scenario,
+    machine, interrupted). The first Ctrl-C stops after the current op and
+    saves what was done; a second one abandons the op (and the save)."""
+    import signal
+
+    from engine.errors import ScenarioError
+    from engine.scenario import resolve
+    from snapshots import SnapshotError
+    from snapshots.session_io import save_session
+    from tui.targets import scenario_session
+
+    scenario = resolve(target)
+    check = None if "check" in scenario.header else "end"
+    session = scenario_session(target, kernel=kernel, granule=granule, cpu=cpu, policy=policy, check=check)
+    stop = {"flag": False}
+
+    def on_sigint(signum, frame):  # noqa: ARG001
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        print("\nptlab: stopping after this op (Ctrl-C again to abandon it)", file=sys.stderr)
+
+    session.interrupt = lambda: stop["flag"]
+    old = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    try:
+        session.run(progress=_progress)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        if sys.stderr.isatty():
+            print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    if session.error is not None:
+        k, msg = session.error
+        raise ScenarioError(msg)
+    m = session.machine
+    if not stop["flag"]:
+        m.finish()
+    try:
+        save_session(session, path, run_remaining=False)
+    except SnapshotError as e:
+        raise UserError(str(e)) from None
+    return scenario, m, stop["flag"]
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _progress(k: int, n: int) -> None:
+    if sys.stderr.isatty():
+        print(f"\rop {k}/{n}", end="", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from engine.errors import ScenarioError
     from engine.summary import machine_summary, memory_summary
 
+    interrupted = False
     try:
-        scenario, m = execute(args.target, args.kernel, args.granule, args.cpu, args.policy)
+        if args.save:
+            scenario, m, interrupted = execute_and_save(args.target, args.save, args.kernel, args.granule,
+                                                        args.cpu, args.policy)
+        else:
+            scenario, m = execute(args.target, args.kernel, args.granule, args.cpu, args.policy)
     except ScenarioError as e:
         raise UserError(str(e)) from None
     totals = m.counters()
@@ -61,9 +127,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         cfg = m.config.summary()
         cfg["policy"] = m.policy.name  # the policy actually loaded (a file's class may name itself)
-        print(json.dumps({"scenario": scenario.name, "config": cfg,
-                          "totals": totals, "processes": procs, "memory": memory_summary(m)}))
-        return 0
+        out = {"scenario": scenario.name, "config": cfg, "totals": totals, "processes": procs,
+               "memory": memory_summary(m)}
+        if args.save:
+            out["saved"] = args.save
+            out["interrupted"] = interrupted
+        print(json.dumps(out))
+        return 130 if interrupted else 0
     print(f"{scenario.name}: {scenario.description}")
     print(f"kernel {m.profile.name}  granule {m.g.name}  cpu {m.cpu.name}  policy {m.policy.name}  "
           f"ops {totals['ops']}")
@@ -86,4 +156,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {v['name']:<12} {v['start']:#014x}-{v['end']:#014x} {v['prot']:<4} {v['kind']:<5} "
                   f"{'shared ' if v['shared'] else 'private'} present {v['ptes_present']:>7} "
                   f"cont {v['cont_blocks']:>5} pmd {v['pmd_mappings']:>3} swap {v['swap_entries']:>6}")
-    return 0
+    if args.save:
+        print()
+        print(f"saved {totals['ops']} ops to {args.save}" + (" (interrupted)" if interrupted else ""))
+    return 130 if interrupted else 0

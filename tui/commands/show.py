@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""ptlab show TARGET: the page tables at any step, as ptdump text, JSON or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tui.errors import UserError
+
+NAME = "show"
+HELP = "print the page tables at a step (ptdump-style text, JSON or CSV)"
+DESCRIPTION = ("Open TARGET (a built-in scenario, a .pts file, a .ptsnap snapshot, or a vectors "
+               "FILE.json[:TRACE]), go to a step and print one process's page tables: ptdump merges "
+               "runs of equal entries like arch/arm64/mm/ptdump.c and marks contiguous ones CON.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("--at", metavar="STEP", default=None,
+                   help="step to show: ops completed, or OP.EVENT inside an op (default: the end)")
+    p.add_argument("--range", metavar="START-END", help="only this virtual address range (hex)")
+    p.add_argument("--format", choices=("ptdump", "json", "csv"), default="ptdump")
+    p.add_argument("--process", metavar="NAME", help="process to show (default: the current one)")
+    p.add_argument("--kernel", help="kernel profile override")
+    p.add_argument("--granule", help="granule override (4K, 16K, 64K)")
+    p.add_argument("--cpu", help="CPU profile override")
+    p.add_argument("--policy", help="fold policy override")
+    p.add_argument("--json", action="store_true", help="same as --format json")
+
+
+def parse_step(text: str | None):
+    from engine.session import Position
+
+    if text is None:
+        return None
+    try:
+        if "." in text:
+            op, ev = text.split(".", 1)
+            pos = Position(int(op), int(ev))
+        else:
+            pos = Position(int(text))
+    except ValueError:
+        raise UserError(f"show: --at {text!r} is not a step (use N or N.E)") from None
+    if pos.op < 0 or pos.event < 0:
+        raise UserError("show: --at must not be negative")
+    return pos
+
+
+def parse_range(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 0, 1 << 64
+    try:
+        a, b = text.split("-", 1)
+        start, end = int(a, 16), int(b, 16)
+    except ValueError:
+        raise UserError(f"show: --range {text!r} is not START-END in hex") from None
+    if end <= start:
+        raise UserError(f"show: --range {text!r} is empty")
+    return start, end
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.export import ptdump, to_csv, to_json
+    from engine.state.pagetable import PageTable
+    from tui.targets import open_target
+
+    fmt = "json" if args.json else args.format
+    pos = parse_step(args.at)
+    start, end = parse_range(args.range)
+    s = open_target(args.target, kernel=args.kernel, granule=args.granule, cpu=args.cpu, policy=args.policy)
+    try:
+        if pos is None:
+            s.run(progress=_progress)
+            s.seek(len(s.ops))
+        else:
+            if pos.op > len(s.ops):
+                raise UserError(f"show: step {pos.op} is past the end ({len(s.ops)} ops)")
+            s.seek(pos)
+    except UserError:
+        raise
+    except Exception as e:  # an op that cannot run (bad scenario line, failing policy)
+        raise UserError(f"show: {e}") from None
+    finally:
+        if sys.stderr.isatty():
+            print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    m = s.machine
+    procs = m.process_list()
+    if not procs:
+        raise UserError("show: no process exists at this step")
+    if args.process:
+        proc = next((p for p in procs if p.name == args.process), None)
+        if proc is None:
+            raise UserError(f"show: no process {args.process!r} at this step "
+                            f"(processes: {', '.join(p.name for p in procs)})")
+    else:
+        cur = getattr(m, "current", None)
+        proc = cur if cur in procs else procs[0]
+    pt = proc.mm.pt
+    overlay = {a: v for (name, a), v in s.overlay().items() if name == proc.name}
+    if overlay:  # mid-op: show the tables as they are at that event
+        pt = PageTable.from_plain(pt.g, pt.to_plain())
+        for a, v in overlay.items():
+            pt.set(a, v)
+    layout = m.arch.layout
+    vmas = getattr(proc, "vmas", None)
+    if fmt == "ptdump":
+        print(f"# {s.name}: {proc.name} at step {s.position} ({m.arch.profile.name}, {m.arch.g.name})")
+        print(ptdump(pt, layout, vmas, start, end), end="")
+    elif fmt == "json":
+        d = to_json(pt, layout, vmas, start, end)
+        d.update({"target": args.target, "process": proc.name, "step": str(s.position),
+                  "kernel": m.arch.profile.name, "granule": m.arch.g.name})
+        print(json.dumps(d))
+    else:
+        print(to_csv(pt, layout, vmas, start, end), end="")
+    return 0
+
+
+def _progress(k: int, n: int) -> None:
+    if sys.stderr.isatty():
+        print(f"\rrunning op {k}/{n}", end="", file=sys.stderr, flush=True)
