@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return int(modules[args.command].run(args) or 0)
     except (UserError, CheckFailed) as e:
-        _report(str(e), e.exit_code, argv)
+        _report(str(e), e.exit_code, argv, json_done=getattr(e, "json_done", False))
         return e.exit_code
     except KeyboardInterrupt:
         print("ptlab: interrupted", file=sys.stderr)
@@ -65,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _report(message: str, code: int, argv: Sequence[str]) -> None:
-    if _wants_json(argv):
+def _report(message: str, code: int, argv: Sequence[str], json_done: bool = False) -> None:
+    if _wants_json(argv) and not json_done:
         print(json.dumps({"error": message, "exit_status": code}))
     print(message if message.startswith("ptlab") else f"ptlab: {message}", file=sys.stderr)
 

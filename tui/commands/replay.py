@@ -52,14 +52,20 @@ def run(args: argparse.Namespace) -> int:
                 print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
             for w in res.warnings:
                 print(f"ptlab: warning: {w}", file=sys.stderr)
+            message = None if res.ok else f"replay: {args.file}: diverges at {res.divergence.message()}"
             if args.json:
-                print(json.dumps({"file": args.file, "ok": res.ok, "ops_checked": res.ops_checked,
-                                  "first_divergence": None if res.ok else res.divergence.as_dict(),
-                                  "warnings": res.warnings}))
+                out = {"file": args.file, "ok": res.ok, "ops_checked": res.ops_checked,
+                       "first_divergence": None if res.ok else res.divergence.as_dict(),
+                       "warnings": res.warnings}
+                if message:
+                    out["error"] = message
+                print(json.dumps(out))
             elif res.ok:
                 print(f"{args.file}: {res.ops_checked} ops re-executed, every digest and cost matches")
-            if not res.ok:
-                raise CheckFailed(f"replay: {args.file}: diverges at {res.divergence.message()}")
+            if message:
+                err = CheckFailed(message)
+                err.json_done = args.json  # type: ignore[attr-defined]
+                raise err
             return 0
         loaded = open_session(args.file, **overrides)
     except SnapshotError as e:
