@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Export SVG screenshots of the TUI (for docs/screenshots/).
 
-    python -m tui.screenshots [OUT_DIR] [--target TARGET]
+    python -m tui.screenshots [OUT_DIR] [--target example|demo]
 
-Runs the app headless on the built-in example (or TARGET) and saves: the main
+Runs the app headless. On the built-in example trace it saves: the main
 screen mid-fold at 120x40 (break-before-make zeros visible), the main screen
 at 200x60 at the end of the session, the inspector zoomed out, the help
-screen and the comparison screen (policy mainline vs never).
+screen and the comparison screen (policy mainline vs never). On the demo
+scenario (the README's pictures): mid-convert at 120x40, just after the fork
+at 200x60, and the comparison with v6.9.
 """
 
 from __future__ import annotations
@@ -34,6 +36,38 @@ async def _settle(app: Any, pilot: Any) -> None:
         if main.ctl.idle and not main.since_pending:
             await pilot.pause(0)
             return
+
+
+def _demo_shots() -> list[Shot]:
+    """The README's pictures: the built-in demo scenario on the core-mm machine."""
+
+    async def mid_convert(app: Any) -> None:
+        main = app.main
+        s = main.session
+        s.add_breakpoint("event:convert")
+        hit = s.continue_()
+        s.breakpoints.clear()
+        if hit is not None:
+            main.seek(Position(hit.op, hit.position.event + 12))  # inside the break-before-make
+        await app._settle()
+        if hit is not None:
+            main.go_to_address(hit.event[1])
+
+    async def after_fork(app: Any) -> None:
+        main = app.main
+        s = main.session
+        k = next((i for i, op in enumerate(s.ops) if op.verb == "fork"), 0)
+        main.seek(Position(k + 3))
+        await app._settle()
+
+    async def compare(app: Any) -> None:
+        app.main.compare_with(kernel="v6.9")
+
+    return [
+        ("demo-120x40", (120, 40), mid_convert),
+        ("demo-200x60", (200, 60), after_fork),
+        ("demo-compare-120x40", (120, 40), compare),
+    ]
 
 
 def _shots(va: int) -> list[Shot]:
@@ -100,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, size, prep in _shots(BASE_VA):
+    shots = _demo_shots() if a.target == "demo" else _shots(BASE_VA)
+    for name, size, prep in shots:
         p = asyncio.run(_take(a.target, name, size, prep, out))
         print(p)
     return 0

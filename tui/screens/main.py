@@ -629,6 +629,11 @@ class MainScreen(Screen):
         addr = self.inspected_addr()
         if addr is None or self.model.zoom > 0:
             return
+        if self.app.screen is not self:
+            # the lookup seeks the shared session; another screen (the comparison)
+            # may be drawing it, so wait until this screen is showing again
+            self.since_pending = True
+            return
         key = self._since_key(addr)
         if key in self._since:
             return
