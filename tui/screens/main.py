@@ -621,6 +621,13 @@ class MainScreen(Screen):
         self.since_pending = True
         self._since_timer = self.set_timer(SINCE_DELAY, self._request_since)
 
+    _since_deferred = False
+
+    def on_screen_resume(self) -> None:
+        if self._since_deferred:
+            self._since_deferred = False
+            self._request_since()
+
     def _request_since(self) -> None:
         self.since_pending = False
         if self._since_timer is not None:
@@ -631,8 +638,8 @@ class MainScreen(Screen):
             return
         if self.app.screen is not self:
             # the lookup seeks the shared session; another screen (the comparison)
-            # may be drawing it, so wait until this screen is showing again
-            self.since_pending = True
+            # may be drawing it, so ask again when this screen is showing again
+            self._since_deferred = True
             return
         key = self._since_key(addr)
         if key in self._since:
