@@ -667,3 +667,105 @@ def test_feature_history_rows_match_the_profiles():
         assert getattr(PROFILES[first], field_) == value
         if i:
             assert getattr(PROFILES[order[i - 1]], field_) != value, (field_, first)
+
+
+# --- the remaining entry points, on every granule ----------------------------------------------
+
+@pytest.mark.parametrize("g", GRANULES)
+def test_set_pte_strips_cont_and_warns_over_a_cont_entry(g):
+    sim = mk(g)
+    n, ps = block(sim)
+    folded(sim, 2 * n)
+    v = sim.raw(BASE + ps)
+    sim.ptep.set_pte(BASE + ps, v)  # set_pte cannot unfold (no mm/addr in the kernel)
+    assert sim.raw(BASE + ps) == v & ~PTE_CONT
+    assert [e.message for e in sim.events if e.kind == "warn"]
+    assert not kinds(sim, "convert")
+
+
+@pytest.mark.parametrize("g", GRANULES)
+def test_ptep_try_set_only_replaces_a_none_entry(g):
+    sim = mk(g)
+    pte = sim.pte.pfn_pte(7, PAGE_READONLY)
+    assert sim.ptep.ptep_try_set(BASE, pte) is True
+    assert sim.ptep.ptep_try_set(BASE, pte + 4096) is False
+    assert sim.raw(BASE) == pte
+    assert [e.domain for e in kinds(sim, "dsb")] == ["ishst"] and kinds(sim, "isb")
+    with pytest.raises(MissingEntryPoint):
+        mk(g, "v6.19").ptep.ptep_try_set(BASE, pte)
+
+
+@pytest.mark.parametrize("g", GRANULES)
+def test_ptep_clear_flush_unfolds_then_flushes_the_page(g):
+    sim = mk(g)
+    n, ps = block(sim)
+    folded(sim, 2 * n)
+    old = sim.ptep.ptep_clear_flush(BASE + 2 * ps)
+    assert old == sim.pte.pfn_pte(2 * n + 2, PAGE_SHARED)  # the unfolded value, without CONT
+    flushes = [(f.start, f.end) for f in kinds(sim, "flush_tlb_range")]
+    assert flushes == [(BASE, BASE + n * ps), (BASE + 2 * ps, BASE + 3 * ps)]
+    assert sim.raw(BASE + 2 * ps) == 0 and not sim.raw(BASE) & PTE_CONT
+
+
+@pytest.mark.parametrize("g", GRANULES)
+def test_get_and_clear_ptes_and_clear_ptes_v6_17(g):
+    sim = mk(g, "v6.17")
+    n, ps = block(sim)
+    folded(sim, 4 * n, pages=2 * n)
+    ret = sim.ptep.get_and_clear_ptes(BASE, n)  # a whole block: no unfold
+    assert ret & PTE_CONT and sim.counters()["converts"] == 0
+    sim.ptep.clear_ptes(BASE + n * ps, n // 2)  # half a block: unfold
+    assert sim.counters()["unfolds"] == 1
+    with pytest.raises(MissingEntryPoint):
+        mk(g, "v6.10").ptep.get_and_clear_ptes(BASE, 1)
+
+
+@pytest.mark.parametrize("g", GRANULES)
+def test_ptep_modify_prot_start_commit_per_pte_unfold_and_refold_v6_9(g):
+    """Before batched mprotect, a whole-block mprotect is per-pte start/commit:
+    the first start unfolds, the last commit refolds (2 converts)."""
+    sim = mk(g, "v6.9")
+    n, ps = block(sim)
+    folded(sim, 2 * n)
+    for i in range(n):
+        old = sim.ptep.ptep_modify_prot_start(BASE + i * ps)
+        sim.ptep.ptep_modify_prot_commit(BASE + i * ps, old, sim.pte.pte_modify(old, PAGE_READONLY))
+    c = sim.counters()
+    assert (c["converts"], c["unfolds"], c["folds"]) == (2, 1, 1)
+    assert sim.raw(BASE) & PTE_CONT and not sim.raw(BASE) & PTE_WRITE
+
+
+@pytest.mark.parametrize("g", GRANULES)
+@pytest.mark.parametrize("kernel", ["v6.9", "v7.0"])
+def test_ptep_set_access_flags_dirty_same_write_every_granule(g, kernel):
+    sim = mk(g, kernel)
+    n, ps = block(sim)
+    folded(sim, 2 * n, prot=PAGE_READONLY)
+    entry = (sim.raw(BASE) & ~PTE_CONT) | PTE_DIRTY
+    assert sim.ptep.ptep_set_access_flags(BASE + 3 * ps, entry, 1) == 1
+    assert all(sim.raw(BASE + i * ps) & PTE_DIRTY and sim.raw(BASE + i * ps) & PTE_CONT for i in range(n))
+    (fl,) = kinds(sim, "flush_tlb_range")
+    assert (fl.start, fl.end, fl.broadcast) == (BASE, BASE + n * ps, kernel == "v6.9")
+
+
+@pytest.mark.parametrize("g", GRANULES)
+def test_clear_young_dirty_ptes_every_granule(g):
+    sim = mk(g, "v6.10")
+    n, ps = block(sim)
+    folded(sim, 4 * n, pages=2 * n)
+    sim.ptep.clear_young_dirty_ptes(BASE + ps, 2, CYDP_CLEAR_YOUNG)
+    assert all(not sim.raw(BASE + i * ps) & PTE_AF for i in range(n))  # widened to the block
+    assert sim.raw(BASE + n * ps) & PTE_AF  # the next block is untouched
+    assert sim.counters()["converts"] == 0
+
+
+@pytest.mark.parametrize("g", GRANULES)
+def test_batched_young_v7_0_every_granule(g):
+    sim = mk(g, "v7.0")
+    n, ps = block(sim)
+    folded(sim, 4 * n, pages=2 * n)
+    assert sim.ptep.test_and_clear_young_ptes(BASE + ps, n) is True  # spans two blocks: both widened
+    assert all(not sim.raw(BASE + i * ps) & PTE_AF for i in range(2 * n))
+    assert not kinds(sim, "flush_tlb_range")
+    assert sim.ptep.clear_flush_young_ptes(BASE, 2 * n) is False  # nothing young: no flush
+    assert not kinds(sim, "flush_tlb_range")
