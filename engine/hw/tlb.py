@@ -39,6 +39,7 @@ class TLB:
         self.shifts = (page_shift, page_shift + cont_log2, pmd_shift)
         self.page_shift = page_shift
         self.emit = emit
+        self.direct: dict[str, int] | None = None  # count mode: counter increments (see EventLog)
         # per size class: key -> cached descriptor; key = asid << 52 | vfn
         self.entries: tuple[dict[int, int], dict[int, int], dict[int, int]] = ({}, {}, {})
         self.sets: list[list[tuple[int, int]]] = [[] for _ in range(self.nsets)]
@@ -99,7 +100,12 @@ class TLB:
             self._drop(ocls, okey, "evict")
         ents[key] = desc
         s.append((cls, key))
-        self.emit(("tlb_fill", (va >> shift) << shift, asid, 1 << shift, cls == CONT))
+        d = self.direct
+        if d is None:
+            self.emit(("tlb_fill", (va >> shift) << shift, asid, 1 << shift, cls == CONT))
+        else:
+            d["tlb_fill"] += 1
+            d["events"] += 1
 
     def _check_conflict(self, asid: int, va: int, cls: int) -> None:
         """Another size class already translates part of the new entry's range."""
@@ -134,8 +140,13 @@ class TLB:
     def _drop(self, cls: int, key: int, why: str) -> None:
         self.entries[cls].pop(key, None)
         shift = self.shifts[cls]
-        vfn = key & ((1 << 52) - 1)
-        self.emit(("tlb_evict", vfn << shift, key >> 52, 1 << shift))
+        d = self.direct
+        if d is None:
+            vfn = key & ((1 << 52) - 1)
+            self.emit(("tlb_evict", vfn << shift, key >> 52, 1 << shift))
+        else:
+            d["tlb_evict"] += 1
+            d["events"] += 1
 
     # --- invalidation (TLBI) ------------------------------------------------------------
     def invalidate(self, op: str, asid: int, addr: int, pages: int) -> None:

@@ -70,6 +70,10 @@ class Fork(Batch, PmdOps):
         shared = src.shared
         copied = 0
         while addr != end:
+            skip = arch.none_run(smm, addr, (end - addr) // ps)
+            if skip:
+                addr += skip * ps
+                continue
             ptent = get(smm, addr)
             nr = 1
             if ptent == 0:

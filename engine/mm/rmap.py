@@ -105,9 +105,8 @@ class Rmap(KernelBase):
             fl[j] &= ~P_ANON_EXCLUSIVE
             mc[j] += 1
         pm.lmap[head - pm.base] += nr
-        emit = self.emit
-        emit(("mm", "rmap_dup_anon", addr, nr))
-        emit(("mm", "mm_page", addr, nr))
+        self.mm_event("rmap_dup_anon", addr, nr)
+        self.cost("mm_page", addr, nr)
         return 0
 
     def folio_dup_pmd(self, head: int, addr: int) -> None:
@@ -133,9 +132,8 @@ class Rmap(KernelBase):
             mc[j] -= 1
         h = head - pm.base
         pm.lmap[h] -= nr
-        emit = self.emit
-        emit(("mm", "rmap_remove", addr, nr))
-        emit(("mm", "mm_page", addr, nr))
+        self.mm_event("rmap_remove", addr, nr)
+        self.cost("mm_page", addr, nr)
         if pm.flags[h] & F_ANON and pm.lmap[h] and self.arch.folios.order_of(head) >= 2:
             self._maybe_deferred_split(head)
 
