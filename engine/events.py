@@ -131,7 +131,10 @@ class EventLog:
     * hot paths skip the tuple altogether and add to ``direct``, a plain dict
       of counter increments (None in record mode): ``direct["pte_reads"] += 1``
       for one ``pte_read`` event, plus ``direct["events"]``. The keys of
-      DIRECT_KEYS are always present; add others with ``dict.get``. They must add
+      DIRECT_KEYS are always present; add others with ``dict.get``. Sites
+      that count ``pte_write`` events directly also add the contiguous blocks
+      they wrote to ``written`` (the invariant check after the op reads it).
+      Every ``pte_write`` is counted directly in count mode. They must add
       exactly what count_events would count for the events they stand for
       (tests/test_count_mode.py and bench/fingerprint.py check it).
 
@@ -143,7 +146,7 @@ class EventLog:
     """
 
     __slots__ = ("buf", "emit", "emit_many", "_counts", "_pending", "recording", "_subscribers",
-                 "direct")
+                 "direct", "written")
 
     PENDING_MAX = 1 << 14  # events aggregated at once in count mode
 
@@ -154,6 +157,9 @@ class EventLog:
         self.recording = record
         self._subscribers: list = []
         self.direct: dict[str, int] | None = None if record else dict.fromkeys(DIRECT_KEYS, 0)
+        # count mode: the contiguous blocks (their first VA) that pte_write events
+        # counted directly touched, which the per-op invariant check needs
+        self.written: set[int] | None = None if record else set()
         self.emit = self.buf.append if record else self._pending.append
         self.emit_many = self.buf.extend if record else self._pending.extend
 
@@ -186,6 +192,7 @@ class EventLog:
         self._fold_pending()
         self.recording = record
         self.direct = None if record else dict.fromkeys(DIRECT_KEYS, 0)
+        self.written = None if record else set()
         self.emit = self.buf.append if record else self._pending.append
         self.emit_many = self.buf.extend if record else self._pending.extend
         for cb in self._subscribers:
@@ -204,6 +211,7 @@ class EventLog:
         if self.direct is not None:
             self.direct.clear()
             self.direct.update(dict.fromkeys(DIRECT_KEYS, 0))
+            self.written.clear()
 
     def mark(self) -> int:
         return len(self.buf)

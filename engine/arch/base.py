@@ -45,8 +45,7 @@ def make_wrapper(template: str, fn: Callable[..., Any], names: list[str], env: d
     args = ", ".join(names)
     ns = dict(env, fn=fn)
     src = template.format(name=fn.__name__, params=(args + ", /") if names else "/",
-                          args=args, sep=", " if names else "",
-                          tup=(args + ("," if len(names) == 1 else "")))
+                          args=args, sep=", " if names else "", targs=(" " + args) if names else "")
     exec(compile(src, f"<wrapper of {fn.__qualname__}>", "exec"), ns)  # noqa: S102 - our own source
     return ns[fn.__name__]
 
@@ -56,7 +55,7 @@ def {name}(self, mm, {params}):
     d = self.direct
     if d is None:
         emit = self.emit
-        emit(("call", NAME, (mm.name{sep}{args})))
+        emit(("call", NAME, (mm.name,{targs})))
         r = fn(self, mm{sep}{args})
         emit(("ret", NAME, r))
         return r
@@ -115,6 +114,7 @@ class ArchBase:
         self.emit = self.log.emit
         self.emit_many = self.log.emit_many
         self.direct = self.log.direct  # count mode: counter increments (see EventLog)
+        self.written = self.log.written  # count mode: blocks written
         self.log.subscribe(self._rebind_emit)
         # constants used on hot paths
         self.page_shift = g.page_shift
@@ -135,6 +135,7 @@ class ArchBase:
         self.emit = self.log.emit
         self.emit_many = self.log.emit_many
         self.direct = self.log.direct
+        self.written = self.log.written
 
     # pfn helpers bound to the granule
     def pte_pfn(self, pte: int) -> int:

@@ -94,6 +94,24 @@ class RawHelpers(TlbFlush):
         else:
             d["pte_writes"] += 1
             d["events"] += 1
+            self.written.add(addr & self.cont_mask)
+
+    def _wrote(self, mm: MMStruct, addr: int, old: int, new: int, atomic: str, nr: int) -> None:
+        """nr pte_write events from addr: one tuple each in record mode (nr == 1
+        only), else the counters and the blocks written."""
+        d = self.direct
+        if d is None:
+            self.emit(("pte_write", addr, old, new, atomic, mm.name))
+            return
+        d["pte_writes"] += nr
+        if atomic != "store":
+            d["pte_" + atomic] += nr
+        d["events"] += nr
+        m = self.cont_mask
+        if nr == 1:
+            self.written.add(addr & m)
+        else:
+            self.written.update(range(addr & m, addr + nr * self.page_size, self.cont_size))
 
     def _barrier_if_kernel(self, value: int) -> None:
         # __set_pte(): a valid kernel entry (VALID, !USER, UXN) is followed by
@@ -121,6 +139,7 @@ class RawHelpers(TlbFlush):
             d["pte_writes"] += 1
             d["pte_xchg"] += 1
             d["events"] += 1
+            self.written.add(addr & self.cont_mask)
         return old
 
     def _cmpxchg(self, mm: MMStruct, t, i: int, addr: int, expected: int, new: int) -> int:
@@ -135,6 +154,7 @@ class RawHelpers(TlbFlush):
                 d["pte_writes"] += 1
                 d["pte_cmpxchg"] += 1
                 d["events"] += 1
+                self.written.add(addr & self.cont_mask)
         elif d is None:
             self.emit(("pte_read", addr, cur, mm.name))
         else:
@@ -186,11 +206,10 @@ class RawHelpers(TlbFlush):
         kernel = (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN)
         per_entry = kernel and not self.profile.set_ptes_single_barrier
         if per_entry or i + nr > len(t):
-            emit = self.emit
             for j in range(i, i + nr):
                 old = t[j]
                 t[j] = pte
-                emit(("pte_write", addr, old, pte, "store", mm.name))
+                self._wrote(mm, addr, old, pte, "store", 1)
                 if per_entry:
                     self._barrier_if_kernel(pte)
                 addr += ps
@@ -204,6 +223,7 @@ class RawHelpers(TlbFlush):
             else:
                 d["pte_writes"] += 1
                 d["events"] += 1
+                self.written.add(addr & self.cont_mask)
             pte += ps
         else:
             # the same stores and events, a slice at a time
@@ -217,8 +237,7 @@ class RawHelpers(TlbFlush):
                                    repeat("store"), repeat(mm.name)))
             else:
                 t[i:i + nr] = new
-                d["pte_writes"] += nr
-                d["events"] += nr
+                self._wrote(mm, addr, 0, 0, "store", nr)
             pte = end
         if kernel and not per_entry:
             self._barrier_if_kernel(pte)
@@ -236,9 +255,7 @@ class RawHelpers(TlbFlush):
             self.emit_many(zip(repeat("pte_write"), range(addr, addr + nr * ps, ps), old, repeat(0),
                                repeat("xchg"), repeat(mm.name)))
         else:
-            d["pte_writes"] += nr
-            d["pte_xchg"] += nr
-            d["events"] += nr
+            self._wrote(mm, addr, 0, 0, "xchg", nr)
         return old
 
     @arch_call("__clear_full_ptes")
@@ -270,9 +287,8 @@ class RawHelpers(TlbFlush):
                 zip(repeat("pte_write"), addrs, old, new, repeat("cmpxchg"), name), strict=True)))
         else:
             d["pte_reads"] += nr
-            d["pte_writes"] += nr
-            d["pte_cmpxchg"] += nr
-            d["events"] += 2 * nr
+            d["events"] += nr
+            self._wrote(mm, addr, 0, 0, "cmpxchg", nr)
 
     @arch_call("__clear_young_dirty_ptes")
     def raw_clear_young_dirty_ptes(self, mm: MMStruct, addr: int, nr: int, flags: int) -> None:
