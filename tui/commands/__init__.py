@@ -17,4 +17,5 @@ COMMAND_MODULES = (
     "tui.commands.diff",
     "tui.commands.decode",
     "tui.commands.capture",
+    "tui.commands.bench",
 )
