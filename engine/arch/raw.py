@@ -48,6 +48,9 @@ _YD = PTE_WRITE | PTE_RDONLY | PTE_DIRTY | PTE_AF
 
 def wrprotect_values(values: array) -> array:
     """array of pte_wrprotect(v) for each v, at C speed."""
+    if len(values) <= 32:
+        xs = _WRPROTECT_XOR
+        return array("Q", [v ^ xs[v & _WRD] for v in values])
     flags = set(map(_WRD.__and__, values))
     if len(flags) == 1:
         x = _WRPROTECT_XOR[flags.pop()]

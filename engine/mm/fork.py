@@ -70,14 +70,12 @@ class Fork(Batch, PmdOps):
         shared = src.shared
         copied = 0
         while addr != end:
-            skip = arch.none_run(smm, addr, (end - addr) // ps)
-            if skip:
-                addr += skip * ps
-                continue
             ptent = get(smm, addr)
             nr = 1
             if ptent == 0:
+                # and the rest of the run of none entries, read the same way at once
                 addr += ps
+                addr += arch.none_run(smm, addr, (end - addr) // ps) * ps
                 continue
             if not lay.pte_present(ptent):
                 self.copy_nonpresent_pte(smm, dmm, addr, ptent)
