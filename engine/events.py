@@ -108,25 +108,47 @@ class Event:
         return f"<{self.raw[0]} {' '.join(parts)}>"
 
 
+# Keys always present in EventLog.direct (others are added with dict.get).
+DIRECT_KEYS = ("events", "pte_reads", "pte_writes", "pte_xchg", "pte_cmpxchg", "set_ptes_1",
+               "tlb_hits", "tlb_misses", "tlb_fill", "tlb_evict", "page_faults", "hw_update",
+               "mm_page", "mm_folio", "mm_zero_page")
+
+
 class EventLog:
     """Where events go.
 
     In *record* mode (the default) ``emit`` is the bound ``append`` of a list,
-    so every event is kept. In *count* mode ``emit`` only aggregates counters
-    (memory stays flat however long an op runs); the session uses it for bulk
+    so every event is kept. In *count* mode only counters are kept, so memory
+    stays flat however long an op runs; the session uses it for bulk
     execution and re-runs an op in record mode when the user steps into it.
-    Count mode collects events in a bounded pending batch and aggregates them
-    a batch at a time (count_events is much cheaper per event over a batch);
-    reading ``counts`` folds in whatever is pending.
 
-    Components keep a reference to ``emit``; call :meth:`subscribe` with a
-    callback that re-reads it, because switching modes replaces it. The buffer
-    is only ever cleared in place.
+    Count mode has two paths that give the same counters:
+
+    * ``emit`` is the bound ``append`` of a pending batch that is aggregated
+      by :func:`count_events` a batch at a time (when ``counts`` is read, or
+      when :meth:`maybe_fold` finds it full -- the core-mm call bracket calls
+      it, so the batch stays bounded);
+    * hot paths skip the tuple altogether and add to ``direct``, a plain dict
+      of counter increments (None in record mode): ``direct["pte_reads"] += 1``
+      for one ``pte_read`` event, plus ``direct["events"]``. The keys of
+      DIRECT_KEYS are always present; add others with ``dict.get``. Sites
+      that count ``pte_write`` events directly also add the contiguous blocks
+      they wrote to ``written`` (the invariant check after the op reads it).
+      Every ``pte_write`` is counted directly in count mode. They must add
+      exactly what count_events would count for the events they stand for
+      (tests/test_count_mode.py and bench/fingerprint.py check it).
+
+    ``emit_many`` takes an iterable of event tuples (``list.extend``).
+
+    Components keep references to ``emit``, ``emit_many`` and ``direct``; call
+    :meth:`subscribe` with a callback that re-reads them, because switching
+    modes replaces them. The buffer is only ever cleared in place.
     """
 
-    __slots__ = ("buf", "emit", "_counts", "_pending", "recording", "_subscribers")
+    __slots__ = ("buf", "emit", "emit_many", "_counts", "_pending", "recording", "_subscribers",
+                 "direct", "written")
 
-    PENDING_MAX = 1 << 16  # events aggregated at once in count mode
+    PENDING_MAX = 1 << 14  # events aggregated at once in count mode
 
     def __init__(self, record: bool = True) -> None:
         self.buf: list[tuple] = []
@@ -134,24 +156,29 @@ class EventLog:
         self._pending: list[tuple] = []
         self.recording = record
         self._subscribers: list = []
-        self.emit = self.buf.append if record else self._counting_emit()
+        self.direct: dict[str, int] | None = None if record else dict.fromkeys(DIRECT_KEYS, 0)
+        # count mode: the contiguous blocks (their first VA) that pte_write events
+        # counted directly touched, which the per-op invariant check needs
+        self.written: set[int] | None = None if record else set()
+        self.emit = self.buf.append if record else self._pending.append
+        self.emit_many = self.buf.extend if record else self._pending.extend
 
-    def _counting_emit(self):
-        pending = self._pending
-        append = pending.append
-        limit = self.PENDING_MAX
-
-        def emit(ev: tuple) -> None:
-            append(ev)
-            if len(pending) >= limit:
-                self._fold_pending()
-
-        return emit
+    def maybe_fold(self) -> None:
+        """Aggregate the pending batch if it is full (count mode)."""
+        if len(self._pending) >= self.PENDING_MAX:
+            self._fold_pending()
 
     def _fold_pending(self) -> None:
         if self._pending:
             count_events(self._pending, self._counts)
             del self._pending[:]
+        d = self.direct
+        if d is not None:
+            c = self._counts
+            for k, v in d.items():
+                if v:
+                    c[k] += v
+                    d[k] = 0
 
     @property
     def counts(self) -> Counter:
@@ -164,7 +191,10 @@ class EventLog:
             return
         self._fold_pending()
         self.recording = record
-        self.emit = self.buf.append if record else self._counting_emit()
+        self.direct = None if record else dict.fromkeys(DIRECT_KEYS, 0)
+        self.written = None if record else set()
+        self.emit = self.buf.append if record else self._pending.append
+        self.emit_many = self.buf.extend if record else self._pending.extend
         for cb in self._subscribers:
             cb()
 
@@ -178,6 +208,10 @@ class EventLog:
         del self.buf[:]
         del self._pending[:]
         self._counts.clear()
+        if self.direct is not None:
+            self.direct.clear()
+            self.direct.update(dict.fromkeys(DIRECT_KEYS, 0))
+            self.written.clear()
 
     def mark(self) -> int:
         return len(self.buf)

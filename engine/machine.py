@@ -30,9 +30,16 @@ from engine.hw.mmu import MMU
 from engine.invariants import check_block, check_mm, check_tlb
 from engine.mm.kernel import Kernel
 from engine.mm.pagecache import PageCache
-from engine.mm.physmem import F_ANON, F_PAGECACHE, FOLIO_FLAG_NAMES, P_ANON_EXCLUSIVE, PhysMem
+from engine.mm.physmem import (
+    F_ANON,
+    F_PAGECACHE,
+    FOLIO_FLAG_NAMES,
+    P_ANON_EXCLUSIVE,
+    PhysMem,
+    PhysMemState,
+)
 from engine.mm.process import Process
-from engine.mm.swap import SwapDevice
+from engine.mm.swap import SwapDevice, SwapState
 from engine.mm.thp import ThpPolicy
 from engine.ops import Op
 from engine.policy import MainlinePolicy, load_policy
@@ -110,6 +117,7 @@ class Machine(Verbs):
             raise ScenarioError(str(e)) from None
         # The arch's own heuristic is MainlinePolicy exactly; None skips a call per set_ptes.
         self.arch.fold_policy = None if type(self.policy) is MainlinePolicy else self.policy
+        self._frozen: tuple[Any, Any] = (None, None)  # last checkpointed pm and swap (for sharing)
         self.current: Process | None = self.kernel.new_process("p0")
         self.totals: Counter = Counter()
         self.last_op: Counter = Counter()
@@ -123,7 +131,13 @@ class Machine(Verbs):
             raise ScenarioError(f"unknown verb {op.verb!r}", op.line)
         log = self.log
         mark = len(log.buf)
-        before = Counter(log.counts) if not log.recording else None
+        before = None
+        if not log.recording:
+            c0 = log.counts
+            before = Counter(c0) if c0 else None
+        written = log.written  # count mode: blocks the op writes
+        if written is not None:
+            written.clear()
         try:
             run = handler(self, op)  # validates, returns the mutating closure
         except ScenarioError as e:
@@ -142,13 +156,15 @@ class Machine(Verbs):
         if interval and self.nops % interval == 0:
             self._policy_scan()
         if self.config.check == "op":
-            self._check_invariants(mark if log.recording else None)
+            self._check_invariants(mark if log.recording else None, written)
         if log.recording:
             counts = count_events(log.buf[mark:])
-        else:
+        elif before:
             counts = Counter(log.counts)
             counts.subtract(before)
             counts = +counts
+        else:
+            counts = +log.counts
         counts["ops"] = 1
         counts["cycles"] = cycles(counts, self.profile, self.cpu)
         self.totals.update(counts)
@@ -177,15 +193,18 @@ class Machine(Verbs):
         out.extend(check_tlb(self.mmu.tlb))
         return out
 
-    def _check_invariants(self, mark: int | None = None) -> None:
+    def _check_invariants(self, mark: int | None = None, written: set[int] | None = None) -> None:
         """Emit a violation event per broken invariant. With a mark (record
-        mode) only the blocks this op wrote are checked: a block nobody wrote
-        cannot have changed."""
-        if mark is None:
+        mode) or the set of written blocks (count mode) only the blocks this
+        op wrote are checked: a block nobody wrote cannot have changed."""
+        if mark is None and written is None:
             found = self.check_invariants()
         else:
-            mask = self.g.cont_pte_mask
-            blocks = {ev[1] & mask for ev in self.log.buf[mark:] if ev[0] == "pte_write"}
+            if written is not None:
+                blocks = set(written)
+            else:
+                mask = self.g.cont_pte_mask
+                blocks = {ev[1] & mask for ev in self.log.buf[mark:] if ev[0] == "pte_write"}
             found = []
             arch = self.arch
             for p in self.kernel.procs:
@@ -258,10 +277,16 @@ class Machine(Verbs):
 
     # --- checkpoints --------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        """A checkpoint. Page tables are shared copy-on-write with the live
+        machine; physical-memory and swap maps are frozen into chunks shared
+        with the previous checkpoint where unchanged (engine.state.chunks)."""
         k = self.kernel
         reg = self.folios.clone()
+        pm = k.pm.freeze(self._frozen[0])
+        swap = k.swap.freeze(self._frozen[1])
+        self._frozen = (pm, swap)
         return {
-            "folios": reg, "pm": k.pm.clone(reg), "pc": k.pc.clone(), "swap": k.swap.clone(),
+            "folios": reg, "pm": pm, "pc": k.pc.clone(), "swap": swap,
             "thp": k.thp.clone(), "procs": [p.clone() for p in k.procs], "ids": dict(k.ids),
             "tlb": self.mmu.tlb.clone_state(), "rng": self.rng.getstate(),
             "totals": Counter(self.totals), "nops": self.nops,
@@ -271,9 +296,10 @@ class Machine(Verbs):
     def restore(self, st: dict[str, Any]) -> None:
         k = self.kernel
         self.folios.assign(st["folios"])
-        k.pm = st["pm"].clone(self.folios)
+        k.pm = st["pm"].thaw(self.folios)
         k.pc = st["pc"].clone()
-        k.swap = st["swap"].clone()
+        k.swap = st["swap"].thaw()
+        self._frozen = (st["pm"], st["swap"])
         k.thp = st["thp"].clone()
         k.procs = [p.clone() for p in st["procs"]]
         k.ids = dict(st["ids"])
@@ -285,11 +311,13 @@ class Machine(Verbs):
         self.nops = st["nops"]
         self.current = next((p for p in k.procs if p.pid == st["current"]), None)
 
-    def state_to_plain(self, st: dict[str, Any]) -> dict[str, Any]:
+    def state_to_plain(self, st: dict[str, Any], joined: bool = False) -> dict[str, Any]:
+        """msgpack-able form of a checkpoint. Big per-page maps are lists of
+        chunks (one bytes value each with ``joined``, as digest() hashes them)."""
         version, internal, gauss = st["rng"]
         return {
-            "folios": st["folios"].to_plain(), "pm": st["pm"].to_plain(), "pc": st["pc"].to_plain(),
-            "swap": st["swap"].to_plain(), "thp": st["thp"].to_plain(),
+            "folios": st["folios"].to_plain(), "pm": st["pm"].to_plain(joined),
+            "pc": st["pc"].to_plain(), "swap": st["swap"].to_plain(joined), "thp": st["thp"].to_plain(),
             "procs": [p.to_plain() for p in st["procs"]], "ids": dict(st["ids"]),
             "tlb": _tlb_plain(st["tlb"]), "rng": [version, list(internal), gauss],
             "totals": {k: v for k, v in sorted(st["totals"].items())}, "nops": st["nops"],
@@ -300,8 +328,8 @@ class Machine(Verbs):
         reg = FolioRegistry.from_plain(d["folios"])
         version, internal, gauss = d["rng"]
         return {
-            "folios": reg, "pm": PhysMem.from_plain(d["pm"], reg), "pc": PageCache.from_plain(d["pc"]),
-            "swap": SwapDevice.from_plain(d["swap"]), "thp": _thp_from(d["thp"], self.g),
+            "folios": reg, "pm": PhysMemState.from_plain(d["pm"]), "pc": PageCache.from_plain(d["pc"]),
+            "swap": SwapState.from_plain(d["swap"]), "thp": _thp_from(d["thp"], self.g),
             "procs": [Process.from_plain(p, self.g) for p in d["procs"]],
             "ids": {str(k): int(v) for k, v in d["ids"].items()},
             "tlb": _tlb_from_plain(d["tlb"]), "rng": (int(version), tuple(internal), gauss),
@@ -310,7 +338,7 @@ class Machine(Verbs):
 
     def digest(self) -> str:
         """Hash of everything the model's future depends on (not the counters)."""
-        plain = self.state_to_plain(self.state())
+        plain = self.state_to_plain(self.state(), joined=True)
         plain.pop("totals")
         plain.pop("nops")
         h = hashlib.blake2b(digest_size=16)

@@ -145,8 +145,98 @@ class _Expr:
         raise ScenarioError(f"unexpected {text!r} in expression")
 
 
+class _Compiled:
+    """An {EXPR} parsed once into a tree of closures (still no eval); evaluated
+    per op of a repeat, which a million-op session does a million times."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, text: str):
+        p = _Expr(text, {})
+        if not p.toks:
+            raise ScenarioError("empty expression {}")
+        self.fn = _compile_sum(p)
+        if p.i != len(p.toks):
+            raise ScenarioError(f"unexpected {p.toks[p.i][1]!r} in expression")
+
+
+def _compile_sum(p: _Expr):  # type: ignore[no-untyped-def]
+    f = _compile_prod(p)
+    while (t := p._peek()) in (("op", "+"), ("op", "-")):
+        p.i += 1
+        g = _compile_prod(p)
+        f = (lambda a, b: lambda env: a(env) + b(env))(f, g) if t == ("op", "+") else \
+            (lambda a, b: lambda env: a(env) - b(env))(f, g)
+    return f
+
+
+def _div(a: int, b: int) -> int:
+    if b == 0:
+        raise ScenarioError("division by zero in expression")
+    return a // b
+
+
+def _mod(a: int, b: int) -> int:
+    if b == 0:
+        raise ScenarioError("division by zero in expression")
+    return a % b
+
+
+def _compile_prod(p: _Expr):  # type: ignore[no-untyped-def]
+    f = _compile_atom(p)
+    while (t := p._peek()) and t[0] == "op" and t[1] in "*/%":
+        p.i += 1
+        g = _compile_atom(p)
+        if t[1] == "*":
+            f = (lambda a, b: lambda env: a(env) * b(env))(f, g)
+        else:
+            f = (lambda a, b, op: lambda env: op(a(env), b(env)))(f, g, _div if t[1] == "/" else _mod)
+    return f
+
+
+def _compile_atom(p: _Expr):  # type: ignore[no-untyped-def]
+    t = p._peek()
+    if t is None:
+        raise ScenarioError("expression ends too early")
+    p.i += 1
+    kind, text = t
+    if kind == "num":
+        v = parse_size(text)
+        return lambda env: v
+    if kind == "var":
+        def var(env: dict[str, int], name: str = text) -> int:
+            try:
+                return env[name]
+            except KeyError:
+                raise ScenarioError(f"unknown variable {name!r} (loop variables: "
+                                    f"{', '.join(env) or 'none'})") from None
+        return var
+    if text == "(":
+        f = _compile_sum(p)
+        if p._peek() != ("op", ")"):
+            raise ScenarioError("missing ')' in expression")
+        p.i += 1
+        return f
+    if text == "-":
+        g = _compile_atom(p)
+        return lambda env: -g(env)
+    raise ScenarioError(f"unexpected {text!r} in expression")
+
+
+_COMPILED: dict[str, _Compiled] = {}
+
+
+def _expr_value(text: str, env: dict[str, int]) -> int:
+    c = _COMPILED.get(text)
+    if c is None:
+        c = _Compiled(text)
+        if len(_COMPILED) < 4096:
+            _COMPILED[text] = c
+    return c.fn(env)
+
+
 def substitute(text: str, env: dict[str, int]) -> str:
-    return _PLACEHOLDER.sub(lambda m: str(_Expr(m.group(1), env).value()), text)
+    return _PLACEHOLDER.sub(lambda m: str(_expr_value(m.group(1), env)), text)
 
 
 # --- ops ----------------------------------------------------------------------------
@@ -340,6 +430,7 @@ class OpSeq(Sequence[Op]):
         self.items = items
         self.file = file
         self._len = _size(items)
+        self._cache: dict[tuple[int, str], Op] = {}
 
     def __len__(self) -> int:
         return self._len
@@ -349,10 +440,18 @@ class OpSeq(Sequence[Op]):
             return it.op
         try:
             text = substitute(it.text, env)
+            key = (it.line, text)
+            op = self._cache.get(key)
+            if op is not None:
+                return op
             verb, args = parse_op(text.split())
         except ScenarioError as e:
             raise ScenarioError(e.message, it.line, self.file) from None
-        return Op(verb, args, it.line, text)
+        op = Op(verb, args, it.line, text)
+        if len(self._cache) >= 1 << 16:
+            self._cache.clear()
+        self._cache[key] = op  # a loop that cycles through a few values parses each once
+        return op
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):

@@ -24,6 +24,7 @@ nearest checkpoint and re-runs at most one interval.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,9 +42,9 @@ class SessionError(RuntimeError):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class OpRecord:
-    counters: dict[str, int]
+    counters: dict[str, int]  # may be shared between records: never modify it
     cycles: float
     digest: bytes  # page tables of every process after the op
     n_events: int
@@ -103,6 +104,9 @@ class Session:
         self.on_checkpoint = on_checkpoint
         self.records: list[OpRecord] = []
         self.checkpoints: dict[int, Any] = {0: self.machine.state()}
+        self._cp_tag: tuple[int, int] = (0, 0)
+        self._interned: dict[tuple, dict[str, int]] = {}
+        self._cp_keys: list[int] = []
         self._since_checkpoint = 0  # events run since the last checkpoint
         self.k = 0  # ops completed on the live machine
         self.e = 0  # events of op k shown
@@ -189,7 +193,15 @@ class Session:
             cycles = counters.pop("cycles", None)
             if cycles is None:
                 cycles = self.cost_fn(counters)
-            self.records.append(OpRecord(dict(counters), float(cycles), self.op_digest(),
+            # ops of a loop often count the same: share one dict among them
+            d = dict(counters)
+            key = tuple(d.items())
+            shared = self._interned.get(key)
+            if shared is None:
+                if len(self._interned) >= 1 << 16:
+                    self._interned.clear()
+                self._interned[key] = shared = d
+            self.records.append(OpRecord(shared, float(cycles), self.op_digest(),
                                          counters.get("events", 0)))
         elif k > len(self.records):  # pragma: no cover - guarded by seek
             raise SessionError("ops must be recorded in order")
@@ -207,15 +219,27 @@ class Session:
         if k in self.checkpoints:
             self._since_checkpoint = 0
             return
-        prev = max(c for c in self.checkpoints if c <= k)
+        keys = self._checkpoint_keys()
+        prev = keys[bisect_right(keys, k) - 1]
         if k - prev >= self.checkpoint_ops or self._since_checkpoint >= self.checkpoint_events:
-            if k > max(self.checkpoints):  # only extend the frontier's checkpoint chain
+            if k > keys[-1]:  # only extend the frontier's checkpoint chain
                 st = self.machine.state()
                 self.checkpoints[k] = st
                 if self.on_checkpoint is not None:
                     self.on_checkpoint(k, st)
                 self._thin_checkpoints()
             self._since_checkpoint = 0
+
+    def _checkpoint_keys(self) -> list[int]:
+        """The checkpoint op numbers, sorted (cached; the dict may be replaced or
+        extended from outside, e.g. by a snapshot loader, which changes its identity
+        or its length)."""
+        cp = self.checkpoints
+        tag = (id(cp), len(cp))
+        if self._cp_tag != tag:
+            self._cp_keys = sorted(cp)
+            self._cp_tag = tag
+        return self._cp_keys
 
     def checkpoint(self, c: int) -> Any:
         st = self.checkpoints[c]
@@ -241,7 +265,8 @@ class Session:
         """Put the live machine at the boundary before op k (k <= executed)."""
         if k == self.k and self.e == 0:
             return
-        c = max(c for c in self.checkpoints if c <= k)
+        keys = self._checkpoint_keys()
+        c = keys[bisect_right(keys, k) - 1]
         if not (c <= self.k <= k):
             self.machine.restore(self.checkpoint(c))
             self.stats.restores += 1
@@ -534,7 +559,8 @@ class Session:
         while hi >= 0:
             if self.interrupt():
                 return None
-            c = max(x for x in self.checkpoints if x <= hi)
+            keys = self._checkpoint_keys()
+            c = keys[bisect_right(keys, hi) - 1]
             self._reload(c)
             recorded: dict[int, list[tuple]] = {}
             while self.k <= hi:

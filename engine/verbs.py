@@ -174,7 +174,14 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
         access = mmu.device_access if smmu else mmu.access
         handle = k.handle_mm_fault
         vma = None
-        for va in range(start, end, ps):
+        hit_run = None if smmu else mmu.hit_run
+        va = start
+        while va < end:
+            if hit_run is not None:
+                n = hit_run(mm, va, end, write)
+                if n:
+                    va += n * ps
+                    continue
             tries = 0
             while True:
                 if not access(mm, va, write):
@@ -188,6 +195,7 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                     vma = proc.find_vma(va)
                 if handle(proc, vma, va, write) & VM_FAULT_OOM:
                     return
+            va += ps
 
     return run
 

@@ -11,8 +11,10 @@ Version differences (see engine.arch.profiles.FEATURE_HISTORY):
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from engine.arch.base import ArchError, arch_call
-from engine.arch.raw import RawHelpers
+from engine.arch.raw import RawHelpers, gather_young_dirty
 from engine.pte import (
     PTE_AF,
     PTE_CONT,
@@ -67,17 +69,8 @@ class Contpte(RawHelpers):
         to_cont = bool(pte & PTE_CONT)
         emit = self.emit
         emit(("convert", start_addr, to_cont))
-        t, i0 = mm.pt.locate(start_addr)
-        a = start_addr
-        for j in range(i0, i0 + n):
-            old = t[j]
-            t[j] = 0
-            emit(("pte_write", a, old, 0, "xchg", mm.name))
-            if old & PTE_DIRTY or (old & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
-                pte = pte_mkdirty(pte)
-            if old & PTE_AF:
-                pte |= PTE_AF
-            a += ps
+        pte = gather_young_dirty(pte, self._clear_range(mm, start_addr, n), 0)
+        a = start_addr + n * ps
         if not (self.profile.bbml2_elision and self.cpu.bbml2_noabort):
             self.flush_tlb_range(mm, start_addr, a, ps, True, 3)
         self.raw_set_ptes(mm, start_addr, pte, n)
@@ -146,16 +139,15 @@ class Contpte(RawHelpers):
         ps = self.page_size
         n = self.cont_ptes
         if not self.profile.get_early_exit:
-            a = start
-            for j in range(i0, i0 + n):
-                pte = t[j]
-                emit(("pte_read", a, pte, mm.name))
-                if _dirty(pte):
-                    orig_pte = pte_mkdirty(orig_pte)
-                if pte & PTE_AF:
-                    orig_pte |= PTE_AF
-                a += ps
-            return orig_pte
+            vals = t[i0:i0 + n]
+            d = self.direct
+            if d is None:
+                self.emit_many(zip(repeat("pte_read"), range(start, start + n * ps, ps), vals,
+                                   repeat(mm.name)))
+            else:
+                d["pte_reads"] += n
+                d["events"] += n
+            return gather_young_dirty(orig_pte, vals, 0)
         # v6.17+: once one of young/dirty is found, scan only for the other.
         j = i0
         end = i0 + n

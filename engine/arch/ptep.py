@@ -16,6 +16,8 @@ What the dispatch looks like depends on the kernel profile:
 
 from __future__ import annotations
 
+from itertools import chain
+
 from engine.arch.base import MissingEntryPoint, arch_call
 from engine.arch.contpte import Contpte
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_UXN, PTE_VALID, PTE_WRITE, pte_mkdirty
@@ -45,6 +47,40 @@ class Ptep(Contpte):
         if self.profile.contpte and (pte & _VALID_CONT) == _VALID_CONT:
             return self.contpte_ptep_get_lockless(mm, addr)
         return pte
+
+    def none_run(self, mm: MMStruct, addr: int, max_nr: int, lockless: bool = False) -> int:
+        """How many entries from addr on (at most max_nr, within addr's page
+        table) are none; emits exactly what calling ptep_get() -- or
+        ptep_get_lockless() -- on each of them would. For loops that read
+        entries one by one until one is not none: call this first, then read
+        the entry that ends the run as before."""
+        pt = mm.pt
+        idx = (addr >> self.page_shift) & (self.g.ptrs_per_pte - 1)
+        n = min(max_nr, self.g.ptrs_per_pte - idx)
+        if n <= 0:
+            return 0
+        t = pt.tables.get(addr >> self.g.pmd_shift)
+        if t is None:
+            k = n
+        else:
+            b = t[idx:idx + n].tobytes()
+            k = (len(b) - len(b.lstrip(b"\0"))) >> 3
+        if not k:
+            return 0
+        name = "ptep_get_lockless" if lockless else "ptep_get"
+        d = self.direct
+        if d is None:
+            ps = self.page_size
+            mname = mm.name
+            self.emit_many(chain.from_iterable(
+                (("call", name, (mname, a)), ("pte_read", a, 0, mname), ("ret", name, 0))
+                for a in range(addr, addr + k * ps, ps)))
+        else:
+            key = "call:" + name
+            d[key] = d.get(key, 0) + k
+            d["pte_reads"] += k
+            d["events"] += 3 * k
+        return k
 
     def pte_batch_hint(self, mm: MMStruct, addr: int, pte: int) -> int:
         if not (self.profile.contpte and self.profile.batch_apis):

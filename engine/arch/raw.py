@@ -14,7 +14,11 @@ as the load it amounts to, and the loop retries exactly like the kernel's.
 
 from __future__ import annotations
 
-from engine.arch.base import arch_call
+from array import array
+from itertools import chain, repeat
+from operator import xor
+
+from engine.arch.base import ArchError, arch_call
 from engine.arch.tlbflush import TlbFlush
 from engine.pte import (
     PTE_AF,
@@ -34,20 +38,83 @@ from engine.state.mmstruct import MMStruct
 CYDP_CLEAR_YOUNG = 1
 CYDP_CLEAR_DIRTY = 2
 
+_WRD = PTE_WRITE | PTE_RDONLY | PTE_DIRTY
+# pte_wrprotect() only changes WRITE, RDONLY and DIRTY, as a function of those
+# three bits: new = old ^ _WRPROTECT_XOR[old & _WRD]
+_WRPROTECT_XOR = {m: m ^ pte_wrprotect(m) for m in (
+    w | r | dd for w in (0, PTE_WRITE) for r in (0, PTE_RDONLY) for dd in (0, PTE_DIRTY))}
+_YD = PTE_WRITE | PTE_RDONLY | PTE_DIRTY | PTE_AF
+
+
+def wrprotect_values(values: array) -> array:
+    """array of pte_wrprotect(v) for each v, at C speed."""
+    if len(values) <= 32:
+        xs = _WRPROTECT_XOR
+        return array("Q", [v ^ xs[v & _WRD] for v in values])
+    flags = set(map(_WRD.__and__, values))
+    if len(flags) == 1:
+        x = _WRPROTECT_XOR[flags.pop()]
+        return array("Q", map(x.__xor__, values)) if x else array("Q", values)
+    return array("Q", map(xor, values, map(_WRPROTECT_XOR.__getitem__, map(_WRD.__and__, values))))
+
+
+def gather_young_dirty(pte: int, values, start: int) -> int:
+    """pte with the dirty and young state of values[start:] ORed in, as the
+    __get_and_clear_full_ptes() and contpte_convert() loops do one by one."""
+    young = dirty = False
+    for f in set(map(_YD.__and__, values[start:] if start else values)):
+        if f & PTE_DIRTY or (f & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
+            dirty = True
+        if f & PTE_AF:
+            young = True
+    if dirty:
+        pte = pte_mkdirty(pte)
+    if young:
+        pte |= PTE_AF
+    return pte
+
 
 class RawHelpers(TlbFlush):
     # --- single entries ------------------------------------------------------------
     def raw_ptep_get(self, mm: MMStruct, addr: int) -> int:
         """__ptep_get(): READ_ONCE(*ptep)."""
         v = mm.pt.get(addr)
-        self.emit(("pte_read", addr, v, mm.name))
+        d = self.direct
+        if d is None:
+            self.emit(("pte_read", addr, v, mm.name))
+        else:
+            d["pte_reads"] += 1
+            d["events"] += 1
         return v
 
     def _store(self, mm: MMStruct, addr: int, value: int) -> None:
         t, i = mm.pt.locate(addr)
         old = t[i]
         t[i] = value
-        self.emit(("pte_write", addr, old, value, "store", mm.name))
+        d = self.direct
+        if d is None:
+            self.emit(("pte_write", addr, old, value, "store", mm.name))
+        else:
+            d["pte_writes"] += 1
+            d["events"] += 1
+            self.written.add(addr & self.cont_mask)
+
+    def _wrote(self, mm: MMStruct, addr: int, old: int, new: int, atomic: str, nr: int) -> None:
+        """nr pte_write events from addr: one tuple each in record mode (nr == 1
+        only), else the counters and the blocks written."""
+        d = self.direct
+        if d is None:
+            self.emit(("pte_write", addr, old, new, atomic, mm.name))
+            return
+        d["pte_writes"] += nr
+        if atomic != "store":
+            d["pte_" + atomic] += nr
+        d["events"] += nr
+        m = self.cont_mask
+        if nr == 1:
+            self.written.add(addr & m)
+        else:
+            self.written.update(range(addr & m, addr + nr * self.page_size, self.cont_size))
 
     def _barrier_if_kernel(self, value: int) -> None:
         # __set_pte(): a valid kernel entry (VALID, !USER, UXN) is followed by
@@ -68,17 +135,34 @@ class RawHelpers(TlbFlush):
         t, i = mm.pt.locate(addr)
         old = t[i]
         t[i] = 0
-        self.emit(("pte_write", addr, old, 0, "xchg", mm.name))
+        d = self.direct
+        if d is None:
+            self.emit(("pte_write", addr, old, 0, "xchg", mm.name))
+        else:
+            d["pte_writes"] += 1
+            d["pte_xchg"] += 1
+            d["events"] += 1
+            self.written.add(addr & self.cont_mask)
         return old
 
     def _cmpxchg(self, mm: MMStruct, t, i: int, addr: int, expected: int, new: int) -> int:
         """cmpxchg_relaxed(): returns the value found."""
         cur = t[i]
+        d = self.direct
         if cur == expected:
             t[i] = new
-            self.emit(("pte_write", addr, cur, new, "cmpxchg", mm.name))
-        else:
+            if d is None:
+                self.emit(("pte_write", addr, cur, new, "cmpxchg", mm.name))
+            else:
+                d["pte_writes"] += 1
+                d["pte_cmpxchg"] += 1
+                d["events"] += 1
+                self.written.add(addr & self.cont_mask)
+        elif d is None:
             self.emit(("pte_read", addr, cur, mm.name))
+        else:
+            d["pte_reads"] += 1
+            d["events"] += 1
         return cur
 
     def raw_ptep_test_and_clear_young(self, mm: MMStruct, addr: int) -> bool:
@@ -121,57 +205,93 @@ class RawHelpers(TlbFlush):
         (f89b399e8d6e, __set_pte_complete() on the last value).
         """
         t, i = mm.pt.locate(addr)
-        emit = self.emit
         ps = self.page_size
         kernel = (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN)
         per_entry = kernel and not self.profile.set_ptes_single_barrier
-        for j in range(i, i + nr):
-            old = t[j]
-            t[j] = pte
-            emit(("pte_write", addr, old, pte, "store", mm.name))
-            if per_entry:
-                self._barrier_if_kernel(pte)
-            addr += ps
-            pte += ps  # pte_advance_pfn(pte, 1): OA bits sit above PAGE_SHIFT
+        if per_entry or i + nr > len(t):
+            for j in range(i, i + nr):
+                old = t[j]
+                t[j] = pte
+                self._wrote(mm, addr, old, pte, "store", 1)
+                if per_entry:
+                    self._barrier_if_kernel(pte)
+                addr += ps
+                pte += ps  # pte_advance_pfn(pte, 1): OA bits sit above PAGE_SHIFT
+        elif nr == 1:
+            old = t[i]
+            t[i] = pte
+            d = self.direct
+            if d is None:
+                self.emit(("pte_write", addr, old, pte, "store", mm.name))
+            else:
+                d["pte_writes"] += 1
+                d["events"] += 1
+                self.written.add(addr & self.cont_mask)
+            pte += ps
+        else:
+            # the same stores and events, a slice at a time
+            end = pte + nr * ps
+            new = array("Q", range(pte, end, ps))
+            d = self.direct
+            if d is None:
+                old = t[i:i + nr]
+                t[i:i + nr] = new
+                self.emit_many(zip(repeat("pte_write"), range(addr, addr + nr * ps, ps), old, new,
+                                   repeat("store"), repeat(mm.name)))
+            else:
+                t[i:i + nr] = new
+                self._wrote(mm, addr, 0, 0, "store", nr)
+            pte = end
         if kernel and not per_entry:
             self._barrier_if_kernel(pte)
 
+    def _clear_range(self, mm: MMStruct, addr: int, nr: int) -> array:
+        """nr xchg(ptep, 0), one event each; returns the old values."""
+        t, i = mm.pt.locate(addr)
+        if i + nr > len(t):
+            raise ArchError(f"{nr} entries from {addr:#x} cross a page table")
+        old = t[i:i + nr]
+        t[i:i + nr] = array("Q", bytes(8 * nr))
+        d = self.direct
+        if d is None:
+            ps = self.page_size
+            self.emit_many(zip(repeat("pte_write"), range(addr, addr + nr * ps, ps), old, repeat(0),
+                               repeat("xchg"), repeat(mm.name)))
+        else:
+            self._wrote(mm, addr, 0, 0, "xchg", nr)
+        return old
+
     @arch_call("__clear_full_ptes")
     def raw_clear_full_ptes(self, mm: MMStruct, addr: int, nr: int, full: int) -> None:
-        t, i = mm.pt.locate(addr)
-        emit = self.emit
-        ps = self.page_size
-        for j in range(i, i + nr):
-            old = t[j]
-            t[j] = 0
-            emit(("pte_write", addr, old, 0, "xchg", mm.name))
-            addr += ps
+        self._clear_range(mm, addr, nr)
 
     @arch_call("__get_and_clear_full_ptes")
     def raw_get_and_clear_full_ptes(self, mm: MMStruct, addr: int, nr: int, full: int) -> int:
-        t, i = mm.pt.locate(addr)
-        emit = self.emit
-        ps = self.page_size
-        pte = t[i]
-        t[i] = 0
-        emit(("pte_write", addr, pte, 0, "xchg", mm.name))
-        for j in range(i + 1, i + nr):
-            addr += ps
-            tmp = t[j]
-            t[j] = 0
-            emit(("pte_write", addr, tmp, 0, "xchg", mm.name))
-            if tmp & PTE_DIRTY or (tmp & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
-                pte = pte_mkdirty(pte)
-            if tmp & PTE_AF:
-                pte |= PTE_AF
-        return pte
+        old = self._clear_range(mm, addr, nr)
+        return gather_young_dirty(old[0], old, 1)
 
     @arch_call("__wrprotect_ptes")
     def raw_wrprotect_ptes(self, mm: MMStruct, addr: int, nr: int) -> None:
-        ps = self.page_size
-        for _ in range(nr):
-            self.raw_ptep_set_wrprotect(mm, addr)
-            addr += ps
+        # per entry: __ptep_get() seeds the cmpxchg loop of ___ptep_set_wrprotect(),
+        # which succeeds at once (nothing else writes the table meanwhile)
+        t, i = mm.pt.locate(addr)
+        if i + nr > len(t):
+            raise ArchError(f"{nr} entries from {addr:#x} cross a page table")
+        old = t[i:i + nr]
+        new = wrprotect_values(old)
+        t[i:i + nr] = new
+        d = self.direct
+        if d is None:
+            ps = self.page_size
+            addrs = range(addr, addr + nr * ps, ps)
+            name = repeat(mm.name)
+            self.emit_many(chain.from_iterable(zip(
+                zip(repeat("pte_read"), addrs, old, name),
+                zip(repeat("pte_write"), addrs, old, new, repeat("cmpxchg"), name), strict=True)))
+        else:
+            d["pte_reads"] += nr
+            d["events"] += nr
+            self._wrote(mm, addr, 0, 0, "cmpxchg", nr)
 
     @arch_call("__clear_young_dirty_ptes")
     def raw_clear_young_dirty_ptes(self, mm: MMStruct, addr: int, nr: int, flags: int) -> None:

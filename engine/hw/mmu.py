@@ -21,6 +21,8 @@ set_access_flags fix.
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from engine.events import EventLog
 from engine.granule import Granule
 from engine.hw.cpus import CpuProfile
@@ -36,8 +38,11 @@ class MMU:
         self.g = g
         self.log = log
         self.emit = log.emit
+        self.emit_many = log.emit_many
+        self.direct = log.direct  # count mode: counter increments (see EventLog)
         log.subscribe(self._rebind)
         self.tlb = TLB(cpu, g.page_shift, g.cont_pte_log2, g.pmd_shift, log.emit)
+        self.tlb.direct = log.direct
         self.ps = g.page_shift
         self.pmd_shift = g.pmd_shift
         self.addr_low = g.pte_addr_low
@@ -45,25 +50,36 @@ class MMU:
 
     def _rebind(self) -> None:
         self.emit = self.log.emit
+        self.emit_many = self.log.emit_many
         self.tlb.emit = self.log.emit
+        self.direct = self.tlb.direct = self.log.direct
 
     # --- one access -------------------------------------------------------------------
     def access(self, mm: MMStruct, va: int, write: bool) -> str:
         asid = mm.asid
         emit = self.emit
+        d = self.direct
         hit = self.tlb.lookup(asid, va)
         if hit is not None:
-            cls, d = hit
-            if not write or (d & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
-                emit(("tlb_hit", va, asid, 1 << self.tlb.shifts[cls]))
-                self._check_stale(mm, va, cls, d, write)
+            cls, desc = hit
+            if not write or (desc & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
+                if d is None:
+                    emit(("tlb_hit", va, asid, 1 << self.tlb.shifts[cls]))
+                else:
+                    d["tlb_hits"] += 1
+                    d["events"] += 1
+                self._check_stale(mm, va, cls, desc, write)
                 return ""
-            if not (d & PTE_WRITE and self.cpu.hw_dbm):
+            if not (desc & PTE_WRITE and self.cpu.hw_dbm):
                 emit(("tlb_hit", va, asid, 1 << self.tlb.shifts[cls]))
                 emit(("page_fault", va, write, "permission"))
                 return "permission"
             # clean entry written with DBM: the walker must update the descriptor
-        emit(("tlb_miss", va, asid))
+        if d is None:
+            emit(("tlb_miss", va, asid))
+        else:
+            d["tlb_misses"] += 1
+            d["events"] += 1
         pt = mm.pt
         pmd = pt.pmd_leaves.get(va >> self.pmd_shift)
         if pmd is not None:
@@ -82,18 +98,83 @@ class MMU:
         old = t[idx] if t is not None else 0
         new, fault = walk_descriptor(old, write, self.cpu.hw_af, self.cpu.hw_dbm)
         if fault:
-            emit(("page_fault", va, write, fault))
+            if d is None:
+                emit(("page_fault", va, write, fault))
+            else:
+                d["page_faults"] += 1
+                d["events"] += 1
             return fault
         if new != old:
             page = (va >> self.ps) << self.ps
             pt.set(page, new)  # through the table's copy-on-write, never in place
-            emit(("hw_update", page, old, new, mm.name))
+            if d is None:
+                emit(("hw_update", page, old, new, mm.name))
+            else:
+                d["hw_update"] += 1
+                d["events"] += 1
         if new & PTE_CONT:
             # cache the block: rebase the descriptor on the block's first page
             self.tlb.fill(asid, va, CONT, new - (((va >> self.ps) & self.cont_mask) << self.ps))
         else:
             self.tlb.fill(asid, va, PAGE, new)
         return ""
+
+    def hit_run(self, mm: MMStruct, va: int, end: int, write: bool) -> int:
+        """Accesses from va (page by page, before end) that are plain TLB hits
+        on one CONT or PMD entry with nothing stale: performs them -- exactly
+        the events and LRU state of calling access() on each -- and returns
+        how many. 0 means: use access() (a miss, a fault, a page-sized entry,
+        or anything unusual)."""
+        tlb = self.tlb
+        asid = mm.asid
+        hit = tlb.lookup(asid, va)
+        if hit is None:
+            return 0
+        cls, desc = hit
+        if cls == PAGE or (write and (desc & (PTE_WRITE | PTE_RDONLY)) != PTE_WRITE):
+            return 0
+        ps = self.ps
+        shift = tlb.shifts[cls]
+        hi = min(((va >> shift) + 1) << shift, end)
+        k = (hi - va + (1 << ps) - 1) >> ps
+        if k <= 1:
+            return 0
+        base = asid << 52
+        # lookup() prefers smaller entries: none may translate a page of the run
+        e0, e1, _ = tlb.entries
+        if e0 and any(base | v in e0 for v in range(va >> ps, (va >> ps) + k)):
+            return 0
+        if cls == PMD and e1:
+            cs = tlb.shifts[CONT]
+            if any(base | v in e1 for v in range(va >> cs, ((va + ((k - 1) << ps)) >> cs) + 1)):
+                return 0
+        # nothing stale (else access() reports each page in order)
+        pt = mm.pt
+        alow = self.addr_low
+        pfn = (desc & alow) >> ps
+        if cls == PMD:
+            cur = pt.pmd_leaves.get(va >> self.pmd_shift, 0)
+            if not cur & PTE_VALID or (cur & alow) >> ps != pfn or (write and not cur & PTE_WRITE):
+                return 0
+        else:
+            t = pt.tables.get(va >> self.pmd_shift)
+            if t is None:
+                return 0
+            i = (va >> ps) & (self.g.ptrs_per_pte - 1)
+            first = pfn + ((va >> ps) & self.cont_mask)
+            for j, cur in enumerate(t[i:i + k]):
+                if (not cur & PTE_VALID or (cur & alow) >> ps != first + j
+                        or (write and not cur & PTE_WRITE)):
+                    return 0
+        # the lookup above made the entry the most recent of its set, as the first access would
+        d = self.direct
+        if d is None:
+            self.emit_many(zip(repeat("tlb_hit"), range(va, va + (k << ps), 1 << ps), repeat(asid),
+                               repeat(1 << shift)))
+        else:
+            d["tlb_hits"] += k
+            d["events"] += k
+        return k
 
     def device_access(self, mm: MMStruct, va: int, write: bool) -> str:
         """An SMMU without HTTU: per-descriptor walk, no TLB, no hardware updates."""

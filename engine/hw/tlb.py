@@ -39,9 +39,14 @@ class TLB:
         self.shifts = (page_shift, page_shift + cont_log2, pmd_shift)
         self.page_shift = page_shift
         self.emit = emit
+        self.direct: dict[str, int] | None = None  # count mode: counter increments (see EventLog)
         # per size class: key -> cached descriptor; key = asid << 52 | vfn
         self.entries: tuple[dict[int, int], dict[int, int], dict[int, int]] = ({}, {}, {})
         self.sets: list[list[tuple[int, int]]] = [[] for _ in range(self.nsets)]
+        # Known to hold no conflicting entries: only a fill that keeps both
+        # entries of a clash (a BBML2_NOABORT CPU) or a restored state can make
+        # a conflict; conflicts() scans only when that may have happened.
+        self._conflict_free = True
 
     # --- keys ---------------------------------------------------------------------------
     @staticmethod
@@ -99,7 +104,12 @@ class TLB:
             self._drop(ocls, okey, "evict")
         ents[key] = desc
         s.append((cls, key))
-        self.emit(("tlb_fill", (va >> shift) << shift, asid, 1 << shift, cls == CONT))
+        d = self.direct
+        if d is None:
+            self.emit(("tlb_fill", (va >> shift) << shift, asid, 1 << shift, cls == CONT))
+        else:
+            d["tlb_fill"] += 1
+            d["events"] += 1
 
     def _check_conflict(self, asid: int, va: int, cls: int) -> None:
         """Another size class already translates part of the new entry's range."""
@@ -126,7 +136,9 @@ class TLB:
         if not clash:
             return
         self.emit(("tlb_conflict", va, asid, self.abort_on_conflict))
-        if self.abort_on_conflict:
+        if not self.abort_on_conflict:
+            self._conflict_free = False
+        else:
             for ocls, okey in clash:
                 self._set_of(okey).remove((ocls, okey))
                 self._drop(ocls, okey, "conflict")
@@ -134,8 +146,13 @@ class TLB:
     def _drop(self, cls: int, key: int, why: str) -> None:
         self.entries[cls].pop(key, None)
         shift = self.shifts[cls]
-        vfn = key & ((1 << 52) - 1)
-        self.emit(("tlb_evict", vfn << shift, key >> 52, 1 << shift))
+        d = self.direct
+        if d is None:
+            vfn = key & ((1 << 52) - 1)
+            self.emit(("tlb_evict", vfn << shift, key >> 52, 1 << shift))
+        else:
+            d["tlb_evict"] += 1
+            d["events"] += 1
 
     # --- invalidation (TLBI) ------------------------------------------------------------
     def invalidate(self, op: str, asid: int, addr: int, pages: int) -> None:
@@ -182,6 +199,8 @@ class TLB:
 
     def conflicts(self) -> list[tuple[int, int]]:
         """(asid, va) pairs translated by entries of two sizes right now."""
+        if self._conflict_free:
+            return []
         out = []
         for cls in (PAGE, CONT):
             sh = self.shifts[cls]
@@ -191,6 +210,8 @@ class TLB:
                 for other in range(cls + 1, 3):
                     if (asid << 52 | va >> self.shifts[other]) in self.entries[other]:
                         out.append((asid, va))
+        if not out:
+            self._conflict_free = True
         return sorted(set(out))
 
     # --- state ------------------------------------------------------------------------
@@ -201,6 +222,7 @@ class TLB:
         ents, sets = st
         self.entries = tuple(dict(e) for e in ents)  # type: ignore[assignment]
         self.sets = [list(s) for s in sets]
+        self._conflict_free = False
 
     def to_plain(self) -> dict:
         return {"entries": [[[k, d] for k, d in e.items()] for e in self.entries],
@@ -209,5 +231,6 @@ class TLB:
     def from_plain(self, d: dict) -> None:
         self.entries = tuple({int(k): int(v) for k, v in e} for e in d["entries"])  # type: ignore
         self.sets = [[(int(c), int(k)) for c, k in s] for s in d["sets"]]
+        self._conflict_free = False
         if len(self.sets) != self.nsets or len(self.entries) != 3:
             raise ValueError("TLB state does not match the CPU profile's geometry")

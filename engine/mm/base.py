@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.arch import Arch
+from engine.arch.base import _positional_params, make_wrapper
 from engine.events import EventLog
 from engine.granule import Granule
 from engine.mm.pagecache import PageCache
@@ -51,28 +52,63 @@ def _plain(a: Any) -> Any:
     return name if isinstance(name, str) else t.__name__
 
 
+_KFN_TEMPLATE = """
+def {name}(self, {params}):
+    d = self.direct
+    if d is None:
+        emit = self.emit
+        emit(("call", NAME, ({plain})))
+        r = fn(self{sep}{args})
+        emit(("ret", NAME, r if r.__class__ in SIMPLE else plain(r)))
+        return r
+    d[KEY] = d.get(KEY, 0) + 1
+    d["events"] += 1
+    r = fn(self{sep}{args})
+    d["events"] += 1
+    if len(self.pending) >= PENDING_MAX:
+        self.log.maybe_fold()
+    return r
+"""
+
+
 def kfn(name: str) -> Callable[[F], F]:
     """Bracket a core-mm method with ``call``/``ret`` events named after the
     kernel function it models. Arguments are recorded as plain data
     (processes and VMAs by name)."""
 
     def deco(fn: F) -> F:
-        @functools.wraps(fn)
-        def wrapper(self: KernelBase, *args: Any, **kw: Any) -> Any:
-            emit = self.emit
-            if kw:
-                args_rec = tuple(map(_plain, (*args, *kw.values())))
-            else:
-                args_rec = tuple([a if type(a) in _SIMPLE else _plain(a) for a in args])
-            emit(("call", name, args_rec))
-            r = fn(self, *args, **kw)
-            emit(("ret", name, r if type(r) in _SIMPLE else _plain(r)))
-            return r
+        names = _positional_params(fn, 1)
+        if names is not None:
+            plain = "".join(f"{a} if {a}.__class__ in SIMPLE else plain({a}), " for a in names)
+            template = _KFN_TEMPLATE.replace("{plain}", plain.rstrip(" ") if names else "")
+            wrapper = make_wrapper(template, fn, names, {"NAME": name, "SIMPLE": _SIMPLE, "plain": _plain,
+                                                         "KEY": "call:" + name,
+                                                         "PENDING_MAX": EventLog.PENDING_MAX})
+            functools.update_wrapper(wrapper, fn)
+        else:
+            @functools.wraps(fn)
+            def wrapper(self: KernelBase, *args: Any, **kw: Any) -> Any:
+                emit = self.emit
+                if kw:
+                    args_rec = tuple(map(_plain, (*args, *kw.values())))
+                else:
+                    args_rec = tuple([a if type(a) in _SIMPLE else _plain(a) for a in args])
+                emit(("call", name, args_rec))
+                r = fn(self, *args, **kw)
+                emit(("ret", name, r if type(r) in _SIMPLE else _plain(r)))
+                return r
 
         wrapper.kernel_name = name  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return deco
+
+
+def count_mm(d: dict[str, int], what: str, detail: Any) -> None:
+    """What count_events makes of one ("mm", what, addr, detail) event (count mode)."""
+    key = what if what.startswith("mm_") else "mm:" + what
+    d[key] = d.get(key, 0) + (detail if key is what else 1)
+    d["events"] += 1
 
 
 class KernelBase:
@@ -81,6 +117,8 @@ class KernelBase:
         self.arch = arch
         self.log = log
         self.emit = log.emit
+        self.direct = log.direct  # count mode: counter increments (see EventLog)
+        self.pending = log._pending  # count mode: the batch kfn brackets keep bounded
         log.subscribe(self._rebind_emit)
         self.g: Granule = arch.g
         self.profile = arch.profile
@@ -111,6 +149,7 @@ class KernelBase:
 
     def _rebind_emit(self) -> None:
         self.emit = self.log.emit
+        self.direct = self.log.direct
 
     # --- ids and small helpers ----------------------------------------------------------
     def next_id(self, kind: str) -> int:
@@ -122,12 +161,20 @@ class KernelBase:
         self._rmap_gen += 1
 
     def mm_event(self, what: str, addr: int, detail: Any = 0) -> None:
-        self.emit(("mm", what, addr, detail))
+        d = self.direct
+        if d is None:
+            self.emit(("mm", what, addr, detail))
+        else:
+            count_mm(d, what, detail)
 
     def cost(self, what: str, addr: int, n: int = 1) -> None:
         """A cost counter of core-mm work the arch layer does not see:
         ``mm_page``, ``mm_folio``, ``mm_zero_page`` or ``mm_copy_page``."""
-        self.emit(("mm", what, addr, n))
+        d = self.direct
+        if d is None:
+            self.emit(("mm", what, addr, n))
+        else:
+            count_mm(d, what, n)
 
     def mk_pte(self, pfn: int, prot: int) -> int:
         return ((pfn << self.pshift) & self.addr_low) | prot

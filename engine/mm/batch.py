@@ -75,9 +75,14 @@ class Batch(KernelBase):
 
     def pte_range_none(self, mm: MMStruct, addr: int, nr: int) -> bool:
         """pte_range_none(): ptep_get_lockless() on each entry until one is not none."""
-        get = self.arch.ptep_get_lockless
-        ps = self.ps
-        return all(not get(mm, addr + k * ps) for k in range(nr))
+        arch = self.arch
+        k = 0
+        while k < nr:
+            k += arch.none_run(mm, addr + k * self.ps, nr - k, lockless=True)
+            if k < nr and arch.ptep_get_lockless(mm, addr + k * self.ps):
+                return False
+            k += 1
+        return True
 
     def swap_pte_batch(self, mm: MMStruct, addr: int, max_nr: int, pte: int) -> int:
         """swap_pte_batch(): consecutive swap entries with consecutive offsets."""

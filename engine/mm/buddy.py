@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import random
 
+from engine.state.chunks import as_chunks, freeze, thaw_bytearray
+
 
 class Buddy:
     __slots__ = ("base", "npages", "max_order", "free", "nr_free")
@@ -127,6 +129,12 @@ class Buddy:
         other.nr_free = list(self.nr_free)
         return other
 
+    def freeze(self, prev: BuddyState | None = None) -> BuddyState:
+        pf = prev.free if prev is not None and len(prev.free) == len(self.free) else None
+        return BuddyState(self.base, self.npages, self.max_order,
+                          tuple(freeze(b, pf[o] if pf else None) for o, b in enumerate(self.free)),
+                          tuple(self.nr_free))
+
     def to_plain(self) -> dict:
         return {"base": self.base, "npages": self.npages, "max_order": self.max_order,
                 "free": [bytes(b) for b in self.free], "nr_free": list(self.nr_free)}
@@ -137,9 +145,42 @@ class Buddy:
         other.base = int(d["base"])
         other.npages = int(d["npages"])
         other.max_order = int(d["max_order"])
-        other.free = [bytearray(b) for b in d["free"]]
+        other.free = [thaw_bytearray(as_chunks(b)) for b in d["free"]]
         other.nr_free = [int(x) for x in d["nr_free"]]
         if len(other.free) != other.max_order + 1 or any(
                 len(b) != other.npages >> o for o, b in enumerate(other.free)):
             raise ValueError("buddy bitmaps do not match the memory size")
         return other
+
+
+class BuddyState:
+    """A checkpoint of Buddy: the free bitmaps as shared chunks."""
+
+    __slots__ = ("base", "npages", "max_order", "free", "nr_free")
+
+    def __init__(self, base: int, npages: int, max_order: int, free: tuple[tuple[bytes, ...], ...],
+                 nr_free: tuple[int, ...]):
+        self.base = base
+        self.npages = npages
+        self.max_order = max_order
+        self.free = free
+        self.nr_free = nr_free
+
+    def thaw(self) -> Buddy:
+        b = Buddy.__new__(Buddy)
+        b.base = self.base
+        b.npages = self.npages
+        b.max_order = self.max_order
+        b.free = [thaw_bytearray(ch) for ch in self.free]
+        b.nr_free = list(self.nr_free)
+        return b
+
+    def to_plain(self, joined: bool = False) -> dict:
+        return {"base": self.base, "npages": self.npages, "max_order": self.max_order,
+                "free": [b"".join(ch) if joined else list(ch) for ch in self.free],
+                "nr_free": list(self.nr_free)}
+
+    @classmethod
+    def from_plain(cls, d: dict) -> BuddyState:
+        b = Buddy.from_plain(d)  # validates the sizes
+        return b.freeze()

@@ -82,8 +82,12 @@ class Faults(Batch, Filemap, PmdOps):
     # --- anonymous memory ---------------------------------------------------------------
     def _alloc_anon_folio(self, proc: Process, vma: VMA, addr: int) -> tuple[int, int]:
         """alloc_anon_folio(): (head pfn, order), head -1 on OOM."""
-        emit = self.emit
-        emit(("call", "alloc_anon_folio", (proc.name, addr)))
+        d = self.direct
+        if d is None:
+            self.emit(("call", "alloc_anon_folio", (proc.name, addr)))
+        else:
+            d["call:alloc_anon_folio"] = d.get("call:alloc_anon_folio", 0) + 1
+            d["events"] += 1
         orders = self.thp.allowable_orders(vma, (1 << self.pmd_order) - 1)
         orders = self.thp.suitable_orders(vma, addr, orders)
         head = -1
@@ -113,7 +117,10 @@ class Faults(Batch, Filemap, PmdOps):
             self.cost("mm_zero_page", addr, 1 << order)
         else:
             self.mm_event("oom", addr, 0)
-        emit(("ret", "alloc_anon_folio", order if head >= 0 else -1))
+        if d is None:
+            self.emit(("ret", "alloc_anon_folio", order if head >= 0 else -1))
+        else:
+            d["events"] += 1
         return head, order
 
     @kfn("do_anonymous_page")

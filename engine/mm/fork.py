@@ -73,7 +73,9 @@ class Fork(Batch, PmdOps):
             ptent = get(smm, addr)
             nr = 1
             if ptent == 0:
+                # and the rest of the run of none entries, read the same way at once
                 addr += ps
+                addr += arch.none_run(smm, addr, (end - addr) // ps) * ps
                 continue
             if not lay.pte_present(ptent):
                 self.copy_nonpresent_pte(smm, dmm, addr, ptent)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import random
 from array import array
 
-from engine.mm.buddy import Buddy
+from engine.mm.buddy import Buddy, BuddyState
+from engine.state.chunks import as_chunks, freeze, thaw_array
 from engine.state.folios import FolioRegistry
 
 # folio flags (head pfn)
@@ -202,6 +203,18 @@ class PhysMem:
 
     # --- state ------------------------------------------------------------------------
     _ARRAYS = ("ref", "mapcount", "lmap", "flags", "mapping", "index")
+    _TYPECODES = ("i", "i", "i", "I", "i", "q")
+    _SCALARS = ("page_shift", "pmd_order", "base", "npages", "aged", "pinned", "zero_pfn",
+                "huge_zero_pfn")
+
+    def freeze(self, prev: PhysMemState | None = None) -> PhysMemState:
+        """An immutable checkpoint; chunks equal to prev's are shared with it."""
+        pa = prev.arrays if prev is not None else {}
+        return PhysMemState(
+            {k: getattr(self, k) for k in self._SCALARS},
+            {name: freeze(getattr(self, name), pa.get(name)) for name in self._ARRAYS},
+            self.buddy.freeze(prev.buddy if prev is not None else None),
+            dict(self.entire), dict(self.deferred))
 
     def clone(self, registry: FolioRegistry) -> PhysMem:
         other = PhysMem.__new__(PhysMem)
@@ -245,3 +258,59 @@ class PhysMem:
         pm.entire = {int(h): int(c) for h, c in d["entire"]}
         pm.deferred = {int(h): None for h in d["deferred"]}
         return pm
+
+
+class PhysMemState:
+    """A checkpoint of PhysMem: scalars, the per-page arrays as shared chunks
+    (engine.state.chunks), the buddy bitmaps likewise, and the two dicts."""
+
+    __slots__ = ("scalars", "arrays", "buddy", "entire", "deferred")
+
+    def __init__(self, scalars: dict, arrays: dict[str, tuple[bytes, ...]], buddy: BuddyState,
+                 entire: dict[int, int], deferred: dict[int, None]):
+        self.scalars = scalars
+        self.arrays = arrays
+        self.buddy = buddy
+        self.entire = entire
+        self.deferred = deferred
+
+    def thaw(self, registry: FolioRegistry) -> PhysMem:
+        pm = PhysMem.__new__(PhysMem)
+        for k, v in self.scalars.items():
+            setattr(pm, k, v)
+        pm.registry = registry
+        pm.buddy = self.buddy.thaw()
+        for name, code in zip(PhysMem._ARRAYS, PhysMem._TYPECODES, strict=True):
+            a = thaw_array(code, self.arrays[name])
+            if len(a) != pm.npages:
+                raise ValueError(f"physmem array {name} has {len(a)} entries, expected {pm.npages}")
+            setattr(pm, name, a)
+        pm.entire = dict(self.entire)
+        pm.deferred = dict(self.deferred)
+        return pm
+
+    def to_plain(self, joined: bool = False) -> dict:
+        """msgpack-able: each array as a list of chunks (``joined``: one bytes
+        value each, the form PhysMem.to_plain() gives)."""
+        d: dict = {name: (b"".join(ch) if joined else list(ch)) for name, ch in self.arrays.items()}
+        sc = self.scalars
+        d.update(page_shift=sc["page_shift"], pmd_order=sc["pmd_order"], base=sc["base"],
+                 npages=sc["npages"], aged=repr(sc["aged"]), pinned=sc["pinned"],
+                 zero_pfn=sc["zero_pfn"], huge_zero_pfn=sc["huge_zero_pfn"],
+                 entire=[[h, c] for h, c in sorted(self.entire.items())],
+                 deferred=list(self.deferred), buddy=self.buddy.to_plain(joined))
+        return d
+
+    @classmethod
+    def from_plain(cls, d: dict) -> PhysMemState:
+        """From either plain form (arrays as one bytes value, or as chunks)."""
+        scalars = {"page_shift": int(d["page_shift"]), "pmd_order": int(d["pmd_order"]),
+                   "base": int(d["base"]), "npages": int(d["npages"]), "aged": float(d["aged"]),
+                   "pinned": int(d["pinned"]), "zero_pfn": int(d["zero_pfn"]),
+                   "huge_zero_pfn": int(d["huge_zero_pfn"])}
+        arrays = {name: as_chunks(d[name]) for name in PhysMem._ARRAYS}
+        for name, code in zip(PhysMem._ARRAYS, PhysMem._TYPECODES, strict=True):
+            if sum(map(len, arrays[name])) != scalars["npages"] * array(code).itemsize:
+                raise ValueError(f"physmem array {name} does not match the memory size")
+        return cls(scalars, arrays, BuddyState.from_plain(d["buddy"]),
+                   {int(h): int(c) for h, c in d["entire"]}, {int(h): None for h in d["deferred"]})

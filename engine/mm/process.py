@@ -128,7 +128,7 @@ class Process:
     def clone(self) -> Process:
         other = Process(self.name, self.pid, MMStruct(self.mm.g, self.mm.asid, self.mm.is_user,
                                                       self.mm.name), self.parent)
-        other.mm.pt = self.mm.pt.clone()
+        other.mm.pt = self.mm.pt.cow_copy()
         other.vmas = [v.copy() for v in self.vmas]
         other.regions = {k: list(v) for k, v in self.regions.items()}
         other.alive = self.alive

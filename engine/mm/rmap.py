@@ -13,6 +13,8 @@ counter for the per-page work the kernel does in these helpers.
 
 from __future__ import annotations
 
+from array import array
+
 from engine.mm.base import KernelBase
 from engine.mm.physmem import (
     F_ACTIVE,
@@ -27,6 +29,8 @@ from engine.mm.physmem import (
 )
 from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID, PTE_WRITE
+
+_NOT_EXCLUSIVE = 0xFFFFFFFF & ~P_ANON_EXCLUSIVE
 
 
 class Rmap(KernelBase):
@@ -101,13 +105,16 @@ class Rmap(KernelBase):
         i = pfn - pm.base
         mc = pm.mapcount
         fl = pm.flags
-        for j in range(i, i + nr):
-            fl[j] &= ~P_ANON_EXCLUSIVE
-            mc[j] += 1
+        if nr < 16:
+            for j in range(i, i + nr):
+                fl[j] &= ~P_ANON_EXCLUSIVE
+                mc[j] += 1
+        else:  # the same, a slice at a time
+            fl[i:i + nr] = array("I", map(_NOT_EXCLUSIVE.__and__, fl[i:i + nr]))
+            mc[i:i + nr] = array("i", map((1).__add__, mc[i:i + nr]))
         pm.lmap[head - pm.base] += nr
-        emit = self.emit
-        emit(("mm", "rmap_dup_anon", addr, nr))
-        emit(("mm", "mm_page", addr, nr))
+        self.mm_event("rmap_dup_anon", addr, nr)
+        self.cost("mm_page", addr, nr)
         return 0
 
     def folio_dup_pmd(self, head: int, addr: int) -> None:
@@ -129,13 +136,15 @@ class Rmap(KernelBase):
         pm = self.pm
         i = pfn - pm.base
         mc = pm.mapcount
-        for j in range(i, i + nr):
-            mc[j] -= 1
+        if nr < 16:
+            for j in range(i, i + nr):
+                mc[j] -= 1
+        else:
+            mc[i:i + nr] = array("i", map((-1).__add__, mc[i:i + nr]))
         h = head - pm.base
         pm.lmap[h] -= nr
-        emit = self.emit
-        emit(("mm", "rmap_remove", addr, nr))
-        emit(("mm", "mm_page", addr, nr))
+        self.mm_event("rmap_remove", addr, nr)
+        self.cost("mm_page", addr, nr)
         if pm.flags[h] & F_ANON and pm.lmap[h] and self.arch.folios.order_of(head) >= 2:
             self._maybe_deferred_split(head)
 

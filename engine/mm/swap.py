@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from array import array
 
+from engine.state.chunks import as_chunks, freeze, thaw_array, thaw_bytearray
+
 SWP_TYPE = 0  # the one swap device is swap type 0
 SWAP_MAP_BAD = 0x3F  # swap_map value of a slot never handed out
 
@@ -84,6 +86,12 @@ class SwapDevice:
         other.nr_used = self.nr_used
         return other
 
+    def freeze(self, prev: SwapState | None = None) -> SwapState:
+        """An immutable checkpoint; chunks equal to prev's are shared with it."""
+        return SwapState(self.nslots, freeze(self.count, prev.count if prev else None),
+                         freeze(self.used, prev.used if prev else None), dict(self.cache),
+                         dict(self.slot_of), self.nr_used)
+
     def to_plain(self) -> dict:
         return {"nslots": self.nslots, "count": self.count.tobytes(), "used": bytes(self.used),
                 "cache": [[s, h] for s, h in sorted(self.cache.items())], "nr_used": self.nr_used}
@@ -92,12 +100,46 @@ class SwapDevice:
     def from_plain(cls, d: dict) -> SwapDevice:
         sd = cls.__new__(cls)
         sd.nslots = int(d["nslots"])
-        sd.count = array("H")
-        sd.count.frombytes(d["count"])
-        sd.used = bytearray(d["used"])
+        sd.count = thaw_array("H", as_chunks(d["count"]))
+        sd.used = thaw_bytearray(as_chunks(d["used"]))
         if len(sd.count) != sd.nslots or len(sd.used) != sd.nslots:
             raise ValueError("swap map does not match the device size")
         sd.cache = {int(s): int(h) for s, h in d["cache"]}
         sd.slot_of = {h: s for s, h in sd.cache.items()}
         sd.nr_used = int(d["nr_used"])
         return sd
+
+
+class SwapState:
+    """A checkpoint of SwapDevice: the swap map as shared chunks."""
+
+    __slots__ = ("nslots", "count", "used", "cache", "slot_of", "nr_used")
+
+    def __init__(self, nslots: int, count: tuple[bytes, ...], used: tuple[bytes, ...],
+                 cache: dict[int, int], slot_of: dict[int, int], nr_used: int):
+        self.nslots = nslots
+        self.count = count
+        self.used = used
+        self.cache = cache
+        self.slot_of = slot_of
+        self.nr_used = nr_used
+
+    def thaw(self) -> SwapDevice:
+        sd = SwapDevice.__new__(SwapDevice)
+        sd.nslots = self.nslots
+        sd.count = thaw_array("H", self.count)
+        sd.used = thaw_bytearray(self.used)
+        sd.cache = dict(self.cache)
+        sd.slot_of = dict(self.slot_of)
+        sd.nr_used = self.nr_used
+        return sd
+
+    def to_plain(self, joined: bool = False) -> dict:
+        return {"nslots": self.nslots,
+                "count": b"".join(self.count) if joined else list(self.count),
+                "used": b"".join(self.used) if joined else list(self.used),
+                "cache": [[s, h] for s, h in sorted(self.cache.items())], "nr_used": self.nr_used}
+
+    @classmethod
+    def from_plain(cls, d: dict) -> SwapState:
+        return SwapDevice.from_plain(d).freeze()

@@ -45,6 +45,9 @@ class Zap(Batch, PmdOps):
                     # skip the run of none entries; the entry ending it is used as read
                     n = 1
                     while n < max_nr:
+                        n += arch.none_run(mm, addr + n * ps, max_nr - n)
+                        if n == max_nr:
+                            break
                         pte = get(mm, addr + n * ps)
                         if pte:
                             break

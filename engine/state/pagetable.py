@@ -186,6 +186,17 @@ class PageTable:
         self._hashes = dict(snap.hashes)
         self._xor = snap.xor
 
+    def cow_copy(self) -> PageTable:
+        """An independent copy in O(number of tables): both share every table
+        and copy one before writing it (as after a snapshot)."""
+        self.freeze()
+        other = PageTable(self.g)
+        other.tables = dict(self.tables)
+        other.pmd_leaves = dict(self.pmd_leaves)
+        other._hashes = dict(self._hashes)
+        other._xor = self._xor
+        return other
+
     def clone(self) -> PageTable:
         """An independent deep copy."""
         other = PageTable(self.g)

@@ -19,4 +19,5 @@ COMMAND_MODULES = (
     "tui.commands.show",
     "tui.commands.decode",
     "tui.commands.capture",
+    "tui.commands.bench",
 )

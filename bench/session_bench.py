@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""A one-million-op session: run it, seek in it, save it, reopen it.
+
+    python -m bench.session_bench [--ops 1000000] [--seeks 200] [--json]
+
+The session is a scenario with ``repeat`` (``SCENARIO`` below: 64 MiB of
+64K mTHP heap, and four small ops per round -- touch a 64K folio, mprotect
+another one read-only and back, MADV_DONTNEED a third -- so VMAs split and
+merge, folios come and go, and checkpoints differ) run through
+engine.session.Session on the core-mm machine with the settings the TUI
+uses. Targets (issue #8): seek to random steps median <= 20 ms, p99 <= 100 ms;
+save <= 10 s, file <= 100 MB, reopen + seek <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.cases import Case, progress_line  # noqa: E402
+
+SCENARIO = """\
+# bench: four small ops a round on a 64 MiB heap of 64K folios
+memory 256M
+swap 64M
+mthp 64K=always
+mmap heap 64M
+repeat {rounds} i
+  touch heap +{{(i % 1024) * 64K}} 64K write
+  mprotect heap +{{((i * 7) % 1024) * 64K}} 64K r
+  mprotect heap +{{((i * 7) % 1024) * 64K}} 64K rw
+  madvise heap +{{((i * 13) % 1024) * 64K}} 64K dontneed
+end
+"""
+
+
+def make_session(n_ops: int) -> Any:
+    from engine.machines import machine_factory
+    from engine.scenario import parse
+    from engine.session import Session
+
+    text = SCENARIO.format(rounds=max(1, (n_ops - 1) // 4))
+    scn = parse(text, "bench-session.pts", "bench-session")
+    cfg = scn.config(record=False).summary()
+    return Session(machine_factory("scenario", cfg), scn.ops, name=scn.name, source=scn.source,
+                   meta={"machine": "scenario", "config": cfg, "description": "bench session"})
+
+
+def _pct(values: list[float], p: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def run(n_ops: int = 1_000_000, seeks: int = 200, seed: int = 1, tmpdir: str | None = None,
+        quiet: bool = False) -> tuple[list[Case], dict]:
+    import psutil
+
+    from engine.session import Position
+    from snapshots.session_io import open_session, save_session
+
+    proc = psutil.Process()
+    info: dict[str, Any] = {"ops": n_ops}
+    s = make_session(n_ops)
+    t0 = time.perf_counter()
+    s.run(progress=None if quiet else (lambda k, n: progress_line(f"session: run {k:,}/{n:,} ops")))
+    info["run_s"] = round(time.perf_counter() - t0, 1)
+    info["checkpoints"] = len(s.checkpoints)
+    info["rss_mb"] = round(proc.memory_info().rss / 2**20)
+    rng = random.Random(seed)
+    times = []
+    for j in range(seeks):
+        k = rng.randrange(s.n_ops + 1)
+        t0 = time.perf_counter()
+        s.seek(Position(k))
+        times.append(time.perf_counter() - t0)
+        if not quiet and j % 20 == 0:
+            progress_line(f"session: seek {j}/{seeks}")
+    med = statistics.median(times) * 1000
+    p99 = _pct(times, 99) * 1000
+    cases = [
+        Case("session: seek to a random step, median", med, "ms", "<= 20 ms", med <= 20),
+        Case("session: seek to a random step, p99", p99, "ms", "<= 100 ms", p99 <= 100),
+    ]
+    with tempfile.TemporaryDirectory(dir=tmpdir) as d:
+        path = os.path.join(d, "bench.ptsnap")
+        t0 = time.perf_counter()
+        save_session(s, path, progress=None if quiet else (
+            lambda what, k, n: progress_line(f"session: save {what} {k:,}/{n:,}")))
+        save_s = time.perf_counter() - t0
+        size_mb = os.path.getsize(path) / 1e6
+        del s
+        k = random.Random(seed + 1).randrange(n_ops)
+        t0 = time.perf_counter()
+        loaded = open_session(path)
+        loaded.session.seek(Position(k))
+        reopen_s = time.perf_counter() - t0
+        loaded.snapshot.close()
+    cases += [
+        Case("session: save", save_s, "s", "<= 10 s", save_s <= 10),
+        Case("session: snapshot file size", size_mb, "MB", "<= 100 MB", size_mb <= 100),
+        Case("session: reopen + seek", reopen_s, "s", "<= 1 s", reopen_s <= 1),
+    ]
+    return cases, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ops", type=int, default=1_000_000)
+    ap.add_argument("--seeks", type=int, default=200)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    cases, info = run(a.ops, a.seeks)
+    if a.json:
+        print(json.dumps({"cases": [c.as_dict() for c in cases], "info": info}))
+    else:
+        print(info)
+        for c in cases:
+            print(c.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""TUI latency: keypress -> repaint after a step with 1 GiB mapped.
+
+    python -m bench.tui_bench [--steps 40] [--size 1G] [--json]
+
+The session is a real core-mm scenario (``SCENARIO``: 1 GiB of 64K mTHP
+anonymous memory written, then small ops in the 1 MiB shown around the
+middle of the mapping, so every step changes rows on screen), run to the
+step after the 1 GiB fault-in before the app starts. Through Textual's
+pilot (``App.run_test()``, headless) the bench presses ``n`` and times from
+the key press until the first frame rendered after the new view was applied
+(the grid's new rows written, the screen composited). The same measurement
+on an empty Textual app (a key that updates one Static) is the reference.
+"First frame" is the time from starting the app on that session to its first
+composited frame. Targets (issue #8): median <= 30 ms and <= 3x the empty
+app; first frame <= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.cases import Case, progress_line  # noqa: E402
+
+SCENARIO = """\
+# bench: 1 GiB mapped, then small ops near the middle of it
+memory 2G
+mthp 64K=always
+mmap heap {size}
+touch heap write
+repeat {rounds} i
+  mprotect heap +{{{half} + (i % 16) * 64K}} 64K r
+  touch heap +{{{half} + ((i * 5) % 256) * 4K}} 4K read
+  mprotect heap +{{{half} + (i % 16) * 64K}} 64K rw
+  madvise heap +{{{half} + ((i * 3) % 16) * 64K + 32K}} 4K dontneed
+end
+"""
+
+
+def make_session(size: int, steps: int) -> Any:
+    from engine.machines import machine_factory
+    from engine.scenario import parse
+    from engine.session import Session
+
+    text = SCENARIO.format(size=size, half=size // 2, rounds=steps // 4 + 2)
+    scn = parse(text, "bench-tui.pts", "bench-tui")
+    cfg = scn.config(record=False).summary()
+    return Session(machine_factory("scenario", cfg), scn.ops, name=scn.name, source=scn.source,
+                   meta={"machine": "scenario", "config": cfg})
+
+
+class _Frames:
+    """Marks the first composited frame after a watched change was applied."""
+
+    def __init__(self) -> None:
+        self.applied: float | None = None
+        self.painted: float | None = None
+        self.frame: float | None = None
+        self.event = asyncio.Event()
+
+    def reset(self) -> None:
+        self.applied = self.painted = self.frame = None
+        self.event.clear()
+
+    def on_apply(self) -> None:
+        self.applied = time.perf_counter()
+
+    def on_paint(self) -> None:
+        if self.applied is not None:
+            self.painted = time.perf_counter()
+
+    def on_refresh(self) -> None:
+        if self.painted is not None and self.frame is None:
+            self.frame = time.perf_counter()
+            self.event.set()
+
+
+async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tuple[float, list[float]]:
+    from textual.screen import Screen
+
+    from tui.app import PtlabApp
+    from tui.screens.main import MainScreen
+    from tui.widgets.pte_grid import PteGrid
+
+    fr = _Frames()
+    first: list[float] = []
+    orig_apply, orig_render, orig_refresh = MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh
+
+    def apply(self, r):  # type: ignore[no-untyped-def]
+        orig_apply(self, r)
+        fr.on_apply()
+
+    def render_line(self, y):  # type: ignore[no-untyped-def]
+        strip = orig_render(self, y)
+        fr.on_paint()
+        return strip
+
+    def refresh(self):  # type: ignore[no-untyped-def]
+        r = orig_refresh(self)
+        if not first:
+            first.append(time.perf_counter())
+        fr.on_refresh()
+        return r
+
+    MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh = apply, render_line, refresh
+    times: list[float] = []
+    try:
+        t_start = time.perf_counter()
+        app = PtlabApp(session, use_keymap=False)
+        async with app.run_test(size=size) as pilot:
+            await _settle(app, pilot)
+            first_frame = first[0] - t_start if first else float("nan")
+            app.main.go_to_address(va)
+            await _settle(app, pilot)
+            for j in range(steps):
+                fr.reset()
+                t0 = time.perf_counter()
+                await pilot.press("n")
+                await asyncio.wait_for(fr.event.wait(), 30)
+                times.append(fr.frame - t0)  # type: ignore[operator]
+                await _settle(app, pilot)
+                if j % 5 == 0:
+                    progress_line(f"tui: step {j}/{steps}")
+    finally:
+        MainScreen.apply, PteGrid.render_line = orig_apply, orig_render
+        Screen._compositor_refresh = orig_refresh
+    return first_frame, times
+
+
+async def _settle(app: Any, pilot: Any) -> None:
+    main = app.main
+    for _ in range(400):
+        if not main.ctl.idle:
+            await app.workers.wait_for_complete()
+        if main.since_pending and main.ctl.idle:
+            main._request_since()
+            continue
+        await pilot.pause(0)
+        if main.ctl.idle and not main.since_pending:
+            await pilot.pause(0)
+            return
+
+
+async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
+    from textual.app import App, ComposeResult
+    from textual.screen import Screen
+    from textual.widgets import Static
+
+    fr = _Frames()
+
+    class Counter(Static):
+        def render_line(self, y):  # type: ignore[no-untyped-def]
+            strip = super().render_line(y)
+            fr.on_paint()
+            return strip
+
+    class Empty(App[None]):
+        BINDINGS = [("n", "bump", "bump")]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def compose(self) -> ComposeResult:
+            yield Counter("0", id="c")
+
+        def action_bump(self) -> None:
+            self.n += 1
+            self.query_one("#c", Counter).update(str(self.n))
+            fr.on_apply()
+
+    orig_refresh = Screen._compositor_refresh
+
+    def refresh(self):  # type: ignore[no-untyped-def]
+        r = orig_refresh(self)
+        fr.on_refresh()
+        return r
+
+    Screen._compositor_refresh = refresh
+    times: list[float] = []
+    try:
+        app = Empty()
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(0)
+            for _ in range(steps):
+                fr.reset()
+                t0 = time.perf_counter()
+                await pilot.press("n")
+                await asyncio.wait_for(fr.event.wait(), 30)
+                times.append(fr.frame - t0)  # type: ignore[operator]
+                await pilot.pause(0)
+    finally:
+        Screen._compositor_refresh = orig_refresh
+    return times
+
+
+def run(size: int = 1 << 30, steps: int = 40, screen: tuple[int, int] = (120, 40),
+        quiet: bool = False) -> tuple[list[Case], dict]:
+    from engine.session import Position
+
+    s = make_session(size, steps + 4)
+    t0 = time.perf_counter()
+    if not quiet:
+        progress_line(f"tui: mapping {size >> 20} MiB (the session's first two ops)")
+    s.seek(Position(2))
+    prep = time.perf_counter() - t0
+    va = 0
+    for p in s.machine.process_list():
+        for v in p.vmas:
+            va = v.start + size // 2
+    empty = asyncio.run(_empty(steps, screen))
+    first, times = asyncio.run(_ptlab(s, steps, screen, va))
+    med = statistics.median(times) * 1000
+    base = statistics.median(empty) * 1000
+    ratio = med / base if base else float("inf")
+    info = {"size": size, "steps": steps, "prepare_s": round(prep, 1),
+            "ptlab_ms": [round(t * 1000, 1) for t in times], "empty_ms": [round(t * 1000, 1) for t in empty],
+            "p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))] * 1000, 1)}
+    cases = [
+        Case("tui: keypress -> repaint after a step, 1 GiB mapped, median", med, "ms", "<= 30 ms",
+             med <= 30, "" if med <= 30 else f"{med - 30:.0f} ms over"),
+        Case("tui: the same on an empty Textual app, median", base, "ms", "(reference)", None),
+        Case("tui: keypress -> repaint / empty app", ratio, "x", "<= 3x", ratio <= 3,
+             "" if ratio <= 3 else f"{ratio / 3:.1f}x over"),
+        Case("tui: first frame after start (1 GiB mapped)", first, "s", "<= 2 s", first <= 2),
+    ]
+    return cases, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.scenario import parse_size
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="1G")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    cases, info = run(parse_size(a.size), a.steps)
+    if a.json:
+        print(json.dumps({"cases": [c.as_dict() for c in cases], "info": info}))
+    else:
+        for c in cases:
+            print(c.line())
+        print({k: v for k, v in info.items() if not k.endswith("_ms") or k == "p90_ms"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Checkpoints share what did not change and restore exactly.
+
+Machine.state() shares page tables copy-on-write with the live machine and
+freezes physical-memory and swap maps into chunks shared with the previous
+checkpoint; restoring any checkpoint, however old, must give back exactly
+that state: the same digest, and the same events when the same ops run again.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import msgpack
+
+from engine.machine import Machine, MachineConfig
+from engine.scenario import parse
+from engine.state.chunks import CHUNK, freeze, thaw_array
+
+OPS = list(parse("""
+mmap a 8M
+touch a write
+mmap b 2M
+touch b +0 1M write
+fork child
+switch child
+touch a +1M 2M write
+munmap b
+switch p0
+madvise a +4M 1M dontneed
+mprotect a +0 1M r
+reclaim
+touch a +4M 512K write
+""").ops)
+
+
+def _machine(record: bool = True) -> Machine:
+    return Machine(MachineConfig(memory=64 << 20, swap=16 << 20, mthp={"64K": "always"}, record=record))
+
+
+def _events(m: Machine, ops) -> list[tuple]:
+    out = []
+    for op in ops:
+        mark = len(m.log.buf)
+        m.apply(op)
+        out.append(list(m.log.buf[mark:]))
+    return out
+
+
+def test_every_checkpoint_restores_exactly() -> None:
+    m = _machine()
+    states, digests, events = [], [], []
+    for op in OPS:
+        states.append(m.state())
+        digests.append(m.digest())
+        events.append(_events(m, [op])[0])
+    final = m.digest()
+    for k in (len(OPS) - 1, 0, 5, 2, len(OPS) - 3):  # any order, old ones too
+        m.restore(states[k])
+        assert m.digest() == digests[k]
+        assert _events(m, OPS[k:]) == events[k:]
+        assert m.digest() == final
+
+
+def test_a_checkpoint_does_not_see_later_writes() -> None:
+    m = _machine()
+    for op in OPS[:4]:
+        m.apply(op)
+    st = m.state()
+    before = {p.name: {k: t.tobytes() for k, t in p.mm.pt.tables.items()} for p in st["procs"]}
+    pm_before = st["pm"].to_plain(joined=True)
+    for op in OPS[4:]:
+        m.apply(op)
+    assert {p.name: {k: t.tobytes() for k, t in p.mm.pt.tables.items()} for p in st["procs"]} == before
+    assert st["pm"].to_plain(joined=True) == pm_before
+
+
+def test_consecutive_checkpoints_share_unchanged_chunks() -> None:
+    m = _machine(record=False)
+    for op in OPS[:2]:
+        m.apply(op)
+    a = m.state()
+    m.apply(OPS[2])  # touches 1M more: few chunks change
+    b = m.state()
+    for name, chunks in b["pm"].arrays.items():
+        shared = sum(x is y for x, y in zip(a["pm"].arrays[name], chunks, strict=True))
+        assert shared >= len(chunks) - 2, name
+    assert all(x is y for x, y in zip(a["swap"].count, b["swap"].count, strict=True))
+
+
+def test_plain_checkpoints_round_trip_in_both_forms() -> None:
+    m = _machine()
+    for op in OPS[:7]:
+        m.apply(op)
+    st = m.state()
+    digest = m.digest()
+    for joined in (False, True):  # chunk lists (new files) and one bytes value (older files)
+        plain = msgpack.unpackb(msgpack.packb(m.state_to_plain(st, joined=joined)), strict_map_key=False)
+        m2 = _machine()
+        m2.restore(m2.state_from_plain(plain))
+        assert m2.digest() == digest
+    m3 = _machine()
+    m3.restore(m3.state_from_plain(m.state_to_plain(st)))
+    m.restore(st)
+    assert _events(m3, OPS[7:]) == _events(m, OPS[7:])
+
+
+def test_freeze_shares_by_content_never_by_hash() -> None:
+    a = array("i", range(3 * CHUNK))
+    first = freeze(a)
+    a[CHUNK // 4 + 1] += 1  # second chunk changes
+    second = freeze(a, first)
+    assert second[0] is first[0] and second[1] is not first[1] and second[2] is first[2]
+    assert thaw_array("i", second) == a
+    b = array("i", a)
+    b.append(0)  # a different size shares nothing
+    assert thaw_array("i", freeze(b, second)) == b
