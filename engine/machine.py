@@ -17,6 +17,7 @@ import gc
 import hashlib
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +155,13 @@ class Machine(Verbs):
         self.totals.update(counts)
         self.last_op = counts
         return counts
+
+    def set_interrupt_poll(self, poll: Callable[[], bool] | None) -> None:
+        """Long ops call ``poll()`` every millisecond or so; when it returns
+        True the op stops part way with OpInterrupted, leaving the machine
+        mid-op (restore a state taken before the op, or discard the machine)."""
+        self.kernel.interrupt_poll = poll
+        self.kernel.ticks = 0
 
     def run(self, ops) -> Counter:
         for op in ops:

@@ -175,6 +175,9 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
         handle = k.handle_mm_fault
         vma = None
         for va in range(start, end, ps):
+            k.ticks -= 1  # an interrupt point per page (TLB hits make no kernel calls)
+            if k.ticks < 0:
+                k.poll_interrupt()
             tries = 0
             while True:
                 if not access(mm, va, write):

@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.arch import Arch
+from engine.errors import OpInterrupted
 from engine.events import EventLog
 from engine.granule import Granule
 from engine.mm.pagecache import PageCache
@@ -33,6 +34,9 @@ VM_FAULT_SIGBUS = 0x000002
 VM_FAULT_NOPAGE = 0x000100
 VM_FAULT_FALLBACK = 0x000800
 VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
+
+# kfn calls between two interrupt polls (~1-3 ms of work)
+POLL_EVERY = 256
 
 
 _SIMPLE = frozenset((int, str, bool, type(None)))
@@ -59,6 +63,9 @@ def kfn(name: str) -> Callable[[F], F]:
     def deco(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(self: KernelBase, *args: Any, **kw: Any) -> Any:
+            self.ticks -= 1  # cooperative interrupt point (see KernelBase.poll_interrupt)
+            if self.ticks < 0:
+                self.poll_interrupt()
             emit = self.emit
             if kw:
                 args_rec = tuple(map(_plain, (*args, *kw.values())))
@@ -103,11 +110,23 @@ class KernelBase:
         self.fault_around_pages = max(1, 65536 >> self.pshift)  # fault_around_bytes = 64K
         self.max_ptes_none = self.ptrs - 1  # khugepaged/max_ptes_none
         self.ubc_pending = False  # deferred TLB flush started (never left set after an op)
+        # Interrupts: every kfn call (and every page of a touch) counts down
+        # ``ticks``; at zero, ``interrupt_poll()`` is asked whether to stop.
+        self.interrupt_poll: Callable[[], bool] | None = None
+        self.ticks = POLL_EVERY
         # the reverse-map index (anon_vma / file -> VMAs), rebuilt when VMAs change
         self._rmap_gen = 0
         self._rmap_built = -1
         self._anon_index: dict[int, list[tuple[Process, VMA]]] = {}
         self._file_index: dict[int, list[tuple[Process, VMA]]] = {}
+
+    def poll_interrupt(self) -> None:
+        """Raise OpInterrupted if an interrupt was requested (the op is then
+        left half done: the caller restores its start state)."""
+        self.ticks = POLL_EVERY
+        poll = self.interrupt_poll
+        if poll is not None and poll():
+            raise OpInterrupted("interrupted")
 
     def _rebind_emit(self) -> None:
         self.emit = self.log.emit
