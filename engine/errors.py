@@ -25,6 +25,8 @@ class ScenarioError(ValueError):
             return f"{self.file}:{self.line}: {self.message}"
         if self.line:
             return f"line {self.line}: {self.message}"
+        if self.file and not self.message.startswith(self.file):
+            return f"{self.file}: {self.message}"
         return self.message
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import limits
 from engine.arch import Arch, get_profile
 from engine.costs import cycles
 from engine.errors import ScenarioError
@@ -83,8 +84,15 @@ class Machine(Verbs):
             raise ScenarioError(str(e)) from None
         if cfg.check not in CHECK_MODES:
             raise ScenarioError(f"check must be one of {', '.join(CHECK_MODES)}")
-        if not 0.0 <= cfg.aged < 1.0:
+        if not isinstance(cfg.aged, (int, float)) or not 0.0 <= cfg.aged < 1.0:
             raise ScenarioError("aged fraction must be in [0, 1)")
+        for name in limits.MAX_SIZES:
+            value = getattr(cfg, name)
+            if not isinstance(value, int) or value < 0:
+                raise ScenarioError(f"{name} must be a size in bytes")
+            limits.check_size(name, value)
+        if not isinstance(cfg.seed, int):
+            raise ScenarioError("seed must be an integer")
         self.layout = LAYOUTS[self.profile.layout]
         self.rng = random.Random(cfg.seed)
         self.log = EventLog(record=cfg.record)

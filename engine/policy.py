@@ -124,6 +124,22 @@ def load_policy(spec: str | FoldPolicy | None) -> FoldPolicy:
                       "or FILE.py:CLASS)")
 
 
+def check_policy_spec(spec: str) -> None:
+    """PolicyError unless spec names a built-in policy or has the form
+    FILE.py:CLASS with FILE existing (nothing is imported)."""
+    if ALIASES.get(spec, spec) in BUILTIN_POLICIES:
+        return
+    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
+        path_s, cls_name = spec.rsplit(":", 1)
+        if not Path(path_s).is_file():
+            raise PolicyError(f"policy file {path_s} does not exist")
+        if not cls_name.isidentifier():
+            raise PolicyError(f"policy class {cls_name!r} is not a Python name")
+        return
+    raise PolicyError(f"unknown policy {spec!r} (built-in: {', '.join(BUILTIN_POLICIES)}; "
+                      "or FILE.py:CLASS)")
+
+
 class PolicyTimeout(PolicyError):
     pass
 
