@@ -35,8 +35,9 @@ VM_FAULT_NOPAGE = 0x000100
 VM_FAULT_FALLBACK = 0x000800
 VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
 
-# kfn calls between two interrupt polls (~1-3 ms of work)
-POLL_EVERY = 256
+# kfn calls (or touched pages) between two interrupt polls: a poll costs well under
+# a microsecond; some kfn calls handle a whole PTE table (~10 ms on 4K)
+POLL_EVERY = 16
 
 
 _SIMPLE = frozenset((int, str, bool, type(None)))
