@@ -649,6 +649,8 @@ def load(path: str | Path) -> Scenario:
         raise ScenarioError(f"{p}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise ScenarioError(f"{p}: cannot read: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL in the name
+        raise ScenarioError(f"{p!r}: not a file name ({e})") from None
     return parse(text, str(p), p.stem)
 
 

@@ -47,7 +47,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
-    return "--json" in argv
+    """--json (or show's --format json) was asked for: errors are JSON on stdout too."""
+    argv = list(argv)
+    return "--json" in argv or "--format=json" in argv or any(
+        a == "--format" and b == "json" for a, b in zip(argv, argv[1:], strict=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,10 +101,12 @@ def _quiet_stdout() -> None:
 
 
 def _report(message: str, code: int, argv: Sequence[str], json_done: bool = False) -> None:
-    message = " ".join(message.split("\n"))  # one line, always
+    line = " ".join(message.split("\n"))  # one line, always
+    if not line.startswith("ptlab"):
+        line = f"ptlab: {line}"
     if _wants_json(argv) and not json_done:
-        print(json.dumps({"error": message, "exit_status": code}))
-    print(message if message.startswith("ptlab") else f"ptlab: {message}", file=sys.stderr)
+        print(json.dumps({"error": line.removeprefix("ptlab: "), "exit_status": code}))
+    print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"kernel": args.kernel, "cpu": args.cpu, "policy": args.policy}
     if args.to is not None and args.to < 0:
         raise UserError("replay: --to must be 0 or more")
+    if args.to is not None and args.verify:
+        raise UserError("replay: --to and --verify cannot be combined (--verify re-executes every op)")
     try:
         if args.verify:
             res = verify(args.file, progress=_progress, **overrides)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui.errors import UserError
@@ -87,6 +88,7 @@ def execute_and_save(target: str, path: str, kernel: str | None = None, granule:
     from tui.targets import scenario_session
 
     scenario = resolve(target)
+    check_save_target(path)
     check = None if "check" in scenario.header else "end"
     session = scenario_session(target, kernel=kernel, granule=granule, cpu=cpu, policy=policy, check=check)
     stop = {"flag": False}
@@ -120,6 +122,21 @@ def execute_and_save(target: str, path: str, kernel: str | None = None, granule:
         if old is not None:
             signal.signal(signal.SIGINT, old)
     return scenario, m, stop["flag"]
+
+
+def check_save_target(path: str) -> None:
+    """Fail before a long run, not after it, when the file cannot be written
+    (the save itself checks again, and never damages a previous file)."""
+    import os
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{path}: cannot save: it is a directory (nothing was saved)")
+    parent = p.parent
+    if not parent.is_dir():
+        raise UserError(f"{path}: cannot save: its directory does not exist (nothing was saved)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: cannot save: its directory is not writable (nothing was saved)")
 
 
 def _main_thread() -> bool:
