@@ -350,20 +350,16 @@ class Session:
             self._events_cache.move_to_end(k)
             return cached
         keep = Position(self.k, self.e)
-        if k > self.executed:
-            self.run(until=k)
-            if self.k < k:
-                raise SessionInterrupted(f"interrupted at step {self.k}")
-        self._reload(k)
-        st = self.machine.state()
         try:
+            if k > self.executed:
+                self.run(until=k)
+                if self.k < k:
+                    raise SessionInterrupted(f"interrupted at step {self.k}")
+            self._reload(k)
+            st = self.machine.state()
             events = self._advance(record=True, start_state=st)
-        except SessionInterrupted:  # back at op k's start: show the position the caller had
-            if keep.op == k:
-                self.e = keep.event
-            else:
-                with self.uninterruptible():
-                    self._place(keep)
+        except SessionInterrupted:  # the session is at an op boundary: back to the caller's position
+            self._back_to(keep)
             raise
         assert events is not None
         self.machine.restore(st)
@@ -376,6 +372,15 @@ class Session:
             with self.uninterruptible():
                 self._place(keep)
         return events
+
+    def _back_to(self, keep: Position) -> None:
+        """After an interrupted look at an op (the machine is at the op boundary
+        self.k): the position the caller had, without interruption."""
+        with self.uninterruptible():
+            if self.k == keep.op:
+                self.e = keep.event
+            else:
+                self._place(keep)
 
     def _cache_events(self, k: int, events: list[tuple]) -> None:
         self._events_cache[k] = events

@@ -97,7 +97,8 @@ def execute_and_save(target: str, path: str, kernel: str | None = None, granule:
         if stop["flag"]:
             raise KeyboardInterrupt
         stop["flag"] = True
-        print("\nptlab: interrupted: saving the ops done so far (Ctrl-C again to abandon the save)",
+        print(("\n" if sys.stderr.isatty() else "")  # off the progress line
+              + "ptlab: interrupted: saving the ops done so far (Ctrl-C again to abandon the save)",
               file=sys.stderr)
 
     session.interrupt = lambda: stop["flag"]
