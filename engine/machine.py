@@ -37,7 +37,7 @@ from engine.mm.process import Process
 from engine.mm.swap import SwapDevice
 from engine.mm.thp import ThpPolicy
 from engine.ops import Op
-from engine.policy import MainlinePolicy, load_policy
+from engine.policy import MainlinePolicy, PolicyError, load_policy
 from engine.pte import LAYOUTS, PTE_CONT, PTE_VALID
 from engine.state.folios import FolioRegistry
 from engine.verbs import VERBS, Verbs
@@ -179,7 +179,12 @@ class Machine(Verbs):
     def _policy_scan(self) -> None:
         emit = self.log.emit
         emit(("call", "policy_scan", (self.policy.name,)))
+        mms = {id(p.mm): p.mm for p in self.kernel.procs if p.alive}
         for mm, addr in list(self.policy.scan(self)):
+            if mms.get(id(mm)) is not mm or not 0 <= addr < 1 << 48 or addr % self.g.page_size:
+                raise PolicyError(f"policy {self.policy.name}: scan() yielded ({type(mm).__name__}, "
+                                  f"{addr:#x}): not the mm of a running process and a page-aligned "
+                                  "user address")
             pte = mm.pt.get(addr)
             if pte & PTE_VALID and not pte & PTE_CONT:
                 self.arch.contpte_try_fold_slow(mm, addr, pte)

@@ -74,7 +74,8 @@ CASES = [
     (["run", "{d}/ok.pts", "--cpu", "nope"], 2, "unknown CPU profile 'nope'"),
     (["run", "{d}/ok.pts", "--cpu", "nope.toml"], 2, "nope.toml: no such CPU profile file"),
     (["run", "{d}/ok.pts", "--cpu", "{d}/bad.toml"], 2, "bad.toml: [features] must be a table"),
-    (["run", "{d}/ok.pts", "--cpu", "{d}/nan.toml"], 2, "weight dsb_ish must be a finite, non-negative number"),
+    (["run", "{d}/ok.pts", "--cpu", "{d}/nan.toml"], 2,
+     "weight dsb_ish must be a finite, non-negative number"),
     (["run", "{d}/ok.pts", "--cpu", "{d}/huge-tlb.toml"], 2, "TLB too large"),
     (["run", "{d}/ok.pts", "--cpu", "/dev/null"], 2, "/dev/null: not a regular file"),
     (["run", "{d}/ok.pts", "--policy", "nope"], 2, "unknown policy 'nope'"),
@@ -93,7 +94,8 @@ CASES = [
     (["compare", "{d}/ok.pts", "--kernel", "v6.9", "--policy", "never"], 2, "vary exactly one of"),
     (["compare", "{d}/ok.pts", "--kernel", "v6.9", "--kernel", "bogus"], 2,
      "compare: unknown kernel profile 'bogus'"),
-    (["compare", "{d}/ok.pts", "--top", "-1", "--kernel", "a", "--kernel", "b"], 2, "--top must be 0 or more"),
+    (["compare", "{d}/ok.pts", "--top", "-1", "--kernel", "a", "--kernel", "b"], 2,
+     "--top must be 0 or more"),
     (["compare", "{d}/ok.pts", "--top", "x"], 2, "argument --top: invalid int value: 'x'"),
     (["compare", "nosuch", "--kernel", "v6.9", "--kernel", "v7.0"], 2, "compare: cannot open 'nosuch'"),
     (["compare", "{d}/bad.pts", "--kernel", "v6.9", "--kernel", "v7.0"], 2, "bad.pts:2: unknown verb"),
@@ -247,7 +249,8 @@ def test_a_broken_pipe_is_quiet(capsys, monkeypatch):
     (["run", "{d}/bad.pts", "--json"], 2, "bad.pts:2: unknown verb"),
     (["replay", "{d}/text.ptsnap"], 2, "not a ptlab snapshot (bad magic)"),
     (["show", "{d}/ok.pts", "--json", "--format", "csv"], 2, "--json conflicts with --format csv"),
-    (["compare", "{d}/ok.pts", "--kernel", "v6.9", "--kernel", "bogus", "--json"], 2, "unknown kernel profile"),
+    (["compare", "{d}/ok.pts", "--kernel", "v6.9", "--kernel", "bogus", "--json"], 2,
+     "unknown kernel profile"),
 ])
 def test_as_a_subprocess(argv, code, text, files):
     r = subprocess.run([sys.executable, "-X", "dev", "-m", "tui.cli", *_argv(argv, files)], cwd=ROOT,
@@ -260,9 +263,9 @@ def test_as_a_subprocess(argv, code, text, files):
 
 # --- random argument vectors -----------------------------------------------------------------------
 VALUES = ["", "x", "-1", "0", "1", "3", "99999999999999999999", "v6.9", "bogus", "4K", "3K", "64K", "never",
-          "nope.py:X", "apple-m2", "ptdump", "json", "csv", "0-1000", "1.2", "7f0000000000-7f0000100000", "--",
-          "--json", "é", "{d}/ok.pts", "{d}/ok.ptsnap", "{d}/text.ptsnap", "{d}/bad.pts", "{d}", "/dev/null",
-          "nosuch.ptsnap", "{d}/bad.toml"]
+          "nope.py:X", "apple-m2", "ptdump", "json", "csv", "0-1000", "1.2", "7f0000000000-7f0000100000",
+          "--", "--json", "é", "{d}/ok.pts", "{d}/ok.ptsnap", "{d}/text.ptsnap", "{d}/bad.pts", "{d}",
+          "/dev/null", "nosuch.ptsnap", "{d}/bad.toml"]
 
 
 def _random_argv(rnd: random.Random, parser, modules) -> list[str]:  # type: ignore[no-untyped-def]

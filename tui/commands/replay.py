@@ -47,9 +47,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("replay: --to must be 0 or more")
     if args.to is not None and args.verify:
         raise UserError("replay: --to and --verify cannot be combined (--verify re-executes every op)")
+    from engine.session import SessionError
+
     try:
         if args.verify:
-            res = verify(args.file, progress=_progress, **overrides)
+            try:
+                res = verify(args.file, progress=_progress, **overrides)
+            except SessionError as e:  # an op that cannot run under the overrides (a failing policy)
+                raise UserError(f"replay: {args.file}: {e}") from None
             if sys.stderr.isatty():
                 print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
             for w in res.warnings:
