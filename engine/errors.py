@@ -25,4 +25,15 @@ class ScenarioError(ValueError):
             return f"{self.file}:{self.line}: {self.message}"
         if self.line:
             return f"line {self.line}: {self.message}"
+        if self.file and not self.message.startswith(self.file):
+            return f"{self.file}: {self.message}"
         return self.message
+
+
+class OpInterrupted(Exception):
+    """A long op stopped part way because an interrupt was requested (the
+    poll installed with ``Machine.set_interrupt_poll`` returned True).
+
+    The machine is left *mid-op*: whoever ran the op must put it back at the
+    op's start state (``Session`` does so from its checkpoints) or discard it.
+    """

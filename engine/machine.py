@@ -17,9 +17,11 @@ import gc
 import hashlib
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import limits
 from engine.arch import Arch, get_profile
 from engine.costs import cycles
 from engine.errors import ScenarioError
@@ -42,7 +44,7 @@ from engine.mm.process import Process
 from engine.mm.swap import SwapDevice, SwapState
 from engine.mm.thp import ThpPolicy
 from engine.ops import Op
-from engine.policy import MainlinePolicy, load_policy
+from engine.policy import MainlinePolicy, PolicyError, load_policy
 from engine.pte import LAYOUTS, PTE_CONT, PTE_VALID
 from engine.state.folios import FolioRegistry
 from engine.verbs import VERBS, Verbs
@@ -89,8 +91,15 @@ class Machine(Verbs):
             raise ScenarioError(str(e)) from None
         if cfg.check not in CHECK_MODES:
             raise ScenarioError(f"check must be one of {', '.join(CHECK_MODES)}")
-        if not 0.0 <= cfg.aged < 1.0:
+        if not isinstance(cfg.aged, (int, float)) or not 0.0 <= cfg.aged < 1.0:
             raise ScenarioError("aged fraction must be in [0, 1)")
+        for name in limits.MAX_SIZES:
+            value = getattr(cfg, name)
+            if not isinstance(value, int) or value < 0:
+                raise ScenarioError(f"{name} must be a size in bytes")
+            limits.check_size(name, value)
+        if not isinstance(cfg.seed, int):
+            raise ScenarioError("seed must be an integer")
         self.layout = LAYOUTS[self.profile.layout]
         self.rng = random.Random(cfg.seed)
         self.log = EventLog(record=cfg.record)
@@ -171,6 +180,13 @@ class Machine(Verbs):
         self.last_op = counts
         return counts
 
+    def set_interrupt_poll(self, poll: Callable[[], bool] | None) -> None:
+        """Long ops call ``poll()`` every millisecond or so; when it returns
+        True the op stops part way with OpInterrupted, leaving the machine
+        mid-op (restore a state taken before the op, or discard the machine)."""
+        self.kernel.interrupt_poll = poll
+        self.kernel.ticks = 0
+
     def run(self, ops) -> Counter:
         for op in ops:
             self.apply(op)
@@ -179,7 +195,12 @@ class Machine(Verbs):
     def _policy_scan(self) -> None:
         emit = self.log.emit
         emit(("call", "policy_scan", (self.policy.name,)))
+        mms = {id(p.mm): p.mm for p in self.kernel.procs if p.alive}
         for mm, addr in list(self.policy.scan(self)):
+            if mms.get(id(mm)) is not mm or not 0 <= addr < 1 << 48 or addr % self.g.page_size:
+                raise PolicyError(f"policy {self.policy.name}: scan() yielded ({type(mm).__name__}, "
+                                  f"{addr:#x}): not the mm of a running process and a page-aligned "
+                                  "user address")
             pte = mm.pt.get(addr)
             if pte & PTE_VALID and not pte & PTE_CONT:
                 self.arch.contpte_try_fold_slow(mm, addr, pte)

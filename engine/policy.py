@@ -23,7 +23,9 @@ User policies live in a Python file named on the command line as
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -119,7 +121,38 @@ def load_policy(spec: str | FoldPolicy | None) -> FoldPolicy:
     if key in BUILTIN_POLICIES:
         return BUILTIN_POLICIES[key]()
     if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
-        return _load_user_policy(spec)
+        return _load_user_policy(spec, policy_time_limit())
+    raise PolicyError(f"unknown policy {spec!r} (built-in: {', '.join(BUILTIN_POLICIES)}; "
+                      "or FILE.py:CLASS)")
+
+
+DEFAULT_TIME_LIMIT = 2.0
+
+
+def policy_time_limit() -> float:
+    """Seconds a user policy's call may take: $PTLAB_POLICY_TIME_LIMIT, default 2."""
+    text = os.environ.get("PTLAB_POLICY_TIME_LIMIT", "")
+    try:
+        v = float(text) if text else DEFAULT_TIME_LIMIT
+    except ValueError:
+        raise PolicyError(f"PTLAB_POLICY_TIME_LIMIT={text!r} is not a number of seconds") from None
+    if not 0 < v <= 3600:
+        raise PolicyError(f"PTLAB_POLICY_TIME_LIMIT={text!r} must be between 0 and 3600 seconds")
+    return v
+
+
+def check_policy_spec(spec: str) -> None:
+    """PolicyError unless spec names a built-in policy or has the form
+    FILE.py:CLASS with FILE existing (nothing is imported)."""
+    if ALIASES.get(spec, spec) in BUILTIN_POLICIES:
+        return
+    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
+        path_s, cls_name = spec.rsplit(":", 1)
+        if not Path(path_s).is_file():
+            raise PolicyError(f"policy file {path_s} does not exist")
+        if not cls_name.isidentifier():
+            raise PolicyError(f"policy class {cls_name!r} is not a Python name")
+        return
     raise PolicyError(f"unknown policy {spec!r} (built-in: {', '.join(BUILTIN_POLICIES)}; "
                       "or FILE.py:CLASS)")
 
@@ -128,92 +161,139 @@ class PolicyTimeout(PolicyError):
     pass
 
 
+def _describe(value: object, limit: int = 60) -> str:
+    """repr() of a user's value for an error message: short, one line, and
+    never raising (a user's __repr__ may)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001
+        text = f"<{type(value).__name__} object>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _guarded(owner: str, what: str, time_limit: float, fn, *args):  # type: ignore[no-untyped-def]
+    """fn(*args) under a time limit; anything it raises (SystemExit included,
+    not KeyboardInterrupt) becomes one PolicyError naming ``owner`` and ``what``."""
+    deadline = time.monotonic() + time_limit
+    counter = [0]
+
+    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+        counter[0] += 1
+        if counter[0] & 255 == 0 and time.monotonic() > deadline:
+            raise PolicyTimeout(f"{owner}: {what} ran for more than {time_limit:g} s (runaway loop?)")
+        return tracer
+
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        return fn(*args)
+    except (PolicyError, KeyboardInterrupt):
+        raise
+    except BaseException as e:  # noqa: BLE001 - a user's code: SystemExit, GeneratorExit ... too
+        try:
+            msg = " ".join(str(e).split())[:200]
+        except Exception:  # noqa: BLE001 - its __str__ may raise too
+            msg = "(no message)"
+        raise PolicyError(f"{owner}: {what} raised {type(e).__name__}: {msg}") from None
+    finally:
+        sys.settrace(old)
+
+
 class GuardedPolicy(FoldPolicy):
     """Wraps a user policy: its exceptions, nonsense answers and runaway loops
     become one clear PolicyError naming the policy and the call.
 
     The time limit is enforced with a per-thread trace function (works in the
     TUI's worker threads, where signals cannot be used); it only slows down
-    the user's own code.
+    the user's own code. (Code stuck inside one long C call -- a huge integer
+    power, a blocking read -- is out of its reach; Ctrl-C still stops it.)
     """
 
-    def __init__(self, inner: object, time_limit: float = 2.0):
+    MAX_SCAN_ITEMS = 1 << 20  # candidates one scan() may yield
+
+    def __init__(self, inner: object, time_limit: float = DEFAULT_TIME_LIMIT):
         self.inner = inner
-        self.name = getattr(inner, "name", type(inner).__name__)
-        self.description = getattr(inner, "description", "user policy")
-        self.scan_interval = int(getattr(inner, "scan_interval", 0) or 0)
         self.time_limit = time_limit
+        self.name = type(inner).__name__
+        name = self._attr("name", self.name)
+        self.name = name if isinstance(name, str) and name.strip() and len(name) <= 80 else self.name
+        desc = self._attr("description", "user policy")
+        self.description = desc if isinstance(desc, str) else "user policy"
+        interval = self._attr("scan_interval", 0)
+        if interval is None or interval is False:
+            interval = 0
+        if isinstance(interval, bool) or not isinstance(interval, int) or not 0 <= interval <= 1 << 32:
+            raise PolicyError(f"policy {self.name}: scan_interval must be a whole number of ops (0: never), "
+                              f"not {_describe(interval)}")
+        self.scan_interval = interval
 
-    def _call(self, what: str, fn, *args):
-        deadline = time.monotonic() + self.time_limit
-        counter = [0]
+    def _attr(self, name: str, default: object) -> object:
+        return _guarded(f"policy {self.name}", f"reading .{name}", self.time_limit,
+                        getattr, self.inner, name, default)
 
-        def tracer(frame, event, arg):
-            counter[0] += 1
-            if counter[0] & 255 == 0 and time.monotonic() > deadline:
-                raise PolicyTimeout(f"policy {self.name}: {what} ran for more than "
-                                    f"{self.time_limit:g} s (runaway loop?)")
-            return tracer
-
-        old = sys.gettrace()
-        sys.settrace(tracer)
-        try:
-            return fn(*args)
-        except PolicyError:
-            raise
-        except Exception as e:
-            raise PolicyError(f"policy {self.name}: {what} raised {type(e).__name__}: {e}") from None
-        finally:
-            sys.settrace(old)
+    def _call(self, what: str, fn, *args):  # type: ignore[no-untyped-def]
+        return _guarded(f"policy {self.name}", what, self.time_limit, fn, *args)
 
     def should_try_fold(self, arch, mm, addr, pte):
         r = self._call(f"should_try_fold(addr={addr:#x})", self.inner.should_try_fold, arch, mm, addr, pte)
-        if r is None or isinstance(r, bool) or (isinstance(r, int) and r in (0, 1)):
+        if r is None or r is True or r is False or (type(r) is int and r in (0, 1)):
             return bool(r)
-        raise PolicyError(f"policy {self.name}: should_try_fold(addr={addr:#x}) returned {r!r}, "
+        raise PolicyError(f"policy {self.name}: should_try_fold(addr={addr:#x}) returned {_describe(r)}, "
                           "expected True or False")
 
     def scan(self, machine):
-        scan = getattr(self.inner, "scan", None)
+        scan = self._attr("scan", None)
         if scan is None:
             return []
-        items = self._call("scan()", lambda: list(scan(machine) or ()))
+        if not callable(scan):
+            raise PolicyError(f"policy {self.name}: scan is not a method")
+        limit = self.MAX_SCAN_ITEMS
+
+        def collect() -> list:
+            items = []
+            for item in scan(machine) or ():
+                items.append(item)
+                if len(items) > limit:
+                    raise PolicyError(f"policy {self.name}: scan() yielded more than {limit:,} candidates")
+            return items
+
+        items = self._call("scan()", collect)
         out = []
         for item in items:
-            if (not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[1], int)
+            if (type(item) is not tuple or len(item) != 2 or type(item[1]) is not int
                     or not hasattr(item[0], "pt")):
-                raise PolicyError(f"policy {self.name}: scan() yielded {item!r}, expected (mm, addr)")
+                raise PolicyError(f"policy {self.name}: scan() yielded {_describe(item)}, "
+                                  "expected (mm, addr)")
             out.append(item)
         return out
 
 
-def _load_user_policy(spec: str) -> FoldPolicy:
+def _load_user_policy(spec: str, time_limit: float = DEFAULT_TIME_LIMIT) -> FoldPolicy:
     path_s, cls_name = spec.rsplit(":", 1)
     path = Path(path_s)
     if not path.is_file():
-        raise PolicyError(f"policy file {path} does not exist")
-    mod_name = f"ptlab_user_policy_{abs(hash(str(path.resolve())))}"
+        raise PolicyError(f"policy file {path} does not exist" if not path.exists()
+                          else f"policy file {path} is not a regular file")
+    key = hashlib.blake2b(str(path.resolve()).encode(), digest_size=8).hexdigest()
+    mod_name = f"ptlab_user_policy_{key}"
+    sp = importlib.util.spec_from_file_location(mod_name, path)
+    if sp is None or sp.loader is None:
+        raise PolicyError(f"cannot load {path} as a Python module")
+    mod = importlib.util.module_from_spec(sp)
+    sys.modules[mod_name] = mod
     try:
-        sp = importlib.util.spec_from_file_location(mod_name, path)
-        if sp is None or sp.loader is None:
-            raise PolicyError(f"cannot load {path} as a Python module")
-        mod = importlib.util.module_from_spec(sp)
-        sys.modules[mod_name] = mod
-        sp.loader.exec_module(mod)
+        _guarded(str(path), "importing it", time_limit, sp.loader.exec_module, mod)
     except PolicyError:
+        sys.modules.pop(mod_name, None)
         raise
-    except Exception as e:  # a user's file may raise anything at import
-        raise PolicyError(f"{path}: error while importing: {type(e).__name__}: {e}") from None
     cls = getattr(mod, cls_name, None)
     if cls is None:
         raise PolicyError(f"{path} has no class {cls_name!r}")
-    try:
-        inst = cls()
-    except Exception as e:
-        raise PolicyError(f"{path}:{cls_name}() failed: {type(e).__name__}: {e}") from None
-    if not callable(getattr(inst, "should_try_fold", None)):
+    if not callable(cls):
+        raise PolicyError(f"{path}:{cls_name} is not a class")
+    inst = _guarded(f"{path}:{cls_name}", "creating it", time_limit, cls)
+    if not callable(_guarded(f"{path}:{cls_name}", "reading .should_try_fold", time_limit,
+                             getattr, inst, "should_try_fold", None)):
         raise PolicyError(f"{path}:{cls_name} has no should_try_fold(arch, mm, addr, pte) method")
-    guarded = GuardedPolicy(inst)
-    if not isinstance(guarded.name, str) or not guarded.name:
-        guarded.name = f"{path.name}:{cls_name}"
-    return guarded
+    return GuardedPolicy(inst, time_limit)  # named by its .name, or its class

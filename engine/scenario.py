@@ -17,45 +17,67 @@ numbers with ``+ - * / %`` and parentheses. The op sequence is lazy: a
 million-op session costs memory for its text, not for a million Ops, and
 ``ops[i]`` is computed directly (for seeking).
 
-Errors are ScenarioError with ``file:line: message``.
+Errors are ScenarioError with ``file:line: message``. Every value is
+bounded before anything is allocated (``MAX_OPS`` ops, numbers below 2**64,
+``MAX_SCENARIO_BYTES`` of text, expressions nested at most ``MAX_NESTING``
+deep); the machine bounds the sizes it will model (engine/limits.py).
 """
 
 from __future__ import annotations
 
+import bisect
+import math
+import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from engine import limits
 from engine.errors import ScenarioError
-from engine.machine import MachineConfig
+from engine.machine import CHECK_MODES, MachineConfig
 from engine.mm.vma import PROTS
 from engine.ops import Op
 from engine.verbs import ADVICE, VERBS
 
 DIRECTIVES = ("kernel", "granule", "cpu", "seed", "mthp", "thp", "policy", "memory", "swap",
               "readahead", "fault_around", "check")
-_SIZE = re.compile(r"^(\d+)([kmgt]?)(i?b)?$", re.IGNORECASE)
+_SIZE = re.compile(r"^(\d+)([kmgt]?)(i?b)?$", re.IGNORECASE | re.ASCII)
 _UNITS = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-MAX_REPEAT = 1 << 32
+MAX_OPS = limits.MAX_OPS  # ops in one scenario, all loops unrolled
+MAX_REPEAT = MAX_OPS
+MAX_VALUE = 1 << 64  # sizes, offsets, addresses and expression values stay below this
+MAX_NESTING = 32  # parentheses / unary minus in one {EXPR}
+MAX_SCENARIO_BYTES = 16 << 20
 
 
 # --- values -------------------------------------------------------------------------
+def _show(text: str, limit: int = 40) -> str:
+    """A token for an error message: repr, cut short."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
 def parse_size(text: str) -> int:
-    """4K, 64K, 2M, 1G, 0x10000 or plain decimal bytes."""
+    """4K, 64K, 2M, 1G, 0x10000 or plain decimal bytes (below 2**64)."""
     t = text.strip().replace("_", "")
+    if len(t) > 40:
+        raise ScenarioError(f"size {_show(text)} is too long")
     if t.lower().startswith("0x"):
-        try:
-            return int(t, 16)
-        except ValueError:
-            raise ScenarioError(f"bad hex number {text!r}") from None
-    mt = _SIZE.match(t)
-    if not mt:
-        raise ScenarioError(f"bad size {text!r} (use 4K, 64K, 2M, 1G or hex like 0x10000)")
-    return int(mt.group(1)) << _UNITS[mt.group(2).lower()]
+        if not re.fullmatch(r"[0-9a-fA-F]+", t[2:]):
+            raise ScenarioError(f"bad hex number {_show(text)}")
+        v = int(t[2:], 16)
+    else:
+        mt = _SIZE.match(t)
+        if not mt:
+            raise ScenarioError(f"bad size {_show(text)} (use 4K, 64K, 2M, 1G or hex like 0x10000)")
+        v = int(mt.group(1)) << _UNITS[mt.group(2).lower()]
+    if v >= MAX_VALUE:
+        raise ScenarioError(f"size {_show(text)} is too large (the limit is 2**64 - 1)")
+    return v
 
 
 def _looks_like_size(tok: str) -> bool:
@@ -88,6 +110,7 @@ class _Expr:
                 self.toks.append(("op", m.group(3)))
         self.i = 0
         self.env = env
+        self.depth = 0
 
     def value(self) -> int:
         if not self.toks:
@@ -95,6 +118,12 @@ class _Expr:
         v = self._sum()
         if self.i != len(self.toks):
             raise ScenarioError(f"unexpected {self.toks[self.i][1]!r} in expression")
+        return v
+
+    @staticmethod
+    def _bound(v: int) -> int:
+        if not -MAX_VALUE < v < MAX_VALUE:
+            raise ScenarioError("expression value out of range (|value| must stay below 2**64)")
         return v
 
     def _peek(self) -> tuple[str, str] | None:
@@ -105,7 +134,7 @@ class _Expr:
         while (t := self._peek()) in (("op", "+"), ("op", "-")):
             self.i += 1
             r = self._prod()
-            v = v + r if t == ("op", "+") else v - r
+            v = self._bound(v + r if t == ("op", "+") else v - r)
         return v
 
     def _prod(self) -> int:
@@ -114,7 +143,7 @@ class _Expr:
             self.i += 1
             r = self._atom()
             if t[1] == "*":
-                v *= r
+                v = self._bound(v * r)
             elif r == 0:
                 raise ScenarioError("division by zero in expression")
             else:
@@ -127,11 +156,15 @@ class _Expr:
             raise ScenarioError("expression ends too early")
         self.i += 1
         kind, text = t
+        if kind == "op" and text in "(-":
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise ScenarioError(f"expression nested more than {MAX_NESTING} deep")
         if kind == "num":
             return parse_size(text)
         if kind == "var":
             if text not in self.env:
-                raise ScenarioError(f"unknown variable {text!r} (loop variables: "
+                raise ScenarioError(f"unknown variable {_show(text)} (loop variables: "
                                     f"{', '.join(self.env) or 'none'})")
             return self.env[text]
         if text == "(":
@@ -142,7 +175,7 @@ class _Expr:
             return v
         if text == "-":
             return -self._atom()
-        raise ScenarioError(f"unexpected {text!r} in expression")
+        raise ScenarioError(f"unexpected {_show(text)} in expression")
 
 
 class _Compiled:
@@ -165,9 +198,13 @@ def _compile_sum(p: _Expr):  # type: ignore[no-untyped-def]
     while (t := p._peek()) in (("op", "+"), ("op", "-")):
         p.i += 1
         g = _compile_prod(p)
-        f = (lambda a, b: lambda env: a(env) + b(env))(f, g) if t == ("op", "+") else \
-            (lambda a, b: lambda env: a(env) - b(env))(f, g)
+        f = (lambda a, b: lambda env: _bound(a(env) + b(env)))(f, g) if t == ("op", "+") else \
+            (lambda a, b: lambda env: _bound(a(env) - b(env)))(f, g)
     return f
+
+
+def _bound(v: int) -> int:
+    return _Expr._bound(v)
 
 
 def _div(a: int, b: int) -> int:
@@ -188,7 +225,7 @@ def _compile_prod(p: _Expr):  # type: ignore[no-untyped-def]
         p.i += 1
         g = _compile_atom(p)
         if t[1] == "*":
-            f = (lambda a, b: lambda env: a(env) * b(env))(f, g)
+            f = (lambda a, b: lambda env: _bound(a(env) * b(env)))(f, g)
         else:
             f = (lambda a, b, op: lambda env: op(a(env), b(env)))(f, g, _div if t[1] == "/" else _mod)
     return f
@@ -200,6 +237,10 @@ def _compile_atom(p: _Expr):  # type: ignore[no-untyped-def]
         raise ScenarioError("expression ends too early")
     p.i += 1
     kind, text = t
+    if kind == "op" and text in "(-":
+        p.depth += 1
+        if p.depth > MAX_NESTING:
+            raise ScenarioError(f"expression nested more than {MAX_NESTING} deep")
     if kind == "num":
         v = parse_size(text)
         return lambda env: v
@@ -208,7 +249,7 @@ def _compile_atom(p: _Expr):  # type: ignore[no-untyped-def]
             try:
                 return env[name]
             except KeyError:
-                raise ScenarioError(f"unknown variable {name!r} (loop variables: "
+                raise ScenarioError(f"unknown variable {_show(name)} (loop variables: "
                                     f"{', '.join(env) or 'none'})") from None
         return var
     if text == "(":
@@ -220,7 +261,7 @@ def _compile_atom(p: _Expr):  # type: ignore[no-untyped-def]
     if text == "-":
         g = _compile_atom(p)
         return lambda env: -g(env)
-    raise ScenarioError(f"unexpected {text!r} in expression")
+    raise ScenarioError(f"unexpected {_show(text)} in expression")
 
 
 _COMPILED: dict[str, _Compiled] = {}
@@ -424,13 +465,26 @@ def _size(items: list[Any]) -> int:
 
 
 class OpSeq(Sequence[Op]):
-    """The ops of a scenario, computed on demand."""
+    """The ops of a scenario, computed on demand. ``ops[i]`` costs a binary
+    search per loop level (prefix sums of each item list's op counts)."""
 
     def __init__(self, items: list[Any], file: str):
         self.items = items
         self.file = file
         self._len = _size(items)
         self._cache: dict[tuple[int, str], Op] = {}
+        self._starts: dict[int, list[int]] = {}  # id(item list) -> op index where each item starts
+
+    def _starts_of(self, items: list[Any]) -> list[int]:
+        st = self._starts.get(id(items))
+        if st is None:
+            st = []
+            n = 0
+            for it in items:
+                st.append(n)
+                n += 1 if isinstance(it, _Line) else it.count * it.size
+            self._starts[id(items)] = st
+        return st
 
     def __len__(self) -> int:
         return self._len
@@ -463,17 +517,18 @@ class OpSeq(Sequence[Op]):
         items = self.items
         env: dict[str, int] = {}
         while True:
-            for it in items:
-                n = 1 if isinstance(it, _Line) else it.count * it.size
-                if i < n:
-                    if isinstance(it, _Line):
-                        return self._make(it, env)
-                    k, i = divmod(i, it.size)
-                    if it.var:
-                        env = {**env, it.var: k}
-                    items = it.body
-                    break
-                i -= n
+            starts = self._starts_of(items)
+            # the last item starting at or before i (an empty loop shares its start
+            # with the next item, so it is never the one found)
+            j = bisect.bisect_right(starts, i) - 1
+            it = items[j]
+            i -= starts[j]
+            if isinstance(it, _Line):
+                return self._make(it, env)
+            k, i = divmod(i, it.size)
+            if it.var:
+                env = {**env, it.var: k}
+            items = it.body
 
     def __iter__(self) -> Iterator[Op]:
         yield from self._walk(self.items, {})
@@ -482,7 +537,7 @@ class OpSeq(Sequence[Op]):
         for it in items:
             if isinstance(it, _Line):
                 yield self._make(it, env)
-            else:
+            elif it.size:  # a loop of nothing (however many times) is nothing
                 for k in range(it.count):
                     yield from self._walk(it.body, {**env, it.var: k} if it.var else env)
 
@@ -503,59 +558,114 @@ class Scenario:
 
 
 def _directive(word: str, rest: list[str], header: dict[str, Any]) -> None:
+    """Record one directive in the header, checking its value now (so that a
+    mistake is reported at its line, not when the machine is built)."""
     if word in ("kernel", "granule", "cpu", "policy", "thp", "check"):
         if len(rest) != 1:
             raise ScenarioError(f"{word} takes one value")
-        header[word] = rest[0]
-        if word == "granule":
-            from engine.granule import granule
+        value = rest[0]
+        try:
+            if word == "granule":
+                from engine.granule import granule
 
-            try:
-                granule(rest[0])
-            except ValueError as e:
-                raise ScenarioError(str(e)) from None
+                granule(value)
+            elif word == "kernel":
+                from engine.arch.profiles import get_profile
+
+                get_profile(value)
+            elif word == "cpu":
+                from engine.hw.cpus import load_cpu
+
+                load_cpu(value)
+            elif word == "policy":
+                from engine.policy import check_policy_spec
+
+                check_policy_spec(value)
+            elif word == "thp":
+                from engine.mm.thp import TOP_SETTINGS
+
+                if value not in TOP_SETTINGS:
+                    raise ValueError(f"thp takes one of {', '.join(TOP_SETTINGS)}, not {_show(value)}")
+            elif value not in CHECK_MODES:
+                raise ValueError(f"check takes one of {', '.join(CHECK_MODES)}, not {_show(value)}")
+        except ValueError as e:  # unknown names (KernelProfileError, CpuProfileError, PolicyError ...)
+            raise ScenarioError(str(e)) from None
+        header[word] = value
     elif word == "seed":
-        if len(rest) != 1 or not rest[0].lstrip("-").isdigit():
-            raise ScenarioError("seed takes an integer")
+        if len(rest) != 1 or not re.fullmatch(r"-?[0-9]{1,19}", rest[0]):
+            raise ScenarioError("seed takes an integer (at most 19 digits)")
         header["seed"] = int(rest[0])
     elif word == "mthp":
         if not rest:
             raise ScenarioError("mthp takes SIZE=SETTING pairs, e.g. 64K=always")
+        from engine.mm.thp import SETTINGS
+
         mthp = header.setdefault("mthp", {})
         for t in rest:
             if "=" not in t:
-                raise ScenarioError(f"mthp: expected SIZE=SETTING, got {t!r}")
+                raise ScenarioError(f"mthp: expected SIZE=SETTING, got {_show(t)}")
             size, setting = t.split("=", 1)
             parse_size(size)
+            if setting not in SETTINGS:
+                raise ScenarioError(f"mthp: the setting for {_show(size)} must be one of "
+                                    f"{', '.join(SETTINGS)}, not {_show(setting)}")
             mthp[size] = setting
     elif word == "memory":
         if not rest:
             raise ScenarioError("memory takes a size and optionally fresh or aged[=FRACTION]")
-        header["memory"] = parse_size(rest[0])
+        header["memory"] = limits.check_size("memory", parse_size(rest[0]))
         for t in rest[1:]:
             if t == "fresh":
                 header["aged"] = 0.0
             elif t.startswith("aged"):
                 frac = t[5:] if t.startswith("aged=") else "0.05"
                 try:
-                    header["aged"] = float(frac)
+                    f = float(frac)
                 except ValueError:
-                    raise ScenarioError(f"bad aged fraction {frac!r}") from None
+                    raise ScenarioError(f"bad aged fraction {_show(frac)}") from None
+                if not (math.isfinite(f) and 0.0 <= f < 1.0):
+                    raise ScenarioError(f"aged fraction {_show(frac)} must be at least 0 and below 1")
+                header["aged"] = f
             else:
-                raise ScenarioError(f"unknown memory option {t!r} (fresh | aged[=FRACTION])")
+                raise ScenarioError(f"unknown memory option {_show(t)} (fresh | aged[=FRACTION])")
     elif word in ("swap", "readahead", "fault_around"):
         if len(rest) != 1:
             raise ScenarioError(f"{word} takes a size")
-        header[word] = parse_size(rest[0])
+        header[word] = limits.check_size(word, parse_size(rest[0]))
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) as an editor counts lines: only newlines end them
+    (str.splitlines() would also split at form feeds, U+2028 ...)."""
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        yield lineno, raw.removesuffix("\r")
+
+
+def _check_mthp_sizes(header: dict[str, Any]) -> None:
+    """mTHP sizes exist for orders 2 .. PMD order of the scenario's own granule."""
+    from engine.granule import granule
+    from engine.mm.thp import ThpPolicy
+
+    g = granule(header.get("granule", "4K"))
+    thp = ThpPolicy(g.page_shift, g.pmd_order)
+    for size in header.get("mthp", {}):
+        try:
+            thp.order_of_size(size)
+        except ValueError as e:
+            raise ScenarioError(f"mthp: {e}") from None
 
 
 def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{file}: the scenario is larger than {MAX_SCENARIO_BYTES >> 20} MiB")
     header: dict[str, Any] = {}
+    directive_line: dict[str, int] = {}
     stack: list[_Repeat] = []
     top: list[Any] = []
     description = ""
     seen_op = False
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    top_ops = 0
+    for lineno, raw in _lines(text):
         line = raw.split("#", 1)[0].strip()
         if not line:
             comment = raw.strip().lstrip("#").strip()
@@ -570,6 +680,7 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
                 if seen_op or stack:
                     raise ScenarioError(f"directive {word!r} must come before the first op")
                 _directive(word, toks[1:], header)
+                directive_line[word] = lineno
                 continue
             seen_op = True
             body = stack[-1].body if stack else top
@@ -578,10 +689,12 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
                     raise ScenarioError("repeat takes a count and optionally a variable name")
                 count = parse_size(toks[1])
                 if not 0 <= count <= MAX_REPEAT:
-                    raise ScenarioError(f"repeat count {count} out of range")
+                    raise ScenarioError(f"repeat count {count} out of range (at most {MAX_REPEAT:,})")
                 var = toks[2] if len(toks) == 3 else None
-                if var is not None and not re.match(r"^[A-Za-z_]\w*$", var):
-                    raise ScenarioError(f"bad loop variable name {var!r}")
+                if var is not None and not re.fullmatch(r"[A-Za-z_]\w{0,63}", var, re.ASCII):
+                    raise ScenarioError(f"bad loop variable name {_show(var)}")
+                if var is not None and any(r.var == var for r in stack):
+                    raise ScenarioError(f"loop variable {var!r} is already used by an enclosing repeat")
                 r = _Repeat(lineno, count, var)
                 body.append(r)
                 stack.append(r)
@@ -593,6 +706,11 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
                     raise ScenarioError("'end' without 'repeat'")
                 r = stack.pop()
                 r.size = _size(r.body)
+                if not stack:
+                    top_ops += r.count * r.size
+                if r.count * r.size > MAX_OPS or top_ops > MAX_OPS:
+                    raise ScenarioError(f"the scenario would run more than {MAX_OPS:,} ops "
+                                        f"(this repeat alone: {r.count * r.size:,})", r.line)
                 continue
             if "{" in line:
                 env = {r.var: 0 for r in stack if r.var}
@@ -601,21 +719,45 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
             else:
                 verb, args = parse_op(toks)
                 body.append(_Line(lineno, line, Op(verb, args, lineno, line)))
+            if not stack:
+                top_ops += 1
+                if top_ops > MAX_OPS:
+                    raise ScenarioError(f"the scenario would run more than {MAX_OPS:,} ops")
         except ScenarioError as e:
-            raise ScenarioError(e.message, lineno, file) from None
+            raise ScenarioError(e.message, e.line or lineno, file) from None
     if stack:
         raise ScenarioError("'repeat' without 'end'", stack[-1].line, file)
+    try:
+        _check_mthp_sizes(header)
+    except ScenarioError as e:
+        raise ScenarioError(e.message, directive_line.get("mthp", 0), file) from None
+    if _size(top) > MAX_OPS:
+        raise ScenarioError(f"the scenario would run more than {MAX_OPS:,} ops", 0, file)
     return Scenario(name or Path(file).stem, description, header, OpSeq(top, file), text)
 
 
 def load(path: str | Path) -> Scenario:
     p = Path(path)
     try:
-        text = p.read_text()
+        # refuse FIFOs, devices and huge files before opening (a FIFO would block, /dev/zero never ends)
+        st = os.stat(p)
+        if stat.S_ISDIR(st.st_mode):
+            raise ScenarioError(f"{p}: is a directory, not a scenario file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ScenarioError(f"{p}: not a regular file")
+        if st.st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{p}: the scenario is larger than {MAX_SCENARIO_BYTES >> 20} MiB")
+        with open(p, "rb") as f:
+            data = f.read(MAX_SCENARIO_BYTES + 1)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ScenarioError(f"{p}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{p}: cannot read: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ScenarioError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ScenarioError(f"{p}: cannot read: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL in the name
+        raise ScenarioError(f"{p!r}: not a file name ({e})") from None
     return parse(text, str(p), p.stem)
 
 

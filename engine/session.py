@@ -27,11 +27,13 @@ import time
 from bisect import bisect_right
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
 from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
+from engine.errors import OpInterrupted
 from engine.ops import Op
 
 GRAINS = ("op", "call", "event")
@@ -40,6 +42,11 @@ LAZY = object()  # a checkpoint not loaded yet (see Session.checkpoint_loader)
 
 class SessionError(RuntimeError):
     pass
+
+
+class SessionInterrupted(SessionError):
+    """``interrupt()`` stopped an op part way; the session is back at that
+    op's start (a consistent op boundary, ``position``)."""
 
 
 @dataclass(slots=True)
@@ -104,7 +111,7 @@ class Session:
         self.on_checkpoint = on_checkpoint
         self.records: list[OpRecord] = []
         self.checkpoints: dict[int, Any] = {0: self.machine.state()}
-        self._cp_tag: tuple[int, int] = (0, 0)
+        self._cp_tag: tuple[int, int] | None = None
         self._interned: dict[tuple, dict[str, int]] = {}
         self._cp_keys: list[int] = []
         self._since_checkpoint = 0  # events run since the last checkpoint
@@ -118,6 +125,25 @@ class Session:
         self.error: tuple[int, str] | None = None  # (op index, message) of an op that failed
         self.stats = SessionStats()
         self.interrupt: Callable[[], bool] = lambda: False
+        # Long ops poll self.interrupt() from inside the machine (every few ms) and stop
+        # part way; the session then restores the op's start state. Not while restoring.
+        self._no_abort = 0
+        set_poll = getattr(self.machine, "set_interrupt_poll", None)
+        if set_poll is not None:
+            set_poll(self._abort_requested)
+
+    def _abort_requested(self) -> bool:
+        return not self._no_abort and bool(self.interrupt())
+
+    @contextmanager
+    def uninterruptible(self) -> Iterator[None]:
+        """Ops run inside this block ignore ``interrupt()`` (e.g. putting the
+        session back where it was after an interrupted job)."""
+        self._no_abort += 1
+        try:
+            yield
+        finally:
+            self._no_abort -= 1
 
     def _machine_cycles(self, counters: Counter) -> float:
         """Cycles of an op's counters under the machine's own cost model."""
@@ -176,17 +202,25 @@ class Session:
         log.set_recording(False)
         return events, counters
 
-    def _advance(self, record: bool = False) -> list[tuple] | None:
-        """Run op self.k on the live machine, extend the records, move to k + 1."""
+    def _advance(self, record: bool = False, start_state: Any = None) -> list[tuple] | None:
+        """Run op self.k on the live machine, extend the records, move to k + 1.
+
+        An op that fails or is interrupted leaves the session at its start
+        (``start_state``, the machine state before the op, when the caller has
+        one; otherwise from the checkpoints): SessionError / SessionInterrupted.
+        """
         k = self.k
         if k >= self.n_ops:
             raise SessionError("already at the end of the session")
         try:
             events, counters = self._run_op(k, record)
+        except OpInterrupted:
+            self._restore_op_start(k, start_state)
+            raise SessionInterrupted(f"interrupted in op {k + 1} ({self.ops[k]}): back at step {k}") from None
         except Exception as e:  # an op that fails leaves the session at its start
             msg = f"op {k + 1} ({self.ops[k]}): {e}"
             self.error = (k, msg)
-            self._reload(k)
+            self._restore_op_start(k, start_state)
             raise SessionError(msg) from e
         if k == len(self.records):
             counters["ops"] = 1
@@ -258,8 +292,29 @@ class Session:
         for i, key in enumerate(keys):
             if key and i % 2 == 1:
                 del self.checkpoints[key]
+        self._cp_tag = None  # the length alone may come back to a cached value
         self.checkpoint_ops *= 2
         self.checkpoint_events *= 2
+
+    def _restore_op_start(self, k: int, start_state: Any = None) -> None:
+        """The live machine ran part of op k: put it back at the boundary before k."""
+        log = getattr(self.machine, "log", None)
+        if log is not None:  # an interrupted recording may hold millions of events
+            log.clear()
+            log.set_recording(False)
+        with self.uninterruptible():
+            if start_state is not None:
+                self.machine.restore(start_state)
+                self.k = k
+            else:
+                c = max(c for c in self.checkpoints if c <= k)
+                self.machine.restore(self.checkpoint(c))
+                self.k = c
+                self.e = 0
+                while self.k < k:
+                    self._advance(record=False)
+            self.stats.restores += 1
+            self.e = 0
 
     def _reload(self, k: int) -> None:
         """Put the live machine at the boundary before op k (k <= executed)."""
@@ -280,7 +335,10 @@ class Session:
         """Execute (recording) up to op ``until`` (default: all). Returns ops run.
 
         Stops early, leaving a consistent session, if ``self.interrupt()``
-        returns True or an op fails (``self.error`` says which and why).
+        returns True -- between ops, or inside a long op, which is then undone
+        (the session stays at its start). An op that fails raises SessionError
+        (``self.error`` says which and why) with the session at that op's
+        start. ``check_interrupt=False``: ignore ``interrupt()`` altogether.
         """
         until = self.n_ops if until is None else min(until, self.n_ops)
         if self.k > until:
@@ -288,13 +346,22 @@ class Session:
             return 0
         self._reload(self.k)  # drop any mid-op view
         done = 0
-        while self.k < until:
-            if check_interrupt and self.interrupt():
-                break
-            self._advance()
-            done += 1
-            if progress is not None and (done & 63) == 0:
-                progress(self.k, until)
+        if not check_interrupt:
+            self._no_abort += 1
+        try:
+            while self.k < until:
+                if check_interrupt and self.interrupt():
+                    break
+                try:
+                    self._advance()
+                except SessionInterrupted:
+                    break
+                done += 1
+                if progress is not None and (done & 63) == 0:
+                    progress(self.k, until)
+        finally:
+            if not check_interrupt:
+                self._no_abort -= 1
         if progress is not None:
             progress(self.k, until)
         return done
@@ -309,11 +376,17 @@ class Session:
             self._events_cache.move_to_end(k)
             return cached
         keep = Position(self.k, self.e)
-        if k > self.executed:
-            self.run(until=k)
-        self._reload(k)
-        st = self.machine.state()
-        events = self._advance(record=True)
+        try:
+            if k > self.executed:
+                self.run(until=k)
+                if self.k < k:
+                    raise SessionInterrupted(f"interrupted at step {self.k}")
+            self._reload(k)
+            st = self.machine.state()
+            events = self._advance(record=True, start_state=st)
+        except SessionInterrupted:  # the session is at an op boundary: back to the caller's position
+            self._back_to(keep)
+            raise
         assert events is not None
         self.machine.restore(st)
         self.k, self.e = k, 0
@@ -322,8 +395,18 @@ class Session:
         if keep.op == k:
             self.e = min(keep.event, len(events))
         else:
-            self._place(keep)
+            with self.uninterruptible():
+                self._place(keep)
         return events
+
+    def _back_to(self, keep: Position) -> None:
+        """After an interrupted look at an op (the machine is at the op boundary
+        self.k): the position the caller had, without interruption."""
+        with self.uninterruptible():
+            if self.k == keep.op:
+                self.e = keep.event
+            else:
+                self._place(keep)
 
     def _cache_events(self, k: int, events: list[tuple]) -> None:
         self._events_cache[k] = events
@@ -529,13 +612,16 @@ class Session:
                 return None
             k = self.k
             events = None
-            if self._needs_events(k) or k >= self.executed:
-                st = self.machine.state()
-                events = self._advance(record=True)
-                self._cache_events(k, events)  # type: ignore[arg-type]
-            else:
-                self._advance(record=False)
-                st = None
+            try:
+                if self._needs_events(k) or k >= self.executed:
+                    st = self.machine.state()
+                    events = self._advance(record=True, start_state=st)
+                    self._cache_events(k, events)  # type: ignore[arg-type]
+                else:
+                    self._advance(record=False)
+                    st = None
+            except SessionInterrupted:
+                return None
             for pos, bp, j, ev in self._points(k, events):
                 npos = self._normalise(pos)
                 if npos > start:
@@ -561,16 +647,19 @@ class Session:
                 return None
             keys = self._checkpoint_keys()
             c = keys[bisect_right(keys, hi) - 1]
-            self._reload(c)
             recorded: dict[int, list[tuple]] = {}
-            while self.k <= hi:
-                k = self.k
-                if self._needs_events(k):
-                    events = self._advance(record=True)
-                    recorded[k] = events  # type: ignore[assignment]
-                    self._cache_events(k, events)  # type: ignore[arg-type]
-                else:
-                    self._advance(record=False)
+            try:
+                self._reload(c)
+                while self.k <= hi:
+                    k = self.k
+                    if self._needs_events(k):
+                        events = self._advance(record=True)
+                        recorded[k] = events  # type: ignore[assignment]
+                        self._cache_events(k, events)  # type: ignore[arg-type]
+                    else:
+                        self._advance(record=False)
+            except SessionInterrupted:
+                return None
             for k in range(hi, c - 1, -1):
                 hits = [h for h in self._points(k, recorded.get(k)) if self._normalise(h[0]) < start]
                 if hits:
@@ -603,8 +692,11 @@ class Session:
                         mm = ev[5] if ev[0] == "pte_write" else ev[4]
                         if mm == process:
                             return j
+        except SessionInterrupted:
+            return None
         finally:
-            self._place(keep)
+            with self.uninterruptible():
+                self._place(keep)
         return None
 
     def explain(self, process: str, addr: int) -> dict[str, Any]:

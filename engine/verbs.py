@@ -32,7 +32,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from engine import limits
 from engine.errors import ScenarioError
+from engine.limits import human
 from engine.mm.base import VM_FAULT_OOM
 from engine.mm.vma import PROTS, VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, prot_flags
 
@@ -95,9 +97,45 @@ class Verbs:
         start = rstart + off
         end = start + length
         if not proc.covered(start, end):
-            hole = next(a for a in range(start, end, ps) if proc.find_vma(a) is None)
+            hole = _first_hole(proc, start, end)
             raise ScenarioError(f"address {hole:#x} ({name} +{hole - rstart:#x}) is outside any VMA")
         return proc, start, end
+
+    # --- limits (engine/limits.py): checked before anything changes ---------------------
+    def _check_vma_room(self: Machine, proc: Process, more: int) -> None:
+        """Room for ``more`` VMAs in proc (mmap: 1; a split in the middle: 2)."""
+        if len(proc.vmas) + more > limits.MAX_MAP_COUNT:
+            raise ScenarioError(f"process {proc.name} would have more than {limits.MAX_MAP_COUNT} VMAs "
+                                "(vm.max_map_count)")
+        if sum(len(p.vmas) for p in self.kernel.live_procs()) + more > limits.MAX_TOTAL_VMAS:
+            raise ScenarioError(f"more than {limits.MAX_TOTAL_VMAS:,} VMAs in all processes together "
+                                "(ptlab's limit)")
+
+    def _check_mapped_room(self: Machine, more: int) -> None:
+        mapped = sum(v.end - v.start for p in self.kernel.live_procs() for v in p.vmas)
+        if mapped + more > limits.MAX_MAPPED:
+            raise ScenarioError(f"{human(more)} more would bring the address space mapped by all processes "
+                                f"to {human(mapped + more)}, above ptlab's limit of "
+                                f"{human(limits.MAX_MAPPED)}")
+
+    def _check_file_room(self: Machine, more_pages: int) -> None:
+        if more_pages <= 0:
+            return
+        pages = sum(f.npages for f in self.kernel.pc.files.values())
+        shift = self.g.page_shift
+        if (pages + more_pages) << shift > limits.MAX_FILES:
+            raise ScenarioError(f"files and shmem would total {human((pages + more_pages) << shift)}, above "
+                                f"ptlab's limit of {human(limits.MAX_FILES)}")
+
+
+def _first_hole(proc: Process, start: int, end: int) -> int:
+    """The lowest address in [start, end) outside every VMA (the range is not covered)."""
+    pos = start
+    for v in proc.vmas_in(start, end):  # sorted by start
+        if v.start > pos:
+            break
+        pos = max(pos, v.end)
+    return pos
 
 
 @verb("mmap")
@@ -112,6 +150,9 @@ def _mmap(m: Machine, op: Op) -> Callable[[], object]:
         raise ScenarioError(f"mapping {name!r} already exists in process {proc.name}")
     if not isinstance(size, int) or size <= 0 or size % g.page_size:
         raise ScenarioError(f"mmap size must be a positive multiple of {g.name}")
+    if size > limits.MAX_MAPPED:
+        raise ScenarioError(f"mmap of {human(size)} is above ptlab's limit of {human(limits.MAX_MAPPED)} "
+                            "mapped")
     prot = _arg(op, "prot", "rw")
     if prot not in PROTS:
         raise ScenarioError(f"unknown protection {prot!r} (use {', '.join(PROTS)})")
@@ -136,6 +177,13 @@ def _mmap(m: Machine, op: Op) -> Callable[[], object]:
         if proc.overlaps(at, at + size):
             raise ScenarioError(f"{at:#x}..{at + size:#x} overlaps an existing mapping")
     npages = size >> g.page_shift
+    m._check_vma_room(proc, 1)
+    m._check_mapped_room(size)
+    if kind == "file":
+        existing = k.pc.by_name(_arg(op, "file") or name)
+        m._check_file_room(npages - (existing.npages if existing else 0))
+    elif shared:
+        m._check_file_room(npages)
 
     def run() -> None:
         fid = 0
@@ -177,6 +225,9 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
         hit_run = None if smmu else mmu.hit_run
         va = start
         while va < end:
+            k.ticks -= 1  # an interrupt point per page or run of TLB hits
+            if k.ticks < 0:
+                k.poll_interrupt()
             if hit_run is not None:
                 n = hit_run(mm, va, end, write)
                 if n:
@@ -207,6 +258,13 @@ def _fork(m: Machine, op: Op) -> Callable[[], object]:
     child = _arg(op, "child") or f"p{len(k.procs)}"
     if any(p.name == child for p in k.procs):
         raise ScenarioError(f"a process named {child!r} already exists")
+    if len(k.procs) >= limits.MAX_PROCESSES:
+        raise ScenarioError(f"fork: {limits.MAX_PROCESSES:,} processes were created already "
+                            "(ptlab's limit, exited ones included)")
+    if sum(len(p.vmas) for p in k.live_procs()) + len(parent.vmas) > limits.MAX_TOTAL_VMAS:
+        raise ScenarioError(f"fork: more than {limits.MAX_TOTAL_VMAS:,} VMAs in all processes together "
+                            "(ptlab's limit)")
+    m._check_mapped_room(sum(v.end - v.start for v in parent.vmas))
 
     def run() -> None:
         k.fork(parent, child)
@@ -249,6 +307,7 @@ def _exit(m: Machine, op: Op) -> Callable[[], object]:
 @verb("munmap")
 def _munmap(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
+    m._check_vma_room(proc, 1)  # unmapping the middle of a VMA splits it in two
     name = _arg(op, "name")
 
     def run() -> None:
@@ -266,6 +325,7 @@ def _mprotect(m: Machine, op: Op) -> Callable[[], object]:
     prot = _arg(op, "prot")
     if prot not in PROTS:
         raise ScenarioError(f"unknown protection {prot!r} (use {', '.join(PROTS)})")
+    m._check_vma_room(proc, 2)  # the middle of a VMA: three VMAs
     return lambda: m.kernel.mprotect(proc, start, end, prot_flags(prot))
 
 
@@ -275,6 +335,8 @@ def _madvise(m: Machine, op: Op) -> Callable[[], object]:
     advice = _arg(op, "advice")
     if advice not in ADVICE:
         raise ScenarioError(f"unknown madvise advice {advice!r} (use {', '.join(ADVICE)})")
+    if advice in ("hugepage", "nohugepage"):
+        m._check_vma_room(proc, 2)  # a VM_HUGEPAGE change splits VMAs like mprotect
     return lambda: m.kernel.madvise(proc, start, end, advice)
 
 

@@ -99,7 +99,12 @@ def test_sigkill_during_a_streaming_run_keeps_every_commit(tmp_path):
         path = target if target.exists() else partial
         with open_snapshot(path) as snap:
             n = len(snap.ops)
-            assert snap.truncated == (path == partial)
+            # (a kill after the last commit but before the rename leaves every op in the
+            # .partial file, with or without the final commit)
+            if path == partial and n < len(ops):
+                assert snap.truncated
+            if path != partial:
+                assert not snap.truncated
             assert n % 500 == 0 or n == len(ops)
             assert [(r.op, r.counters, r.digest) for r in snap.ops] == ops[:n]
             assert all(k <= n for k in snap.checkpoints) and (0 in snap.checkpoints or n == 0)

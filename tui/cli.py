@@ -3,7 +3,9 @@
 
 ``ptlab`` with no arguments opens the TUI on the built-in demo scenario; every
 other job is a subcommand (see ``ptlab --help``). A user's mistake ends with
-one line on stderr and exit status 2; a failed check with exit status 1.
+one line on stderr and exit status 2; a failed check with exit status 1;
+Ctrl-C with 130. Anything else is a bug in ptlab, still reported in one line
+(exit status 70; ``PTLAB_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from tui.commands import COMMAND_MODULES
 from tui.errors import CheckFailed, UserError
+
+# exit status for a bug in ptlab (EX_SOFTWARE); 2 is a user's mistake, 1 a failed check
+INTERNAL_ERROR = 70
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +47,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
-    return "--json" in argv
+    """--json (or show's --format json) was asked for: errors are JSON on stdout too."""
+    argv = list(argv)
+    return "--json" in argv or "--format=json" in argv or any(
+        a == "--format" and b == "json" for a, b in zip(argv, argv[1:], strict=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,16 +68,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(str(e), e.exit_code, argv, json_done=getattr(e, "json_done", False))
         return e.exit_code
     except KeyboardInterrupt:
-        print("ptlab: interrupted", file=sys.stderr)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # off the progress line
+        _report("interrupted", 130, argv)
         return 130
+    except SystemExit as e:  # --help, --version
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except BrokenPipeError:
+        _quiet_stdout()
         return 0
+    except MemoryError:
+        _report("out of memory", 2, argv)
+        return 2
+    except Exception as e:  # a bug: still one line (PTLAB_DEBUG=1 shows the traceback)
+        if os.environ.get("PTLAB_DEBUG"):
+            raise
+        first = (str(e).splitlines() or [""])[0][:300]
+        _report(f"internal error: {type(e).__name__}: {first} (this is a bug in ptlab; "
+                "PTLAB_DEBUG=1 shows where)", INTERNAL_ERROR, argv)
+        return INTERNAL_ERROR
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's
+    final flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _report(message: str, code: int, argv: Sequence[str], json_done: bool = False) -> None:
+    line = " ".join(message.split("\n"))  # one line, always
+    if not line.startswith("ptlab"):
+        line = f"ptlab: {line}"
     if _wants_json(argv) and not json_done:
-        print(json.dumps({"error": message, "exit_status": code}))
-    print(message if message.startswith("ptlab") else f"ptlab: {message}", file=sys.stderr)
+        print(json.dumps({"error": line.removeprefix("ptlab: "), "exit_status": code}))
+    print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.session import Hit, Position, Session, SessionError
+from engine.session import Hit, Position, Session, SessionError, SessionInterrupted
 from tui.grid_model import ViewState, writes_of
 
 MAX_QUEUE = 64
@@ -83,6 +83,17 @@ def gather(session: Session, before: Position, *, hit: Hit | None = None, messag
                       op_events=op_events)
 
 
+def _interrupted(session: Session, before: Position) -> MoveResult:
+    """The job was interrupted (between ops, or inside a long op, which was undone)."""
+    try:
+        return gather(session, before, message=f"interrupted at step {session.position}", interrupted=True)
+    except SessionInterrupted:  # the view needed the events of a long op: show the op boundary plainly
+        with session.uninterruptible():
+            session.seek(Position(session.k))
+        return MoveResult(before, session.position, ViewState({}, set()), None,
+                          message=f"interrupted at step {session.position}", interrupted=True)
+
+
 def do_step(session: Session, grain: str) -> MoveResult:
     before = session.position
     hit = None
@@ -98,6 +109,8 @@ def do_step(session: Session, grain: str) -> MoveResult:
                 session.step(grain)
         else:
             session.step(grain)
+    except SessionInterrupted:
+        return _interrupted(session, before)
     except SessionError as e:
         return gather(session, before, message=str(e), severity="error")
     if hit is not None:
@@ -110,6 +123,8 @@ def do_back(session: Session, grain: str) -> MoveResult:
     before = session.position
     try:
         session.back(grain)
+    except SessionInterrupted:
+        return _interrupted(session, before)
     except SessionError as e:
         return gather(session, before, message=str(e), severity="error")
     return gather(session, before)
@@ -125,9 +140,10 @@ def do_seek(session: Session, target: Position, report: Callable[[int, int], Non
             if session.k < min(target.op, session.n_ops):
                 if session.error is not None:
                     return gather(session, before, message=session.error[1], severity="error")
-                return gather(session, before, message=f"interrupted at step {session.position}",
-                              interrupted=True)
+                return _interrupted(session, before)
         session.seek(target)
+    except SessionInterrupted:
+        return _interrupted(session, before)
     except SessionError as e:
         return gather(session, before, message=str(e), severity="error")
     return gather(session, before)
@@ -137,12 +153,14 @@ def do_run_to_end(session: Session, report: Callable[[int, int], None] | None = 
     before = session.position
     try:
         session.run(progress=report)
+    except SessionInterrupted:
+        return _interrupted(session, before)
     except SessionError as e:
         return gather(session, before, message=str(e), severity="error")
     if not session.at_end:
         if session.error is not None:
             return gather(session, before, message=session.error[1], severity="error")
-        return gather(session, before, message=f"interrupted at step {session.position}", interrupted=True)
+        return _interrupted(session, before)
     return gather(session, before, message=f"at the end: {session.n_ops} ops")
 
 
@@ -150,6 +168,8 @@ def do_continue(session: Session, reverse: bool = False) -> MoveResult:
     before = session.position
     try:
         hit = session.reverse_continue() if reverse else session.continue_()
+    except SessionInterrupted:
+        return _interrupted(session, before)
     except SessionError as e:
         return gather(session, before, message=str(e), severity="error")
     if hit is not None:
@@ -157,7 +177,7 @@ def do_continue(session: Session, reverse: bool = False) -> MoveResult:
         msg = f"breakpoint {hit.breakpoint.describe()} hit at step {hit.position}{ev}"
         return gather(session, before, hit=hit, message=msg)
     if session.interrupt():
-        return gather(session, before, message=f"interrupted at step {session.position}", interrupted=True)
+        return _interrupted(session, before)
     if session.error is not None and not reverse:
         return gather(session, before, message=session.error[1], severity="error")
     where = "start" if reverse else "end"
@@ -268,6 +288,8 @@ class SessionController:
             if error is not None:
                 if job.fail is not None:
                     job.fail(error)
+                elif isinstance(error, SessionInterrupted):
+                    self.app.notify(f"{job.label}: interrupted", severity="warning", timeout=4)
                 else:
                     self.app.notify(f"{job.label} failed: {type(error).__name__}: {error}",
                                     severity="error", timeout=8)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.session import Position, Session
+from engine.session import Position, Session, SessionInterrupted
 
 
 @dataclass
@@ -63,21 +63,25 @@ def since_op(session: Session, proc: str, addr: int, max_ops: int = 5000) -> Sin
                 scanned += hi + 1 - c
                 hi = c - 1
                 continue
-            session.seek(Position(c))
-            for j in range(c, hi + 1):
-                if session.interrupt():
-                    interrupted = True
-                    break
-                if _may_write(session, j) and _writes_block(session.events_of(j), proc, start, end):
-                    found = j
-                session.seek(Position(j + 1))
-                scanned += 1
+            try:
+                session.seek(Position(c))
+                for j in range(c, hi + 1):
+                    if session.interrupt():
+                        interrupted = True
+                        break
+                    if _may_write(session, j) and _writes_block(session.events_of(j), proc, start, end):
+                        found = j
+                    session.seek(Position(j + 1))
+                    scanned += 1
+            except SessionInterrupted:  # inside a long op
+                interrupted = True
             if interrupted:
                 break
             hi = c - 1
     finally:
         if session.position != keep:
-            session.seek(keep)
+            with session.uninterruptible():
+                session.seek(keep)
     if found is not None:
         return Since(found, scanned, True, f"in this state since op {found + 1} ({session.ops[found]})")
     if interrupted:

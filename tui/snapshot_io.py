@@ -7,6 +7,7 @@ full disk) with a one-line message; the UI shows it and carries on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +16,41 @@ class SnapshotIOError(Exception):
     """Saving or opening failed; the message is one line for the user."""
 
 
-def save_session(session: Any, path: str | Path) -> None:
-    """Write session (ops, settings, per-op records, checkpoints) to path, atomically."""
+def save_session(session: Any, path: str | Path,
+                 report: Callable[[int, int], None] | None = None) -> str:
+    """Write session (ops, settings, per-op records, checkpoints) to path,
+    atomically: a failed save leaves any previous file as it was.
+
+    Ops not run yet are run first; if that is interrupted (``session.interrupt``)
+    or an op fails, the ops done so far are saved -- nothing done is lost. The
+    session keeps its position. Returns a one-line message for the user."""
+    from engine.session import SessionError
     from snapshots import SnapshotError
     from snapshots.session_io import save_session as save
 
     if not getattr(session, "meta", None) or "machine" not in session.meta:
         raise SnapshotIOError("this session does not record how its machine was made; it cannot be saved")
+    keep = session.position
+    note = ""
+    if session.executed < len(session.ops):
+        try:
+            session.run(progress=report)
+        except SessionError as e:  # an op that fails: save what ran before it
+            note = f" ({e})"
+        if session.executed < len(session.ops) and not note:
+            note = " (interrupted)"
     try:
-        save(session, str(path))
+        with session.uninterruptible():
+            save(session, str(path), run_remaining=False)
     except SnapshotError as e:
         raise SnapshotIOError(str(e)) from None
     except OSError as e:
         raise SnapshotIOError(f"{path}: {e.strerror or e}") from None
+    finally:
+        with session.uninterruptible():
+            session.seek(keep)
+    n, total = session.executed, len(session.ops)
+    return f"saved {path}" if n == total else f"saved {n} of {total} ops to {path}{note}"
 
 
 def load_session(path: str | Path, **overrides: Any) -> Any:

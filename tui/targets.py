@@ -67,6 +67,8 @@ class Resolver:
 
 RESOLVERS: list[Resolver] = []
 
+MAX_VECTOR_FILE = 256 << 20
+
 # ``ptlab`` / ``ptlab tui`` with no target opens the first of these that resolves.
 DEFAULT_TARGETS: list[str] = ["demo", "example"]
 
@@ -82,9 +84,19 @@ def register(name: str, description: str, fn: ResolverFn, *, first: bool = False
 
 
 def open_target(spec: str | None = None, *, kernel: str | None = None, granule: str | None = None,
-                cpu: str | None = None, policy: str | None = None) -> Session:
-    """The Session for a target spec (None: the default target)."""
-    ov = Overrides(kernel, granule, cpu, policy)
+                cpu: str | None = None, policy: str | None = None, command: str = "tui") -> Session:
+    """The Session for a target spec (None: the default target). Errors name
+    ``command`` (the subcommand that asked) instead of ``tui``."""
+    try:
+        return _open_target(spec, Overrides(kernel, granule, cpu, policy))
+    except UserError as e:
+        msg = str(e)
+        if command != "tui" and msg.startswith("tui: "):
+            raise UserError(f"{command}: {msg[5:]}") from None
+        raise
+
+
+def _open_target(spec: str | None, ov: Overrides) -> Session:
     if spec is None or spec == "":
         for name in DEFAULT_TARGETS:
             s = _try(name, ov)
@@ -184,8 +196,10 @@ def _vector_file(spec: str, ov: Overrides) -> Session | None:
     except ValueError:
         raise UserError(f"tui: {spec}: trace index {index_s!r} is not a number") from None
     try:
+        if path.stat().st_size > MAX_VECTOR_FILE:
+            raise UserError(f"tui: {path_s}: larger than {MAX_VECTOR_FILE >> 20} MiB: not a vectors file")
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise UserError(f"tui: {path_s}: not readable JSON ({e})") from None
     if not isinstance(data, dict) or data.get("format") != "ptlab-ptep-vectors/1":
         raise UserError(f"tui: {path_s}: not a ptlab-ptep-vectors/1 file")

@@ -21,6 +21,7 @@ A user profile is a TOML file::
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -193,23 +194,46 @@ def load_cpu(spec: str | CpuProfile | None) -> CpuProfile:
                           "or a .toml file)")
 
 
+# A user profile's TLB must stay a model of a TLB (the set lists are allocated up front).
+MAX_TLB_ENTRIES = 1 << 16
+MAX_TLB_WAYS = 256
+MAX_PROFILE_BYTES = 1 << 20
+
+
+def _table(data: dict, key: str, path: Path) -> dict:
+    t = data.get(key, {})
+    if not isinstance(t, dict):
+        raise CpuProfileError(f"{path}: [{key}] must be a table")
+    return t
+
+
 def _load_toml(path: Path) -> CpuProfile:
     try:
+        if not path.is_file():  # a FIFO or device would block or never end
+            raise CpuProfileError(f"{path}: no such CPU profile file" if not path.exists()
+                                  else f"{path}: not a regular file")
+        if path.stat().st_size > MAX_PROFILE_BYTES:
+            raise CpuProfileError(f"{path}: larger than {MAX_PROFILE_BYTES >> 20} MiB: not a CPU profile")
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise CpuProfileError(f"{path}: no such CPU profile file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CpuProfileError(f"{path}: cannot read CPU profile: {e}") from None
+    except UnicodeDecodeError:
+        raise CpuProfileError(f"{path}: cannot read CPU profile: not UTF-8 text") from None
+    except OSError as e:
+        raise CpuProfileError(f"{path}: cannot read CPU profile: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise CpuProfileError(f"{path}: invalid TOML: {e}") from None
     base_name = data.get("base", DEFAULT_CPU)
-    if base_name not in CPUS:
+    if not isinstance(base_name, str) or base_name not in CPUS:
         raise CpuProfileError(f"{path}: unknown base CPU profile {base_name!r}")
     base = CPUS[base_name]
     name = data.get("name", path.stem)
     if not isinstance(name, str):
         raise CpuProfileError(f"{path}: name must be a string")
-    feats = data.get("features", {})
+    description = data.get("description", f"user profile from {path}")
+    if not isinstance(description, str):
+        raise CpuProfileError(f"{path}: description must be a string")
+    feats = _table(data, "features", path)
     known = set(base.features())
     upd: dict = {}
     for k, v in feats.items():
@@ -220,20 +244,24 @@ def _load_toml(path: Path) -> CpuProfile:
         upd[k] = v
     tlb = base.tlb
     if "tlb" in data:
-        t = data["tlb"]
-        try:
-            tlb = TlbGeometry(
-                entries=int(t.get("entries", tlb.entries)), ways=int(t.get("ways", tlb.ways)),
-                l1_entries=int(t.get("l1_entries", tlb.l1_entries)),
-                cont_coalesce=bool(t.get("cont_coalesce", tlb.cont_coalesce)))
-        except (TypeError, ValueError) as e:
-            raise CpuProfileError(f"{path}: bad [tlb] table: {e}") from None
+        t = _table(data, "tlb", path)
+        for k in ("entries", "ways", "l1_entries"):
+            if k in t and (not isinstance(t[k], int) or isinstance(t[k], bool)):
+                raise CpuProfileError(f"{path}: [tlb] {k} must be an integer")
+        if "cont_coalesce" in t and not isinstance(t["cont_coalesce"], bool):
+            raise CpuProfileError(f"{path}: [tlb] cont_coalesce must be true or false")
+        tlb = TlbGeometry(entries=t.get("entries", tlb.entries), ways=t.get("ways", tlb.ways),
+                          l1_entries=t.get("l1_entries", tlb.l1_entries),
+                          cont_coalesce=t.get("cont_coalesce", tlb.cont_coalesce))
         if tlb.entries <= 0 or tlb.ways <= 0 or tlb.l1_entries < 0:
             raise CpuProfileError(f"{path}: TLB sizes must be positive")
+        if tlb.entries > MAX_TLB_ENTRIES or tlb.ways > MAX_TLB_WAYS or tlb.l1_entries > MAX_TLB_ENTRIES:
+            raise CpuProfileError(f"{path}: TLB too large (at most {MAX_TLB_ENTRIES} entries, "
+                                  f"{MAX_TLB_WAYS} ways)")
     weights = dict(base.weights)
-    for k, v in data.get("weights", {}).items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-            raise CpuProfileError(f"{path}: weight {k} must be a non-negative number")
+    for k, v in _table(data, "weights", path).items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+            raise CpuProfileError(f"{path}: weight {k} must be a finite, non-negative number")
         weights[k] = float(v)
-    return replace(base, name=name, description=data.get("description", f"user profile from {path}"),
+    return replace(base, name=name, description=description,
                    tlb=tlb, weights=weights, sources=(str(path),), **upd)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from engine.arch import Arch
 from engine.arch.base import _positional_params, make_wrapper
+from engine.errors import OpInterrupted
 from engine.events import EventLog
 from engine.granule import Granule
 from engine.mm.pagecache import PageCache
@@ -34,6 +35,10 @@ VM_FAULT_SIGBUS = 0x000002
 VM_FAULT_NOPAGE = 0x000100
 VM_FAULT_FALLBACK = 0x000800
 VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
+
+# kfn calls (or touched pages) between two interrupt polls: a poll costs well under
+# a microsecond; some kfn calls handle a whole PTE table (~10 ms on 4K)
+POLL_EVERY = 16
 
 
 _SIMPLE = frozenset((int, str, bool, type(None)))
@@ -54,6 +59,9 @@ def _plain(a: Any) -> Any:
 
 _KFN_TEMPLATE = """
 def {name}(self, {params}):
+    self.ticks -= 1  # cooperative interrupt point (see KernelBase.poll_interrupt)
+    if self.ticks < 0:
+        self.poll_interrupt()
     d = self.direct
     if d is None:
         emit = self.emit
@@ -88,6 +96,9 @@ def kfn(name: str) -> Callable[[F], F]:
         else:
             @functools.wraps(fn)
             def wrapper(self: KernelBase, *args: Any, **kw: Any) -> Any:
+                self.ticks -= 1  # cooperative interrupt point (see KernelBase.poll_interrupt)
+                if self.ticks < 0:
+                    self.poll_interrupt()
                 emit = self.emit
                 if kw:
                     args_rec = tuple(map(_plain, (*args, *kw.values())))
@@ -141,11 +152,23 @@ class KernelBase:
         self.fault_around_pages = max(1, 65536 >> self.pshift)  # fault_around_bytes = 64K
         self.max_ptes_none = self.ptrs - 1  # khugepaged/max_ptes_none
         self.ubc_pending = False  # deferred TLB flush started (never left set after an op)
+        # Interrupts: every kfn call (and every page of a touch) counts down
+        # ``ticks``; at zero, ``interrupt_poll()`` is asked whether to stop.
+        self.interrupt_poll: Callable[[], bool] | None = None
+        self.ticks = POLL_EVERY
         # the reverse-map index (anon_vma / file -> VMAs), rebuilt when VMAs change
         self._rmap_gen = 0
         self._rmap_built = -1
         self._anon_index: dict[int, list[tuple[Process, VMA]]] = {}
         self._file_index: dict[int, list[tuple[Process, VMA]]] = {}
+
+    def poll_interrupt(self) -> None:
+        """Raise OpInterrupted if an interrupt was requested (the op is then
+        left half done: the caller restores its start state)."""
+        self.ticks = POLL_EVERY
+        poll = self.interrupt_poll
+        if poll is not None and poll():
+            raise OpInterrupted("interrupted")
 
     def _rebind_emit(self) -> None:
         self.emit = self.log.emit

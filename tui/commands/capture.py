@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         load_cpu(args.cpu)
     except (ValueError, KernelProfileError, CpuProfileError, OSError) as e:
         raise UserError(f"capture: {e}") from None
+    if args.json and args.report:
+        raise UserError("capture: --report is the text report; --json already has every VMA")
     sizes = [_size(s) for s in args.assume_mthp] or None
     try:
         cap = capture_process(args.pid, partial=args.partial, mthp_sizes=sizes)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("compare: --top must be 0 or more")
     runs = []
     for v in values:
-        s = open_target(args.target, granule=args.granule, **{what: v})
+        s = open_target(args.target, granule=args.granule, command="compare", **{what: v})
         m = s.machine
         policy = (getattr(m, "policy", None) and m.policy.name) or (
             s.meta.get("config", {}).get("policy") if getattr(s, "meta", None) else None) or "mainline"

@@ -45,9 +45,16 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"kernel": args.kernel, "cpu": args.cpu, "policy": args.policy}
     if args.to is not None and args.to < 0:
         raise UserError("replay: --to must be 0 or more")
+    if args.to is not None and args.verify:
+        raise UserError("replay: --to and --verify cannot be combined (--verify re-executes every op)")
+    from engine.session import SessionError
+
     try:
         if args.verify:
-            res = verify(args.file, progress=_progress, **overrides)
+            try:
+                res = verify(args.file, progress=_progress, **overrides)
+            except SessionError as e:  # an op that cannot run under the overrides (a failing policy)
+                raise UserError(f"replay: {args.file}: {e}") from None
             if sys.stderr.isatty():
                 print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
             for w in res.warnings:

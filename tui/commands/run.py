@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tui.errors import UserError
+
+if TYPE_CHECKING:
+    from engine.errors import ScenarioError
 
 NAME = "run"
 HELP = "run a scenario (built-in name or .pts file) and print its counters"
@@ -25,8 +29,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", help="fold policy: a built-in name or FILE.py:CLASS")
     p.add_argument("--save", metavar="FILE.ptsnap",
                    help="also save the session (every op, its costs and checkpoints) as a snapshot; "
-                        "Ctrl-C stops after the current op and saves what was done")
+                        "Ctrl-C stops the run (undoing the op in progress) and saves the ops done")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def source_name(target: str) -> str:
+    """How errors name the scenario: the file, or NAME.pts for a built-in."""
+    return target if target.endswith(".pts") else f"{target}.pts"
+
+
+def op_failure(target: str, k: int, op: Any, error: BaseException) -> ScenarioError:
+    """One line for an op that failed: ``FILE:LINE: message`` for a scenario
+    mistake, ``FILE:LINE: op N (TEXT): message`` for anything else the op ran
+    into (a user policy that raised, returned nonsense or ran too long)."""
+    from engine.errors import ScenarioError
+
+    if isinstance(error, ScenarioError):
+        return ScenarioError(error.message, error.line or op.line, error.file or source_name(target))
+    return ScenarioError(f"op {k + 1} ({op}): {error}", op.line, source_name(target))
 
 
 def execute(target: str, kernel: str | None = None, granule: str | None = None,
@@ -34,6 +54,7 @@ def execute(target: str, kernel: str | None = None, granule: str | None = None,
     """Run target to the end; returns (scenario, machine). Raises ScenarioError."""
     from engine.errors import ScenarioError
     from engine.machine import Machine
+    from engine.policy import PolicyError
     from engine.scenario import resolve
 
     scenario = resolve(target)
@@ -43,11 +64,11 @@ def execute(target: str, kernel: str | None = None, granule: str | None = None,
     if cfg.check == "op" and "check" not in scenario.header:
         cfg.check = "end"  # whole-address-space checks after every op are for tests
     m = Machine(cfg)
-    for op in scenario.ops:
+    for k, op in enumerate(scenario.ops):
         try:
             m.apply(op)
-        except ScenarioError as e:
-            raise e.located(e.file or (target if target.endswith(".pts") else f"{target}.pts")) from None
+        except (ScenarioError, PolicyError) as e:
+            raise op_failure(target, k, op, e) from None
     m.finish()
     return scenario, m
 
@@ -55,17 +76,19 @@ def execute(target: str, kernel: str | None = None, granule: str | None = None,
 def execute_and_save(target: str, path: str, kernel: str | None = None, granule: str | None = None,
                      cpu: str | None = None, policy: str | None = None) -> tuple[Any, Any, bool]:
     """Run target as a recorded session and save it; returns (scenario,
-    machine, interrupted). The first Ctrl-C stops after the current op and
-    saves what was done; a second one abandons the op (and the save)."""
+    machine, interrupted). The first Ctrl-C stops the run within milliseconds
+    -- an op in progress is undone, so the session ends at an op boundary --
+    and saves the ops done; a second one abandons the save."""
     import signal
 
-    from engine.errors import ScenarioError
     from engine.scenario import resolve
+    from engine.session import SessionError
     from snapshots import SnapshotError
     from snapshots.session_io import save_session
     from tui.targets import scenario_session
 
     scenario = resolve(target)
+    check_save_target(path)
     check = None if "check" in scenario.header else "end"
     session = scenario_session(target, kernel=kernel, granule=granule, cpu=cpu, policy=policy, check=check)
     stop = {"flag": False}
@@ -74,28 +97,47 @@ def execute_and_save(target: str, path: str, kernel: str | None = None, granule:
         if stop["flag"]:
             raise KeyboardInterrupt
         stop["flag"] = True
-        print("\nptlab: stopping after this op (Ctrl-C again to abandon it)", file=sys.stderr)
+        print(("\n" if sys.stderr.isatty() else "")  # off the progress line
+              + "ptlab: interrupted: saving the ops done so far (Ctrl-C again to abandon the save)",
+              file=sys.stderr)
 
     session.interrupt = lambda: stop["flag"]
     old = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
-        session.run(progress=_progress)
+        try:
+            session.run(progress=_progress)
+        except SessionError as e:
+            k = session.error[0] if session.error is not None else session.k
+            raise op_failure(target, k, session.ops[k], e.__cause__ or e) from None
+        finally:
+            if sys.stderr.isatty():
+                print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+        m = session.machine
+        if not stop["flag"]:
+            m.finish()
+        try:
+            save_session(session, path, run_remaining=False)
+        except SnapshotError as e:
+            raise UserError(str(e)) from None
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
-        if sys.stderr.isatty():
-            print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
-    if session.error is not None:
-        k, msg = session.error
-        raise ScenarioError(msg)
-    m = session.machine
-    if not stop["flag"]:
-        m.finish()
-    try:
-        save_session(session, path, run_remaining=False)
-    except SnapshotError as e:
-        raise UserError(str(e)) from None
     return scenario, m, stop["flag"]
+
+
+def check_save_target(path: str) -> None:
+    """Fail before a long run, not after it, when the file cannot be written
+    (the save itself checks again, and never damages a previous file)."""
+    import os
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{path}: cannot save: it is a directory (nothing was saved)")
+    parent = p.parent
+    if not parent.is_dir():
+        raise UserError(f"{path}: cannot save: its directory does not exist (nothing was saved)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: cannot save: its directory is not writable (nothing was saved)")
 
 
 def _main_thread() -> bool:

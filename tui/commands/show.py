@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", metavar="STEP", default=None,
                    help="step to show: ops completed, or OP.EVENT inside an op (default: the end)")
     p.add_argument("--range", metavar="START-END", help="only this virtual address range (hex)")
-    p.add_argument("--format", choices=("ptdump", "json", "csv"), default="ptdump")
+    p.add_argument("--format", choices=("ptdump", "json", "csv"), default=None,
+                   help="output format (default ptdump)")
     p.add_argument("--process", metavar="NAME", help="process to show (default: the current one)")
     p.add_argument("--kernel", help="kernel profile override")
     p.add_argument("--granule", help="granule override (4K, 16K, 64K)")
@@ -66,10 +67,13 @@ def run(args: argparse.Namespace) -> int:
     from engine.state.pagetable import PageTable
     from tui.targets import open_target
 
-    fmt = "json" if args.json else args.format
+    if args.json and args.format not in (None, "json"):
+        raise UserError(f"show: --json conflicts with --format {args.format}")
+    fmt = "json" if args.json else (args.format or "ptdump")
     pos = parse_step(args.at)
     start, end = parse_range(args.range)
-    s = open_target(args.target, kernel=args.kernel, granule=args.granule, cpu=args.cpu, policy=args.policy)
+    s = open_target(args.target, kernel=args.kernel, granule=args.granule, cpu=args.cpu, policy=args.policy,
+                    command="show")
     try:
         if pos is None:
             s.run(progress=_progress)

@@ -470,16 +470,28 @@ class MainScreen(Screen):
                                          dialog_id="save"), done)
 
     def save_snapshot(self, path: str) -> None:
+        """Save in a job: the ops not run yet run first (Esc saves the ops done so far)."""
         if not self._require_idle("save"):
             return
-        try:
-            snapshot_io.save_session(self.session, path)
-        except snapshot_io.SnapshotIOError as e:
-            self.say(f"save failed: {e}", "error")
-        except OSError as e:
-            self.say(f"save failed: {path}: {e.strerror or e}", "error")
-        else:
-            self.say(f"saved {path}")
+
+        def fail(e: BaseException) -> None:
+            if isinstance(e, snapshot_io.SnapshotIOError):
+                self.say(f"save failed: {e}", "error")
+            elif isinstance(e, OSError):
+                self.say(f"save failed: {path}: {e.strerror or e}", "error")
+            else:
+                self.say(f"save failed: {type(e).__name__}: {e}", "error")
+            self._view_after_job()
+
+        def done(message: str) -> None:
+            self.say(message, "information" if message == f"saved {path}" else "warning")
+            self._view_after_job()
+
+        self.ctl.submit(Job("save", lambda s: snapshot_io.save_session(s, path, self.ctl.report), done, fail))
+
+    def _view_after_job(self) -> None:
+        """A job that ran ops (and put the session back) may have changed what is cached."""
+        self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
 
     def action_open_snapshot(self) -> None:
         from tui.screens.dialogs import InputDialog
