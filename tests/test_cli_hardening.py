@@ -175,8 +175,15 @@ CASES = [
     (["tui", "x.json:z"], 2, "tui: x.json: no such file"),
     (["tui", "{d}/ok.pts", "--granule", "3K"], 2, "unknown granule '3K'"),
     (["tui", "example", "--policy", "nope"], 2, "tui: unknown policy 'nope'"),
+    # bench (errors come before any benchmark runs)
+    (["bench", "nosuch"], 2, "bench: unknown benchmark 'nosuch'"),
+    (["bench", "--ops", "10"], 2, "--ops must be at least 1000"),
+    (["bench", "--ops", "x"], 2, "argument --ops: invalid int value: 'x'"),
+    (["bench", "seed", "--jobs", "0"], 2, "--jobs must be at least 1"),
+    (["bench", "mm", "--size", "3M"], 2, "use a multiple of 2M, at least 4M"),
+    (["bench", "seed", "--size", "1Q"], 2, "bench: --size:"),
 ]
-JSON_COMMANDS = {"run", "scenarios", "compare", "replay", "diff", "show", "decode", "capture"}
+JSON_COMMANDS = {"run", "scenarios", "compare", "replay", "diff", "show", "decode", "capture", "bench"}
 
 
 def _argv(argv: list[str], d: Path) -> list[str]:
@@ -205,7 +212,7 @@ def test_bad_arguments_are_one_line_and_exit_2(argv, code, text, files, capsys, 
 def test_every_subcommand_is_in_the_table():
     parser, modules = build_parser()
     tested = {c[0][0] for c in CASES if c[0] and c[0][0] in modules}
-    assert tested == set(modules) - {"bench"}
+    assert tested == set(modules)
 
 
 def test_help_and_version_exit_0(capsys):
@@ -291,6 +298,11 @@ def test_random_argument_vectors(files, capsys, monkeypatch, report_line):
 
     monkeypatch.setattr(PtlabApp, "run", lambda self, *a, **k: None)  # a valid `tui` would start the app
     monkeypatch.setattr("engine.capture.live.capture_process", _no_capture)
+    # a valid `bench` would run for minutes: its options are checked, the benchmarks are not run
+    for mod in ("seed", "usecase"):
+        monkeypatch.setattr(f"bench.{mod}.run", lambda *a, **k: [])
+    for mod in ("mm_bench", "session_bench", "tui_bench", "memory_bench"):
+        monkeypatch.setattr(f"bench.{mod}.run", lambda *a, **k: ([], {}))
     parser, modules = build_parser()
     rnd = random.Random(20250209)
     codes: dict[int, int] = {}
