@@ -190,10 +190,10 @@ _register(CpuProfile(
     # Exceptions trap to the hypervisor: costlier page faults. The wide core
     # issues independent loads and ORs in parallel (cheaper gathers) and its LSE
     # atomics are cheap (~10 cycles uncontended) [assumption].
-    weights=_w(dsb_ish=2000.0, tlbi_vale1is=100.0, tlbi_rvale1is=100.0, tlbi_aside1is=100.0,
-               page_faults=1500.0, pte_xchg=15.0, pte_cmpxchg=15.0, mm_page=30.0, mm_batch=35.0,
-               mm_pte_batch=4.0, call_outofline=2.0, **{"call:contpte_ptep_get": 16.0,
-                                                        "call:contpte_ptep_get_lockless": 24.0}),
+    weights=_w(dsb_ish=2000.0, tlbi_vale1is=100.0, tlbi_vae1is=100.0, tlbi_rvale1is=100.0,
+               tlbi_rvae1is=100.0, tlbi_aside1is=100.0, page_faults=1500.0, pte_xchg=15.0,
+               pte_cmpxchg=15.0, mm_page=30.0, mm_batch=35.0, mm_pte_batch=4.0, call_outofline=2.0,
+               **{"call:contpte_ptep_get": 16.0, "call:contpte_ptep_get_lockless": 24.0}),
     sources=("seed cover letter: M2 VM numbers 'for reference'",
              "Apple M-series: 8-wide decode, ~3 loads/cycle (public microarchitecture analyses)"),
 ))
