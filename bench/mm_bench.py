@@ -148,6 +148,8 @@ def _limit_note(name: str, phase: str, rate: float, need: int) -> str:
                 "rmap, set_ptes(1), refill), ~30 events per PTE written")
     if name == "order-0":
         return f"{short}: one ptep call chain and rmap update per PTE (per-PTE Python calls)"
+    if phase == "fault-in" and name == "PTE-mapped 2M":
+        return f"{short}: includes the PMD split that PTE-maps every THP (512 entries per 2M)"
     if phase == "fault-in":
         return f"{short}: 16 hardware accesses and two pte_range_none scans per folio"
     return short

@@ -60,15 +60,23 @@ BASIC_TARGETS = {("fork", "neoverse-n1"): 1948.7, ("munmap", "neoverse-n1"): 110
 # model's mechanisms; see docs/benchmarks.md).
 UNEXPLAINED = {
     ("fork", 0, "seed-batch", "apple-m2"):
-        "faster than baseline although the batched stage only adds work per order-0 PTE (a "
-        "contpte_try_unfold() test, an extra __ptep_get()); the cover letter warns the M2 VM "
-        "numbers are less reliable",
+        "faster than baseline, but at order 0 the batch stage does baseline's descriptor work "
+        "plus a CONT-bit test per PTE (wrprotect_ptes(nr == 1) reuses the value it read for the "
+        "cmpxchg, so not even an extra read) and, before __always_inline, real calls; nothing "
+        "in the call pattern makes it cheaper. Altra measured +7.6%; the cover letter calls the "
+        "M2 VM numbers less reliable",
     ("fork", 0, "seed-inline", "apple-m2"):
-        "as for seed-batch: no mechanism makes an order-0 fork cheaper than without contpte",
+        "as for seed-batch: no mechanism makes an order-0 fork cheaper than without contpte "
+        "(Altra measured +3.6%)",
     ("munmap", 9, "seed-batch", "neoverse-n1"):
-        "the model's zap saves the same folio_pte_batch() iterations as fork does (pte_batch_hint "
-        "skips 15 of 16 entries; each contpte_ptep_get() gathers 16), so it predicts a small gain, "
-        "as measured on M2 (-3.9%); whatever costs 2.7% on Altra is not in the call pattern",
+        "at order 9 the one difference the batch stage makes, to fork and munmap alike, is in "
+        "folio_pte_batch(): one contpte_ptep_get() gather per block instead of 16 reads and loop "
+        "iterations (pte_batch_hint); "
+        "the batched wrprotect/set/clear loops do the same per-PTE work as baseline's "
+        "(mm/memory.c copy_present_ptes(), zap_present_ptes(); arm64 contpte_clear_full_ptes()). "
+        "One weight set therefore gives fork and munmap the same sign, and the seed measured "
+        "-1.9% for fork but +2.7% for munmap on Altra (M2: -8.9% and -3.9%, as modelled); "
+        "whatever costs 2.7% in the Altra munmap is not in the call pattern",
     ("munmap", 9, "seed-inline", "neoverse-n1"): "as for seed-batch (+0.9% measured on Altra)",
     ("munmap", 9, "seed-fold", "neoverse-n1"): "as for seed-batch (+0.8% measured on Altra)",
 }

@@ -110,6 +110,7 @@ class Event:
 
 # Keys always present in EventLog.direct (others are added with dict.get).
 DIRECT_KEYS = ("events", "pte_reads", "pte_writes", "pte_xchg", "pte_cmpxchg", "set_ptes_1",
+               "clear_full_ptes_1", "get_and_clear_full_ptes_1",
                "tlb_hits", "tlb_misses", "tlb_fill", "tlb_evict", "page_faults", "hw_update",
                "mm_page", "mm_folio", "mm_zero_page")
 
@@ -229,6 +230,11 @@ class EventLog:
         return c
 
 
+# call name -> position of nr in the recorded arguments (mm name first); a call
+# with nr == 1 also counts "<name>_1"
+NR_ONE = {"set_ptes": 3, "clear_full_ptes": 2, "get_and_clear_full_ptes": 2}
+NR_ONE_KEYS = {name: name + "_1" for name in NR_ONE}
+
 # kinds counted under another name (DESIGN.md counter names)
 _RENAMED = {
     "pte_read": "pte_reads", "convert": "converts", "fold": "folds", "unfold": "unfolds",
@@ -266,12 +272,17 @@ def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counte
             for what, cnt in Counter(map(second, evs)).items():
                 c[k + "_" + what] += cnt
         elif k == "call":
-            for name, cnt in Counter(map(second, evs)).items():
+            names = Counter(map(second, evs))
+            for name, cnt in names.items():
                 c["call:" + name] += cnt
-            # the contpte_try_fold() fast-path test runs on every set_ptes(nr == 1)
-            ones = sum(1 for ev in evs if ev[1] == "set_ptes" and ev[2][-1] == 1)
-            if ones:
-                c["set_ptes_1"] += ones
+            # single-entry calls of the batch APIs: set_ptes(nr == 1) runs the
+            # contpte_try_fold() fast-path test; set_ptes(1), clear_full_ptes(1) and
+            # get_and_clear_full_ptes(1) call contpte_try_unfold() (engine/costs.py)
+            for name, pos in NR_ONE.items():
+                if name in names:
+                    ones = sum(1 for ev in evs if ev[1] == name and ev[2][pos] == 1)
+                    if ones:
+                        c[NR_ONE_KEYS[name]] += ones
         elif k == "ret":
             pass
         elif k == "flush_tlb_range":

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from engine.arch.profiles import KernelProfile
-from engine.events import EventLog
+from engine.events import NR_ONE, NR_ONE_KEYS, EventLog
 from engine.granule import Granule
 from engine.hw.cpus import CpuProfile
 from engine.pte import LAYOUTS, Layout
@@ -80,8 +80,9 @@ def arch_call(name: str) -> Callable[[F], F]:
         if names is not None:
             # count mode: what count_events makes of the call/ret pair
             extra = ""
-            if name == "set_ptes":
-                extra = f"if {names[-1]} == 1:\n        d['set_ptes_1'] += 1\n    "
+            if name in NR_ONE:
+                nr = names[NR_ONE[name] - 1]
+                extra = f"if {nr} == 1:\n        d['{NR_ONE_KEYS[name]}'] += 1\n    "
             wrapper = make_wrapper(_ARCH_TEMPLATE.replace("{extra}", extra), fn, names,
                                    {"NAME": name, "KEY": "call:" + name})
             functools.update_wrapper(wrapper, fn)

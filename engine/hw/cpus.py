@@ -62,12 +62,33 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "tlb_hits": 0.0,
     "tlb_misses": 30.0,  # page-table walk, walk caches warm
     "hw_update": 20.0,  # hardware AF / dirty update is an atomic RMW by the walker
-    "call_outofline": 6.0,  # call + return of a non-inlined ptep wrapper
+    # call + return of a non-inlined ptep wrapper: BL/RET plus the frame push/pop
+    # (STP/LDP x29, x30) and argument moves, ~6 instructions, well predicted
+    "call_outofline": 3.0,
     "contpte_check": 4.0,  # the valign/palign tests on the set_ptes(nr==1) fast path
-    # core-mm work the arch layer does not see: per page (struct page / folio
-    # refcount, rmap, memcg, lruvec) and per folio batch.
+    # bodies of arch functions beyond the descriptor accesses they record:
+    # contpte_ptep_get(): per entry pte_dirty()/pte_young() tests and the merge,
+    # ~6 instructions x CONT_PTES (16 with 4K pages; v6.17+ may stop early)
+    "call:contpte_ptep_get": 32.0,
+    # contpte_ptep_get_lockless(): also the pfn and prot consistency test per entry
+    "call:contpte_ptep_get_lockless": 48.0,
+    # __contpte_try_fold(): page_folio(), the folio range test before any entry is read
+    "call:__contpte_try_fold": 10.0,
+    # core-mm work the arch layer does not see:
+    # per page: the rmap/refcount atomics on struct page (atomic_inc/dec of
+    # _mapcount, PageAnonExclusive test-and-clear), two LSE atomics plus accounting
     "mm_page": 60.0,
+    # per folio allocated or freed: buddy/pcp lists, memcg charge, lruvec
     "mm_folio": 120.0,
+    # per folio batch in the fork copy and zap loops (copy_present_ptes(),
+    # zap_present_ptes()): vm_normal_page(), page_folio(), one refcount atomic
+    # (fork: folio_ref_add()/folio_get()), rss counters, the loop's bookkeeping --
+    # paid once per PTE for order-0 folios, once per 512 PTEs for a PTE-mapped 2M THP
+    "mm_batch": 60.0,
+    # per folio_pte_batch() loop iteration besides its ptep_get(): clear the
+    # ignored bits, compare, the folio bound, pte_batch_hint(), advance (~15
+    # instructions); the batch hint's saving is these iterations
+    "mm_pte_batch": 5.0,
     "mm_zero_page": 800.0,  # clearing a 4K page (~64 cache lines)
     "mm_copy_page": 900.0,
 }
@@ -131,10 +152,25 @@ _register(CpuProfile(
     # and double every user TLBI: make a profile with `kpti = true` to see that.
     kpti=False,
     tlb=TlbGeometry(entries=1280, ways=5, l1_entries=48),  # N1 TRM: 48-entry L1 DTLB, 1280-entry 5-way L2 TLB
-    # 80 cores in one inner-shareable domain: broadcast TLBI completion is slow.
-    weights=_w(dsb_ish=2000.0, tlbi_vale1is=50.0, tlbi_vae1is=50.0),
+    # 80 cores in one inner-shareable domain: every broadcast TLBI is a DVM
+    # message the mesh's DVM node forwards to, and collects acknowledgements
+    # from, all 80 cores; messages are serialised there. Assumption: ~1000
+    # cycles (~0.3 us at 3 GHz) per broadcast TLBI and ~2000 for the DSB ISH that
+    # waits for the last one. No published per-instruction figure was found
+    # (Linaro Connect MAD24-316, "Why TLBI matters on ARM server", reports
+    # broadcast TLBI as a scalability problem on a 96-core Arm server, without
+    # a latency); the order of magnitude was chosen consistent with the seed's
+    # contpte-basic rows (32 contpte_convert() per 2M folio, 16 TLBIs each, make
+    # fork of PTE-mapped THP ~20x slower: several us per convert), so those
+    # rows are a consistency check of this weight, not an independent
+    # prediction (docs/benchmarks.md).
+    weights=_w(dsb_ish=2000.0, tlbi_vale1is=1000.0, tlbi_vae1is=1000.0, tlbi_rvale1is=1000.0,
+               tlbi_rvae1is=1000.0, tlbi_aside1is=1000.0),
     sources=("Arm Neoverse N1 TRM (r4p1) sections on the MMU and TLBs",
              "Arm Neoverse N1 Software Optimization Guide, atomic and barrier latencies",
+             "Arm CMN-600 TRM: DVM messages are handled by the DVM node (DN), which "
+             "broadcasts them and collects completions",
+             "Linaro Connect MAD24-316: broadcast TLBI cost grows with the cores of an Arm server",
              "cover letter of the contpte v6 series (Ampere Altra bare metal)"),
 ))
 
@@ -147,11 +183,20 @@ _register(CpuProfile(
     tlb_range=True, ttl=True,  # Armv8.5+/8.6-class core: FEAT_TLBIRANGE and FEAT_TTL [assumption]
     bbml2_noabort=False,
     tlb=TlbGeometry(entries=3072, ways=6, l1_entries=160),  # large Apple TLBs [assumption]
-    # 8-core SoC: broadcast invalidation completes quickly compared with Altra;
-    # trapping/virtualisation makes exceptions costlier.
-    weights=_w(dsb_ish=400.0, tlbi_vale1is=20.0, tlbi_rvale1is=25.0, page_faults=1500.0,
-               pte_xchg=15.0, pte_cmpxchg=15.0),
-    sources=("seed cover letter: M2 VM numbers 'for reference'",),
+    # 8-core SoC: a broadcast TLBI reaches few cores, but completing broadcast
+    # maintenance from a guest (DSB ISH waits for all 8 cores, E-cores at lower
+    # clocks, under the hypervisor's stage 2) is assumed to take ~0.6 us
+    # [assumption, chosen consistent with the seed's contpte-basic M2 rows,
+    # which imply ~1-2 us per contpte_convert(); see the N1 note above].
+    # Exceptions trap to the hypervisor: costlier page faults. The wide core
+    # issues independent loads and ORs in parallel (cheaper gathers) and its LSE
+    # atomics are cheap (~10 cycles uncontended) [assumption].
+    weights=_w(dsb_ish=2000.0, tlbi_vale1is=100.0, tlbi_vae1is=100.0, tlbi_rvale1is=100.0,
+               tlbi_rvae1is=100.0, tlbi_aside1is=100.0, page_faults=1500.0, pte_xchg=15.0,
+               pte_cmpxchg=15.0, mm_page=30.0, mm_batch=35.0, mm_pte_batch=4.0, call_outofline=2.0,
+               **{"call:contpte_ptep_get": 16.0, "call:contpte_ptep_get_lockless": 24.0}),
+    sources=("seed cover letter: M2 VM numbers 'for reference'",
+             "Apple M-series: 8-wide decode, ~3 loads/cycle (public microarchitecture analyses)"),
 ))
 
 _register(CpuProfile(

@@ -6,7 +6,9 @@
 of a contiguous block, so one entry per block is read; without them
 (seed-basic, baseline) every entry is read, and every ``ptep_get`` of a CONT
 entry gathers the whole block. The CONT bit itself is compared like any
-other bit, so a batch ends where a folio stops being contiguous.
+other bit, so a batch ends where a folio stops being contiguous. The loop's
+iterations are a cost counter (``mm_pte_batch``): fewer of them is what the
+batch hint buys (mm/internal.h folio_pte_batch()).
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ class Batch(KernelBase):
         any_w = any_y = any_d = False
         get = arch.ptep_get
         hint = arch.pte_batch_hint
+        iterations = 0
         while nr < max_nr:
             p = get(mm, a)
+            iterations += 1
             if _clear_ignored(p, flags) != expected:
                 break
             if flags & FPB_MERGE_WRITE:
@@ -61,6 +65,10 @@ class Batch(KernelBase):
             expected += cur * step
             a += cur * ps
             nr += cur
+        if iterations:
+            # the loop's own work besides the ptep_get(): clear the ignored
+            # bits, compare, the pfn bound, pte_batch_hint(), advance
+            self.cost("mm_pte_batch", addr, iterations)
         if any_w:
             pte = self.pte_mkwrite(pte)
         if any_y:

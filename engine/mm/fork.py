@@ -103,6 +103,9 @@ class Fork(Batch, PmdOps):
                 flags |= FPB_RESPECT_DIRTY
             nr, pte = self.folio_pte_batch_flags(smm, head, n, addr, pte, max_nr, flags)
         pm.ref[head - pm.base] += nr  # folio_ref_add()
+        # per batch: vm_normal_page(), page_folio(), the folio refcount atomic,
+        # rss counters, the copy loop's own bookkeeping (mm/memory.c copy_present_ptes())
+        self.cost("mm_batch", addr, 1)
         if pm.flags[head - pm.base] & F_ANON:
             self.folio_try_dup_anon_rmap_ptes(head, pfn, nr, addr)
         else:

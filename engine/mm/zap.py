@@ -87,6 +87,9 @@ class Zap(Batch, PmdOps):
         nr = 1
         if n > 1 and max_nr != 1:
             nr = self.folio_pte_batch(mm, head, n, addr, pte, max_nr)
+        # per batch: vm_normal_page(), page_folio(), rss counters, the zap loop's
+        # own bookkeeping (mm/memory.c zap_present_ptes())
+        self.cost("mm_batch", addr, 1)
         pm = self.pm
         delay_rmap = False
         force_flush = False
