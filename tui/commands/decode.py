@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from tui.errors import UserError
 
@@ -48,12 +49,18 @@ def run(args: argparse.Namespace) -> int:
         out["kernel"] = profile.name
         print(json.dumps(out))
         return 0
-    print(f"{value:#018x}  ({g.name} granule, {profile.name} layout {d.layout})")
-    print(f"  {d.kind}: {d.summary}")
+    print(describe(value, d, g.name, profile.name))
+    return 0
+
+
+def describe(value: int, d: Any, granule_name: str, profile_name: str) -> str:
+    """The text report of a decoded descriptor (also shown by the TUI's decode dialog)."""
+    lines = [f"{value:#018x}  ({granule_name} granule, {profile_name} layout {d.layout})",
+             f"  {d.kind}: {d.summary}"]
     if d.flags:
-        print("  flags: " + " ".join(d.flags))
+        lines.append("  flags: " + " ".join(d.flags))
     for k, v in d.fields.items():
         if isinstance(v, int) and not isinstance(v, bool) and k in ("pfn", "phys", "swp_offset"):
             v = hex(v)
-        print(f"  {k:>13}: {v}")
-    return 0
+        lines.append(f"  {k:>13}: {v}")
+    return "\n".join(lines)

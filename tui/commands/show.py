@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from tui.errors import UserError
@@ -63,8 +62,7 @@ def parse_range(text: str | None) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.export import ptdump, to_csv, to_json
-    from engine.state.pagetable import PageTable
+    from tui.export_io import ExportError, find_process, render_tables
     from tui.targets import open_target
 
     if args.json and args.format not in (None, "json"):
@@ -89,36 +87,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if sys.stderr.isatty():
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
-    m = s.machine
-    procs = m.process_list()
-    if not procs:
-        raise UserError("show: no process exists at this step")
-    if args.process:
-        proc = next((p for p in procs if p.name == args.process), None)
-        if proc is None:
-            raise UserError(f"show: no process {args.process!r} at this step "
-                            f"(processes: {', '.join(p.name for p in procs)})")
-    else:
-        cur = getattr(m, "current", None)
-        proc = cur if cur in procs else procs[0]
-    pt = proc.mm.pt
-    overlay = {a: v for (name, a), v in s.overlay().items() if name == proc.name}
-    if overlay:  # mid-op: show the tables as they are at that event
-        pt = PageTable.from_plain(pt.g, pt.to_plain())
-        for a, v in overlay.items():
-            pt.set(a, v)
-    layout = m.arch.layout
-    vmas = getattr(proc, "vmas", None)
-    if fmt == "ptdump":
-        print(f"# {s.name}: {proc.name} at step {s.position} ({m.arch.profile.name}, {m.arch.g.name})")
-        print(ptdump(pt, layout, vmas, start, end), end="")
-    elif fmt == "json":
-        d = to_json(pt, layout, vmas, start, end)
-        d.update({"target": args.target, "process": proc.name, "step": str(s.position),
-                  "kernel": m.arch.profile.name, "granule": m.arch.g.name})
-        print(json.dumps(d))
-    else:
-        print(to_csv(pt, layout, vmas, start, end), end="")
+    try:
+        proc = find_process(s, args.process)
+        text = render_tables(s, proc, fmt, args.target, start, end)
+    except ExportError as e:
+        raise UserError(f"show: {e}") from None
+    print(text, end="")
     return 0
 
 

@@ -187,3 +187,32 @@ class ChoiceDialog(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class TextDialog(ModalScreen[None]):
+    """Show a block of text (a decoded descriptor ...) until Esc or Enter."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="TextDialog") + """
+    TextDialog VerticalScroll { height: auto; max-height: 30; }
+    """
+    BINDINGS = [Binding("escape,enter,q", "close", "close")]
+
+    def __init__(self, title: str, body: Text | str, hint: str = "Esc closes",
+                 dialog_id: str = "text") -> None:
+        super().__init__(id=f"dialog-{dialog_id}")
+        self.title_text = title
+        self.body = body
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import VerticalScroll
+
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            with VerticalScroll():
+                yield Static(self.body, id="dialog-text")
+            if self.hint:
+                yield Static(self.hint, classes="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -489,6 +489,89 @@ class MainScreen(Screen):
 
         self.ctl.submit(Job("save", lambda s: snapshot_io.save_session(s, path, self.ctl.report), done, fail))
 
+    # --- export and decode -------------------------------------------------------------
+    def action_export(self) -> None:
+        from tui.export_io import FORMATS
+        from tui.screens.dialogs import InputDialog
+
+        def done(path: str | None) -> None:
+            if path:
+                self.export(path)
+
+        base = (self.session.name or "session").split(":")[0].replace("/", "_")
+        self.app.push_screen(InputDialog(
+            f"Export step {self.session.position} to", placeholder="FILE.txt",
+            value=f"{base}-{self.model.process}-step{self.session.position}.txt",
+            hint="The extension picks the format: " + ", ".join(
+                f"{ext} {fmt if fmt != 'svg' else 'screenshot'}" for ext, fmt in FORMATS.items())
+                 + f". Page tables are {self.model.process}'s, as ptlab show prints them.",
+            validate=_export_error, dialog_id="export"), done)
+
+    def export(self, path: str) -> None:
+        """Write the current step's page tables (a job: big tables take a moment) or a screenshot."""
+        from tui.export_io import ExportError, export_format, find_process, render_tables, write_file
+
+        if not self._require_idle("export"):
+            return
+        try:
+            fmt = export_format(path)
+        except ExportError as e:
+            self.say(str(e), "error")
+            return
+        if fmt == "svg":
+            try:
+                write_file(path, self.app.export_screenshot(title=f"ptlab {self.session.name}"))
+            except ExportError as e:
+                self.say(f"export failed: {e}", "error")
+                return
+            self.say(f"screenshot saved to {path}")
+            return
+        proc_name = self.model.process
+
+        def fn(s: Session) -> str:
+            text = render_tables(s, find_process(s, proc_name), fmt, s.name or "session")
+            write_file(path, text)
+            return f"{proc_name} at step {s.position} exported to {path} ({fmt})"
+
+        def fail(e: BaseException) -> None:
+            msg = str(e) if isinstance(e, ExportError) else f"{type(e).__name__}: {e}"
+            self.say(f"export failed: {msg}", "error")
+
+        self.ctl.submit(Job("export", fn, lambda m: self.say(m), fail))
+
+    def action_decode(self) -> None:
+        from tui.screens.dialogs import InputDialog
+
+        addr = self.inspected_addr()
+        value = f"{self.model.raw(addr):#018x}" if addr is not None and self.model.zoom == 0 else ""
+
+        def done(text: str | None) -> None:
+            if text:
+                self.decode(text)
+
+        self.app.push_screen(InputDialog(
+            "Decode a raw descriptor (hex)", placeholder="0x00e8000080000f43", value=value,
+            hint=f"Decoded with the session's {self.session.machine.arch.g.name} granule and "
+                 f"{self.session.machine.arch.profile.name} layout, as ptlab decode does.",
+            validate=_decode_error, dialog_id="decode"), done)
+
+    def decode(self, text: str) -> None:
+        from engine.decode import decode
+        from tui.commands.decode import describe, parse_value
+        from tui.errors import UserError
+        from tui.screens.dialogs import TextDialog
+
+        try:
+            value = parse_value(text)
+        except UserError as e:
+            self.say(str(e), "error")
+            return
+        arch = self.session.machine.arch
+        d = decode(value, arch.g, arch.layout, arch.profile)
+        self.app.push_screen(TextDialog("Decoded descriptor", Text(describe(value, d, arch.g.name,
+                                                                            arch.profile.name)),
+                                        dialog_id="decoded"))
+
     def _view_after_job(self) -> None:
         """A job that ran ops (and put the session back) may have changed what is cached."""
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
@@ -696,3 +779,26 @@ class MainScreen(Screen):
         self.grid.go_to(event.addr)
         self.grid.scroll_to_cursor(center=True)
         self.grid.focus()
+
+
+def _export_error(text: str) -> str | None:
+    from tui.export_io import ExportError, export_format
+
+    if not text:
+        return "a file name, please"
+    try:
+        export_format(text)
+    except ExportError as e:
+        return str(e)
+    return None
+
+
+def _decode_error(text: str) -> str | None:
+    from tui.commands.decode import parse_value
+    from tui.errors import UserError
+
+    try:
+        parse_value(text)
+    except UserError as e:
+        return str(e).removeprefix("decode: ")
+    return None
