@@ -107,9 +107,9 @@ def tui(args: argparse.Namespace) -> int:
         target, seed = targets[rounds % len(targets)], args.seed + rounds
         try:
             res = asyncio.run(monkey(target, n, seed, size_changes=True))
-        except AssertionError as e:
+        except Exception as e:  # noqa: BLE001 - an exception the app let escape is a finding too
             failures += 1
-            print(f"  round {rounds} ({target}, seed {seed}): FAILED: {e}", flush=True)
+            print(f"  round {rounds} ({target}, seed {seed}): FAILED: {type(e).__name__}: {e}", flush=True)
         else:
             events.update(res.events)
             print(f"  round {rounds} (seed {seed}) {res.summary()}", flush=True)

@@ -157,3 +157,25 @@ def test_a_comparison_step_that_ends_after_the_screen_closed():
         cmp.show(cmp.res)  # a late result is dropped, not drawn into a detached screen
 
     _run_app("demo", body)
+
+
+def test_a_palette_search_that_ends_while_the_palette_is_taken_down():
+    """Found by the long campaign (scripts/fuzz.py tui, seed 9, event 1224): the search worker's
+    last refresh found the palette's CommandList already removed; NoMatches ended the app. The
+    race is rare; this sets up the state it left behind and lets the worker's last step run."""
+    from textual.command import CommandList, CommandPalette
+    from tui_support import settle
+
+    async def body(app, pilot):  # type: ignore[no-untyped-def]
+        await pilot.press("ctrl+p")
+        await settle(app, pilot)
+        pal = app.screen
+        assert isinstance(pal, CommandPalette)
+        await pal.query_one(CommandList).remove()
+        pal._list_visible = not pal._list_visible  # what _refresh_command_list does last
+        await pilot.pause()
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.screen is app.main
+
+    _run_app("demo", body)

@@ -12,9 +12,16 @@
   already closing therefore popped the main screen, and the app died with
   "No screens on stack" (the monkey test again: two keys faster than a
   redraw). Only the screen on top may dismiss itself; otherwise it is a no-op.
+* The command palette's search worker, ending, shows or hides its result list
+  with ``query_one(CommandList)``. A search that ended while the palette was
+  being taken down (its children already removed) raised NoMatches and ended
+  the app (the monkey's long campaign: a search typed into the palette, keys
+  and a resize arriving together). With no list left there is nothing to show.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 _applied = False
 
@@ -56,3 +63,14 @@ def patch_textual() -> None:
 
     _dismiss.__doc__ = dismiss.__doc__
     Screen.dismiss = _dismiss
+
+    from textual.command import CommandPalette
+    from textual.css.query import NoMatches
+
+    watch = getattr(CommandPalette, "_watch__list_visible", None)
+    if watch is not None:
+        def _watch__list_visible(self):  # type: ignore[no-untyped-def]
+            with contextlib.suppress(NoMatches):  # the palette is closing: its list is gone
+                watch(self)
+
+        CommandPalette._watch__list_visible = _watch__list_visible
