@@ -3,7 +3,7 @@
 """Long fuzz campaigns (the test suite runs short, bounded ones).
 
     python scripts/fuzz.py scenarios [--cases 100000] [--seed 7] [--cli-every 50]
-    python scripts/fuzz.py tui [--events 20000] [--seed 7] [--target demo]
+    python scripts/fuzz.py tui [--events 20000] [--round 2000] [--seed 7] [--target demo,kbuild]
 
 ``scenarios``: seeded mutations of the built-in scenarios, each parsed and run
 op by op under an op budget (tests/scenario_fuzz.py); every ``--cli-every``-th
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import random
 import sys
 import time
@@ -87,18 +88,37 @@ def scenarios(args: argparse.Namespace) -> int:
 
 
 def tui(args: argparse.Namespace) -> int:
+    """Storms of ``--round`` events each (the session is checked after each),
+    cycling through the targets, until ``--events`` events in all."""
     import asyncio
+    from collections import Counter
 
     from tui_monkey import monkey
 
+    targets = args.target.split(",")
+    keep = Path(args.keep)
+    keep.mkdir(parents=True, exist_ok=True)
+    os.chdir(keep)  # Ctrl-S and the save dialog write to the current directory
     t0 = time.perf_counter()
-    try:
-        res = asyncio.run(monkey(args.target, args.events, args.seed, size_changes=True))
-    except AssertionError as e:
-        print(f"tui monkey ({args.target}, seed {args.seed}): {e}")
-        return 1
-    print(f"tui monkey: {res.summary()} in {time.perf_counter() - t0:.0f} s")
-    return 0
+    done, rounds, failures = 0, 0, 0
+    events: Counter = Counter()
+    while done < args.events:
+        n = min(args.round, args.events - done)
+        target, seed = targets[rounds % len(targets)], args.seed + rounds
+        try:
+            res = asyncio.run(monkey(target, n, seed, size_changes=True))
+        except Exception as e:  # noqa: BLE001 - an exception the app let escape is a finding too
+            failures += 1
+            print(f"  round {rounds} ({target}, seed {seed}): FAILED: {type(e).__name__}: {e}", flush=True)
+        else:
+            events.update(res.events)
+            print(f"  round {rounds} (seed {seed}) {res.summary()}", flush=True)
+        done += n
+        rounds += 1
+    ev = ", ".join(f"{n} {k}" for k, n in sorted(events.items()))
+    print(f"tui monkey: {done} events in {rounds} storms on {args.target} (seeds {args.seed}.."
+          f"{args.seed + rounds - 1}) in {time.perf_counter() - t0:.0f} s: {ev}; {failures} failures")
+    return 1 if failures else 0
 
 
 def main() -> int:
@@ -115,7 +135,11 @@ def main() -> int:
     p = sub.add_parser("tui", help="monkey-test the TUI")
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--target", default="demo")
+    p.add_argument("--round", type=int, default=2000,
+                   help="events per storm (the session is checked after each)")
+    p.add_argument("--target", default="demo,kbuild",
+                   help="scenarios or files, comma-separated, taken in turn")
+    p.add_argument("--keep", default="fuzz-tui", help="scratch directory (the monkey saves snapshots there)")
     p.set_defaults(fn=tui)
     args = ap.parse_args()
     return args.fn(args)

@@ -125,7 +125,8 @@ class SnapshotWriter:
         self.path = self._file.target
         self.name = self._file.name
         self._write(encode_preamble(FORMAT_VERSION))
-        self._frame(Kind.HEADER, header_payload)
+        # never compressed: then `created` (fixed width) moves no other byte of the file
+        self._frame(Kind.HEADER, header_payload, compress=False)
         self.commit()
 
     # --- properties -------------------------------------------------------------------------

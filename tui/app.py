@@ -8,8 +8,11 @@ from pathlib import Path
 from textual.app import App
 
 from engine.session import Session
+from tui.compat import patch_textual
 from tui.keymap import load_keymap
 from tui.palette import PtlabCommands
+
+patch_textual()
 
 
 class PtlabApp(App[None]):

@@ -205,7 +205,7 @@ def _read_vmas(reader: ProcReader, pid: int) -> tuple[list[CapturedVMA], bool, l
                                "process's user or CAP_SYS_PTRACE)") from None
         have_smaps = False
         warnings.append(f"/proc/{pid}/smaps is unreadable: no THP counters (AnonHugePages ...)")
-    return parse_maps(text), have_smaps, warnings
+    return parse_maps(text, name=f"/proc/{pid}/{'smaps' if have_smaps else 'maps'}"), have_smaps, warnings
 
 
 def _read_attempt(reader: ProcReader, cap: Capture, started: float, max_pagemap_bytes: int,
@@ -362,7 +362,7 @@ def _note_regions(att: _Attempt, cap: Capture, vma: CapturedVMA, regions) -> Non
 def _verify(reader: ProcReader, pm: BinFile, cap: Capture, att: _Attempt, started: float) -> None:
     pid = cap.pid
     try:
-        again = parse_maps(reader.read_text(f"/proc/{pid}/maps"), with_stats=False)
+        again = parse_maps(reader.read_text(f"/proc/{pid}/maps"), with_stats=False, name=f"/proc/{pid}/maps")
     except (ProcessLookupError, FileNotFoundError):
         raise ProcessGone(f"process {pid} ({cap.comm}) exited during the capture") from None
     except PermissionError:

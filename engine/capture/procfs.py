@@ -19,7 +19,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from engine.capture.model import CapturedVMA
+from engine.capture.model import CapturedVMA, CaptureError
 
 # --- PAGEMAP_SCAN (include/uapi/linux/fs.h, Linux 6.7+) ---------------------------------------
 PAGE_IS_WPALLOWED = 1 << 0
@@ -161,15 +161,20 @@ def _selected(text: str) -> str:
 _HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+([0-9a-f]+)\s+(\S+)\s+(\d+)\s?(.*)$")
 
 
-def parse_maps(text: str, with_stats: bool = True) -> list[CapturedVMA]:
-    """Parse /proc/PID/smaps (or /proc/PID/maps, which is the header lines only)."""
+def parse_maps(text: str, with_stats: bool = True, name: str = "maps") -> list[CapturedVMA]:
+    """Parse /proc/PID/smaps (or /proc/PID/maps, which is the header lines only).
+    CaptureError (naming ``name`` and the line) for VMAs that are empty, out of
+    order or overlapping: the kernel never writes them, so the text is damaged."""
     vmas: list[CapturedVMA] = []
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         m = _HEADER.match(line)
         if m:
             start, end, perms, off, dev, inode, path = m.groups()
-            vmas.append(CapturedVMA(int(start, 16), int(end, 16), perms, int(off, 16), dev,
-                                    int(inode), path.strip()))
+            v = CapturedVMA(int(start, 16), int(end, 16), perms, int(off, 16), dev, int(inode), path.strip())
+            if v.start >= v.end or (vmas and v.start < vmas[-1].end):
+                raise CaptureError(f"{name}: line {n}: VMA {v.start:#x}-{v.end:#x} is empty, out of order "
+                                   "or overlaps the one before (damaged text)")
+            vmas.append(v)
             continue
         if not with_stats or not vmas or ":" not in line:
             continue

@@ -90,6 +90,8 @@ class CompareScreen(Screen):
 
     def show(self, res: CompareResult) -> None:
         self.res = res
+        if self._ptlab_closed or self not in self.app.screen_stack:
+            return  # a step that finished after Esc closed the screen (the main screen re-reads the session)
         self.query_one("#cmp-header", Static).update(Text(self.header_text()))
         for side, s, model, mv in (("a", res.a, self.model_a, res.a_move), ("b", res.b, self.model_b,
                                                                              res.b_move)):
@@ -155,7 +157,11 @@ class CompareScreen(Screen):
         b = self.query_one("#grid-b", PteGrid)
         (b if a.has_focus else a).focus()
 
+    _ptlab_closed = False  # (not _closed: that is Textual's MessagePump state)
+
     def action_close(self) -> None:
+        if self.app.screen is self:  # (a second Esc queued behind the first finds it closing)
+            self._ptlab_closed = True
         self.dismiss(None)
 
     @on(PteGrid.CursorMoved)

@@ -655,6 +655,9 @@ class MainScreen(Screen):
             if res.interrupted:
                 self.say("comparison interrupted", "warning")
                 return
+            if any(isinstance(sc, CompareScreen) for sc in self.app.screen_stack):
+                self.say("a comparison is already open", "warning")  # (two asked for in a row)
+                return
             self.app.push_screen(CompareScreen(res, self.ctl), lambda _: self._after_compare())
 
         self.ctl.submit(Job(f"compare with {label}",
