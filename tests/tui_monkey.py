@@ -29,7 +29,7 @@ NAV_KEYS = ["up", "down", "left", "right", "h", "j", "k", "l", "pageup", "pagedo
             "left_square_bracket", "right_square_bracket", "tab", "shift+tab", "plus", "minus", "enter",
             "space"]
 SCREEN_KEYS = ["g", "a", "ctrl+b", "ctrl+s", "ctrl+o", "d", "question_mark", "escape", "escape", "f", "x",
-               "delete", "ctrl+p"]
+               "delete", "ctrl+p", "v"]
 TEXT_KEYS = [*"0123456789abcdefx.:+-_ ", "backspace", "enter", "enter"]
 
 
