@@ -539,9 +539,22 @@ class Session:
     def totals(self, upto: int | None = None) -> Counter:
         upto = self.executed if upto is None else min(upto, self.executed)
         c: Counter = Counter()
+        # records share equal counter dicts (a million ops of a loop have a few
+        # dozen distinct ones): add each distinct dict once, times its uses
+        uses: dict[int, list] = {}
+        cycles = 0.0
         for r in self.records[:upto]:
-            c.update(r.counters)
-            c["cycles"] += r.cycles
+            u = uses.get(id(r.counters))
+            if u is None:
+                uses[id(r.counters)] = [r.counters, 1]
+            else:
+                u[1] += 1
+            cycles += r.cycles  # in op order, as before: float sums depend on it
+        for counters, times in uses.values():
+            for k, v in counters.items():
+                c[k] += v * times
+        if upto:
+            c["cycles"] += cycles
         return c
 
     # --- breakpoints -----------------------------------------------------------------

@@ -66,11 +66,28 @@ def save_session(session: Session, path: str, *, created: str = "",
     n = session.executed
 
     def ops() -> Iterator[tuple[Any, Any, Any]]:
-        for k in range(n):
-            r = session.records[k]
+        # Ops come from the scenario's iterator (indexing re-expands its repeat
+        # blocks for every op), and records share equal counter dicts, as op
+        # lists repeat Op objects: each distinct object is converted once. The
+        # caches hold the objects themselves, so an id() is never reused.
+        plain_counters: dict[int, tuple[Any, dict[str, int]]] = {}
+        plain_ops: dict[int, tuple[Any, Any]] = {}
+        records = session.records
+        for k, op in zip(range(n), session.ops, strict=False):
+            r = records[k]
             if progress is not None and k % 4096 == 0:
                 progress("ops", k, n)
-            yield session.ops[k].to_plain(), _counters_plain(r.counters), r.digest
+            c = plain_counters.get(id(r.counters))
+            if c is None:
+                if len(plain_counters) >= 65536:
+                    plain_counters.clear()
+                c = plain_counters[id(r.counters)] = (r.counters, _counters_plain(r.counters))
+            o = plain_ops.get(id(op))
+            if o is None:
+                if len(plain_ops) >= 65536:
+                    plain_ops.clear()
+                o = plain_ops[id(op)] = (op, op.to_plain())
+            yield o[1], c[1], r.digest
 
     cps = sorted(c for c in session.checkpoints if c <= n)
 
