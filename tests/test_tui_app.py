@@ -422,3 +422,30 @@ def test_process_switch_with_two_address_spaces():
         assert "proc mm" in main.header_text()
 
     run(s, body)
+
+
+def test_panels_wait_for_a_job_that_moves_the_session():
+    """A save runs the session ahead to its end and back, a history lookup
+    seeks: panels refreshed meanwhile showed that transient step (the op log
+    stayed at op 137 of kbuild while the session was back at 101, found by
+    the monkey). They now wait until the session is idle."""
+    from engine.session import Position as P
+
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, "n", "n")
+        assert main.oplog.position == s.position == P(2)
+        busy = object()
+        main.ctl.running = busy  # a job holds the session ...
+        s.seek(P(s.n_ops))  # ... and has moved it for its own purposes
+        main._refresh_panels()
+        assert main._panels_deferred and main.oplog.position == P(2)
+        s.seek(P(2))  # the job puts it back and ends
+        main.ctl.running = None
+        main._on_busy_change()
+        await settle(app, pilot)
+        assert not main._panels_deferred and main.oplog.position == P(2)
+
+    run(s, body)

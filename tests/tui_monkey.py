@@ -88,6 +88,7 @@ async def monkey(target: str, events: int, seed: int, size_changes: bool = True,
             width, height = 120, 40
             for i in range(events):
                 kind, what = _pick(rnd)
+                _alive(app, i)
                 if kind == "resize" and not size_changes:
                     kind, what = "key", "n"
                 res.events[kind] += 1
@@ -127,6 +128,14 @@ async def monkey(target: str, events: int, seed: int, size_changes: bool = True,
         MainScreen.action_quit, PtlabApp.action_quit = quit_main, quit_app  # type: ignore[method-assign]
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _alive(app, i: int) -> None:  # type: ignore[no-untyped-def]
+    """The app is still running with a screen: otherwise report why it ended
+    (the error the app stopped on), not the harness's own failure to reach a screen."""
+    if not app.is_running or not app._screen_stack:
+        exc = getattr(app, "_exception", None)
+        raise AssertionError(f"the app stopped before event {i}: {exc!r}") from exc
 
 
 # Events go in the way the terminal driver sends them, without the pilot's

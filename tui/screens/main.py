@@ -120,6 +120,7 @@ class MainScreen(Screen):
         self._since_timer: Timer | None = None
         self.since_pending = False  # a history lookup is scheduled (tests fire it at once)
         self._panels_pending = False
+        self._panels_deferred = False
         self._inspector_pending = False
         self._auto_expanded: int | None = None
         self._progress_timer: Timer | None = None
@@ -197,6 +198,13 @@ class MainScreen(Screen):
 
     def _refresh_panels(self) -> None:
         self._panels_pending = False
+        if self.ctl.running is not None:
+            # a job is moving the shared session (a save runs ahead to the end and
+            # back, a history lookup seeks): where it is now is not the step to show.
+            # The panels follow when the session is idle again (_on_busy_change).
+            self._panels_deferred = True
+            return
+        self._panels_deferred = False
         self._auto_expand()
         self.oplog.update_position(self.session.position)
         self.query_one("#costs", CostPanel).update_view()
@@ -275,6 +283,9 @@ class MainScreen(Screen):
             return
         self.update_header()
         job = self.ctl.running
+        if job is None and self._panels_deferred and not self._panels_pending:
+            self._panels_pending = True
+            self.call_after_refresh(self._refresh_panels)
         bar = self.query_one("#progress", Horizontal)
         if job is None or job.low:
             bar.remove_class("-busy")
