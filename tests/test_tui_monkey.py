@@ -179,3 +179,28 @@ def test_a_palette_search_that_ends_while_the_palette_is_taken_down():
         assert app.screen is app.main
 
     _run_app("demo", body)
+
+
+def test_a_press_on_a_widget_removed_since_the_last_layout():
+    """Found by the long campaign (scripts/fuzz.py tui, seeds 35 and 41, demo): a mouse press
+    on a widget that had just been removed began a text selection in its parent, which was
+    None; Textual's AttributeError ended the app. The press is now dropped."""
+    from textual.events import MouseDown
+    from textual.pilot import _get_mouse_message_arguments
+    from textual.widgets import Static
+    from tui_support import settle
+
+    async def body(app, pilot):  # type: ignore[no-untyped-def]
+        await pilot.press("v")  # the decode dialog: a Static with its hint text
+        await settle(app, pilot)
+        dialog = app.screen
+        hint = dialog.query(Static).last()
+        region = hint.region
+        await hint.parent.remove()  # gone from the DOM; the compositor's map is not redone yet
+        args = _get_mouse_message_arguments(dialog, (region.x + 1, region.y), button=1)
+        dialog._forward_event(MouseDown(**args))
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.screen is app.main
+
+    _run_app("demo", body)

@@ -17,6 +17,12 @@
   being taken down (its children already removed) raised NoMatches and ended
   the app (the monkey's long campaign: a search typed into the palette, keys
   and a resize arriving together). With no list left there is nothing to show.
+* A mouse press on a widget that was removed since the last layout (a
+  dialog's text, a list option being replaced) starts a text selection whose
+  container -- the removed widget's parent -- is None, and Textual raises
+  AttributeError ('NoneType' object has no attribute 'region'), ending the
+  app (the long monkey campaign; reproduced in tests/test_tui_compat.py).
+  The press is dropped, as a press on nothing would be.
 """
 
 from __future__ import annotations
@@ -74,3 +80,17 @@ def patch_textual() -> None:
                 watch(self)
 
         CommandPalette._watch__list_visible = _watch__list_visible
+
+    from textual import events
+
+    forward = Screen._forward_event
+
+    def _forward_event(self, event):  # type: ignore[no-untyped-def]
+        try:
+            return forward(self, event)
+        except AttributeError as e:
+            if isinstance(event, events.MouseDown) and "'region'" in str(e):
+                return None  # the widget under the pointer is gone: nothing to select
+            raise
+
+    Screen._forward_event = _forward_event
