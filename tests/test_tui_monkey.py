@@ -204,3 +204,24 @@ def test_a_press_on_a_widget_removed_since_the_last_layout():
         assert app.screen is app.main
 
     _run_app("demo", body)
+
+
+def test_two_dialog_keys_faster_than_a_redraw_open_one_dialog():
+    """Found by the long campaign (seed 35, demo): two ctrl+b queued before the first dialog
+    was up both reached the main screen; the second BreakpointDialog had the same id and
+    DuplicateIds ended the app. Every dialog key now opens nothing while another is up."""
+    from tui_monkey import _key
+    from tui_support import settle
+
+    async def body(app, pilot):  # type: ignore[no-untyped-def]
+        for keys in (("ctrl+b", "ctrl+b"), ("x", "x"), ("v", "v"), ("ctrl+s", "ctrl+o"), ("g", "a"),
+                     ("question_mark", "f1")):
+            for k in keys:
+                _key(app, k)  # as the terminal sends them: no wait in between
+            await settle(app, pilot)
+            assert len(app.screen_stack) == 3, (keys, app.screen_stack)  # default, main, one dialog
+            await pilot.press("escape")
+            await settle(app, pilot)
+            assert app.screen is app.main
+
+    _run_app("demo", body)

@@ -349,7 +349,7 @@ class MainScreen(Screen):
             if text:
                 self.seek(parse_position(text))
 
-        self.app.push_screen(InputDialog(
+        self._dialog(InputDialog(
             f"Go to step (0 .. {self.session.n_ops}; N.E = E events into op N+1)",
             placeholder="e.g. 12 or 12.5", value=str(self.session.position), validate=check,
             dialog_id="goto-step"), done)
@@ -374,7 +374,7 @@ class MainScreen(Screen):
                 self.go_to_address(parse_address(text))
 
         cur = self.grid.cursor_addr
-        self.app.push_screen(InputDialog("Go to virtual address", placeholder="hex, e.g. 7f0000010000",
+        self._dialog(InputDialog("Go to virtual address", placeholder="hex, e.g. 7f0000010000",
                                          value=f"{cur:#x}" if cur is not None else "", validate=check,
                                          dialog_id="goto-addr"), done)
 
@@ -414,6 +414,14 @@ class MainScreen(Screen):
         self._update_addrspace()
 
     # --- breakpoints ---------------------------------------------------------------------
+    def _dialog(self, screen: Screen, callback: Any = None) -> None:
+        """Open a dialog (or the help screen) over this screen -- unless something is
+        already over it: two keys faster than a redraw both reach this screen, and a
+        second dialog with the same id ended the app (DuplicateIds, found by the monkey)."""
+        if self.app.screen is not self:
+            return
+        self.app.push_screen(screen, callback)
+
     def _require_idle(self, what: str) -> bool:
         if not self.ctl.idle:
             self.say(f"busy: {what} when the current run ends (Esc interrupts)", "warning")
@@ -454,7 +462,7 @@ class MainScreen(Screen):
             return
         from tui.screens.dialogs import BreakpointDialog
 
-        self.app.push_screen(BreakpointDialog(self.session, self._breakpoints_changed))
+        self._dialog(BreakpointDialog(self.session, self._breakpoints_changed))
 
     def add_breakpoint(self, text: str) -> bool:
         if not self._require_idle("set breakpoints"):
@@ -476,7 +484,7 @@ class MainScreen(Screen):
             if path:
                 self.save_snapshot(path)
 
-        self.app.push_screen(InputDialog("Save snapshot to", placeholder="FILE.ptsnap",
+        self._dialog(InputDialog("Save snapshot to", placeholder="FILE.ptsnap",
                                          value=f"{(self.session.name or 'session').split(':')[0]}.ptsnap",
                                          dialog_id="save"), done)
 
@@ -510,7 +518,7 @@ class MainScreen(Screen):
                 self.export(path)
 
         base = (self.session.name or "session").split(":")[0].replace("/", "_")
-        self.app.push_screen(InputDialog(
+        self._dialog(InputDialog(
             f"Export step {self.session.position} to", placeholder="FILE.txt",
             value=f"{base}-{self.model.process}-step{self.session.position}.txt",
             hint="The extension picks the format: " + ", ".join(
@@ -560,7 +568,7 @@ class MainScreen(Screen):
             if text:
                 self.decode(text)
 
-        self.app.push_screen(InputDialog(
+        self._dialog(InputDialog(
             "Decode a raw descriptor (hex)", placeholder="0x00e8000080000f43", value=value,
             hint=f"Decoded with the session's {self.session.machine.arch.g.name} granule and "
                  f"{self.session.machine.arch.profile.name} layout, as ptlab decode does.",
@@ -579,7 +587,7 @@ class MainScreen(Screen):
             return
         arch = self.session.machine.arch
         d = decode(value, arch.g, arch.layout, arch.profile)
-        self.app.push_screen(TextDialog("Decoded descriptor", Text(describe(value, d, arch.g.name,
+        self._dialog(TextDialog("Decoded descriptor", Text(describe(value, d, arch.g.name,
                                                                             arch.profile.name)),
                                         dialog_id="decoded"))
 
@@ -594,7 +602,7 @@ class MainScreen(Screen):
             if path:
                 self.open_snapshot(path)
 
-        self.app.push_screen(InputDialog("Open snapshot", placeholder="FILE.ptsnap", dialog_id="open"), done)
+        self._dialog(InputDialog("Open snapshot", placeholder="FILE.ptsnap", dialog_id="open"), done)
 
     def open_snapshot(self, path: str) -> None:
         if not self._require_idle("open a snapshot"):
@@ -644,7 +652,7 @@ class MainScreen(Screen):
                 what, _, value = key.partition(":")
                 self.compare_with(**{what: value})
 
-        self.app.push_screen(ChoiceDialog(
+        self._dialog(ChoiceDialog(
             f"Compare with (now: kernel {st['kernel']}, policy {st['policy']})", choices,
             hint="Runs the same ops under the other setting and shows the first op where the page "
                  "tables differ.", dialog_id="compare"), done)
@@ -681,7 +689,7 @@ class MainScreen(Screen):
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 
-        self.app.push_screen(HelpScreen(self.keymap))
+        self._dialog(HelpScreen(self.keymap))
 
     def action_quit(self) -> None:
         self.ctl.interrupt()
