@@ -46,6 +46,7 @@ from tui.widgets.pte_grid import PteGrid
 SINCE_MAX_OPS = 5000
 SINCE_DELAY = 0.3
 PROGRESS_DELAY = 0.25
+HEADER_DELAY = 0.1  # the progress timer's interval: the header names a running job from then on
 
 
 def parse_position(text: str) -> Position:
@@ -126,6 +127,7 @@ class MainScreen(Screen):
         self._progress_timer: Timer | None = None
         self.last_result: MoveResult | None = None
         self.messages: list[str] = []  # every notification text (tests)
+        self._lines_shown: dict[str, str] = {}  # the header's and the grid title's text
 
     # --- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -259,8 +261,8 @@ class MainScreen(Screen):
         return text
 
     def update_header(self) -> None:
-        self.query_one("#header", Static).update(Text(self.header_text(), no_wrap=True, overflow="ellipsis"),
-                                                 layout=False)
+        # (an unchanged line is not repainted: a dirty header widens the next frame to the full width)
+        self._set_line("#header", self.header_text())
         width = self.query_one("#grid-title", Static).size.width or 60
         stack = self.call_stack_text(limit=max(20, width - 22 - len(self.model.process)))
         if stack:
@@ -270,8 +272,13 @@ class MainScreen(Screen):
             title = f"PTE grid — {self.model.process} — {n} range{'s' if n != 1 else ''}"
             if self.model.zoom:
                 title += f" — {self.model.zoom_label()}"
-        self.query_one("#grid-title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"),
-                                                     layout=False)
+        self._set_line("#grid-title", title)
+
+    def _set_line(self, selector: str, text: str) -> None:
+        if self._lines_shown.get(selector) != text:
+            self._lines_shown[selector] = text
+            self.query_one(selector, Static).update(Text(text, no_wrap=True, overflow="ellipsis"),
+                                                    layout=False)
 
     def say(self, message: str, severity: str = "information") -> None:
         self.messages.append(message)
@@ -279,14 +286,18 @@ class MainScreen(Screen):
 
     # --- busy state and progress -------------------------------------------------------
     def _on_busy_change(self) -> None:
+        """A job started or ended. The header names a running job from the progress timer's
+        first tick (HEADER_DELAY): a quick step then repaints once, with its result, instead
+        of first taking a frame (and the next 1/60 s frame slot) to say "running: step"."""
         if not self.is_mounted:
             return
-        self.update_header()
         job = self.ctl.running
         if job is None and self._panels_deferred and not self._panels_pending:
             self._panels_pending = True
             self.call_after_refresh(self._refresh_panels)
         bar = self.query_one("#progress", Horizontal)
+        if job is None or job.low or "running: " in self._lines_shown.get("#header", ""):
+            self.update_header()
         if job is None or job.low:
             bar.remove_class("-busy")
             if self._progress_timer is not None:
@@ -294,7 +305,7 @@ class MainScreen(Screen):
                 self._progress_timer = None
             return
         if self._progress_timer is None:
-            self._progress_timer = self.set_interval(0.1, self._tick_progress)
+            self._progress_timer = self.set_interval(HEADER_DELAY, self._tick_progress)
 
     def _tick_progress(self) -> None:
         job = self.ctl.running
@@ -302,6 +313,7 @@ class MainScreen(Screen):
             return
         import time
 
+        self.update_header()  # names the running job (unchanged text is not repainted)
         if time.monotonic() - job.started < PROGRESS_DELAY:
             return
         bar = self.query_one("#progress", Horizontal)

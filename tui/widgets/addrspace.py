@@ -18,6 +18,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.grid_model import GridModel, fmt_size
+from tui.widgets.scrolling import set_virtual_size
 
 BARS = "·▁▂▃▄▅▆▇█"  # · = nothing in that slice
 LINES_PER_REGION = 4
@@ -123,7 +124,7 @@ class AddressSpace(ScrollView, can_focus=True):
         self.summary_text = "\n".join(summary)
         if current_region is not None and self._starts:
             self.set_reactive(AddressSpace.selected, min(current_region, len(self._starts) - 1))
-        self.virtual_size = Size(width, len(lines))
+        set_virtual_size(self, Size(width, len(lines)))
         self.refresh()
 
     def _region_of_line(self, y: int) -> int | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from rich.console import Group
 from rich.segment import Segment
 from rich.style import Style
 from rich.table import Table
@@ -24,6 +23,7 @@ from textual.strip import Strip
 
 from tui import legend
 from tui.inspect_model import EXPLAIN, Line, inspect, plain
+from tui.widgets.scrolling import set_virtual_size
 
 _OWN = ("label", "section", "dim", "value", "on")
 
@@ -51,6 +51,8 @@ class Inspector(ScrollView, can_focus=True):
         self.addr: int | None = None
         self._strips: list[Strip] = []
         self._width = 0
+        # (line, width) -> its strips: a step usually changes a few of the inspector's lines
+        self._cache: dict[tuple, list[Strip]] = {}
 
     @property
     def text(self) -> str:
@@ -69,10 +71,13 @@ class Inspector(ScrollView, can_focus=True):
              header_row: Any = None, explanation: Any = EXPLAIN) -> None:
         self.addr = addr
         if model is None:
-            self.lines = [[("no session", ("dim",))]]
+            lines = [[("no session", ("dim",))]]
         else:
-            self.lines = inspect(model, addr, since=since, mid_op=mid_op, header_row=header_row,
-                                 explanation=explanation)
+            lines = inspect(model, addr, since=since, mid_op=mid_op, header_row=header_row,
+                            explanation=explanation)
+        if lines == self.lines and self._strips and self._width == self._content_width():
+            return  # nothing new to show (a step elsewhere, the same entry)
+        self.lines = lines
         self._rerender()
 
     def _text(self, segs: list) -> Text:
@@ -81,35 +86,47 @@ class Inspector(ScrollView, can_focus=True):
             text.append(t, self._style(tags) if tags else None)
         return text
 
-    def _renderable(self) -> Group:
-        """Key/value lines become a two-column table (values wrap under themselves)."""
-        parts: list = []
-        table: Table | None = None
-        for line in self.lines:
-            if line and line[0][1] == ("label",):
-                if table is None:
-                    table = Table(box=None, show_header=False, padding=0, expand=True)
-                    table.add_column(width=10, no_wrap=True)
-                    table.add_column(ratio=1, overflow="fold")
-                    parts.append(table)
-                table.add_row(self._text([line[0]]), self._text(line[1:]))
-            else:
-                table = None
-                parts.append(self._text(line))
-        return Group(*parts)
+    def _parts(self) -> list[tuple[bool, tuple]]:
+        """(key/value row?, segments) per line, hashable (the render cache's keys)."""
+        return [(bool(line) and line[0][1] == ("label",), tuple(line)) for line in self.lines]
+
+    def _render_part(self, part: tuple[bool, tuple], width: int) -> list[Strip]:
+        """One line's strips. A key/value line is one row of a two-column table (values wrap
+        under themselves); the columns' widths do not depend on the rows (10 and the rest),
+        so rendering row by row gives the lines the whole table gives."""
+        strips = self._cache.get((part, width))
+        if strips is not None:
+            return strips
+        is_row, segs = part
+        if is_row:
+            table = Table(box=None, show_header=False, padding=0, expand=True)
+            table.add_column(width=10, no_wrap=True)
+            table.add_column(ratio=1, overflow="fold")
+            table.add_row(self._text([segs[0]]), self._text(list(segs[1:])))
+            renderable: Any = table
+        else:
+            renderable = self._text(list(segs))
+        console = self.app.console
+        base = self.rich_style
+        pad = Segment(" ", base)
+        strips = [Strip([pad, *line, pad]).simplify()
+                  for line in console.render_lines(renderable, console.options.update_width(width),
+                                                   style=base, pad=True)]
+        if len(self._cache) >= 512:
+            self._cache.clear()
+        self._cache[(part, width)] = strips
+        return strips
+
+    def _content_width(self) -> int:
+        return max(10, self.size.width - 1 - 2)  # scrollbar, one column of padding each side
 
     def _rerender(self) -> None:
         if not self.is_mounted or not self.size.width:
             return
-        width = max(10, self.size.width - 1 - 2)  # scrollbar, one column of padding each side
+        width = self._content_width()
         self._width = width
-        console = self.app.console
-        opts = console.options.update_width(width)
-        base = self.rich_style
-        pad = Segment(" ", base)
-        self._strips = [Strip([pad, *line, pad]).simplify()
-                        for line in console.render_lines(self._renderable(), opts, style=base, pad=True)]
-        self.virtual_size = Size(width + 2, len(self._strips))
+        self._strips = [strip for part in self._parts() for strip in self._render_part(part, width)]
+        set_virtual_size(self, Size(width + 2, len(self._strips)))
         self.refresh()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -118,6 +135,7 @@ class Inspector(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._cache.clear()
         if self.lines and self.is_mounted:
             self.call_later(self._rerender)
 

@@ -20,6 +20,7 @@ from textual.strip import Strip
 
 from engine.session import Position
 from tui.eventfmt import call_depths, format_event, op_costs
+from tui.widgets.scrolling import set_virtual_size
 
 
 class OpLog(ScrollView, can_focus=True):
@@ -99,7 +100,7 @@ class OpLog(ScrollView, can_focus=True):
         self._gen += 1
         self._cache.clear()
         n_ops = self.session.n_ops if self.session is not None else 0
-        self.virtual_size = Size(self._width(), n_ops + acc)
+        set_virtual_size(self, Size(self._width(), n_ops + acc))
 
     @property
     def n_rows(self) -> int:
@@ -133,7 +134,7 @@ class OpLog(ScrollView, can_focus=True):
         self._gen += 1
         self._cache.clear()
         n_ops = self.session.n_ops if self.session is not None else 0
-        self.virtual_size = Size(self._width(), self.n_rows)
+        set_virtual_size(self, Size(self._width(), self.n_rows))
         if self.follow and n_ops:
             op = min(pos.op, n_ops - 1)
             ev = pos.event if pos.op in self.expanded and pos.event else None

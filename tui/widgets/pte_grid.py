@@ -25,6 +25,7 @@ from textual.strip import Strip
 
 from tui import legend
 from tui.grid_model import GridModel
+from tui.widgets.scrolling import set_virtual_size
 
 PREFIX = "ptegrid"
 
@@ -95,7 +96,7 @@ class PteGrid(ScrollView, can_focus=True):
             return
         if self.size.width:
             m.set_width(self._content_width())
-        self.virtual_size = Size(m.row_width, m.n_rows)
+        set_virtual_size(self, Size(m.row_width, m.n_rows))
         full = self._layout_key() != self._layout
         self._content_gen += 1
         if full:
