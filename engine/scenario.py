@@ -88,12 +88,12 @@ def _looks_like_size(tok: str) -> bool:
         return False
 
 
-class _Expr:
-    """A tiny integer expression parser for {EXPR} (no eval)."""
+class _Tokens:
+    """The tokens of an {EXPR} and a cursor over them, for the compiler below (no eval)."""
 
     _TOK = re.compile(r"\s*(?:(0x[0-9a-fA-F_]+|\d+[kKmMgGtT]?)|([A-Za-z_]\w*)|(.))")
 
-    def __init__(self, text: str, env: dict[str, int]):
+    def __init__(self, text: str):
         self.toks: list[tuple[str, str]] = []
         pos = 0
         text = text.strip()
@@ -109,73 +109,16 @@ class _Expr:
             elif m.group(3) and not m.group(3).isspace():
                 self.toks.append(("op", m.group(3)))
         self.i = 0
-        self.env = env
         self.depth = 0
-
-    def value(self) -> int:
-        if not self.toks:
-            raise ScenarioError("empty expression {}")
-        v = self._sum()
-        if self.i != len(self.toks):
-            raise ScenarioError(f"unexpected {self.toks[self.i][1]!r} in expression")
-        return v
-
-    @staticmethod
-    def _bound(v: int) -> int:
-        if not -MAX_VALUE < v < MAX_VALUE:
-            raise ScenarioError("expression value out of range (|value| must stay below 2**64)")
-        return v
 
     def _peek(self) -> tuple[str, str] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
 
-    def _sum(self) -> int:
-        v = self._prod()
-        while (t := self._peek()) in (("op", "+"), ("op", "-")):
-            self.i += 1
-            r = self._prod()
-            v = self._bound(v + r if t == ("op", "+") else v - r)
-        return v
 
-    def _prod(self) -> int:
-        v = self._atom()
-        while (t := self._peek()) and t[0] == "op" and t[1] in "*/%":
-            self.i += 1
-            r = self._atom()
-            if t[1] == "*":
-                v = self._bound(v * r)
-            elif r == 0:
-                raise ScenarioError("division by zero in expression")
-            else:
-                v = v // r if t[1] == "/" else v % r
-        return v
-
-    def _atom(self) -> int:
-        t = self._peek()
-        if t is None:
-            raise ScenarioError("expression ends too early")
-        self.i += 1
-        kind, text = t
-        if kind == "op" and text in "(-":
-            self.depth += 1
-            if self.depth > MAX_NESTING:
-                raise ScenarioError(f"expression nested more than {MAX_NESTING} deep")
-        if kind == "num":
-            return parse_size(text)
-        if kind == "var":
-            if text not in self.env:
-                raise ScenarioError(f"unknown variable {_show(text)} (loop variables: "
-                                    f"{', '.join(self.env) or 'none'})")
-            return self.env[text]
-        if text == "(":
-            v = self._sum()
-            if self._peek() != ("op", ")"):
-                raise ScenarioError("missing ')' in expression")
-            self.i += 1
-            return v
-        if text == "-":
-            return -self._atom()
-        raise ScenarioError(f"unexpected {_show(text)} in expression")
+def _bound(v: int) -> int:
+    if not -MAX_VALUE < v < MAX_VALUE:
+        raise ScenarioError("expression value out of range (|value| must stay below 2**64)")
+    return v
 
 
 class _Compiled:
@@ -185,7 +128,7 @@ class _Compiled:
     __slots__ = ("fn",)
 
     def __init__(self, text: str):
-        p = _Expr(text, {})
+        p = _Tokens(text)
         if not p.toks:
             raise ScenarioError("empty expression {}")
         self.fn = _compile_sum(p)
@@ -193,7 +136,7 @@ class _Compiled:
             raise ScenarioError(f"unexpected {p.toks[p.i][1]!r} in expression")
 
 
-def _compile_sum(p: _Expr):  # type: ignore[no-untyped-def]
+def _compile_sum(p: _Tokens):  # type: ignore[no-untyped-def]
     f = _compile_prod(p)
     while (t := p._peek()) in (("op", "+"), ("op", "-")):
         p.i += 1
@@ -201,10 +144,6 @@ def _compile_sum(p: _Expr):  # type: ignore[no-untyped-def]
         f = (lambda a, b: lambda env: _bound(a(env) + b(env)))(f, g) if t == ("op", "+") else \
             (lambda a, b: lambda env: _bound(a(env) - b(env)))(f, g)
     return f
-
-
-def _bound(v: int) -> int:
-    return _Expr._bound(v)
 
 
 def _div(a: int, b: int) -> int:
@@ -219,7 +158,7 @@ def _mod(a: int, b: int) -> int:
     return a % b
 
 
-def _compile_prod(p: _Expr):  # type: ignore[no-untyped-def]
+def _compile_prod(p: _Tokens):  # type: ignore[no-untyped-def]
     f = _compile_atom(p)
     while (t := p._peek()) and t[0] == "op" and t[1] in "*/%":
         p.i += 1
@@ -231,7 +170,7 @@ def _compile_prod(p: _Expr):  # type: ignore[no-untyped-def]
     return f
 
 
-def _compile_atom(p: _Expr):  # type: ignore[no-untyped-def]
+def _compile_atom(p: _Tokens):  # type: ignore[no-untyped-def]
     t = p._peek()
     if t is None:
         raise ScenarioError("expression ends too early")
