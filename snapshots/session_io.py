@@ -178,9 +178,7 @@ def _machine_config(header: SnapshotHeader, overrides: dict[str, Any], warnings:
     if not cfg.get("policy"):
         cfg["policy"] = header.policy
     pol = str(cfg.get("policy") or "mainline")
-    if "policy" in overrides and overrides["policy"]:
-        pass
-    elif pol not in BUILTIN_POLICY_NAMES:
+    if not overrides.get("policy") and pol not in BUILTIN_POLICY_NAMES:
         warnings.append(f"the snapshot's fold policy {pol!r} is not built in and code is never loaded from "
                         "a snapshot: stepping re-runs ops with 'mainline' (pass --policy FILE.py:CLASS "
                         "to use it)")

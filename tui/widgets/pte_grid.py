@@ -101,9 +101,7 @@ class PteGrid(ScrollView, can_focus=True):
         self._content_gen += 1
         if full:
             self._rows.clear()
-        if keep_addr and self.cursor_addr is not None and self._place_cursor(self.cursor_addr):
-            pass
-        else:
+        if not (keep_addr and self.cursor_addr is not None and self._place_cursor(self.cursor_addr)):
             row = m.data_row(min(self.cursor_row, max(0, m.n_rows - 1)))
             self._set_cursor(row, min(self.cursor_col, m.cells_per_row - 1))
         if full:
