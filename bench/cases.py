@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +33,16 @@ class Case:
         if self.note:
             text += f"\n{'':<{width}}   {self.note}"
         return text
+
+
+def print_cases(cases: list[Case], info: dict, as_json: bool) -> None:
+    """What every benchmark script prints: ``{"cases": [...], "info": {...}}``, or one line a case."""
+    if as_json:
+        print(json.dumps({"cases": [c.as_dict() for c in cases], "info": info}))
+        return
+    for c in cases:
+        print(c.line())
+    print(info)
 
 
 def _round(v: float) -> float | int:

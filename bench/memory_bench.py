@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cases import Case  # noqa: E402
+from bench.cases import Case, print_cases  # noqa: E402
 
 
 def child(size: int) -> dict:
@@ -70,12 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(size)))
         return 0
     cases, info = run(size)
-    if a.json:
-        print(json.dumps({"cases": [c.as_dict() for c in cases], "info": info}))
-    else:
-        print(info)
-        for c in cases:
-            print(c.line())
+    print_cases(cases, info, a.json)
     return 0
 
 

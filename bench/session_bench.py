@@ -15,7 +15,6 @@ save <= 10 s, file <= 100 MB, reopen + seek <= 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -27,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cases import Case, progress_line  # noqa: E402
+from bench.cases import Case, print_cases, progress_line  # noqa: E402
 
 SCENARIO = """\
 # bench: four small ops a round on a 64 MiB heap of 64K folios
@@ -120,12 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     cases, info = run(a.ops, a.seeks)
-    if a.json:
-        print(json.dumps({"cases": [c.as_dict() for c in cases], "info": info}))
-    else:
-        print(info)
-        for c in cases:
-            print(c.line())
+    print_cases(cases, info, a.json)
     return 0
 
 

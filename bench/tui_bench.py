@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -29,7 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cases import Case, progress_line  # noqa: E402
+from bench.cases import Case, print_cases, progress_line  # noqa: E402
+from tui.pilot import settle as _settle  # noqa: E402
 
 SCENARIO = """\
 # bench: 1 GiB mapped, then small ops near the middle of it
@@ -136,20 +136,6 @@ async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tu
     return first_frame, times
 
 
-async def _settle(app: Any, pilot: Any) -> None:
-    main = app.main
-    for _ in range(400):
-        if not main.ctl.idle:
-            await app.workers.wait_for_complete()
-        if main.since_pending and main.ctl.idle:
-            main._request_since()
-            continue
-        await pilot.pause(0)
-        if main.ctl.idle and not main.since_pending:
-            await pilot.pause(0)
-            return
-
-
 async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
     from textual.app import App, ComposeResult
     from textual.screen import Screen
@@ -245,12 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     cases, info = run(parse_size(a.size), a.steps)
-    if a.json:
-        print(json.dumps({"cases": [c.as_dict() for c in cases], "info": info}))
-    else:
-        for c in cases:
-            print(c.line())
-        print({k: v for k, v in info.items() if not k.endswith("_ms") or k == "p90_ms"})
+    print_cases(cases, info if a.json else {k: v for k, v in info.items()
+                                            if not k.endswith("_ms") or k == "p90_ms"}, a.json)
     return 0
 
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Helpers shared by the TUI tests: small sessions and an app that settles."""
+"""Helpers shared by the TUI tests: small sessions, and settle() (tui.pilot)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from engine.apimachine import ApiMachine, ops_from_vector_trace
 from engine.ops import Op
 from engine.session import Session
+from tui.pilot import settle  # noqa: F401 - the tests import it from here
 
 DATA = Path(__file__).resolve().parent / "data" / "ptep-vectors.json"
 VA = 0x7F0000000000
@@ -33,19 +34,3 @@ def folio(pfn: int, nr: int) -> Op:
 
 def api_session(ops: list[Op], granule: str = "4K", kernel: str = "v7.0") -> Session:
     return Session(lambda: ApiMachine(granule, kernel, "neoverse-n1"), ops, name="test")
-
-
-async def settle(app, pilot, rounds: int = 400) -> None:  # type: ignore[no-untyped-def]
-    """Wait until every session job (and the inspector's history lookup) is done."""
-    main = app.main
-    for _ in range(rounds):
-        if not main.ctl.idle:
-            await app.workers.wait_for_complete()
-        if main.since_pending and main.ctl.idle:  # fire the debounced history lookup now
-            main._request_since()
-            continue
-        await pilot.pause(0)  # process pending messages; no need to wait for an idle CPU
-        if main.ctl.idle and not main.since_pending:
-            await pilot.pause(0)
-            return
-    raise AssertionError("the app did not settle")

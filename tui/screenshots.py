@@ -20,22 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.session import Position
+from tui.pilot import settle as _settle
 
 Shot = tuple[str, tuple[int, int], Callable[[Any], Awaitable[None]]]
-
-
-async def _settle(app: Any, pilot: Any) -> None:
-    main = app.main
-    for _ in range(400):
-        if not main.ctl.idle:
-            await app.workers.wait_for_complete()
-        if main.since_pending and main.ctl.idle:
-            main._request_since()
-            continue
-        await pilot.pause(0)
-        if main.ctl.idle and not main.since_pending:
-            await pilot.pause(0)
-            return
 
 
 def _demo_shots() -> list[Shot]:
