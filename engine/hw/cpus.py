@@ -217,6 +217,20 @@ _register(CpuProfile(
     sources=("arm64: Add BBM Level 2 cpu feature (MIDR allow-list: Cortex-X4 r0p3+)",),
 ))
 
+_register(CpuProfile(
+    name="qemu-max",
+    description="QEMU 7.2 TCG '-cpu max', as the crosscheck guests run: the CPU ptlab crosscheck compares with",
+    # What the guest kernel reports ('CPU features: detected: ...', see docs/crosscheck.md):
+    # range TLBIs and TTL hints, no 'Hardware dirty bit management' line, no KPTI,
+    # no REPEAT_TLBI erratum. The access flag is managed by hardware: an old
+    # entry is made young by the walker without a fault (checked by the
+    # crosscheck's MADV_COLD-then-read scenarios).
+    hw_af=True, hw_dbm=False, tlb_range=True, ttl=True, bbml2_noabort=False,
+    tlb=TlbGeometry(entries=1024, ways=4, l1_entries=64),  # TCG's softmmu TLB is no model of this [assumption]
+    weights=_w(),
+    sources=("the guest kernel's 'CPU features: detected' lines under qemu-system-aarch64 7.2 -cpu max",),
+))
+
 DEFAULT_CPU = "neoverse-n1"
 
 

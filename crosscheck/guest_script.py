@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The guest's shell script: tracing set up once, then every target in turn.
+
+It runs under busybox ``sh`` after :mod:`crosscheck.guest`'s prologue has
+mounted proc, sysfs, tracefs and debugfs and loaded the modules. What it
+sets up, and why:
+
+* kprobe events on every out-of-line ``contpte_*`` function the kernel
+  lists in ``available_filter_functions`` (which ones are out of line is
+  the build's business), each recording x1 (the address, for the functions
+  that take one) and x3 (``contpte_convert``'s new pte); on
+  ``handle_mm_fault`` (address, flags) for page faults; on
+  ``vm_normal_page`` (address, pte) for the page-table dumps, enabled by the
+  program only while it reads smaps;
+* the guest's background activity off: khugepaged asleep, no proactive
+  compaction, no NUMA balancing, so every page-table change comes from the
+  program;
+* a zram swap device, so MADV_PAGEOUT swaps (SWP_SYNCHRONOUS_IO, like the
+  kernel's fast swap-in path);
+* a tmpfs at /mnt/ptlab for file mappings.
+
+Per target: the trace buffer is cleared, the program runs, and the trace,
+the ring buffer's stats (lost events are an error) and the program's output
+go to ``/out``.
+"""
+
+from __future__ import annotations
+
+BUFFER_KB = 196608  # the trace buffer, per CPU (the guest runs on one)
+
+
+def guest_script(n_targets: int, swap_mb: int = 1024) -> str:
+    return f"""
+T=/sys/kernel/tracing
+echo 0 > $T/tracing_on
+echo nop > $T/current_tracer
+echo > $T/kprobe_events
+echo {BUFFER_KB} > $T/buffer_size_kb
+echo 0 > $T/options/overwrite
+grep -E '^_*contpte_[a-z0-9_.]*( |$)' $T/available_filter_functions | cut -d' ' -f1 | sort -u > /out/functions.txt
+i=0
+for f in $(cat /out/functions.txt); do
+  echo "p:ptlab/c$i $f a1=%x1:x64 a3=%x3:x64" >> $T/kprobe_events || echo "kprobe $f failed" >> /out/setup-errors.txt
+  i=$((i+1))
+done
+echo 'p:ptlab/fault handle_mm_fault addr=%x1:x64 flags=%x2:x32' >> $T/kprobe_events || echo "kprobe handle_mm_fault failed" >> /out/setup-errors.txt
+echo 'p:ptlab/vmnp vm_normal_page addr=%x1:x64 pte=%x2:x64' >> $T/kprobe_events || echo "kprobe vm_normal_page failed" >> /out/setup-errors.txt
+echo 1 > $T/events/ptlab/enable
+echo 0 > $T/events/ptlab/vmnp/enable
+KH=/sys/kernel/mm/transparent_hugepage/khugepaged
+[ -w $KH/scan_sleep_millisecs ] && echo 86400000 > $KH/scan_sleep_millisecs
+[ -w $KH/alloc_sleep_millisecs ] && echo 86400000 > $KH/alloc_sleep_millisecs
+[ -w /proc/sys/vm/compaction_proactiveness ] && echo 0 > /proc/sys/vm/compaction_proactiveness
+[ -w /proc/sys/kernel/numa_balancing ] && echo 0 > /proc/sys/kernel/numa_balancing
+if [ -e /sys/block/zram0/disksize ]; then
+  echo {swap_mb}M > /sys/block/zram0/disksize && mkswap /dev/zram0 > /dev/null && swapon /dev/zram0 || echo "zram swap failed" >> /out/setup-errors.txt
+fi
+mkdir -p /mnt/ptlab && mount -t tmpfs -o size=2G tmpfs /mnt/ptlab
+uname -r > /out/uname.txt
+getconf PAGESIZE > /out/pagesize.txt 2>/dev/null || getconf PAGE_SIZE > /out/pagesize.txt 2>/dev/null
+t=0
+while [ $t -lt {n_targets} ]; do
+  echo > $T/trace
+  echo 1 > $T/tracing_on
+  read up0 idle0 < /proc/uptime
+  /ptlab/prog $t > /out/prog-$t.log 2>&1
+  echo $? > /out/status-$t.txt
+  read up1 idle1 < /proc/uptime
+  echo "$up0 $up1" > /out/time-$t.txt
+  echo 0 > $T/tracing_on
+  cat $T/trace > /out/trace-$t.txt
+  cat $T/per_cpu/cpu0/stats > /out/stats-$t.txt
+  rm -rf /mnt/ptlab/*
+  t=$((t+1))
+done
+"""

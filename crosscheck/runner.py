@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""One crosscheck: targets × one kernel build, sharing one boot.
+
+For each target the engine runs the scenario (translate.plan, timed), the
+targets are compiled together into one static aarch64 program, the kernel
+boots once under QEMU and runs each target in turn (guest_script), and each
+target's trace is compared op by op with the engine's run (compare).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from crosscheck.compare import Comparison, compare_runs
+from crosscheck.guest_script import guest_script
+from crosscheck.observe import EngineObserver
+from crosscheck.trace import KernelRun, TraceError, parse_pagemap, parse_trace
+from crosscheck.translate import Plan, Untranslatable, c_source, plan
+
+CROSS_CC = "aarch64-linux-gnu-gcc"
+QEMU_CPU_PROFILE = "qemu-max"
+
+
+class CrosscheckError(Exception):
+    """Bad input or a missing tool; the message is one line (exit status 2)."""
+
+
+@dataclass
+class TargetResult:
+    name: str
+    kernel: str  # the build's name
+    profile: str  # the engine's kernel profile
+    granule: int
+    verdict: str = "agree"  # "agree", "diverge" or "error"
+    comparison: Comparison | None = None
+    rewrites: list[str] = field(default_factory=list)
+    error: str = ""
+    ops: int = 0
+    engine_seconds: float = 0.0
+    guest_seconds: float = 0.0
+    boot_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.comparison
+        return {
+            "target": self.name, "kernel": self.kernel, "profile": self.profile, "granule": self.granule,
+            "verdict": self.verdict, "error": self.error or None, "ops": self.ops,
+            "ops_compared": c.ops_compared if c else 0, "ptes_compared": c.ptes_compared if c else 0,
+            "calls_compared": c.calls_compared if c else 0,
+            "divergences": [d.as_dict() for d in c.divergences] if c else [],
+            "rewrites": self.rewrites, "engine_seconds": round(self.engine_seconds, 3),
+            "guest_seconds": round(self.guest_seconds, 3), "boot_seconds": round(self.boot_seconds, 3),
+        }
+
+
+def profile_for(series: str) -> str:
+    """The engine's kernel profile for a kernel release series ("6.12", "7.0", ...)."""
+    from engine.arch.profiles import PROFILES
+
+    want = f"v{series}"
+    if want in PROFILES:
+        return want
+    try:
+        key = tuple(int(x) for x in series.split("."))
+    except ValueError:
+        raise CrosscheckError(f"cannot tell the kernel release of this build ({series!r}); "
+                              "name a profile with --kernel") from None
+    best = None
+    for name in PROFILES:
+        if not name.startswith("v"):
+            continue
+        v = tuple(int(x) for x in name[1:].split("."))
+        if v <= key and (best is None or v > best[0]):
+            best = (v, name)
+    if best is None:
+        raise CrosscheckError(f"no engine profile for kernel {series}")
+    return best[1]
+
+
+def compile_program(plans: list[Plan], workdir: Path) -> bytes:
+    if shutil.which(CROSS_CC) is None:
+        raise CrosscheckError(f"{CROSS_CC} not found; install it: apt-get install gcc-aarch64-linux-gnu "
+                              "libc6-dev-arm64-cross")
+    runtime = resources.files("crosscheck").joinpath("runtime.c").read_text()
+    (workdir / "runtime.c").write_text(runtime)
+    (workdir / "prog.c").write_text(c_source(plans))
+    r = subprocess.run([CROSS_CC, "-O1", "-static", "-w", "-o", str(workdir / "prog"), str(workdir / "prog.c")],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        first = (r.stderr.strip().splitlines() or ["?"])[0]
+        raise CrosscheckError(f"the guest program did not compile (a bug in ptlab): {first}")
+    return (workdir / "prog").read_bytes()
+
+
+def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None, policy: str | None = None,
+                cpu: str = QEMU_CPU_PROFILE, keep: Path | None = None, timeout: float | None = None,
+                progress: Callable[[str], None] | None = None, limit: int = 5) -> list[TargetResult]:
+    """Crosscheck scenarios against one kernel build in one boot."""
+    from crosscheck.guest import GuestError, boot_guest
+
+    say = progress or (lambda _m: None)
+    prof = profile or profile_for(build.series)
+    gname = {4096: "4K", 16384: "16K", 65536: "64K"}[build.granule]
+    results: list[TargetResult] = []
+    plans: list[Plan] = []
+    observers: list[EngineObserver] = []
+    index: list[int] = []  # result index of each plan
+    for scn in scenarios:
+        res = TargetResult(scn.name, build.name, prof, build.granule)
+        results.append(res)
+        obs = EngineObserver()
+        t0 = time.perf_counter()
+        try:
+            scn_for_run = scn
+            if policy:
+                scn_for_run.header["policy"] = policy
+            p = plan(scn_for_run, prof, cpu, gname, policy_ok=bool(policy), collect=obs)
+        except Untranslatable as e:
+            res.verdict, res.error = "error", f"{scn.name}:{e.line}: {e}" if e.line else f"{scn.name}: {e}"
+            continue
+        res.engine_seconds = time.perf_counter() - t0
+        res.rewrites, res.ops = p.rewrites, len(p.ops)
+        plans.append(p)
+        observers.append(obs)
+        index.append(len(results) - 1)
+    if not plans:
+        return results
+    tmp = Path(tempfile.mkdtemp(prefix="ptlab-xc-"))
+    try:
+        say(f"compiling {len(plans)} guest program(s)")
+        prog = compile_program(plans, tmp)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(tmp / "prog.c", keep / "prog.c")
+            shutil.copy(tmp / "runtime.c", keep / "runtime.c")
+            shutil.copy(tmp / "prog", keep / "prog")
+        numa = 2 if any(p.needs_numa for p in plans) else 1
+        mapped = max(sum(e - s for _, s, e in d) for p in plans for d in (p.dumps or [[]]) or [[]]) \
+            if any(p.dumps for p in plans) else 0
+        memory = 2048 if mapped < (512 << 20) else 4096
+        budget = timeout or (240 + 60 * len(plans) + 60 * (mapped >> 28))
+        try:
+            run = boot_guest(build, guest_script(len(plans)), {"/ptlab/prog": (prog, 0o755)},
+                             memory_mb=memory, numa_nodes=numa, timeout_s=budget,
+                             keep_dir=keep, progress=say)
+        except GuestError as e:
+            for i in index:
+                results[i].verdict, results[i].error = "error", str(e)
+            return results
+        functions = {f.split(".", 1)[0] for f in run.outputs.get("functions.txt", b"").decode().split()}
+        setup_errors = run.outputs.get("setup-errors.txt", b"").decode().strip()
+        for t, (p, obs, i) in enumerate(zip(plans, observers, index, strict=True)):
+            res = results[i]
+            res.boot_seconds = run.boot_seconds
+            try:
+                kr = _kernel_run(run.outputs, t, p)
+            except TraceError as e:
+                res.verdict, res.error = "error", str(e)
+                continue
+            res.guest_seconds = _guest_time(run.outputs, t)
+            if setup_errors:
+                res.verdict, res.error = "error", f"guest setup: {setup_errors.splitlines()[0]}"
+                continue
+            if not kr.completed:
+                log = run.outputs.get(f"prog-{t}.log", b"").decode(errors="replace").strip()
+                res.verdict = "error"
+                res.error = kr.error or (log.splitlines()[-1] if log else "the guest program did not finish")
+                if kr.error:
+                    res.error = f"the guest could not run {kr.error}"
+            texts = [(o.line, o.text) for o in p.ops]
+            res.comparison = compare_runs(kr.ops, obs.ops, texts, functions, p.procs, build.granule.bit_length() - 1,
+                                          limit)
+            if res.verdict != "error":
+                res.verdict = "agree" if res.comparison.agrees else "diverge"
+        return results
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _kernel_run(outputs: dict[str, bytes], t: int, p: Plan) -> KernelRun:
+    stats = outputs.get(f"stats-{t}.txt", b"").decode()
+    for line in stats.splitlines():
+        key, _, val = line.partition(":")
+        if key.strip() in ("overrun", "dropped events") and val.strip() not in ("", "0"):
+            raise TraceError(f"the guest's trace buffer lost events ({key.strip()}: {val.strip()}); "
+                             "the scenario is too large for one trace")
+    trace = outputs.get(f"trace-{t}.txt")
+    if trace is None:
+        raise TraceError("the guest left no trace (it stopped before this target)")
+    kr = parse_trace(trace.decode(errors="replace").splitlines(), t, p)
+    parse_pagemap(outputs.get(f"pagemap-{t}.txt", b"").decode(errors="replace").splitlines(), kr)
+    return kr
+
+
+def _guest_time(outputs: dict[str, bytes], t: int) -> float:
+    try:
+        a, b = outputs.get(f"time-{t}.txt", b"").decode().split()[:2]
+        return float(b) - float(a)
+    except ValueError:
+        return 0.0

@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The real kernel's side: tracefs text and the guest's pagemap dump →
+one :class:`~crosscheck.observe.OpObservation` per op.
+
+The guest records (see runtime.c and :mod:`crosscheck.guest_script`):
+
+* ``tracing_mark_write: ptlab T op K`` / ``dump K`` / ``done K`` /
+  ``pid J PID`` / ``error K MSG`` / ``end`` markers;
+* kprobe events ``ptlab/c*`` on every out-of-line ``contpte_*`` function,
+  each with ``a1`` (x1: the address, for the functions that take one) and
+  ``a3`` (x3: contpte_convert's new pte);
+* ``ptlab/fault`` on ``handle_mm_fault(vma, address, flags)``;
+* ``ptlab/vmnp`` on ``vm_normal_page(vma, addr, pte)``, enabled only while
+  the processes read their own smaps after each op.
+
+Events of other tasks (the controller, kernel threads) are dropped by pid;
+contpte calls and faults at addresses outside the scenario's mappings (the
+guest program's own stack and data) are dropped by address.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from crosscheck.observe import NO_ADDR, OpObservation, PageInfo, collapse_repeats
+from crosscheck.translate import Plan, engine_addr
+
+LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\]\s+\S+\s+[\d.]+:\s+"
+                  r"(?P<event>[\w]+):\s+(?P<rest>.*)$")
+PROBE = re.compile(r"^\((?P<sym>[\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+\)\s*(?P<args>.*)$")
+ARG = re.compile(r"(\w+)=(0x[0-9a-f]+|-?\d+)")
+FAULT_FLAG_WRITE = 1 << 0
+KPF_ZERO_PAGE = 24
+
+
+class TraceError(ValueError):
+    """The guest's trace cannot be read as a run of this plan."""
+
+
+@dataclass
+class KernelRun:
+    """One target's observations from the guest."""
+
+    ops: list[OpObservation]
+    pids: dict[int, int] = field(default_factory=dict)  # pid -> scenario process index
+    completed: bool = False  # the 'end' marker was seen
+    error: str = ""
+
+
+def _base(sym: str) -> str:
+    return sym.split(".", 1)[0]  # contpte_convert.isra.0 -> contpte_convert
+
+
+def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
+    """Split the trace on the target's markers into per-op observations."""
+    n = len(plan.ops)
+    ops = [OpObservation() for _ in range(n)]
+    pids: dict[int, int] = {}
+    k = -1
+    phase = ""  # "op" or "dump"
+    done = False
+    error = ""
+    ranges = _ranges(plan)
+    mine = f"ptlab {target} "
+    for raw in lines:
+        m = LINE.match(raw)
+        if not m:
+            continue
+        event, rest = m["event"], m["rest"]
+        if event == "tracing_mark_write":
+            if not rest.startswith(mine):
+                if rest.startswith("ptlab "):
+                    phase = ""  # another target's markers
+                continue
+            words = rest[len(mine):].split()
+            if not words:
+                continue
+            what = words[0]
+            if what == "pid" and len(words) >= 3:
+                pids[int(words[2])] = int(words[1])
+            elif what == "op" and len(words) >= 2:
+                k, phase = int(words[1]), "op"
+            elif what == "dump":
+                phase = "dump"
+            elif what == "done":
+                phase = ""
+            elif what == "error" and len(words) >= 2:
+                kk = int(words[1])
+                if 0 <= kk < n:
+                    ops[kk].error = " ".join(words[2:])
+                error = f"op {kk}: {' '.join(words[2:])}"
+            elif what == "end":
+                done = True
+                phase = ""
+            continue
+        if not phase or not 0 <= k < n:
+            continue
+        j = pids.get(int(m["pid"]))
+        if j is None:
+            continue
+        p = PROBE.match(rest)
+        if not p:
+            continue
+        args = {a: int(v, 0) for a, v in ARG.findall(p["args"])}
+        sym = _base(p["sym"])
+        obs = ops[k]
+        if phase == "dump":
+            if event == "vmnp" and "addr" in args and "pte" in args:
+                va = engine_addr(args["addr"])
+                if _inside(ranges[k], j, va):
+                    obs.ptes[(j, va)] = args["pte"] & ((1 << 64) - 1)
+            continue
+        if event == "fault":
+            va = engine_addr(args.get("addr", -1))
+            if _inside(ranges[k], j, va) or (k > 0 and _inside(ranges[k - 1], j, va)):
+                obs.faults.append((j, va & ~(plan.granule - 1), bool(args.get("flags", 0) & FAULT_FLAG_WRITE)))
+            continue
+        if not sym.startswith(("contpte_", "__contpte_")):
+            continue
+        if sym in NO_ADDR:
+            obs.calls.append((sym, j, None))
+            continue
+        va = engine_addr(args.get("a1", -1))
+        if not (_inside(ranges[k], j, va) or (k > 0 and _inside(ranges[k - 1], j, va))):
+            continue
+        obs.calls.append((sym, j, va))
+        if sym == "contpte_convert" and "a3" in args:
+            obs.converts.append((j, va, bool(args["a3"] >> 52 & 1)))
+    for o in ops:
+        o.faults = collapse_repeats(o.faults)
+    return KernelRun(ops, pids, done, error)
+
+
+def parse_pagemap(lines: Iterable[str], run: KernelRun) -> None:
+    """Add the guest's pagemap dump (runtime.c dump_pagemap) to run's ops."""
+    zero_flag = 1 << KPF_ZERO_PAGE
+    for raw in lines:
+        w = raw.split()
+        if len(w) < 7:
+            continue
+        try:
+            k, j = int(w[0]), int(w[1])
+            va = engine_addr(int(w[4], 16))
+            if not 0 <= k < len(run.ops):
+                continue
+            if w[3] == "P" and len(w) >= 9:
+                pfn, head, nr, flags = int(w[5], 16), int(w[6], 16), int(w[7]), int(w[8], 16)
+                zero = bool(flags & zero_flag)
+                run.ops[k].pages[(j, va)] = PageInfo("P", 0 if zero else pfn - head, 1 if zero else nr,
+                                                     zero, head)
+            elif w[3] == "S":
+                run.ops[k].pages[(j, va)] = PageInfo("S", int(w[6], 16))
+        except ValueError:
+            raise TraceError(f"malformed pagemap line: {raw.strip()[:80]!r}") from None
+
+
+def _ranges(plan: Plan) -> list[list[tuple[int, int, int]]]:
+    """Per op, the scenario's mappings in engine addresses (after the op)."""
+    return [[(j, engine_addr(s), engine_addr(e)) for j, s, e in d] for d in plan.dumps]
+
+
+def _inside(ranges: list[tuple[int, int, int]], j: int, va: int) -> bool:
+    return any(p == j and s <= va < e for p, s, e in ranges)
