@@ -74,12 +74,17 @@ def bit_names(diff: int) -> str:
     return ", ".join(names)
 
 
-def oa_mask(page_shift: int) -> int:
+def oa_mask(page_shift: int, lpa2: bool = False) -> int:
     """The output-address bits of a page descriptor (OA[47:page_shift]); for
-    the 64K granule's 52-bit PAs, bits 15:12 hold OA[51:48]."""
+    the 64K granule's 52-bit PAs, bits 15:12 hold OA[51:48]; with FEAT_LPA2
+    enabled (4K and 16K), bits 9:8 hold OA[51:50] instead of the
+    shareability field (arch/arm64/include/asm/pgtable-hwdef.h,
+    PTE_ADDR_HIGH; PTE_MAYBE_SHARED is 0 when lpa2_is_enabled())."""
     m = ((1 << 48) - 1) & ~((1 << page_shift) - 1)
     if page_shift == 16:
         m |= 0xF << 12
+    elif lpa2:
+        m |= 0x3 << 8
     return m
 
 
@@ -90,7 +95,8 @@ def _fmt_call(c: tuple[str, int, int | None], procs: list[str]) -> str:
 
 
 def compare_op(k: int, line: int, text: str, kern: OpObservation, eng: OpObservation,
-               functions: set[str], procs: list[str], page_shift: int, limit: int = 5) -> list[Divergence]:
+               functions: set[str], procs: list[str], page_shift: int, limit: int = 5,
+               lpa2: bool = False) -> list[Divergence]:
     out: list[Divergence] = []
 
     def add(what: str, addr: int | None, msg: str, kv: Any = None, ev: Any = None) -> None:
@@ -133,7 +139,7 @@ def compare_op(k: int, line: int, text: str, kern: OpObservation, eng: OpObserva
         add("faults", (kf or ef)[1] if (kf or ef) else None,
             f"page fault {i + 1}: kernel {flt(kf)}, engine {flt(ef)} "
             f"({len(kern.faults)} vs {len(eng.faults)} faults)")
-    mask = ~oa_mask(page_shift) & ((1 << 64) - 1)
+    mask = ~oa_mask(page_shift, lpa2) & ((1 << 64) - 1)
     for key in sorted(set(kern.ptes) | set(eng.ptes)):
         kv, ev = kern.ptes.get(key), eng.ptes.get(key)
         j, va = key
@@ -181,11 +187,12 @@ def _page(p: PageInfo | None) -> str:
 
 
 def compare_runs(kernel_ops: list[OpObservation], engine_ops: list[OpObservation], texts: list[tuple[int, str]],
-                 functions: set[str], procs: list[str], page_shift: int, limit: int = 5) -> Comparison:
+                 functions: set[str], procs: list[str], page_shift: int, limit: int = 5,
+                 lpa2: bool = False) -> Comparison:
     c = Comparison()
     for k, (kern, eng) in enumerate(zip(kernel_ops, engine_ops, strict=False)):
         line, text = texts[k]
-        c.divergences += compare_op(k, line, text, kern, eng, functions, procs, page_shift, limit)
+        c.divergences += compare_op(k, line, text, kern, eng, functions, procs, page_shift, limit, lpa2)
         c.ops_compared += 1
         c.ptes_compared += len(eng.ptes)
         c.calls_compared += len(kern.calls)

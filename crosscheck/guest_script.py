@@ -10,8 +10,12 @@ sets up, and why:
   the build's business), each recording x1 (the address, for the functions
   that take one) and x3 (``contpte_convert``'s new pte); on
   ``handle_mm_fault`` (address, flags) for page faults; on
-  ``vm_normal_page`` (address, pte) for the page-table dumps, enabled by the
-  program only while it reads smaps;
+  ``vm_normal_page`` (address, pte, and vma->vm_mm) for the page-table
+  dumps, enabled by the program only while it reads smaps. x0 and the word
+  at x0+16 are recorded too: the mm of the functions that take an mm, and
+  vma->vm_mm (struct vm_area_struct: vm_start, vm_end, vm_mm) of those that
+  take a vma -- fork fills the child's page tables from the parent's task,
+  so the process is the mm's, not the task's;
 * the guest's background activity off: khugepaged asleep, no proactive
   compaction, no NUMA balancing, so every page-table change comes from the
   program;
@@ -40,11 +44,11 @@ echo 0 > $T/options/overwrite
 grep -E '^_*contpte_[a-z0-9_.]*( |$)' $T/available_filter_functions | cut -d' ' -f1 | sort -u > /out/functions.txt
 i=0
 for f in $(cat /out/functions.txt); do
-  echo "p:ptlab/c$i $f a1=%x1:x64 a3=%x3:x64" >> $T/kprobe_events || echo "kprobe $f failed" >> /out/setup-errors.txt
+  echo "p:ptlab/c$i $f a0=%x0:x64 a1=%x1:x64 a3=%x3:x64 v16=+16(%x0):x64" >> $T/kprobe_events || echo "kprobe $f failed" >> /out/setup-errors.txt
   i=$((i+1))
 done
 echo 'p:ptlab/fault handle_mm_fault addr=%x1:x64 flags=%x2:x32' >> $T/kprobe_events || echo "kprobe handle_mm_fault failed" >> /out/setup-errors.txt
-echo 'p:ptlab/vmnp vm_normal_page addr=%x1:x64 pte=%x2:x64' >> $T/kprobe_events || echo "kprobe vm_normal_page failed" >> /out/setup-errors.txt
+echo 'p:ptlab/vmnp vm_normal_page addr=%x1:x64 pte=%x2:x64 mm=+16(%x0):x64' >> $T/kprobe_events || echo "kprobe vm_normal_page failed" >> /out/setup-errors.txt
 echo 1 > $T/events/ptlab/enable
 echo 0 > $T/events/ptlab/vmnp/enable
 KH=/sys/kernel/mm/transparent_hugepage/khugepaged
@@ -58,8 +62,13 @@ fi
 mkdir -p /mnt/ptlab && mount -t tmpfs -o size=2G tmpfs /mnt/ptlab
 uname -r > /out/uname.txt
 getconf PAGESIZE > /out/pagesize.txt 2>/dev/null || getconf PAGE_SIZE > /out/pagesize.txt 2>/dev/null
+THP=/sys/kernel/mm/transparent_hugepage
 t=0
 while [ $t -lt {n_targets} ]; do
+  # no large folios while the program starts: its own stack and data stay order-0
+  # (the program then writes the engine's defaults and the scenario's settings)
+  for f in $THP/hugepages-*/enabled; do echo never > $f; done
+  echo never > $THP/enabled
   echo > $T/trace
   echo 1 > $T/tracing_on
   read up0 idle0 < /proc/uptime

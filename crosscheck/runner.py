@@ -157,6 +157,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             return results
         functions = {f.split(".", 1)[0] for f in run.outputs.get("functions.txt", b"").decode().split()}
         setup_errors = run.outputs.get("setup-errors.txt", b"").decode().strip()
+        lpa2 = any("LPA2" in f for f in run.cpu_features)
         for t, (p, obs, i) in enumerate(zip(plans, observers, index, strict=True)):
             res = results[i]
             res.boot_seconds = run.boot_seconds
@@ -176,8 +177,8 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
                 if kr.error:
                     res.error = f"the guest could not run {kr.error}"
             texts = [(o.line, o.text) for o in p.ops]
-            res.comparison = compare_runs(kr.ops, obs.ops, texts, functions, p.procs, build.granule.bit_length() - 1,
-                                          limit)
+            res.comparison = compare_runs(kr.ops, obs.ops, texts, functions, p.procs,
+                                          build.granule.bit_length() - 1, limit, lpa2)
             if res.verdict != "error":
                 res.verdict = "agree" if res.comparison.agrees else "diverge"
         return results

@@ -32,6 +32,12 @@ LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\
 PROBE = re.compile(r"^\((?P<sym>[\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+\)\s*(?P<args>.*)$")
 ARG = re.compile(r"(\w+)=(0x[0-9a-f]+|-?\d+)")
 FAULT_FLAG_WRITE = 1 << 0
+# contpte functions whose first argument is a vma (the mm is vma->vm_mm, at +16);
+# the others take an mm first, but contpte_ptep_get[_lockless], which take a ptep
+VMA_FIRST = frozenset({"contpte_ptep_test_and_clear_young", "contpte_ptep_clear_flush_young",
+                       "contpte_clear_young_dirty_ptes", "contpte_ptep_set_access_flags",
+                       "contpte_test_and_clear_young_ptes", "contpte_clear_flush_young_ptes"})
+CONT_PTES = {4096: 16, 16384: 128, 65536: 32}
 KPF_ZERO_PAGE = 24
 
 
@@ -64,6 +70,9 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
     error = ""
     ranges = _ranges(plan)
     mine = f"ptlab {target} "
+    lines = list(lines)
+    mms = _mm_map(lines, target, n)
+    block = CONT_PTES.get(plan.granule, 16) * plan.granule
     for raw in lines:
         m = LINE.match(raw)
         if not m:
@@ -122,12 +131,15 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
         if sym in NO_ADDR:
             obs.calls.append((sym, j, None))
             continue
+        mm = args.get("v16" if sym in VMA_FIRST else "a0")
+        j = mms[k].get(mm, j) if mm is not None else j
         va = engine_addr(args.get("a1", -1))
         if not (_inside(ranges[k], j, va) or (k > 0 and _inside(ranges[k - 1], j, va))):
             continue
         obs.calls.append((sym, j, va))
         if sym == "contpte_convert" and "a3" in args:
-            obs.converts.append((j, va, bool(args["a3"] >> 52 & 1)))
+            # contpte_convert() aligns its address down to the block itself
+            obs.converts.append((j, va & ~(block - 1), bool(args["a3"] >> 52 & 1)))
     for o in ops:
         o.faults = collapse_repeats(o.faults)
     return KernelRun(ops, pids, done, error)
@@ -154,6 +166,44 @@ def parse_pagemap(lines: Iterable[str], run: KernelRun) -> None:
                 run.ops[k].pages[(j, va)] = PageInfo("S", int(w[6], 16))
         except ValueError:
             raise TraceError(f"malformed pagemap line: {raw.strip()[:80]!r}") from None
+
+
+def _mm_map(lines: list[str], target: int, n: int) -> list[dict[int, int]]:
+    """Per op k, mm pointer -> scenario process, from the dumps after op k-1
+    and op k (each process reads its own smaps, so the task is the mm's)."""
+    after: list[dict[int, int]] = [{} for _ in range(n)]
+    pids: dict[int, int] = {}
+    k, dumping = -1, False
+    mine = f"ptlab {target} "
+    for raw in lines:
+        if "tracing_mark_write" not in raw and "vmnp" not in raw:
+            continue
+        m = LINE.match(raw)
+        if not m:
+            continue
+        rest = m["rest"]
+        if m["event"] == "tracing_mark_write":
+            if not rest.startswith(mine):
+                continue
+            w = rest[len(mine):].split()
+            if w[:1] == ["pid"] and len(w) >= 3:
+                pids[int(w[2])] = int(w[1])
+            elif w[:1] == ["dump"] and len(w) >= 2:
+                k, dumping = int(w[1]), True
+            elif w[:1] in (["done"], ["op"], ["end"]):
+                dumping = False
+            continue
+        if dumping and m["event"] == "vmnp" and 0 <= k < n:
+            j = pids.get(int(m["pid"]))
+            mm = dict(ARG.findall(rest)).get("mm")
+            if j is not None and mm is not None:
+                after[k][int(mm, 0)] = j
+    out: list[dict[int, int]] = []
+    for k in range(n):
+        d = dict(after[k - 1]) if k else {}
+        d.update(after[k])
+        out.append(d)
+    return out
 
 
 def _ranges(plan: Plan) -> list[list[tuple[int, int, int]]]:

@@ -48,6 +48,10 @@ class Contpte(RawHelpers):
             start &= self.cont_mask
         return start, end
 
+    # static inline in pgtable.h, but Debian's GCC builds it out of line (v6.12 and
+    # v7.0 list it in available_filter_functions): recorded, so the crosscheck can
+    # compare it; engine.costs does not count it as a call
+    @arch_call("contpte_try_unfold_partial")
     def contpte_try_unfold_partial(self, mm: MMStruct, addr: int, nr: int) -> None:
         n = self.cont_ptes
         idx = (addr >> self.page_shift) & (n - 1)

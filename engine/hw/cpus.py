@@ -221,11 +221,12 @@ _register(CpuProfile(
     name="qemu-max",
     description="QEMU 7.2 TCG '-cpu max', as the crosscheck guests run: the CPU ptlab crosscheck compares with",
     # What the guest kernel reports ('CPU features: detected: ...', see docs/crosscheck.md):
-    # range TLBIs and TTL hints, no 'Hardware dirty bit management' line, no KPTI,
-    # no REPEAT_TLBI erratum. The access flag is managed by hardware: an old
-    # entry is made young by the walker without a fault (checked by the
-    # crosscheck's MADV_COLD-then-read scenarios).
-    hw_af=True, hw_dbm=False, tlb_range=True, ttl=True, bbml2_noabort=False,
+    # 'Hardware dirty bit management on CPU0' (FEAT_HAFDBS: access flag and dirty
+    # state), 'TLB range maintenance instructions', 'ARMv8.4 Translation Table
+    # Level', '52-bit Virtual Addressing (LPA2)' (descriptor bits 9:8 are then
+    # OA[51:50], not shareability: the crosscheck compares them as address),
+    # E0PD (so no KPTI), no REPEAT_TLBI erratum.
+    hw_af=True, hw_dbm=True, tlb_range=True, ttl=True, bbml2_noabort=False,
     tlb=TlbGeometry(entries=1024, ways=4, l1_entries=64),  # TCG's softmmu TLB is no model of this [assumption]
     weights=_w(),
     sources=("the guest kernel's 'CPU features: detected' lines under qemu-system-aarch64 7.2 -cpu max",),
