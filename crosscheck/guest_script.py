@@ -5,9 +5,11 @@ It runs under busybox ``sh`` after :mod:`crosscheck.guest`'s prologue has
 mounted proc, sysfs, tracefs and debugfs and loaded the modules. What it
 sets up, and why:
 
-* kprobe events on every out-of-line ``contpte_*`` function the kernel
-  lists in ``available_filter_functions`` (which ones are out of line is
-  the build's business), each recording x1 (the address, for the functions
+* kprobe and kretprobe events on every out-of-line ``contpte_*`` function
+  the kernel lists in ``available_filter_functions`` (which ones are out of
+  line is the build's business; the return probes give the nesting, so only
+  the outermost calls are compared -- the compiler may inline one contpte.c
+  function into another at some call sites), each entry recording x1 (the address, for the functions
   that take one) and x3 (``contpte_convert``'s new pte); on
   ``handle_mm_fault`` (address, flags) for page faults; on
   ``vm_normal_page`` (address, pte, and vma->vm_mm) for the page-table
@@ -45,6 +47,7 @@ grep -E '^_*contpte_[a-z0-9_.]*( |$)' $T/available_filter_functions | cut -d' ' 
 i=0
 for f in $(cat /out/functions.txt); do
   echo "p:ptlab/c$i $f a0=%x0:x64 a1=%x1:x64 a3=%x3:x64 v16=+16(%x0):x64" >> $T/kprobe_events || echo "kprobe $f failed" >> /out/setup-errors.txt
+  echo "r:ptlab/r$i $f" >> $T/kprobe_events || echo "kretprobe $f failed" >> /out/setup-errors.txt
   i=$((i+1))
 done
 echo 'p:ptlab/fault handle_mm_fault addr=%x1:x64 flags=%x2:x32' >> $T/kprobe_events || echo "kprobe handle_mm_fault failed" >> /out/setup-errors.txt

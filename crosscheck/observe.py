@@ -4,7 +4,8 @@
 Both sides are reduced to the same :class:`OpObservation`, in engine
 addresses and scenario process indexes:
 
-* ``calls`` -- the out-of-line contpte functions called, in order, with the
+* ``calls`` -- the outermost contpte functions called, in order (the compiler
+  may inline one contpte.c function into another), with the
   address for the ones that take one (``contpte_ptep_get`` and
   ``contpte_ptep_get_lockless`` take only a ptep);
 * ``converts`` -- every ``contpte_convert`` with its address and direction
@@ -100,21 +101,32 @@ class EngineObserver:
         cur = m.current
         me = procs.index(cur.name) if cur is not None else 0
         obs = OpObservation()
+        conv_procs: list[int] = []
+        inside = 0  # contpte calls in progress: only the outermost are compared
+        stack: list[bool] = []
         for ev in events:
             kind = ev[0]
             if kind == "call":
                 name, args = ev[1], ev[2]
-                if name.startswith(("contpte_", "__contpte_")):
-                    j = mm_proc.get(args[0], me) if args else me
-                    addr = None if name in NO_ADDR or len(args) < 2 else args[1]
-                    obs.calls.append((name, j, addr))
+                is_contpte = name.startswith(("contpte_", "__contpte_"))
+                stack.append(is_contpte)
+                if name == "contpte_convert":
+                    conv_procs.append(mm_proc.get(args[0], me) if args else me)
+                if is_contpte:
+                    if not inside:
+                        j = mm_proc.get(args[0], me) if args else me
+                        addr = None if name in NO_ADDR or len(args) < 2 else args[1]
+                        obs.calls.append((name, j, addr))
+                    inside += 1
+            elif kind == "ret":
+                if stack and stack.pop():
+                    inside -= 1
             elif kind == "convert":
                 obs.converts.append((me, ev[1], bool(ev[2])))
             elif kind == "page_fault":
                 obs.faults.append((me, ev[1], bool(ev[2])))
         obs.faults = collapse_repeats(obs.faults)
         # the converts carry no mm: take the process of the enclosing contpte_convert call
-        conv_procs = [j for name, j, _ in obs.calls if name == "contpte_convert"]
         if len(conv_procs) == len(obs.converts):
             obs.converts = [(j, a, c) for j, (_, a, c) in zip(conv_procs, obs.converts, strict=True)]
         g = m.g

@@ -334,6 +334,33 @@ static void wait_exited(pid_t pid)
 	exit(3);
 }
 
+/* the program's own mappings (text, data, heap, stack) never get large folios,
+ * whatever the scenario's THP settings: VM_NOHUGEPAGE, inherited by every worker */
+static void no_huge_self(void)
+{
+	int fd = open("/proc/self/maps", O_RDONLY);
+	ssize_t n;
+	char *p, *end;
+
+	if (fd < 0)
+		die("/proc/self/maps");
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		die("/proc/self/maps");
+	buf[n] = 0;
+	for (p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		unsigned long a = strtoul(p, &end, 16), b;
+
+		if (*end != '-')
+			break;
+		b = strtoul(end + 1, &end, 16);
+		if (strstr(p, "[vvar]") && strstr(p, "[vvar]") < strchr(p, '\n'))
+			continue;
+		madvise((void *)a, b - a, MADV_NOHUGEPAGE); /* [vdso] and [vvar] refuse: fine */
+	}
+}
+
 static void prefault_stack(void)
 {
 	volatile char pad[256 * 1024];
@@ -358,6 +385,7 @@ int run_scenario(const struct scenario *s, int t)
 	if (marker_fd < 0 || vmnp_fd < 0)
 		die("tracefs");
 	/* the defaults first, so this program's own memory is faulted in as order-0 folios */
+	no_huge_self();
 	for (const char *const *d = S->defaults; *d; d += 2)
 		knob(d[0], d[1]);
 	prefault_stack();

@@ -6,8 +6,10 @@ The guest records (see runtime.c and :mod:`crosscheck.guest_script`):
 
 * ``tracing_mark_write: ptlab T op K`` / ``dump K`` / ``done K`` /
   ``pid J PID`` / ``error K MSG`` / ``end`` markers;
-* kprobe events ``ptlab/c*`` on every out-of-line ``contpte_*`` function,
-  each with ``a1`` (x1: the address, for the functions that take one) and
+* kprobe events ``ptlab/c*`` on every out-of-line ``contpte_*`` function
+  and kretprobe events ``ptlab/r*`` on their returns (only the outermost
+  calls are kept: which contpte.c functions the compiler inlines into each
+  other differs per call site), each entry with ``a1`` (x1: the address, for the functions that take one) and
   ``a3`` (x3: contpte_convert's new pte);
 * ``ptlab/fault`` on ``handle_mm_fault(vma, address, flags)``;
 * ``ptlab/vmnp`` on ``vm_normal_page(vma, addr, pte)``, enabled only while
@@ -30,6 +32,7 @@ from crosscheck.translate import Plan, engine_addr
 LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\]\s+\S+\s+[\d.]+:\s+"
                   r"(?P<event>[\w]+):\s+(?P<rest>.*)$")
 PROBE = re.compile(r"^\((?P<sym>[\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+\)\s*(?P<args>.*)$")
+RETPROBE = re.compile(r"^\([\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+ <- (?P<sym>[\w.]+)\)")
 ARG = re.compile(r"(\w+)=(0x[0-9a-f]+|-?\d+)")
 FAULT_FLAG_WRITE = 1 << 0
 # contpte functions whose first argument is a vma (the mm is vma->vm_mm, at +16);
@@ -73,6 +76,7 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
     lines = list(lines)
     mms = _mm_map(lines, target, n)
     block = CONT_PTES.get(plan.granule, 16) * plan.granule
+    depth: dict[int, int] = {}  # pid -> contpte calls in progress
     for raw in lines:
         m = LINE.match(raw)
         if not m:
@@ -106,8 +110,12 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
             continue
         if not phase or not 0 <= k < n:
             continue
-        j = pids.get(int(m["pid"]))
+        pid = int(m["pid"])
+        j = pids.get(pid)
         if j is None:
+            continue
+        if event.startswith("r") and RETPROBE.match(rest):
+            depth[pid] = max(0, depth.get(pid, 0) - 1)
             continue
         p = PROBE.match(rest)
         if not p:
@@ -128,15 +136,19 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
             continue
         if not sym.startswith(("contpte_", "__contpte_")):
             continue
+        outer = depth.get(pid, 0) == 0
+        depth[pid] = depth.get(pid, 0) + 1
         if sym in NO_ADDR:
-            obs.calls.append((sym, j, None))
+            if outer:
+                obs.calls.append((sym, j, None))
             continue
         mm = args.get("v16" if sym in VMA_FIRST else "a0")
         j = mms[k].get(mm, j) if mm is not None else j
         va = engine_addr(args.get("a1", -1))
         if not (_inside(ranges[k], j, va) or (k > 0 and _inside(ranges[k - 1], j, va))):
             continue
-        obs.calls.append((sym, j, va))
+        if outer:
+            obs.calls.append((sym, j, va))
         if sym == "contpte_convert" and "a3" in args:
             # contpte_convert() aligns its address down to the block itself
             obs.converts.append((j, va & ~(block - 1), bool(args["a3"] >> 52 & 1)))
