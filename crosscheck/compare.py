@@ -186,7 +186,8 @@ def _page(p: PageInfo | None) -> str:
     return f"page {p.offset} of a {p.nr}-page folio"
 
 
-def compare_runs(kernel_ops: list[OpObservation], engine_ops: list[OpObservation], texts: list[tuple[int, str]],
+def compare_runs(kernel_ops: list[OpObservation], engine_ops: list[OpObservation],
+                 texts: list[tuple[int, str]],
                  functions: set[str], procs: list[str], page_shift: int, limit: int = 5,
                  lpa2: bool = False) -> Comparison:
     c = Comparison()

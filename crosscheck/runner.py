@@ -92,8 +92,8 @@ def compile_program(plans: list[Plan], workdir: Path) -> bytes:
     runtime = resources.files("crosscheck").joinpath("runtime.c").read_text()
     (workdir / "runtime.c").write_text(runtime)
     (workdir / "prog.c").write_text(c_source(plans))
-    r = subprocess.run([CROSS_CC, "-O1", "-static", "-w", "-o", str(workdir / "prog"), str(workdir / "prog.c")],
-                       capture_output=True, text=True, timeout=300)
+    cmd = [CROSS_CC, "-O1", "-static", "-w", "-o", str(workdir / "prog"), str(workdir / "prog.c")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if r.returncode:
         first = (r.stderr.strip().splitlines() or ["?"])[0]
         raise CrosscheckError(f"the guest program did not compile (a bug in ptlab): {first}")

@@ -132,7 +132,8 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
         if event == "fault":
             va = engine_addr(args.get("addr", -1))
             if _inside(ranges[k], j, va) or (k > 0 and _inside(ranges[k - 1], j, va)):
-                obs.faults.append((j, va & ~(plan.granule - 1), bool(args.get("flags", 0) & FAULT_FLAG_WRITE)))
+                write = bool(args.get("flags", 0) & FAULT_FLAG_WRITE)
+                obs.faults.append((j, va & ~(plan.granule - 1), write))
             continue
         if not sym.startswith(("contpte_", "__contpte_")):
             continue

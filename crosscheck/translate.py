@@ -357,7 +357,8 @@ def c_source(plans: list[Plan]) -> str:
         n = len(p.ops)
         parts.append(f"/* target {t}: {_c_comment(p.name)} */")
         parts.append(f"static const int {pre}_parent[] = {{{', '.join(map(str, p.parents))}}};")
-        parts.append(f"static const int {pre}_op_proc[] = {{{', '.join(str(o.proc) for o in p.ops) or '0'}}};")
+        op_proc = ", ".join(str(o.proc) for o in p.ops) or "0"
+        parts.append(f"static const int {pre}_op_proc[] = {{{op_proc}}};")
         for k, ranges in enumerate(p.dumps):
             rows = ", ".join(f"{{{j}, {s:#x}UL, {e:#x}UL}}" for j, s, e in ranges) or "{0, 0, 0}"
             parts.append(f"static const struct range {pre}_r{k}[] = {{{rows}}};")

@@ -219,7 +219,7 @@ _register(CpuProfile(
 
 _register(CpuProfile(
     name="qemu-max",
-    description="QEMU 7.2 TCG '-cpu max', as the crosscheck guests run: the CPU ptlab crosscheck compares with",
+    description="QEMU 7.2 TCG '-cpu max': the CPU of the kernels ptlab crosscheck runs",
     # What the guest kernel reports ('CPU features: detected: ...', see docs/crosscheck.md):
     # 'Hardware dirty bit management on CPU0' (FEAT_HAFDBS: access flag and dirty
     # state), 'TLB range maintenance instructions', 'ARMv8.4 Translation Table
@@ -227,7 +227,8 @@ _register(CpuProfile(
     # OA[51:50], not shareability: the crosscheck compares them as address),
     # E0PD (so no KPTI), no REPEAT_TLBI erratum.
     hw_af=True, hw_dbm=True, tlb_range=True, ttl=True, bbml2_noabort=False,
-    tlb=TlbGeometry(entries=1024, ways=4, l1_entries=64),  # TCG's softmmu TLB is no model of this [assumption]
+    # TCG's softmmu TLB is no model of this [assumption]
+    tlb=TlbGeometry(entries=1024, ways=4, l1_entries=64),
     weights=_w(),
     sources=("the guest kernel's 'CPU features: detected' lines under qemu-system-aarch64 7.2 -cpu max",),
 ))
