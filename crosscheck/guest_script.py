@@ -35,7 +35,11 @@ from __future__ import annotations
 BUFFER_KB = 196608  # the trace buffer, per CPU (the guest runs on one)
 
 
-def guest_script(n_targets: int, swap_mb: int = 1024) -> str:
+def guest_script(n_targets: int, swap_mb: int = 1024, extra_probes: tuple[str, ...] = ()) -> str:
+    """``extra_probes``: more kernel functions to mark in the trace (events
+    ``ptlab/x*``, ignored by the comparison; for reading a trace by hand)."""
+    extra = "".join(f"echo 'p:ptlab/x{i} {f}' >> $T/kprobe_events || true\n"
+                    for i, f in enumerate(extra_probes))
     return f"""
 T=/sys/kernel/tracing
 echo 0 > $T/tracing_on
@@ -52,7 +56,7 @@ for f in $(cat /out/functions.txt); do
 done
 echo 'p:ptlab/fault handle_mm_fault addr=%x1:x64 flags=%x2:x32' >> $T/kprobe_events || echo "kprobe handle_mm_fault failed" >> /out/setup-errors.txt
 echo 'p:ptlab/vmnp vm_normal_page addr=%x1:x64 pte=%x2:x64 mm=+16(%x0):x64' >> $T/kprobe_events || echo "kprobe vm_normal_page failed" >> /out/setup-errors.txt
-echo 1 > $T/events/ptlab/enable
+{extra}echo 1 > $T/events/ptlab/enable
 echo 0 > $T/events/ptlab/vmnp/enable
 KH=/sys/kernel/mm/transparent_hugepage/khugepaged
 [ -w $KH/scan_sleep_millisecs ] && echo 86400000 > $KH/scan_sleep_millisecs

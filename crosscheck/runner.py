@@ -9,6 +9,7 @@ target's trace is compared op by op with the engine's run (compare).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -85,6 +86,21 @@ def profile_for(series: str) -> str:
     return best[1]
 
 
+def build_profile(name: str, build: Any) -> Any:
+    """The kernel profile ``name`` with the build's own configuration
+    (CONFIG_ARM64_PA_BITS) filled in."""
+    from dataclasses import replace
+
+    from engine.arch.profiles import get_profile
+
+    prof = get_profile(name)
+    try:
+        pa_bits = int(build.config.get("CONFIG_ARM64_PA_BITS", prof.pa_bits))
+    except (TypeError, ValueError):
+        pa_bits = prof.pa_bits
+    return replace(prof, pa_bits=pa_bits)
+
+
 def compile_program(plans: list[Plan], workdir: Path) -> bytes:
     if shutil.which(CROSS_CC) is None:
         raise CrosscheckError(f"{CROSS_CC} not found; install it: apt-get install gcc-aarch64-linux-gnu "
@@ -108,6 +124,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
 
     say = progress or (lambda _m: None)
     prof = profile or profile_for(build.series)
+    kernel_profile = build_profile(prof, build)
     gname = {4096: "4K", 16384: "16K", 65536: "64K"}[build.granule]
     results: list[TargetResult] = []
     plans: list[Plan] = []
@@ -122,7 +139,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             scn_for_run = scn
             if policy:
                 scn_for_run.header["policy"] = policy
-            p = plan(scn_for_run, prof, cpu, gname, policy_ok=bool(policy), collect=obs)
+            p = plan(scn_for_run, kernel_profile, cpu, gname, policy_ok=bool(policy), collect=obs)
         except Untranslatable as e:
             res.verdict, res.error = "error", f"{scn.name}:{e.line}: {e}" if e.line else f"{scn.name}: {e}"
             continue
@@ -148,8 +165,9 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
         memory = 2048 if mapped < (512 << 20) else 4096
         budget = timeout or (240 + 60 * len(plans) + 60 * (mapped >> 28))
         try:
-            run = boot_guest(build, guest_script(len(plans)), {"/ptlab/prog": (prog, 0o755)},
-                             memory_mb=memory, numa_nodes=numa, timeout_s=budget,
+            extra = tuple(f for f in os.environ.get("PTLAB_XC_PROBES", "").split(",") if f)
+            script = guest_script(len(plans), extra_probes=extra)
+            run = boot_guest(build, script, {"/ptlab/prog": (prog, 0o755)}, memory_mb=memory, numa_nodes=numa, timeout_s=budget,
                              keep_dir=keep, progress=say)
         except GuestError as e:
             for i in index:

@@ -511,23 +511,22 @@ static int do_split(unsigned long start, unsigned long end, int order)
 	return err;
 }
 
-static int do_move_pages(unsigned long start, unsigned long end, int node)
+static int do_move_pages(const unsigned long *addrs, unsigned long n, int node)
 {
 	static void *pages[4096];
 	static int nodes[4096], status[4096];
-	unsigned long n = 0;
 
-	for (unsigned long va = start; va < end; va += page_size) {
-		pages[n] = (void *)va;
-		nodes[n] = node;
-		if (++n == 4096 || va + page_size >= end) {
-			long r = syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE);
-
-			if (r < 0)
-				return errno;
-			n = 0;
-		}
+	if (n > 4096)
+		return E2BIG;
+	for (unsigned long i = 0; i < n; i++) {
+		pages[i] = (void *)addrs[i];
+		nodes[i] = node;
 	}
+	if (syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE) < 0)
+		return errno;
+	for (unsigned long i = 0; i < n; i++)
+		if (status[i] != node)
+			return status[i] < 0 ? -status[i] : EAGAIN;
 	return 0;
 }
 

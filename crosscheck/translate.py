@@ -294,12 +294,19 @@ def _translate(m: Machine, op: Op, procs: list[str], parents: list[int], me: int
         return (f"return sys0(madvise((void *){guest_addr(start):#x}UL, {end - start:#x}UL, {adv}));",
                 -1, -1)
     if v == "migrate":
-        _, start, end = m._region(op)
+        # move_pages() with one page per folio (the engine's Kernel.migrate_targets):
+        # every folio once, to the other NUMA node
+        proc, start, end = m._region(op)
+        targets = m.kernel.migrate_targets(proc, start, end)
+        if not targets:
+            return "return 0;", -1, -1
         src = node.get((me, start), 0)
         dst = 1 - src
         for va in range(start, end, ps):
             node[(me, va)] = dst
-        return f"return do_move_pages({guest_addr(start):#x}UL, {guest_addr(end):#x}UL, {dst});", -1, -1
+        addrs = ", ".join(f"{guest_addr(va):#x}UL" for _, va in targets)
+        return (f"static const unsigned long a[] = {{{addrs}}}; "
+                f"return do_move_pages(a, {len(targets)}, {dst});", -1, -1)
     if v == "mremap":
         proc, start, end = m._region(op)
         new = a["addr"]

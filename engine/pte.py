@@ -336,9 +336,10 @@ class Layout:
 
 LAYOUT_V69 = Layout("v6.9", PTE_PROT_NONE_V69, False, False, 3, 8, 50, False, True)
 LAYOUT_V610 = Layout("v6.10", PTE_PRESENT_INVALID, True, False, 6, 12, 50, False, True)
+LAYOUT_V612 = Layout("v6.12", PTE_PRESENT_INVALID, True, False, 6, 12, 50, True, True)
 LAYOUT_V617 = Layout("v6.17", PTE_PRESENT_INVALID, True, False, 6, 12, 50, True, False)
 LAYOUT_V618 = Layout("v6.18", PTE_PRESENT_INVALID, True, True, 6, 12, 50, True, False)
-LAYOUTS = {lay.name: lay for lay in (LAYOUT_V69, LAYOUT_V610, LAYOUT_V617, LAYOUT_V618)}
+LAYOUTS = {lay.name: lay for lay in (LAYOUT_V69, LAYOUT_V610, LAYOUT_V612, LAYOUT_V617, LAYOUT_V618)}
 
 # Newest-layout convenience aliases, so ``from engine.pte import pte_mkwrite`` works.
 pte_mkwrite = LAYOUT_V618.pte_mkwrite_novma

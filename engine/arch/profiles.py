@@ -37,6 +37,11 @@ class KernelProfile:
     raw_access_flags_check: bool = False  # set_access_flags no-op test on raw sub-entries
     batched_young: bool = False  # test_and_clear_young_ptes / clear_flush_young_ptes
     tlbf_flags_api: bool = False  # tlbf_t flush flags (no behavioural change)
+    # --- the build's configuration (not a release difference) ----------------------------
+    # CONFIG_ARM64_PA_BITS: 48, or 52 (Debian's arm64 builds). MAX_PHYSMEM_BITS sets
+    # SWP_PFN_BITS, and so where a migration entry keeps its young and dirty bits
+    # (include/linux/swapops.h SWP_MIG_YOUNG_BIT = SWP_PFN_BITS)
+    pa_bits: int = 48
     # --- core mm -----------------------------------------------------------------------
     batched_fork_zap: bool = True  # folio_pte_batch in fork and zap (the seed's baseline)
     batched_mprotect: bool = False  # modify_prot_start_ptes / commit_ptes
@@ -49,6 +54,7 @@ class KernelProfile:
     reuse_large_anon: bool = False  # do_wp_page reuses an exclusive large anon folio
     batched_unmap_lazyfree: bool = False  # try_to_unmap_one batches lazyfree anon folios
     batched_unmap_file: bool = False  # try_to_unmap_one batches file folios
+    ttu_sync_large_reclaim: bool = False  # shrink_folio_list unmaps large folios with TTU_SYNC
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -78,10 +84,10 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "Will Deacon's later 'simplify __flush_tlb_range_limit_excess()' is behaviour-neutral"),
     ("clear_young_dirty_ptes", True, "v6.10", "89e86854fb0a (+ out-of-bounds fix, v6.10-rc)",
      "mm/arm64: override clear_young_dirty_ptes() batch helper"),
-    ("layout", "v6.17", "v6.17", "6580a36dd75a (v6.12), 'mm: remove devmap related "
-     "functions and page table bits' (MM updates for 6.17-rc1)",
-     "pte_modify() also replaces PTE_PO_IDX (POE, arm64 updates for 6.12); PTE_DEVMAP "
-     "(bit 57) removed in v6.17"),
+    ("layout", "v6.12", "v6.12", "6580a36dd75a (arm64 updates for 6.12)",
+     "pte_modify() also replaces PTE_PO_IDX (POE); PTE_DEVMAP (bit 57) still exists"),
+    ("layout", "v6.17", "v6.17", "'mm: remove devmap related functions and page table bits' "
+     "(MM updates for 6.17-rc1)", "PTE_DEVMAP (bit 57) removed"),
     ("flush_notifier_fixed", True, "v6.17", "f7edb07ad7c6 (arm64 fixes, v6.14-rc7)",
      "fix mmu notifiers for range-based invalidates: __flush_tlb_range_op() no longer "
      "advances its 'start' argument, so the notifier gets [start, end)"),
@@ -125,6 +131,11 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
     ("mthp_swap", True, "v6.10", "845982eb264b [hash unsure]",
      "mm: swap: allow storage of all mTHP orders (Ryan Roberts); swap-in of a whole swap-cache "
      "large folio (Chuanhua Han / Barry Song)"),
+    ("ttu_sync_large_reclaim", True, "v6.10", "unsure release and hash (Barry Song's 'mm: vmscan: "
+     "TTU_SYNC for large folios'); present in v6.12 (confirmed by ptlab crosscheck against "
+     "Debian 6.12.117: two contpte_ptep_get per folio unmapped, not three)",
+     "shrink_folio_list() passes TTU_SYNC for large folios: page_vma_mapped_walk() takes the "
+     "PTE lock without reading the first entry"),
     ("numa_large_rebuild", True, "v6.10", "unsure hash",
      "mm: support multi-size THP numa balancing (Baolin Wang): numa_rebuild_large_mapping()"),
     ("reuse_large_anon", True, "v6.17", "unsure release (v6.15 per the series)",
@@ -174,8 +185,13 @@ V6_9 = _add(replace(SEED_FOLD, name="v6.9", description="contpte as merged in v6
 V6_10 = _add(replace(V6_9, name="v6.10",
                      description="+ clear_young_dirty_ptes, PRESENT_INVALID/uffd-wp layout",
                      layout="v6.10", clear_young_dirty_ptes=True, tlb_limit="v6.10",
-                     madvise_large_folios=True, mthp_swap=True, numa_large_rebuild=True))
-V6_17 = _add(replace(V6_10, name="v6.17",
+                     madvise_large_folios=True, mthp_swap=True, numa_large_rebuild=True,
+                     ttu_sync_large_reclaim=True))
+V6_12 = _add(replace(V6_10, name="v6.12",
+                     description="+ POE in pte_modify (the layout of Debian's 6.12 builds, which "
+                                 "ptlab crosscheck runs)",
+                     layout="v6.12"))
+V6_17 = _add(replace(V6_12, name="v6.17",
                      description="+ BBML2_NOABORT flush elision, early-exit gather, batched "
                                  "mprotect/mremap (and v6.12-v6.16: POE, notifier-range fix, "
                                  "hoisted set_ptes barriers, devmap removal, tlbbatch ranges, "

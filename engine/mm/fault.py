@@ -378,6 +378,9 @@ class Faults(Batch, Filemap, PmdOps):
 
     @kfn("do_wp_page")
     def do_wp_page(self, proc: Process, vma: VMA, addr: int, orig: int) -> int:
+        # mm/memory.c do_wp_page(): userfaultfd_pte_wp(vma, ptep_get(vmf->pte)) reads the
+        # entry again before anything else (v6.5's ptep_get() conversion; in v6.12 and v7.3)
+        self.arch.ptep_get(proc.mm, addr)
         pfn = self.pte_pfn(orig)
         pm = self.pm
         if vma.flags & VM_SHARED:

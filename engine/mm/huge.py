@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from engine.mm.base import VM_FAULT_FALLBACK, VM_FAULT_OOM, kfn
 from engine.mm.fault import Faults
-from engine.mm.migrate import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, Migrate
+from engine.mm.migrate import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, Migrate
 from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE
 from engine.mm.process import Process
 from engine.mm.vma import VM_WRITE, VMA
@@ -148,7 +148,8 @@ class Huge(Faults, Migrate):
         anon = bool(pm.flags[i] & F_ANON)
         pm.ref[i] += 1  # the splitter's reference
         # unmap_folio()
-        flags = TTU_BATCH_FLUSH | (TTU_SPLIT_HUGE_PMD if order == self.pmd_order else 0)
+        # mm/huge_memory.c unmap_folio(): TTU_RMAP_LOCKED | TTU_SYNC | TTU_BATCH_FLUSH
+        flags = TTU_BATCH_FLUSH | TTU_SYNC | (TTU_SPLIT_HUGE_PMD if order == self.pmd_order else 0)
         if anon:
             self.try_to_migrate(head, flags)
         else:

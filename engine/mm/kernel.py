@@ -17,6 +17,7 @@ from engine.mm.mprotect import Mprotect
 from engine.mm.mremap import Mremap
 from engine.mm.process import Process
 from engine.mm.vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VMA
+from engine.pte import PTE_SPECIAL
 from engine.state.mmstruct import MMStruct
 
 
@@ -97,12 +98,43 @@ class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
     def reclaim(self, procs: list[Process], start: int, end: int, global_pass: bool) -> int:
         return self.reclaim_pass(procs, start, end, global_pass)
 
+    def migrate_targets(self, proc: Process, start: int, end: int) -> list[tuple[int, int]]:
+        """(folio head, address) of each folio mapped in the range, in the order
+        migrate visits them: the address is the folio's first mapped page there
+        (its PMD for a PMD mapping) -- what ``move_pages()`` is given, one page
+        per folio, by the crosscheck's guest."""
+        heads = self.lru_folios([proc], start, end, include_unmapped=False)
+        first: dict[int, int] = {}
+        pt = proc.mm.pt
+        folios = self.arch.folios
+        for v in proc.vmas_in(start, end):
+            s, e = max(start, v.start), min(end, v.end)
+            a = s & ~(self.pmd_size - 1)
+            while a < e:
+                pmd = pt.get_pmd(a) if pt.tables.get(a >> self.g.pmd_shift) is None else 0
+                if pmd and self.layout.pte_present(pmd):
+                    first.setdefault(self.pte_pfn(pmd), max(a, s))
+                a += self.pmd_size
+            for va, pte in pt.iter_present(s, e):
+                if self.layout.pte_present(pte) and not pte & PTE_SPECIAL:
+                    first.setdefault(folios.folio_of(self.pte_pfn(pte))[0], va)
+        return [(h, first[h]) for h in heads if h in first]
+
     @kfn("migrate_pages")
     def migrate(self, proc: Process, start: int, end: int) -> int:
-        """migrate_pages() of the folios mapped in the range (MIGRATE_SYNC: each
-        entry is cleared with ptep_clear_flush). A large folio with no free
-        memory of its order is split and its pieces migrated."""
-        heads = self.lru_folios([proc], start, end, include_unmapped=False)
+        """move_pages() with one page of each folio mapped in the range, then
+        migrate_pages() of them (MIGRATE_SYNC: each entry is cleared with
+        ptep_clear_flush). The syscall first looks every page up
+        (add_page_for_migration(): folio_walk_start() reads the entry with
+        ptep_get()), isolating the folios, then migrates the list. A large
+        folio with no free memory of its order is split and its pieces
+        migrated."""
+        targets = self.migrate_targets(proc, start, end)
+        pt = proc.mm.pt
+        for _h, va in targets:
+            if pt.tables.get(va >> self.g.pmd_shift) is not None:
+                self.arch.ptep_get(proc.mm, va)
+        heads = [h for h, _ in targets]
         moved = 0
         for h in heads:
             if not self.pm.ref[h - self.pm.base] or self.arch.folios.folio_of(h)[0] != h:

@@ -28,7 +28,7 @@ from engine.mm.physmem import (
     P_ANON_EXCLUSIVE,
 )
 from engine.mm.process import Process
-from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, Unmap
+from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, Unmap
 from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_WRITE, pte_mkdirty
 
@@ -36,8 +36,12 @@ from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_WRITE, pte_mkdirty
 class Migrate(Unmap):
     # --- migration entries ----------------------------------------------------------
     def _mig_bits(self) -> int:
-        # SWP_PFN_BITS = MAX_PHYSMEM_BITS - PAGE_SHIFT; young/dirty sit above the pfn
-        return 48 - self.pshift
+        """SWP_PFN_BITS = MAX_PHYSMEM_BITS - PAGE_SHIFT: the young bit of a migration
+        entry's offset, the dirty bit one above. With 52-bit PAs on 4K pages the young
+        bit is offset bit 40, i.e. PTE bit 52 (PTE_CONT), which set_ptes() clears with
+        pte_mknoncont(): the kernel restores migrated pages old (found by ptlab
+        crosscheck on Debian's 6.12, see docs/fidelity.md)."""
+        return self.profile.pa_bits - self.pshift
 
     def make_migration_pte(self, pfn: int, kind: int, young: bool, dirty: bool) -> int:
         off = pfn | (int(young) << self._mig_bits()) | (int(dirty) << (self._mig_bits() + 1))
@@ -69,7 +73,7 @@ class Migrate(Unmap):
         for p, _v, a, first, cnt in self.folio_addresses(head, nr):
             for k in range(cnt):
                 pfn = head + first + k
-                if self.pvmw_pte(p, a + k * ps, pfn):
+                if self.pvmw_pte(p, a + k * ps, pfn, k == 0, bool(flags & TTU_SYNC)):
                     self.try_to_migrate_one(p, a + k * ps, head, pfn, flags)
                     count += 1
         return count
@@ -78,6 +82,7 @@ class Migrate(Unmap):
         mm = proc.mm
         arch = self.arch
         pm = self.pm
+        arch.ptep_get(mm, addr)  # mm/rmap.c try_to_migrate_one(): pfn = pte_pfn(ptep_get(pvmw.pte))
         if flags & TTU_BATCH_FLUSH:
             pteval = arch.ptep_get_and_clear(mm, addr)
             self.set_tlb_ubc_flush_pending(proc, addr, 1)
@@ -116,10 +121,13 @@ class Migrate(Unmap):
                     if pmd and k == 0 and cnt == nr:
                         self.remove_migration_pmd(p, v, va, src, dst)
                     continue
-                mig = self.decode_migration_pte(mm.pt.get(va))
+                if k:  # PVMW_SYNC: no read in map_pte(); next_pte's pte_none(ptep_get())
+                    if not get(mm, va):
+                        continue
+                mig = self.decode_migration_pte(get(mm, va))  # check_pte()
                 if mig is None or mig[0] != src + first + k:
                     continue
-                get(mm, va)  # page_vma_mapped_walk() reads it
+                get(mm, va)  # remove_migration_pte(): old_pte = ptep_get(pvmw.pte)
                 self.remove_migration_pte(p, v, va, dst, dst + first + k, mig)
                 count += 1
         return count

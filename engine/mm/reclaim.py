@@ -33,7 +33,7 @@ from engine.mm.physmem import (
     F_SWAPCACHE,
 )
 from engine.mm.process import Process
-from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD
+from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
 from engine.mm.zap import Zap
 from engine.pte import PTE_AF, PTE_SPECIAL
 
@@ -58,7 +58,7 @@ class Reclaim(Zap, Huge):
             k = 0
             while k < cnt:
                 va = a + k * ps
-                pte = self.pvmw_pte(p, va, head + first + k)
+                pte = self.pvmw_pte(p, va, head + first + k, k == 0)
                 if not pte:
                     k += 1
                     continue
@@ -122,6 +122,8 @@ class Reclaim(Zap, Huge):
                 return "kept"  # swap full
         pm.ref[i] += 1  # folio_isolate_lru()
         flags = TTU_BATCH_FLUSH | (TTU_SPLIT_HUGE_PMD if self._pmd_mapped(head) else 0)
+        if order and self.profile.ttu_sync_large_reclaim:
+            flags |= TTU_SYNC  # mm/vmscan.c shrink_folio_list(): large folios unmap with TTU_SYNC
         if pm.lmap[i] and not self.try_to_unmap(head, flags):
             self.try_to_unmap_flush()
             self.folio_put_refs(head, 1)

@@ -25,6 +25,7 @@ from engine.pte import PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE
 
 TTU_BATCH_FLUSH = 1
 TTU_SPLIT_HUGE_PMD = 2
+TTU_SYNC = 4  # PVMW_SYNC: take the PTE lock at once, without reading the entry first
 
 
 class Unmap(Batch, PmdOps):
@@ -43,13 +44,24 @@ class Unmap(Batch, PmdOps):
             self.ubc_pending = False
 
     # --- the rmap walk ------------------------------------------------------------------
-    def pvmw_pte(self, proc: Process, va: int, pfn: int) -> int:
-        """page_vma_mapped_walk()'s check of one entry: the entry if it is a
-        present, normal mapping of pfn, else 0. Reads it with ptep_get."""
+    def pvmw_pte(self, proc: Process, va: int, pfn: int, first: bool = True, sync: bool = False) -> int:
+        """page_vma_mapped_walk()'s step to one entry (mm/page_vma_mapped.c): the
+        entry if it is a present, normal mapping of pfn, else 0. ``first``: the
+        walk's first entry in this page table, which map_pte() reads with
+        ptep_get() unless PVMW_SYNC (then it only takes the lock); later
+        entries are reached by next_pte's ``pte_none(ptep_get())`` loop. Then
+        check_pte() reads the entry again."""
         pt = proc.mm.pt
-        if pt.tables.get(va >> self.g.pmd_shift) is None or not pt.get(va):
+        if pt.tables.get(va >> self.g.pmd_shift) is None:
             return 0
-        pte = self.arch.ptep_get(proc.mm, va)
+        mm = proc.mm
+        get = self.arch.ptep_get
+        if first:
+            if not sync and not self.layout.pte_present(get(mm, va)):  # map_pte()
+                return 0
+        elif not get(mm, va):  # next_pte: pte_none(ptep_get(pvmw->pte))
+            return 0
+        pte = get(mm, va)  # check_pte()
         if self.layout.pte_present(pte) and not pte & PTE_SPECIAL and self.pte_pfn(pte) == pfn:
             return pte
         return 0
@@ -78,12 +90,13 @@ class Unmap(Batch, PmdOps):
             (self.profile.batched_unmap_lazyfree and fl & F_ANON and not fl & F_SWAPBACKED)
             or (self.profile.batched_unmap_file and not fl & F_ANON))
         ps = self.ps
+        sync = bool(flags & TTU_SYNC)
         for p, v, a, first, cnt in self.folio_addresses(head, nr):
             k = 0
             while k < cnt:
                 va = a + k * ps
                 pfn = head + first + k
-                pte = self.pvmw_pte(p, va, pfn)
+                pte = self.pvmw_pte(p, va, pfn, k == 0, sync)
                 if not pte:
                     k += 1
                     continue
@@ -102,6 +115,7 @@ class Unmap(Batch, PmdOps):
         mm = proc.mm
         arch = self.arch
         pm = self.pm
+        arch.ptep_get(mm, addr)  # mm/rmap.c try_to_unmap_one(): pteval = ptep_get(pvmw.pte)
         if self.profile.batched_mprotect:  # get_and_clear_ptes() exists
             pteval = arch.get_and_clear_ptes(mm, addr, nr)
         else:
