@@ -160,8 +160,11 @@ def plan(scenario: Any, kernel: str, cpu: str, granule: str | None = None, *,
     overrides: dict[str, Any] = {"kernel": kernel, "cpu": cpu, "record": True, "check": "end"}
     if granule:
         overrides["granule"] = granule
-    cfg: MachineConfig = scenario.config(**overrides)
-    m = Machine(cfg)
+    try:
+        cfg: MachineConfig = scenario.config(**overrides)
+        m = Machine(cfg)
+    except (ScenarioError, TypeError, ValueError) as e:
+        raise Untranslatable(f"the scenario does not run with these settings: {e}") from None
     g = m.g
     thp = m.kernel.thp
     defaults = [("/sys/kernel/mm/transparent_hugepage/enabled", thp.top)]
@@ -321,7 +324,10 @@ def _translate(m: Machine, op: Op, procs: list[str], parents: list[int], me: int
             # A PMD split that keeps the folio: splitting the VMA inside the PMD range
             # (__split_vma -> vma_adjust_trans_huge -> split_huge_pmd_if_needed), with a
             # flag that changes nothing else and is cleared again so the VMAs merge back.
-            page = guest_addr((start & ~(m.g.pmd_size - 1)) + ps)
+            haddr = start & ~(m.g.pmd_size - 1)
+            if not proc.mm.pt.get_pmd(haddr) or proc.mm.pt.tables.get(haddr >> m.g.pmd_shift):
+                return "return 0; /* no PMD mapping there: nothing to split */", -1, -1
+            page = guest_addr(haddr + ps)
             return (f"if (madvise((void *){page:#x}UL, {ps:#x}UL, MADV_DONTFORK)) return errno; "
                     f"return sys0(madvise((void *){page:#x}UL, {ps:#x}UL, MADV_DOFORK));", -1, -1)
         order = a.get("order") or 0

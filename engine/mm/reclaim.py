@@ -78,6 +78,12 @@ class Reclaim(Zap, Huge):
     def add_to_swap(self, head: int) -> int:
         """folio_alloc_swap(): slots for the whole folio, or -1."""
         order = self.arch.folios.order_of(head)
+        # arch/arm64/Kconfig: ARCH_WANTS_THP_SWAP if ARM64_4K_PAGES -- with 16K and 64K
+        # pages CONFIG_THP_SWAP is off and folio_alloc_swap() refuses every large folio
+        # (found by ptlab crosscheck on Debian's 7.3 16K build: the folio is split and its
+        # pages swapped one by one)
+        if order and self.g.page_size != 4096:
+            return -1
         if order and not (self.profile.mthp_swap or order == self.pmd_order):
             return -1  # before v6.10 only PMD-sized folios could be swapped whole
         slot = self.swap.alloc(order)
@@ -154,7 +160,10 @@ class Reclaim(Zap, Huge):
         first = self.split_folio(head, 0)
         if first < 0:
             return "kept"
-        for h in range(first, first + n):
+        # the head goes on as an order-0 folio; the tails are queued on folio_list and
+        # reclaimed next, last page first (seen by ptlab crosscheck on Debian's 7.3 16K
+        # build: a 4-page folio's swap slots come out 1, 4, 3, 2)
+        for h in (first, *range(first + n - 1, first, -1)):
             if self.pm.ref[h - self.pm.base] and self.pm.lmap[h - self.pm.base]:
                 self.shrink_folio(h, ignore_references)
         return "split"
