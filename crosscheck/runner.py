@@ -167,8 +167,8 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
         try:
             extra = tuple(f for f in os.environ.get("PTLAB_XC_PROBES", "").split(",") if f)
             script = guest_script(len(plans), extra_probes=extra)
-            run = boot_guest(build, script, {"/ptlab/prog": (prog, 0o755)}, memory_mb=memory, numa_nodes=numa, timeout_s=budget,
-                             keep_dir=keep, progress=say)
+            run = boot_guest(build, script, {"/ptlab/prog": (prog, 0o755)}, memory_mb=memory,
+                             numa_nodes=numa, timeout_s=budget, keep_dir=keep, progress=say)
         except GuestError as e:
             for i in index:
                 results[i].verdict, results[i].error = "error", str(e)
