@@ -105,7 +105,7 @@ def qemu_command(
     """The QEMU command line (virt machine, TCG, serial console on stdio, output port to a file)."""
     cmd = [
         QEMU, "-M", "virt", "-cpu", "max", "-smp", str(cpus), "-m", f"{memory_mb}M",
-        "-nographic", "-no-reboot", "-monitor", "none",
+        "-nographic", "-no-reboot", "-monitor", "none", "-nic", "none",
         "-kernel", str(build.image), "-initrd", str(initrd),
         "-append", f"console=ttyAMA0 rdinit=/init panic=-1 {append}".strip(),
         "-device", "virtio-serial-pci,id=vser0",
