@@ -91,6 +91,7 @@ class GuestRun:
     run_seconds: float  # ready marker to QEMU exit (script + flushing /out)
     cpu_features: list[str] = field(default_factory=list)  # "CPU features: detected: X" lines
     exit_status: int = 0  # exit status of the caller's script
+    flush_seconds: float = 0.0  # script end to QEMU exit: streaming /out to the host + power-off
 
 
 def _last_line(text: str) -> str:
@@ -193,6 +194,7 @@ def boot_guest(
         console_b = bytearray()
         t0 = time.monotonic()
         t_ready: float | None = None
+        t_exit: float | None = None
         say(f"booting {build.name}")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -215,6 +217,9 @@ def boot_guest(
                     if t_ready is None and READY.encode() in console_b:
                         t_ready = time.monotonic()
                         say("guest ready")
+                    if t_exit is None and t_ready is not None and b"@@PTLAB-EXIT " in console_b:
+                        t_exit = time.monotonic()
+                        say("script finished; collecting /out")
                     if b"Kernel panic - not syncing" in console_b[-len(chunk) - 64:]:
                         time.sleep(0.2)  # let the panic line complete
                         console_b += _drain(fd)
@@ -265,6 +270,7 @@ def boot_guest(
         run_seconds=t_end - t_ready,
         cpu_features=[m.group(1) for m in CPU_FEATURE_RX.finditer(console)],
         exit_status=int(m_exit.group(1)),
+        flush_seconds=t_end - (t_exit or t_end),
     )
 
 

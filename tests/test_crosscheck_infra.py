@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import os
 import shutil
+import signal
 import stat
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -364,3 +367,47 @@ def test_hanging_guest_is_killed():
     msg = str(e.value)
     assert msg.startswith("guest did not finish within 25 s; last console line:") and "\n" not in msg
     assert _qemu_pids() <= before, "a QEMU process was left running"
+
+
+def test_panicking_guest_is_one_line_error():
+    build = _real_build("6.12")
+    before = _qemu_pids()
+    with pytest.raises(guest.GuestError) as e:
+        guest.boot_guest(build, "true\n", memory_mb=512, timeout_s=120, append="rdinit=/nonexistent")
+    assert str(e.value).startswith("guest kernel panic:") and "\n" not in str(e.value)
+    assert _qemu_pids() <= before
+
+
+def test_keyboard_interrupt_kills_qemu(tmp_path):
+    build = _real_build("6.12")
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import sys\nfrom crosscheck import guest, kernels\n"
+        "b = kernels.pick(kernels.installed_kernels(), '6.12', 4096)[0]\n"
+        "try:\n    guest.boot_guest(b, 'sleep 1000\\n', memory_mb=512, timeout_s=600)\n"
+        "except KeyboardInterrupt:\n    sys.exit(42)\n")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, str(driver)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        deadline = time.monotonic() + 60
+        child = None
+        while child is None and time.monotonic() < deadline:
+            for pid in _qemu_pids():
+                try:
+                    ppid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid == proc.pid:
+                    child = pid
+            time.sleep(0.2)
+        assert child is not None, "QEMU never started"
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 42
+        assert child not in _qemu_pids(), "QEMU outlived the interrupted boot_guest"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    del build
