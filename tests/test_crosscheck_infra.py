@@ -99,6 +99,12 @@ def test_private_apt_options_stay_inside_cache(tmp_path):
     assert (tmp_path / "apt" / "status").read_text() == ""
 
 
+def test_signature_failure_detection():
+    assert setup._signature_failure("W: GPG error: http://x trixie InRelease: NO_PUBKEY 6ED0E7B82643E131")
+    assert setup._signature_failure("E: The repository 'http://x trixie InRelease' is not signed.")
+    assert not setup._signature_failure("Get:1 http://x trixie InRelease [140 kB]")
+
+
 def test_missing_host_packages_line():
     assert setup.missing_host_packages(lambda _t: None)[:2] == ["qemu-system-arm", "gcc-aarch64-linux-gnu"]
 
@@ -329,21 +335,24 @@ def _real_build(series: str) -> kernels.KernelBuild:
     return builds[0]
 
 
-def _qemu_pids() -> set[int]:
+def _qemu_pids(parent: int | None = None) -> set[int]:
+    """QEMU processes (children of *parent* if given), so parallel tests and other users don't count."""
     out = set()
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if (d / "comm").read_text().strip().startswith("qemu-system-aa"):
-                    out.add(int(d.name))
-            except OSError:
-                pass
+                if not (d / "comm").read_text().strip().startswith("qemu-system-aa"):
+                    continue
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent is None or ppid == parent:
+                out.add(int(d.name))
     return out
 
 
 def test_boot_real_612(tmp_path):
     build = _real_build("6.12")
-    before = _qemu_pids()
     script = "uname -r\nuname -r > /out/uname.txt\nmkdir -p /out/sub && echo deep > /out/sub/f\nexit 3\n"
     run = guest.boot_guest(build, script, {"/ptlab/data.bin": (b"\x01\x02", 0o644)}, memory_mb=512,
                            timeout_s=240, keep_dir=tmp_path / "keep")
@@ -354,28 +363,26 @@ def test_boot_real_612(tmp_path):
     assert 0 < run.boot_seconds < 240 and run.run_seconds >= 0
     assert (tmp_path / "keep" / "console.log").read_text() == run.console
     assert (tmp_path / "keep" / "out" / "uname.txt").is_file()
-    assert _qemu_pids() <= before
+    assert not _qemu_pids(os.getpid())
 
 
 def test_hanging_guest_is_killed():
     build = _real_build("6.12")
-    before = _qemu_pids()
     t0 = time.monotonic()
     with pytest.raises(guest.GuestError) as e:
         guest.boot_guest(build, "echo sleeping\nsleep 1000\n", memory_mb=512, timeout_s=25)
     assert time.monotonic() - t0 < 40
     msg = str(e.value)
     assert msg.startswith("guest did not finish within 25 s; last console line:") and "\n" not in msg
-    assert _qemu_pids() <= before, "a QEMU process was left running"
+    assert not _qemu_pids(os.getpid()), "a QEMU process was left running"
 
 
 def test_panicking_guest_is_one_line_error():
     build = _real_build("6.12")
-    before = _qemu_pids()
     with pytest.raises(guest.GuestError) as e:
         guest.boot_guest(build, "true\n", memory_mb=512, timeout_s=120, append="rdinit=/nonexistent")
     assert str(e.value).startswith("guest kernel panic:") and "\n" not in str(e.value)
-    assert _qemu_pids() <= before
+    assert not _qemu_pids(os.getpid())
 
 
 def test_keyboard_interrupt_kills_qemu(tmp_path):
@@ -393,19 +400,13 @@ def test_keyboard_interrupt_kills_qemu(tmp_path):
         deadline = time.monotonic() + 60
         child = None
         while child is None and time.monotonic() < deadline:
-            for pid in _qemu_pids():
-                try:
-                    ppid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-                if ppid == proc.pid:
-                    child = pid
+            child = next(iter(_qemu_pids(proc.pid)), None)
             time.sleep(0.2)
         assert child is not None, "QEMU never started"
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 42
-        assert child not in _qemu_pids(), "QEMU outlived the interrupted boot_guest"
+        assert not Path(f"/proc/{child}").exists(), "QEMU outlived the interrupted boot_guest"
     finally:
         if proc.poll() is None:
             proc.kill()
