@@ -43,7 +43,7 @@ SUITES = ("trixie", "trixie-backports")
 #: channel (virtio-console) and the PCI transport are built in, so nothing else is needed.
 GUEST_MODULES: tuple[str, ...] = ("zram",)
 
-#: (label, package-name regex, how many kernels to keep) for the kernels setup fetches.
+#: (label, package-name regex) for the kernels setup fetches; the newest match of each is taken.
 TARGETS: tuple[tuple[str, str], ...] = (
     ("6.12 4K", r"linux-image-6\.12\.\d+\+deb13-arm64-unsigned"),
     ("7.0 4K", r"linux-image-7\.0\.\d+\+deb13-arm64(-unsigned)?"),
@@ -546,12 +546,13 @@ def is_set_up(root: Path) -> bool:
     )
 
 
-def run_setup(cache_dir: str | os.PathLike[str] | None = None, stream: TextIO = sys.stderr,
+def run_setup(cache_dir: str | os.PathLike[str] | None = None, stream: TextIO | None = None,
               refresh: bool = False) -> int:
     """Fetch and cache the kernels and busybox; 0 on success, 1 on failure (one line on *stream*).
 
     Idempotent: with everything cached (and not *refresh*), it only reports and checks host tools.
     """
+    stream = stream if stream is not None else sys.stderr
     root = cache.cache_root(cache_dir)
     status = 0
     try:

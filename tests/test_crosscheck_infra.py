@@ -412,3 +412,31 @@ def test_keyboard_interrupt_kills_qemu(tmp_path):
             proc.kill()
             proc.wait()
     del build
+
+
+def test_setup_is_offline_when_cached(tmp_path, monkeypatch):
+    import io
+
+    for ver, flav, gran in (("6.12.1+deb13-arm64", "arm64", 4096), ("7.0.1+deb13-arm64", "arm64", 4096),
+                            ("7.3.1+deb13-arm64-16k", "arm64-16k", 16384)):
+        d = tmp_path / "kernels" / ver
+        d.mkdir(parents=True)
+        (d / "Image").write_bytes(_fake_image())
+        (d / "build.json").write_text(f'{{"version": "{ver}", "flavour": "{flav}", "granule": {gran}}}')
+    bb = cache.busybox_path(tmp_path)
+    bb.parent.mkdir(parents=True)
+    bb.write_bytes(b"busybox")
+
+    def no_network(*_a, **_k):
+        raise AssertionError("setup went online although everything is cached")
+
+    monkeypatch.setattr(setup, "_fetch_all", no_network)
+    monkeypatch.setattr(setup, "missing_host_packages", lambda: [])
+    out = io.StringIO()
+    assert setup.run_setup(tmp_path, stream=out) == 0
+    assert "cache ready" in out.getvalue() and "7.3.1+deb13-arm64-16k (16K pages)" in out.getvalue()
+    monkeypatch.setattr(setup, "missing_host_packages", lambda: ["qemu-system-arm"])
+    out = io.StringIO()
+    assert setup.run_setup(tmp_path, stream=out) == 1
+    last = out.getvalue().splitlines()[-1]
+    assert last == "crosscheck: install the host packages: apt-get install qemu-system-arm"
