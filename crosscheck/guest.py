@@ -11,6 +11,9 @@ the host. Debian builds virtio-console and the virtio PCI transport into the ker
 7.0 one whose modules the archive no longer has; the guest's writes complete only once QEMU has
 taken the data, so nothing is lost at ``poweroff -f``. At the end the wrapper streams
 ``tar -cf - -C /out .`` into the port; the host parses the tar and checks it is complete.
+Measured under TCG on a loaded 2-core host with 6.12, the same 285 MB /out: 6.8 s through the
+port (about 42 MB/s) against 32.8 s with ``tar > /dev/vda`` on a virtio-blk disk (about 9 MB/s,
+and virtio_blk is a module the 7.0 build does not have).
 
 Nothing outlives the call: QEMU runs in its own process group, which is killed on timeout, on
 KeyboardInterrupt and on any error, and waited for.
