@@ -11,6 +11,9 @@ the host. Debian builds virtio-console and the virtio PCI transport into the ker
 7.0 one whose modules the archive no longer has; the guest's writes complete only once QEMU has
 taken the data, so nothing is lost at ``poweroff -f``. At the end the wrapper streams
 ``tar -cf - -C /out .`` into the port; the host parses the tar and checks it is complete.
+Measured under TCG on a loaded 2-core host with 6.12, the same 285 MB /out: 6.8 s through the
+port (about 42 MB/s) against 32.8 s with ``tar > /dev/vda`` on a virtio-blk disk (about 9 MB/s,
+and virtio_blk is a module the 7.0 build does not have).
 
 Nothing outlives the call: QEMU runs in its own process group, which is killed on timeout, on
 KeyboardInterrupt and on any error, and waited for.
@@ -91,6 +94,7 @@ class GuestRun:
     run_seconds: float  # ready marker to QEMU exit (script + flushing /out)
     cpu_features: list[str] = field(default_factory=list)  # "CPU features: detected: X" lines
     exit_status: int = 0  # exit status of the caller's script
+    flush_seconds: float = 0.0  # script end to QEMU exit: streaming /out to the host + power-off
 
 
 def _last_line(text: str) -> str:
@@ -105,7 +109,7 @@ def qemu_command(
     """The QEMU command line (virt machine, TCG, serial console on stdio, output port to a file)."""
     cmd = [
         QEMU, "-M", "virt", "-cpu", "max", "-smp", str(cpus), "-m", f"{memory_mb}M",
-        "-nographic", "-no-reboot", "-monitor", "none",
+        "-nographic", "-no-reboot", "-monitor", "none", "-nic", "none",
         "-kernel", str(build.image), "-initrd", str(initrd),
         "-append", f"console=ttyAMA0 rdinit=/init panic=-1 {append}".strip(),
         "-device", "virtio-serial-pci,id=vser0",
@@ -193,6 +197,7 @@ def boot_guest(
         console_b = bytearray()
         t0 = time.monotonic()
         t_ready: float | None = None
+        t_exit: float | None = None
         say(f"booting {build.name}")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -215,6 +220,9 @@ def boot_guest(
                     if t_ready is None and READY.encode() in console_b:
                         t_ready = time.monotonic()
                         say("guest ready")
+                    if t_exit is None and t_ready is not None and b"@@PTLAB-EXIT " in console_b:
+                        t_exit = time.monotonic()
+                        say("script finished; collecting /out")
                     if b"Kernel panic - not syncing" in console_b[-len(chunk) - 64:]:
                         time.sleep(0.2)  # let the panic line complete
                         console_b += _drain(fd)
@@ -265,6 +273,7 @@ def boot_guest(
         run_seconds=t_end - t_ready,
         cpu_features=[m.group(1) for m in CPU_FEATURE_RX.finditer(console)],
         exit_status=int(m_exit.group(1)),
+        flush_seconds=t_end - (t_exit or t_end),
     )
 
 

@@ -43,7 +43,7 @@ SUITES = ("trixie", "trixie-backports")
 #: channel (virtio-console) and the PCI transport are built in, so nothing else is needed.
 GUEST_MODULES: tuple[str, ...] = ("zram",)
 
-#: (label, package-name regex, how many kernels to keep) for the kernels setup fetches.
+#: (label, package-name regex) for the kernels setup fetches; the newest match of each is taken.
 TARGETS: tuple[tuple[str, str], ...] = (
     ("6.12 4K", r"linux-image-6\.12\.\d+\+deb13-arm64-unsigned"),
     ("7.0 4K", r"linux-image-7\.0\.\d+\+deb13-arm64(-unsigned)?"),
@@ -185,13 +185,25 @@ class PrivateApt:
                               cwd=cwd, env={**os.environ, "LC_ALL": "C"})
 
     def update(self) -> None:
-        """``apt-get update`` into the private lists; a signature failure names the keyring problem."""
+        """``apt-get update`` into the private lists.
+
+        If the keyring cannot verify trixie (a host whose debian-archive-keyring predates the trixie
+        keys), the host's own candidate ``debian-archive-keyring`` .deb is downloaded through the
+        host's apt (so it is verified by the host's trust) and unpacked into the cache; its keyring
+        is used instead. Verification is never switched off.
+        """
         r = self.run("apt-get", "update")
+        if _signature_failure(r.stdout + r.stderr) and self.keyring != self.dir / KEYRING_IN_DEB:
+            newer = fetch_keyring(self.dir)
+            if newer is not None:
+                self.keyring = newer
+                self.prepare()
+                r = self.run("apt-get", "update")
         text = r.stdout + r.stderr
-        if re.search(r"NO_PUBKEY|EXPKEYSIG|is not signed|signatures were invalid|KEYEXPIRED", text):
+        if _signature_failure(text):
             raise SetupError(
                 f"{self.keyring} cannot verify trixie's Release files; install a newer "
-                "debian-archive-keyring (2023.3+deb12u1 or later has the trixie keys) and re-run --setup"
+                "debian-archive-keyring (one with the trixie keys, 2023.3+deb12u1 or later), re-run --setup"
             )
         if r.returncode != 0:
             last = [ln for ln in text.splitlines() if ln.startswith(("E:", "W:"))] or text.splitlines()[-1:]
@@ -212,6 +224,37 @@ class PrivateApt:
                 k, _, v = line.partition(":")
                 rec[k] = v.strip()
         return rec
+
+
+KEYRING_IN_DEB = Path("keyring/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
+def _signature_failure(apt_output: str) -> bool:
+    return re.search(r"NO_PUBKEY|EXPKEYSIG|is not signed|signatures were invalid|KEYEXPIRED",
+                     apt_output) is not None
+
+
+def fetch_keyring(apt_state: Path) -> Path | None:
+    """The host archive's candidate debian-archive-keyring, unpacked under *apt_state*; None if unavailable.
+
+    Uses the host's apt configuration read-only (``apt-get download`` installs nothing), so the
+    .deb is verified by the keys the host already trusts.
+    """
+    work = apt_state / "keyring-dl"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    sandbox = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
+    r = subprocess.run(["apt-get", "-q", *sandbox, "download", "debian-archive-keyring"],
+                       cwd=work, capture_output=True, text=True)
+    debs = list(work.glob("debian-archive-keyring_*.deb"))
+    if r.returncode != 0 or len(debs) != 1:
+        return None
+    dest = apt_state / "keyring"
+    shutil.rmtree(dest, ignore_errors=True)
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(dest)], check=True, capture_output=True)
+    shutil.rmtree(work, ignore_errors=True)
+    path = apt_state / KEYRING_IN_DEB
+    return path if path.is_file() else None
 
 
 # ---------------------------------------------------------------------------- plan
@@ -503,12 +546,13 @@ def is_set_up(root: Path) -> bool:
     )
 
 
-def run_setup(cache_dir: str | os.PathLike[str] | None = None, stream: TextIO = sys.stderr,
+def run_setup(cache_dir: str | os.PathLike[str] | None = None, stream: TextIO | None = None,
               refresh: bool = False) -> int:
     """Fetch and cache the kernels and busybox; 0 on success, 1 on failure (one line on *stream*).
 
     Idempotent: with everything cached (and not *refresh*), it only reports and checks host tools.
     """
+    stream = stream if stream is not None else sys.stderr
     root = cache.cache_root(cache_dir)
     status = 0
     try:

@@ -1,0 +1,442 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""crosscheck infrastructure: cache paths, sources reading, kernel picking and formats, the
+initramfs writer, and (when QEMU and the cached kernels are there) real boots."""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crosscheck import cache, guest, initramfs, kernels, setup
+
+# ---------------------------------------------------------------------------- cache
+
+
+def test_cache_root_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv("PTLAB_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_root() == tmp_path / "xdg" / "ptlab"
+    monkeypatch.setenv("PTLAB_CACHE", str(tmp_path / "explicit"))
+    assert cache.cache_root() == tmp_path / "explicit"
+    assert cache.cache_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("PTLAB_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache.cache_root() == Path.home() / ".cache" / "ptlab"
+
+
+# ---------------------------------------------------------------------------- sources
+
+
+DEB822 = """\
+Types: deb
+# http://snapshot.example/archive/debian/20250520T000000Z
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://src.example/debian
+Suites: bookworm
+Components: main
+"""
+
+
+def test_deb822_sources(tmp_path):
+    f = tmp_path / "debian.sources"
+    f.write_text(DEB822)
+    entries = setup.read_host_sources([f, tmp_path / "missing.list"])
+    assert [e.uri for e in entries] == ["http://mirror.example/debian", "http://mirror.example/debian-security"]
+    arch = setup.debian_archive(entries)
+    assert arch.uri == "http://mirror.example/debian"
+    assert arch.signed_by == "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def test_one_line_sources(tmp_path):
+    f = tmp_path / "sources.list"
+    f.write_text("# comment\ndeb http://sec.example/debian-security bookworm-security main\n"
+                 "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main contrib\n"
+                 "deb-src http://one.example/debian bookworm main\n")
+    arch = setup.debian_archive(setup.read_host_sources([f]))
+    assert (arch.uri, arch.suites, arch.signed_by) == ("http://one.example/debian", ("bookworm",), "/k.gpg")
+
+
+def test_no_archive_is_one_line_error(tmp_path):
+    with pytest.raises(setup.SetupError) as e:
+        setup.debian_archive(setup.read_host_sources([tmp_path / "none.sources"]))
+    assert "\n" not in str(e.value)
+
+
+def test_private_apt_options_stay_inside_cache(tmp_path):
+    apt = setup.PrivateApt(tmp_path, setup.SourceEntry("http://m.example/debian/", ("bookworm",), ("main",)),
+                           Path("/k.gpg"))
+    apt.prepare()
+    text = (tmp_path / "apt" / "sources.list").read_text()
+    assert "deb [arch=arm64 signed-by=/k.gpg] http://m.example/debian trixie main" in text
+    assert "trixie-backports main" in text
+    opts = apt.options()
+    vals = dict(o.split("=", 1) for o in opts[1::2])
+    assert vals["APT::Architecture"] == "arm64"
+    for k in ("Dir::Etc::SourceList", "Dir::State::Lists", "Dir::Cache", "Dir::State::status"):
+        assert vals[k].startswith(str(tmp_path)), k
+    assert (tmp_path / "apt" / "status").read_text() == ""
+
+
+def test_signature_failure_detection():
+    assert setup._signature_failure("W: GPG error: http://x trixie InRelease: NO_PUBKEY 6ED0E7B82643E131")
+    assert setup._signature_failure("E: The repository 'http://x trixie InRelease' is not signed.")
+    assert not setup._signature_failure("Get:1 http://x trixie InRelease [140 kB]")
+
+
+def test_missing_host_packages_line():
+    assert setup.missing_host_packages(lambda _t: None)[:2] == ["qemu-system-arm", "gcc-aarch64-linux-gnu"]
+
+
+# ---------------------------------------------------------------------------- config + formats
+
+
+CONFIG = """\
+CONFIG_ARM64_CONTPTE=y
+CONFIG_FTRACE=y
+CONFIG_FUNCTION_TRACER=y
+CONFIG_KPROBE_EVENTS=y
+CONFIG_TRANSPARENT_HUGEPAGE=y
+CONFIG_SWAP=y
+CONFIG_ZRAM=m
+CONFIG_NUMA=y
+CONFIG_MIGRATION=y
+# CONFIG_DEBUG_FS is not set
+CONFIG_ARM64_16K_PAGES=y
+CONFIG_CMDLINE="console=ttyAMA0"
+"""
+
+
+def _build(**kw) -> kernels.KernelBuild:
+    base = dict(name="t", version="6.12.1+deb13-arm64", series="6.12", flavour="arm64", granule=4096,
+                image=Path("/nonexistent"), config={}, config_known=True)
+    base.update(kw)
+    return kernels.KernelBuild(**base)
+
+
+def test_parse_config_and_check():
+    cfg = kernels.parse_config(CONFIG)
+    assert cfg["CONFIG_DEBUG_FS"] == "n" and cfg["CONFIG_ZRAM"] == "m"
+    assert cfg["CONFIG_CMDLINE"] == "console=ttyAMA0"
+    assert kernels.granule_from_config(cfg) == 16384
+    missing = kernels.check_config(_build(config=cfg))
+    assert missing == ["CONFIG_DEBUG_FS (debugfs (split_huge_pages))"]
+    assert kernels.check_config(_build(config={}, config_known=False))[0].startswith("config unknown")
+    assert len(kernels.check_config(_build(config={}))) == len(kernels.REQUIRED)
+
+
+def _fake_image(payload: bytes = b"") -> bytes:
+    head = bytearray(64)
+    head[0:2] = b"MZ"
+    head[0x18:0x20] = struct.pack("<Q", 2 << 1)  # 16K pages in the header flags
+    head[0x38:0x3C] = kernels.ARM64_MAGIC
+    return bytes(head) + b"Linux version 6.99.0-test (me@host) #1\0" + payload
+
+
+def _fake_zboot(inner: bytes) -> bytes:
+    comp = gzip.compress(inner)
+    head = bytearray(0x40)
+    head[0:2] = b"MZ"
+    head[4:8] = kernels.ZBOOT_MAGIC
+    struct.pack_into("<II", head, 8, 0x40, len(comp))
+    head[0x18:0x1C] = b"gzip"
+    return bytes(head) + comp
+
+
+def test_image_kinds_and_zboot_extraction():
+    img = _fake_image()
+    assert kernels.image_kind(img) == "image"
+    z = _fake_zboot(img)
+    assert kernels.image_kind(z) == "zboot"
+    assert kernels.raw_image(z) == img
+    assert kernels.raw_image(gzip.compress(img)) == img
+    assert kernels.image_kind(b"\x7fELF" + bytes(60)) == "unknown"
+    with pytest.raises(kernels.KernelError):
+        kernels.raw_image(b"\x7fELF" + bytes(60))
+
+
+def test_user_image(tmp_path):
+    p = tmp_path / "Image"
+    p.write_bytes(_fake_image())
+    b = kernels.user_image(p)
+    assert (b.version, b.series, b.granule, b.config_known) == ("6.99.0-test", "6.99", 16384, False)
+    assert kernels.check_config(b)[0].startswith("config unknown")
+    cfgf = tmp_path / "config"
+    cfgf.write_text(CONFIG)
+    assert kernels.user_image(p, cfgf).config["CONFIG_ZRAM"] == "m"
+    embedded = _fake_image(b"IKCFG_ST" + gzip.compress(CONFIG.encode()) + b"IKCFG_ED")
+    p.write_bytes(embedded)
+    assert kernels.user_image(p).config_known
+    bad = tmp_path / "vmlinux"
+    bad.write_bytes(b"\x7fELF" + bytes(100))
+    with pytest.raises(kernels.KernelError, match="not an arm64 kernel Image"):
+        kernels.user_image(bad)
+    zb = tmp_path / "vmlinuz.efi"
+    zb.write_bytes(_fake_zboot(_fake_image()))
+    with pytest.raises(kernels.KernelError, match="zboot"):
+        kernels.user_image(zb)
+
+
+def test_pick():
+    ks = [
+        _build(version="6.12.57+deb13-arm64", series="6.12"),
+        _build(version="6.12.117+deb13-arm64", series="6.12"),
+        _build(version="7.0.13+deb13-arm64", series="7.0"),
+        _build(version="7.3.4+deb13-arm64-16k", series="7.3", flavour="arm64-16k", granule=16384),
+    ]
+    assert [k.version for k in kernels.pick(ks, "6.12", 4096)] == ["6.12.117+deb13-arm64"]
+    assert [k.version for k in kernels.pick(ks, "newest", 4096)] == ["7.0.13+deb13-arm64"]
+    assert [k.version for k in kernels.pick(ks, "newest", 16384)] == ["7.3.4+deb13-arm64-16k"]
+    assert [k.version for k in kernels.pick(ks, None, 4096)] == ["6.12.117+deb13-arm64", "7.0.13+deb13-arm64"]
+    assert kernels.pick(ks, "7.0", 16384) == []
+    assert len(kernels.pick(ks)) == 3
+
+
+def test_installed_kernels_ignores_partial(tmp_path):
+    kd = tmp_path / "kernels"
+    (kd / ".tmp-7.0.1+deb13-arm64-1").mkdir(parents=True)
+    good = kd / "6.12.1+deb13-arm64"
+    good.mkdir()
+    (good / "Image").write_bytes(_fake_image())
+    (good / "config").write_text(CONFIG)
+    (good / "build.json").write_text('{"version": "6.12.1+deb13-arm64", "flavour": "arm64", "granule": 4096}')
+    half = kd / "7.0.1+deb13-arm64"
+    half.mkdir()
+    (half / "Image").write_bytes(b"")
+    builds = kernels.installed_kernels(tmp_path)
+    assert [b.version for b in builds] == ["6.12.1+deb13-arm64"]
+    assert builds[0].config_known and builds[0].series == "6.12"
+
+
+# ---------------------------------------------------------------------------- modules
+
+
+def _fake_module(depends: str) -> bytes:
+    """A minimal ELF64 with a .modinfo and a .shstrtab section, enough for setup.modinfo."""
+    modinfo = f"license=GPL\0depends={depends}\0name=x\0".encode()
+    shstr = b"\0.modinfo\0.shstrtab\0"
+    data_off = 64
+    shoff = data_off + len(modinfo) + len(shstr)
+    ehdr = bytearray(64)
+    ehdr[0:5] = b"\x7fELF\x02"
+    struct.pack_into("<Q", ehdr, 0x28, shoff)
+    struct.pack_into("<HHH", ehdr, 0x3A, 64, 3, 2)
+    sh = bytes(64)
+    sh += struct.pack("<IIQQQQ", 1, 1, 0, 0, data_off, len(modinfo)) + bytes(24)
+    sh += struct.pack("<IIQQQQ", 10, 3, 0, 0, data_off + len(modinfo), len(shstr)) + bytes(24)
+    return bytes(ehdr) + modinfo + shstr + sh
+
+
+def test_module_closure_orders_dependencies(tmp_path):
+    (tmp_path / "drivers").mkdir()
+    (tmp_path / "drivers" / "zram.ko.xz").write_bytes(lzma.compress(_fake_module("lz4_compress,zsmalloc")))
+    (tmp_path / "lz4_compress.ko").write_bytes(_fake_module(""))
+    (tmp_path / "zsmalloc.ko.xz").write_bytes(lzma.compress(_fake_module("lz4_compress")))
+    assert setup.modinfo(_fake_module("a,b"))["depends"] == "a,b"
+    order = [n for n, _ in setup.module_closure(tmp_path, ["zram"])]
+    assert order == ["lz4_compress.ko", "zsmalloc.ko", "zram.ko"]
+    elf = dict(setup.module_closure(tmp_path, ["zram"]))["zram.ko"]
+    assert elf[:4] == b"\x7fELF"
+
+
+# ---------------------------------------------------------------------------- initramfs
+
+
+def test_initramfs_round_trip():
+    files = {"/ptlab/prog": (b"\x7fELFprog", 0o755), "/etc/x.conf": (b"a=1", 0o644)}
+    mods = {"dep.ko": b"D", "zram.ko": b"Z"}
+    blob = initramfs.build_initramfs(b"BUSYBOX", "#!/bin/sh\necho hi\n", files, mods, applets=("sh", "cat"))
+    again = initramfs.build_initramfs(b"BUSYBOX", "#!/bin/sh\necho hi\n", files, mods, applets=("sh", "cat"))
+    assert blob == again, "deterministic"
+    entries = {e.name: e for e in initramfs.parse_newc(gzip.decompress(blob))}
+    assert entries["init"].data == b"#!/bin/sh\necho hi\n" and entries["init"].mode & 0o111
+    assert entries["bin/busybox"].data == b"BUSYBOX"
+    assert stat.S_ISLNK(entries["bin/sh"].mode) and entries["bin/sh"].data == b"busybox"
+    assert stat.S_ISCHR(entries["dev/console"].mode) and entries["dev/console"].rdev == (5, 1)
+    assert stat.S_ISDIR(entries["ptlab"].mode)
+    assert entries["ptlab/prog"].data == b"\x7fELFprog" and stat.S_IMODE(entries["ptlab/prog"].mode) == 0o755
+    assert entries["lib/modules/load.list"].data == b"dep.ko\nzram.ko\n"
+    names = list(entries)
+    assert names.index("ptlab") < names.index("ptlab/prog")
+
+
+def test_initramfs_matches_gnu_cpio(tmp_path):
+    if shutil.which("cpio") is None:
+        pytest.skip("cpio not installed")
+    blob = gzip.decompress(initramfs.build_initramfs(b"BB", "#!/bin/sh\n", {"/a/b": (b"xyz", 0o600)}, {}, ()))
+    r = subprocess.run(["cpio", "-t"], input=blob, capture_output=True, check=True)
+    listed = r.stdout.decode().split()
+    assert "a/b" in listed and "init" in listed and "dev/console" in listed
+
+
+def test_initramfs_refuses_init_override():
+    with pytest.raises(ValueError):
+        initramfs.build_initramfs(b"", "", {"/init": (b"", 0o755)})
+
+
+# ---------------------------------------------------------------------------- guest (pure parts)
+
+
+def test_qemu_command_numa():
+    b = _build(image=Path("/k/Image"))
+    cmd = guest.qemu_command(b, Path("/i.gz"), Path("/o"), memory_mb=2048, cpus=2, numa_nodes=2)
+    s = " ".join(cmd)
+    assert "-M virt -cpu max" in s and "-kernel /k/Image" in s and "-no-reboot" in s
+    assert "memory-backend-ram,id=ptmem1,size=1024M" in s
+    assert "node,nodeid=0,memdev=ptmem0,cpus=0" in s and "node,nodeid=1,memdev=ptmem1,cpus=1" in s
+    assert "-numa" not in guest.qemu_command(b, Path("/i"), Path("/o"), memory_mb=512, cpus=1, numa_nodes=1)
+
+
+def test_parse_outputs_rejects_truncated():
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = b"x" * 5000
+        ti = tarfile.TarInfo("./big")
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    assert guest.parse_outputs(buf.getvalue()) == {"big": b"x" * 5000}
+    with pytest.raises(guest.GuestError):
+        guest.parse_outputs(buf.getvalue()[:1000])
+
+
+# ---------------------------------------------------------------------------- real boots
+
+
+def _real_build(series: str) -> kernels.KernelBuild:
+    if shutil.which(guest.QEMU) is None:
+        pytest.skip("qemu-system-aarch64 not installed (apt-get install qemu-system-arm)")
+    builds = kernels.pick(kernels.installed_kernels(), series, 4096)
+    if not builds or not cache.busybox_path(cache.cache_root()).is_file():
+        pytest.skip(f"no cached Debian {series} kernel (run: ptlab crosscheck --setup)")
+    return builds[0]
+
+
+def _qemu_pids(parent: int | None = None) -> set[int]:
+    """QEMU processes (children of *parent* if given), so parallel tests and other users don't count."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if not (d / "comm").read_text().strip().startswith("qemu-system-aa"):
+                    continue
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent is None or ppid == parent:
+                out.add(int(d.name))
+    return out
+
+
+def test_boot_real_612(tmp_path):
+    build = _real_build("6.12")
+    script = "uname -r\nuname -r > /out/uname.txt\nmkdir -p /out/sub && echo deep > /out/sub/f\nexit 3\n"
+    run = guest.boot_guest(build, script, {"/ptlab/data.bin": (b"\x01\x02", 0o644)}, memory_mb=512,
+                           timeout_s=240, keep_dir=tmp_path / "keep")
+    assert run.outputs["uname.txt"].decode().strip() == build.version
+    assert run.outputs["sub/f"] == b"deep\n"
+    assert build.version in run.console and run.exit_status == 3
+    assert "TLB range maintenance instructions" in run.cpu_features
+    assert 0 < run.boot_seconds < 240 and run.run_seconds >= 0
+    assert (tmp_path / "keep" / "console.log").read_text() == run.console
+    assert (tmp_path / "keep" / "out" / "uname.txt").is_file()
+    assert not _qemu_pids(os.getpid())
+
+
+def test_hanging_guest_is_killed():
+    build = _real_build("6.12")
+    t0 = time.monotonic()
+    with pytest.raises(guest.GuestError) as e:
+        guest.boot_guest(build, "echo sleeping\nsleep 1000\n", memory_mb=512, timeout_s=25)
+    assert time.monotonic() - t0 < 40
+    msg = str(e.value)
+    assert msg.startswith("guest did not finish within 25 s; last console line:") and "\n" not in msg
+    assert not _qemu_pids(os.getpid()), "a QEMU process was left running"
+
+
+def test_panicking_guest_is_one_line_error():
+    build = _real_build("6.12")
+    with pytest.raises(guest.GuestError) as e:
+        guest.boot_guest(build, "true\n", memory_mb=512, timeout_s=120, append="rdinit=/nonexistent")
+    assert str(e.value).startswith("guest kernel panic:") and "\n" not in str(e.value)
+    assert not _qemu_pids(os.getpid())
+
+
+def test_keyboard_interrupt_kills_qemu(tmp_path):
+    build = _real_build("6.12")
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import sys\nfrom crosscheck import guest, kernels\n"
+        "b = kernels.pick(kernels.installed_kernels(), '6.12', 4096)[0]\n"
+        "try:\n    guest.boot_guest(b, 'sleep 1000\\n', memory_mb=512, timeout_s=600)\n"
+        "except KeyboardInterrupt:\n    sys.exit(42)\n")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, str(driver)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        deadline = time.monotonic() + 60
+        child = None
+        while child is None and time.monotonic() < deadline:
+            child = next(iter(_qemu_pids(proc.pid)), None)
+            time.sleep(0.2)
+        assert child is not None, "QEMU never started"
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 42
+        assert not Path(f"/proc/{child}").exists(), "QEMU outlived the interrupted boot_guest"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    del build
+
+
+def test_setup_is_offline_when_cached(tmp_path, monkeypatch):
+    import io
+
+    for ver, flav, gran in (("6.12.1+deb13-arm64", "arm64", 4096), ("7.0.1+deb13-arm64", "arm64", 4096),
+                            ("7.3.1+deb13-arm64-16k", "arm64-16k", 16384)):
+        d = tmp_path / "kernels" / ver
+        d.mkdir(parents=True)
+        (d / "Image").write_bytes(_fake_image())
+        (d / "build.json").write_text(f'{{"version": "{ver}", "flavour": "{flav}", "granule": {gran}}}')
+    bb = cache.busybox_path(tmp_path)
+    bb.parent.mkdir(parents=True)
+    bb.write_bytes(b"busybox")
+
+    def no_network(*_a, **_k):
+        raise AssertionError("setup went online although everything is cached")
+
+    monkeypatch.setattr(setup, "_fetch_all", no_network)
+    monkeypatch.setattr(setup, "missing_host_packages", lambda: [])
+    out = io.StringIO()
+    assert setup.run_setup(tmp_path, stream=out) == 0
+    assert "cache ready" in out.getvalue() and "7.3.1+deb13-arm64-16k (16K pages)" in out.getvalue()
+    monkeypatch.setattr(setup, "missing_host_packages", lambda: ["qemu-system-arm"])
+    out = io.StringIO()
+    assert setup.run_setup(tmp_path, stream=out) == 1
+    last = out.getvalue().splitlines()[-1]
+    assert last == "crosscheck: install the host packages: apt-get install qemu-system-arm"
