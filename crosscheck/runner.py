@@ -94,9 +94,14 @@ def build_profile(name: str, build: Any) -> Any:
     from engine.arch.profiles import get_profile
 
     prof = get_profile(name)
+    pa = build.config.get("CONFIG_ARM64_PA_BITS")
+    if pa is None and build.flavour.startswith("arm64"):
+        # A Debian build whose config is not in the archive any more (7.0.13): Debian's
+        # arm64 configs set CONFIG_ARM64_PA_BITS=52 in every build that has one (6.12, 7.3)
+        pa = "52"
     try:
-        pa_bits = int(build.config.get("CONFIG_ARM64_PA_BITS", prof.pa_bits))
-    except (TypeError, ValueError):
+        pa_bits = int(pa) if pa is not None else prof.pa_bits
+    except ValueError:
         pa_bits = prof.pa_bits
     return replace(prof, pa_bits=pa_bits)
 
@@ -126,6 +131,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
     prof = profile or profile_for(build.series)
     kernel_profile = build_profile(prof, build)
     gname = {4096: "4K", 16384: "16K", 65536: "64K"}[build.granule]
+    has_zram = any(name.startswith("zram") for name, _ in build.modules())
     results: list[TargetResult] = []
     plans: list[Plan] = []
     observers: list[EngineObserver] = []
@@ -145,6 +151,11 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             continue
         res.engine_seconds = time.perf_counter() - t0
         res.rewrites, res.ops = p.rewrites, len(p.ops)
+        if p.needs_swap and not has_zram:
+            res.verdict = "error"
+            res.error = (f"{scn.name}: swapping needs zram, and {build.name} has no modules "
+                         "(the archive no longer carries them for this build)")
+            continue
         plans.append(p)
         observers.append(obs)
         index.append(len(results) - 1)

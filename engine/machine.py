@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import limits
-from engine.arch import Arch, get_profile
+from engine.arch import DEFAULT_KERNEL, Arch, get_profile
 from engine.costs import cycles
 from engine.errors import ScenarioError
 from engine.events import COUNTER_NAMES, EventLog, count_events
@@ -55,7 +55,7 @@ CHECK_MODES = ("op", "end", "off")
 @dataclass
 class MachineConfig:
     granule: str = "4K"
-    kernel: str = "v7.0"
+    kernel: str = DEFAULT_KERNEL
     cpu: str = "neoverse-n1"
     seed: int = 1
     mthp: dict[str, str] = field(default_factory=dict)  # size -> always|inherit|madvise|never

@@ -32,13 +32,15 @@ def machine_factory(kind: str, config: dict[str, Any]) -> Callable[[], Any]:
 
 def _api(cfg: dict[str, Any]) -> Callable[[], Any]:
     from engine.apimachine import ApiMachine
+    from engine.arch.profiles import DEFAULT_KERNEL
     from engine.policy import load_policy
 
     pol = cfg.get("policy")
     policy = load_policy(pol) if pol not in (None, "", "mainline") else None
 
     def make() -> ApiMachine:
-        m = ApiMachine(cfg.get("granule", "4K"), cfg.get("kernel", "v7.0"), cfg.get("cpu", "neoverse-n1"))
+        m = ApiMachine(cfg.get("granule", "4K"), cfg.get("kernel", DEFAULT_KERNEL),
+                       cfg.get("cpu", "neoverse-n1"))
         if policy is not None:
             m.arch.fold_policy = policy
         return m

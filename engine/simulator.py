@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from engine.arch import Arch
-from engine.arch.profiles import KernelProfile, get_profile
+from engine.arch.profiles import DEFAULT_KERNEL, KernelProfile, get_profile
 from engine.events import Event, EventLog, count_events
 from engine.granule import Granule
 from engine.granule import granule as to_granule
@@ -77,7 +77,7 @@ class PtepNamespace:
 
 
 class Simulator:
-    def __init__(self, granule: int | str | Granule = 4096, kernel: str | KernelProfile = "v7.0",
+    def __init__(self, granule: int | str | Granule = 4096, kernel: str | KernelProfile = DEFAULT_KERNEL,
                  cpu: str | CpuProfile = "neoverse-n1", *, asid: int = 1, user: bool = True):
         self.g = to_granule(granule)
         self.profile = get_profile(kernel)

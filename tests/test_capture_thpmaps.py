@@ -89,7 +89,7 @@ def test_engine_folds_two_of_three_eligible_blocks_on_4k(cap):
     assert vc.reasons == Counter({"entries differ: writable vs read-only": 1})
     assert (r.eligible, r.folded_eligible, r.folded) == (3, 2, 2)
     assert r.conclusion() == (
-        "2 of 3 contpte-eligible 64K blocks folded on the 4K granule (v7.0); reasons for the others: "
+        "2 of 3 contpte-eligible 64K blocks folded on the 4K granule (v7.3); reasons for the others: "
         "1 x entries differ: writable vs read-only; 1 PMD-mapped THP is a PMD block entry")
     assert r.counters["folds"] == 1  # folio 3 by contpte_try_fold; folio 1 was painted CONT directly
     assert r.counters["cont_blocks"] == 2

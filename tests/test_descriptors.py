@@ -125,7 +125,7 @@ def test_kernel_profiles_use_the_layout_of_their_release():
 
     assert {n: p.layout for n, p in PROFILES.items() if n.startswith("v")} == {
         "v6.9": "v6.9", "v6.10": "v6.10", "v6.12": "v6.12", "v6.17": "v6.17", "v6.19": "v6.18",
-        "v7.0": "v6.18"}
+        "v7.0": "v6.18", "v7.3": "v6.18"}
 
 
 def test_walker_access_flag_fault_before_permission_fault():

@@ -612,7 +612,7 @@ def test_flush_tlb_fix_spurious_fault_per_era(kernel, events):
 
 
 @pytest.mark.parametrize("kernel, broadcast, level", [
-    ("v6.9", True, 0), ("v6.17", True, 0), ("v6.19", False, 0), ("v7.0", False, 3)])
+    ("v6.9", True, 0), ("v6.17", True, 0), ("v6.19", False, 0), ("v7.0", False, 0), ("v7.3", False, 3)])
 def test___ptep_set_access_flags_flush_per_era(kernel, broadcast, level):
     """fault.c: flush_tlb_page() (broadcast, no level hint) until v6.18;
     local_flush_tlb_page() in v6.19 (linux-mm@0176245b); the tlbf_t version
@@ -685,14 +685,14 @@ def test_set_pte_strips_cont_and_warns_over_a_cont_entry(g):
 
 @pytest.mark.parametrize("g", GRANULES)
 def test_ptep_try_set_only_replaces_a_none_entry(g):
-    sim = mk(g)
+    sim = mk(g, "v7.3")  # the tlbf_t API series, after v7.0
     pte = sim.pte.pfn_pte(7, PAGE_READONLY)
     assert sim.ptep.ptep_try_set(BASE, pte) is True
     assert sim.ptep.ptep_try_set(BASE, pte + 4096) is False
     assert sim.raw(BASE) == pte
     assert [e.domain for e in kinds(sim, "dsb")] == ["ishst"] and kinds(sim, "isb")
     with pytest.raises(MissingEntryPoint):
-        mk(g, "v6.19").ptep.ptep_try_set(BASE, pte)
+        mk(g, "v7.0").ptep.ptep_try_set(BASE, pte)
 
 
 @pytest.mark.parametrize("g", GRANULES)

@@ -187,7 +187,7 @@ def test_ptlab_run_json(capsys):
     p0 = out["processes"]["p0"]
     assert p0["alive"] and p0["vmas"][0]["name"] == "buf"
     assert p0["vmas"][0]["ptes_present"] == 8  # 128K - 96K
-    assert out["config"]["kernel"] == "v7.0"
+    assert out["config"]["kernel"] == "v7.3"
 
 
 def test_ptlab_run_overrides_and_human_output(capsys):

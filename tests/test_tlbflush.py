@@ -113,7 +113,7 @@ def test_all_levels_flush_uses_vae1is():
 
 def test_v6_9_single_page_flush_has_no_level_hint():
     """flush_tlb_page() before the tlbf_t API used __TLBI_VADDR without TTL."""
-    for kernel, level in (("v6.9", 0), ("v7.0", 3)):
+    for kernel, level in (("v6.9", 0), ("v7.0", 0), ("v7.3", 3)):
         sim = Simulator(4096, kernel, cpu=cpu(False))
         sim.ptep.set_ptes(BASE, sim.pte.pfn_pte(9, PAGE_SHARED), 1)
         sim.clear_events()
@@ -221,7 +221,7 @@ def test___flush_tlb_range_limit_max_tlbi_range_pages_per_era(kernel, whole_mm):
 
 
 @pytest.mark.parametrize("kernel, extra", [("baseline", False), ("v6.9", True), ("v6.19", True),
-                                           ("v7.0", False)])
+                                           ("v7.0", True), ("v7.3", False)])
 def test___flush_tlb_range_excess_completion_per_api(kernel, extra):
     """Old API: __flush_tlb_range() = __flush_tlb_range_nosync() + DSB ISH, and
     the nosync half returns early after flush_tlb_mm(), so a synchronous flush

@@ -148,9 +148,10 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
     ("raw_access_flags_check", True, "v7.0", "97c5550b7631 (v7.0-rc, merged after "
      "io_uring-7.0-20260305; Fixes: 4602e5757bcc)",
      "arm64: contpte: fix set_access_flags() no-op check for SMMU/ATS faults"),
-    ("tlbf_flags_api", True, "v7.0", "unsure: 'arm64: Refactor TLB invalidation API' was "
-     "posted 2026-03-02, after the v7.0 merge window (likely v7.1); the v7.0 profile "
-     "follows the newest linux-mm snapshot (linux-mm@28791578)",
+    ("tlbf_flags_api", True, "v7.3", "'arm64: Refactor TLB invalidation API' was posted "
+     "2026-03-02, after the v7.0 merge window (so v7.1 at the earliest, release unsure); "
+     "tlbf_t is in Debian's linux-source-7.3 (arch/arm64/include/asm/tlbflush.h) and in "
+     "linux-mm@28791578",
      "tlbf_t flush flags: level-3 hints on single-page flushes, no extra DSB after an "
      "over-limit flush_tlb_mm(), ptep_try_set()"),
 )
@@ -209,9 +210,13 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     description="+ raw-entry no-op check in set_access_flags, batched young "
                                 "clearing, tlbf_t flush API",
                     raw_access_flags_check=True, batched_young=True, batched_reclaim_young=True,
-                    tlbi_repeat_at_sync=True, tlbf_flags_api=True, batched_unmap_file=True))
+                    tlbi_repeat_at_sync=True, batched_unmap_file=True))
+V7_3 = _add(replace(V7_0, name="v7.3",
+                    description="+ tlbf_t flush API (after v7.0): the newest linux-mm code, "
+                                "and Debian's newest build (7.3)",
+                    tlbf_flags_api=True))
 
-DEFAULT_KERNEL = "v7.0"
+DEFAULT_KERNEL = "v7.3"
 
 
 class KernelProfileError(ValueError):

@@ -319,7 +319,7 @@ class Ptep(Contpte):
 
     @arch_call("ptep_try_set")
     def ptep_try_set(self, mm: MMStruct, addr: int, pte: int) -> bool:
-        self._require("ptep_try_set", self.profile.tlbf_flags_api, "v7.0")
+        self._require("ptep_try_set", self.profile.tlbf_flags_api, "v7.3")
         t, i = mm.pt.locate(addr)
         if self._cmpxchg(mm, t, i, addr, 0, pte) != 0:
             return False

@@ -64,6 +64,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.model import (
     KPF_DIRTY,
     KPF_ZERO_PAGE,
@@ -314,7 +315,7 @@ def page_pte(vma: CapturedVMA, page: _GPage, g: Granule, layout: Layout) -> int 
 
 
 # --- the plan -----------------------------------------------------------------------------------------
-def plan_mappings(cap: Capture, granule: int | str | Granule = "4K", kernel: str = "v7.0") -> MapPlan:
+def plan_mappings(cap: Capture, granule: int | str | Granule = "4K", kernel: str = DEFAULT_KERNEL) -> MapPlan:
     """Work out every add_folio / set_ptes / PMD entry for the capture."""
     from engine.arch.profiles import get_profile
     from engine.pte import LAYOUTS
@@ -432,7 +433,7 @@ def apply_plan(plan: MapPlan, sim: Any) -> None:
             emit(("pmd_write", addr, old, value, "store"))
 
 
-def build(cap: Capture, granule: int | str | Granule = "4K", kernel: str = "v7.0",
+def build(cap: Capture, granule: int | str | Granule = "4K", kernel: str = DEFAULT_KERNEL,
           cpu: str = "neoverse-n1", record_events: bool = False) -> Built:
     """A Simulator holding the capture's mappings, built through the ptep API.
 
