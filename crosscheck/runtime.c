@@ -193,6 +193,9 @@ static void out_line(const char *fmt, ...)
 	out_len += n;
 }
 
+#define PM_CHUNK 512
+static unsigned long long pm_buf[PM_CHUNK];
+
 static void dump_pagemap(int self, int k)
 {
 	const struct op_ranges *d = &S->dump[k];
@@ -207,24 +210,41 @@ static void dump_pagemap(int self, int k)
 	if (out_fd < 0)
 		die(path);
 	for (int i = 0; i < d->n; i++) {
+		unsigned long long last_head = ~0ULL, last_nr = 0;
+
 		if (d->r[i].proc != self)
 			continue;
 		for (unsigned long va = d->r[i].start; va < d->r[i].end; va += page_size) {
-			unsigned long long e = read_u64_at(pm, va / page_size);
-			unsigned long long pfn, flags, head, nr = 1;
+			unsigned long idx = (va - d->r[i].start) / page_size % PM_CHUNK;
+			unsigned long long e, pfn, flags, head, nr = 1;
 
+			if (idx == 0) { /* pagemap in chunks: one read per PM_CHUNK pages */
+				unsigned long left = (d->r[i].end - va) / page_size;
+				size_t want = (left < PM_CHUNK ? left : PM_CHUNK) * sizeof(pm_buf[0]);
+
+				memset(pm_buf, 0, sizeof(pm_buf));
+				if (pread(pm, pm_buf, want, va / page_size * sizeof(pm_buf[0])) < 0)
+					die("pagemap read");
+			}
+			e = pm_buf[idx];
 			if (!(e >> 62))
 				continue; /* neither present nor swapped */
 			if (e >> 63 & 1) {
 				pfn = e & ((1ULL << 55) - 1);
-				flags = read_u64_at(kf, pfn);
-				head = pfn;
-				if (flags >> KPF_COMPOUND_TAIL & 1)
-					while (head > 0 && (read_u64_at(kf, head) >> KPF_COMPOUND_TAIL & 1))
-						head--;
-				if (read_u64_at(kf, head) >> KPF_COMPOUND_HEAD & 1)
-					while (read_u64_at(kf, head + nr) >> KPF_COMPOUND_TAIL & 1)
-						nr++;
+				if (last_nr && pfn >= last_head && pfn < last_head + last_nr) {
+					head = last_head, nr = last_nr; /* the folio of the previous page */
+					flags = read_u64_at(kf, pfn);
+				} else {
+					flags = read_u64_at(kf, pfn);
+					head = pfn;
+					if (flags >> KPF_COMPOUND_TAIL & 1)
+						while (head > 0 && (read_u64_at(kf, head) >> KPF_COMPOUND_TAIL & 1))
+							head--;
+					if ((head == pfn ? flags : read_u64_at(kf, head)) >> KPF_COMPOUND_HEAD & 1)
+						while (read_u64_at(kf, head + nr) >> KPF_COMPOUND_TAIL & 1)
+							nr++;
+					last_head = head, last_nr = nr;
+				}
 				out_line("%d %d %d P %lx %llx %llx %llu %llx\n", k, self, getpid(), va, pfn, head,
 					 nr, flags);
 			} else {
@@ -391,6 +411,7 @@ int run_scenario(const struct scenario *s, int t)
 	prefault_stack();
 	memset(buf, 0, sizeof(buf));
 	memset(out, 0, sizeof(out));
+	memset(pm_buf, 0, sizeof(pm_buf));
 	for (int j = 0; j < S->nprocs; j++) {
 		int c[2], a[2];
 
