@@ -29,7 +29,6 @@ import bisect
 import math
 import os
 import re
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -676,28 +675,15 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
 
 
 def load(path: str | Path) -> Scenario:
+    from engine.safeio import UnsafeFileError, read_user_text, shown
+
     p = Path(path)
     try:
-        # refuse FIFOs, devices and huge files before opening (a FIFO would block, /dev/zero never ends)
-        st = os.stat(p)
-        if stat.S_ISDIR(st.st_mode):
-            raise ScenarioError(f"{p}: is a directory, not a scenario file")
-        if not stat.S_ISREG(st.st_mode):
-            raise ScenarioError(f"{p}: not a regular file")
-        if st.st_size > MAX_SCENARIO_BYTES:
-            raise ScenarioError(f"{p}: the scenario is larger than {MAX_SCENARIO_BYTES >> 20} MiB")
-        with open(p, "rb") as f:
-            data = f.read(MAX_SCENARIO_BYTES + 1)
-        text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{p}: no such scenario file") from None
-    except UnicodeDecodeError as e:
-        raise ScenarioError(f"{p}: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise ScenarioError(f"{p}: cannot read: {e.strerror or e}") from None
-    except ValueError as e:  # a NUL in the name
-        raise ScenarioError(f"{p!r}: not a file name ({e})") from None
-    return parse(text, str(p), p.stem)
+        # only a regular file, bounded: a FIFO would block, /dev/zero never ends, /proc/kmsg both
+        text = read_user_text(p, MAX_SCENARIO_BYTES, "scenario file")
+    except UnsafeFileError as e:
+        raise ScenarioError(str(e)) from None
+    return parse(text, shown(p), p.stem)
 
 
 # --- built-ins --------------------------------------------------------------------------
@@ -710,6 +696,8 @@ def builtin_names() -> list[str]:
 
 
 def builtin(name: str) -> Scenario:
+    if not name or len(name) > 200 or "/" in name or "\0" in name:
+        raise ScenarioError(f"no built-in scenario {name[:80]!r} (see 'ptlab scenarios')")
     f = _builtin_dir() / f"{name}.pts"
     if not f.is_file():
         raise ScenarioError(f"no built-in scenario {name!r} (see 'ptlab scenarios')")
@@ -722,6 +710,6 @@ def builtin_list() -> list[tuple[str, str]]:
 
 def resolve(target: str) -> Scenario:
     """A built-in name or a path to a .pts file."""
-    if target.endswith(".pts") or "/" in target or Path(target).is_file():
+    if target.endswith(".pts") or "/" in target or os.path.isfile(target):  # os.path: no OSError
         return load(target)
     return builtin(target)
