@@ -44,7 +44,7 @@ def _describe(mode: int) -> str:
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "a special file"
 
 
 def shown(path: str | os.PathLike) -> str:
@@ -70,17 +70,19 @@ def read_user_file(path: str | os.PathLike, limit: int, what: str = "file") -> b
         if e.errno == errno.ENAMETOOLONG:
             raise UnsafeFileError(f"{name[:80]}...: file name too long") from None
         if e.errno == errno.ENXIO:
-            raise UnsafeFileError(f"{name}: cannot read the {what}: not a regular file") from None
+            raise UnsafeFileError(f"{name}: not a regular file: not a {what}") from None
         raise UnsafeFileError(f"{name}: cannot read the {what}: {e.strerror or e}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFileError(f"{name}: cannot read the {what}: it is {_describe(st.st_mode)}")
+            if stat.S_ISDIR(st.st_mode):
+                raise UnsafeFileError(f"{name}: is a directory, not a {what}")
+            raise UnsafeFileError(f"{name}: not a regular file (it is {_describe(st.st_mode)}): not a {what}")
         if _PSEUDO is None:
             _PSEUDO = _pseudo_devices()
         if st.st_dev in _PSEUDO:
-            raise UnsafeFileError(f"{name}: cannot read the {what}: it is a kernel pseudo-file "
-                                  "(/proc, /sys), not a file of yours")
+            raise UnsafeFileError(f"{name}: not a regular file (a kernel pseudo-file in /proc or /sys): "
+                                  f"not a {what}")
         if st.st_size > limit:
             raise UnsafeFileError(f"{name}: the {what} is larger than {_human(limit)}")
         os.set_blocking(fd, True)

@@ -466,6 +466,13 @@ class Snapshot:
         def fetch(no: int) -> bytes:
             data = blobs.get(no)
             if data is not None:
+                # the expanded size counts every reference: one blob named by N page
+                # tables becomes N tables in the engine (a small file must not expand
+                # without bound)
+                budget[0] -= len(data)
+                if budget[0] < 0:
+                    raise RecordError(f"its blobs, counted at every reference, exceed the limit of "
+                                      f"{self.limits.max_checkpoint_total} bytes")
                 return data
             if not 0 <= no < len(offsets):
                 raise RecordError(f"refers to blob {no}, which the file does not have")

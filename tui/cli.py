@@ -11,6 +11,8 @@ Ctrl-C with 130. Anything else is a bug in ptlab, still reported in one line
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import json
 import os
@@ -67,6 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, CheckFailed) as e:
         _report(str(e), e.exit_code, argv, json_done=getattr(e, "json_done", False))
         return e.exit_code
+    except _input_errors() as e:  # a damaged record met part way (snapshots are read lazily)
+        _report(str(e), 2, argv)
+        return 2
+    except RecursionError:
+        _report("the input is nested too deeply", 2, argv)
+        return 2
+    except OSError as e:
+        if e.errno in _OUTPUT_ERRNOS:  # stdout on a full disk, /dev/full, a closed terminal
+            _quiet_stdout()
+            _report(f"cannot write the output: {e.strerror or e}", 2, argv, json_done=True)
+            return 2
+        if os.environ.get("PTLAB_DEBUG"):
+            raise
+        return _internal(e, argv)
     except KeyboardInterrupt:
         if sys.stderr.isatty():
             print(file=sys.stderr)  # off the progress line
@@ -83,10 +99,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: still one line (PTLAB_DEBUG=1 shows the traceback)
         if os.environ.get("PTLAB_DEBUG"):
             raise
-        first = (str(e).splitlines() or [""])[0][:300]
-        _report(f"internal error: {type(e).__name__}: {first} (this is a bug in ptlab; "
-                "PTLAB_DEBUG=1 shows where)", INTERNAL_ERROR, argv)
-        return INTERNAL_ERROR
+        return _internal(e, argv)
+
+
+def _internal(e: BaseException, argv: Sequence[str]) -> int:
+    first = (str(e).splitlines() or [""])[0][:300]
+    _report(f"internal error: {type(e).__name__}: {first} (this is a bug in ptlab; "
+            "PTLAB_DEBUG=1 shows where)", INTERNAL_ERROR, argv)
+    return INTERNAL_ERROR
+
+
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EPIPE, errno.EBADF}
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    from engine.errors import ScenarioError
+    from snapshots.errors import SnapshotError
+
+    return (SnapshotError, ScenarioError)
 
 
 def _quiet_stdout() -> None:
@@ -101,12 +131,18 @@ def _quiet_stdout() -> None:
 
 
 def _report(message: str, code: int, argv: Sequence[str], json_done: bool = False) -> None:
-    line = " ".join(message.split("\n"))  # one line, always
+    from engine.text import escape_controls
+
+    line = escape_controls(" ".join(message.split("\n")))  # one line, always, no terminal escapes
     if not line.startswith("ptlab"):
         line = f"ptlab: {line}"
     if _wants_json(argv) and not json_done:
-        print(json.dumps({"error": line.removeprefix("ptlab: "), "exit_status": code}))
-    print(line, file=sys.stderr)
+        try:
+            print(json.dumps({"error": line.removeprefix("ptlab: "), "exit_status": code}), flush=True)
+        except OSError:  # stdout cannot take it (a full disk): the line on stderr still says it
+            _quiet_stdout()
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def parse_keymap(text: str, source: str = "keymap") -> tuple[dict[str, str], lis
 def load_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
     from engine.safeio import UnsafeFileError, read_user_text, shown
 
-    explicit = path is not None or bool(os.environ.get("PTLAB_KEYMAP"))
+    explicit = bool(os.environ.get("PTLAB_KEYMAP"))
     path = path or default_path()
     if not explicit and not os.path.lexists(path):
         return {}, []

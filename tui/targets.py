@@ -191,6 +191,8 @@ def _vector_file(spec: str, ov: Overrides) -> Session | None:
     if not path_s.endswith(".json"):
         return None
     path = Path(path_s)
+    if not os.path.lexists(path_s):
+        raise UserError(f"tui: {shown(path_s)}: no such file")
     try:
         index = int(index_s) if index_s is not None else 0
     except ValueError:
@@ -198,7 +200,7 @@ def _vector_file(spec: str, ov: Overrides) -> Session | None:
     from engine.safeio import UnsafeFileError, read_user_text
 
     try:  # a regular file, bounded: never a FIFO, a device or a /proc file
-        data = json.loads(read_user_text(path, MAX_VECTOR_FILE, "vectors file"))
+        data = json.loads(read_user_text(path, MAX_VECTOR_FILE, "file"))
     except UnsafeFileError as e:
         raise UserError(f"tui: {e}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:

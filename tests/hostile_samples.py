@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Crafted hostile snapshots with valid CRCs, for the hostile-input suite.
+
+Not a test module: tests/test_hostile_inputs.py and scripts/fuzz.py import it.
+
+A crafted file starts from a real saved run (the demo, with a checkpoint
+every ``CHECKPOINT_OPS`` ops), taken apart into its header, op records and
+checkpoints as plain data, changed by one of the ``CASES`` below, and written
+back with the normal writer -- so every record's CRC is right and only the
+reader's and the session layer's own checks can catch the lie.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from array import array
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from snapshots import SnapshotHeader, open_snapshot  # noqa: E402
+from snapshots.writer import save_snapshot  # noqa: E402
+
+CHECKPOINT_OPS = 10
+CREATED = "2026-01-01T00:00:00Z"
+
+Parts = tuple[SnapshotHeader, list[list[Any]], dict[int, Any]]
+
+
+def base_file(path: str | Path, target: str = "demo", checkpoint_ops: int = CHECKPOINT_OPS) -> Path:
+    """A real run of ``target`` saved with a checkpoint every ``checkpoint_ops`` ops."""
+    from snapshots.session_io import save_session
+    from tui.targets import scenario_session
+
+    s = scenario_session(target)
+    s.checkpoint_ops = checkpoint_ops
+    s.run()
+    save_session(s, str(path), created=CREATED)
+    return Path(path)
+
+
+def read_parts(path: str | Path) -> Parts:
+    with open_snapshot(str(path)) as snap:
+        ops = [[dict(r.op), dict(r.counters), r.digest] for r in snap.ops.iter_range(0, snap.op_count)]
+        cps = {c: snap.checkpoints[c] for c in snap.checkpoint_numbers}
+        return snap.header, ops, cps
+
+
+def write_parts(path: str | Path, parts: Parts) -> Path:
+    header, ops, cps = parts
+    save_snapshot(str(path), header, [tuple(o) for o in ops], cps)
+    return Path(path)
+
+
+def forge_pte(state: dict[str, Any]) -> tuple[str, int, int, int]:
+    """Give one present PTE of the first process with tables another pfn.
+    Returns (process, table key, old value, new value)."""
+    for proc in state["procs"]:
+        for entry in proc["tables"]:
+            key, blob = entry
+            a = array("Q", blob)
+            for i, v in enumerate(a):
+                if v & 1:
+                    new = v ^ (1 << 20)  # another pfn (bit 20 of the address: pfn bit 8)
+                    a[i] = new
+                    entry[1] = a.tobytes()
+                    return proc["name"], key, v, new
+    raise AssertionError("no present PTE to forge")
+
+
+def _with_header(h: SnapshotHeader, **kw: Any) -> SnapshotHeader:
+    return replace(h, **kw)
+
+
+def _set_extra_cfg(h: SnapshotHeader, **kw: Any) -> SnapshotHeader:
+    extra = copy.deepcopy(h.extra)
+    extra["config"].update(kw)
+    return replace(h, extra=extra)
+
+
+def _op(i: int, fn: Callable[[list[Any]], None]) -> Callable[[Parts], Parts]:
+    def mutate(parts: Parts) -> Parts:
+        h, ops, cps = parts
+        fn(ops[i])
+        return h, ops, cps
+    return mutate
+
+
+def _hdr(fn: Callable[[SnapshotHeader], SnapshotHeader]) -> Callable[[Parts], Parts]:
+    def mutate(parts: Parts) -> Parts:
+        h, ops, cps = parts
+        return fn(h), ops, cps
+    return mutate
+
+
+def _forged_checkpoint(parts: Parts) -> Parts:
+    h, ops, cps = parts
+    forge_pte(cps[20])
+    return h, ops, cps
+
+
+def _amplified(parts: Parts) -> Parts:
+    """One 4 KiB page-table blob referenced by 300,000 tables of one checkpoint
+    (stored once: a small file that expands to 1.2 GB)."""
+    h, ops, cps = parts
+    st = cps[10]
+    proc = next(p for p in st["procs"] if p["tables"])
+    blob = proc["tables"][0][1]
+    proc["tables"] = [[k, blob] for k in range(300_000)]
+    return h, ops, cps
+
+
+def _two_batches(parts: Parts) -> Parts:
+    raise NotImplementedError  # built at the record level in test_hostile_inputs
+
+
+def _set(key: str, value: Any) -> Callable[[list[Any]], None]:
+    def f(rec: list[Any]) -> None:
+        rec[0][key] = value
+    return f
+
+
+def _counter(name: str, value: Any) -> Callable[[list[Any]], None]:
+    def f(rec: list[Any]) -> None:
+        rec[1][name] = value
+    return f
+
+
+def _digest(value: Any) -> Callable[[list[Any]], None]:
+    def f(rec: list[Any]) -> None:
+        rec[2] = value
+    return f
+
+
+ESCAPES = "\x1b[2J\x1b[31mred\x1b]0;pwned title\x07\nsecond line [bold]markup[/bold]"
+
+# name -> (mutation, what a reader must answer: "refused" (one line, exit 2 on open),
+#          "fails-verify" (replay --verify exit 1), "escaped" (opens; nothing raw printed),
+#          "warned" (opens; says it re-executes))
+CASES: dict[str, tuple[Callable[[Parts], Parts], str]] = {
+    "cpu-path-etc-passwd": (_hdr(lambda h: _set_extra_cfg(_with_header(h, cpu="/etc/passwd"),
+                                                         cpu="/etc/passwd")), "refused"),
+    "cpu-path-proc-kmsg": (_hdr(lambda h: _set_extra_cfg(_with_header(h, cpu="/proc/kmsg"),
+                                                        cpu="/proc/kmsg")), "refused"),
+    "cpu-path-toml": (_hdr(lambda h: _set_extra_cfg(_with_header(h, cpu="/tmp/elsewhere.toml"),
+                                                   cpu="/tmp/elsewhere.toml")), "refused"),
+    "header-config-disagree": (_hdr(lambda h: _with_header(h, kernel="v6.9", granule="16K", cpu="apple-m2")),
+                               "refused"),
+    "config-not-a-map": (_hdr(lambda h: replace(h, extra={**h.extra, "config": [1, 2]})), "refused"),
+    "embedded-cpu-bad": (_hdr(lambda h: _set_extra_cfg(h, cpu={"name": "neoverse-n1",
+                                                               "weights": {"dsb_ish": math.inf}})),
+                         "refused"),
+    "op-args-list": (_op(3, _set("args", [1, 2, 3])), "refused-lazy"),
+    "op-line-string": (_op(3, _set("line", "12")), "refused-lazy"),
+    "op-verb-escape": (_op(3, _set("verb", "\x1b[2J")), "refused-lazy"),
+    "digest-hex-string": (_op(3, _digest("00" * 16)), "refused-lazy"),
+    "counter-nan": (_op(3, _counter("pte_writes", math.nan)), "refused-lazy"),
+    "counter-inf": (_op(3, _counter("pte_writes", math.inf)), "refused-lazy"),
+    "counter-negative": (_op(3, _counter("pte_writes", -5)), "refused-lazy"),
+    "counter-huge": (_op(3, _counter("pte_writes", 1 << 63)), "refused-lazy"),
+    "scenario-name-escapes": (_hdr(lambda h: _with_header(h, scenario_name=ESCAPES)), "escaped"),
+    "op-text-escapes": (_op(3, _set("text", ESCAPES)), "escaped"),
+    "forged-checkpoint": (_forged_checkpoint, "fails-verify"),
+    "amplified-blob": (_amplified, "refused-lazy"),
+}
+
+
+def craft(name: str, path: str | Path, base: str | Path) -> Path:
+    """Write crafted case ``name`` to ``path`` from the parts of ``base``."""
+    mutate, _ = CASES[name]
+    return write_parts(path, mutate(read_parts(base)))
