@@ -51,6 +51,7 @@ MAX_OPS = limits.MAX_OPS  # ops in one scenario, all loops unrolled
 MAX_REPEAT = MAX_OPS
 MAX_VALUE = 1 << 64  # sizes, offsets, addresses and expression values stay below this
 MAX_NESTING = 32  # parentheses / unary minus in one {EXPR}
+MAX_OPERATORS = 128  # operators (and parentheses) in one {EXPR}
 MAX_SCENARIO_BYTES = 16 << 20
 
 
@@ -130,6 +131,9 @@ class _Compiled:
         p = _Tokens(text)
         if not p.toks:
             raise ScenarioError("empty expression {}")
+        # each operator nests one closure: bound them so evaluating never recurses deep
+        if sum(1 for kind, _ in p.toks if kind == "op") > MAX_OPERATORS:
+            raise ScenarioError(f"expression has more than {MAX_OPERATORS} operators")
         self.fn = _compile_sum(p)
         if p.i != len(p.toks):
             raise ScenarioError(f"unexpected {p.toks[p.i][1]!r} in expression")
@@ -349,7 +353,7 @@ def parse_op(toks: list[str]) -> tuple[str, dict[str, Any]]:
         for t in rest:
             if t == "pmd":
                 args["pmd"] = True
-            elif t.isdigit():
+            elif t.isascii() and t.isdigit():  # not '²': str.isdigit takes any Unicode digit
                 args["order"] = int(t)
             elif _looks_like_size(t):
                 size = parse_size(t)

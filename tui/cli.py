@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, CheckFailed) as e:
         _report(str(e), e.exit_code, argv, json_done=getattr(e, "json_done", False))
         return e.exit_code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except _input_errors() as e:  # a damaged record met part way (snapshots are read lazily)
         _report(str(e), 2, argv)
         return 2
@@ -90,9 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    except BrokenPipeError:
-        _quiet_stdout()
-        return 0
     except MemoryError:
         _report("out of memory", 2, argv)
         return 2
@@ -109,7 +109,7 @@ def _internal(e: BaseException, argv: Sequence[str]) -> int:
     return INTERNAL_ERROR
 
 
-_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EPIPE, errno.EBADF}
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF}
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
