@@ -301,8 +301,10 @@ def open_session(path: str, **overrides: Any) -> Loaded:
         same = not any(v is not None for v in overrides.values())
         cfg = _machine_config(path, header, overrides, warnings)
         try:
-            session = Session(machine_factory(kind, cfg), _OpsView(snap), name=header.scenario_name,
-                              source=header.scenario_source, meta={"machine": kind, "config": cfg})
+            # a name from a file is shown in terminals and the TUI: control characters escaped
+            session = Session(machine_factory(kind, cfg), _OpsView(snap),
+                              name=escape_controls(header.scenario_name), source=header.scenario_source,
+                              meta={"machine": kind, "config": cfg})
         except SnapshotError:
             raise
         except Exception as e:  # a header naming an unknown profile, a bad config value...

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tui.commands import COMMAND_MODULES
 from tui.errors import CheckFailed, UserError
@@ -65,7 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return int(modules[args.command].run(args) or 0)
+        if args.command == "tui":  # Textual writes its own escape sequences
+            return int(modules[args.command].run(args) or 0)
+        real = sys.stdout
+        sys.stdout = _SafeText(real)  # type: ignore[assignment]
+        try:
+            return int(modules[args.command].run(args) or 0)
+        finally:
+            sys.stdout = real
     except (UserError, CheckFailed) as e:
         _report(str(e), e.exit_code, argv, json_done=getattr(e, "json_done", False))
         return e.exit_code
@@ -107,6 +115,23 @@ def _internal(e: BaseException, argv: Sequence[str]) -> int:
     _report(f"internal error: {type(e).__name__}: {first} (this is a bug in ptlab; "
             "PTLAB_DEBUG=1 shows where)", INTERNAL_ERROR, argv)
     return INTERNAL_ERROR
+
+
+class _SafeText:
+    """stdout for the text commands: whatever a file put in a name (ESC[2J, an
+    OSC title, a bell) is written as a visible escape, never sent to the
+    terminal. Newlines and tabs pass (the output is multi-line)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, s: str) -> int:
+        from engine.text import escape_controls_keep_lines
+
+        return self._stream.write(escape_controls_keep_lines(s))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 _OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF}

@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         for w in s.warnings:  # the file's, and any met while seeking (a checkpoint re-executed)
             print(f"ptlab: warning: {escape_controls(w)}", file=sys.stderr)
         summary = position_summary(s)
+        summary["position"] = str(s.position)  # N, or N.E inside op N + 1
         if args.json:
             h = loaded.header
             summary.update({"file": args.file, "header": {
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 def summary_text(summary: dict) -> str:
     from engine.text import escape_controls
 
-    lines = [f"at step {summary['step']} / {summary['ops']}"]
+    lines = [f"at step {summary.get('position', summary['step'])} / {summary['ops']}"]
     t = summary["totals"]
     lines.append("  " + "  ".join(f"{k}={t[k]}" for k in ("pte_writes", "converts", "folds", "unfolds",
                                                         "flush_tlb_range", "tlbi", "cycles") if k in t))
