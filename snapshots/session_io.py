@@ -309,6 +309,8 @@ def open_session(path: str, **overrides: Any) -> Loaded:
             raise
         except Exception as e:  # a header naming an unknown profile, a bad config value...
             raise SnapshotError(f"{path}: cannot build its machine: {e}") from None
+        if kind == "capture":
+            _capture_start(session, snap, cfg)
         if len(snap.ops) <= EAGER_CHECK_OPS:
             # every op record checked now: a bad one is one line at open, not mid-way
             for k, rec in enumerate(snap.ops.iter_range(0, len(snap.ops))):
@@ -329,6 +331,29 @@ def open_session(path: str, **overrides: Any) -> Loaded:
     except BaseException:
         snap.close()
         raise
+
+
+def _capture_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> None:
+    """A captured process's session starts from the file's checkpoint 0, which
+    must hash to the starting digest its header records."""
+    from engine.capture.session import starting_from
+
+    if 0 not in snap.checkpoint_numbers:
+        raise SnapshotCorruptError(f"{snap.name}: a captured process without its starting state "
+                                   "(checkpoint 0)")
+    prov = cfg.get("capture")
+    want = prov.get("start_digest") if isinstance(prov, dict) else None
+    st = decode_checkpoint(session.machine, snap, 0)
+    try:
+        session.machine.restore(st)
+    except Exception as e:  # noqa: BLE001 - a hostile state the model cannot restore
+        raise SnapshotCorruptError(f"{snap.name}: the captured starting state cannot be restored "
+                                   f"({escape_controls(type(e).__name__)})") from None
+    if not isinstance(want, str) or session.machine.digest() != want:
+        raise SnapshotCorruptError(f"{snap.name}: the captured starting state (checkpoint 0) does not match "
+                                   "the digest its header records")
+    session.make_machine = starting_from(cfg, st)
+    session.checkpoints[0] = session.machine.state()
 
 
 def decode_checkpoint(machine: Any, snap: Snapshot, c: int) -> Any:
