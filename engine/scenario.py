@@ -51,7 +51,7 @@ MAX_OPS = limits.MAX_OPS  # ops in one scenario, all loops unrolled
 MAX_REPEAT = MAX_OPS
 MAX_VALUE = 1 << 64  # sizes, offsets, addresses and expression values stay below this
 MAX_NESTING = 32  # parentheses / unary minus in one {EXPR}
-MAX_OPERATORS = 128  # operators (and parentheses) in one {EXPR}
+MAX_OPERATORS = 128  # binary operators in one {EXPR}
 MAX_SCENARIO_BYTES = 16 << 20
 
 
@@ -132,11 +132,23 @@ class _Compiled:
         if not p.toks:
             raise ScenarioError("empty expression {}")
         # each operator nests one closure: bound them so evaluating never recurses deep
-        if sum(1 for kind, _ in p.toks if kind == "op") > MAX_OPERATORS:
+        if _binary_operators(p.toks) > MAX_OPERATORS:
             raise ScenarioError(f"expression has more than {MAX_OPERATORS} operators")
         self.fn = _compile_sum(p)
         if p.i != len(p.toks):
             raise ScenarioError(f"unexpected {p.toks[p.i][1]!r} in expression")
+
+
+def _binary_operators(toks: list[tuple[str, str]]) -> int:
+    """Binary operators in a token list (a '-' after an operand is binary; unary
+    minus and parentheses are bounded by MAX_NESTING instead)."""
+    n = 0
+    prev = None
+    for kind, text in toks:
+        if kind == "op" and text in "+*/%-" and prev is not None and (prev[0] != "op" or prev[1] == ")"):
+            n += 1
+        prev = (kind, text)
+    return n
 
 
 def _compile_sum(p: _Tokens):  # type: ignore[no-untyped-def]

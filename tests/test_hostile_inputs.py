@@ -288,7 +288,7 @@ def test_hostile_arguments(argv, code, text, base, capsys):
 @pytest.mark.parametrize("body,text", [
     ("mmap buf 64K\nsplit buf ²\n", ":2: unknown split option '²'"),
     ("mmap buf {" + "+".join(["1"] * 1000) + "}K\n", ":1: expression has more than 128 operators"),
-    ("mmap buf {" + "(" * 40 + "1" + ")" * 40 + "}K\n", ":1: expression nested more than 32 deep"),
+    ("mmap buf {" + "(" * 200 + "1" + ")" * 200 + "}K\n", ":1: expression nested more than 32 deep"),
     ("cpu /proc/kmsg\nmmap buf 64K\n", "not a regular file (a kernel pseudo-file"),
     ("cpu /dev/zero\nmmap buf 64K\n", "not a regular file (it is a device)"),
 ])
