@@ -174,3 +174,160 @@ def craft(name: str, path: str | Path, base: str | Path) -> Path:
     """Write crafted case ``name`` to ``path`` from the parts of ``base``."""
     mutate, _ = CASES[name]
     return write_parts(path, mutate(read_parts(base)))
+
+
+# --- random hostile mutations (the fuzz campaign: tests/test_hostile_inputs.py, scripts/fuzz.py hostile) ----
+
+HOSTILE_VALUES: list[Any] = [
+    None, True, -1, 0, 1 << 63, 1 << 64, -(1 << 70), math.nan, math.inf, -math.inf, 0.5, "", "x" * 300,
+    ESCAPES, "/etc/passwd", "/proc/kmsg", "../../x.toml", b"", b"\x00" * 16, b"\xff" * 32, [], [1, [2, [3]]],
+    {}, {"a": {"b": {"c": 1}}}, "00" * 16, "0" * 31,
+]
+
+
+def random_mutation(rnd: Any, parts: Parts) -> tuple[Parts, str]:
+    """One or two random hostile changes to a run's parts: (new parts, what was done)."""
+    h, ops, cps = copy.deepcopy(parts[0]), copy.deepcopy(parts[1]), copy.deepcopy(parts[2])
+    done = []
+    for _ in range(1 + (rnd.random() < 0.3)):
+        what = rnd.choice(["op-field", "counter", "digest", "header", "config", "checkpoint-pte",
+                           "checkpoint-node", "named-case"])
+        v = rnd.choice(HOSTILE_VALUES)
+        if what == "op-field":
+            i = rnd.randrange(len(ops))
+            key = rnd.choice(["verb", "args", "line", "text"])
+            ops[i][0][key] = v
+            done.append(f"op {i + 1} {key}={v!r:.40}")
+        elif what == "counter":
+            i = rnd.randrange(len(ops))
+            key = rnd.choice(sorted(ops[i][1]) + ["new_counter"])
+            ops[i][1][key] = v
+            done.append(f"op {i + 1} counter {key}={v!r:.40}")
+        elif what == "digest":
+            i = rnd.randrange(len(ops))
+            ops[i][2] = v
+            done.append(f"op {i + 1} digest={v!r:.40}")
+        elif what == "header":
+            key = rnd.choice(["scenario_name", "cpu", "kernel", "granule", "policy"])
+            if isinstance(v, str):
+                h = replace(h, **{key: v})
+                done.append(f"header {key}={v!r:.40}")
+        elif what == "config":
+            key = rnd.choice(["cpu", "kernel", "granule", "seed", "policy", "memory", "mthp", "check"])
+            extra = copy.deepcopy(h.extra)
+            extra["config"][key] = v
+            h = replace(h, extra=extra)
+            done.append(f"config {key}={v!r:.40}")
+        elif what == "checkpoint-pte":
+            c = rnd.choice([c for c in cps if c])
+            try:
+                forge_pte(cps[c])
+                done.append(f"checkpoint {c}: one PTE forged")
+            except AssertionError:
+                done.append(f"checkpoint {c}: nothing to forge")
+        elif what == "checkpoint-node":
+            c = rnd.choice(sorted(cps))
+            node = cps[c]
+            path = []
+            while isinstance(node, (dict, list)) and node and rnd.random() < 0.75:
+                key = rnd.choice(sorted(node)) if isinstance(node, dict) else rnd.randrange(len(node))
+                path.append(key)
+                if not isinstance(node[key], (dict, list)) or rnd.random() < 0.3:
+                    node[key] = v
+                    break
+                node = node[key]
+            done.append(f"checkpoint {c} at {path}: {v!r:.40}")
+        else:
+            name = rnd.choice(sorted(CASES))
+            if name == "amplified-blob" and rnd.random() < 0.9:
+                name = "forged-checkpoint"  # the expensive one, now and then
+            h, ops, cps = CASES[name][0]((h, ops, cps))
+            done.append(f"case {name}")
+    return (h, ops, cps), "; ".join(done)
+
+
+COMMANDS = [["replay", "{f}"], ["replay", "{f}", "--verify"], ["replay", "{f}", "--json"],
+            ["replay", "{f}", "--verify", "--json"], ["show", "{f}", "--at", "25"],
+            ["show", "{f}", "--at", "15.3"], ["diff", "{f}", "{base}"],
+            ["diff", "{f}", "{base}", "--at", "25", "--json"]]
+
+
+def check_command(argv: list[str], time_limit: float = 30.0) -> tuple[int, str, str, float]:
+    """Run ``ptlab ARGV`` in this process: (exit status, stdout, stderr, seconds).
+    AssertionError if the contract is broken: a hang, a status other than 0/1/2,
+    a traceback or internal error, a raw escape, an error in more than one line,
+    or --json output that is not strict JSON."""
+    import contextlib
+    import io
+    import json
+    import signal
+    import time
+
+    from tui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"ptlab {' '.join(argv)} ran for more than {time_limit} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, time_limit)
+    t0 = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    dt = time.perf_counter() - t0
+    o, e = out.getvalue(), err.getvalue()
+    assert code in (0, 1, 2), (argv, code, e)
+    assert "\x1b" not in o and "\x1b" not in e and "\x07" not in o, (argv, "raw escape")
+    assert "Traceback" not in e and "internal error" not in e, (argv, e)
+    errors = [ln for ln in e.splitlines() if not ln.startswith("ptlab: warning: ")]
+    # 0: no error line; 2: exactly one; 1 (a failed check): one, or none when stdout says it (diff)
+    assert len(errors) == (0 if code == 0 else 1) or (code == 1 and not errors), (argv, code, e)
+    if "--json" in argv:
+        json.loads(o, parse_constant=lambda c: (_ for _ in ()).throw(AssertionError(f"JSON constant {c}")))
+    return code, o, e, dt
+
+
+def campaign(base: str | Path, scratch: str | Path, cases: int, seed: int,
+             keep: str | Path | None = None, progress: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+    """``cases`` random hostile files from ``base``, each through one random command.
+    Returns the counts; failures (contract violations) are listed with their mutation,
+    and their files copied to ``keep``."""
+    import collections
+    import random
+    import shutil
+    import time
+
+    rnd = random.Random(seed)
+    parts = read_parts(base)
+    counts: collections.Counter[str] = collections.Counter()
+    failures: list[str] = []
+    slowest = 0.0
+    t0 = time.perf_counter()
+    f = Path(scratch) / "case.ptsnap"
+    for i in range(cases):
+        new, desc = random_mutation(rnd, parts)
+        try:
+            write_parts(f, new)
+        except Exception:  # noqa: BLE001 - the writer refuses what it cannot write (not plain, too deep)
+            counts["refused by the writer"] += 1
+            continue
+        argv = [a.format(f=f, base=base) for a in rnd.choice(COMMANDS)]
+        try:
+            code, _, _, dt = check_command(argv)
+            counts[f"exit {code}"] += 1
+            slowest = max(slowest, dt)
+        except (AssertionError, TimeoutError) as e:
+            counts["failures"] += 1
+            failures.append(f"case {i}: {desc}: {' '.join(argv)}: {e}")
+            if keep is not None:
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(f, Path(keep) / f"hostile-{seed}-{i}.ptsnap")
+        if progress is not None:
+            progress(i + 1, counts)
+    return {"cases": cases, "seed": seed, "counts": dict(counts), "failures": failures,
+            "seconds": time.perf_counter() - t0, "slowest": slowest}

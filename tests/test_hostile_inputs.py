@@ -397,3 +397,16 @@ def test_the_tui_opens_a_forged_checkpoint_file_on_re_executed_state(tmp_path, b
 
     assert first_differing_entry(s, truth) == (None, None, None, None)
     assert any("the checkpoint after op 20 does not match the op log" in w for w in s.warnings)
+
+
+# --- the random campaign (longer: python scripts/fuzz.py hostile --cases N) ---------------------------
+
+def test_random_hostile_snapshots(base, tmp_path, report_line):
+    cases = int(os.environ.get("PTLAB_FUZZ_HOSTILE_CASES", "24"))
+    r = hs.campaign(base, tmp_path, cases, seed=20250131, keep=tmp_path / "keep")
+    counts = r["counts"]
+    report_line(f"hostile fuzz: {cases} random hostile snapshots (seed 20250131) through replay/verify/show/"
+                f"diff in {r['seconds']:.0f} s (slowest {r['slowest']:.1f} s): "
+                + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    assert r["failures"] == [], r["failures"]
+    assert counts.get("exit 2", 0) + counts.get("exit 1", 0) > cases // 4  # most lies are caught
