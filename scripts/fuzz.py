@@ -14,8 +14,9 @@ clicks and resizes through Textual's pilot, then the session's invariants
 lies in op records, counters, digests, header and configuration, checkpoint
 nodes, forged PTEs, and the named cases of tests/hostile_samples.py), each
 through a random replay/--verify/show/diff command line, which must end in
-seconds with exit 0, 1 or 2, one line, no raw escape, strict JSON. A contract violation is printed and its input kept in
-``--keep`` (default: fuzz-failures/); the exit status is 1 if there was any.
+seconds with exit 0, 1 or 2, one line, no raw escape, strict JSON. A contract
+violation is printed and its input kept in ``--keep`` (default: fuzz-failures/);
+the exit status is 1 if there was any.
 """
 
 from __future__ import annotations

@@ -292,8 +292,8 @@ def check_command(argv: list[str], time_limit: float = 30.0) -> tuple[int, str, 
     return code, o, e, dt
 
 
-def campaign(base: str | Path, scratch: str | Path, cases: int, seed: int,
-             keep: str | Path | None = None, progress: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+def campaign(base: str | Path, scratch: str | Path, cases: int, seed: int, keep: str | Path | None = None,
+             progress: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """``cases`` random hostile files from ``base``, each through one random command.
     Returns the counts; failures (contract violations) are listed with their mutation,
     and their files copied to ``keep``."""
