@@ -348,6 +348,13 @@ class Snapshot:
             if offs and (min(offs) < lo or max(offs) > hi - FRAME_SIZE):
                 raise RecordError(f"the index puts a {name} outside the file")
         _ascending(lay.blob_offsets, "blobs", strict=True)
+        # records are written in op order: batches (and checkpoints) sit at increasing offsets,
+        # and no two records share one (two index batches at one offset)
+        _ascending(lay.batch_offsets, "op batch offsets", strict=True)
+        _ascending(lay.checkpoint_offsets, "checkpoint offsets", strict=True)
+        if len(set(lay.batch_offsets) | set(lay.checkpoint_offsets) | set(lay.blob_offsets)) != (
+                len(lay.batch_offsets) + len(lay.checkpoint_offsets) + len(lay.blob_offsets)):
+            raise RecordError("the index puts two records at one offset")
         return lay
 
     def _scan(self) -> _Layout:

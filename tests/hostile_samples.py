@@ -331,3 +331,23 @@ def campaign(base: str | Path, scratch: str | Path, cases: int, seed: int, keep:
             progress(i + 1, counts)
     return {"cases": cases, "seed": seed, "counts": dict(counts), "failures": failures,
             "seconds": time.perf_counter() - t0, "slowest": slowest}
+
+
+def patch_index(src: str | Path, dst: str | Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """Copy ``src`` with its index record changed by ``change`` (same encoded size) and its CRC fixed."""
+    import struct
+    import zlib
+
+    import msgpack
+
+    d = bytearray(Path(src).read_bytes())
+    _, at = struct.unpack("<QQ", d[-16:])
+    length, kind, flags, _crc = struct.unpack("<IBBI", d[at:at + 10])
+    index = msgpack.unpackb(bytes(d[at + 10:at + 10 + length]))
+    change(index)
+    body = msgpack.packb(index)
+    assert len(body) == length, "the change must keep the index's encoded size"
+    head = struct.pack("<IBB", length, kind, flags)
+    d[at:at + 10 + length] = head + struct.pack("<I", zlib.crc32(head + body)) + body
+    Path(dst).write_bytes(bytes(d))
+    return Path(dst)

@@ -410,3 +410,22 @@ def test_random_hostile_snapshots(base, tmp_path, report_line):
                 + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     assert r["failures"] == [], r["failures"]
     assert counts.get("exit 2", 0) + counts.get("exit 1", 0) > cases // 4  # most lies are caught
+
+
+def test_two_index_batches_at_one_offset_fall_back_to_a_scan(tmp_path):
+    import snapshot_samples as ss
+
+    from snapshots import open_snapshot
+    from snapshots.writer import save_snapshot
+
+    good = tmp_path / "good.ptsnap"
+    save_snapshot(str(good), ss.header(), ss.op_records(3000), {0: ss.state(0)})
+
+    def same_offset(index: dict) -> None:
+        index["batches"][3] = index["batches"][1]  # batch 1 "at" batch 0's offset
+
+    bad = hs.patch_index(good, tmp_path / "bad.ptsnap", same_offset)
+    with open_snapshot(str(bad)) as snap, open_snapshot(str(good)) as ref:
+        assert snap.warnings == [f"{bad}: its index is unusable (the index's op batch offsets are out of "
+                                 "order); read the whole file instead"]
+        assert [r.digest for r in snap.ops] == [r.digest for r in ref.ops]
