@@ -429,3 +429,26 @@ def test_two_index_batches_at_one_offset_fall_back_to_a_scan(tmp_path):
         assert snap.warnings == [f"{bad}: its index is unusable (the index's op batch offsets are out of "
                                  "order); read the whole file instead"]
         assert [r.digest for r in snap.ops] == [r.digest for r in ref.ops]
+
+
+def test_the_tui_renders_names_from_a_file_escaped(tmp_path, base):
+    import asyncio
+
+    from tui.app import PtlabApp
+    from tui.pilot import settle
+    from tui.snapshot_io import load_session
+
+    s = load_session(crafted("scenario-name-escapes", tmp_path, base))
+
+    async def body() -> None:
+        app = PtlabApp(s, use_keymap=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            header = app.main.header_text()
+            assert ESC not in header and "\n" not in header and "\\x1b[2J" in header
+            app.main.say(hs.ESCAPES + " [/unbalanced")  # markup from a file is text, not markup
+            await settle(app, pilot)
+            assert ESC not in app.main.messages[-1] and app.main.messages[-1].endswith("[/unbalanced")
+            assert app.main.ctl.errors == []
+
+    asyncio.run(body())
