@@ -452,3 +452,18 @@ def test_the_tui_renders_names_from_a_file_escaped(tmp_path, base):
             assert app.main.ctl.errors == []
 
     asyncio.run(body())
+
+
+def test_show_says_when_a_file_is_truncated_or_its_policy_replaced(tmp_path, base, capsys):
+    h, ops, cps = hs.read_parts(base)
+    h = hs._set_extra_cfg(hs._with_header(h, policy="mine.py:Mine"), policy="mine.py:Mine")
+    f = hs.write_parts(tmp_path / "policy.ptsnap", (h, ops, cps))
+    code, out, err = cli(["show", f, "--at", "5"], capsys)
+    assert code == 0 and out
+    assert err.startswith("ptlab: warning: the snapshot's fold policy 'mine.py:Mine' is not built in")
+    cut = tmp_path / "cut.ptsnap"
+    data = base.read_bytes()
+    cut.write_bytes(data[: len(data) - 40])  # the final commit and part of the index are gone
+    code, out, err = cli(["show", cut], capsys)  # recovered up to its last commit (op 0 here)
+    assert code == 0 and out
+    assert f"ptlab: warning: {cut}: recovered 0 ops; file truncated after op 0" in err, err
