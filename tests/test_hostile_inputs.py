@@ -467,3 +467,12 @@ def test_show_says_when_a_file_is_truncated_or_its_policy_replaced(tmp_path, bas
     code, out, err = cli(["show", cut], capsys)  # recovered up to its last commit (op 0 here)
     assert code == 0 and out
     assert f"ptlab: warning: {cut}: recovered 0 ops; file truncated after op 0" in err, err
+
+
+def test_an_op_that_cannot_run_is_one_line_in_every_command(tmp_path, base, capsys):
+    h, ops, cps = hs.read_parts(base)
+    ops[26][0]["verb"] = "0" * 31  # found by the campaign (seed 7, case 223): diff ended in exit 70
+    f = hs.write_parts(tmp_path / "verb.ptsnap", (h, ops, cps))
+    for argv in (["diff", f, base], ["replay", f, "--verify"], ["show", f, "--at", "27"]):
+        code, _, err = cli(argv, capsys)
+        assert code == 2 and "unknown verb '0000000000000000000000000000000'" in one_line(err), (argv, err)

@@ -139,9 +139,11 @@ _OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBAD
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     from engine.errors import ScenarioError
+    from engine.session import SessionError
     from snapshots.errors import SnapshotError
 
-    return (SnapshotError, ScenarioError)
+    # an op that cannot run is the input's fault: the ops come from a scenario or a file
+    return (SnapshotError, ScenarioError, SessionError)
 
 
 def _quiet_stdout() -> None:
