@@ -115,10 +115,6 @@ def _amplified(parts: Parts) -> Parts:
     return h, ops, cps
 
 
-def _two_batches(parts: Parts) -> Parts:
-    raise NotImplementedError  # built at the record level in test_hostile_inputs
-
-
 def _set(key: str, value: Any) -> Callable[[list[Any]], None]:
     def f(rec: list[Any]) -> None:
         rec[0][key] = value
