@@ -57,7 +57,14 @@ def _scenario(cfg: dict[str, Any]) -> Callable[[], Any]:
     return lambda: Machine(MachineConfig(**fields))
 
 
+def _capture(cfg: dict[str, Any]) -> Callable[[], Any]:
+    from engine.capture.session import _empty
+
+    return _empty(cfg)
+
+
 register_machine_kind("api", _api)
+register_machine_kind("capture", _capture)
 register_machine_kind("scenario", _scenario)
 
 

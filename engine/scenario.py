@@ -29,7 +29,6 @@ import bisect
 import math
 import os
 import re
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -52,6 +51,7 @@ MAX_OPS = limits.MAX_OPS  # ops in one scenario, all loops unrolled
 MAX_REPEAT = MAX_OPS
 MAX_VALUE = 1 << 64  # sizes, offsets, addresses and expression values stay below this
 MAX_NESTING = 32  # parentheses / unary minus in one {EXPR}
+MAX_OPERATORS = 128  # binary operators in one {EXPR}
 MAX_SCENARIO_BYTES = 16 << 20
 
 
@@ -131,9 +131,24 @@ class _Compiled:
         p = _Tokens(text)
         if not p.toks:
             raise ScenarioError("empty expression {}")
+        # each operator nests one closure: bound them so evaluating never recurses deep
+        if _binary_operators(p.toks) > MAX_OPERATORS:
+            raise ScenarioError(f"expression has more than {MAX_OPERATORS} operators")
         self.fn = _compile_sum(p)
         if p.i != len(p.toks):
             raise ScenarioError(f"unexpected {p.toks[p.i][1]!r} in expression")
+
+
+def _binary_operators(toks: list[tuple[str, str]]) -> int:
+    """Binary operators in a token list (a '-' after an operand is binary; unary
+    minus and parentheses are bounded by MAX_NESTING instead)."""
+    n = 0
+    prev = None
+    for kind, text in toks:
+        if kind == "op" and text in "+*/%-" and prev is not None and (prev[0] != "op" or prev[1] == ")"):
+            n += 1
+        prev = (kind, text)
+    return n
 
 
 def _compile_sum(p: _Tokens):  # type: ignore[no-untyped-def]
@@ -350,7 +365,7 @@ def parse_op(toks: list[str]) -> tuple[str, dict[str, Any]]:
         for t in rest:
             if t == "pmd":
                 args["pmd"] = True
-            elif t.isdigit():
+            elif t.isascii() and t.isdigit():  # not '²': str.isdigit takes any Unicode digit
                 args["order"] = int(t)
             elif _looks_like_size(t):
                 size = parse_size(t)
@@ -676,28 +691,15 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
 
 
 def load(path: str | Path) -> Scenario:
+    from engine.safeio import UnsafeFileError, read_user_text, shown
+
     p = Path(path)
     try:
-        # refuse FIFOs, devices and huge files before opening (a FIFO would block, /dev/zero never ends)
-        st = os.stat(p)
-        if stat.S_ISDIR(st.st_mode):
-            raise ScenarioError(f"{p}: is a directory, not a scenario file")
-        if not stat.S_ISREG(st.st_mode):
-            raise ScenarioError(f"{p}: not a regular file")
-        if st.st_size > MAX_SCENARIO_BYTES:
-            raise ScenarioError(f"{p}: the scenario is larger than {MAX_SCENARIO_BYTES >> 20} MiB")
-        with open(p, "rb") as f:
-            data = f.read(MAX_SCENARIO_BYTES + 1)
-        text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{p}: no such scenario file") from None
-    except UnicodeDecodeError as e:
-        raise ScenarioError(f"{p}: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise ScenarioError(f"{p}: cannot read: {e.strerror or e}") from None
-    except ValueError as e:  # a NUL in the name
-        raise ScenarioError(f"{p!r}: not a file name ({e})") from None
-    return parse(text, str(p), p.stem)
+        # only a regular file, bounded: a FIFO would block, /dev/zero never ends, /proc/kmsg both
+        text = read_user_text(p, MAX_SCENARIO_BYTES, "scenario file")
+    except UnsafeFileError as e:
+        raise ScenarioError(str(e)) from None
+    return parse(text, shown(p), p.stem)
 
 
 # --- built-ins --------------------------------------------------------------------------
@@ -710,6 +712,8 @@ def builtin_names() -> list[str]:
 
 
 def builtin(name: str) -> Scenario:
+    if not name or len(name) > 200 or "/" in name or "\0" in name:
+        raise ScenarioError(f"no built-in scenario {name[:80]!r} (see 'ptlab scenarios')")
     f = _builtin_dir() / f"{name}.pts"
     if not f.is_file():
         raise ScenarioError(f"no built-in scenario {name!r} (see 'ptlab scenarios')")
@@ -722,6 +726,6 @@ def builtin_list() -> list[tuple[str, str]]:
 
 def resolve(target: str) -> Scenario:
     """A built-in name or a path to a .pts file."""
-    if target.endswith(".pts") or "/" in target or Path(target).is_file():
+    if target.endswith(".pts") or "/" in target or os.path.isfile(target):  # os.path: no OSError
         return load(target)
     return builtin(target)

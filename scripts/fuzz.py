@@ -4,13 +4,19 @@
 
     python scripts/fuzz.py scenarios [--cases 100000] [--seed 7] [--cli-every 50]
     python scripts/fuzz.py tui [--events 20000] [--round 2000] [--seed 7] [--target demo,kbuild]
+    python scripts/fuzz.py hostile [--cases 2000] [--seed 7]
 
 ``scenarios``: seeded mutations of the built-in scenarios, each parsed and run
 op by op under an op budget (tests/scenario_fuzz.py); every ``--cli-every``-th
 case that finishes also goes through ``ptlab run``. ``tui``: random keys,
 clicks and resizes through Textual's pilot, then the session's invariants
-(tests/tui_monkey.py). A contract violation is printed and its input kept in
-``--keep`` (default: fuzz-failures/); the exit status is 1 if there was any.
+(tests/tui_monkey.py). ``hostile``: crafted snapshots with valid CRCs (random
+lies in op records, counters, digests, header and configuration, checkpoint
+nodes, forged PTEs, and the named cases of tests/hostile_samples.py), each
+through a random replay/--verify/show/diff command line, which must end in
+seconds with exit 0, 1 or 2, one line, no raw escape, strict JSON. A contract
+violation is printed and its input kept in ``--keep`` (default: fuzz-failures/);
+the exit status is 1 if there was any.
 """
 
 from __future__ import annotations
@@ -121,6 +127,26 @@ def tui(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def hostile(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import hostile_samples as hs
+
+    with tempfile.TemporaryDirectory() as d:
+        base = hs.base_file(Path(d) / "base.ptsnap")
+
+        def progress(i: int, counts) -> None:  # type: ignore[no-untyped-def]
+            if args.progress and i % args.progress == 0:
+                print(f"  {i} cases: {dict(sorted(counts.items()))}", flush=True)
+
+        r = hs.campaign(base, d, args.cases, args.seed, keep=args.keep, progress=progress)
+    for f in r["failures"]:
+        print("FAIL", f)
+    print(f"hostile fuzz: {r['cases']} random hostile snapshots (seed {r['seed']}) in {r['seconds']:.0f} s "
+          f"(slowest {r['slowest']:.1f} s): " + ", ".join(f"{v} {k}" for k, v in sorted(r["counts"].items())))
+    return 1 if r["failures"] else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -141,6 +167,12 @@ def main() -> int:
                    help="scenarios or files, comma-separated, taken in turn")
     p.add_argument("--keep", default="fuzz-tui", help="scratch directory (the monkey saves snapshots there)")
     p.set_defaults(fn=tui)
+    p = sub.add_parser("hostile", help="crafted hostile snapshots through the ptlab commands")
+    p.add_argument("--cases", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--progress", type=int, default=250, help="print progress every N cases (0: never)")
+    p.add_argument("--keep", default="fuzz-hostile", help="directory for failing inputs")
+    p.set_defaults(fn=hostile)
     args = ap.parse_args()
     return args.fn(args)
 

@@ -74,7 +74,9 @@ class Limits:
 
     ``max_record`` bounds a record's stored size; the ``max_*`` of each kind
     bound its *decompressed* payload; ``max_checkpoint_total`` bounds one
-    checkpoint together with all the blobs it refers to. ``max_depth`` is the
+    checkpoint together with all the blobs it refers to, each counted at every
+    reference (the *expanded* size: a blob shared by N tables counts N times,
+    as the engine makes N tables of it). ``max_depth`` is the
     deepest nesting of lists/maps accepted anywhere. The writer applies the
     same limits (it splits op batches, and refuses a checkpoint or header that
     is too big), so it never writes a file the reader would reject.

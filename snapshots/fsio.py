@@ -160,9 +160,26 @@ class AtomicFile:
         be truncated.)
         """
         for _attempt in range(8):
+            # NAME.partial is created exclusively; an existing one is reused only if it is a
+            # regular file (a crashed save's): a FIFO there would block the open for writing
+            # until a reader came, a device would take the data. O_NONBLOCK: not even then.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
             try:
-                fd = self.fs.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+                old = self.fs.lstat(self.temp)
+            except FileNotFoundError:
+                flags |= os.O_EXCL
             except OSError as e:
+                self._raise(e, "cannot save", cleanup=False)
+            else:
+                if not stat.S_ISREG(old.st_mode) and not stat.S_ISLNK(old.st_mode):
+                    raise SnapshotWriteError(self._special_partial())
+            try:
+                fd = self.fs.open(self.temp, flags, 0o666)
+            except FileExistsError:
+                continue  # created by someone else just now: look again
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # a FIFO without a reader appeared in between
+                    raise SnapshotWriteError(self._special_partial()) from None
                 if e.errno == errno.ELOOP:
                     raise SnapshotWriteError(f"{self.name}: cannot save: {display_name(self.temp)} is a "
                                              "symbolic link; remove it first") from None
@@ -177,6 +194,9 @@ class AtomicFile:
                 pass  # no locking on this file system: go on without
             try:
                 a, b = self.fs.fstat(fd), self.fs.lstat(self.temp)
+                if not stat.S_ISREG(a.st_mode):
+                    self.fs.close(fd)
+                    raise SnapshotWriteError(self._special_partial())
                 if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
                     return fd
             except FileNotFoundError:
@@ -189,6 +209,10 @@ class AtomicFile:
                                  f"{display_name(self.temp)}")
 
     # --- errors -------------------------------------------------------------------------
+    def _special_partial(self) -> str:
+        return (f"{self.name}: cannot save: {display_name(self.temp)} exists and is not a regular file "
+                "(a FIFO or a device); remove it first")
+
     def _raise(self, e: OSError, what: str, cleanup: bool = True) -> NoReturn:
         if cleanup:
             self.discard()

@@ -348,6 +348,13 @@ class Snapshot:
             if offs and (min(offs) < lo or max(offs) > hi - FRAME_SIZE):
                 raise RecordError(f"the index puts a {name} outside the file")
         _ascending(lay.blob_offsets, "blobs", strict=True)
+        # records are written in op order: batches (and checkpoints) sit at increasing offsets,
+        # and no two records share one (two index batches at one offset)
+        _ascending(lay.batch_offsets, "op batch offsets", strict=True)
+        _ascending(lay.checkpoint_offsets, "checkpoint offsets", strict=True)
+        if len(set(lay.batch_offsets) | set(lay.checkpoint_offsets) | set(lay.blob_offsets)) != (
+                len(lay.batch_offsets) + len(lay.checkpoint_offsets) + len(lay.blob_offsets)):
+            raise RecordError("the index puts two records at one offset")
         return lay
 
     def _scan(self) -> _Layout:
@@ -466,6 +473,13 @@ class Snapshot:
         def fetch(no: int) -> bytes:
             data = blobs.get(no)
             if data is not None:
+                # the expanded size counts every reference: one blob named by N page
+                # tables becomes N tables in the engine (a small file must not expand
+                # without bound)
+                budget[0] -= len(data)
+                if budget[0] < 0:
+                    raise RecordError(f"its blobs, counted at every reference, exceed the limit of "
+                                      f"{self.limits.max_checkpoint_total} bytes")
                 return data
             if not 0 <= no < len(offsets):
                 raise RecordError(f"refers to blob {no}, which the file does not have")

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from typing import Any
 
 from engine.machines import machine_factory
 from engine.ops import Op
 from engine.session import LAZY, OpRecord, Position, Session
-from snapshots.errors import SnapshotError
+from engine.text import escape_controls
+from snapshots.errors import SnapshotCorruptError, SnapshotError, SnapshotFormatError, display_name
 from snapshots.header import SnapshotHeader
 from snapshots.reader import Snapshot, open_snapshot
 from snapshots.writer import save_snapshot
@@ -37,13 +39,30 @@ def _counters_plain(counters: dict[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in counters.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
+def _embedded_cpu(cpu: Any) -> tuple[str, Any]:
+    """(the header's cpu name, the config's cpu): a user's CPU profile (a TOML
+    path or a CpuProfile) goes into the file by value, so the snapshot is
+    self-contained and no reader ever opens a path named in it."""
+    from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
+
+    if isinstance(cpu, str) and cpu in CPUS:
+        return cpu, cpu
+    if isinstance(cpu, dict):
+        return str(cpu.get("name", "")), cpu
+    prof = cpu if isinstance(cpu, CpuProfile) else load_cpu(cpu)
+    if prof.name in CPUS and CPUS[prof.name] == prof:
+        return prof.name, prof.name
+    return prof.name, cpu_to_plain(prof)
+
+
 def session_header(session: Session, created: str = "") -> SnapshotHeader:
     meta = session.meta
     cfg = dict(meta.get("config", {}))
     policy = cfg.get("policy") or "mainline"
+    cpu_name, cfg["cpu"] = _embedded_cpu(cfg.get("cpu", "neoverse-n1"))
     return SnapshotHeader(
         kernel=str(cfg.get("kernel", "v7.0")), granule=str(cfg.get("granule", "4K")),
-        cpu=str(cfg.get("cpu", "neoverse-n1")), policy=str(policy), seed=int(cfg.get("seed", 1)),
+        cpu=cpu_name, policy=str(policy), seed=int(cfg.get("seed", 1)),
         scenario_name=session.name, scenario_source=session.source, created=created,
         extra={"machine": meta.get("machine", "scenario"), "config": cfg,
                "totals": {k: (round(v, 3) if isinstance(v, float) else int(v))
@@ -104,6 +123,61 @@ def save_session(session: Session, path: str, *, created: str = "",
     save_snapshot(path, session_header(session, created), ops(), _Plain())
 
 
+# A counter is a count: a non-negative integer below this (the JSON output and
+# the cost arithmetic stay exact and finite).
+MAX_COUNTER = 1 << 62
+# Files with up to this many ops have every op record checked when opened (about
+# a second for the largest); bigger ones are checked as each record is first read.
+EAGER_CHECK_OPS = 1 << 16
+DIGEST_BYTES = 16
+_VERB_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-:.")
+
+
+def checked_op(snap: Snapshot, i: int, plain: Any) -> Op:
+    """Op i of a file as an Op, or SnapshotCorruptError naming the file and the op.
+    Its text is made safe to print (control characters escaped)."""
+    try:
+        op = Op.from_plain(plain)
+    except (ValueError, TypeError, AttributeError) as e:
+        detail = escape_controls(str(e))
+        raise SnapshotCorruptError(f"{snap.name}: op {i + 1} is malformed: {detail}") from None
+    if not op.verb or len(op.verb) > 64 or not set(op.verb) <= _VERB_CHARS:
+        raise SnapshotCorruptError(f"{snap.name}: op {i + 1} has a malformed verb "
+                                   f"{escape_controls(op.verb)[:64]!r}")
+    if type(op.line) is not int or not 0 <= op.line < 1 << 32:
+        raise SnapshotCorruptError(f"{snap.name}: op {i + 1} has a malformed line number")
+    for k, v in op.args.items():
+        if type(v) is int and not -(1 << 64) < v < 1 << 64:
+            raise SnapshotCorruptError(f"{snap.name}: op {i + 1}: argument {escape_controls(k)[:40]} is out "
+                                       "of range")
+    safe = escape_controls(op.text)
+    if safe != op.text:
+        op = Op(op.verb, op.args, op.line, safe)
+    return op
+
+
+def checked_counters(snap: Snapshot, i: int, counters: Any) -> dict[str, int]:
+    """Op i's counters: names to non-negative integers (never NaN, infinite,
+    negative or huge), or SnapshotCorruptError naming the file, the op and the counter."""
+    if not isinstance(counters, dict):
+        raise SnapshotCorruptError(f"{snap.name}: op {i + 1}: its counters are not a map")
+    out: dict[str, int] = {}
+    for k, v in counters.items():
+        if type(v) is not int or not 0 <= v < MAX_COUNTER:
+            raise SnapshotCorruptError(f"{snap.name}: op {i + 1}: counter {escape_controls(str(k))[:60]} is "
+                                       f"{escape_controls(repr(v))[:40]}, not a count (a non-negative "
+                                       f"integer below 2^62)")
+        out[k] = v
+    return out
+
+
+def checked_digest(snap: Snapshot, i: int, digest: Any) -> bytes:
+    if type(digest) is not bytes or len(digest) != DIGEST_BYTES:
+        raise SnapshotCorruptError(f"{snap.name}: op {i + 1}: its state digest is not {DIGEST_BYTES} bytes "
+                                   f"({type(digest).__name__} of length {len(digest)})")
+    return digest
+
+
 class _OpsView(Sequence[Op]):
     """The snapshot's ops as Op objects, converted on demand."""
 
@@ -121,7 +195,7 @@ class _OpsView(Sequence[Op]):
             i += len(self)
         op = self._cache.get(i)
         if op is None:
-            op = Op.from_plain(self.snap.ops[i].op)
+            op = checked_op(self.snap, i, self.snap.ops[i].op)
             if len(self._cache) > 65536:
                 self._cache.clear()
             self._cache[i] = op
@@ -154,8 +228,8 @@ class _RecordsView:
         r = self._cache.get(i)
         if r is None:
             rec = self.snap.ops[i]
-            counters = dict(rec.counters)
-            r = OpRecord(counters, float(self.cost_fn(counters)), bytes(rec.digest),
+            counters = checked_counters(self.snap, i, rec.counters)
+            r = OpRecord(counters, float(self.cost_fn(counters)), checked_digest(self.snap, i, rec.digest),
                          int(counters.get("events", 0)))
             if len(self._cache) > 65536:
                 self._cache.clear()
@@ -171,10 +245,37 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)
 
 
-def _machine_config(header: SnapshotHeader, overrides: dict[str, Any], warnings: list[str]) -> dict:
-    cfg = dict(header.extra.get("config", {})) if isinstance(header.extra.get("config"), dict) else {}
+def _machine_config(path: str, header: SnapshotHeader, overrides: dict[str, Any],
+                    warnings: list[str]) -> dict:
+    from engine.hw.cpus import CPUS
+
+    name = display_name(path)
+    if "config" in header.extra and not isinstance(header.extra["config"], dict):
+        raise SnapshotFormatError(f"{name}: its machine configuration is not a map")
+    cfg = dict(header.extra.get("config", {}))
+    # one source of truth: the header and the configuration must agree, or the file is refused
     for k in ("kernel", "granule", "cpu", "seed"):
-        cfg.setdefault(k, getattr(header, k))
+        if k not in cfg:
+            cfg[k] = getattr(header, k)
+            continue
+        v = cfg[k]
+        said = v.get("name") if k == "cpu" and isinstance(v, dict) else v
+        if k == "seed":
+            bad = said != header.seed
+        else:
+            bad = (not isinstance(said, (str, int)) or isinstance(said, bool)
+                   or str(said) != getattr(header, k))
+        if bad:
+            raise SnapshotFormatError(
+                f"{name}: its header says {k} {escape_controls(str(getattr(header, k)))!s} but its "
+                f"configuration says {escape_controls(repr(said))[:80]}: refusing a file that "
+                "contradicts itself")
+    cpu = cfg["cpu"]
+    if overrides.get("cpu") is None and isinstance(cpu, str) and cpu not in CPUS:
+        # a snapshot is self-contained: it may embed a profile, never name a file to open
+        raise SnapshotFormatError(
+            f"{name}: names the CPU profile {escape_controls(cpu)[:120]!r}, which is not built in; ptlab "
+            "never opens a path named in a snapshot (pass --cpu FILE to supply the profile yourself)")
     if not cfg.get("policy"):
         cfg["policy"] = header.policy
     pol = str(cfg.get("policy") or "mainline")
@@ -199,14 +300,24 @@ def open_session(path: str, **overrides: Any) -> Loaded:
         warnings = list(snap.warnings)
         kind = str(header.extra.get("machine", "scenario"))
         same = not any(v is not None for v in overrides.values())
-        cfg = _machine_config(header, overrides, warnings)
+        cfg = _machine_config(path, header, overrides, warnings)
         try:
-            session = Session(machine_factory(kind, cfg), _OpsView(snap), name=header.scenario_name,
-                              source=header.scenario_source, meta={"machine": kind, "config": cfg})
+            # a name from a file is shown in terminals and the TUI: control characters escaped
+            session = Session(machine_factory(kind, cfg), _OpsView(snap),
+                              name=escape_controls(header.scenario_name), source=header.scenario_source,
+                              meta={"machine": kind, "config": cfg})
         except SnapshotError:
             raise
         except Exception as e:  # a header naming an unknown profile, a bad config value...
             raise SnapshotError(f"{path}: cannot build its machine: {e}") from None
+        if kind == "capture":
+            _capture_start(session, snap, cfg)
+        if len(snap.ops) <= EAGER_CHECK_OPS:
+            # every op record checked now: a bad one is one line at open, not mid-way
+            for k, rec in enumerate(snap.ops.iter_range(0, len(snap.ops))):
+                checked_op(snap, k, rec.op)
+                checked_counters(snap, k, rec.counters)
+                checked_digest(snap, k, rec.digest)
         if same:
             # the file's records and checkpoints describe exactly this configuration
             cost = getattr(session.machine, "cycles_of", None) or session.cost_fn
@@ -215,20 +326,113 @@ def open_session(path: str, **overrides: Any) -> Loaded:
                 if c:
                     session.checkpoints[c] = LAZY
 
-            def loader(c: int) -> Any:
-                try:
-                    return session.machine.state_from_plain(snap.checkpoints[c])
-                except SnapshotError:
-                    raise
-                except (KeyError, TypeError, ValueError) as e:
-                    raise SnapshotError(f"{path}: checkpoint after op {c} is malformed: {e}") from None
-
-            session.checkpoint_loader = loader
+            session.checkpoint_loader = _TrustedCheckpoints(session, snap)
         session.warnings.extend(warnings)
         return Loaded(session, snap, header, warnings)
     except BaseException:
         snap.close()
         raise
+
+
+def _capture_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> None:
+    """A captured process's session starts from the file's checkpoint 0, which
+    must hash to the starting digest its header records."""
+    from engine.capture.session import starting_from
+
+    if 0 not in snap.checkpoint_numbers:
+        raise SnapshotCorruptError(f"{snap.name}: a captured process without its starting state "
+                                   "(checkpoint 0)")
+    prov = cfg.get("capture")
+    want = prov.get("start_digest") if isinstance(prov, dict) else None
+    st = decode_checkpoint(session.machine, snap, 0)
+    try:
+        session.machine.restore(st)
+    except Exception as e:  # noqa: BLE001 - a hostile state the model cannot restore
+        raise SnapshotCorruptError(f"{snap.name}: the captured starting state cannot be restored "
+                                   f"({escape_controls(type(e).__name__)})") from None
+    if not isinstance(want, str) or session.machine.digest() != want:
+        raise SnapshotCorruptError(f"{snap.name}: the captured starting state (checkpoint 0) does not match "
+                                   "the digest its header records")
+    session.make_machine = starting_from(cfg, st)
+    session.checkpoints[0] = session.machine.state()
+
+
+def decode_checkpoint(machine: Any, snap: Snapshot, c: int) -> Any:
+    """Checkpoint c of the file as a machine state, or SnapshotError naming the file."""
+    try:
+        plain = snap.checkpoints[c]
+    except SnapshotError:
+        raise
+    except (KeyError, IndexError):
+        raise SnapshotCorruptError(f"{snap.name}: has no checkpoint after op {c}") from None
+    try:
+        return machine.state_from_plain(plain)
+    except SnapshotError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError,
+            MemoryError) as e:
+        detail = escape_controls(f"{type(e).__name__}: {e}")[:160]
+        raise SnapshotCorruptError(f"{snap.name}: the checkpoint after op {c} is malformed "
+                                   f"({detail})") from None
+
+
+@dataclass
+class _MachineHolder:
+    machine: Any
+
+
+class _TrustedCheckpoints:
+    """The loader of a file's checkpoints: a checkpoint is used only if it
+    agrees with the op log (restored, its page tables hash to the digest the
+    file records after that op). One that is damaged, malformed or forged is
+    replaced by re-executing the ops since the previous good checkpoint, and
+    the session's warnings say so."""
+
+    def __init__(self, session: Session, snap: Snapshot):
+        self.session = session
+        self.snap = snap
+        self._scratch: Any = None  # a machine to restore into, made on first need
+
+    def _digest(self, st: Any) -> bytes:
+        """Session.op_digest() of the machine restored to st."""
+        s = self.session
+        procs = st.get("procs") if isinstance(st, dict) and hasattr(s.machine, "kernel") else None
+        if procs is not None:  # the core-mm machine: its process list is the state's, in order
+            h = blake2b(digest_size=16)
+            for p in procs:
+                h.update(p.name.encode() + b"\0")
+                h.update(p.mm.pt.digest())
+            return h.digest()
+        if self._scratch is None:
+            self._scratch = s.make_machine()
+        self._scratch.restore(st)
+        holder = _MachineHolder(self._scratch)
+        return Session.op_digest(holder)  # type: ignore[arg-type]
+
+    def __call__(self, c: int) -> Any:
+        s = self.session
+        problem = ""
+        try:
+            st = decode_checkpoint(s.machine, self.snap, c)
+            want = s.records[c - 1].digest
+            if self._digest(st) == want:
+                return st
+            problem = ("does not match the op log (its page tables differ from the digest recorded "
+                       "after that op)")
+        except SnapshotError as e:
+            problem = f"cannot be used ({str(e).removeprefix(f'{self.snap.name}: ')})"
+        scratch = Session(s.make_machine, s.ops, checkpoint_ops=1 << 62, checkpoint_events=1 << 62)
+        prev = max(k for k in s.checkpoints if k < c)
+        note = (f"{self.snap.name}: the checkpoint after op {c} {problem}; ops {prev + 1}-{c} are "
+                "re-executed instead")
+        if note not in s.warnings:
+            s.warnings.append(note)
+        scratch.records = s.records  # replayed, not recorded
+        scratch.machine.restore(s.checkpoint(prev))
+        scratch.k = prev
+        while scratch.k < c:
+            scratch._advance(record=False)
+        return scratch.machine.state()
 
 
 @dataclass
@@ -242,7 +446,18 @@ class Divergence:
     addr: int | None = None
 
     def message(self) -> str:
-        where = f" at {self.addr:#x} in {self.process}" if self.addr is not None else ""
+        where = f" at {self.addr:#x} in {escape_controls(str(self.process))}" if self.addr is not None else ""
+        if self.what == "record":  # a record that cannot be read or does not check out
+            return str(self.expected)
+        if self.what == "checkpoint":
+            if isinstance(self.expected, int) and isinstance(self.found, int):
+                detail = (f"descriptor{where}: the file has {self.expected:#018x}, re-execution gives "
+                          f"{self.found:#018x}")
+            elif self.addr is not None:
+                detail = f"process {escape_controls(str(self.process))} exists on one side only"
+            else:
+                detail = f"differs from re-execution in its {self.expected}"
+            return f"the checkpoint after op {self.op} ({self.text}) is forged or wrong: {detail}"
         if self.what == "digest":
             detail = (f"descriptor{where}: expected {self.expected:#018x}, found {self.found:#018x}"
                       if isinstance(self.expected, int) else f"page tables differ{where}")
@@ -254,9 +469,14 @@ class Divergence:
         d: dict[str, Any] = {"op": self.op + 1, "text": self.text, "what": self.what,
                              "process": self.process,
                              "addr": None if self.addr is None else f"{self.addr:#x}"}
-        if self.what == "digest":
+        if self.what in ("digest", "checkpoint"):
             d["expected"] = f"{self.expected:#018x}" if isinstance(self.expected, int) else None
             d["found"] = f"{self.found:#018x}" if isinstance(self.found, int) else None
+            if self.what == "checkpoint":
+                d["op"] = self.op  # the checkpoint is the state after this many ops
+                d["message"] = self.message()
+        elif self.what == "record":
+            d["message"] = self.message()
         else:
             d["counters"] = {k: {"expected": a, "found": b} for k, (a, b) in self.expected.items()}
         return d
@@ -282,6 +502,15 @@ def verify(path: str, *, progress: Callable[[int, int], None] | None = None,
     try:
         expected_header = loaded.header
         fresh = loaded.session
+        same = not any(v is not None for v in overrides.values())
+        # every record is read and checked (CRC, schema) before anything is trusted
+        try:
+            snap.verify()
+        except SnapshotError as e:
+            return VerifyResult(0, Divergence(0, "", "record", str(e), None), loaded.warnings)
+        if snap.truncated:
+            why = snap.warnings[-1] if snap.warnings else f"{snap.name}: the file is truncated"
+            return VerifyResult(0, Divergence(0, "", "record", f"damaged: {why}", None), loaded.warnings)
         # a fresh run: drop anything taken from the file
         fresh.records = []
         fresh.checkpoints = {0: fresh.checkpoints.get(0) if fresh.checkpoints.get(0) is not LAZY
@@ -289,29 +518,71 @@ def verify(path: str, *, progress: Callable[[int, int], None] | None = None,
         if interrupt is not None:
             fresh.interrupt = interrupt
         n = len(snap.ops)
+        file_cps = set(snap.checkpoint_numbers) if same else set()
         for k in range(n):
             if interrupt is not None and interrupt():
                 return VerifyResult(k, None, loaded.warnings + [f"interrupted after {k} ops"])
+            if k in file_cps and k:
+                fresh.run(until=k, check_interrupt=False)
+                div = _check_checkpoint(snap, fresh, k)
+                if div is not None:
+                    return VerifyResult(k, div, loaded.warnings)
             fresh.run(until=k + 1, check_interrupt=False)
-            exp = snap.ops[k]
+            try:
+                exp_digest = checked_digest(snap, k, snap.ops[k].digest)
+                ec = checked_counters(snap, k, snap.ops[k].counters)
+            except SnapshotError as e:
+                return VerifyResult(k, Divergence(k, "", "record", str(e), None), loaded.warnings)
             got = fresh.records[k]
-            if bytes(exp.digest) != got.digest:
+            if exp_digest != got.digest:
                 div = Divergence(k, str(fresh.ops[k]), "digest", None, None)
                 _locate(div, loaded, fresh, k, expected_header)
                 return VerifyResult(k + 1, div, loaded.warnings)
-            ec = dict(exp.counters)
             gc = _counters_plain(got.counters)
-            if ec != gc:
-                # the counters people read first, the per-function call counts last
-                keys = sorted(set(ec) | set(gc), key=lambda c: (c.startswith("call:"), c))
-                diff = {c: (ec.get(c, 0), gc.get(c, 0)) for c in keys if ec.get(c, 0) != gc.get(c, 0)}
+            # counters compare by value: a counter absent on one side is 0 there
+            keys = sorted(set(ec) | set(gc), key=lambda c: (c.startswith("call:"), c))
+            diff = {c: (ec.get(c, 0), gc.get(c, 0)) for c in keys if ec.get(c, 0) != gc.get(c, 0)}
+            if diff:
                 return VerifyResult(k + 1, Divergence(k, str(fresh.ops[k]), "counters", diff, None),
                                     loaded.warnings)
             if progress is not None and k % 256 == 0:
                 progress(k, n)
+        if n in file_cps and n:
+            div = _check_checkpoint(snap, fresh, n)
+            if div is not None:
+                return VerifyResult(n, div, loaded.warnings)
         return VerifyResult(n, None, loaded.warnings)
     finally:
         snap.close()
+
+
+def _check_checkpoint(snap: Snapshot, fresh: Session, k: int) -> Divergence | None:
+    """Compare the file's checkpoint after op k with the re-executed state
+    (fresh, at op k): None when they are the same state."""
+    from engine.compare import first_differing_entry
+
+    text = str(fresh.ops[k - 1])
+    scratch = Session(fresh.make_machine, fresh.ops, checkpoint_ops=1 << 62, checkpoint_events=1 << 62)
+    try:
+        st = decode_checkpoint(scratch.machine, snap, k)
+        scratch.machine.restore(st)
+    except SnapshotError as e:
+        return Divergence(k, text, "record", str(e), None)
+    except Exception as e:  # noqa: BLE001 - a hostile state the model cannot even restore
+        return Divergence(k, text, "record", f"{snap.name}: the checkpoint after op {k} cannot be restored "
+                          f"({escape_controls(type(e).__name__ + ': ' + str(e))[:160]})", None)
+    fresh._reload(k)
+    proc, addr, a, b = first_differing_entry(scratch, fresh)
+    if proc is not None:
+        return Divergence(k, text, "checkpoint", a, b, proc, addr)
+    digest = getattr(fresh.machine, "digest", None)
+    if digest is not None and scratch.machine.digest() != digest():
+        mine = scratch.machine.state_to_plain(scratch.machine.state())
+        theirs = fresh.machine.state_to_plain(fresh.machine.state())
+        parts = [key for key in sorted(set(mine) | set(theirs))
+                 if key not in ("totals", "nops") and mine.get(key) != theirs.get(key)]
+        return Divergence(k, text, "checkpoint", ", ".join(parts) or "state", None)
+    return None
 
 
 def _locate(div: Divergence, loaded: Loaded, fresh: Session, k: int, header: SnapshotHeader) -> None:

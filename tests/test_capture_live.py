@@ -278,3 +278,67 @@ def test_cli_text_report(helper, capsys):
     # a VMA marker covers the small anonymous region (the kernel may have merged it with a neighbour)
     markers = [ln.split()[1].split("-") for ln in out.splitlines() if ln.startswith("---[ 0x")]
     assert any(int(s, 16) <= helper["small"] < int(e, 16) for s, e in markers)
+
+
+# --- captures become sessions ------------------------------------------------------------------------
+
+def test_capture_save_reopens_as_a_session_in_the_tui(helper, tmp_path, capsys):
+    import asyncio
+
+    from snapshots import open_snapshot
+    from tui.app import PtlabApp
+    from tui.pilot import settle
+    from tui.targets import open_target
+
+    f = tmp_path / "cap.ptsnap"
+    assert main(["capture", str(helper["pid"]), "--save", str(f)]) == 0
+    capsys.readouterr()
+    with open_snapshot(str(f)) as snap:
+        prov = snap.header.extra["config"]["capture"]
+        assert snap.header.extra["machine"] == "capture" and snap.checkpoint_numbers == [0]
+    assert prov["pid"] == helper["pid"] and prov["command"].startswith("python")
+    assert prov["pfns"] == "real" and prov["kernel_release"] == os.uname().release
+    assert any(v["start"] <= helper["small"] < v["end"] for v in prov["vmas"])
+    built = build(capture_process(helper["pid"]), "4K", "v7.0")
+    s = open_target(str(f))
+    # the reopened state is the capture's: the small region's first page has the same pfn
+    va = helper["small"]
+    assert s.pte("mm", va) == built.sim.raw(va) and s.pte("mm", va) & 1
+    assert main(["replay", str(f), "--verify"]) == 0
+    assert "every digest and cost matches" in capsys.readouterr().out
+
+    async def body() -> None:
+        app = PtlabApp(s, use_keymap=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            assert f"capture of PID {helper['pid']}" in app.main.header_text()
+            assert app.main.ctl.errors == []
+
+    asyncio.run(body())
+
+
+def test_a_damaged_capture_start_is_refused(helper, tmp_path, capsys):
+    import sys as _sys
+
+    _sys.path.insert(0, os.path.dirname(__file__))
+    import hostile_samples as hs
+
+    f = tmp_path / "cap.ptsnap"
+    assert main(["capture", str(helper["pid"]), "--save", str(f)]) == 0
+    h, ops, cps = hs.read_parts(f)
+    key, blob = cps[0]["pt"]["tables"][0]
+    cps[0]["pt"]["tables"][0][1] = bytes(len(blob))  # one table emptied
+    g = hs.write_parts(tmp_path / "bad.ptsnap", (h, ops, cps))
+    capsys.readouterr()
+    assert main(["replay", str(g)]) == 2
+    err = capsys.readouterr().err
+    assert "does not match the digest its header records" in err and len(err.strip().splitlines()) == 1
+
+
+def test_tui_pid_opens_the_live_capture(helper, monkeypatch):
+    from tui.app import PtlabApp
+
+    seen = {}
+    monkeypatch.setattr(PtlabApp, "run", lambda self, *a, **k: seen.setdefault("name", self.session.name))
+    assert main(["tui", "--pid", str(helper["pid"])]) == 0
+    assert seen["name"].startswith(f"capture of PID {helper['pid']} (python")

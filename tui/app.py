@@ -41,7 +41,7 @@ class PtlabApp(App[None]):
             self.set_keymap(self._keymap)
         self.push_screen(MainScreen(self.session, self._keymap))
         for w in self._keymap_warnings:
-            self.notify(w, severity="warning", timeout=10)
+            self.notify(w, severity="warning", timeout=10, markup=False)  # a path may hold '['
 
     @property
     def main(self):  # type: ignore[no-untyped-def]

@@ -11,11 +11,14 @@ Ctrl-C with 130. Anything else is a bug in ptlab, still reported in one line
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tui.commands import COMMAND_MODULES
 from tui.errors import CheckFailed, UserError
@@ -63,10 +66,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return int(modules[args.command].run(args) or 0)
+        if args.command == "tui":  # Textual writes its own escape sequences
+            return int(modules[args.command].run(args) or 0)
+        real = sys.stdout
+        sys.stdout = _SafeText(real)  # type: ignore[assignment]
+        try:
+            return int(modules[args.command].run(args) or 0)
+        finally:
+            sys.stdout = real
     except (UserError, CheckFailed) as e:
         _report(str(e), e.exit_code, argv, json_done=getattr(e, "json_done", False))
         return e.exit_code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except _input_errors() as e:  # a damaged record met part way (snapshots are read lazily)
+        _report(str(e), 2, argv)
+        return 2
+    except RecursionError:
+        _report("the input is nested too deeply", 2, argv)
+        return 2
+    except OSError as e:
+        if e.errno in _OUTPUT_ERRNOS:  # stdout on a full disk, /dev/full, a closed terminal
+            _quiet_stdout()
+            _report(f"cannot write the output: {e.strerror or e}", 2, argv, json_done=True)
+            return 2
+        if os.environ.get("PTLAB_DEBUG"):
+            raise
+        return _internal(e, argv)
     except KeyboardInterrupt:
         if sys.stderr.isatty():
             print(file=sys.stderr)  # off the progress line
@@ -74,19 +101,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    except BrokenPipeError:
-        _quiet_stdout()
-        return 0
     except MemoryError:
         _report("out of memory", 2, argv)
         return 2
     except Exception as e:  # a bug: still one line (PTLAB_DEBUG=1 shows the traceback)
         if os.environ.get("PTLAB_DEBUG"):
             raise
-        first = (str(e).splitlines() or [""])[0][:300]
-        _report(f"internal error: {type(e).__name__}: {first} (this is a bug in ptlab; "
-                "PTLAB_DEBUG=1 shows where)", INTERNAL_ERROR, argv)
-        return INTERNAL_ERROR
+        return _internal(e, argv)
+
+
+def _internal(e: BaseException, argv: Sequence[str]) -> int:
+    first = (str(e).splitlines() or [""])[0][:300]
+    _report(f"internal error: {type(e).__name__}: {first} (this is a bug in ptlab; "
+            "PTLAB_DEBUG=1 shows where)", INTERNAL_ERROR, argv)
+    return INTERNAL_ERROR
+
+
+class _SafeText:
+    """stdout for the text commands: whatever a file put in a name (ESC[2J, an
+    OSC title, a bell) is written as a visible escape, never sent to the
+    terminal. Newlines and tabs pass (the output is multi-line)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, s: str) -> int:
+        from engine.text import escape_controls_keep_lines
+
+        return self._stream.write(escape_controls_keep_lines(s))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF}
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    from engine.errors import ScenarioError
+    from engine.session import SessionError
+    from snapshots.errors import SnapshotError
+
+    # an op that cannot run is the input's fault: the ops come from a scenario or a file
+    return (SnapshotError, ScenarioError, SessionError)
 
 
 def _quiet_stdout() -> None:
@@ -101,12 +158,18 @@ def _quiet_stdout() -> None:
 
 
 def _report(message: str, code: int, argv: Sequence[str], json_done: bool = False) -> None:
-    line = " ".join(message.split("\n"))  # one line, always
+    from engine.text import escape_controls
+
+    line = escape_controls(" ".join(message.split("\n")))  # one line, always, no terminal escapes
     if not line.startswith("ptlab"):
         line = f"ptlab: {line}"
     if _wants_json(argv) and not json_done:
-        print(json.dumps({"error": line.removeprefix("ptlab: "), "exit_status": code}))
-    print(line, file=sys.stderr)
+        try:
+            print(json.dumps({"error": line.removeprefix("ptlab: "), "exit_status": code}), flush=True)
+        except OSError:  # stdout cannot take it (a full disk): the line on stderr still says it
+            _quiet_stdout()
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

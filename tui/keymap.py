@@ -16,7 +16,6 @@ returns the bindings it could read plus a list of warnings to show.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 from tui.actions import BY_ID
@@ -33,10 +32,12 @@ def default_path() -> Path:
 def parse_keymap(text: str, source: str = "keymap") -> tuple[dict[str, str], list[str]]:
     """(Textual keymap: binding id -> keys, warnings)."""
     warnings: list[str] = []
+    from engine.hw.cpus import parse_toml
+
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        return {}, [f"{source}: not valid TOML ({e}); default keys used"]
+        data = parse_toml(text)  # bounded nesting: never a RecursionError
+    except ValueError as e:
+        return {}, [f"{source}: not valid TOML ({str(e).removeprefix('invalid TOML: ')}); default keys used"]
     keys = data.get("keys", {})
     if not isinstance(keys, dict):
         return {}, [f"{source}: [keys] must be a table; default keys used"]
@@ -54,13 +55,17 @@ def parse_keymap(text: str, source: str = "keymap") -> tuple[dict[str, str], lis
 
 
 def load_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    from engine.safeio import UnsafeFileError, read_user_text, shown
+
+    explicit = bool(os.environ.get("PTLAB_KEYMAP"))
     path = path or default_path()
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        if os.environ.get("PTLAB_KEYMAP"):
-            return {}, [f"keymap {path}: no such file; default keys used"]
+    if not explicit and not os.path.lexists(path):
         return {}, []
-    except OSError as e:
-        return {}, [f"keymap {path}: {e}; default keys used"]
-    return parse_keymap(text, str(path))
+    try:  # a regular file of at most 1 MiB: never a FIFO, a device or /proc/kmsg
+        text = read_user_text(path, MAX_KEYMAP_BYTES, "keymap")
+    except UnsafeFileError as e:
+        return {}, [f"keymap {e}; default keys used"]
+    return parse_keymap(text, shown(path))
+
+
+MAX_KEYMAP_BYTES = 1 << 20

@@ -31,11 +31,13 @@ and, for the default target of ``ptlab`` with no arguments, put its name in
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.safeio import shown
 from engine.session import Session
 from tui.errors import UserError
 
@@ -107,9 +109,9 @@ def _open_target(spec: str | None, ov: Overrides) -> Session:
     if s is not None:
         return s
     kinds = "; ".join(f"{r.name} ({r.description})" for r in RESOLVERS)
-    if Path(spec).suffix and not Path(spec).exists():
-        raise UserError(f"tui: {spec}: no such file")
-    raise UserError(f"tui: cannot open {spec!r}: not a known target (targets: {kinds})")
+    if Path(spec).suffix and not os.path.lexists(spec):
+        raise UserError(f"tui: {shown(spec)}: no such file")
+    raise UserError(f"tui: cannot open {shown(spec)!r}: not a known target (targets: {kinds})")
 
 
 def _try(spec: str, ov: Overrides) -> Session | None:
@@ -189,18 +191,20 @@ def _vector_file(spec: str, ov: Overrides) -> Session | None:
     if not path_s.endswith(".json"):
         return None
     path = Path(path_s)
-    if not path.is_file():
-        raise UserError(f"tui: {path_s}: no such file")
+    if not os.path.lexists(path_s):
+        raise UserError(f"tui: {shown(path_s)}: no such file")
     try:
         index = int(index_s) if index_s is not None else 0
     except ValueError:
         raise UserError(f"tui: {spec}: trace index {index_s!r} is not a number") from None
-    try:
-        if path.stat().st_size > MAX_VECTOR_FILE:
-            raise UserError(f"tui: {path_s}: larger than {MAX_VECTOR_FILE >> 20} MiB: not a vectors file")
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise UserError(f"tui: {path_s}: not readable JSON ({e})") from None
+    from engine.safeio import UnsafeFileError, read_user_text
+
+    try:  # a regular file, bounded: never a FIFO, a device or a /proc file
+        data = json.loads(read_user_text(path, MAX_VECTOR_FILE, "file"))
+    except UnsafeFileError as e:
+        raise UserError(f"tui: {e}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise UserError(f"tui: {shown(path_s)}: not readable JSON ({e})") from None
     if not isinstance(data, dict) or data.get("format") != "ptlab-ptep-vectors/1":
         raise UserError(f"tui: {path_s}: not a ptlab-ptep-vectors/1 file")
     traces = data.get("traces")
@@ -240,8 +244,8 @@ def _scenario(spec: str, ov: Overrides) -> Session | None:
 
     if spec not in builtin_names() and not spec.endswith(".pts"):
         return None
-    if spec.endswith(".pts") and not Path(spec).is_file():
-        raise UserError(f"{spec}: no such file")
+    if spec.endswith(".pts") and not os.path.lexists(spec):
+        raise UserError(f"{shown(spec)}: no such file")
     _check_names(ov)
     try:
         return scenario_session(spec, kernel=ov.kernel, granule=ov.granule, cpu=ov.cpu, policy=ov.policy)

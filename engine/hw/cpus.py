@@ -22,6 +22,7 @@ A user profile is a TOML file::
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -240,16 +241,21 @@ class CpuProfileError(ValueError):
     pass
 
 
-def load_cpu(spec: str | CpuProfile | None) -> CpuProfile:
-    """A built-in name, a path to a TOML profile, or a CpuProfile."""
+def load_cpu(spec: str | CpuProfile | dict | None) -> CpuProfile:
+    """A built-in name, a path to a TOML profile, a CpuProfile, or a profile
+    embedded by value (``cpu_to_plain``'s map, as snapshots store a user's)."""
     if spec is None:
         return CPUS[DEFAULT_CPU]
     if isinstance(spec, CpuProfile):
         return spec
+    if isinstance(spec, dict):
+        return cpu_from_plain(spec)
+    if not isinstance(spec, str):
+        raise CpuProfileError(f"a CPU profile is a name or a .toml file, not {type(spec).__name__}")
     if spec in CPUS:
         return CPUS[spec]
     path = Path(spec)
-    if spec.endswith(".toml") or path.exists():
+    if spec.endswith(".toml") or os.path.exists(spec):  # os.path: False, not OSError, for a bad name
         return _load_toml(path)
     raise CpuProfileError(f"unknown CPU profile {spec!r} (built-in: {', '.join(sorted(CPUS))}; "
                           "or a .toml file)")
@@ -269,21 +275,69 @@ def _table(data: dict, key: str, path: Path) -> dict:
 
 
 def _load_toml(path: Path) -> CpuProfile:
+    from engine.safeio import UnsafeFileError, read_user_text, shown
+
     try:
-        if not path.is_file():  # a FIFO or device would block or never end
-            raise CpuProfileError(f"{path}: no such CPU profile file" if not path.exists()
-                                  else f"{path}: not a regular file")
-        if path.stat().st_size > MAX_PROFILE_BYTES:
-            raise CpuProfileError(f"{path}: larger than {MAX_PROFILE_BYTES >> 20} MiB: not a CPU profile")
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise CpuProfileError(f"{path}: no such CPU profile file") from None
-    except UnicodeDecodeError:
-        raise CpuProfileError(f"{path}: cannot read CPU profile: not UTF-8 text") from None
-    except OSError as e:
-        raise CpuProfileError(f"{path}: cannot read CPU profile: {e.strerror or e}") from None
+        # only a regular file, bounded: never a FIFO, a device or /proc/kmsg
+        text = read_user_text(path, MAX_PROFILE_BYTES, "CPU profile file")
+        data = parse_toml(text)
+    except UnsafeFileError as e:
+        raise CpuProfileError(str(e)) from None
+    except ValueError as e:
+        raise CpuProfileError(f"{shown(path)}: {e}") from None
+    return _profile_from_data(data, path, str(path))
+
+
+def parse_toml(text: str) -> dict:
+    """tomllib.loads, with nesting bounded (ValueError, not a RecursionError)."""
+    if _toml_depth(text) > MAX_TOML_DEPTH:
+        raise ValueError(f"invalid TOML: nested more than {MAX_TOML_DEPTH} levels")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise CpuProfileError(f"{path}: invalid TOML: {e}") from None
+        raise ValueError(f"invalid TOML: {e}") from None
+    except RecursionError:
+        raise ValueError("invalid TOML: nested too deeply") from None
+
+
+MAX_TOML_DEPTH = 32
+
+
+def _toml_depth(text: str) -> int:
+    """An upper bound of the nesting of arrays and inline tables (brackets and
+    braces outside strings are counted; a miscount only makes it larger)."""
+    depth = best = 0
+    for c in text:
+        if c in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        elif c == "\n":
+            depth = 0 if depth <= 2 else depth  # a table header [a] / [[a]] closes on its line
+    return best
+
+
+def cpu_to_plain(p: CpuProfile) -> dict:
+    """A CPU profile by value (plain data), as a snapshot embeds a user's."""
+    return {"name": p.name, "description": p.description, "features": p.features(),
+            "tlb": {"entries": p.tlb.entries, "ways": p.tlb.ways, "l1_entries": p.tlb.l1_entries,
+                    "cont_coalesce": p.tlb.cont_coalesce},
+            "weights": dict(sorted(p.weights.items()))}
+
+
+def cpu_from_plain(d: dict) -> CpuProfile:
+    """The inverse of cpu_to_plain, checked like a TOML profile (CpuProfileError)."""
+    if not isinstance(d, dict):
+        raise CpuProfileError("an embedded CPU profile must be a map")
+    data = {"base": DEFAULT_CPU, **{k: d[k] for k in ("name", "description", "features", "tlb", "weights")
+                                    if k in d}}
+    name = d.get("name")
+    return _profile_from_data(data, Path(str(name) if isinstance(name, str) else "embedded"),
+                              "embedded in the snapshot", embedded=True)
+
+
+def _profile_from_data(data: dict, path: Path, source: str, embedded: bool = False) -> CpuProfile:
     base_name = data.get("base", DEFAULT_CPU)
     if not isinstance(base_name, str) or base_name not in CPUS:
         raise CpuProfileError(f"{path}: unknown base CPU profile {base_name!r}")
@@ -324,5 +378,9 @@ def _load_toml(path: Path) -> CpuProfile:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
             raise CpuProfileError(f"{path}: weight {k} must be a finite, non-negative number")
         weights[k] = float(v)
+    if len(weights) > 4096:
+        raise CpuProfileError(f"{path}: too many weights")
+    if embedded and not 0 < len(name) <= 200:
+        raise CpuProfileError("an embedded CPU profile needs a name of 1 to 200 characters")
     return replace(base, name=name, description=description,
-                   tlb=tlb, weights=weights, sources=(str(path),), **upd)
+                   tlb=tlb, weights=weights, sources=(source,), **upd)

@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also print the engine's page table in this format")
     p.add_argument("--partial", action="store_true",
                    help="if the process exits mid-capture, keep the VMAs already read")
+    p.add_argument("--save", metavar="FILE.ptsnap",
+                   help="save the captured state as a session (open it with ptlab tui FILE.ptsnap)")
     p.add_argument("--assume-mthp", metavar="SIZE", action="append", default=[],
                    help="when PFNs are hidden, synthesise anon folios of SIZE (e.g. 64K; repeatable) "
                         "instead of the sizes sysfs enables")
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     for w in cap.warnings:
         print(f"ptlab: warning: {w}", file=sys.stderr)
     built = build(cap, g, profile.name, cpu=args.cpu)
+    if args.save:
+        save_capture(built, args.save, args.cpu)
     report = compare(built)
     if args.json:
         print(json.dumps(capture_json(cap, built, report, args.dump)))
@@ -85,6 +89,46 @@ def run(args: argparse.Namespace) -> int:
     if args.dump:
         print(dump(built, args.dump), end="")
     return 0
+
+
+def save_capture(built, path: str, cpu: str) -> None:
+    """The captured state as a snapshot: checkpoint 0 is the state, the header the provenance."""
+    from engine.capture.session import capture_session
+    from snapshots import SnapshotError
+    from snapshots.session_io import save_session
+
+    if not path.endswith(".ptsnap"):
+        raise UserError(f"capture: --save {path!r}: the file name must end in .ptsnap")
+    try:
+        save_session(capture_session(built, cpu), path)
+    except SnapshotError as e:
+        raise UserError(str(e)) from None
+    print(f"ptlab: saved the capture to {path}", file=sys.stderr)
+
+
+def capture_to_session(pid: int, *, granule: str, kernel: str, cpu: str, command: str = "capture"):
+    """Capture PID and return the session that starts from it (for ptlab tui --pid)."""
+    from engine.arch.profiles import KernelProfileError, get_profile
+    from engine.capture.build import build
+    from engine.capture.live import capture_process
+    from engine.capture.model import CaptureError
+    from engine.capture.session import capture_session
+    from engine.granule import granule as to_granule
+    from engine.hw.cpus import CpuProfileError, load_cpu
+
+    try:
+        g = to_granule(granule)
+        profile = get_profile(kernel)
+        load_cpu(cpu)
+    except (ValueError, KernelProfileError, CpuProfileError, OSError) as e:
+        raise UserError(f"{command}: {e}") from None
+    try:
+        cap = capture_process(pid)
+    except CaptureError as e:
+        raise UserError(f"{command}: {e}") from None
+    s = capture_session(build(cap, g, profile.name, cpu=cpu), cpu)
+    s.warnings.extend(cap.warnings)
+    return s
 
 
 # --- output -------------------------------------------------------------------------------------------

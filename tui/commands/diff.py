@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 
 from tui.errors import UserError
 
@@ -20,18 +21,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", metavar="STEP", type=int,
                    help="show the page-table difference after this many ops (default: the first "
                         "divergent op)")
-    p.add_argument("--limit", type=int, default=20, help="descriptors to list (default 20)")
+    p.add_argument("--limit", type=_limit, default=20, help="descriptors to list (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+MAX_LIMIT = 1_000_000
+
+
+def _limit(text: str) -> int:
+    try:
+        if not text.isascii() or len(text) > 20:
+            raise ValueError
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count: {text[:40]!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.compare import iter_differences
     from engine.session import Position
+    from engine.text import escape_controls as esc
     from snapshots import SnapshotError
     from snapshots.session_io import open_session
 
-    if args.limit < 1:
-        raise UserError("diff: --limit must be at least 1")
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise UserError(f"diff: --limit must be between 1 and {MAX_LIMIT:,}")
     try:
         la = open_session(args.a)
         try:
@@ -54,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
             if sa.records[k].digest != sb.records[k].digest:
                 first, reason = k, "the page tables differ after it"
                 break
-            if sa.records[k].counters != sb.records[k].counters:
+            ca, cb = sa.records[k].counters, sb.records[k].counters
+            if any(ca.get(c, 0) != cb.get(c, 0) for c in set(ca) | set(cb)):  # absent == 0
                 first, reason = k, "its costs differ"
                 break
         if first is None and sa.executed != sb.executed:
@@ -66,14 +81,17 @@ def run(args: argparse.Namespace) -> int:
         sa.seek(Position(at))
         sb.seek(Position(at))
         diffs = list(itertools.islice(iter_differences(sa, sb), args.limit))
+        warnings = [f"{w}" for w in sa.warnings + sb.warnings]
+        if first is None and diffs:  # the records agree but the states do not: say so, never "identical"
+            first, reason = min(at, n), "the records agree but the page tables differ"
         counters = {}
-        if first is not None and first < n:
+        if first is not None and first < n and reason == "its costs differ":
             ca, cb = sa.records[first].counters, sb.records[first].counters
             counters = {c: [ca.get(c, 0), cb.get(c, 0)] for c in sorted(set(ca) | set(cb))
                         if ca.get(c, 0) != cb.get(c, 0) and not c.startswith("call:")}
         if args.json:
             print(json.dumps({
-                "a": args.a, "b": args.b, "ops": [sa.executed, sb.executed],
+                "a": args.a, "b": args.b, "ops": [sa.executed, sb.executed], "warnings": warnings,
                 "first_divergence": None if first is None else {
                     "op": first + 1, "reason": reason,
                     "text": [str(sa.ops[first]) if first < sa.executed else None,
@@ -82,23 +100,26 @@ def run(args: argparse.Namespace) -> int:
                 "at": at,
                 "differences": [{"process": p, "addr": None if a is None else f"{a:#x}",
                                  "a": None if va is None else f"{va:#018x}",
-                                 "b": None if vb is None else f"{vb:#018x}"} for p, a, va, vb in diffs]}))
-            return 0
+                                 "b": None if vb is None else f"{vb:#018x}"} for p, a, va, vb in diffs]},
+                allow_nan=False))
+            return 0 if first is None else 1
+        for w in warnings:
+            print(f"ptlab: warning: {esc(w)}", file=sys.stderr)
         if first is None:
-            print(f"{args.a} and {args.b}: the same {n} ops, identical states and costs")
+            print(esc(f"{args.a} and {args.b}: the same {n} ops, identical states and costs"))
         else:
             text = str(sa.ops[first]) if first < sa.executed else "(end)"
-            print(f"first divergence: op {first + 1} ({text}): {reason}")
+            print(esc(f"first divergence: op {first + 1} ({text}): {reason}"))
             for c, (x, y) in counters.items():
-                print(f"  {c}: {x} vs {y}")
+                print(f"  {esc(c)}: {x} vs {y}")
         if diffs:
             print(f"page tables after {at} ops:")
             for p, a, va, vb in diffs:
                 if a is None:
-                    print(f"  process {p} exists in only one session")
+                    print(f"  process {esc(str(p))} exists in only one session")
                 else:
-                    print(f"  {p} {a:#018x}: {va:#018x} vs {vb:#018x}")
-        return 0
+                    print(f"  {esc(str(p))} {a:#018x}: {va:#018x} vs {vb:#018x}")
+        return 0 if first is None else 1  # a divergence is a failed check, as for replay --verify
     finally:
         la.snapshot.close()
         lb.snapshot.close()

@@ -22,7 +22,8 @@ HELP = "replay a saved session (.ptsnap): go to a step, or --verify it by re-exe
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE.ptsnap")
-    p.add_argument("--to", metavar="STEP", type=int, help="stop after this many ops (default: all)")
+    p.add_argument("--to", metavar="STEP", help="stop after this many ops, or at OP.EVENT inside an op "
+                   "(default: all)")
     p.add_argument("--verify", action="store_true",
                    help="re-execute every op and compare digests and costs with the file (exit 1 on a "
                         "divergence)")
@@ -38,14 +39,15 @@ def _progress(k: int, n: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.text import escape_controls
     from snapshots import SnapshotError
     from snapshots.session_io import open_session, verify
+    from tui.commands.show import parse_step
     from tui.summary import position_summary
 
     overrides = {"kernel": args.kernel, "cpu": args.cpu, "policy": args.policy}
-    if args.to is not None and args.to < 0:
-        raise UserError("replay: --to must be 0 or more")
-    if args.to is not None and args.verify:
+    to = parse_step(args.to, "replay", "--to")  # N or N.E, as show --at takes
+    if to is not None and args.verify:
         raise UserError("replay: --to and --verify cannot be combined (--verify re-executes every op)")
     from engine.session import SessionError
 
@@ -58,15 +60,23 @@ def run(args: argparse.Namespace) -> int:
             if sys.stderr.isatty():
                 print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
             for w in res.warnings:
-                print(f"ptlab: warning: {w}", file=sys.stderr)
-            message = None if res.ok else f"replay: {args.file}: diverges at {res.divergence.message()}"
+                print(f"ptlab: warning: {escape_controls(w)}", file=sys.stderr)
+            message = None
+            if not res.ok:
+                div = res.divergence
+                if div.what == "record":
+                    message = f"replay: {div.message()}"
+                elif div.what == "checkpoint":
+                    message = f"replay: {args.file}: {div.message()}"
+                else:
+                    message = f"replay: {args.file}: diverges at {div.message()}"
             if args.json:
                 out = {"file": args.file, "ok": res.ok, "ops_checked": res.ops_checked,
                        "first_divergence": None if res.ok else res.divergence.as_dict(),
                        "warnings": res.warnings}
                 if message:
                     out["error"] = message
-                print(json.dumps(out))
+                print(json.dumps(out, allow_nan=False))
             elif res.ok:
                 print(f"{args.file}: {res.ops_checked} ops re-executed, every digest and cost matches")
             if message:
@@ -79,25 +89,34 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     try:
         s = loaded.session
-        for w in loaded.warnings:
-            print(f"ptlab: warning: {w}", file=sys.stderr)
-        to = len(s.ops) if args.to is None else min(args.to, len(s.ops))
+        from engine.session import Position
+
+        if to is None:
+            to = Position(len(s.ops))
+        elif to.op > len(s.ops) or (to.op == len(s.ops) and to.event):
+            raise UserError(f"replay: --to {args.to}: the file has {len(s.ops)} ops")
         try:
             s.seek(to)
+        except SnapshotError:
+            raise
         except Exception as e:  # an op that cannot run under the overrides
-            raise UserError(f"replay: {e}") from None
+            raise UserError(f"replay: {escape_controls(str(e))}") from None
+        for w in s.warnings:  # the file's, and any met while seeking (a checkpoint re-executed)
+            print(f"ptlab: warning: {escape_controls(w)}", file=sys.stderr)
         summary = position_summary(s)
+        summary["position"] = str(s.position)  # N, or N.E inside op N + 1
         if args.json:
             h = loaded.header
             summary.update({"file": args.file, "header": {
                 "kernel": h.kernel, "granule": h.granule, "cpu": h.cpu, "policy": h.policy, "seed": h.seed,
                 "scenario": h.scenario_name, "created": h.created, "tool_version": h.tool_version},
-                "truncated": loaded.snapshot.truncated, "warnings": loaded.warnings})
-            print(json.dumps(summary))
+                "warnings": list(s.warnings),
+                "truncated": loaded.snapshot.truncated})
+            print(json.dumps(summary, allow_nan=False))
         else:
             h = loaded.header
-            print(f"{args.file}: {h.scenario_name or '(unnamed)'} — kernel {h.kernel}, {h.granule}, "
-                  f"cpu {h.cpu}, policy {h.policy}, {len(s.ops)} ops"
+            print(escape_controls(f"{args.file}: {h.scenario_name or '(unnamed)'} — kernel {h.kernel}, "
+                                  f"{h.granule}, cpu {h.cpu}, policy {h.policy}, {len(s.ops)} ops")
                   + (" (truncated)" if loaded.snapshot.truncated else ""))
             print(summary_text(summary))
         return 0
@@ -106,10 +125,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary_text(summary: dict) -> str:
-    lines = [f"at step {summary['step']} / {summary['ops']}"]
+    from engine.text import escape_controls
+
+    lines = [f"at step {summary.get('position', summary['step'])} / {summary['ops']}"]
     t = summary["totals"]
     lines.append("  " + "  ".join(f"{k}={t[k]}" for k in ("pte_writes", "converts", "folds", "unfolds",
                                                         "flush_tlb_range", "tlbi", "cycles") if k in t))
     for p in summary["processes"]:
-        lines.append(f"  {p['name']}: {p['present']} present PTEs, {p['cont_blocks']} contiguous blocks")
+        lines.append(f"  {escape_controls(str(p['name']))}: {p['present']} present PTEs, "
+                     f"{p['cont_blocks']} contiguous blocks")
     return "\n".join(lines)

@@ -30,21 +30,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="same as --format json")
 
 
-def parse_step(text: str | None):
+def parse_step(text: str | None, command: str = "show", flag: str = "--at"):
+    """A step the user typed: N (ops done) or N.E (event E inside op N + 1)."""
     from engine.session import Position
+    from engine.text import escape_controls
 
     if text is None:
         return None
     try:
+        if not text.isascii():
+            raise ValueError
         if "." in text:
             op, ev = text.split(".", 1)
             pos = Position(int(op), int(ev))
         else:
             pos = Position(int(text))
     except ValueError:
-        raise UserError(f"show: --at {text!r} is not a step (use N or N.E)") from None
+        shown = escape_controls(text)[:40]
+        raise UserError(f"{command}: {flag} {shown!r} is not a step (use N or N.E)") from None
     if pos.op < 0 or pos.event < 0:
-        raise UserError("show: --at must not be negative")
+        raise UserError(f"{command}: {flag} must not be negative")
     return pos
 
 
@@ -62,6 +67,7 @@ def parse_range(text: str | None) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from snapshots.errors import SnapshotError
     from tui.export_io import ExportError, find_process, render_tables
     from tui.targets import open_target
 
@@ -82,17 +88,23 @@ def run(args: argparse.Namespace) -> int:
             s.seek(pos)
     except UserError:
         raise
+    except SnapshotError:
+        raise
     except Exception as e:  # an op that cannot run (bad scenario line, failing policy)
         raise UserError(f"show: {e}") from None
     finally:
         if sys.stderr.isatty():
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    from engine.text import escape_controls, escape_controls_keep_lines
+
+    for w in getattr(s, "warnings", []):  # truncation, a replaced policy, a checkpoint re-executed
+        print(f"ptlab: warning: {escape_controls(w)}", file=sys.stderr)
     try:
         proc = find_process(s, args.process)
         text = render_tables(s, proc, fmt, args.target, start, end)
     except ExportError as e:
         raise UserError(f"show: {e}") from None
-    print(text, end="")
+    print(text if fmt == "json" else escape_controls_keep_lines(text), end="")
     return 0
 
 

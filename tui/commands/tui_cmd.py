@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu", help="CPU profile (overrides the target's)")
     p.add_argument("--policy", help="fold policy: NAME or FILE.py:CLASS (overrides the target's)")
     p.add_argument("--theme", help="Textual theme name (e.g. textual-light, nord, gruvbox)")
+    p.add_argument("--pid", type=int, help="capture this live process and open it (as ptlab capture PID "
+                   "--save FILE then ptlab tui FILE)")
     p.add_argument("--keymap", help="keymap TOML file (default $PTLAB_KEYMAP or ~/.config/ptlab/keymap.toml)")
 
 
@@ -27,8 +29,16 @@ def run(args: argparse.Namespace) -> int:
     from tui.errors import UserError
     from tui.targets import open_target
 
-    session = open_target(args.target, kernel=args.kernel, granule=args.granule, cpu=args.cpu,
-                          policy=args.policy)
+    if args.pid is not None:
+        if args.target is not None:
+            raise UserError("tui: give a TARGET or --pid, not both")
+        from tui.commands.capture import capture_to_session
+
+        session = capture_to_session(args.pid, granule=args.granule or "4K", kernel=args.kernel or "v7.0",
+                                     cpu=args.cpu or "neoverse-n1", command="tui")
+    else:
+        session = open_target(args.target, kernel=args.kernel, granule=args.granule, cpu=args.cpu,
+                              policy=args.policy)
     from tui.app import PtlabApp
 
     app = PtlabApp(session, keymap_path=Path(args.keymap) if args.keymap else None)

@@ -281,8 +281,12 @@ class MainScreen(Screen):
                                                     layout=False)
 
     def say(self, message: str, severity: str = "information") -> None:
+        from engine.text import escape_controls
+
+        message = escape_controls(message)  # names from files: no terminal escapes, and no markup below
         self.messages.append(message)
-        self.app.notify(message, severity=severity, timeout=6 if severity != "error" else 10)  # type: ignore[arg-type]
+        self.app.notify(message, severity=severity, timeout=6 if severity != "error" else 10,  # type: ignore[arg-type]
+                        markup=False)
 
     # --- busy state and progress -------------------------------------------------------
     def _on_busy_change(self) -> None:

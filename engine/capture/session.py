@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""A captured process as a session: its engine state is the session's start.
+
+``capture_session(built)`` makes a Session over an ApiMachine (direct ptep
+calls) whose starting state is the captured page tables and folios, built
+through the ptep API by :func:`engine.capture.build.build`. It has no ops
+of its own; a user may step ptep calls on top. Saved, the starting state is
+the file's checkpoint 0 and the header's ``extra.config.capture`` holds the
+provenance: PID, command, kernel release and machine, whether PFNs were real
+or synthetic, the VMA layout, the folio count, and the digest of the starting
+page tables (a damaged checkpoint 0 is refused).
+
+Machine kind ``"capture"`` (registered in engine.machines): built empty from its configuration; the session
+layer (snapshots.session_io) restores checkpoint 0 into it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.session import Session
+from engine.text import escape_controls
+
+MAX_VMAS_IN_HEADER = 10_000  # the header holds at most this many VMAs (4 MiB header limit)
+
+
+def _empty(cfg: dict[str, Any]) -> Callable[[], Any]:
+    from engine.apimachine import ApiMachine
+
+    g, kernel, cpu = cfg.get("granule", "4K"), cfg.get("kernel", "v7.0"), cfg.get("cpu", "neoverse-n1")
+    ApiMachine(g, kernel, cpu)  # fail now on a bad configuration
+    return lambda: ApiMachine(g, kernel, cpu)
+
+
+
+def starting_from(cfg: dict[str, Any], start: Any) -> Callable[[], Any]:
+    """A machine factory whose machines begin at ``start`` (an ApiMachine state)."""
+    empty = _empty(cfg)
+
+    def make() -> Any:
+        m = empty()
+        m.restore(start)
+        return m
+
+    return make
+
+
+def start_digest(machine: Any) -> str:
+    return machine.digest()
+
+
+def provenance(built: Any) -> dict[str, Any]:
+    cap = built.capture
+    info = cap.info
+    vmas = [v.to_plain() for v in built.vmas]
+    return {
+        "pid": int(cap.pid), "command": escape_controls(str(cap.comm)),
+        "kernel_release": str(info.get("kernel_release", "?")), "machine": str(info.get("machine", "?")),
+        "captured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "pfns": "synthetic" if cap.synthetic else "real",
+        "host_page_size": int(cap.page_size),
+        "vma_count": len(vmas), "vmas": vmas[:MAX_VMAS_IN_HEADER],
+        "folio_count": len(built.plan.folios),
+        "plan": {k: int(v) for k, v in built.plan.stats().items()},
+    }
+
+
+def capture_session(built: Any, cpu: str = "neoverse-n1") -> Session:
+    """The Session whose start is ``built`` (engine.capture.build.Built)."""
+    from engine.apimachine import ApiMachine
+
+    cfg: dict[str, Any] = {"granule": built.granule.name, "kernel": built.plan.kernel, "cpu": cpu,
+                           "policy": None}
+    m = ApiMachine(cfg["granule"], cfg["kernel"], cpu)
+    m.restore((built.sim.mm.pt.snapshot(), built.sim.folios.clone()))
+    start = m.state()
+    prov = provenance(built)
+    prov["start_digest"] = start_digest(m)
+    cfg["capture"] = prov
+    name = f"capture of PID {prov['pid']} ({prov['command']})"
+    s = Session(starting_from(cfg, start), [], name=name, source="",
+                meta={"machine": "capture", "config": cfg})
+    s.target_settings = {k: cfg[k] for k in ("granule", "kernel", "cpu", "policy")}  # type: ignore[attr-defined]
+    return s
