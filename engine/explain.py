@@ -148,11 +148,61 @@ def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None) -> BlockExp
                                          + ", ".join(bit_names(diff)), i))
     if not ex.reasons:
         ex.foldable = True
-        if arch.profile.auto_fold:
-            ex.notes.append(f"every check passes, but the kernel only tries to fold when entry {n - 1} is "
-                            "written by set_ptes(nr == 1); no such write has happened since the block "
-                            "became foldable")
-        else:
-            ex.notes.append(f"kernel profile {arch.profile.name} never folds automatically "
-                            "(no contpte_try_fold before seed-fold)")
+        ex.notes.append(policy_note(arch, mm, start, entries))
     return ex
+
+
+def policy_note(arch: Any, mm: Any, start: int, entries: list[int]) -> str:
+    """Why a block that passes every fold check is not folded, from the fold
+    policy in force (``arch.fold_policy``; None is the kernel's own heuristic)."""
+    from engine.policy import AnyEntryPolicy, MainlinePolicy, NeverPolicy, ScanPolicy
+
+    n = len(entries)
+    policy = getattr(arch, "fold_policy", None)
+    if policy is None or type(policy) is MainlinePolicy:
+        if not arch.profile.auto_fold:
+            return (f"kernel profile {arch.profile.name} never folds automatically "
+                    "(no contpte_try_fold before seed-fold)")
+        return (f"every check passes, but the kernel only tries to fold when entry {n - 1} is "
+                "written by set_ptes(nr == 1); no such write has happened since the block "
+                "became foldable")
+    name = getattr(policy, "name", type(policy).__name__)
+    if type(policy) is ScanPolicy:
+        return (f"every check passes; policy {name} tries when entry {n - 1} is written by "
+                f"set_ptes(nr == 1) and scans every {policy.scan_interval} ops: the next scan folds it")
+    if type(policy) is NeverPolicy:
+        return (f"policy {name}: set_ptes(nr == 1) never tries to fold; only a set_ptes(nr > 1) "
+                "of the whole block paints CONT")
+    if type(policy) is AnyEntryPolicy:
+        return (f"every check passes; policy {name} tries to fold after any set_ptes(nr == 1) of a "
+                "valid entry, and none has written this block since it became foldable")
+    # a user policy: ask it about each entry as it stands
+    ps = arch.page_size
+    yes: list[int] = []
+    try:
+        for i, e in enumerate(entries):
+            if policy.should_try_fold(arch, mm, start + i * ps, e):
+                yes.append(i)
+    except Exception as err:  # noqa: BLE001 - a user's policy; say what it did
+        return f"every check passes; policy {name} raised when asked about this block: {err}"
+    scan = getattr(policy, "scan_interval", 0) or 0
+    tail = f"; its scan() runs every {scan} ops" if scan else ""
+    if yes:
+        return (f"every check passes; policy {name} would try to fold when {_entries_text(yes)} "
+                f"{'is' if len(yes) == 1 else 'are'} written by set_ptes(nr == 1) with the value "
+                f"{'it has' if len(yes) == 1 else 'they have'} now, and no such write has happened "
+                f"since the block became foldable{tail}")
+    return (f"every check passes, but policy {name} answers no for every entry of this block "
+            f"as it stands{tail}")
+
+
+def _entries_text(idx: list[int]) -> str:
+    """'entry 3', 'entries 0-14', 'entries 0, 2, 5-7'."""
+    runs: list[tuple[int, int]] = []
+    for i in idx:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in runs]
+    return ("entry " if len(idx) == 1 else "entries ") + ", ".join(parts)

@@ -28,9 +28,12 @@ def _kv(key: str, value: str, *tags: str) -> Line:
     return [_t(f"{key:<9} ", "label"), _t(value, *tags)]
 
 
-def folio_lines(model: GridModel, raw: int, addr: int) -> list[Line]:
+def folio_lines(model: GridModel, raw: int, addr: int, machine: Any = None) -> list[Line]:
+    """The folio of raw's pfn, read from ``machine`` (default: the model's, at the op boundary;
+    inside an op the caller passes the machine as it is at the exact event)."""
+    machine = machine if machine is not None else model.machine
     pfn = (raw & model.addr_mask) >> model.page_shift
-    head, nr = model.folio_of(pfn)
+    head, nr = machine.arch.folios.folio_of(pfn)
     order = nr.bit_length() - 1
     out: list[Line] = [[_t("Folio", "section")]]
     out.append(_kv("head", f"pfn {head:#x}  {nr} page{'s' if nr > 1 else ''} (order {order}, "
@@ -39,7 +42,7 @@ def folio_lines(model: GridModel, raw: int, addr: int) -> list[Line]:
         out.append(_kv("pfns", f"{head:#x}-{head + nr - 1:#x}  (this: +{pfn - head})"))
         va0 = addr - (pfn - head) * model.page_size
         out.append(_kv("as VA", f"{va0:x}-{va0 + nr * model.page_size:x} if mapped in order"))
-    info_fn = getattr(model.machine, "folio_info", None)
+    info_fn = getattr(machine, "folio_info", None)
     if callable(info_fn):
         try:
             info = info_fn(pfn)
@@ -132,16 +135,20 @@ def block_lines(model: GridModel, addr: int, cursor: bool = True) -> list[Line]:
     return out
 
 
-def explain(model: GridModel, addr: int) -> Any:
+def explain(model: GridModel, addr: int, machine: Any = None) -> Any:
     """The fold explainer for addr's block (engine.explain), or None.
 
-    explain_block takes the page table's writable path, so call it only when no
-    session job is running (the UI does; it shows the last verdict meanwhile)."""
-    proc = model._proc()
+    ``machine``: where to read the block (default the model's, at the op boundary;
+    inside an op, the machine at the exact event from tui.exact).
+    explain_block takes the page table's writable path, so call it on the
+    session's machine only when no session job is running (the UI does; it
+    shows the last verdict meanwhile)."""
+    machine = machine if machine is not None else model.machine
+    proc = next((p for p in machine.process_list() if p.name == model.process), None)
     if proc is None:
         return None
     try:
-        return explain_block(model.machine.arch, proc.mm, addr)
+        return explain_block(machine.arch, proc.mm, addr)
     except Exception:  # pragma: no cover - defensive: never crash the inspector
         return None
 
@@ -152,7 +159,8 @@ def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool,
     if ex is EXPLAIN:
         ex = explain(model, addr)
     if ex is None:
-        out.append(_kv("", "shown when the running job ends", "dim"))
+        out.append(_kv("", "computing the state at this event …" if mid_op
+                       else "shown when the running job ends", "dim"))
         return out
     if ex.folded:
         out.append([_t("folded ✓ ", "foldable"), _t(f"all {ex.nr} entries valid + CONT")])
@@ -169,7 +177,7 @@ def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool,
     for note in ex.notes:
         out.append([_t("  note: ", "dim"), _t(note)])
     if mid_op:
-        out.append([_t("  (verdict at the op's start; the op is half done)", "dim")])
+        out.append([_t("  (as it is at this event, inside the op)", "dim")])
     out.append([_t("  ", "dim"), _t(since or "since …", "dim" if since is None else "value")])
     return out
 
@@ -193,7 +201,10 @@ def aggregate_lines(model: GridModel, addr: int) -> list[Line]:
 
 
 def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid_op: bool = False,
-            header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN) -> list[Line]:
+            header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN,
+            machine: Any = None) -> list[Line]:
+    """``machine``: the machine as it is at the position (inside an op: at the exact event,
+    from tui.exact; None there while it is being computed)."""
     if addr is None:
         if header_row is not None:
             r = header_row.region
@@ -211,7 +222,11 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
     raw = model.raw(addr)
     if raw & 1 or model.layout.pte_present(raw):
         lines.append([])
-        lines.extend(folio_lines(model, raw, addr))
+        if mid_op and machine is None:
+            lines.append([_t("Folio", "section")])
+            lines.append(_kv("", "computing the state at this event …", "dim"))
+        else:
+            lines.extend(folio_lines(model, raw, addr, machine))
     lines.append([])
     lines.extend(explain_lines(model, addr, since, mid_op, explanation))
     return lines

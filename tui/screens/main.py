@@ -33,6 +33,7 @@ from tui.controller import (
     do_step,
     gather,
 )
+from tui.exact import machine_at_event
 from tui.grid_model import GridModel, ViewState
 from tui.history import since_op
 from tui.inspect_model import explain
@@ -119,6 +120,9 @@ class MainScreen(Screen):
         self._since: dict[tuple, str] = {}
         self._explained: dict[tuple, Any] = {}
         self._since_timer: Timer | None = None
+        self._exact: tuple[Position, Any] | None = None  # (mid-op position, machine exactly there)
+        self._exact_pending: Position | None = None
+        self._since_after_exact = False
         self.since_pending = False  # a history lookup is scheduled (tests fire it at once)
         self._panels_pending = False
         self._panels_deferred = False
@@ -208,6 +212,7 @@ class MainScreen(Screen):
             return
         self._panels_deferred = False
         self._auto_expand()
+        self._request_exact()
         self.oplog.update_position(self.session.position)
         self.query_one("#costs", CostPanel).update_view()
         self._update_addrspace()
@@ -641,6 +646,7 @@ class MainScreen(Screen):
         self.query_one("#costs", CostPanel).set_session(session)
         self._since.clear()
         self._explained.clear()
+        self._exact = None
         self._auto_expanded = None
         self._refresh_all(ViewState(), None)
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
@@ -730,16 +736,61 @@ class MainScreen(Screen):
         info = self.model.row_info(self.grid.cursor_row)
         key = self._since_key(addr) if addr is not None else None
         ex = None
+        mid_op = bool(self.session.e)
+        exact = self.exact_machine() if mid_op else None
         if key is not None and self.model.zoom == 0:
+            if mid_op:
+                # inside an op: the machine as it is at the exact event (its own copy, read
+                # only here), once the job computing it has run
+                if exact is not None:
+                    ex = self._explained.get(key)
+                    if ex is None:
+                        ex = self._explained[key] = explain(self.model, addr, exact)  # type: ignore[arg-type]
             # the explainer reads the tables through their writable path: only between jobs
-            if not self.ctl.executing:
+            elif not self.ctl.executing:
                 ex = self._explained[key] = explain(self.model, addr)  # type: ignore[arg-type]
             else:
                 ex = self._explained.get(key)
         self.inspector.show(self.model, addr, since=self._since.get(key) if key else None,
-                            mid_op=bool(self.session.e),
+                            mid_op=mid_op,
                             header_row=info if info is not None and info.kind == "header" else None,
-                            explanation=ex)
+                            explanation=ex, machine=exact)
+
+    def exact_machine(self) -> Any:
+        """The machine as it is at the (mid-op) position, or None until computed."""
+        pos = self.session.position
+        if self._exact is not None and self._exact[0] == pos:
+            return self._exact[1]
+        return None
+
+    def _request_exact(self) -> None:
+        """Inside an op: compute the machine at the exact event (tui.exact) in a job."""
+        pos = self.session.position
+        if not pos.event or (self._exact is not None and self._exact[0] == pos):
+            return
+        if self._exact_pending == pos:
+            return
+        self._exact_pending = pos
+
+        def fn(s: Session) -> tuple[Position, Any]:
+            return s.position, machine_at_event(s)
+
+        def done(res: tuple[Position, Any]) -> None:
+            p, m = res
+            self._exact_pending = None
+            if m is not None:
+                self._exact = (p, m)
+                if p == self.session.position:
+                    self.show_inspector()
+            if self._since_after_exact:
+                self._since_after_exact = False
+                self._request_since()
+
+        def fail(e: BaseException) -> None:
+            self._exact_pending = None
+
+        if not self.ctl.submit(Job("state at this event", fn, done, fail, low=True)):
+            self._exact_pending = None
 
     def _since_key(self, addr: int) -> tuple:
         return (self.model.process, self.model.block_start(addr), self.session.k, self.session.e)
@@ -772,6 +823,9 @@ class MainScreen(Screen):
             return
         key = self._since_key(addr)
         if key in self._since:
+            return
+        if self._exact_pending is not None:  # (a background job: one at a time)
+            self._since_after_exact = True
             return
         proc = self.model.process
 

@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The TUI tells the truth about the position you are looking at (issue 14):
+one regression test per wrong answer it used to give."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tui_support import settle
+
+from engine import Simulator
+from engine.explain import explain_block
+from engine.policy import load_policy
+from engine.pte import PAGE_SHARED
+from tui.app import PtlabApp
+from tui.targets import open_target
+
+VA = 0x7F0000000000
+
+
+def run(session, body: Callable, size: tuple[int, int] = (120, 40)) -> None:  # type: ignore[type-arg]
+    async def main() -> None:
+        app = PtlabApp(session, use_keymap=False)
+        async with app.run_test(size=size) as pilot:
+            await settle(app, pilot)
+            await body(app, pilot)
+            assert app.main.ctl.errors == []
+
+    asyncio.run(main())
+
+
+async def press(app, pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
+    for k in keys:
+        await pilot.press(k)
+        await settle(app, pilot)
+
+
+# 1. the explainer's verdict comes from the fold policy in force ---------------------------------
+def _foldable_block(policy: str | None) -> Simulator:
+    sim = Simulator(granule=4096, kernel="v7.0")
+    sim.add_folio(0x80000, 16)
+    sim.ptep.__set_ptes(VA, sim.pte.pfn_pte(0x80000, PAGE_SHARED), 16)  # raw: no fold attempt
+    sim.arch.fold_policy = None if policy is None else load_policy(policy)
+    return sim
+
+
+def test_explainer_note_follows_the_policy(tmp_path):
+    notes = {}
+    for pol in (None, "never", "any-entry", "scan"):
+        ex = explain_block(_foldable_block(pol).arch, _foldable_block(pol).mm, VA)
+        assert ex.foldable and not ex.folded
+        notes[pol] = ex.notes[0]
+    assert "only tries to fold when entry 15 is written" in notes[None]
+    assert notes["never"].startswith("policy never: set_ptes(nr == 1) never tries to fold")
+    assert "policy any-entry tries to fold after any set_ptes(nr == 1)" in notes["any-entry"]
+    assert "scans every 8 ops: the next scan folds it" in notes["scan"]
+    for pol in ("never", "any-entry", "scan"):
+        assert "entry 15 is written by set_ptes(nr == 1); no such write" not in notes[pol]
+    f = tmp_path / "first_entry.py"
+    f.write_text("class FirstEntry:\n    name = 'first-entry'\n"
+                 "    def should_try_fold(self, arch, mm, addr, pte):\n"
+                 "        return (addr >> arch.page_shift) % arch.cont_ptes == 0 and bool(pte & 1)\n")
+    sim = _foldable_block(f"{f}:FirstEntry")
+    note = explain_block(sim.arch, sim.mm, VA).notes[0]
+    assert "policy first-entry would try to fold when entry 0 is written" in note
+
+
+def test_tui_explainer_names_the_policy():
+    s = open_target("check-08-mprotect-one-page", policy="never")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, *"nnnnnn")  # after the mprotect back to rw: foldable, not folded
+        main.go_to_address(next(r.start for r in main.model.regions if r.name == "mid"))
+        await settle(app, pilot)
+        text = main.inspector.text
+        assert "foldable ◇" in text
+        assert "policy never: set_ptes(nr == 1) never tries to fold" in text
+        assert "only tries to fold when entry 15" not in text
+
+    run(s, body)
+
+
+# 2. inside an op, the folio and the verdict are those of the exact event -------------------------
+def test_inspector_mid_op_shows_the_state_at_the_event():
+    s = open_target("page-fault3", kernel="v6.9")
+    s.add_breakpoint("event:fold")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, "c")
+        assert s.position.event > 0
+        fold_addr = main.last_result.hit.event[1]
+        main.go_to_address(fold_addr)
+        await settle(app, pilot)
+        text = main.inspector.text
+        assert "folded ✓" in text, text
+        assert "16 pages (order 4" in text
+        assert "mapcount  16" in text
+        assert "entry 0 is none" not in text
+        assert "verdict at the op's start" not in text
+        # the live machine is back at the op's start (the grid's overlay shows the rest)
+        assert s.machine.digest() == _digest_at_op_start(s)
+
+    run(s, body)
+
+
+def _digest_at_op_start(s) -> str:  # type: ignore[no-untyped-def]
+    other = open_target("page-fault3", kernel="v6.9")
+    other.seek(s.position.op)
+    return other.machine.digest()
