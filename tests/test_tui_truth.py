@@ -110,3 +110,42 @@ def _digest_at_op_start(s) -> str:  # type: ignore[no-untyped-def]
     other = open_target("page-fault3", kernel="v6.9")
     other.seek(s.position.op)
     return other.machine.digest()
+
+
+# 3. zoomed out, a cell summarises only the entries of its own range ------------------------------
+def test_zoomed_cells_count_only_their_own_range():
+    from tui.grid_model import GridModel
+    from tui.inspect_model import inspect, plain
+
+    s = open_target("demo")
+    s.run()
+    m = GridModel(s.machine, width=100)
+    pt = m._proc().mm.pt
+    ps = m.page_size
+    for zoom in (1, 2, 3):
+        m.set_zoom(zoom)
+        checked = 0
+        for row in range(m.n_rows):
+            info = m.row_info(row)
+            if info is None or info.kind != "data":
+                continue
+            r = info.region
+            for c in m.cells(row):
+                if c.outside:
+                    continue
+                lo, hi = max(c.addr, r.start), min(c.addr + m.cell_bytes, r.end)
+                vals = [pt.get(a) for a in range(lo, hi, ps)]
+                assert c.summary is not None
+                assert (c.summary.total, c.summary.present) == (len(vals), sum(1 for v in vals if v)), (
+                    zoom, r.name, hex(c.addr))
+                checked += 1
+        assert checked >= 7  # every range has at least one cell
+    # the heap's swap entries are not shown in the file and buf rows at x256
+    m.set_zoom(2)
+    for row in range(m.n_rows):
+        info = m.row_info(row)
+        if info is not None and info.kind == "data" and info.region.name in ("log", "buf"):
+            assert "s" not in m.row_text(row)[15:60]
+    buf = next(r for r in m.regions if r.name == "buf")
+    text = plain(inspect(m, buf.start & ~(m.cell_bytes - 1), region=buf))
+    assert f"{buf.size // ps} PTEs" in text and "zoom in (+)" in text

@@ -590,6 +590,22 @@ class GridModel:
             tot = tot + s
         return tot
 
+    def cell_summary(self, addr: int, region: Region | None = None) -> Summary:
+        """The summary a zoomed-out cell at addr shows: only the descriptors of its own
+        region (a cell straddling a region's edge never counts a neighbour's entries)."""
+        cb = self.cell_bytes
+        if region is None:
+            i = self.region_at(addr)
+            if i is None:
+                i = self.region_at(addr + cb - 1)
+            region = self.regions[i] if i is not None else None
+        if region is None or (region.start <= addr and addr + cb <= region.end):
+            return self.summary(addr, self.ptes_per_cell)
+        lo, hi = max(addr, region.start), min(addr + cb, region.end)
+        if hi <= lo:
+            return empty_summary(0)
+        return self.count_range(lo, hi)
+
     def count_range(self, start: int, end: int) -> Summary:
         """Aggregate of every descriptor in [start, end) (page aligned)."""
         ps = self.page_size
@@ -648,7 +664,7 @@ class GridModel:
             if a + cb <= reg.start or a >= reg.end:
                 out.append(Cell(a, self.ptes_per_cell, "outside", False, False, outside=True))
                 continue
-            s = self.summary(a, self.ptes_per_cell)
+            s = self.cell_summary(a, reg)
             out.append(Cell(a, self.ptes_per_cell, s.state(), s.all_cont, (a // cb) in self._changed_cells,
                             summary=s))
         return out

@@ -182,12 +182,24 @@ def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool,
     return out
 
 
-def aggregate_lines(model: GridModel, addr: int) -> list[Line]:
+def aggregate_lines(model: GridModel, addr: int, region: Any = None) -> list[Line]:
+    """A zoomed-out cell: only the entries of ``region`` (the range of the cell's row;
+    default: the range holding the cell's first or last byte)."""
     n = model.ptes_per_cell
-    s = model.summary(addr, n)
     end = addr + model.cell_bytes
+    r = region
+    if r is None:
+        i = model.region_at(addr)
+        if i is None:
+            i = model.region_at(end - 1)
+        r = model.regions[i] if i is not None else None
+    s = model.cell_summary(addr, r)
+    if r is not None:
+        addr, end = max(addr, r.start), min(end, r.end)
     out: list[Line] = [[_t("Cell ", "section"), _t(f"{addr:x}-{end:x}", "section"),
-                        _t(f"  {n} PTEs ({fmt_size(model.cell_bytes)})", "dim")]]
+                        _t(f"  {s.total} PTEs ({fmt_size(s.total * model.page_size)})"
+                          + (f" of a {n}-PTE cell, the rest outside {r.name}" if r is not None and s.total < n
+                             else ""), "dim")]]
     state = s.state()
     ctag = ("cont",) if s.all_cont else ()
     out.append([_t("shows     ", "label"), _t(glyph(state, s.all_cont), state, *ctag),
@@ -196,13 +208,13 @@ def aggregate_lines(model: GridModel, addr: int) -> list[Line]:
     out.append(_kv("valid", f"{s.valid}"))
     folded = f"{s.cont} ({100 * s.cont // s.valid}% of valid)" if s.valid else "0"
     out.append(_kv("CONT", folded))
-    out.append([_t("zoom in (-) to see single entries", "dim")])
+    out.append([_t("zoom in (+) to see single entries", "dim")])
     return out
 
 
 def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid_op: bool = False,
             header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN,
-            machine: Any = None) -> list[Line]:
+            machine: Any = None, region: Any = None) -> list[Line]:
     """``machine``: the machine as it is at the position (inside an op: at the exact event,
     from tui.exact; None there while it is being computed)."""
     if addr is None:
@@ -212,7 +224,7 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
                     _kv("size", fmt_size(r.size)), _kv("detail", r.detail or "-")]
         return [[_t("nothing mapped", "dim")]]
     if model.zoom > 0:
-        lines = aggregate_lines(model, addr)
+        lines = aggregate_lines(model, addr, region)
         lines.append([])
         lines.extend(block_lines(model, addr, cursor=False))
         return lines

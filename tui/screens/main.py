@@ -754,7 +754,8 @@ class MainScreen(Screen):
         self.inspector.show(self.model, addr, since=self._since.get(key) if key else None,
                             mid_op=mid_op,
                             header_row=info if info is not None and info.kind == "header" else None,
-                            explanation=ex, machine=exact)
+                            explanation=ex, machine=exact,
+                            region=info.region if info is not None and info.kind == "data" else None)
 
     def exact_machine(self) -> Any:
         """The machine as it is at the (mid-op) position, or None until computed."""
