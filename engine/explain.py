@@ -85,12 +85,16 @@ def _norm(pte: int) -> int:
     return (pte & ~(PTE_AF | PTE_DIRTY)) | PTE_RDONLY
 
 
-def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None) -> BlockExplanation:
+def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None,
+                  entries: list[int] | None = None) -> BlockExplanation:
+    """``entries``: the block's descriptors when the caller has them (as shown mid-op, or
+    read without the page table's writable path); default: read from mm's page table."""
     n = arch.cont_ptes
     ps = arch.page_size
     start = addr & arch.cont_mask
-    t = mm.pt.table(start, create=False)
-    entries = [0] * n if t is None else list(t[(start >> arch.page_shift) % arch.g.ptrs_per_pte:][:n])
+    if entries is None:
+        t = mm.pt.table(start, create=False)
+        entries = [0] * n if t is None else list(t[(start >> arch.page_shift) % arch.g.ptrs_per_pte:][:n])
     layout = layout or arch.layout
     valid_cont = [(e & (PTE_VALID | PTE_CONT)) == (PTE_VALID | PTE_CONT) for e in entries]
     ex = BlockExplanation(start, n, folded=all(valid_cont), foldable=False)

@@ -149,3 +149,19 @@ def test_zoomed_cells_count_only_their_own_range():
     buf = next(r for r in m.regions if r.name == "buf")
     text = plain(inspect(m, buf.start & ~(m.cell_bytes - 1), region=buf))
     assert f"{buf.size // ps} PTEs" in text and "zoom in (+)" in text
+
+
+# 4. the ◇ foldable mark of the legend is drawn in the grid ---------------------------------------
+def test_grid_marks_foldable_blocks():
+    from tui.grid_model import GridModel
+
+    s = open_target("check-08-mprotect-one-page")
+    s.seek(6)  # mid: mprotected back to rw, foldable but not folded; last: folded
+    m = GridModel(s.machine, width=100)
+    rows = {m.row_info(r).region.name: m.row_segments(r) for r in range(m.n_rows)
+            if m.row_info(r).kind == "data"}
+    assert ("◇", ("foldable",)) in rows["mid"]
+    assert not any(t == "◇" for t, _ in rows["last"])
+    s.seek(5)  # mid has a read-only page: not foldable
+    m = GridModel(s.machine, width=100)
+    assert not any("◇" in m.row_text(r) for r in range(m.n_rows))

@@ -495,6 +495,23 @@ class GridModel:
     def block(self, addr: int) -> list[int]:
         return self.entries(self.block_start(addr), self.cont_ptes)
 
+    def foldable(self, start: int) -> bool:
+        """The block at start (as shown) passes every fold check but is not folded (the
+        grid's ◇ mark). Cheap first: only a block of valid, non-CONT entries is explained."""
+        vals = self.entries(start, self.cont_ptes)
+        for v in vals:
+            if not v & _VALID or v & _CONT:
+                return False
+        proc = self._proc()
+        if proc is None or self.pmd_leaf(start):
+            return False
+        from engine.explain import explain_block
+
+        try:
+            return explain_block(self.machine.arch, proc.mm, start, entries=vals).foldable
+        except Exception:  # noqa: BLE001 - a mark is never worth a crash
+            return False
+
     def folio_of(self, pfn: int) -> tuple[int, int]:
         return self.machine.arch.folios.folio_of(pfn)
 
@@ -747,6 +764,11 @@ class GridModel:
             if first is not None and first.raw is not None:
                 _, nr = self.folio_of(self._pfn(first.raw))
                 text = f"o{nr.bit_length() - 1}"
+            last_row = (info.addr - self.block_start(info.addr)) // self.row_bytes == self.rows_per_block - 1
+            if last_row and self.foldable(self.block_start(info.addr)):
+                return [(" " + text.ljust(3)[:3], ("tail",)), ("◇", ("foldable",)),
+                        (f"*{n_changed}".ljust(TAIL - 5)[:TAIL - 5] if n_changed else " " * (TAIL - 5),
+                         ("changed",) if n_changed else ("tail",))]
         else:
             valid = sum(c.summary.valid for c in cells if c.summary)
             cont = sum(c.summary.cont for c in cells if c.summary)
