@@ -165,3 +165,64 @@ def test_grid_marks_foldable_blocks():
     s.seek(5)  # mid has a read-only page: not foldable
     m = GridModel(s.machine, width=100)
     assert not any("◇" in m.row_text(r) for r in range(m.n_rows))
+
+
+# 5. after Esc interrupts a long back-step, every pane shows the same position --------------------
+BIG = "memory 512M\nmmap a 64K\ntouch a write\nmmap buf 256M\ntouch buf write\nmunmap a\n"
+
+
+def test_interrupted_back_step_leaves_one_position_everywhere(tmp_path, monkeypatch):
+    import threading
+
+    from engine.machine import Machine
+    from engine.mm.base import KernelBase as Kernel
+    from engine.session import Position
+
+    (tmp_path / "big.pts").write_text(BIG)
+    s = open_target(str(tmp_path / "big.pts"))
+    s.checkpoint_events = 1 << 40  # no checkpoint after the long op: stepping back replays it
+    s.run()
+    assert s.at_end and sorted(s.checkpoints) == [0]
+    held, released = threading.Event(), threading.Event()
+    polls = {"in_op": 0, "armed": False}
+    poll = Kernel.poll_interrupt
+
+    def holding_poll(self):  # type: ignore[no-untyped-def]
+        if polls["armed"] and s.k == 3 and not released.is_set():
+            polls["in_op"] += 1
+            if polls["in_op"] == 40:
+                held.set()
+                released.wait(30)
+        return poll(self)
+
+    monkeypatch.setattr(Kernel, "poll_interrupt", holding_poll)
+
+    async def body(app, pilot):
+        main = app.main
+        polls["armed"] = True
+        await pilot.press("b")  # back to step 4: replays from the start, through the long op
+        for _ in range(1200):
+            if held.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert held.is_set(), "the back-step never reached the long op"
+        await pilot.press("escape")
+        released.set()
+        await app.workers.wait_for_complete()
+        await settle(app, pilot)
+        pos = s.position
+        header_step = next(p for p in main.header_text().split(" │ ") if p.startswith("step "))
+        assert header_step == f"step {pos} / {s.n_ops}"
+        assert main.oplog.position == pos
+        assert main.last_result.after == pos
+        costs = main.query_one("#costs").text
+        assert f"step {pos.op}" in costs or f"after {pos.op} op" in costs, costs
+        ref = Machine(s.machine.config)
+        for op in list(s.ops)[:pos.op]:
+            ref.apply(op)
+        assert s.machine.digest() == ref.digest()
+        # the grid shows that machine: a (unmapped by op 5) is there iff pos < 5
+        assert pos.op < 5 and any(r.name == "a" for r in main.model.regions)
+        assert f"interrupted at step {pos}" in main.messages
+
+    run(s, body, size=(100, 30))
