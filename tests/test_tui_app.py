@@ -141,7 +141,7 @@ async def _breakpoint_dialog(app, pilot, s) -> None:  # type: ignore[no-untyped-
     await pilot.press(*"event:bogus&block:zz")
     await press(app, pilot, "enter")
     err = str(dlg.query_one("#bp-error").render())
-    assert "not a number" in err
+    assert "no event kind 'bogus'" in err and "fold" in err
     dlg.query_one("#bp-input").value = "event:fold"
     await press(app, pilot, "enter")
     assert [b.text for b in s.breakpoints] == ["event:fold"]

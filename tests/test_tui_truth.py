@@ -176,7 +176,6 @@ def test_interrupted_back_step_leaves_one_position_everywhere(tmp_path, monkeypa
 
     from engine.machine import Machine
     from engine.mm.base import KernelBase as Kernel
-    from engine.session import Position
 
     (tmp_path / "big.pts").write_text(BIG)
     s = open_target(str(tmp_path / "big.pts"))
@@ -226,3 +225,64 @@ def test_interrupted_back_step_leaves_one_position_everywhere(tmp_path, monkeypa
         assert f"interrupted at step {pos}" in main.messages
 
     run(s, body, size=(100, 30))
+
+
+# 6. a block breakpoint stops when the block's descriptors change, not on TLB hits -----------------
+def test_block_breakpoint_means_the_block_changed():
+    s = open_target("demo")
+    s.run()
+    heap = next(v for v in s.machine.process_list()[0].vmas if v.name == "heap")
+    s.seek(0)
+    bp = s.add_breakpoint(f"block:{heap.start:#x}")
+    end = heap.start + s.machine.arch.g.cont_pte_size
+    hits = []
+    while (h := s.continue_()) is not None:
+        hits.append(h)
+        assert h.event is not None
+        kind = h.event[0]
+        if kind in ("pte_write", "hw_update", "pmd_write"):
+            assert heap.start <= h.event[1] < end and h.event[2] != h.event[3]
+        else:
+            assert kind in ("convert", "fold", "unfold"), h.event
+    kinds = {h.event[0] for h in hits}
+    assert "pte_write" in kinds and "convert" in kinds and "tlb_hit" not in kinds
+    assert bp.hits == len(hits)
+    # every write that changed the block is a hit (none skipped)
+    writes = 0
+    for k in range(s.n_ops):
+        writes += sum(1 for ev in s.events_of(k) if ev[0] in ("pte_write", "hw_update")
+                      and heap.start <= ev[1] < end and ev[2] != ev[3] and ev[-1] == "p0")
+    assert sum(1 for h in hits if h.event[0] in ("pte_write", "hw_update")) >= writes
+
+
+# 7. breakpoint conditions are checked: unknown event kinds and op verbs are errors ----------------
+def test_breakpoint_conditions_are_validated():
+    import pytest
+
+    from engine.breakpoints import BreakpointError
+
+    s = open_target("demo")
+    for text, names in (("event:folds", "fold, flush_tlb_mm"), ("op:frok", "fork, madvise"),
+                        ("op:set_ptes", "call:NAME"), ("event:fold|op:frok", "ops: collapse")):
+        with pytest.raises(BreakpointError) as e:
+            s.add_breakpoint(text)
+        for n in names.split(", "):
+            assert n in str(e.value), (text, str(e.value))
+    assert s.breakpoints == []
+    for ok in ("event:fold", "op:fork", "call:set_ptes", "event:flush_tlb_mm&block:0x1000"):
+        s.add_breakpoint(ok)
+    assert len(s.breakpoints) == 4
+    api = open_target("example")
+    api.add_breakpoint("op:ptep")
+    with pytest.raises(BreakpointError, match="add_folio, ptep, walk"):
+        api.add_breakpoint("op:fork")
+
+
+def test_breakpoint_dialog_example_is_a_valid_condition():
+    import re
+
+    from tui.screens.dialogs import BreakpointDialog
+
+    s = open_target("demo")
+    for word in re.findall(r"\b(?:event|op|call):[a-z_]+", BreakpointDialog.HINT):
+        s.add_breakpoint(word)

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, ProgressBar, Static
 
-from engine.breakpoints import AddrRange, BreakpointError, Watch
+from engine.breakpoints import AddrRange, BlockChange, BreakpointError, Watch
 from engine.session import Position, Session
 from tui import actions, snapshot_io
 from tui.controller import (
@@ -82,7 +82,7 @@ def block_breakpoints(session: Session) -> set[int]:
     out = set()
     for b in session.breakpoints:
         c = b.condition
-        if isinstance(c, (AddrRange, Watch)) and c.label in ("block", "watch-block"):
+        if isinstance(c, (AddrRange, Watch, BlockChange)) and c.label in ("block", "watch-block"):
             out.add(c.start)
     return out
 
@@ -455,7 +455,7 @@ class MainScreen(Screen):
         block = self.model.block_start(addr)
         for b in self.session.breakpoints:
             c = b.condition
-            if isinstance(c, AddrRange) and c.label == "block" and c.start == block:
+            if isinstance(c, BlockChange) and c.start == block:
                 self.session.remove_breakpoint(b.id)
                 self.say(f"breakpoint {b.describe()} removed")
                 break
