@@ -286,3 +286,32 @@ def test_breakpoint_dialog_example_is_a_valid_condition():
     s = open_target("demo")
     for word in re.findall(r"\b(?:event|op|call):[a-z_]+", BreakpointDialog.HINT):
         s.add_breakpoint(word)
+
+
+# 8. swap entries are not "present" (the kernel's pte_present) -------------------------------------
+def test_inspector_counts_present_as_the_kernel_does():
+    from tui.grid_model import GridModel
+    from tui.inspect_model import inspect, plain
+
+    s = open_target("demo")
+    s.run()
+    m = GridModel(s.machine, width=100)
+    pt = m._proc().mm.pt
+    lay = m.layout
+    ps = m.page_size
+    swapped_blocks = 0
+    for r in m.regions:
+        for b in range(r.start & m.cont_mask, r.end, m.cont_ptes * ps):
+            vals = [pt.get(b + j * ps) for j in range(m.cont_ptes)]
+            n_swap = sum(1 for v in vals if v and not lay.pte_present(v))
+            if not n_swap:
+                continue
+            swapped_blocks += 1
+            n_present = sum(1 for v in vals if lay.pte_present(v))
+            text = plain(inspect(m, b))
+            assert f"{n_present} present," in text and f"{n_swap} swap/migration" in text, text
+            m.set_zoom(1)
+            z = plain(inspect(m, b, region=r))
+            assert f"present   {n_present} of {m.cont_ptes}  (+{n_swap} swap/migration)" in z, z
+            m.set_zoom(0)
+    assert swapped_blocks >= 1

@@ -70,10 +70,16 @@ class Summary:
     """Aggregate of a run of descriptors."""
 
     rank: int  # min RANK over the entries (most interesting state)
-    present: int = 0  # non-zero entries
+    present: int = 0  # non-zero entries (swap and migration entries included: see swapped)
     valid: int = 0
     cont: int = 0  # valid + CONT
     total: int = 0
+    swapped: int = 0  # non-zero but not pte_present(): swap / migration entries
+
+    @property
+    def mapped(self) -> int:
+        """Entries pte_present() says are present (valid, or PROT_NONE)."""
+        return self.present - self.swapped
 
     def state(self) -> str:
         return PRIORITY[self.rank]
@@ -84,7 +90,7 @@ class Summary:
 
     def __add__(self, other: Summary) -> Summary:
         return Summary(min(self.rank, other.rank), self.present + other.present, self.valid + other.valid,
-                       self.cont + other.cont, self.total + other.total)
+                       self.cont + other.cont, self.total + other.total, self.swapped + other.swapped)
 
 
 _NONE_RANK = RANK["none"]
@@ -548,6 +554,7 @@ class GridModel:
                         cleared.add(i)
                     vals[i] = v
         classify = self.classify
+        present = self.layout.pte_present
         rank = RANK
         blocks = []
         tot = empty_summary(0)
@@ -558,7 +565,7 @@ class GridModel:
                 s = empty_summary(n)
             else:
                 r = _NONE_RANK if zeros else _OUT_RANK
-                valid = cont = 0
+                valid = cont = swapped = 0
                 for v in chunk:
                     if v:
                         x = rank[classify(v)]
@@ -568,9 +575,11 @@ class GridModel:
                             valid += 1
                             if v & _CONT:
                                 cont += 1
+                        elif not present(v):
+                            swapped += 1
                 if cleared and any(b <= i < b + n for i in cleared):
                     r = min(r, _CLEARED_RANK)
-                s = Summary(r, n - zeros, valid, cont, n)
+                s = Summary(r, n - zeros, valid, cont, n, swapped)
             blocks.append(s)
             tot = tot + s
         ts = _TableSummary(blocks, tot)
@@ -584,7 +593,7 @@ class GridModel:
         if n_ptes < n:
             vals = self.entries(start, n_ptes)
             r = _NONE_RANK
-            valid = cont = 0
+            valid = cont = swapped = 0
             ps = self.page_size
             for j, v in enumerate(vals):
                 x = RANK[self.state_of(start + j * ps, v)]
@@ -592,7 +601,9 @@ class GridModel:
                 if v & _VALID:
                     valid += 1
                     cont += bool(v & _CONT)
-            return Summary(r, n_ptes - vals.count(0), valid, cont, n_ptes)
+                elif v and not self.layout.pte_present(v):
+                    swapped += 1
+            return Summary(r, n_ptes - vals.count(0), valid, cont, n_ptes, swapped)
         shift = self.pmd_shift
         if n_ptes >= self.ptrs:
             first = start >> shift
@@ -648,14 +659,16 @@ class GridModel:
     def summary_small(self, start: int, n: int) -> Summary:
         vals = self.entries(start, n)
         r = _NONE_RANK
-        valid = cont = 0
+        valid = cont = swapped = 0
         for v in vals:
             if v:
                 r = min(r, RANK[self.classify(v)])
                 if v & _VALID:
                     valid += 1
                     cont += bool(v & _CONT)
-        return Summary(r, n - vals.count(0), valid, cont, n)
+                elif not self.layout.pte_present(v):
+                    swapped += 1
+        return Summary(r, n - vals.count(0), valid, cont, n, swapped)
 
     # --- cells and rows ------------------------------------------------------------------------
     def cells(self, row: int) -> list[Cell]:

@@ -126,11 +126,13 @@ def block_lines(model: GridModel, addr: int, cursor: bool = True) -> list[Line]:
             line.append(_t(glyph(s, c), *tags))
         out.append(line)
     valid = [v for v in vals if v & 1]
-    nz = sum(1 for v in vals if v)
+    present = sum(1 for v in vals if model.layout.pte_present(v))  # the kernel's meaning
+    swapped = sum(1 for v in vals if v and not model.layout.pte_present(v))
     conts = sum(1 for v in valid if v >> 52 & 1)
     pfns = [(v & model.addr_mask) >> model.page_shift for v in vals]
     contig = len(valid) == n and all(pfns[j] == pfns[0] + j for j in range(n))
-    out.append(_kv("", f"{nz} present, {len(valid)} valid, {conts} CONT" + (
+    out.append(_kv("", f"{present} present, {len(valid)} valid, {conts} CONT"
+                   + (f", {swapped} swap/migration" if swapped else "") + (
         f"; pfn {pfns[0]:#x}-{pfns[-1]:#x} contiguous" if contig else "")))
     return out
 
@@ -204,7 +206,8 @@ def aggregate_lines(model: GridModel, addr: int, region: Any = None) -> list[Lin
     ctag = ("cont",) if s.all_cont else ()
     out.append([_t("shows     ", "label"), _t(glyph(state, s.all_cont), state, *ctag),
                 _t(f" {BY_NAME[state].label} (most interesting of the cell)")])
-    out.append(_kv("present", f"{s.present} of {s.total}"))
+    out.append(_kv("present", f"{s.mapped} of {s.total}" + (f"  (+{s.swapped} swap/migration)"
+                                                              if s.swapped else "")))
     out.append(_kv("valid", f"{s.valid}"))
     folded = f"{s.cont} ({100 * s.cont // s.valid}% of valid)" if s.valid else "0"
     out.append(_kv("CONT", folded))
