@@ -315,3 +315,19 @@ def test_inspector_counts_present_as_the_kernel_does():
             assert f"present   {n_present} of {m.cont_ptes}  (+{n_swap} swap/migration)" in z, z
             m.set_zoom(0)
     assert swapped_blocks >= 1
+
+
+# 9. ptlab compare reports cont_blocks at the end of each run -------------------------------------
+def test_compare_counts_cont_blocks_at_the_end(capsys):
+    import json
+
+    from engine.compare import count_cont_blocks
+    from tui.cli import main as cli_main
+
+    assert cli_main(["compare", "demo", "--policy", "mainline", "--policy", "never", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["first_divergence"]["op"] == 5  # after op 5 mainline has 1 folded block, never 0
+    for run, pol in zip(d["runs"], ("mainline", "never"), strict=True):
+        s = open_target("demo", policy=pol)
+        s.run()
+        assert run["totals"]["cont_blocks"] == count_cont_blocks(s) == 31
