@@ -331,3 +331,36 @@ def test_compare_counts_cont_blocks_at_the_end(capsys):
         s = open_target("demo", policy=pol)
         s.run()
         assert run["totals"]["cont_blocks"] == count_cont_blocks(s) == 31
+
+
+# 11. exited processes are marked, and p does not switch to them ----------------------------------
+def test_exited_processes_are_marked_and_skipped():
+    from engine.session import Position
+    from tui.widgets.addrspace import AddressSpace
+
+    s = open_target("demo")
+    s.run()
+    fork = next(k for k, op in enumerate(s.ops) if op.verb == "fork")
+    exit_ = next(k for k, op in enumerate(s.ops) if op.verb == "exit")
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(fork + 1))  # the child lives
+        await settle(app, pilot)
+        await press(app, pilot, "p")
+        assert main.model.process == "child" and "proc child │" in main.header_text()
+        main.seek(Position(exit_ + 1))  # it has exited: still listed, marked, nothing mapped
+        await settle(app, pilot)
+        assert "proc child (exited)" in main.header_text()
+        assert main.model.empty_hint.startswith("process child has exited")
+        lines = main.query_one(AddressSpace)._lines
+        assert ("child (exited)" in "".join(t for t, _ in lines[0]))
+        await press(app, pilot, "p")
+        assert main.model.process == "p0"
+        main.seek(Position(s.n_ops))
+        await settle(app, pilot)
+        await press(app, pilot, "p")  # child and worker have exited: p stays on p0 and says why
+        assert main.model.process == "p0"
+        assert main.messages[-1] == "only one live process: p0 (child, worker exited)"
+
+    run(s, body)

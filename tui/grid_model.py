@@ -228,6 +228,7 @@ class GridModel:
         self.marked: set[int] = set()  # VAs tagged "diff" (comparison screen)
         self._marked_cells: set[int] = set()
         self.block_breakpoints: set[int] = set(breakpoints)  # block start VAs
+        self.empty_hint = "nothing is mapped at this step  (n: step, r: run to the end)"
         self.generation = 0  # bumped by any change of what the rows show
         self.layout_gen = 0  # bumped when rows move: geometry, zoom, process, regions
         self._tcache: dict[int, _TableSummary] = {}  # live tables
@@ -329,6 +330,12 @@ class GridModel:
 
     def processes(self) -> list[str]:
         return [p.name for p in self.machine.process_list()]
+
+    def alive(self, name: str | None = None) -> bool:
+        """The process has not exited (a machine without the notion: always)."""
+        name = self.process if name is None else name
+        p = next((q for q in self.machine.process_list() if q.name == name), None)
+        return p is not None and bool(getattr(p, "alive", True))
 
     def set_process(self, name: str) -> None:
         if name == self.process:

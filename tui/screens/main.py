@@ -195,6 +195,7 @@ class MainScreen(Screen):
             self.say(f"process {gone} does not exist at this step: showing {names[0]}", "warning")
         self.model.block_breakpoints = block_breakpoints(self.session)
         self.model.set_view(view, dirty)
+        self._empty_hint()
         self.query_one("#addrspace", AddressSpace).forget(dirty)
         self.grid.model_changed()
         self.update_header()
@@ -231,6 +232,21 @@ class MainScreen(Screen):
             self.oplog.set_expanded(pos.op, r.op_events)
             self._auto_expanded = pos.op
 
+    def _empty_hint(self) -> None:
+        """What the empty grid says: the truth about the process and what keys can change it."""
+        s = self.session
+        if not self.model.alive():
+            hint = f"process {self.model.process} has exited: nothing is mapped  (p: next process)"
+        elif s.at_end:
+            hint = "nothing is mapped at the end of the session  (b: step back, p: next process)"
+        elif s.k == 0 and not s.e:
+            hint = "nothing is mapped yet  (n: step, r: run to the end)"
+        else:
+            hint = "nothing is mapped at this step  (n: step, b: back, r: run to the end)"
+        if hint != self.model.empty_hint:
+            self.model.empty_hint = hint
+            self.grid.refresh()
+
     def _update_addrspace(self) -> None:
         info = self.model.row_info(self.grid.cursor_row)
         self.query_one("#addrspace", AddressSpace).update_view(
@@ -245,7 +261,8 @@ class MainScreen(Screen):
         s = self.session
         st = self.settings()
         parts = [f"{s.name or 'session'}", f"kernel {st['kernel']}", f"cpu {st['cpu']}",
-                 st["granule"], f"policy {st['policy']}", f"proc {self.model.process}",
+                 st["granule"], f"policy {st['policy']}",
+                 f"proc {self.model.process}" + ("" if self.model.alive() else " (exited)"),
                  f"step {s.position} / {s.n_ops}", f"zoom ×{self.model.ptes_per_cell}"]
         if s.breakpoints:
             parts.append(f"● {len(s.breakpoints)} bp")
@@ -419,12 +436,19 @@ class MainScreen(Screen):
             self.say("already at the " + ("closest" if delta < 0 else "widest") + " zoom", "information")
 
     def action_next_process(self) -> None:
+        """The next live process (exited ones keep their name in the list, not their tables)."""
         names = self.model.processes()
-        if len(names) <= 1:
-            self.say(f"only one process: {self.model.process}")
+        live = [n for n in names if self.model.alive(n)]
+        others = [n for n in live if n != self.model.process]
+        if not others:
+            gone = [n for n in names if n not in live]
+            self.say(f"only one live process: {live[0] if live else self.model.process}"
+                     + (f" ({', '.join(gone)} exited)" if gone else ""))
             return
         i = names.index(self.model.process) if self.model.process in names else -1
-        self.model.set_process(names[(i + 1) % len(names)])
+        order = names[i + 1:] + names[:i + 1]
+        self.model.set_process(next(n for n in order if n in others))
+        self._empty_hint()
         self.grid.cursor_addr = None
         self.grid.model_changed(keep_addr=False)
         self.update_header()

@@ -104,7 +104,8 @@ class AddressSpace(ScrollView, can_focus=True):
             for n in model.processes():
                 if procs:
                     procs.append((" ", ""))
-                procs.append((f"[{n}]", "name") if n == model.process else (n, "dim"))
+                label = n if model.alive(n) else f"{n} (exited)"
+                procs.append((f"[{label}]", "name") if n == model.process else (label, "dim"))
             lines.append(procs)
             for r in model.regions:
                 key = (model.process, r.start, r.end, width)
