@@ -364,3 +364,27 @@ def test_exited_processes_are_marked_and_skipped():
         assert main.messages[-1] == "only one live process: p0 (child, worker exited)"
 
     run(s, body)
+
+
+# 12. an op that fails leaves a lasting mark in the op log and the header -------------------------
+def test_failed_op_is_marked_in_the_op_log(tmp_path):
+    f = tmp_path / "boom.py"
+    f.write_text("class Boom:\n    name = 'boom'\n"
+                 "    def should_try_fold(self, arch, mm, addr, pte):\n"
+                 "        raise RuntimeError('no folding today')\n")
+    s = open_target("check-08-mprotect-one-page", policy=f"{f}:Boom")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, "r")
+        assert s.error is not None
+        k = s.error[0]
+        assert s.position.op == k and s.executed == k
+        row = main.oplog.row_of(k)
+        text = main.oplog.row_text(row, 160)
+        assert text.startswith("✗") and "no folding today" in text and "✗ failed" in text
+        assert "(not run)" not in text
+        assert f"✗ op {k + 1} failed" in main.header_text()
+        assert "(not run)" in main.oplog.row_text(main.oplog.row_of(k + 1), 160)
+
+    run(s, body)

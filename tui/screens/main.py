@@ -266,6 +266,8 @@ class MainScreen(Screen):
                  f"step {s.position} / {s.n_ops}", f"zoom ×{self.model.ptes_per_cell}"]
         if s.breakpoints:
             parts.append(f"● {len(s.breakpoints)} bp")
+        if s.error is not None and s.error[0] >= s.executed:
+            parts.append(f"✗ op {s.error[0] + 1} failed")
         if self.ctl.running is not None and not self.ctl.running.low:
             parts.append(f"running: {self.ctl.running.label}")
         return " │ ".join(parts)
