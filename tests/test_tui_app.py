@@ -268,7 +268,7 @@ def test_compare_screen_finds_the_first_divergence():
         assert cmp.res.a.position == Position(19)
         await press(app, pilot, "escape")
         assert app.screen is main_screen
-        assert s.position == Position(19)
+        assert s.position == Position(0)  # back where the comparison was opened
 
     run(s, body)
 

@@ -388,3 +388,29 @@ def test_failed_op_is_marked_in_the_op_log(tmp_path):
         assert "(not run)" in main.oplog.row_text(main.oplog.row_of(k + 1), 160)
 
     run(s, body)
+
+
+# 13. closing the comparison returns the main session to where you were ---------------------------
+def test_compare_screen_returns_to_the_position_it_was_opened_at():
+    from engine.session import Position
+
+    s = open_target("example")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, "n", "n", "n", "e")
+        here = s.position
+        assert here.op == 3
+        await press(app, pilot, "d")
+        app.screen.dismiss("policy:never")
+        await settle(app, pilot)
+        cmp = app.screen
+        assert cmp.id == "compare" and s.position == Position(19)
+        await press(app, pilot, "n")
+        await press(app, pilot, "escape")
+        assert app.screen is main
+        assert s.position == here
+        assert f"step {here} / {s.n_ops}" in main.header_text()
+        assert main.oplog.position == here
+
+    run(s, body)

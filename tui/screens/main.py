@@ -713,21 +713,26 @@ class MainScreen(Screen):
             self.say(str(e), "error")
             return
 
+        keep = self.session.position  # where the user was: back there when the comparison closes
+
         def done(res: Any) -> None:
-            self._refresh_all(res.a_move.view, None)
             if res.interrupted:
                 self.say("comparison interrupted", "warning")
+                self._after_compare(keep)
                 return
             if any(isinstance(sc, CompareScreen) for sc in self.app.screen_stack):
                 self.say("a comparison is already open", "warning")  # (two asked for in a row)
+                self._after_compare(keep)
                 return
-            self.app.push_screen(CompareScreen(res, self.ctl), lambda _: self._after_compare())
+            self.app.push_screen(CompareScreen(res, self.ctl), lambda _: self._after_compare(keep))
 
         self.ctl.submit(Job(f"compare with {label}",
                             lambda s: run_compare(s, lambda: b, label, self.ctl.report, b=b), done))
 
-    def _after_compare(self) -> None:
-        self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
+    def _after_compare(self, keep: Position) -> None:
+        """The comparison moved the shared session (to the divergence, or wherever its cursor
+        went): put it back where the user was before opening it."""
+        self._submit(f"back to step {keep}", lambda s: do_seek(s, keep))
 
     # --- help / quit -------------------------------------------------------------------------
     def action_help(self) -> None:
