@@ -414,3 +414,50 @@ def test_compare_screen_returns_to_the_position_it_was_opened_at():
         assert main.oplog.position == here
 
     run(s, body)
+
+
+# 14. stale text; no terminal ------------------------------------------------------------------------
+def test_tui_without_a_terminal_exits_at_once_with_one_line():
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "tui.cli", "tui"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "needs a terminal (stdin is not a tty)" in r.stderr
+    assert time.monotonic() - t0 < 30
+
+
+def test_help_and_scenario_text_say_what_is_true():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    h = subprocess.run([sys.executable, "-m", "tui.cli", "tui", "--help"], capture_output=True, text=True,
+                       cwd=root).stdout
+    assert "once connected" not in h and "'example'" not in h and ".ptsnap" in h
+    first = (root / "engine/scenarios/demo.pts").read_text().splitlines()[1]
+    n = int(re.search(r"in (\d+) ops", first).group(1))
+    assert n == open_target("demo").n_ops
+    doc = (root / "docs/tui.md").read_text()
+    assert "once merged" not in doc and "for the merge" not in doc
+
+
+def test_readme_compare_figures_are_what_the_commands_print(capsys):
+    """Every `$ ptlab compare ...` block of the README is re-run; its output must match."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from tui.cli import main as cli_main
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```\n\$ ptlab (compare [^\n]*)\n(.*?)```", readme, re.S)
+    assert len(blocks) == 2
+    for cmd, shown in blocks:
+        assert cli_main(shlex.split(cmd)) == 0
+        assert capsys.readouterr().out == shown, cmd
