@@ -374,7 +374,7 @@ async def _grid_cursor_keys_and_process_switch(app, pilot, s) -> None:  # type: 
     await press(app, pilot, "end")
     assert main.grid.cursor_addr == VA + 0x200000 - 0x1000
     await press(app, pilot, "p")
-    assert "only one process" in main.messages[-1]
+    assert "only one live process: mm" == main.messages[-1]
 
 
 async def _help_screen_lists_keys_and_legend(app, pilot, s) -> None:  # type: ignore[no-untyped-def]
