@@ -66,6 +66,12 @@ class BlockExplanation:
     foldable: bool  # every check of the fold path passes
     reasons: list[Reason] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    entries: list[int] = field(default_factory=list)  # the block's descriptors, as explained
+
+    def sentences(self) -> list[str]:
+        """The reasons, one sentence per kind: "entries 0–14 are none" rather than
+        fifteen lines, "entries 0–14 writable, entry 15 read-only" for a prot split."""
+        return summarise(self)
 
     def summary(self) -> str:
         if self.folded:
@@ -97,7 +103,7 @@ def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None,
         entries = [0] * n if t is None else list(t[(start >> arch.page_shift) % arch.g.ptrs_per_pte:][:n])
     layout = layout or arch.layout
     valid_cont = [(e & (PTE_VALID | PTE_CONT)) == (PTE_VALID | PTE_CONT) for e in entries]
-    ex = BlockExplanation(start, n, folded=all(valid_cont), foldable=False)
+    ex = BlockExplanation(start, n, folded=all(valid_cont), foldable=False, entries=list(entries))
     if ex.folded:
         return ex
     if any(valid_cont):
@@ -198,6 +204,53 @@ def policy_note(arch: Any, mm: Any, start: int, entries: list[int]) -> str:
                 f"since the block became foldable{tail}")
     return (f"every check passes, but policy {name} answers no for every entry of this block "
             f"as it stands{tail}")
+
+
+def summarise(ex: BlockExplanation) -> list[str]:
+    """See BlockExplanation.sentences."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    order: list[tuple[str, str]] = []
+    out_single: list[tuple[int, str]] = []
+    for pos, r in enumerate(ex.reasons):
+        if r.index is None or r.code in ("special", "pfn-misaligned", "folio"):
+            out_single.append((pos, r.message))
+            continue
+        if r.code == "prot":
+            key = ("prot", r.message.split(" in ", 1)[1])
+        elif r.code == "pfn-gap":
+            key = ("pfn-gap", "")
+        else:
+            key = (r.code, r.message.split(f"entry {r.index} ", 1)[-1])
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+            out_single.append((pos, ""))  # placeholder keeps the kernel's order
+        groups[key].append(r.index)
+    last = ex.nr - 1
+    texts: list[str] = []
+    it = iter(order)
+    for _, msg in out_single:
+        if msg:
+            texts.append(msg)
+            continue
+        code, what = next(it)
+        idx = groups[(code, what)]
+        who = _entries_text(idx)
+        plural = len(idx) > 1
+        if code == "prot":
+            bits = set(what.split(", "))
+            if bits <= {"RDONLY", "WRITE"} and ex.entries:
+                def perm(v: int) -> str:  # pte_write(): the DBM/WRITE bit (clean entries are RDONLY)
+                    return "writable" if v & PTE_WRITE else "read-only"
+                texts.append(f"{who} {perm(ex.entries[idx[0]])}, entry {last} {perm(ex.entries[last])}")
+            else:
+                texts.append(f"{who} differ{'' if plural else 's'} from entry {last} in {what}")
+        elif code == "pfn-gap":
+            texts.append(f"{who} map{'' if plural else 's'} pfns out of sequence with entry {last}")
+        else:
+            verb = "are" if plural else "is"
+            texts.append(f"{who} {what.replace('is ', verb + ' ', 1) if what.startswith('is ') else what}")
+    return texts
 
 
 def _entries_text(idx: list[int]) -> str:

@@ -472,3 +472,55 @@ def test_readme_compare_figures_are_what_the_commands_print(capsys):
     for cmd, shown in blocks:
         assert cli_main(shlex.split(cmd)) == 0
         assert capsys.readouterr().out == shown, cmd
+
+
+# Answering "why" where the user looks -----------------------------------------------------------------
+def test_block_history_lists_folds_and_unfolds_with_their_cause_and_jumps_there():
+    from engine.session import Position
+    from tui.history import block_history
+
+    s = open_target("demo")
+    s.run()
+    heap = next(v for v in s.machine.process_list()[0].vmas if v.name == "heap")
+    h = block_history(s, "p0", heap.start)
+    assert h.complete
+    got = [(e.kind, str(e.position), e.op_text) for e in h.entries]
+    assert got == [("unfold", "5.73", "mprotect heap +16K 4K r"),
+                   ("fold", "4.96", "mprotect heap +60K 4K rw"),
+                   ("unfold", "3.74", "mprotect heap +60K 4K r")]
+    unfold, fold = h.entries[0], h.entries[1]
+    assert unfold.chain_text().startswith(
+        "get_and_clear_full_ptes ← modify_prot_start_ptes ← change_pte_range")
+    assert unfold.chain_text().endswith("← mprotect")
+    assert fold.decision == "policy mainline tried after set_ptes(nr == 1) wrote entry 15"
+    for e in h.entries:  # each is where the session says it is
+        assert s.events_of(e.op)[e.event] == (e.kind, heap.start)
+
+    async def body(app, pilot):
+        main = app.main
+        main.go_to_address(heap.start)
+        await settle(app, pilot)
+        text = main.inspector.text
+        assert "Block history" in text and "unfold step 5.73  op 6 mprotect heap +16K 4K r" in text
+        assert text.index("Fold explainer") < text.index("PTE ")  # the verdict first
+        await press(app, pilot, "w")
+        assert app.screen.id == "dialog-history"
+        await press(app, pilot, "down", "enter")  # the fold
+        assert app.screen is main
+        assert s.position == Position(4, 96)
+        assert "folded ✓" in main.inspector.text
+
+    s.seek(s.n_ops)
+    run(s, body)
+
+
+def test_explainer_summarises_reasons_in_sentences():
+    s = open_target("demo")
+    s.seek(4)  # heap: mprotect made entry 15 read-only
+    heap = next(v for v in s.machine.process_list()[0].vmas if v.name == "heap")
+    ex = explain_block(s.machine.arch, s.machine.process_list()[0].mm, heap.start)
+    assert ex.sentences() == ["entries 0–14 writable, entry 15 read-only"]
+    s.seek(1)
+    ex = explain_block(s.machine.arch, s.machine.process_list()[0].mm, heap.start)
+    assert ex.sentences() == ["entries 0–15 are none"]
+    assert len(ex.reasons) == 16

@@ -170,17 +170,37 @@ def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool,
         out.append([_t("foldable ◇ ", "foldable"), _t("passes every fold check, not folded")])
     else:
         out.append([_t("not folded", "label")])
-    reasons = ex.reasons
-    shown = reasons[:8]
-    for r in shown:
-        out.append([_t("  • ", "dim"), _t(r.message)])
-    if len(reasons) > len(shown):
-        out.append([_t(f"  … {len(reasons) - len(shown)} more", "dim")])
+    for sentence in ex.sentences():
+        out.append([_t("  • ", "dim"), _t(sentence)])
     for note in ex.notes:
         out.append([_t("  note: ", "dim"), _t(note)])
     if mid_op:
         out.append([_t("  (as it is at this event, inside the op)", "dim")])
     out.append([_t("  ", "dim"), _t(since or "since …", "dim" if since is None else "value")])
+    return out
+
+
+HISTORY_SHOWN = 3
+
+
+def history_lines(history: Any) -> list[Line]:
+    """The block's last folds and unfolds (tui.history.BlockHistory), newest first."""
+    out: list[Line] = [[_t("Block history", "section"),
+                        _t("  (w lists all; Enter on one goes there)", "dim")]]
+    if history is None:
+        out.append(_kv("", "…", "dim"))
+        return out
+    if not history.entries:
+        out.append(_kv("", "never folded or unfolded" + ("" if history.complete
+                                                          else f" in the last {history.scanned} ops"), "dim"))
+        return out
+    for e in history.entries[:HISTORY_SHOWN]:
+        out.append([_t(f"  {e.kind:<6} ", "foldable" if e.kind == "fold" else "label"),
+                    _t(f"step {e.position}  op {e.op + 1} {e.op_text}")])
+        out.append([_t("         ", "dim"), _t(e.chain_text(), "dim")])
+        out.append([_t("         ", "dim"), _t(e.decision, "dim")])
+    if len(history.entries) > HISTORY_SHOWN:
+        out.append([_t(f"  … {len(history.entries) - HISTORY_SHOWN} more (w)", "dim")])
     return out
 
 
@@ -217,7 +237,7 @@ def aggregate_lines(model: GridModel, addr: int, region: Any = None) -> list[Lin
 
 def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid_op: bool = False,
             header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN,
-            machine: Any = None, region: Any = None) -> list[Line]:
+            machine: Any = None, region: Any = None, history: Any = None) -> list[Line]:
     """``machine``: the machine as it is at the position (inside an op: at the exact event,
     from tui.exact; None there while it is being computed)."""
     if addr is None:
@@ -231,7 +251,10 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
         lines.append([])
         lines.extend(block_lines(model, addr, cursor=False))
         return lines
-    lines = entry_lines(model, addr, mid_op=mid_op)
+    # the verdict first: "why is this block (not) folded" is what the inspector is for
+    lines = explain_lines(model, addr, since, mid_op, explanation)
+    lines.append([])
+    lines.extend(entry_lines(model, addr, mid_op=mid_op))
     lines.append([])
     lines.extend(block_lines(model, addr))
     raw = model.raw(addr)
@@ -243,7 +266,7 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
         else:
             lines.extend(folio_lines(model, raw, addr, machine))
     lines.append([])
-    lines.extend(explain_lines(model, addr, since, mid_op, explanation))
+    lines.extend(history_lines(history))
     return lines
 
 

@@ -35,7 +35,7 @@ from tui.controller import (
 )
 from tui.exact import machine_at_event
 from tui.grid_model import GridModel, ViewState
-from tui.history import since_op
+from tui.history import BlockHistory, block_history, since_op
 from tui.inspect_model import explain
 from tui.widgets.addrspace import AddressSpace
 from tui.widgets.costpanel import CostPanel
@@ -45,6 +45,7 @@ from tui.widgets.oplog import OpLog
 from tui.widgets.pte_grid import PteGrid
 
 SINCE_MAX_OPS = 5000
+HISTORY_MAX = 50  # folds/unfolds of the block listed (newest first)
 SINCE_DELAY = 0.3
 PROGRESS_DELAY = 0.25
 HEADER_DELAY = 0.1  # the progress timer's interval: the header names a running job from then on
@@ -118,6 +119,7 @@ class MainScreen(Screen):
         self.ctl = SessionController(self.app, session, on_state=self._on_busy_change)
         self.model = GridModel(session.machine, breakpoints=block_breakpoints(session))
         self._since: dict[tuple, str] = {}
+        self._history: dict[tuple, BlockHistory] = {}
         self._explained: dict[tuple, Any] = {}
         self._since_timer: Timer | None = None
         self._exact: tuple[Position, Any] | None = None  # (mid-op position, machine exactly there)
@@ -456,6 +458,47 @@ class MainScreen(Screen):
         self.update_header()
         self._update_addrspace()
 
+    def action_block_history(self) -> None:
+        """Every fold and unfold of the block under the cursor; choosing one goes there."""
+        addr = self.inspected_addr()
+        if addr is None or self.model.zoom > 0:
+            self.say("select one entry (zoom in with +) to see its block's history", "warning")
+            return
+        key = self._since_key(addr)
+        hist = self._history.get(key)
+        if hist is None:
+            if not self._require_idle("show the block's history"):
+                return
+            proc = self.model.process
+            self.ctl.submit(Job("block history", lambda s: block_history(s, proc, addr, limit=HISTORY_MAX,
+                                                                         max_ops=SINCE_MAX_OPS),
+                                lambda h: self._show_history(key, h)))
+            return
+        self._show_history(key, hist)
+
+    def _show_history(self, key: tuple, hist: BlockHistory) -> None:
+        from tui.screens.dialogs import ChoiceDialog
+
+        self._history[key] = hist
+        block = key[1]
+        if not hist.entries:
+            more = "" if hist.complete else f" in the last {hist.scanned} ops"
+            self.say(f"block {block:#x} of {key[0]}: never folded or unfolded{more} up to step "
+                     f"{self.session.position}")
+            return
+        choices = [(f"{e.op}.{e.event + 1}",
+                    f"{e.kind:<6} step {e.position}  op {e.op + 1} {e.op_text}  │  {e.chain_text()}  │  "
+                    f"{e.decision}") for e in hist.entries]
+
+        def done(pos: str | None) -> None:
+            if pos:
+                self.seek(parse_position(pos))
+
+        older = "" if hist.complete else f" (the last {hist.scanned} ops; older ones not searched)"
+        self._dialog(ChoiceDialog(f"Block {block:#x} of {key[0]}: folds and unfolds, newest first{older}",
+                                  choices, hint="Enter goes to the step just after it.",
+                                  dialog_id="history"), done)
+
     # --- breakpoints ---------------------------------------------------------------------
     def _dialog(self, screen: Screen, callback: Any = None) -> None:
         """Open a dialog (or the help screen) over this screen -- unless something is
@@ -671,6 +714,7 @@ class MainScreen(Screen):
         self.oplog.set_session(session)
         self.query_one("#costs", CostPanel).set_session(session)
         self._since.clear()
+        self._history.clear()
         self._explained.clear()
         self._exact = None
         self._auto_expanded = None
@@ -783,6 +827,7 @@ class MainScreen(Screen):
             else:
                 ex = self._explained.get(key)
         self.inspector.show(self.model, addr, since=self._since.get(key) if key else None,
+                            history=self._history.get(key) if key else None,
                             mid_op=mid_op,
                             header_row=info if info is not None and info.kind == "header" else None,
                             explanation=ex, machine=exact,
@@ -861,15 +906,19 @@ class MainScreen(Screen):
             return
         proc = self.model.process
 
-        def fn(s: Session) -> tuple[tuple, str | None]:
+        def fn(s: Session) -> tuple[tuple, str | None, BlockHistory | None]:
             res = since_op(s, proc, addr, max_ops=SINCE_MAX_OPS)
-            return key, (res.text if res.complete or res.scanned else None)
+            text = res.text if res.complete or res.scanned else None
+            hist = block_history(s, proc, addr, limit=HISTORY_MAX, max_ops=SINCE_MAX_OPS) if text else None
+            return key, text, hist
 
-        def done(res: tuple[tuple, str | None]) -> None:
-            k, text = res
+        def done(res: tuple[tuple, str | None, BlockHistory | None]) -> None:
+            k, text, hist = res
             if text is None:  # cancelled by a key press: ask again when things settle
                 return
             self._since[k] = text
+            if hist is not None and (hist.complete or hist.entries):
+                self._history[k] = hist
             cur = self.inspected_addr()
             if cur is not None and self._since_key(cur) == k:
                 self.show_inspector()
