@@ -524,3 +524,52 @@ def test_explainer_summarises_reasons_in_sentences():
     ex = explain_block(s.machine.arch, s.machine.process_list()[0].mm, heap.start)
     assert ex.sentences() == ["entries 0–15 are none"]
     assert len(ex.reasons) == 16
+
+
+def test_compare_screen_decodes_the_pair_under_the_cursor_and_walks_the_differences():
+    s = open_target("example")
+
+    async def body(app, pilot):
+        await press(app, pilot, "d")
+        app.screen.dismiss("policy:never")
+        await settle(app, pilot)
+        cmp = app.screen
+        assert cmp.id == "compare"
+        diffs = sorted(a for p, a in cmp.res.diff if p == cmp.model_a.process)
+        assert len(diffs) == 16
+        first = cmp.pair_text().splitlines()
+        assert first[0] == f"{diffs[0]:#x} differs"
+        ra, rb = cmp.model_a.raw(diffs[0]), cmp.model_b.raw(diffs[0])
+        assert ra != rb and first[1].startswith(f"A {ra:#018x} ") and first[2].startswith(f"B {rb:#018x} ")
+        await press(app, pilot, "full_stop")
+        assert cmp.query_one("#grid-a").cursor_addr == diffs[1]
+        assert cmp.query_one("#grid-b").cursor_addr == diffs[1]
+        assert cmp.pair_text().startswith(f"{diffs[1]:#x} differs")
+        await press(app, pilot, "comma", "comma")
+        assert cmp.query_one("#grid-a").cursor_addr == diffs[-1]  # wraps around
+
+    run(s, body)
+
+
+# Layout: 80x24 --------------------------------------------------------------------------------------
+def test_80x24_keeps_a_whole_block_on_a_row_and_the_step_in_the_header():
+    from tui.grid_model import GridModel
+
+    s = open_target("demo")
+    s.seek(4)
+    m = GridModel(s.machine, width=43)
+    assert m.cells_per_row == 16 and m.sep == 0 and m.row_width <= 43
+
+    async def body(app, pilot):
+        main = app.main
+        assert main.has_class("-narrow") and main.has_class("-short")
+        assert not main.query_one("#left").display
+        grid = main.grid
+        assert grid.model.cells_per_row == 16
+        assert grid.size.width >= grid.model.row_width
+        row, _ = grid.model.locate(grid.model.regions[0].start)
+        assert "ddddddddddddddd" in grid.model.row_text(row)
+        header = main.query_one("#header").render()
+        assert "step 4 / 50" in str(header)[:40]
+
+    run(s, body, size=(80, 24))

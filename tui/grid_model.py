@@ -244,14 +244,19 @@ class GridModel:
         room = self.width - GUTTER - TAIL - 2
         fit = max(8, room // 2)
         p2 = 1 << (fit.bit_length() - 1)
+        tight = False
         if self.zoom == 0:
             self.ptes_per_cell = 1
             self.cells_per_row = min(self.cont_ptes, p2, 64)
+            want = self.cont_ptes
+            if want <= 64 and self.cells_per_row < want and room >= want:
+                # a narrow pane (80 columns): a whole block on one row, cells side by side
+                self.cells_per_row, tight = want, True
         else:
             self.ptes_per_cell = self.cont_ptes * (16 ** (self.zoom - 1))
             self.cells_per_row = min(p2, 32)
         # wide panes: more room between cells (joiners and folio edges get longer)
-        self.sep = max(1, min(3, (room // self.cells_per_row) - 1))
+        self.sep = 0 if tight else max(1, min(3, (room // self.cells_per_row) - 1))
         self.cell_bytes = self.ptes_per_cell * self.page_size
         self.row_bytes = self.cell_bytes * self.cells_per_row
         self.rows_per_block = max(1, self.cont_ptes // self.cells_per_row) if self.zoom == 0 else 1
@@ -764,6 +769,8 @@ class GridModel:
             segs.append((glyph(c.state, c.cont and c.state not in ("outside", "none")), tags))
             if j == n - 1:
                 break
+            if not sep:  # cells side by side (a narrow pane): no joiners, no edges
+                continue
             nxt = cells[j + 1]
             if joins and c.cont and nxt.cont and c.state != "outside" and nxt.state != "outside":
                 segs.append(("━" * sep, ("cont",)))

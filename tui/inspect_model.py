@@ -254,6 +254,8 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
     # the verdict first: "why is this block (not) folded" is what the inspector is for
     lines = explain_lines(model, addr, since, mid_op, explanation)
     lines.append([])
+    lines.extend(history_lines(history))  # who folded / unfolded it: right under the verdict
+    lines.append([])
     lines.extend(entry_lines(model, addr, mid_op=mid_op))
     lines.append([])
     lines.extend(block_lines(model, addr))
@@ -265,8 +267,6 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
             lines.append(_kv("", "computing the state at this event …", "dim"))
         else:
             lines.extend(folio_lines(model, raw, addr, machine))
-    lines.append([])
-    lines.extend(history_lines(history))
     return lines
 
 

@@ -107,6 +107,11 @@ class MainScreen(Screen):
     #progress Label { width: auto; margin-right: 2; }
     #progress ProgressBar { width: 1fr; }
     .pane-title { height: 1; background: $panel; color: $foreground 80%; padding: 0 1; text-style: bold; }
+    MainScreen.-narrow #left { display: none; }
+    MainScreen.-narrow #right { width: 36; }
+    MainScreen.-short #oplog { height: 6; }
+    MainScreen.-short #costs { height: 6; }
+    MainScreen.-short #legend { display: none; }
     MainScreen.-wide #left { width: 30; }
     MainScreen.-wide #right { width: 54; }
     MainScreen.-wide #oplog { height: 18; }
@@ -178,7 +183,12 @@ class MainScreen(Screen):
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
 
     def on_resize(self) -> None:
-        self.set_class(self.size.width >= 170, "-wide")
+        w, h = self.size
+        self.set_class(w >= 170, "-wide")
+        # 80x24: the address space folds away (the grid's range rows and [ ] still navigate),
+        # the legend (also in ?) and the lower panes shrink, so one 16-entry block fits a row
+        self.set_class(w < 110, "-narrow")
+        self.set_class(h < 32, "-short")
 
     # --- spreading a new position ----------------------------------------------------
     def apply(self, r: MoveResult) -> None:
@@ -262,10 +272,11 @@ class MainScreen(Screen):
     def header_text(self) -> str:
         s = self.session
         st = self.settings()
-        parts = [f"{s.name or 'session'}", f"kernel {st['kernel']}", f"cpu {st['cpu']}",
-                 st["granule"], f"policy {st['policy']}",
+        # most wanted first: a narrow terminal cuts the end
+        parts = [f"{s.name or 'session'}", f"step {s.position} / {s.n_ops}",
                  f"proc {self.model.process}" + ("" if self.model.alive() else " (exited)"),
-                 f"step {s.position} / {s.n_ops}", f"zoom ×{self.model.ptes_per_cell}"]
+                 f"kernel {st['kernel']}", f"policy {st['policy']}", st["granule"], f"cpu {st['cpu']}",
+                 f"zoom ×{self.model.ptes_per_cell}"]
         if s.breakpoints:
             parts.append(f"● {len(s.breakpoints)} bp")
         if s.error is not None and s.error[0] >= s.executed:
