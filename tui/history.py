@@ -121,7 +121,7 @@ class BlockEvent:
 class BlockHistory:
     entries: list[BlockEvent]  # newest first
     scanned: int
-    complete: bool  # False: interrupted or out of budget (older entries may exist)
+    complete: bool  # every op back to the start was looked at (False: older entries may exist)
 
 
 def _policy_name(session: Session) -> str:
@@ -221,4 +221,4 @@ def block_history(session: Session, proc: str, addr: int, limit: int = 50, max_o
         if session.position != keep:
             with session.uninterruptible():
                 session.seek(keep)
-    return BlockHistory(entries[:limit], scanned, not interrupted and (hi < 0 or len(entries) >= limit))
+    return BlockHistory(entries[:limit], scanned, not interrupted and hi < 0 and len(entries) <= limit)

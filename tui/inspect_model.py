@@ -200,7 +200,7 @@ def history_lines(history: Any) -> list[Line]:
         out.append([_t("         ", "dim"), _t(e.chain_text(), "dim")])
         out.append([_t("         ", "dim"), _t(e.decision, "dim")])
     if len(history.entries) > HISTORY_SHOWN:
-        out.append([_t(f"  … {len(history.entries) - HISTORY_SHOWN} more (w)", "dim")])
+        out.append([_t("  … older ones: w", "dim")])
     return out
 
 

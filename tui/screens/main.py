@@ -36,7 +36,7 @@ from tui.controller import (
 from tui.exact import machine_at_event
 from tui.grid_model import GridModel, ViewState
 from tui.history import BlockHistory, block_history, since_op
-from tui.inspect_model import explain
+from tui.inspect_model import HISTORY_SHOWN, explain
 from tui.widgets.addrspace import AddressSpace
 from tui.widgets.costpanel import CostPanel
 from tui.widgets.inspector import Inspector
@@ -477,7 +477,7 @@ class MainScreen(Screen):
             return
         key = self._since_key(addr)
         hist = self._history.get(key)
-        if hist is None:
+        if hist is None or (not hist.complete and len(hist.entries) < HISTORY_MAX):
             if not self._require_idle("show the block's history"):
                 return
             proc = self.model.process
@@ -920,7 +920,9 @@ class MainScreen(Screen):
         def fn(s: Session) -> tuple[tuple, str | None, BlockHistory | None]:
             res = since_op(s, proc, addr, max_ops=SINCE_MAX_OPS)
             text = res.text if res.complete or res.scanned else None
-            hist = block_history(s, proc, addr, limit=HISTORY_MAX, max_ops=SINCE_MAX_OPS) if text else None
+            # the inspector shows the last few (w asks for them all): stop scanning once it has them
+            hist = (block_history(s, proc, addr, limit=HISTORY_SHOWN + 1, max_ops=SINCE_MAX_OPS)
+                    if text else None)
             return key, text, hist
 
         def done(res: tuple[tuple, str | None, BlockHistory | None]) -> None:
