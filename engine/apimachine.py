@@ -69,6 +69,8 @@ class ApiMachine:
     def process_list(self) -> list[_Proc]:
         return list(self.procs)
 
+    OP_VERBS = ("add_folio", "ptep", "walk")  # what apply() knows (breakpoints check op:VERB)
+
     def apply(self, op: Op) -> None:
         a = op.args
         if op.verb == "add_folio":

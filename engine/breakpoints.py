@@ -12,7 +12,9 @@ each event of an op. Leaves:
                     page_fault, tlbi, ...
 ``addr:A-B``        an event touches a VA in [A, B) (descriptor accesses,
                     flushes, faults, TLB fills)
-``block:A``         same, for the contiguous block containing A
+``block:A``         a descriptor of the contiguous block containing A changes
+                    value, or the block is folded, unfolded or converted (TLB
+                    hits and plain reads of it do not stop)
 ``watch:A[-B]``     a descriptor in [A, B) (default: one page) changes value
 ``watch-block:A``   a descriptor of A's block changes value
 ``proc:NAME``       the event concerns process NAME's page tables
@@ -191,6 +193,34 @@ class Watch(Condition):
         return f"{self.label}:{self.start:#x}-{self.end:#x}"
 
 
+_BLOCK_KINDS = {"convert", "fold", "unfold"}
+
+
+@dataclass(frozen=True)
+class BlockChange(Condition):
+    """``block:A``: the block's descriptors change (or it is converted/folded/unfolded)."""
+
+    start: int
+    end: int
+    label: str = "block"
+
+    def match(self, ctx, ev):
+        if ev is None:
+            return False
+        k = ev[0]
+        if k in _WRITE_KINDS:
+            return self.start <= ev[1] < self.end and ev[2] != ev[3]
+        return k in _BLOCK_KINDS and self.start <= ev[1] < self.end
+
+    def may_match(self, ctx):
+        c = ctx.counters
+        return c is None or (c.get("pte_writes", 0) + c.get("hw_update", 0) + c.get("pmd_write", 0)
+                             + c.get("converts", 0)) > 0
+
+    def __str__(self):
+        return f"{self.label}:{self.start:#x}-{self.end:#x}"
+
+
 @dataclass(frozen=True)
 class Proc(Condition):
     name: str
@@ -256,7 +286,15 @@ def _int(text: str, what: str) -> int:
         raise BreakpointError(f"{what} {text!r} is not a number (use hex like 0x7f0000000000)") from None
 
 
-def parse_leaf(text: str, page_size: int, block_size: int) -> Condition:
+def _event_kinds() -> tuple[str, ...]:
+    from engine.events import FIELDS
+
+    return tuple(sorted(FIELDS))
+
+
+def parse_leaf(text: str, page_size: int, block_size: int, verbs: tuple[str, ...] | None = None
+               ) -> Condition:
+    """``verbs``: the op verbs the session's machine knows (None: any verb is accepted)."""
     text = text.strip()
     if ":" not in text:
         raise BreakpointError(f"breakpoint {text!r}: expected KIND:VALUE (op:, call:, event:, addr:, "
@@ -267,10 +305,16 @@ def parse_leaf(text: str, page_size: int, block_size: int) -> Condition:
     if not val:
         raise BreakpointError(f"breakpoint {text!r}: missing value after {kind}:")
     if kind == "op":
+        if verbs is not None and val not in verbs:
+            raise BreakpointError(f"breakpoint {text!r}: no op is called {val!r} (ops: {', '.join(verbs)}; "
+                                  "a kernel function is call:NAME)")
         return OpVerb(val)
     if kind == "call":
         return Call(val)
     if kind == "event":
+        kinds = _event_kinds()
+        if val not in kinds:
+            raise BreakpointError(f"breakpoint {text!r}: no event kind {val!r} (kinds: {', '.join(kinds)})")
         return Kind(val)
     if kind == "proc":
         return Proc(val)
@@ -291,17 +335,17 @@ def parse_leaf(text: str, page_size: int, block_size: int) -> Condition:
         return AddrRange(a, b) if kind == "addr" else Watch(a, b)
     if kind in ("block", "watch-block"):
         a = _int(val, "address") & ~(block_size - 1)
-        return AddrRange(a, a + block_size, "block") if kind == "block" else Watch(a, a + block_size,
-                                                                                   "watch-block")
+        return BlockChange(a, a + block_size) if kind == "block" else Watch(a, a + block_size, "watch-block")
     raise BreakpointError(f"unknown breakpoint kind {kind!r} (use op, call, event, addr, block, watch, "
                           "watch-block, proc, cost)")
 
 
-def parse_condition(text: str, page_size: int = 4096, block_size: int = 65536) -> Condition:
+def parse_condition(text: str, page_size: int = 4096, block_size: int = 65536,
+                    verbs: tuple[str, ...] | None = None) -> Condition:
     alts = [a for a in text.split("|")]
     parsed = []
     for alt in alts:
-        leaves = tuple(parse_leaf(x, page_size, block_size) for x in alt.split("&"))
+        leaves = tuple(parse_leaf(x, page_size, block_size, verbs) for x in alt.split("&"))
         parsed.append(leaves[0] if len(leaves) == 1 else All(leaves))
     return parsed[0] if len(parsed) == 1 else AnyOf(tuple(parsed))
 

@@ -29,8 +29,22 @@ class Run:
         t = self.session.totals()
         out: dict[str, Any] = {k: int(t.get(k, 0)) for k in TOTAL_KEYS if k != "cycles"}
         out["cycles"] = round(float(t.get("cycles", 0.0)), 1)
-        out["cont_blocks"] = count_cont_blocks(self.session)
+        out["cont_blocks"] = self.final_cont_blocks()
         return out
+
+    def final_cont_blocks(self) -> int:
+        """Folded blocks at the end of the run (like every other total), whatever
+        position the session was left at (the first divergence, after compare)."""
+        s = self.session
+        keep = s.position
+        end = Position(s.executed)
+        if keep == end:
+            return count_cont_blocks(s)
+        s.seek(end)
+        try:
+            return count_cont_blocks(s)
+        finally:
+            s.seek(keep)
 
 
 @dataclass

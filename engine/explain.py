@@ -66,6 +66,12 @@ class BlockExplanation:
     foldable: bool  # every check of the fold path passes
     reasons: list[Reason] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    entries: list[int] = field(default_factory=list)  # the block's descriptors, as explained
+
+    def sentences(self) -> list[str]:
+        """The reasons, one sentence per kind: "entries 0–14 are none" rather than
+        fifteen lines, "entries 0–14 writable, entry 15 read-only" for a prot split."""
+        return summarise(self)
 
     def summary(self) -> str:
         if self.folded:
@@ -85,15 +91,19 @@ def _norm(pte: int) -> int:
     return (pte & ~(PTE_AF | PTE_DIRTY)) | PTE_RDONLY
 
 
-def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None) -> BlockExplanation:
+def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None,
+                  entries: list[int] | None = None) -> BlockExplanation:
+    """``entries``: the block's descriptors when the caller has them (as shown mid-op, or
+    read without the page table's writable path); default: read from mm's page table."""
     n = arch.cont_ptes
     ps = arch.page_size
     start = addr & arch.cont_mask
-    t = mm.pt.table(start, create=False)
-    entries = [0] * n if t is None else list(t[(start >> arch.page_shift) % arch.g.ptrs_per_pte:][:n])
+    if entries is None:
+        t = mm.pt.table(start, create=False)
+        entries = [0] * n if t is None else list(t[(start >> arch.page_shift) % arch.g.ptrs_per_pte:][:n])
     layout = layout or arch.layout
     valid_cont = [(e & (PTE_VALID | PTE_CONT)) == (PTE_VALID | PTE_CONT) for e in entries]
-    ex = BlockExplanation(start, n, folded=all(valid_cont), foldable=False)
+    ex = BlockExplanation(start, n, folded=all(valid_cont), foldable=False, entries=list(entries))
     if ex.folded:
         return ex
     if any(valid_cont):
@@ -148,11 +158,108 @@ def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None) -> BlockExp
                                          + ", ".join(bit_names(diff)), i))
     if not ex.reasons:
         ex.foldable = True
-        if arch.profile.auto_fold:
-            ex.notes.append(f"every check passes, but the kernel only tries to fold when entry {n - 1} is "
-                            "written by set_ptes(nr == 1); no such write has happened since the block "
-                            "became foldable")
-        else:
-            ex.notes.append(f"kernel profile {arch.profile.name} never folds automatically "
-                            "(no contpte_try_fold before seed-fold)")
+        ex.notes.append(policy_note(arch, mm, start, entries))
     return ex
+
+
+def policy_note(arch: Any, mm: Any, start: int, entries: list[int]) -> str:
+    """Why a block that passes every fold check is not folded, from the fold
+    policy in force (``arch.fold_policy``; None is the kernel's own heuristic)."""
+    from engine.policy import AnyEntryPolicy, MainlinePolicy, NeverPolicy, ScanPolicy
+
+    n = len(entries)
+    policy = getattr(arch, "fold_policy", None)
+    if policy is None or type(policy) is MainlinePolicy:
+        if not arch.profile.auto_fold:
+            return (f"kernel profile {arch.profile.name} never folds automatically "
+                    "(no contpte_try_fold before seed-fold)")
+        return (f"every check passes, but the kernel only tries to fold when entry {n - 1} is "
+                "written by set_ptes(nr == 1); no such write has happened since the block "
+                "became foldable")
+    name = getattr(policy, "name", type(policy).__name__)
+    if type(policy) is ScanPolicy:
+        return (f"every check passes; policy {name} tries when entry {n - 1} is written by "
+                f"set_ptes(nr == 1) and scans every {policy.scan_interval} ops: the next scan folds it")
+    if type(policy) is NeverPolicy:
+        return (f"policy {name}: set_ptes(nr == 1) never tries to fold; only a set_ptes(nr > 1) "
+                "of the whole block paints CONT")
+    if type(policy) is AnyEntryPolicy:
+        return (f"every check passes; policy {name} tries to fold after any set_ptes(nr == 1) of a "
+                "valid entry, and none has written this block since it became foldable")
+    # a user policy: ask it about each entry as it stands
+    ps = arch.page_size
+    yes: list[int] = []
+    try:
+        for i, e in enumerate(entries):
+            if policy.should_try_fold(arch, mm, start + i * ps, e):
+                yes.append(i)
+    except Exception as err:  # noqa: BLE001 - a user's policy; say what it did
+        return f"every check passes; policy {name} raised when asked about this block: {err}"
+    scan = getattr(policy, "scan_interval", 0) or 0
+    tail = f"; its scan() runs every {scan} ops" if scan else ""
+    if yes:
+        return (f"every check passes; policy {name} would try to fold when {_entries_text(yes)} "
+                f"{'is' if len(yes) == 1 else 'are'} written by set_ptes(nr == 1) with the value "
+                f"{'it has' if len(yes) == 1 else 'they have'} now, and no such write has happened "
+                f"since the block became foldable{tail}")
+    return (f"every check passes, but policy {name} answers no for every entry of this block "
+            f"as it stands{tail}")
+
+
+def summarise(ex: BlockExplanation) -> list[str]:
+    """See BlockExplanation.sentences."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    order: list[tuple[str, str]] = []
+    out_single: list[tuple[int, str]] = []
+    for pos, r in enumerate(ex.reasons):
+        if r.index is None or r.code in ("special", "pfn-misaligned", "folio"):
+            out_single.append((pos, r.message))
+            continue
+        if r.code == "prot":
+            key = ("prot", r.message.split(" in ", 1)[1])
+        elif r.code == "pfn-gap":
+            key = ("pfn-gap", "")
+        else:
+            key = (r.code, r.message.split(f"entry {r.index} ", 1)[-1])
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+            out_single.append((pos, ""))  # placeholder keeps the kernel's order
+        groups[key].append(r.index)
+    last = ex.nr - 1
+    texts: list[str] = []
+    it = iter(order)
+    for _, msg in out_single:
+        if msg:
+            texts.append(msg)
+            continue
+        code, what = next(it)
+        idx = groups[(code, what)]
+        who = _entries_text(idx)
+        plural = len(idx) > 1
+        if code == "prot":
+            bits = set(what.split(", "))
+            if bits <= {"RDONLY", "WRITE"} and ex.entries:
+                def perm(v: int) -> str:  # pte_write(): the DBM/WRITE bit (clean entries are RDONLY)
+                    return "writable" if v & PTE_WRITE else "read-only"
+                texts.append(f"{who} {perm(ex.entries[idx[0]])}, entry {last} {perm(ex.entries[last])}")
+            else:
+                texts.append(f"{who} differ{'' if plural else 's'} from entry {last} in {what}")
+        elif code == "pfn-gap":
+            texts.append(f"{who} map{'' if plural else 's'} pfns out of sequence with entry {last}")
+        else:
+            verb = "are" if plural else "is"
+            texts.append(f"{who} {what.replace('is ', verb + ' ', 1) if what.startswith('is ') else what}")
+    return texts
+
+
+def _entries_text(idx: list[int]) -> str:
+    """'entry 3', 'entries 0-14', 'entries 0, 2, 5-7'."""
+    runs: list[tuple[int, int]] = []
+    for i in idx:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in runs]
+    return ("entry " if len(idx) == 1 else "entries ") + ", ".join(parts)

@@ -561,7 +561,7 @@ class Session:
     def add_breakpoint(self, text: str | Condition) -> Breakpoint:
         if isinstance(text, str):
             g = self.machine.arch.g
-            cond = parse_condition(text, g.page_size, g.cont_pte_size)
+            cond = parse_condition(text, g.page_size, g.cont_pte_size, self.op_verbs())
             label = text
         else:
             cond, label = text, str(text)
@@ -569,6 +569,18 @@ class Session:
         self._next_bp += 1
         self.breakpoints.append(bp)
         return bp
+
+    def op_verbs(self) -> tuple[str, ...] | None:
+        """The op verbs this session's machine knows (for op:VERB), None if it does not say."""
+        verbs = getattr(self.machine, "OP_VERBS", None)
+        if verbs is None:
+            from engine.machine import Machine
+
+            if isinstance(self.machine, Machine):
+                from engine.verbs import VERBS
+
+                verbs = VERBS
+        return tuple(sorted(verbs)) if verbs is not None else None
 
     def remove_breakpoint(self, bp_id: int) -> None:
         before = len(self.breakpoints)

@@ -71,3 +71,30 @@ def test_inspector_on_a_cont_entry(snap_compare):
 def test_comparison_screen(snap_compare):
     app = _app()
     assert snap_compare(app, terminal_size=(120, 40), run_before=_prepare(app, compare_policy="never"))
+
+
+def test_main_screen_80x24(snap_compare):
+    """80x24: the address space folds away and one 16-entry block fits a grid row."""
+    app = PtlabApp(open_target("demo"), use_keymap=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_prepare(app, position=Position(4)))
+
+
+def test_inspector_with_block_history(snap_compare):
+    """demo at the end, cursor on the heap's first block: verdict, then its folds and unfolds."""
+    app = PtlabApp(open_target("demo"), use_keymap=False)
+    assert snap_compare(app, terminal_size=(120, 60),
+                        run_before=_prepare(app, position=Position(50), addr=0xFFFFF7FC0000))
+
+
+def test_comparison_screen_with_a_cursor(snap_compare):
+    """The cursor moved to the second differing entry: both sides and the decoded pair follow it."""
+    app = _app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _prepare(app, compare_policy="never")(pilot)
+        await pilot.press("full_stop")
+        await settle(app, pilot)
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -58,6 +58,8 @@ MAIN_ACTIONS: tuple[ActionSpec, ...] = (
                "Set / clear a breakpoint on the selected block (block:ADDR)", group=_BREAK),
     ActionSpec("bp_dialog", "ctrl+b", "breakpoint_dialog", "…",
                "Breakpoints: add one in the breakpoint syntax, list, remove", group=_BREAK),
+    ActionSpec("history", "w", "block_history", "why",
+               "Why: every fold and unfold of the selected block (op, call chain, policy); Enter goes there"),
     ActionSpec("process", "p", "next_process", "proc", "Switch to the next process"),
     ActionSpec("zoom_in", "plus,equals_sign", "zoom(-1)", "in", "Zoom in (fewer PTEs per cell)",
                key_display="+", group=_ZOOM),

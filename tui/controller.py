@@ -63,6 +63,29 @@ def gather(session: Session, before: Position, *, hit: Hit | None = None, messag
            severity: str = "information", interrupted: bool = False) -> MoveResult:
     """Everything the UI needs about the new position (runs in the worker).
 
+    The view may need the events of a long op (recorded on demand); Esc can
+    interrupt that too. The move has happened by then, so the result must
+    still describe where the session is -- never raise and leave the UI at
+    the old position while the session is at the new one. Inside an op, whose
+    overlay needs those events, the session goes to the op's start.
+    """
+    try:
+        return _gather(session, before, hit=hit, message=message, severity=severity,
+                       interrupted=interrupted)
+    except SessionInterrupted:
+        with session.uninterruptible():
+            if session.e:
+                session.seek(Position(session.k))
+        msg = f"interrupted at step {session.position}"
+        if message and not message.startswith("interrupted"):
+            msg = f"{message}; {msg}"
+        return MoveResult(before, session.position, ViewState({}, set()), None, hit, msg, "warning", True)
+
+
+def _gather(session: Session, before: Position, *, hit: Hit | None = None, message: str | None = None,
+            severity: str = "information", interrupted: bool = False) -> MoveResult:
+    """gather() without the interruption fallback.
+
     ``changed`` (highlighted cells) is what the user's step changed, forward or
     backward; after a longer jump it is what the op before the position wrote.
     ``dirty`` (summaries to recompute) is what changed in the op-boundary state.
@@ -85,13 +108,7 @@ def gather(session: Session, before: Position, *, hit: Hit | None = None, messag
 
 def _interrupted(session: Session, before: Position) -> MoveResult:
     """The job was interrupted (between ops, or inside a long op, which was undone)."""
-    try:
-        return gather(session, before, message=f"interrupted at step {session.position}", interrupted=True)
-    except SessionInterrupted:  # the view needed the events of a long op: show the op boundary plainly
-        with session.uninterruptible():
-            session.seek(Position(session.k))
-        return MoveResult(before, session.position, ViewState({}, set()), None,
-                          message=f"interrupted at step {session.position}", interrupted=True)
+    return gather(session, before, message=f"interrupted at step {session.position}", interrupted=True)
 
 
 def do_step(session: Session, grain: str) -> MoveResult:

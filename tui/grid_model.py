@@ -70,10 +70,16 @@ class Summary:
     """Aggregate of a run of descriptors."""
 
     rank: int  # min RANK over the entries (most interesting state)
-    present: int = 0  # non-zero entries
+    present: int = 0  # non-zero entries (swap and migration entries included: see swapped)
     valid: int = 0
     cont: int = 0  # valid + CONT
     total: int = 0
+    swapped: int = 0  # non-zero but not pte_present(): swap / migration entries
+
+    @property
+    def mapped(self) -> int:
+        """Entries pte_present() says are present (valid, or PROT_NONE)."""
+        return self.present - self.swapped
 
     def state(self) -> str:
         return PRIORITY[self.rank]
@@ -84,7 +90,7 @@ class Summary:
 
     def __add__(self, other: Summary) -> Summary:
         return Summary(min(self.rank, other.rank), self.present + other.present, self.valid + other.valid,
-                       self.cont + other.cont, self.total + other.total)
+                       self.cont + other.cont, self.total + other.total, self.swapped + other.swapped)
 
 
 _NONE_RANK = RANK["none"]
@@ -222,6 +228,7 @@ class GridModel:
         self.marked: set[int] = set()  # VAs tagged "diff" (comparison screen)
         self._marked_cells: set[int] = set()
         self.block_breakpoints: set[int] = set(breakpoints)  # block start VAs
+        self.empty_hint = "nothing is mapped at this step  (n: step, r: run to the end)"
         self.generation = 0  # bumped by any change of what the rows show
         self.layout_gen = 0  # bumped when rows move: geometry, zoom, process, regions
         self._tcache: dict[int, _TableSummary] = {}  # live tables
@@ -237,14 +244,19 @@ class GridModel:
         room = self.width - GUTTER - TAIL - 2
         fit = max(8, room // 2)
         p2 = 1 << (fit.bit_length() - 1)
+        tight = False
         if self.zoom == 0:
             self.ptes_per_cell = 1
             self.cells_per_row = min(self.cont_ptes, p2, 64)
+            want = self.cont_ptes
+            if want <= 64 and self.cells_per_row < want and room >= want:
+                # a narrow pane (80 columns): a whole block on one row, cells side by side
+                self.cells_per_row, tight = want, True
         else:
             self.ptes_per_cell = self.cont_ptes * (16 ** (self.zoom - 1))
             self.cells_per_row = min(p2, 32)
         # wide panes: more room between cells (joiners and folio edges get longer)
-        self.sep = max(1, min(3, (room // self.cells_per_row) - 1))
+        self.sep = 0 if tight else max(1, min(3, (room // self.cells_per_row) - 1))
         self.cell_bytes = self.ptes_per_cell * self.page_size
         self.row_bytes = self.cell_bytes * self.cells_per_row
         self.rows_per_block = max(1, self.cont_ptes // self.cells_per_row) if self.zoom == 0 else 1
@@ -323,6 +335,12 @@ class GridModel:
 
     def processes(self) -> list[str]:
         return [p.name for p in self.machine.process_list()]
+
+    def alive(self, name: str | None = None) -> bool:
+        """The process has not exited (a machine without the notion: always)."""
+        name = self.process if name is None else name
+        p = next((q for q in self.machine.process_list() if q.name == name), None)
+        return p is not None and bool(getattr(p, "alive", True))
 
     def set_process(self, name: str) -> None:
         if name == self.process:
@@ -495,6 +513,23 @@ class GridModel:
     def block(self, addr: int) -> list[int]:
         return self.entries(self.block_start(addr), self.cont_ptes)
 
+    def foldable(self, start: int) -> bool:
+        """The block at start (as shown) passes every fold check but is not folded (the
+        grid's ◇ mark). Cheap first: only a block of valid, non-CONT entries is explained."""
+        vals = self.entries(start, self.cont_ptes)
+        for v in vals:
+            if not v & _VALID or v & _CONT:
+                return False
+        proc = self._proc()
+        if proc is None or self.pmd_leaf(start):
+            return False
+        from engine.explain import explain_block
+
+        try:
+            return explain_block(self.machine.arch, proc.mm, start, entries=vals).foldable
+        except Exception:  # noqa: BLE001 - a mark is never worth a crash
+            return False
+
     def folio_of(self, pfn: int) -> tuple[int, int]:
         return self.machine.arch.folios.folio_of(pfn)
 
@@ -531,6 +566,7 @@ class GridModel:
                         cleared.add(i)
                     vals[i] = v
         classify = self.classify
+        present = self.layout.pte_present
         rank = RANK
         blocks = []
         tot = empty_summary(0)
@@ -541,7 +577,7 @@ class GridModel:
                 s = empty_summary(n)
             else:
                 r = _NONE_RANK if zeros else _OUT_RANK
-                valid = cont = 0
+                valid = cont = swapped = 0
                 for v in chunk:
                     if v:
                         x = rank[classify(v)]
@@ -551,9 +587,11 @@ class GridModel:
                             valid += 1
                             if v & _CONT:
                                 cont += 1
+                        elif not present(v):
+                            swapped += 1
                 if cleared and any(b <= i < b + n for i in cleared):
                     r = min(r, _CLEARED_RANK)
-                s = Summary(r, n - zeros, valid, cont, n)
+                s = Summary(r, n - zeros, valid, cont, n, swapped)
             blocks.append(s)
             tot = tot + s
         ts = _TableSummary(blocks, tot)
@@ -567,7 +605,7 @@ class GridModel:
         if n_ptes < n:
             vals = self.entries(start, n_ptes)
             r = _NONE_RANK
-            valid = cont = 0
+            valid = cont = swapped = 0
             ps = self.page_size
             for j, v in enumerate(vals):
                 x = RANK[self.state_of(start + j * ps, v)]
@@ -575,7 +613,9 @@ class GridModel:
                 if v & _VALID:
                     valid += 1
                     cont += bool(v & _CONT)
-            return Summary(r, n_ptes - vals.count(0), valid, cont, n_ptes)
+                elif v and not self.layout.pte_present(v):
+                    swapped += 1
+            return Summary(r, n_ptes - vals.count(0), valid, cont, n_ptes, swapped)
         shift = self.pmd_shift
         if n_ptes >= self.ptrs:
             first = start >> shift
@@ -589,6 +629,22 @@ class GridModel:
         for s in ts.blocks[i:i + n_ptes // n]:
             tot = tot + s
         return tot
+
+    def cell_summary(self, addr: int, region: Region | None = None) -> Summary:
+        """The summary a zoomed-out cell at addr shows: only the descriptors of its own
+        region (a cell straddling a region's edge never counts a neighbour's entries)."""
+        cb = self.cell_bytes
+        if region is None:
+            i = self.region_at(addr)
+            if i is None:
+                i = self.region_at(addr + cb - 1)
+            region = self.regions[i] if i is not None else None
+        if region is None or (region.start <= addr and addr + cb <= region.end):
+            return self.summary(addr, self.ptes_per_cell)
+        lo, hi = max(addr, region.start), min(addr + cb, region.end)
+        if hi <= lo:
+            return empty_summary(0)
+        return self.count_range(lo, hi)
 
     def count_range(self, start: int, end: int) -> Summary:
         """Aggregate of every descriptor in [start, end) (page aligned)."""
@@ -615,14 +671,16 @@ class GridModel:
     def summary_small(self, start: int, n: int) -> Summary:
         vals = self.entries(start, n)
         r = _NONE_RANK
-        valid = cont = 0
+        valid = cont = swapped = 0
         for v in vals:
             if v:
                 r = min(r, RANK[self.classify(v)])
                 if v & _VALID:
                     valid += 1
                     cont += bool(v & _CONT)
-        return Summary(r, n - vals.count(0), valid, cont, n)
+                elif not self.layout.pte_present(v):
+                    swapped += 1
+        return Summary(r, n - vals.count(0), valid, cont, n, swapped)
 
     # --- cells and rows ------------------------------------------------------------------------
     def cells(self, row: int) -> list[Cell]:
@@ -648,7 +706,7 @@ class GridModel:
             if a + cb <= reg.start or a >= reg.end:
                 out.append(Cell(a, self.ptes_per_cell, "outside", False, False, outside=True))
                 continue
-            s = self.summary(a, self.ptes_per_cell)
+            s = self.cell_summary(a, reg)
             out.append(Cell(a, self.ptes_per_cell, s.state(), s.all_cont, (a // cb) in self._changed_cells,
                             summary=s))
         return out
@@ -711,6 +769,8 @@ class GridModel:
             segs.append((glyph(c.state, c.cont and c.state not in ("outside", "none")), tags))
             if j == n - 1:
                 break
+            if not sep:  # cells side by side (a narrow pane): no joiners, no edges
+                continue
             nxt = cells[j + 1]
             if joins and c.cont and nxt.cont and c.state != "outside" and nxt.state != "outside":
                 segs.append(("━" * sep, ("cont",)))
@@ -731,6 +791,11 @@ class GridModel:
             if first is not None and first.raw is not None:
                 _, nr = self.folio_of(self._pfn(first.raw))
                 text = f"o{nr.bit_length() - 1}"
+            last_row = (info.addr - self.block_start(info.addr)) // self.row_bytes == self.rows_per_block - 1
+            if last_row and self.foldable(self.block_start(info.addr)):
+                return [(" " + text.ljust(3)[:3], ("tail",)), ("◇", ("foldable",)),
+                        (f"*{n_changed}".ljust(TAIL - 5)[:TAIL - 5] if n_changed else " " * (TAIL - 5),
+                         ("changed",) if n_changed else ("tail",))]
         else:
             valid = sum(c.summary.valid for c in cells if c.summary)
             cont = sum(c.summary.cont for c in cells if c.summary)

@@ -28,9 +28,12 @@ def _kv(key: str, value: str, *tags: str) -> Line:
     return [_t(f"{key:<9} ", "label"), _t(value, *tags)]
 
 
-def folio_lines(model: GridModel, raw: int, addr: int) -> list[Line]:
+def folio_lines(model: GridModel, raw: int, addr: int, machine: Any = None) -> list[Line]:
+    """The folio of raw's pfn, read from ``machine`` (default: the model's, at the op boundary;
+    inside an op the caller passes the machine as it is at the exact event)."""
+    machine = machine if machine is not None else model.machine
     pfn = (raw & model.addr_mask) >> model.page_shift
-    head, nr = model.folio_of(pfn)
+    head, nr = machine.arch.folios.folio_of(pfn)
     order = nr.bit_length() - 1
     out: list[Line] = [[_t("Folio", "section")]]
     out.append(_kv("head", f"pfn {head:#x}  {nr} page{'s' if nr > 1 else ''} (order {order}, "
@@ -39,7 +42,7 @@ def folio_lines(model: GridModel, raw: int, addr: int) -> list[Line]:
         out.append(_kv("pfns", f"{head:#x}-{head + nr - 1:#x}  (this: +{pfn - head})"))
         va0 = addr - (pfn - head) * model.page_size
         out.append(_kv("as VA", f"{va0:x}-{va0 + nr * model.page_size:x} if mapped in order"))
-    info_fn = getattr(model.machine, "folio_info", None)
+    info_fn = getattr(machine, "folio_info", None)
     if callable(info_fn):
         try:
             info = info_fn(pfn)
@@ -123,25 +126,31 @@ def block_lines(model: GridModel, addr: int, cursor: bool = True) -> list[Line]:
             line.append(_t(glyph(s, c), *tags))
         out.append(line)
     valid = [v for v in vals if v & 1]
-    nz = sum(1 for v in vals if v)
+    present = sum(1 for v in vals if model.layout.pte_present(v))  # the kernel's meaning
+    swapped = sum(1 for v in vals if v and not model.layout.pte_present(v))
     conts = sum(1 for v in valid if v >> 52 & 1)
     pfns = [(v & model.addr_mask) >> model.page_shift for v in vals]
     contig = len(valid) == n and all(pfns[j] == pfns[0] + j for j in range(n))
-    out.append(_kv("", f"{nz} present, {len(valid)} valid, {conts} CONT" + (
+    out.append(_kv("", f"{present} present, {len(valid)} valid, {conts} CONT"
+                   + (f", {swapped} swap/migration" if swapped else "") + (
         f"; pfn {pfns[0]:#x}-{pfns[-1]:#x} contiguous" if contig else "")))
     return out
 
 
-def explain(model: GridModel, addr: int) -> Any:
+def explain(model: GridModel, addr: int, machine: Any = None) -> Any:
     """The fold explainer for addr's block (engine.explain), or None.
 
-    explain_block takes the page table's writable path, so call it only when no
-    session job is running (the UI does; it shows the last verdict meanwhile)."""
-    proc = model._proc()
+    ``machine``: where to read the block (default the model's, at the op boundary;
+    inside an op, the machine at the exact event from tui.exact).
+    explain_block takes the page table's writable path, so call it on the
+    session's machine only when no session job is running (the UI does; it
+    shows the last verdict meanwhile)."""
+    machine = machine if machine is not None else model.machine
+    proc = next((p for p in machine.process_list() if p.name == model.process), None)
     if proc is None:
         return None
     try:
-        return explain_block(model.machine.arch, proc.mm, addr)
+        return explain_block(machine.arch, proc.mm, addr)
     except Exception:  # pragma: no cover - defensive: never crash the inspector
         return None
 
@@ -152,7 +161,8 @@ def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool,
     if ex is EXPLAIN:
         ex = explain(model, addr)
     if ex is None:
-        out.append(_kv("", "shown when the running job ends", "dim"))
+        out.append(_kv("", "computing the state at this event …" if mid_op
+                       else "shown when the running job ends", "dim"))
         return out
     if ex.folded:
         out.append([_t("folded ✓ ", "foldable"), _t(f"all {ex.nr} entries valid + CONT")])
@@ -160,40 +170,76 @@ def explain_lines(model: GridModel, addr: int, since: str | None, mid_op: bool,
         out.append([_t("foldable ◇ ", "foldable"), _t("passes every fold check, not folded")])
     else:
         out.append([_t("not folded", "label")])
-    reasons = ex.reasons
-    shown = reasons[:8]
-    for r in shown:
-        out.append([_t("  • ", "dim"), _t(r.message)])
-    if len(reasons) > len(shown):
-        out.append([_t(f"  … {len(reasons) - len(shown)} more", "dim")])
+    for sentence in ex.sentences():
+        out.append([_t("  • ", "dim"), _t(sentence)])
     for note in ex.notes:
         out.append([_t("  note: ", "dim"), _t(note)])
     if mid_op:
-        out.append([_t("  (verdict at the op's start; the op is half done)", "dim")])
+        out.append([_t("  (as it is at this event, inside the op)", "dim")])
     out.append([_t("  ", "dim"), _t(since or "since …", "dim" if since is None else "value")])
     return out
 
 
-def aggregate_lines(model: GridModel, addr: int) -> list[Line]:
+HISTORY_SHOWN = 3
+
+
+def history_lines(history: Any) -> list[Line]:
+    """The block's last folds and unfolds (tui.history.BlockHistory), newest first."""
+    out: list[Line] = [[_t("Block history", "section"),
+                        _t("  (w lists all; Enter on one goes there)", "dim")]]
+    if history is None:
+        out.append(_kv("", "…", "dim"))
+        return out
+    if not history.entries:
+        out.append(_kv("", "never folded or unfolded" + ("" if history.complete
+                                                          else f" in the last {history.scanned} ops"), "dim"))
+        return out
+    for e in history.entries[:HISTORY_SHOWN]:
+        out.append([_t(f"  {e.kind:<6} ", "foldable" if e.kind == "fold" else "label"),
+                    _t(f"step {e.position}  op {e.op + 1} {e.op_text}")])
+        out.append([_t("         ", "dim"), _t(e.chain_text(), "dim")])
+        out.append([_t("         ", "dim"), _t(e.decision, "dim")])
+    if len(history.entries) > HISTORY_SHOWN:
+        out.append([_t("  … older ones: w", "dim")])
+    return out
+
+
+def aggregate_lines(model: GridModel, addr: int, region: Any = None) -> list[Line]:
+    """A zoomed-out cell: only the entries of ``region`` (the range of the cell's row;
+    default: the range holding the cell's first or last byte)."""
     n = model.ptes_per_cell
-    s = model.summary(addr, n)
     end = addr + model.cell_bytes
+    r = region
+    if r is None:
+        i = model.region_at(addr)
+        if i is None:
+            i = model.region_at(end - 1)
+        r = model.regions[i] if i is not None else None
+    s = model.cell_summary(addr, r)
+    if r is not None:
+        addr, end = max(addr, r.start), min(end, r.end)
     out: list[Line] = [[_t("Cell ", "section"), _t(f"{addr:x}-{end:x}", "section"),
-                        _t(f"  {n} PTEs ({fmt_size(model.cell_bytes)})", "dim")]]
+                        _t(f"  {s.total} PTEs ({fmt_size(s.total * model.page_size)})"
+                          + (f" of a {n}-PTE cell, the rest outside {r.name}" if r is not None and s.total < n
+                             else ""), "dim")]]
     state = s.state()
     ctag = ("cont",) if s.all_cont else ()
     out.append([_t("shows     ", "label"), _t(glyph(state, s.all_cont), state, *ctag),
                 _t(f" {BY_NAME[state].label} (most interesting of the cell)")])
-    out.append(_kv("present", f"{s.present} of {s.total}"))
+    out.append(_kv("present", f"{s.mapped} of {s.total}" + (f"  (+{s.swapped} swap/migration)"
+                                                              if s.swapped else "")))
     out.append(_kv("valid", f"{s.valid}"))
     folded = f"{s.cont} ({100 * s.cont // s.valid}% of valid)" if s.valid else "0"
     out.append(_kv("CONT", folded))
-    out.append([_t("zoom in (-) to see single entries", "dim")])
+    out.append([_t("zoom in (+) to see single entries", "dim")])
     return out
 
 
 def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid_op: bool = False,
-            header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN) -> list[Line]:
+            header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN,
+            machine: Any = None, region: Any = None, history: Any = None) -> list[Line]:
+    """``machine``: the machine as it is at the position (inside an op: at the exact event,
+    from tui.exact; None there while it is being computed)."""
     if addr is None:
         if header_row is not None:
             r = header_row.region
@@ -201,19 +247,26 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
                     _kv("size", fmt_size(r.size)), _kv("detail", r.detail or "-")]
         return [[_t("nothing mapped", "dim")]]
     if model.zoom > 0:
-        lines = aggregate_lines(model, addr)
+        lines = aggregate_lines(model, addr, region)
         lines.append([])
         lines.extend(block_lines(model, addr, cursor=False))
         return lines
-    lines = entry_lines(model, addr, mid_op=mid_op)
+    # the verdict first: "why is this block (not) folded" is what the inspector is for
+    lines = explain_lines(model, addr, since, mid_op, explanation)
+    lines.append([])
+    lines.extend(history_lines(history))  # who folded / unfolded it: right under the verdict
+    lines.append([])
+    lines.extend(entry_lines(model, addr, mid_op=mid_op))
     lines.append([])
     lines.extend(block_lines(model, addr))
     raw = model.raw(addr)
     if raw & 1 or model.layout.pte_present(raw):
         lines.append([])
-        lines.extend(folio_lines(model, raw, addr))
-    lines.append([])
-    lines.extend(explain_lines(model, addr, since, mid_op, explanation))
+        if mid_op and machine is None:
+            lines.append([_t("Folio", "section")])
+            lines.append(_kv("", "computing the state at this event …", "dim"))
+        else:
+            lines.extend(folio_lines(model, raw, addr, machine))
     return lines
 
 

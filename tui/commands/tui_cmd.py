@@ -7,8 +7,9 @@ import argparse
 
 NAME = "tui"
 HELP = "open the terminal UI on a target (default: the built-in demo)"
-DESCRIPTION = ("Open the terminal UI. TARGET is a built-in name (e.g. 'example'), or FILE.json[:TRACE] "
-               "from a ptlab-ptep-vectors/1 file; scenario files and snapshots once connected.")
+DESCRIPTION = ("Open the terminal UI. TARGET is a built-in scenario (ptlab scenarios lists them; default: "
+               "demo), a .pts scenario file, a .ptsnap snapshot, or FILE.json[:TRACE] from a "
+               "ptlab-ptep-vectors/1 file. It needs a terminal: with no tty on stdin it exits at once.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,5 +48,10 @@ def run(args: argparse.Namespace) -> int:
             known = ", ".join(sorted(app.available_themes))
             raise UserError(f"tui: unknown theme {args.theme!r} (known: {known})")
         app.theme = args.theme
+    import sys
+
+    if not sys.stdin.isatty():  # Textual would wait for keys that never come, spinning a core
+        raise UserError("tui: needs a terminal (stdin is not a tty); for a run without one: "
+                        "ptlab run TARGET, ptlab show TARGET")
     app.run()
     return 0

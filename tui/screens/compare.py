@@ -33,6 +33,8 @@ class CompareScreen(Screen):
         Binding("n", "step(1)", "op", id="compare.step", group=Binding.Group("step both", compact=True)),
         Binding("b", "step(-1)", "back", id="compare.back", group=Binding.Group("step both", compact=True)),
         Binding("f", "first", "first divergence", id="compare.first"),
+        Binding("full_stop", "next_diff(1)", "next diff", id="compare.next_diff", key_display="."),
+        Binding("comma", "next_diff(-1)", "prev diff", id="compare.prev_diff", key_display=","),
         Binding("tab", "swap_focus", "other side", show=False),
         Binding("escape,q", "close", "close", id="compare.close"),
     ]
@@ -44,6 +46,7 @@ class CompareScreen(Screen):
     .cmp-side > .cmp-title { height: 1; background: $panel; text-style: bold; padding: 0 1; }
     .cmp-side > .cmp-op { height: 2; color: $text-primary; padding: 0 1; }
     #cmp-b { border-left: vkey $primary 40%; }
+    #cmp-pair { height: auto; max-height: 4; border-top: hkey $primary 40%; padding: 0 1; }
     #cmp-totals { height: auto; max-height: 12; border-top: hkey $primary 40%; padding: 0 1; }
     """
 
@@ -65,6 +68,7 @@ class CompareScreen(Screen):
                 yield Static(classes="cmp-title", id="cmp-title-b")
                 yield PteGrid(self.model_b, id="grid-b")
                 yield Static(classes="cmp-op", id="cmp-op-b")
+        yield Static(id="cmp-pair")
         yield Static(id="cmp-totals")
         yield LegendBar()
         yield Footer(show_command_palette=False)
@@ -108,6 +112,44 @@ class CompareScreen(Screen):
         if mine:  # both cursors on the first differing entry
             for side in ("#grid-a", "#grid-b"):
                 self.query_one(side, PteGrid).go_to(min(mine))
+        self.update_pair()
+
+    def pair_text(self) -> str:
+        """The entry under the cursor on both sides, decoded (the differing pair)."""
+        from engine.decode import decode
+
+        addr = self.query_one("#grid-a", PteGrid).cursor_addr
+        if addr is None:
+            return "no entry under the cursor"
+        addr &= ~(self.model_a.page_size - 1)
+        parts = []
+        for side, model in (("A", self.model_a), ("B", self.model_b)):
+            raw = model.raw(addr)
+            d = decode(raw, model.g, model.layout)
+            parts.append(f"{side} {raw:#018x} {d.kind}: {d.summary}")
+        same = self.model_a.raw(addr) == self.model_b.raw(addr)
+        return f"{addr:#x} {'same on both sides' if same else 'differs'}\n" + "\n".join(parts)
+
+    def update_pair(self) -> None:
+        self.query_one("#cmp-pair", Static).update(Text(self.pair_text(), no_wrap=True, overflow="ellipsis"))
+
+    def action_next_diff(self, direction: int) -> None:
+        """The cursor to the next (previous) differing entry of this process."""
+        grid = self.query_one("#grid-a", PteGrid)
+        cur = grid.cursor_addr
+        mine = sorted(a for p, a in self.res.diff if p == self.model_a.process)
+        if not mine:
+            self.app.notify("no differing entry at this step", severity="information")
+            return
+        if cur is None:
+            target = mine[0] if direction > 0 else mine[-1]
+        elif direction > 0:
+            target = next((a for a in mine if a > cur), mine[0])
+        else:
+            target = next((a for a in reversed(mine) if a < cur), mine[-1])
+        for side in ("#grid-a", "#grid-b"):
+            self.query_one(side, PteGrid).go_to(target)
+        self.update_pair()
 
     def _op_text(self, s: Session, first: int | None) -> str:
         k = s.k - 1
@@ -172,3 +214,4 @@ class CompareScreen(Screen):
         other = self.query_one("#grid-b" if event.grid.id == "grid-a" else "#grid-a", PteGrid)
         if other.cursor_addr != event.addr:
             other.go_to(event.addr)
+        self.update_pair()

@@ -77,7 +77,7 @@ class BreakpointDialog(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape", "close", "close"), Binding("delete,x", "remove", "remove selected")]
 
-    HINT = ("event:fold  event:unfold  event:tlb_conflict  call:contpte_convert  op:set_ptes\n"
+    HINT = ("event:fold  event:unfold  event:tlb_conflict  call:contpte_convert  op:fork\n"
             "addr:A[-B]  block:A  watch:A[-B]  watch-block:A  proc:NAME  cost:>N\n"
             "& = all at the same point, | = any   e.g.  event:unfold&block:0x7f0000010000")
 

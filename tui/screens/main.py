@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, ProgressBar, Static
 
-from engine.breakpoints import AddrRange, BreakpointError, Watch
+from engine.breakpoints import AddrRange, BlockChange, BreakpointError, Watch
 from engine.session import Position, Session
 from tui import actions, snapshot_io
 from tui.controller import (
@@ -33,9 +33,10 @@ from tui.controller import (
     do_step,
     gather,
 )
+from tui.exact import machine_at_event
 from tui.grid_model import GridModel, ViewState
-from tui.history import since_op
-from tui.inspect_model import explain
+from tui.history import BlockHistory, block_history, since_op
+from tui.inspect_model import HISTORY_SHOWN, explain
 from tui.widgets.addrspace import AddressSpace
 from tui.widgets.costpanel import CostPanel
 from tui.widgets.inspector import Inspector
@@ -44,6 +45,7 @@ from tui.widgets.oplog import OpLog
 from tui.widgets.pte_grid import PteGrid
 
 SINCE_MAX_OPS = 5000
+HISTORY_MAX = 50  # folds/unfolds of the block listed (newest first)
 SINCE_DELAY = 0.3
 PROGRESS_DELAY = 0.25
 HEADER_DELAY = 0.1  # the progress timer's interval: the header names a running job from then on
@@ -81,7 +83,7 @@ def block_breakpoints(session: Session) -> set[int]:
     out = set()
     for b in session.breakpoints:
         c = b.condition
-        if isinstance(c, (AddrRange, Watch)) and c.label in ("block", "watch-block"):
+        if isinstance(c, (AddrRange, Watch, BlockChange)) and c.label in ("block", "watch-block"):
             out.add(c.start)
     return out
 
@@ -105,6 +107,11 @@ class MainScreen(Screen):
     #progress Label { width: auto; margin-right: 2; }
     #progress ProgressBar { width: 1fr; }
     .pane-title { height: 1; background: $panel; color: $foreground 80%; padding: 0 1; text-style: bold; }
+    MainScreen.-narrow #left { display: none; }
+    MainScreen.-narrow #right { width: 36; }
+    MainScreen.-short #oplog { height: 6; }
+    MainScreen.-short #costs { height: 6; }
+    MainScreen.-short #legend { display: none; }
     MainScreen.-wide #left { width: 30; }
     MainScreen.-wide #right { width: 54; }
     MainScreen.-wide #oplog { height: 18; }
@@ -117,8 +124,12 @@ class MainScreen(Screen):
         self.ctl = SessionController(self.app, session, on_state=self._on_busy_change)
         self.model = GridModel(session.machine, breakpoints=block_breakpoints(session))
         self._since: dict[tuple, str] = {}
+        self._history: dict[tuple, BlockHistory] = {}
         self._explained: dict[tuple, Any] = {}
         self._since_timer: Timer | None = None
+        self._exact: tuple[Position, Any] | None = None  # (mid-op position, machine exactly there)
+        self._exact_pending: Position | None = None
+        self._since_after_exact = False
         self.since_pending = False  # a history lookup is scheduled (tests fire it at once)
         self._panels_pending = False
         self._panels_deferred = False
@@ -172,7 +183,12 @@ class MainScreen(Screen):
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
 
     def on_resize(self) -> None:
-        self.set_class(self.size.width >= 170, "-wide")
+        w, h = self.size
+        self.set_class(w >= 170, "-wide")
+        # 80x24: the address space folds away (the grid's range rows and [ ] still navigate),
+        # the legend (also in ?) and the lower panes shrink, so one 16-entry block fits a row
+        self.set_class(w < 110, "-narrow")
+        self.set_class(h < 32, "-short")
 
     # --- spreading a new position ----------------------------------------------------
     def apply(self, r: MoveResult) -> None:
@@ -191,6 +207,7 @@ class MainScreen(Screen):
             self.say(f"process {gone} does not exist at this step: showing {names[0]}", "warning")
         self.model.block_breakpoints = block_breakpoints(self.session)
         self.model.set_view(view, dirty)
+        self._empty_hint()
         self.query_one("#addrspace", AddressSpace).forget(dirty)
         self.grid.model_changed()
         self.update_header()
@@ -208,6 +225,7 @@ class MainScreen(Screen):
             return
         self._panels_deferred = False
         self._auto_expand()
+        self._request_exact()
         self.oplog.update_position(self.session.position)
         self.query_one("#costs", CostPanel).update_view()
         self._update_addrspace()
@@ -226,6 +244,21 @@ class MainScreen(Screen):
             self.oplog.set_expanded(pos.op, r.op_events)
             self._auto_expanded = pos.op
 
+    def _empty_hint(self) -> None:
+        """What the empty grid says: the truth about the process and what keys can change it."""
+        s = self.session
+        if not self.model.alive():
+            hint = f"process {self.model.process} has exited: nothing is mapped  (p: next process)"
+        elif s.at_end:
+            hint = "nothing is mapped at the end of the session  (b: step back, p: next process)"
+        elif s.k == 0 and not s.e:
+            hint = "nothing is mapped yet  (n: step, r: run to the end)"
+        else:
+            hint = "nothing is mapped at this step  (n: step, b: back, r: run to the end)"
+        if hint != self.model.empty_hint:
+            self.model.empty_hint = hint
+            self.grid.refresh()
+
     def _update_addrspace(self) -> None:
         info = self.model.row_info(self.grid.cursor_row)
         self.query_one("#addrspace", AddressSpace).update_view(
@@ -239,11 +272,15 @@ class MainScreen(Screen):
     def header_text(self) -> str:
         s = self.session
         st = self.settings()
-        parts = [f"{s.name or 'session'}", f"kernel {st['kernel']}", f"cpu {st['cpu']}",
-                 st["granule"], f"policy {st['policy']}", f"proc {self.model.process}",
-                 f"step {s.position} / {s.n_ops}", f"zoom ×{self.model.ptes_per_cell}"]
+        # most wanted first: a narrow terminal cuts the end
+        parts = [f"{s.name or 'session'}", f"step {s.position} / {s.n_ops}",
+                 f"proc {self.model.process}" + ("" if self.model.alive() else " (exited)"),
+                 f"kernel {st['kernel']}", f"policy {st['policy']}", st["granule"], f"cpu {st['cpu']}",
+                 f"zoom ×{self.model.ptes_per_cell}"]
         if s.breakpoints:
             parts.append(f"● {len(s.breakpoints)} bp")
+        if s.error is not None and s.error[0] >= s.executed:
+            parts.append(f"✗ op {s.error[0] + 1} failed")
         if self.ctl.running is not None and not self.ctl.running.low:
             parts.append(f"running: {self.ctl.running.label}")
         return " │ ".join(parts)
@@ -418,16 +455,64 @@ class MainScreen(Screen):
             self.say("already at the " + ("closest" if delta < 0 else "widest") + " zoom", "information")
 
     def action_next_process(self) -> None:
+        """The next live process (exited ones keep their name in the list, not their tables)."""
         names = self.model.processes()
-        if len(names) <= 1:
-            self.say(f"only one process: {self.model.process}")
+        live = [n for n in names if self.model.alive(n)]
+        others = [n for n in live if n != self.model.process]
+        if not others:
+            gone = [n for n in names if n not in live]
+            self.say(f"only one live process: {live[0] if live else self.model.process}"
+                     + (f" ({', '.join(gone)} exited)" if gone else ""))
             return
         i = names.index(self.model.process) if self.model.process in names else -1
-        self.model.set_process(names[(i + 1) % len(names)])
+        order = names[i + 1:] + names[:i + 1]
+        self.model.set_process(next(n for n in order if n in others))
+        self._empty_hint()
         self.grid.cursor_addr = None
         self.grid.model_changed(keep_addr=False)
         self.update_header()
         self._update_addrspace()
+
+    def action_block_history(self) -> None:
+        """Every fold and unfold of the block under the cursor; choosing one goes there."""
+        addr = self.inspected_addr()
+        if addr is None or self.model.zoom > 0:
+            self.say("select one entry (zoom in with +) to see its block's history", "warning")
+            return
+        key = self._since_key(addr)
+        hist = self._history.get(key)
+        if hist is None or (not hist.complete and len(hist.entries) < HISTORY_MAX):
+            if not self._require_idle("show the block's history"):
+                return
+            proc = self.model.process
+            self.ctl.submit(Job("block history", lambda s: block_history(s, proc, addr, limit=HISTORY_MAX,
+                                                                         max_ops=SINCE_MAX_OPS),
+                                lambda h: self._show_history(key, h)))
+            return
+        self._show_history(key, hist)
+
+    def _show_history(self, key: tuple, hist: BlockHistory) -> None:
+        from tui.screens.dialogs import ChoiceDialog
+
+        self._history[key] = hist
+        block = key[1]
+        if not hist.entries:
+            more = "" if hist.complete else f" in the last {hist.scanned} ops"
+            self.say(f"block {block:#x} of {key[0]}: never folded or unfolded{more} up to step "
+                     f"{self.session.position}")
+            return
+        choices = [(f"{e.op}.{e.event + 1}",
+                    f"{e.kind:<6} step {e.position}  op {e.op + 1} {e.op_text}  │  {e.chain_text()}  │  "
+                    f"{e.decision}") for e in hist.entries]
+
+        def done(pos: str | None) -> None:
+            if pos:
+                self.seek(parse_position(pos))
+
+        older = "" if hist.complete else f" (the last {hist.scanned} ops; older ones not searched)"
+        self._dialog(ChoiceDialog(f"Block {block:#x} of {key[0]}: folds and unfolds, newest first{older}",
+                                  choices, hint="Enter goes to the step just after it.",
+                                  dialog_id="history"), done)
 
     # --- breakpoints ---------------------------------------------------------------------
     def _dialog(self, screen: Screen, callback: Any = None) -> None:
@@ -454,7 +539,7 @@ class MainScreen(Screen):
         block = self.model.block_start(addr)
         for b in self.session.breakpoints:
             c = b.condition
-            if isinstance(c, AddrRange) and c.label == "block" and c.start == block:
+            if isinstance(c, BlockChange) and c.start == block:
                 self.session.remove_breakpoint(b.id)
                 self.say(f"breakpoint {b.describe()} removed")
                 break
@@ -644,7 +729,9 @@ class MainScreen(Screen):
         self.oplog.set_session(session)
         self.query_one("#costs", CostPanel).set_session(session)
         self._since.clear()
+        self._history.clear()
         self._explained.clear()
+        self._exact = None
         self._auto_expanded = None
         self._refresh_all(ViewState(), None)
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
@@ -685,21 +772,26 @@ class MainScreen(Screen):
             self.say(str(e), "error")
             return
 
+        keep = self.session.position  # where the user was: back there when the comparison closes
+
         def done(res: Any) -> None:
-            self._refresh_all(res.a_move.view, None)
             if res.interrupted:
                 self.say("comparison interrupted", "warning")
+                self._after_compare(keep)
                 return
             if any(isinstance(sc, CompareScreen) for sc in self.app.screen_stack):
                 self.say("a comparison is already open", "warning")  # (two asked for in a row)
+                self._after_compare(keep)
                 return
-            self.app.push_screen(CompareScreen(res, self.ctl), lambda _: self._after_compare())
+            self.app.push_screen(CompareScreen(res, self.ctl), lambda _: self._after_compare(keep))
 
         self.ctl.submit(Job(f"compare with {label}",
                             lambda s: run_compare(s, lambda: b, label, self.ctl.report, b=b), done))
 
-    def _after_compare(self) -> None:
-        self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
+    def _after_compare(self, keep: Position) -> None:
+        """The comparison moved the shared session (to the divergence, or wherever its cursor
+        went): put it back where the user was before opening it."""
+        self._submit(f"back to step {keep}", lambda s: do_seek(s, keep))
 
     # --- help / quit -------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -734,16 +826,63 @@ class MainScreen(Screen):
         info = self.model.row_info(self.grid.cursor_row)
         key = self._since_key(addr) if addr is not None else None
         ex = None
+        mid_op = bool(self.session.e)
+        exact = self.exact_machine() if mid_op else None
         if key is not None and self.model.zoom == 0:
+            if mid_op:
+                # inside an op: the machine as it is at the exact event (its own copy, read
+                # only here), once the job computing it has run
+                if exact is not None:
+                    ex = self._explained.get(key)
+                    if ex is None:
+                        ex = self._explained[key] = explain(self.model, addr, exact)  # type: ignore[arg-type]
             # the explainer reads the tables through their writable path: only between jobs
-            if not self.ctl.executing:
+            elif not self.ctl.executing:
                 ex = self._explained[key] = explain(self.model, addr)  # type: ignore[arg-type]
             else:
                 ex = self._explained.get(key)
         self.inspector.show(self.model, addr, since=self._since.get(key) if key else None,
-                            mid_op=bool(self.session.e),
+                            history=self._history.get(key) if key else None,
+                            mid_op=mid_op,
                             header_row=info if info is not None and info.kind == "header" else None,
-                            explanation=ex)
+                            explanation=ex, machine=exact,
+                            region=info.region if info is not None and info.kind == "data" else None)
+
+    def exact_machine(self) -> Any:
+        """The machine as it is at the (mid-op) position, or None until computed."""
+        pos = self.session.position
+        if self._exact is not None and self._exact[0] == pos:
+            return self._exact[1]
+        return None
+
+    def _request_exact(self) -> None:
+        """Inside an op: compute the machine at the exact event (tui.exact) in a job."""
+        pos = self.session.position
+        if not pos.event or (self._exact is not None and self._exact[0] == pos):
+            return
+        if self._exact_pending == pos:
+            return
+        self._exact_pending = pos
+
+        def fn(s: Session) -> tuple[Position, Any]:
+            return s.position, machine_at_event(s)
+
+        def done(res: tuple[Position, Any]) -> None:
+            p, m = res
+            self._exact_pending = None
+            if m is not None:
+                self._exact = (p, m)
+                if p == self.session.position:
+                    self.show_inspector()
+            if self._since_after_exact:
+                self._since_after_exact = False
+                self._request_since()
+
+        def fail(e: BaseException) -> None:
+            self._exact_pending = None
+
+        if not self.ctl.submit(Job("state at this event", fn, done, fail, low=True)):
+            self._exact_pending = None
 
     def _since_key(self, addr: int) -> tuple:
         return (self.model.process, self.model.block_start(addr), self.session.k, self.session.e)
@@ -777,17 +916,26 @@ class MainScreen(Screen):
         key = self._since_key(addr)
         if key in self._since:
             return
+        if self._exact_pending is not None:  # (a background job: one at a time)
+            self._since_after_exact = True
+            return
         proc = self.model.process
 
-        def fn(s: Session) -> tuple[tuple, str | None]:
+        def fn(s: Session) -> tuple[tuple, str | None, BlockHistory | None]:
             res = since_op(s, proc, addr, max_ops=SINCE_MAX_OPS)
-            return key, (res.text if res.complete or res.scanned else None)
+            text = res.text if res.complete or res.scanned else None
+            # the inspector shows the last few (w asks for them all): stop scanning once it has them
+            hist = (block_history(s, proc, addr, limit=HISTORY_SHOWN + 1, max_ops=SINCE_MAX_OPS)
+                    if text else None)
+            return key, text, hist
 
-        def done(res: tuple[tuple, str | None]) -> None:
-            k, text = res
+        def done(res: tuple[tuple, str | None, BlockHistory | None]) -> None:
+            k, text, hist = res
             if text is None:  # cancelled by a key press: ask again when things settle
                 return
             self._since[k] = text
+            if hist is not None and (hist.complete or hist.entries):
+                self._history[k] = hist
             cur = self.inspected_addr()
             if cur is not None and self._since_key(cur) == k:
                 self.show_inspector()

@@ -34,7 +34,7 @@ def density_bar(model: GridModel, start: int, end: int, width: int) -> list[tupl
         a = start + (pages * i // width) * ps
         b = start + (pages * (i + 1) // width) * ps
         s = model.count_range(a, b)
-        out.append((s.present / s.total if s.total else 0.0, s.cont / s.valid if s.valid else 0.0))
+        out.append((s.mapped / s.total if s.total else 0.0, s.cont / s.valid if s.valid else 0.0))
     return out
 
 
@@ -104,7 +104,8 @@ class AddressSpace(ScrollView, can_focus=True):
             for n in model.processes():
                 if procs:
                     procs.append((" ", ""))
-                procs.append((f"[{n}]", "name") if n == model.process else (n, "dim"))
+                label = n if model.alive(n) else f"{n} (exited)"
+                procs.append((f"[{label}]", "name") if n == model.process else (label, "dim"))
             lines.append(procs)
             for r in model.regions:
                 key = (model.process, r.start, r.end, width)

@@ -67,14 +67,16 @@ class Inspector(ScrollView, can_focus=True):
                 st += self.get_component_rich_style(name, partial=True)
         return st
 
-    def show(self, model: Any, addr: int | None, *, since: str | None = None, mid_op: bool = False,
-             header_row: Any = None, explanation: Any = EXPLAIN) -> None:
+    def show(self, model: Any, addr: int | None, *, since: str | None = None, history: Any = None,
+             mid_op: bool = False,
+             header_row: Any = None, explanation: Any = EXPLAIN, machine: Any = None,
+             region: Any = None) -> None:
         self.addr = addr
         if model is None:
             lines = [[("no session", ("dim",))]]
         else:
             lines = inspect(model, addr, since=since, mid_op=mid_op, header_row=header_row,
-                            explanation=explanation)
+                            explanation=explanation, machine=machine, region=region, history=history)
         if lines == self.lines and self._strips and self._width == self._content_width():
             return  # nothing new to show (a step elsewhere, the same entry)
         self.lines = lines

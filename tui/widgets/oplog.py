@@ -210,14 +210,20 @@ class OpLog(ScrollView, can_focus=True):
             kind = "next"
         else:
             kind = "future"
-        if s.error is not None and s.error[0] == op:
+        failed = s.error is not None and s.error[0] == op and rec is None
+        if failed:
             kind = "error"
         mark = "◐" if (op == pos.op and pos.event) else ("▶" if op == pos.op else " ")
+        if failed:
+            mark = "✗"
         exp = "▾" if op in self.expanded else "▸"
-        costs = op_costs(rec.counters if rec else None, rec.cycles if rec else None)
+        costs = (op_costs(rec.counters if rec else None, rec.cycles if rec else None) if not failed
+                 else "✗ failed".rjust(len(op_costs(None, None))))
         head = f"{exp}{op + 1:>5} "
         room = max(8, width - 1 - len(head) - len(costs) - 1)
         text = str(o)
+        if failed:  # the lasting mark: what failed, not only a notification
+            text += "  ✗ " + s.error[1].removeprefix(f"op {op + 1} ({o}): ")
         if len(text) > room:
             text = text[: room - 1] + "…"
         return [(mark, ("marker",)), (head + text.ljust(room) + " ", (kind,)), (costs, ("costs",))]

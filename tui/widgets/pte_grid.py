@@ -302,7 +302,7 @@ class PteGrid(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         row = scroll_y + y
         if m.n_rows == 0 and y == 1:
-            hint = "  nothing is mapped at this step  (n: step, r: run to the end)"
+            hint = "  " + m.empty_hint
             st = base + self.get_component_rich_style(f"{PREFIX}--gutter", partial=True)
             return Strip([Segment(hint, st)]).crop_extend(scroll_x, scroll_x + width, base)
         if row >= m.n_rows:

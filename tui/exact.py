@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The machine as it is at a position inside an op, not at the op's start.
+
+Inside an op the session keeps the live machine at the op's start and shows
+the descriptors written so far as an overlay. Everything else the inspector
+reads (the folio of a pfn, its mapcount, the fold explainer's verdict) would
+then be the op's start -- at the first fold of a file write fault the grid
+shows a folded block while the folio it maps did not exist yet.
+
+:func:`machine_at_event` re-runs op k on the live machine up to its e-th
+event, copies that exact state into a separate machine (the UI thread may
+read it while later jobs move the session) and puts the live machine back.
+It runs in a session job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import OpInterrupted
+
+
+class _Stop(BaseException):
+    """Raised from the event log when the wanted event has been emitted (a
+    BaseException: the model's ``except Exception`` handlers must not eat it)."""
+
+
+class _StopAfter(list):
+    """An event buffer that stops the op once it holds ``n`` events. Events are
+    emitted after the change they describe, so the machine then is exactly at
+    the position ``n`` events into the op."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def append(self, ev: tuple) -> None:  # type: ignore[override]
+        list.append(self, ev)
+        if len(self) >= self.n:
+            raise _Stop
+
+    def extend(self, evs: Any) -> None:  # type: ignore[override]
+        list.extend(self, evs)
+        if len(self) >= self.n:
+            raise _Stop
+
+
+def machine_at_event(session: Any) -> Any | None:
+    """A new machine in the state ``session.e`` events into op ``session.k``;
+    the session's own machine when the position is an op boundary; None when
+    the machine cannot be stopped there (no event log, no state copy) or the
+    job was interrupted."""
+    k, e = session.k, session.e
+    m = session.machine
+    if not e:
+        return m
+    log = getattr(m, "log", None)
+    subs = getattr(log, "_subscribers", None)
+    if log is None or subs is None or not hasattr(m, "state"):
+        return None
+    start = m.state()
+    log.clear()
+    log.set_recording(True)
+    saved = (log.buf, log.emit, log.emit_many)
+    stop = _StopAfter(e)
+    log.buf, log.emit, log.emit_many = stop, stop.append, stop.extend
+    for cb in subs:
+        cb()
+    reached = False
+    try:
+        m.apply(session.ops[k])
+    except _Stop:
+        reached = True
+    except OpInterrupted:  # a key was pressed: the caller asks again later
+        reached = False
+    except Exception:  # noqa: BLE001 - an op failing after the position: not reached
+        reached = False
+    finally:
+        log.buf, log.emit, log.emit_many = saved
+        for cb in subs:
+            cb()
+        log.clear()
+        log.set_recording(False)
+    try:
+        if not reached:
+            return None
+        exact = session.make_machine()
+        exact.restore(m.state())
+        return exact
+    finally:
+        with session.uninterruptible():
+            m.restore(start)
