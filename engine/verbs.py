@@ -112,7 +112,7 @@ class Verbs:
                                 "(ptlab's limit)")
 
     def _check_mapped_room(self: Machine, more: int) -> None:
-        mapped = sum(v.end - v.start for p in self.kernel.live_procs() for v in p.vmas)
+        mapped = sum(p.mapped_bytes() for p in self.kernel.live_procs())
         if mapped + more > limits.MAX_MAPPED:
             raise ScenarioError(f"{human(more)} more would bring the address space mapped by all processes "
                                 f"to {human(mapped + more)}, above ptlab's limit of "
@@ -264,7 +264,7 @@ def _fork(m: Machine, op: Op) -> Callable[[], object]:
     if sum(len(p.vmas) for p in k.live_procs()) + len(parent.vmas) > limits.MAX_TOTAL_VMAS:
         raise ScenarioError(f"fork: more than {limits.MAX_TOTAL_VMAS:,} VMAs in all processes together "
                             "(ptlab's limit)")
-    m._check_mapped_room(sum(v.end - v.start for v in parent.vmas))
+    m._check_mapped_room(parent.mapped_bytes())
 
     def run() -> None:
         k.fork(parent, child)

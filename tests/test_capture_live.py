@@ -340,5 +340,6 @@ def test_tui_pid_opens_the_live_capture(helper, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(PtlabApp, "run", lambda self, *a, **k: seen.setdefault("name", self.session.name))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)  # `ptlab tui` refuses to start without a tty
     assert main(["tui", "--pid", str(helper["pid"])]) == 0
     assert seen["name"].startswith(f"capture of PID {helper['pid']} (python")

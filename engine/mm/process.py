@@ -6,6 +6,12 @@ VMAs. ``regions`` maps the scenario's mapping names to the range they were
 created with, so ``NAME +OFF`` keeps meaning the same bytes after mprotect
 splits a mapping into several VMAs or mremap moves it.
 
+The VMA list is kept sorted, with a cache of the start addresses (lookups
+are bisections), the bytes mapped, and a hint for the top-down search --
+an address below which the search resumes, with the largest gap above it --
+so 65,530 mappings (the kernel's default vm.max_map_count) take seconds, not
+minutes; each cache answers exactly what a scan of the list would.
+
 Address selection follows the kernel's top-down allocator
 (arch_get_unmapped_area_topdown with randomisation off): below mmap_base,
 highest gap first, and anonymous mappings whose length is a multiple of
@@ -33,13 +39,39 @@ class Process:
         self.pid = pid
         self.mm = mm
         self.parent = parent
-        self.vmas: list[VMA] = []
+        self._vmas: list[VMA] = []
+        self._starts_cache: list[int] | None = None
+        self._mapped = 0
+        # (A, G): every gap between VMAs at or above A (up to MMAP_BASE) is < G bytes
+        self._area_hint: tuple[int, int] | None = None
+        self._pending_area: tuple[int, int, int] | None = None  # (start, end, gap bound) to insert
         self.regions: dict[str, list[int]] = {}  # name -> [start, size]
         self.alive = True
 
+    # --- the VMA list and its caches ---------------------------------------------------
+    @property
+    def vmas(self) -> list[VMA]:
+        """The VMAs, sorted by address. Change them through insert / remove /
+        split_vma or by assigning a new list (which resets the caches)."""
+        return self._vmas
+
+    @vmas.setter
+    def vmas(self, value: list[VMA]) -> None:
+        self._vmas = value
+        self._starts_cache = None
+        self._mapped = sum(v.end - v.start for v in value)
+        self._area_hint = None
+        self._pending_area = None
+
+    def mapped_bytes(self) -> int:
+        return self._mapped
+
     # --- lookup ---------------------------------------------------------------------
     def _starts(self) -> list[int]:
-        return [v.start for v in self.vmas]
+        c = self._starts_cache
+        if c is None:
+            c = self._starts_cache = [v.start for v in self._vmas]
+        return c
 
     def find_vma(self, addr: int) -> VMA | None:
         i = bisect.bisect_right(self._starts(), addr) - 1
@@ -48,7 +80,12 @@ class Process:
         return None
 
     def vmas_in(self, start: int, end: int) -> list[VMA]:
-        return [v for v in self.vmas if v.start < end and v.end > start]
+        vmas = self._vmas
+        i = bisect.bisect_left(self._starts(), end)  # vmas[:i] start below end
+        j = i
+        while j > 0 and vmas[j - 1].end > start:  # VMAs do not overlap: ends ascend too
+            j -= 1
+        return vmas[j:i]
 
     def covered(self, start: int, end: int) -> bool:
         """True if [start, end) is entirely mapped (no holes)."""
@@ -61,30 +98,63 @@ class Process:
 
     # --- layout -----------------------------------------------------------------------
     def insert(self, vma: VMA) -> None:
-        i = bisect.bisect_left(self._starts(), vma.start)
-        self.vmas.insert(i, vma)
+        starts = self._starts()
+        i = bisect.bisect_left(starts, vma.start)
+        self._vmas.insert(i, vma)
+        starts.insert(i, vma.start)
+        self._mapped += vma.end - vma.start
+        pend = self._pending_area
+        self._pending_area = None
+        if pend is not None and (vma.start, vma.end) == pend[:2]:
+            # the area get_unmapped_area() chose: the gaps above it are all < pend[2]
+            self._area_hint = (vma.start, pend[2])
+        # any other insertion only shrinks gaps: the hint stays an upper bound
 
     def remove(self, vma: VMA) -> None:
-        self.vmas.remove(vma)
+        starts = self._starts()
+        i = bisect.bisect_left(starts, vma.start)
+        if i >= len(self._vmas) or self._vmas[i] is not vma:
+            raise ValueError(f"{vma!r} is not a VMA of process {self.name}")
+        del self._vmas[i]
+        del starts[i]
+        self._mapped -= vma.end - vma.start
+        self._area_hint = None  # a gap grew
 
     def overlaps(self, start: int, end: int) -> bool:
         return bool(self.vmas_in(start, end))
 
     def get_unmapped_area(self, length: int, g: Granule, thp_align: bool) -> int:
-        """Highest free gap below MMAP_BASE that fits length (top-down)."""
+        """Highest free gap below MMAP_BASE that fits length (top-down).
+
+        A gap smaller than ``length`` never fits, so when the hint says every
+        gap above A is smaller, the scan starts at A: the same answer as a
+        scan from the top."""
         align = g.pmd_size if thp_align and length % g.pmd_size == 0 else g.page_size
+        mask = ~(align - 1)
+        vmas = self._vmas
         high = MMAP_BASE
-        for v in reversed(self.vmas):
+        i = len(vmas) - 1
+        bound = 0  # the largest gap scanned (or known) above `high`
+        hint = self._area_hint
+        if hint is not None and hint[1] < length and hint[0] < high:
+            high, bound = hint
+            i = bisect.bisect_left(self._starts(), high) - 1
+        while i >= 0:
+            v = vmas[i]
+            i -= 1
             if v.start >= high:
-                high = min(high, v.start)
                 continue
-            cand = (high - length) & ~(align - 1)
+            cand = (high - length) & mask
             if cand >= v.end:
+                self._pending_area = (cand, cand + length, max(bound, high - cand - length))
                 return cand
+            if high > v.end:
+                bound = max(bound, high - v.end)
             high = v.start
-        cand = (high - length) & ~(align - 1)
+        cand = (high - length) & mask
         if cand < MMAP_MIN_ADDR:
             return -1
+        self._pending_area = (cand, cand + length, max(bound, high - cand - length))
         return cand
 
     def split_vma(self, vma: VMA, addr: int, page_shift: int) -> VMA:
@@ -92,7 +162,9 @@ class Process:
         new = vma.copy()
         new.start = addr
         new.pgoff = vma.pgoff + ((addr - vma.start) >> page_shift)
+        self._mapped -= vma.end - addr  # insert() adds it back with the new VMA
         vma.end = addr
+        self._pending_area = None
         self.insert(new)
         return new
 
@@ -122,7 +194,9 @@ class Process:
                         p.avc = v.avc
                     continue
             out.append(v)
-        self.vmas = out
+        if len(out) != len(self._vmas):  # merging joins neighbours: no gap and no size changes
+            self._vmas = out
+            self._starts_cache = None
 
     # --- state --------------------------------------------------------------------------
     def clone(self) -> Process:
