@@ -23,11 +23,18 @@ sets up, and why:
   program;
 * a zram swap device, so MADV_PAGEOUT swaps (SWP_SYNCHRONOUS_IO, like the
   kernel's fast swap-in path);
-* a tmpfs at /mnt/ptlab for file mappings.
+* XFS at /mnt/ptlab for file mappings when the guest has a disk (/dev/vda,
+  the cached image, see guest.boot_guest's *disk*) and the xfs module loaded:
+  a filesystem with large folios from readahead, like the engine's file
+  model; otherwise a tmpfs (shmem: order-0 folios, so file-backed targets
+  cannot agree; runner refuses them). ``/out/fs.txt`` is /proc/mounts' line
+  for /mnt/ptlab, so the host knows which one it was.
 
 Per target: the trace buffer is cleared, the program runs, and the trace,
 the ring buffer's stats (lost events are an error) and the program's output
-go to ``/out``.
+go to ``/out``. Then the target's files are removed and the page cache
+dropped (``sync; echo 3 > drop_caches``), so each target starts with an
+empty page cache, the first one too.
 """
 
 from __future__ import annotations
@@ -66,7 +73,18 @@ KH=/sys/kernel/mm/transparent_hugepage/khugepaged
 if [ -e /sys/block/zram0/disksize ]; then
   echo {swap_mb}M > /sys/block/zram0/disksize && mkswap /dev/zram0 > /dev/null && swapon /dev/zram0 || echo "zram swap failed" >> /out/setup-errors.txt
 fi
-mkdir -p /mnt/ptlab && mount -t tmpfs -o size=2G tmpfs /mnt/ptlab
+mkdir -p /mnt/ptlab
+if [ -d /sys/module/virtio_blk ] && grep -qs 0x0002 /sys/bus/virtio/devices/*/device; then
+  n=0; while [ ! -b /dev/vda ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
+fi
+if [ -b /dev/vda ] && grep -qw xfs /proc/filesystems; then
+  mount -t xfs /dev/vda /mnt/ptlab 2> /out/mount-error.txt || echo "mount -t xfs /dev/vda failed" >> /out/mount-error.txt
+  [ -s /out/mount-error.txt ] || rm -f /out/mount-error.txt
+fi
+grep -qs ' /mnt/ptlab ' /proc/mounts || mount -t tmpfs -o size=2G tmpfs /mnt/ptlab
+grep ' /mnt/ptlab ' /proc/mounts > /out/fs.txt
+rm -rf /mnt/ptlab/*
+sync; echo 3 > /proc/sys/vm/drop_caches
 uname -r > /out/uname.txt
 getconf PAGESIZE > /out/pagesize.txt 2>/dev/null || getconf PAGE_SIZE > /out/pagesize.txt 2>/dev/null
 THP=/sys/kernel/mm/transparent_hugepage
@@ -87,6 +105,7 @@ while [ $t -lt {n_targets} ]; do
   cat $T/trace > /out/trace-$t.txt
   cat $T/per_cpu/cpu0/stats > /out/stats-$t.txt
   rm -rf /mnt/ptlab/*
+  sync; echo 3 > /proc/sys/vm/drop_caches
   t=$((t+1))
 done
 """
