@@ -19,8 +19,8 @@ sets up, and why:
   take a vma -- fork fills the child's page tables from the parent's task,
   so the process is the mm's, not the task's;
 * the guest's background activity off: khugepaged asleep, no proactive
-  compaction, no NUMA balancing, so every page-table change comes from the
-  program;
+  compaction, no NUMA balancing, no periodic or background writeback (dirty
+  thresholds 80%/90%), so every page-table change comes from the program;
 * a zram swap device, so MADV_PAGEOUT swaps (SWP_SYNCHRONOUS_IO, like the
   kernel's fast swap-in path);
 * XFS at /mnt/ptlab for file mappings when the guest has a disk (/dev/vda,
@@ -70,6 +70,15 @@ KH=/sys/kernel/mm/transparent_hugepage/khugepaged
 [ -w $KH/alloc_sleep_millisecs ] && echo 86400000 > $KH/alloc_sleep_millisecs
 [ -w /proc/sys/vm/compaction_proactiveness ] && echo 0 > /proc/sys/vm/compaction_proactiveness
 [ -w /proc/sys/kernel/numa_balancing ] && echo 0 > /proc/sys/kernel/numa_balancing
+# no writeback while a target runs: the flusher's folio_mkclean() would write-protect and clean
+# the PTEs of a shared file mapping mid-scenario (seen on 6.12 under TCG); the sync between
+# targets writes everything back. Not dirty_writeback_centisecs=0: the first dirtied inode then
+# wakes the flusher at once (wb_wakeup_delayed() with no delay), and a new disk's per-wb
+# background threshold is 0 pages (no writeout history), so it writes back right away
+V=/proc/sys/vm
+[ -w $V/dirty_writeback_centisecs ] && echo 8640000 > $V/dirty_writeback_centisecs
+[ -w $V/dirty_expire_centisecs ] && echo 8640000 > $V/dirty_expire_centisecs
+[ -w $V/dirty_ratio ] && echo 90 > $V/dirty_ratio && echo 80 > $V/dirty_background_ratio
 if [ -e /sys/block/zram0/disksize ]; then
   echo {swap_mb}M > /sys/block/zram0/disksize && mkswap /dev/zram0 > /dev/null && swapon /dev/zram0 || echo "zram swap failed" >> /out/setup-errors.txt
 fi
