@@ -20,6 +20,9 @@ Layout (every directory below is created by setup; nothing outside the root is t
         build.json           what setup recorded (package names, versions, sizes, granule)
       busybox/busybox      static arm64 busybox (from busybox-static:arm64)
       busybox/version
+      disk/xfs.img         a 3 GiB sparse XFS image (mkfs.xfs defaults), the guest's /mnt/ptlab;
+                           QEMU attaches it with snapshot=on, so it stays as mkfs made it
+      disk/xfs.version     the mkfs.xfs that made it
 
 A kernel directory appears only complete: setup unpacks into ``kernels/.tmp-*`` and renames
 it into place, so an interrupted download never leaves something that looks installed.
@@ -61,3 +64,8 @@ def apt_dir(root: Path) -> Path:
 def debs_dir(root: Path) -> Path:
     """Download area for .debs; emptied after a successful unpack."""
     return root / "debs"
+
+
+def xfs_image(root: Path) -> Path:
+    """The XFS image the guest mounts at /mnt/ptlab (made by setup with mkfs.xfs)."""
+    return root / "disk" / "xfs.img"

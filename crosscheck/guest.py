@@ -104,9 +104,13 @@ def _last_line(text: str) -> str:
 
 def qemu_command(
     build: KernelBuild, initrd: Path, out_file: Path, *, memory_mb: int, cpus: int, numa_nodes: int,
-    append: str = "",
+    append: str = "", disk: Path | None = None,
 ) -> list[str]:
-    """The QEMU command line (virt machine, TCG, serial console on stdio, output port to a file)."""
+    """The QEMU command line (virt machine, TCG, serial console on stdio, output port to a file).
+
+    *disk*: a raw image attached as the guest's /dev/vda (virtio-blk on PCI), read-write with
+    ``snapshot=on``: the guest's writes go to a temporary overlay QEMU deletes, never to the file.
+    """
     cmd = [
         QEMU, "-M", "virt", "-cpu", "max", "-smp", str(cpus), "-m", f"{memory_mb}M",
         "-nographic", "-no-reboot", "-monitor", "none", "-nic", "none",
@@ -116,6 +120,10 @@ def qemu_command(
         "-chardev", f"file,id=ptlabout,path={out_file}",
         "-device", f"virtserialport,bus=vser0.0,chardev=ptlabout,name={PORT_NAME}",
     ]
+    if disk is not None:
+        if "," in str(disk):
+            raise ValueError(f"a disk image path with a comma cannot be given to QEMU: {disk}")
+        cmd += ["-drive", f"file={disk},format=raw,if=virtio,snapshot=on"]
     if numa_nodes > 1:
         if memory_mb % numa_nodes:
             raise ValueError("memory_mb must divide evenly between the NUMA nodes")
@@ -164,13 +172,16 @@ def boot_guest(
     progress: Callable[[str], None] | None = None,
     append: str = "",
     busybox: Path | None = None,
+    disk: Path | None = None,
 ) -> GuestRun:
     """Boot *build*, run *init_script* (a /bin/sh script) in it, return console and /out files.
 
     *files* maps guest paths to (contents, permission bits). *timeout_s* bounds the whole boot;
     past it QEMU is killed and GuestError says so with the last console line. *keep_dir* receives
     ``initramfs.cpio.gz``, ``console.log``, ``qemu.cmd`` and ``out/``. *append* adds kernel
-    command-line words. *progress* gets short phase messages.
+    command-line words. *progress* gets short phase messages. *disk*: a raw image the guest
+    sees as /dev/vda, writable, but its writes go to a temporary overlay (``snapshot=on``, kept in
+    the call's temporary directory), so the file itself is never modified.
     """
     say = progress or (lambda _msg: None)
     if shutil.which(QEMU) is None:
@@ -182,6 +193,8 @@ def boot_guest(
         raise GuestError(f"no busybox at {bb_path}; run: ptlab crosscheck --setup") from None
     if not build.image.is_file():
         raise GuestError(f"kernel image {build.image} is missing; run: ptlab crosscheck --setup")
+    if disk is not None and not Path(disk).is_file():
+        raise GuestError(f"disk image {disk} is missing; run: ptlab crosscheck --setup")
     all_files = dict(files or {})
     all_files["/ptlab/run.sh"] = (init_script.encode(), 0o755)
     say("building initramfs")
@@ -193,14 +206,17 @@ def boot_guest(
         initrd.write_bytes(initrd_blob)
         out_file = tmp / "out.tar"
         cmd = qemu_command(build, initrd, out_file, memory_mb=memory_mb, cpus=cpus,
-                           numa_nodes=numa_nodes, append=append)
+                           numa_nodes=numa_nodes, append=append,
+                           disk=Path(disk).resolve() if disk is not None else None)
         console_b = bytearray()
         t0 = time.monotonic()
         t_ready: float | None = None
         t_exit: float | None = None
         say(f"booting {build.name}")
+        # TMPDIR: where snapshot=on puts its overlay, so a killed QEMU leaves none behind
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "TMPDIR": str(tmp)})
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         error: str | None = None

@@ -19,15 +19,22 @@ sets up, and why:
   take a vma -- fork fills the child's page tables from the parent's task,
   so the process is the mm's, not the task's;
 * the guest's background activity off: khugepaged asleep, no proactive
-  compaction, no NUMA balancing, so every page-table change comes from the
-  program;
+  compaction, no NUMA balancing, no periodic or background writeback (dirty
+  thresholds 80%/90%), so every page-table change comes from the program;
 * a zram swap device, so MADV_PAGEOUT swaps (SWP_SYNCHRONOUS_IO, like the
   kernel's fast swap-in path);
-* a tmpfs at /mnt/ptlab for file mappings.
+* XFS at /mnt/ptlab for file mappings when the guest has a disk (/dev/vda,
+  the cached image, see guest.boot_guest's *disk*) and the xfs module loaded:
+  a filesystem with large folios from readahead, like the engine's file
+  model; otherwise a tmpfs (shmem: order-0 folios, so file-backed targets
+  cannot agree; runner refuses them). ``/out/fs.txt`` is /proc/mounts' line
+  for /mnt/ptlab, so the host knows which one it was.
 
 Per target: the trace buffer is cleared, the program runs, and the trace,
 the ring buffer's stats (lost events are an error) and the program's output
-go to ``/out``.
+go to ``/out``. Then the target's files are removed and the page cache
+dropped (``sync; echo 3 > drop_caches``), so each target starts with an
+empty page cache, the first one too.
 """
 
 from __future__ import annotations
@@ -63,10 +70,30 @@ KH=/sys/kernel/mm/transparent_hugepage/khugepaged
 [ -w $KH/alloc_sleep_millisecs ] && echo 86400000 > $KH/alloc_sleep_millisecs
 [ -w /proc/sys/vm/compaction_proactiveness ] && echo 0 > /proc/sys/vm/compaction_proactiveness
 [ -w /proc/sys/kernel/numa_balancing ] && echo 0 > /proc/sys/kernel/numa_balancing
+# no writeback while a target runs: the flusher's folio_mkclean() would write-protect and clean
+# the PTEs of a shared file mapping mid-scenario (seen on 6.12 under TCG); the sync between
+# targets writes everything back. Not dirty_writeback_centisecs=0: the first dirtied inode then
+# wakes the flusher at once (wb_wakeup_delayed() with no delay), and a new disk's per-wb
+# background threshold is 0 pages (no writeout history), so it writes back right away
+V=/proc/sys/vm
+[ -w $V/dirty_writeback_centisecs ] && echo 8640000 > $V/dirty_writeback_centisecs
+[ -w $V/dirty_expire_centisecs ] && echo 8640000 > $V/dirty_expire_centisecs
+[ -w $V/dirty_ratio ] && echo 90 > $V/dirty_ratio && echo 80 > $V/dirty_background_ratio
 if [ -e /sys/block/zram0/disksize ]; then
   echo {swap_mb}M > /sys/block/zram0/disksize && mkswap /dev/zram0 > /dev/null && swapon /dev/zram0 || echo "zram swap failed" >> /out/setup-errors.txt
 fi
-mkdir -p /mnt/ptlab && mount -t tmpfs -o size=2G tmpfs /mnt/ptlab
+mkdir -p /mnt/ptlab
+if [ -d /sys/module/virtio_blk ] && grep -qs 0x0002 /sys/bus/virtio/devices/*/device; then
+  n=0; while [ ! -b /dev/vda ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
+fi
+if [ -b /dev/vda ] && grep -qw xfs /proc/filesystems; then
+  mount -t xfs /dev/vda /mnt/ptlab 2> /out/mount-error.txt || echo "mount -t xfs /dev/vda failed" >> /out/mount-error.txt
+  [ -s /out/mount-error.txt ] || rm -f /out/mount-error.txt
+fi
+grep -qs ' /mnt/ptlab ' /proc/mounts || mount -t tmpfs -o size=2G tmpfs /mnt/ptlab
+grep ' /mnt/ptlab ' /proc/mounts > /out/fs.txt
+rm -rf /mnt/ptlab/*
+sync; echo 3 > /proc/sys/vm/drop_caches
 uname -r > /out/uname.txt
 getconf PAGESIZE > /out/pagesize.txt 2>/dev/null || getconf PAGE_SIZE > /out/pagesize.txt 2>/dev/null
 THP=/sys/kernel/mm/transparent_hugepage
@@ -87,6 +114,7 @@ while [ $t -lt {n_targets} ]; do
   cat $T/trace > /out/trace-$t.txt
   cat $T/per_cpu/cpu0/stats > /out/stats-$t.txt
   rm -rf /mnt/ptlab/*
+  sync; echo 3 > /proc/sys/vm/drop_caches
   t=$((t+1))
 done
 """

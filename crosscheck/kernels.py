@@ -49,6 +49,27 @@ class KernelBuild:
         names = (self.modules_dir / "load.list").read_text().split()
         return [(n, (self.modules_dir / n).read_bytes()) for n in names]
 
+    def module_names(self) -> list[str]:
+        """The file names in ``load.list`` ("xfs.ko", ...), without reading the modules."""
+        if self.modules_dir is None or not (self.modules_dir / "load.list").is_file():
+            return []
+        return (self.modules_dir / "load.list").read_text().split()
+
+    def xfs_support(self) -> bool | None:
+        """Can the guest mount the XFS disk: virtio_blk and xfs each built in (config ``=y``) or
+        among the cached modules. None when unknowable (a user's Image without a config); a
+        Debian build without a config (7.0.13) builds them as modules, which it does not have."""
+        names = set(self.module_names())
+
+        def has(mod: str, opt: str) -> bool:
+            return self.config.get(opt) == "y" or f"{mod}.ko" in names
+
+        if has("virtio_blk", "CONFIG_VIRTIO_BLK") and has("xfs", "CONFIG_XFS_FS"):
+            return True
+        if self.config_known or self.flavour != "user":
+            return False
+        return None
+
 
 # ---------------------------------------------------------------------------- config
 

@@ -20,11 +20,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from crosscheck import cache
 from crosscheck.compare import Comparison, compare_runs
 from crosscheck.guest_script import guest_script
 from crosscheck.observe import EngineObserver
 from crosscheck.trace import KernelRun, TraceError, parse_pagemap, parse_trace
-from crosscheck.translate import Plan, Untranslatable, c_source, plan
+from crosscheck.translate import GUEST_FILE_DIR, Plan, Untranslatable, c_source, plan
 
 CROSS_CC = "aarch64-linux-gnu-gcc"
 QEMU_CPU_PROFILE = "qemu-max"
@@ -131,7 +132,9 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
     prof = profile or profile_for(build.series)
     kernel_profile = build_profile(prof, build)
     gname = {4096: "4K", 16384: "16K", 65536: "64K"}[build.granule]
-    has_zram = any(name.startswith("zram") for name, _ in build.modules())
+    has_zram = any(name.startswith("zram") for name in build.module_names())
+    xfs = build.xfs_support()
+    xfs_image = cache.xfs_image(cache.cache_root())
     results: list[TargetResult] = []
     plans: list[Plan] = []
     observers: list[EngineObserver] = []
@@ -156,6 +159,12 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             res.error = (f"{scn.name}: swapping needs zram, and {build.name} has no modules "
                          "(the archive no longer carries them for this build)")
             continue
+        no_xfs = _no_xfs_reason(build, xfs, xfs_image) if p.files else None
+        if no_xfs:
+            res.verdict = "error"
+            res.error = (f"{scn.name}: maps files, which need XFS in the guest "
+                         f"(a tmpfs has order-0 folios only), {no_xfs}")
+            continue
         plans.append(p)
         observers.append(obs)
         index.append(len(results) - 1)
@@ -178,8 +187,9 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
         try:
             extra = tuple(f for f in os.environ.get("PTLAB_XC_PROBES", "").split(",") if f)
             script = guest_script(len(plans), extra_probes=extra)
+            disk = xfs_image if any(p.files for p in plans) else None
             run = boot_guest(build, script, {"/ptlab/prog": (prog, 0o755)}, memory_mb=memory,
-                             numa_nodes=numa, timeout_s=budget, keep_dir=keep, progress=say)
+                             numa_nodes=numa, timeout_s=budget, keep_dir=keep, progress=say, disk=disk)
         except GuestError as e:
             for i in index:
                 results[i].verdict, results[i].error = "error", str(e)
@@ -187,6 +197,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
         functions = {f.split(".", 1)[0] for f in run.outputs.get("functions.txt", b"").decode().split()}
         setup_errors = run.outputs.get("setup-errors.txt", b"").decode().strip()
         lpa2 = any("LPA2" in f for f in run.cpu_features)
+        fs = guest_fs(run.outputs)
         for t, (p, obs, i) in enumerate(zip(plans, observers, index, strict=True)):
             res = results[i]
             res.boot_seconds = run.boot_seconds
@@ -198,6 +209,12 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             res.guest_seconds = _guest_time(run.outputs, t)
             if setup_errors:
                 res.verdict, res.error = "error", f"guest setup: {setup_errors.splitlines()[0]}"
+                continue
+            if p.files and fs != "xfs":
+                why = run.outputs.get("mount-error.txt", b"").decode(errors="replace").strip()
+                res.verdict = "error"
+                res.error = (f"{p.name}: maps files, but the guest's {GUEST_FILE_DIR} is "
+                             f"{fs or 'unknown'}, not xfs" + (f" ({why.splitlines()[0]})" if why else ""))
                 continue
             if not kr.completed:
                 log = run.outputs.get(f"prog-{t}.log", b"").decode(errors="replace").strip()
@@ -213,6 +230,25 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
         return results
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def guest_fs(outputs: dict[str, bytes]) -> str:
+    """The filesystem type of the guest's /mnt/ptlab, from /out/fs.txt (its /proc/mounts line)."""
+    words = outputs.get("fs.txt", b"").decode(errors="replace").split()
+    return words[2] if len(words) > 2 else ""
+
+
+def _no_xfs_reason(build: Any, xfs: bool | None, image: Path) -> str | None:
+    """Why a file-mapping target cannot have XFS on *build*, None if it can (or may: a user's
+    Image without a config is left to the guest to tell)."""
+    if xfs is False:
+        if build.modules_dir is None:
+            return (f"and {build.name} has no modules (the archive no longer carries them for this "
+                    "build), so no xfs/virtio_blk")
+        return f"and {build.name}'s cached modules lack xfs/virtio_blk; run: ptlab crosscheck --setup"
+    if not image.is_file():
+        return f"and there is no XFS image at {image}; run: ptlab crosscheck --setup"
+    return None
 
 
 def _kernel_run(outputs: dict[str, bytes], t: int, p: Plan) -> KernelRun:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from crosscheck import cache, kernels
 
@@ -38,10 +38,18 @@ HOST_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/s
 DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 SUITES = ("trixie", "trixie-backports")
 
-#: Modules the guest loads, by module name; their dependencies are added from each .ko's modinfo.
-#: zram: the synchronous swap device `reclaim` needs (Debian builds it as a module). The output
-#: channel (virtio-console) and the PCI transport are built in, so nothing else is needed.
-GUEST_MODULES: tuple[str, ...] = ("zram",)
+#: Modules the guest loads, by module name; their dependencies are added from each .ko's modinfo
+#: (``depends=`` and the ``pre:`` names of ``softdep=``). zram: the synchronous swap device
+#: `reclaim` needs; virtio_blk + xfs: the XFS disk file mappings live on (a filesystem with large
+#: folios from readahead, like the engine's file model). Debian builds all three as modules
+#: (CONFIG_ZRAM=m, CONFIG_VIRTIO_BLK=m, CONFIG_XFS_FS=m in 6.12 and 7.3). The output channel
+#: (virtio-console) and the PCI transport are built in.
+GUEST_MODULES: tuple[str, ...] = ("zram", "virtio_blk", "xfs")
+
+#: The XFS image the guest mounts at /mnt/ptlab (sparse; QEMU attaches it with snapshot=on, so
+#: the cached file is never written). mkfs.xfs's defaults: bookworm's xfsprogs 6.1 (crc, finobt,
+#: sparse inodes, reflink, bigtime, inobtcount) is mountable by every cached kernel (6.12+).
+XFS_IMAGE_BYTES = 3 << 30
 
 #: (label, package-name regex) for the kernels setup fetches; the newest match of each is taken.
 TARGETS: tuple[tuple[str, str], ...] = (
@@ -55,7 +63,11 @@ HOST_TOOLS: tuple[tuple[str, str], ...] = (
     ("qemu-system-aarch64", "qemu-system-arm"),
     ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
     ("/usr/aarch64-linux-gnu/lib/libc.a", "libc6-dev-arm64-cross"),
+    ("mkfs.xfs", "xfsprogs"),
 )
+
+#: Where mkfs.xfs is looked for besides $PATH (a non-root user's PATH often lacks the sbin dirs).
+SBIN_DIRS = ("/usr/sbin", "/sbin")
 
 
 class SetupError(Exception):
@@ -393,8 +405,8 @@ def decompress_module(path: Path) -> bytes:
     return blob
 
 
-def modinfo(elf: bytes) -> dict[str, str]:
-    """The ``.modinfo`` section of a module (key=value strings), read from the ELF64 section table."""
+def modinfo_pairs(elf: bytes) -> list[tuple[str, str]]:
+    """Every key=value string of a module's ``.modinfo`` section (keys repeat: alias, softdep)."""
     if elf[:4] != b"\x7fELF" or elf[4] != 2:
         raise SetupError("not an ELF64 module")
     shoff = struct.unpack_from("<Q", elf, 0x28)[0]
@@ -404,40 +416,88 @@ def modinfo(elf: bytes) -> dict[str, str]:
     for sh_name, _t, _f, _a, off, size in secs:
         end = elf.index(b"\0", stroff + sh_name)
         if elf[stroff + sh_name:end] == b".modinfo":
-            info: dict[str, str] = {}
+            out = []
             for s in elf[off:off + size].split(b"\0"):
                 k, sep, v = s.decode("utf-8", "replace").partition("=")
-                if sep and k not in info:
-                    info[k] = v
-            return info
-    return {}
+                if sep:
+                    out.append((k, v))
+            return out
+    return []
+
+
+def modinfo(elf: bytes) -> dict[str, str]:
+    """The ``.modinfo`` section of a module (key=value strings; the first value of a repeated key)."""
+    info: dict[str, str] = {}
+    for k, v in modinfo_pairs(elf):
+        info.setdefault(k, v)
+    return info
+
+
+def softdep_pre(value: str) -> list[str]:
+    """The ``pre:`` module names of a ``softdep=`` value ("pre: crc32c post: x" -> ["crc32c"])."""
+    out, part = [], ""
+    for word in value.split():
+        if word.endswith(":"):
+            part = word[:-1]
+        elif part == "pre":
+            out.append(word)
+    return out
 
 
 def module_closure(moddir: Path, wanted: Iterable[str]) -> list[tuple[str, bytes]]:
-    """*wanted* and their dependencies (from modinfo ``depends=``), dependencies first, decompressed.
+    """*wanted* and their dependencies, dependencies first, decompressed.
 
-    Debian's packages ship no modules.dep (depmod runs at install), so it is worked out here.
-    A wanted module that is built in (listed in modules.builtin) or absent is skipped.
+    Dependencies are modinfo's ``depends=`` and the ``pre:`` names of ``softdep=`` (6.12's
+    libcrc32c needs a "crc32c" crypto driver loaded before it: without modprobe in the guest the
+    kernel cannot request it). A name that is no module's file name is looked up among the
+    modules' ``alias=`` values (crc32c -> crc32c_generic), scanning crypto/ and lib/ first.
+    Debian's packages ship no modules.dep or modules.alias (depmod runs at install), so it is
+    worked out here. A wanted module that is built in or absent (no such file) is skipped.
     """
     index: dict[str, Path] = {}
-    for p in moddir.rglob("*.ko*"):
-        index[re.sub(r"\.ko(\.\w+)?$", "", p.name).replace("-", "_")] = p
+    for p in sorted(moddir.rglob("*.ko*")):
+        index[_mod_key(p.name)] = p
+    aliases: dict[str, str] = {}
+    unscanned = sorted(index.values(), key=lambda p: (p.relative_to(moddir).parts[0] not in ("crypto", "lib"),
+                                                      str(p)))
     order: list[tuple[str, bytes]] = []
     seen: set[str] = set()
 
-    def visit(name: str) -> None:
+    def resolve(name: str, by_alias: bool) -> str | None:
         key = name.replace("-", "_")
-        if key in seen or key not in index:
+        if key in index or not by_alias:
+            return key if key in index else None
+        while key not in aliases and name not in aliases and unscanned:
+            p = unscanned.pop(0)
+            try:
+                pairs = modinfo_pairs(decompress_module(p))
+            except (SetupError, OSError, ValueError, lzma.LZMAError, struct.error):
+                continue
+            for k, v in pairs:
+                if k == "alias":
+                    aliases.setdefault(v, _mod_key(p.name))
+        return aliases.get(name) or aliases.get(key)
+
+    def visit(name: str, by_alias: bool = False) -> None:
+        key = resolve(name, by_alias)
+        if key is None or key in seen:
             return
         seen.add(key)
         elf = decompress_module(index[key])
-        for dep in filter(None, modinfo(elf).get("depends", "").split(",")):
+        info = modinfo_pairs(elf)
+        for dep in (d for k, v in info if k == "softdep" for d in softdep_pre(v)):
+            visit(dep, by_alias=True)
+        for dep in (d for k, v in info if k == "depends" for d in v.split(",") if d):
             visit(dep)
         order.append((f"{key}.ko", elf))
 
     for w in wanted:
         visit(w)
     return order
+
+
+def _mod_key(filename: str) -> str:
+    return re.sub(r"\.ko(\.\w+)?$", "", filename).replace("-", "_")
 
 
 def _find_one(base: Path, patterns: Iterable[str]) -> Path | None:
@@ -490,6 +550,7 @@ def unpack_kernel(plan: KernelPlan, debs: list[Path], kdir: Path) -> Path:
             "packages": {p["Package"]: p["Version"] for p in plan.packages},
             "package_bytes": sum(int(p.get("Size", "0")) for p in plan.packages),
             "missing_from_archive": plan.missing, "modules": loaded,
+            "guest_modules": list(GUEST_MODULES),
         }
         (out / "build.json").write_text(json.dumps(meta, indent=1) + "\n")
         shutil.rmtree(final, ignore_errors=True)
@@ -525,17 +586,79 @@ def unpack_busybox(deb: Path, root: Path) -> Path:
 
 
 def missing_host_packages(which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    """Debian packages to install for the host side (QEMU, the cross compiler, its libc)."""
+    """Debian packages to install for the host side (QEMU, the cross compiler, its libc, mkfs.xfs)."""
     out = []
     for tool, pkg in HOST_TOOLS:
-        ok = Path(tool).exists() if tool.startswith("/") else which(tool) is not None
+        if tool == "mkfs.xfs":
+            ok = find_mkfs_xfs(which) is not None
+        else:
+            ok = Path(tool).exists() if tool.startswith("/") else which(tool) is not None
         if not ok:
             out.append(pkg)
     return out
 
 
+def find_mkfs_xfs(which: Callable[[str], str | None] = shutil.which) -> str | None:
+    """mkfs.xfs on $PATH or in /usr/sbin, /sbin; None when xfsprogs is not installed."""
+    hit = which("mkfs.xfs")
+    if hit is None and which is shutil.which:
+        hit = next((str(Path(d) / "mkfs.xfs") for d in SBIN_DIRS if (Path(d) / "mkfs.xfs").is_file()), None)
+    return hit
+
+
+def ensure_xfs_image(root: Path, stream: TextIO, mkfs: str | None = None,
+                     size: int = XFS_IMAGE_BYTES) -> Path | None:
+    """The cached XFS image (``cache.xfs_image``), made once with mkfs.xfs; None without xfsprogs.
+
+    A sparse file of *size* bytes, formatted with mkfs.xfs's defaults into a temporary name and
+    renamed into place, so an interrupted mkfs never leaves an image that looks ready. Offline.
+    """
+    img = cache.xfs_image(root)
+    if img.is_file():
+        return img
+    mkfs = mkfs or find_mkfs_xfs()
+    if mkfs is None:
+        stream.write("crosscheck setup: no mkfs.xfs (xfsprogs); file mappings need the XFS image\n")
+        return None
+    img.parent.mkdir(parents=True, exist_ok=True)
+    tmp = img.parent / f".tmp-{img.name}-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.truncate(size)
+        r = subprocess.run([mkfs, "-q", "-L", "ptlab", str(tmp)], capture_output=True, text=True)
+        if r.returncode != 0:
+            last = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+            raise SetupError(f"mkfs.xfs failed: {last}")
+        v = subprocess.run([mkfs, "-V"], capture_output=True, text=True)
+        tmp.replace(img)
+        (img.parent / "xfs.version").write_text(v.stdout.strip() + "\n")
+    finally:
+        tmp.unlink(missing_ok=True)
+    stream.write(f"crosscheck setup: made the XFS image {img} ({size >> 30} GiB sparse)\n")
+    return img
+
+
+def _meta(d: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((d / "build.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def stale_builds(root: Path) -> list[Path]:
+    """Cached build directories whose modules predate GUEST_MODULES (a build without modules,
+    like 7.0.13 whose archive dropped them, is never stale)."""
+    out = []
+    for b in kernels.installed_kernels(root):
+        d = b.image.parent
+        if (d / "modules").is_dir() and _meta(d).get("guest_modules") != list(GUEST_MODULES):
+            out.append(d)
+    return out
+
+
 def is_set_up(root: Path) -> bool:
-    """True when every target kernel and busybox are in the cache (so setup needs no network)."""
+    """True when every target kernel (with the current GUEST_MODULES) and busybox are in the
+    cache, so setup needs no network."""
     builds = kernels.installed_kernels(root)
     have = {(b.series, b.flavour) for b in builds}
     return (
@@ -543,6 +666,7 @@ def is_set_up(root: Path) -> bool:
         and ("6.12", "arm64") in have
         and ("7.0", "arm64") in have
         and any(f == "arm64-16k" for _s, f in have)
+        and not stale_builds(root)
     )
 
 
@@ -558,6 +682,7 @@ def run_setup(cache_dir: str | os.PathLike[str] | None = None, stream: TextIO | 
     try:
         if refresh or not is_set_up(root):
             _fetch_all(root, stream)
+        ensure_xfs_image(root, stream)
         for b in kernels.installed_kernels(root):
             miss = kernels.check_config(b)
             note = f"; missing: {', '.join(miss)}" if miss else ""
@@ -592,7 +717,21 @@ def _fetch_all(root: Path, stream: TextIO) -> None:
         raise SetupError("the archive has no busybox-static for arm64")
     kdir = cache.kernels_dir(root)
     kdir.mkdir(parents=True, exist_ok=True)
-    todo = [p for p in plans if not (kdir / p.release / "build.json").is_file()]
+    stale = {d.name: d for d in stale_builds(root)}
+    todo = [p for p in plans if not (kdir / p.release / "build.json").is_file() or p.release in stale]
+    for rel, d in stale.items():
+        if any(p.release == rel for p in plans):
+            continue
+        again = _replan(apt, d)
+        if again is None:
+            meta = _meta(d)
+            kept = ", ".join(str(m) for m in meta.get("modules", []))
+            stream.write(f"crosscheck setup: note: {rel}'s packages are no longer in the archive; "
+                         f"it keeps its modules ({kept})\n")
+            meta["guest_modules"] = list(GUEST_MODULES)
+            (d / "build.json").write_text(json.dumps(meta, indent=1) + "\n")
+        else:
+            todo.append(again)
     need_bb = not cache.busybox_path(root).is_file()
     records = [r for p in todo for r in p.packages] + ([bb] if need_bb else [])
     debs = download(apt, records, cache.debs_dir(root), stream) if records else []
@@ -608,6 +747,23 @@ def _fetch_all(root: Path, stream: TextIO) -> None:
         unpack_busybox(by_name[bb["Package"]], root)
     for d in debs:
         d.unlink(missing_ok=True)
+
+
+def _replan(apt: PrivateApt, d: Path) -> KernelPlan | None:
+    """The plan that rebuilds cached build *d* from the same package versions (to add modules),
+    None when the archive no longer has exactly those versions."""
+    meta = _meta(d)
+    pkgs = meta.get("packages")
+    if not isinstance(pkgs, dict) or not pkgs:
+        return None
+    plan = KernelPlan("cached", str(meta["version"]), str(meta["flavour"]),
+                      missing=list(meta.get("missing_from_archive", [])))
+    for name, version in pkgs.items():
+        rec = apt.show(name)
+        if rec is None or rec.get("Version") != version:
+            return None
+        plan.packages.append(rec)
+    return plan
 
 
 def main(argv: list[str] | None = None) -> int:

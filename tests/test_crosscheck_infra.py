@@ -232,9 +232,11 @@ def test_installed_kernels_ignores_partial(tmp_path):
 # ---------------------------------------------------------------------------- modules
 
 
-def _fake_module(depends: str) -> bytes:
-    """A minimal ELF64 with a .modinfo and a .shstrtab section, enough for setup.modinfo."""
+def _fake_module(depends: str, extra: tuple[str, ...] = ()) -> bytes:
+    """A minimal ELF64 with a .modinfo and a .shstrtab section, enough for setup.modinfo;
+    *extra*: more key=value strings (alias=, softdep=)."""
     modinfo = f"license=GPL\0depends={depends}\0name=x\0".encode()
+    modinfo += b"".join(f"{e}\0".encode() for e in extra)
     shstr = b"\0.modinfo\0.shstrtab\0"
     data_off = 64
     shoff = data_off + len(modinfo) + len(shstr)
@@ -258,6 +260,118 @@ def test_module_closure_orders_dependencies(tmp_path):
     assert order == ["lz4_compress.ko", "zsmalloc.ko", "zram.ko"]
     elf = dict(setup.module_closure(tmp_path, ["zram"]))["zram.ko"]
     assert elf[:4] == b"\x7fELF"
+
+
+def test_module_closure_follows_softdep_through_aliases(tmp_path):
+    # 6.12: xfs depends on libcrc32c, whose "softdep=pre: crc32c" names crc32c_generic's alias
+    for sub in ("fs/xfs", "lib", "crypto", "drivers/block"):
+        (tmp_path / sub).mkdir(parents=True)
+    (tmp_path / "fs/xfs/xfs.ko.xz").write_bytes(lzma.compress(_fake_module("libcrc32c", ("alias=fs-xfs",))))
+    (tmp_path / "lib/libcrc32c.ko.xz").write_bytes(
+        lzma.compress(_fake_module("", ("softdep=pre: crc32c post: nothing_here",))))
+    (tmp_path / "crypto/crc32c_generic.ko").write_bytes(
+        _fake_module("", ("alias=crypto-crc32c-generic", "alias=crc32c", "alias=crypto-crc32c")))
+    (tmp_path / "drivers/block/virtio_blk.ko").write_bytes(_fake_module("", ("alias=virtio:d00000002v*",)))
+    assert setup.softdep_pre("pre: a b post: c") == ["a", "b"] and setup.softdep_pre("post: c") == []
+    assert [k for k, _ in setup.modinfo_pairs(_fake_module("", ("alias=a", "alias=b")))].count("alias") == 2
+    order = [n for n, _ in setup.module_closure(tmp_path, ["zram", "virtio_blk", "xfs"])]
+    assert order == ["virtio_blk.ko", "crc32c_generic.ko", "libcrc32c.ko", "xfs.ko"]
+
+
+# ---------------------------------------------------------------------------- setup: XFS image, stale modules
+
+
+def _fake_mkfs(tmp_path: Path) -> tuple[str, Path]:
+    log = tmp_path / "mkfs.log"
+    script = tmp_path / "mkfs.xfs"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {log}\n[ "$1" = -V ] && echo "mkfs.xfs version 0.fake" '
+                      '&& exit 0\nfor a; do f=$a; done\nprintf XFSB | dd of="$f" conv=notrunc 2>/dev/null\n')
+    script.chmod(0o755)
+    return str(script), log
+
+
+def test_xfs_image_made_once(tmp_path):
+    import io
+
+    mkfs, log = _fake_mkfs(tmp_path)
+    out = io.StringIO()
+    img = setup.ensure_xfs_image(tmp_path / "c", out, mkfs=mkfs, size=64 << 20)
+    assert img == cache.xfs_image(tmp_path / "c") and img.stat().st_size == 64 << 20
+    assert img.read_bytes()[:4] == b"XFSB" and img.stat().st_blocks * 512 < (1 << 20)  # sparse
+    assert "made the XFS image" in out.getvalue() and not list(img.parent.glob(".tmp-*"))
+    assert (img.parent / "xfs.version").read_text() == "mkfs.xfs version 0.fake\n"
+    calls = log.read_text()
+    assert setup.ensure_xfs_image(tmp_path / "c", io.StringIO(), mkfs=mkfs) == img
+    assert log.read_text() == calls, "mkfs ran again on a cached image"
+
+
+def test_xfs_image_without_xfsprogs_or_failing(tmp_path, monkeypatch):
+    import io
+
+    monkeypatch.setattr(setup, "find_mkfs_xfs", lambda *a: None)
+    out = io.StringIO()
+    assert setup.ensure_xfs_image(tmp_path, out) is None and "xfsprogs" in out.getvalue()
+    bad = tmp_path / "bad"
+    bad.write_text("#!/bin/sh\necho 'mkfs.xfs: cannot do it' >&2\nexit 1\n")
+    bad.chmod(0o755)
+    with pytest.raises(setup.SetupError, match="mkfs.xfs failed: mkfs.xfs: cannot do it"):
+        setup.ensure_xfs_image(tmp_path, out, mkfs=str(bad), size=1 << 20)
+    assert not cache.xfs_image(tmp_path).exists() and not list(cache.xfs_image(tmp_path).parent.iterdir())
+
+
+def test_real_mkfs_xfs_image(tmp_path):
+    import io
+
+    mkfs = setup.find_mkfs_xfs()
+    if mkfs is None:
+        pytest.skip("mkfs.xfs not installed (apt-get install xfsprogs)")
+    img = setup.ensure_xfs_image(tmp_path, io.StringIO(), size=320 << 20)  # mkfs.xfs's minimum is 300 MB
+    assert img is not None and img.read_bytes()[:4] == b"XFSB"
+
+
+def test_missing_host_packages_names_xfsprogs():
+    assert "xfsprogs" in setup.missing_host_packages(lambda _t: None)
+    assert "xfsprogs" not in setup.missing_host_packages(lambda t: f"/usr/bin/{t}")
+
+
+def _cached_build(root: Path, ver: str, flav: str, meta: dict[str, object], modules: bool) -> Path:
+    import json
+
+    d = root / "kernels" / ver
+    d.mkdir(parents=True)
+    (d / "Image").write_bytes(_fake_image())
+    (d / "build.json").write_text(json.dumps({"version": ver, "flavour": flav, "granule": 4096, **meta}))
+    if modules:
+        (d / "modules").mkdir()
+        (d / "modules" / "load.list").write_text("zram.ko\n")
+    return d
+
+
+def test_stale_builds_and_replan(tmp_path):
+    old = _cached_build(tmp_path, "6.12.1+deb13-arm64", "arm64",
+                        {"packages": {"linux-image-6.12.1+deb13-arm64-unsigned": "6.12.1-1"}}, True)
+    _cached_build(tmp_path, "7.0.1+deb13-arm64", "arm64", {"missing_from_archive": ["linux-modules-7"]},
+                  False)
+    new = _cached_build(tmp_path, "7.3.1+deb13-arm64-16k", "arm64-16k",
+                        {"guest_modules": list(setup.GUEST_MODULES)}, True)
+    bb = cache.busybox_path(tmp_path)
+    bb.parent.mkdir(parents=True)
+    bb.write_bytes(b"busybox")
+    assert setup.stale_builds(tmp_path) == [old]  # no modules (7.0) is never stale; 7.3 is current
+    assert not setup.is_set_up(tmp_path)
+    assert new not in setup.stale_builds(tmp_path)
+
+    class Apt:
+        version = "6.12.1-1"
+
+        def show(self, name):
+            return {"Package": name, "Version": self.version, "Size": "10"}
+
+    plan = setup._replan(Apt(), old)  # type: ignore[arg-type]
+    assert plan is not None and plan.release == "6.12.1+deb13-arm64"
+    assert [p["Package"] for p in plan.packages] == ["linux-image-6.12.1+deb13-arm64-unsigned"]
+    Apt.version = "6.12.2-1"  # the archive moved on: not the same build any more
+    assert setup._replan(Apt(), old) is None  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- initramfs
@@ -306,6 +420,60 @@ def test_qemu_command_numa():
     assert "memory-backend-ram,id=ptmem1,size=1024M" in s
     assert "node,nodeid=0,memdev=ptmem0,cpus=0" in s and "node,nodeid=1,memdev=ptmem1,cpus=1" in s
     assert "-numa" not in guest.qemu_command(b, Path("/i"), Path("/o"), memory_mb=512, cpus=1, numa_nodes=1)
+
+
+def test_qemu_command_disk():
+    b = _build(image=Path("/k/Image"))
+    cmd = guest.qemu_command(b, Path("/i"), Path("/o"), memory_mb=512, cpus=1, numa_nodes=1,
+                             disk=Path("/c/xfs.img"))
+    assert cmd[cmd.index("-drive") + 1] == "file=/c/xfs.img,format=raw,if=virtio,snapshot=on"
+    assert "-drive" not in guest.qemu_command(b, Path("/i"), Path("/o"), memory_mb=512, cpus=1, numa_nodes=1)
+    with pytest.raises(ValueError):
+        guest.qemu_command(b, Path("/i"), Path("/o"), memory_mb=512, cpus=1, numa_nodes=1, disk=Path("/a,b"))
+
+
+def test_boot_guest_missing_disk_is_one_line(tmp_path):
+    if shutil.which(guest.QEMU) is None:
+        pytest.skip("qemu-system-aarch64 not installed (apt-get install qemu-system-arm)")
+    image = tmp_path / "Image"
+    image.write_bytes(_fake_image())
+    bb = tmp_path / "busybox"
+    bb.write_bytes(b"bb")
+    with pytest.raises(guest.GuestError, match="disk image .*nope.img is missing; run: ptlab crosscheck"):
+        guest.boot_guest(_build(image=image), "true\n", busybox=bb, disk=tmp_path / "nope.img")
+
+
+def test_xfs_support():
+    assert _build(config={"CONFIG_XFS_FS": "y", "CONFIG_VIRTIO_BLK": "y"}).xfs_support() is True
+    assert _build(config={"CONFIG_XFS_FS": "m", "CONFIG_VIRTIO_BLK": "m"}).xfs_support() is False
+    assert _build(config_known=False).xfs_support() is False  # a Debian build without config or modules
+    assert _build(flavour="user", config_known=False).xfs_support() is None
+
+
+def test_xfs_support_from_modules(tmp_path):
+    (tmp_path / "load.list").write_text("virtio_blk.ko\ncrc32c_generic.ko\nlibcrc32c.ko\nxfs.ko\n")
+    b = _build(config={"CONFIG_XFS_FS": "m", "CONFIG_VIRTIO_BLK": "m"}, modules_dir=tmp_path)
+    assert b.xfs_support() is True and b.module_names()[-1] == "xfs.ko"
+    (tmp_path / "load.list").write_text("zram.ko\n")
+    assert b.xfs_support() is False
+
+
+def test_runner_refuses_file_targets_without_xfs(tmp_path, monkeypatch):
+    from crosscheck import runner
+    from engine.scenario import builtin
+
+    monkeypatch.setenv("PTLAB_CACHE", str(tmp_path))
+    b = _build(name="debian-7.0.1+deb13-arm64", version="7.0.1+deb13-arm64", series="7.0", config_known=False)
+    [r] = runner.run_targets([builtin("check-13-file-write-faults")], b)
+    assert r.verdict == "error" and "\n" not in r.error
+    assert r.error.startswith("check-13-file-write-faults: maps files, which need XFS in the guest")
+    assert "has no modules" in r.error
+    assert runner.guest_fs({"fs.txt": b"/dev/vda /mnt/ptlab xfs rw,relatime 0 0\n"}) == "xfs"
+    assert runner.guest_fs({}) == ""
+    ok = _build(config={"CONFIG_XFS_FS": "y", "CONFIG_VIRTIO_BLK": "y"})
+    assert "no XFS image at" in runner._no_xfs_reason(ok, True, tmp_path / "none.img")
+    (tmp_path / "x.img").write_bytes(b"")
+    assert runner._no_xfs_reason(ok, True, tmp_path / "x.img") is None
 
 
 def test_parse_outputs_rejects_truncated():
@@ -364,6 +532,22 @@ def test_boot_real_612(tmp_path):
     assert (tmp_path / "keep" / "console.log").read_text() == run.console
     assert (tmp_path / "keep" / "out" / "uname.txt").is_file()
     assert not _qemu_pids(os.getpid())
+
+
+def test_boot_real_612_xfs_disk_is_not_modified(tmp_path):
+    build = _real_build("6.12")
+    img = cache.xfs_image(cache.cache_root())
+    if not img.is_file():
+        pytest.skip("no cached XFS image (run: ptlab crosscheck --setup)")
+    if not build.xfs_support():
+        pytest.skip("the cached 6.12 build has no xfs/virtio_blk modules (re-run: ptlab crosscheck --setup)")
+    before = (img.stat().st_mtime_ns, img.stat().st_blocks, img.read_bytes()[:65536])
+    script = ("mkdir -p /mnt/x && mount -t xfs /dev/vda /mnt/x && grep ' /mnt/x ' /proc/mounts > /out/m\n"
+              "dd if=/dev/zero of=/mnt/x/f bs=1M count=8 2>/dev/null && sync && ls -l /mnt/x/f > /out/f\n")
+    run = guest.boot_guest(build, script, memory_mb=512, timeout_s=240, disk=img)
+    assert run.outputs["m"].split()[:3] == [b"/dev/vda", b"/mnt/x", b"xfs"], run.console[-2000:]
+    assert b"8388608" in run.outputs["f"]
+    assert (img.stat().st_mtime_ns, img.stat().st_blocks, img.read_bytes()[:65536]) == before
 
 
 def test_hanging_guest_is_killed():
@@ -431,6 +615,7 @@ def test_setup_is_offline_when_cached(tmp_path, monkeypatch):
         raise AssertionError("setup went online although everything is cached")
 
     monkeypatch.setattr(setup, "_fetch_all", no_network)
+    monkeypatch.setattr(setup, "ensure_xfs_image", lambda *_a, **_k: None)
     monkeypatch.setattr(setup, "missing_host_packages", lambda: [])
     out = io.StringIO()
     assert setup.run_setup(tmp_path, stream=out) == 0
