@@ -102,6 +102,8 @@ class EngineObserver:
         me = procs.index(cur.name) if cur is not None else 0
         obs = OpObservation()
         conv_procs: list[int] = []
+        trying: list | None = None  # [call index, folded] of an outermost fold attempt
+        last_get: tuple | None = None
         inside = 0  # contpte calls in progress: only the outermost are compared
         stack: list[bool] = []
         for ev in events:
@@ -112,15 +114,29 @@ class EngineObserver:
                 stack.append(is_contpte)
                 if name == "contpte_convert":
                     conv_procs.append(mm_proc.get(args[0], me) if args else me)
+                if name == "contpte_convert" and trying is not None:
+                    trying[1] = True
                 if is_contpte:
                     if not inside:
                         j = mm_proc.get(args[0], me) if args else me
                         addr = None if name in NO_ADDR or len(args) < 2 else args[1]
-                        obs.calls.append((name, j, addr))
+                        ident = (name, j, args[1] if len(args) > 1 else None)
+                        # consecutive reads of one entry count once (crosscheck.trace REREAD)
+                        if not (name in NO_ADDR and ident == last_get and obs.calls
+                                and obs.calls[-1][0] == name):
+                            obs.calls.append((name, j, addr))
+                        if name in NO_ADDR:
+                            last_get = ident
+                        if name == "__contpte_try_fold":
+                            trying = [len(obs.calls) - 1, False]
                     inside += 1
             elif kind == "ret":
                 if stack and stack.pop():
                     inside -= 1
+                    if not inside and trying is not None:
+                        if not trying[1]:  # folded nothing: not compared (crosscheck.trace)
+                            del obs.calls[trying[0]]
+                        trying = None
             elif kind == "convert":
                 obs.converts.append((me, ev[1], bool(ev[2])))
             elif kind == "page_fault":

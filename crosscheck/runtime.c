@@ -327,31 +327,17 @@ static struct ack send(int j, int kind, int k)
 	return a;
 }
 
-/* exit_mm() has run once the task is a zombie or gone */
-static void wait_exited(pid_t pid)
+/* exit_mm() has run once the process's end of its ack pipe is closed: exit_files()
+ * comes after exit_mm() in do_exit(), and only that process holds the write end
+ * (close_foreign). Never poll /proc/PID/stat for this: reading it takes a reference
+ * to the mm, and the final mmput() -- the whole teardown -- then runs in the
+ * reader's task instead of the exiting one. */
+static void wait_exited(int j)
 {
-	char path[64], stat[256];
+	struct ack a;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	for (int i = 0; i < 100000; i++) {
-		int fd = open(path, O_RDONLY);
-		ssize_t n;
-		char *p;
-
-		if (fd < 0)
-			return;
-		n = read(fd, stat, sizeof(stat) - 1);
-		close(fd);
-		if (n <= 0)
-			return;
-		stat[n] = 0;
-		p = strrchr(stat, ')');
-		if (p && (p[2] == 'Z' || p[2] == 'X'))
-			return;
-		usleep(1000);
-	}
-	dprintf(2, "ptlab-guest: process %d did not exit\n", pid);
-	exit(3);
+	while (read(ack_rd[j], &a, sizeof(a)) > 0)
+		;
 }
 
 /* the program's own mappings (text, data, heap, stack) never get large folios,
@@ -443,7 +429,7 @@ int run_scenario(const struct scenario *s, int t)
 
 			if (write(cmd_wr[gone], &c, sizeof(c)) != sizeof(c))
 				die("command pipe");
-			wait_exited(pids[gone]);
+			wait_exited(gone);
 			alive[gone] = 0;
 		} else {
 			a = send(p, CMD_OP, k);
@@ -473,7 +459,7 @@ int run_scenario(const struct scenario *s, int t)
 			struct cmd c = { CMD_EXIT, -1 };
 
 			if (write(cmd_wr[j], &c, sizeof(c)) == sizeof(c))
-				wait_exited(pids[j]);
+				wait_exited(j);
 		}
 	}
 	marker("ptlab %d end", target);

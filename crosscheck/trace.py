@@ -41,6 +41,14 @@ VMA_FIRST = frozenset({"contpte_ptep_test_and_clear_young", "contpte_ptep_clear_
                        "contpte_clear_young_dirty_ptes", "contpte_ptep_set_access_flags",
                        "contpte_test_and_clear_young_ptes", "contpte_clear_flush_young_ptes"})
 CONT_PTES = {4096: 16, 16384: 128, 65536: 32}
+# REREAD: consecutive outermost contpte_ptep_get() of one entry count once, on both
+# sides: zap_pte_range() reads an entry, and when need_resched() is set (a timer
+# tick: timing, not the op) breaks out and reads it again after cond_resched().
+# A __contpte_try_fold() that folds nothing is not compared, on either side: the
+# inline contpte_try_fold() calls it when the entry's pfn is the last of an aligned
+# block (the palign test), which depends on where the allocator put the folio --
+# physical addresses as numbers, which the comparison never uses. The folds
+# themselves (a try that converts) and every convert are compared.
 KPF_ZERO_PAGE = 24
 
 
@@ -77,6 +85,8 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
     mms = _mm_map(lines, target, n)
     block = CONT_PTES.get(plan.granule, 16) * plan.granule
     depth: dict[int, int] = {}  # pid -> contpte calls in progress
+    trying: dict[int, tuple[int, int, bool]] = {}  # pid -> (op, call index, folded) of a fold attempt
+    last_get: dict[int, tuple] = {}  # op -> the last outermost ptep_get: (name, process, ptep)
     for raw in lines:
         m = LINE.match(raw)
         if not m:
@@ -116,6 +126,12 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
             continue
         if event.startswith("r") and RETPROBE.match(rest):
             depth[pid] = max(0, depth.get(pid, 0) - 1)
+            tried = trying.get(pid)
+            if tried is not None and depth[pid] == 0:
+                del trying[pid]
+                kk, idx, folded = tried
+                if not folded and idx < len(ops[kk].calls) and ops[kk].calls[idx][0] == "__contpte_try_fold":
+                    del ops[kk].calls[idx]  # a fold attempt that folded nothing: see FAILED_TRY_FOLD
             continue
         p = PROBE.match(rest)
         if not p:
@@ -141,7 +157,10 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
         depth[pid] = depth.get(pid, 0) + 1
         if sym in NO_ADDR:
             if outer:
-                obs.calls.append((sym, j, None))
+                ident = (sym, j, args.get("a0"))
+                if last_get.get(k) != ident or not obs.calls or obs.calls[-1][0] != sym:
+                    obs.calls.append((sym, j, None))
+                last_get[k] = ident  # see REREAD
             continue
         mm = args.get("v16" if sym in VMA_FIRST else "a0")
         j = mms[k].get(mm, j) if mm is not None else j
@@ -150,6 +169,10 @@ def parse_trace(lines: Iterable[str], target: int, plan: Plan) -> KernelRun:
             continue
         if outer:
             obs.calls.append((sym, j, va))
+            if sym == "__contpte_try_fold":
+                trying[pid] = (k, len(obs.calls) - 1, False)
+        if sym == "contpte_convert" and pid in trying:
+            trying[pid] = trying[pid][:2] + (True,)
         if sym == "contpte_convert" and "a3" in args:
             # contpte_convert() aligns its address down to the block itself
             obs.converts.append((j, va & ~(block - 1), bool(args["a3"] >> 52 & 1)))
