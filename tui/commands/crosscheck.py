@@ -134,15 +134,19 @@ def verdict_text(r: TargetResult) -> str:
     return "error"
 
 
-def target_lines(r: TargetResult, width: int) -> list[str]:
+def target_lines(r: TargetResult, width: int, most: int = 10) -> list[str]:
+    """The target's line, its error, its first ``most`` divergences and its rewrites."""
     times = f"engine {r.engine_seconds:.2f} s  guest {r.guest_seconds:.2f} s"
     head = f"  {esc(r.name):<{width}}  {verdict_text(r):<14} {r.ops:>5} ops  {times}"
     out = [head]
     if r.error:
         out.append(f"    {esc(r.error)}")
     if r.comparison is not None:
-        for d in r.comparison.divergences:
+        divs = r.comparison.divergences
+        for d in divs[:most]:
             out += divergence_lines(d)
+        if len(divs) > most:
+            out.append(f"    ... and {len(divs) - most} more (--json lists them all)")
     for note in r.rewrites:
         out.append(f"    rewrite: {esc(note)}")
     return out
@@ -209,6 +213,7 @@ class KernelRun:
     profile: str
     results: list[TargetResult] = field(default_factory=list)
     boots: list[float] = field(default_factory=list)
+    reduce_boots: list[float] = field(default_factory=list)  # the reproducer rounds' boots
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -217,7 +222,8 @@ class KernelRun:
         b = self.build
         return {"build": b.name, "version": b.version, "series": b.series, "flavour": b.flavour,
                 "granule": b.granule, "profile": self.profile, "cpu": QEMU_CPU_PROFILE,
-                "boot_seconds": [round(s, 3) for s in self.boots], "error": self.error or None}
+                "boot_seconds": [round(s, 3) for s in self.boots],
+                "reduce_boot_seconds": [round(s, 3) for s in self.reduce_boots], "error": self.error or None}
 
 
 def check_tools() -> None:
@@ -388,7 +394,7 @@ def precheck(scenarios: list[Any], sources: list[str], user_policy: bool) -> Non
 
 def run_batches(scenarios: list[Any], kr: KernelRun, args: argparse.Namespace, progress: Progress,
                 keep: Path | None, tag: str = "") -> list[TargetResult]:
-    """Every scenario on one kernel, BATCH per boot; adds the boots to kr."""
+    """Every scenario on one kernel, BATCH per boot; adds the boots to kr (a tag's to its reduce_boots)."""
     from crosscheck.runner import run_targets
     from engine.policy import PolicyError
 
@@ -400,7 +406,8 @@ def run_batches(scenarios: list[Any], kr: KernelRun, args: argparse.Namespace, p
         if keep is not None:
             kdir = keep / (kr.build.name.replace("/", "_").replace(":", "_") + tag
                            + (f"-boot{b}" if nb > 1 else ""))
-        progress.label = f"{kr.build.name}" + (f" (boot {b + 1}/{nb})" if nb > 1 else "")
+        progress.label = f"{kr.build.name}{' reducing' if tag else ''}" + (f" (boot {b + 1}/{nb})"
+                                                                             if nb > 1 else "")
         try:
             res = run_targets(chunk, kr.build, profile=kr.profile, policy=args.policy, keep=kdir,
                               timeout=args.timeout, progress=progress, limit=args.limit)
@@ -410,7 +417,7 @@ def run_batches(scenarios: list[Any], kr: KernelRun, args: argparse.Namespace, p
             progress.close()
         boot = max((r.boot_seconds for r in res), default=0.0)
         if boot:
-            kr.boots.append(boot)
+            (kr.reduce_boots if tag else kr.boots).append(boot)
         for r in res:
             if r.error_kind == "guest" and not kr.error:
                 kr.error = r.error
@@ -443,8 +450,9 @@ def header_line(kr: KernelRun) -> str:
 
     b = kr.build
     boots = ", ".join(f"{s:.1f} s" for s in kr.boots) or "-"
+    extra = f" (+ {len(kr.reduce_boots)} boots reducing)" if kr.reduce_boots else ""
     return (f"{esc(b.name)} ({b.granule >> 10}K pages): engine profile {kr.profile}, "
-            f"CPU profile {QEMU_CPU_PROFILE}, boot {boots}")
+            f"CPU profile {QEMU_CPU_PROFILE}, boot {boots}{extra}")
 
 
 def print_human(runs: list[KernelRun], out: Callable[[str], None]) -> None:
@@ -468,29 +476,24 @@ def run(args: argparse.Namespace) -> int:
     validate(args)
     if args.setup:
         return do_setup()
-    from engine.scenario import resolve  # noqa: F401  (fail early if the engine is broken)
-
-    if args.random is not None:
-        from crosscheck import randomgen
-
-        gname = (args.granule or "4K").upper()
-        if args.kernel_image:
-            builds = [user_build(args)]
-            gname = f"{builds[0].granule >> 10}K"
-        gen = randomgen.generate(args.random, args.seed, gname)
-        scenarios = [g.scenario() for g in gen]
-        sources = [f"{g.name}.pts" for g in gen]
-    else:
-        gen = []
-        scenarios = load_targets(args.targets)
+    gen: list[Any] = []
+    if args.random is None:
         from tui.commands.run import source_name
 
-        sources = [source_name(t) for t in args.targets]
-    precheck(scenarios, sources, user_policy=args.policy is not None)
+        scenarios = load_targets(args.targets)
+        precheck(scenarios, [source_name(t) for t in args.targets], user_policy=args.policy is not None)
     check_tools()
     builds = [user_build(args)] if args.kernel_image else debian_builds(args)
     keep = Path(args.keep) if args.keep is not None else None
     runs = [KernelRun(b, engine_profile(args, b)) for b in builds]
+    if args.random is not None:
+        from crosscheck import randomgen
+
+        try:
+            gen = randomgen.generate(args.random, args.seed, f"{builds[0].granule >> 10}K", runs[0].profile)
+        except (randomgen.GenerationError, ValueError) as e:
+            raise UserError(f"crosscheck: --random: {e}") from None
+        scenarios = [g.scenario() for g in gen]
     progress = Progress(sys.stderr.isatty())
     for kr in runs:
         kr.results = run_batches(scenarios, kr, args, progress, keep)
@@ -501,9 +504,13 @@ def run(args: argparse.Namespace) -> int:
         from crosscheck.reduce import minimize_all
 
         out_dir = keep if keep is not None else Path.cwd()
-        repros = minimize_all(gen, runs, lambda cands, kr, tag: run_batches(cands, kr, args, progress, keep,
-                                                                            tag),
-                              out_dir, args.seed)
+        try:
+            repros = minimize_all(gen, runs, lambda cands, kr, tag: run_batches(cands, kr, args, progress,
+                                                                                keep, tag),
+                                  out_dir, args.seed)
+        except OSError as e:
+            raise UserError(f"crosscheck: cannot write a reproducer in {esc(out_dir)}: "
+                            f"{esc(e.strerror or e)}") from None
         extra["random"] = {"n": args.random, "seed": args.seed,
                            "agree": sum(r.verdict == "agree" for r in results),
                            "diverge": sum(r.verdict == "diverge" for r in results),
