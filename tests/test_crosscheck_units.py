@@ -549,3 +549,25 @@ def test_progress_is_silent_off_a_terminal(capsys):
     p.close()
     assert capsys.readouterr().err == ""
 
+
+
+def test_progress_on_a_terminal_redraws_one_line_and_clears_it(capsys):
+    p = cmd.Progress(True, "debian-6.12")
+    p("booting debian-6.12\x1b[2J")
+    p("guest ready")
+    p.close()
+    err = capsys.readouterr().err
+    assert "\n" not in err and "\x1b" not in err
+    assert err.startswith("\rdebian-6.12: booting debian-6.12\\x1b[2J")
+    assert "\rdebian-6.12: guest ready" in err and err.endswith("\r" + " " * 80 + "\r")
+
+
+def test_text_output_caps_divergences_per_target():
+    from crosscheck.compare import Comparison
+
+    divs = [Divergence(k, k + 3, "touch buf write", "faults", VA, f"page fault {k}") for k in range(14)]
+    r = TargetResult("t", "b", "v6.10", 4096, verdict="diverge", comparison=Comparison(divs), ops=14)
+    lines = cmd.target_lines(r, 10)
+    assert lines[0].split()[:3] == ["t", "14", "divergences"]
+    assert lines[1] == "    op 0 (line 3: touch buf write) faults: page fault 0"
+    assert len(lines) == 1 + 10 + 1 and lines[-1] == "    ... and 4 more (--json lists them all)"
