@@ -559,7 +559,7 @@ def test_progress_on_a_terminal_redraws_one_line_and_clears_it(capsys):
     err = capsys.readouterr().err
     assert "\n" not in err and "\x1b" not in err
     assert err.startswith("\rdebian-6.12: booting debian-6.12\\x1b[2J")
-    assert "\rdebian-6.12: guest ready" in err and err.endswith("\r" + " " * 80 + "\r")
+    assert "\rdebian-6.12: guest running the targets" in err and err.endswith("\r" + " " * 80 + "\r")
 
 
 def test_text_output_caps_divergences_per_target():
@@ -571,3 +571,11 @@ def test_text_output_caps_divergences_per_target():
     assert lines[0].split()[:3] == ["t", "14", "divergences"]
     assert lines[1] == "    op 0 (line 3: touch buf write) faults: page fault 0"
     assert len(lines) == 1 + 10 + 1 and lines[-1] == "    ... and 4 more (--json lists them all)"
+
+
+def test_default_granule_follows_the_targets():
+    a, b = scn("granule 16K\nmmap x 64K\n"), scn("granule 16k\nmmap y 64K\n")
+    assert cmd.default_granule([a, b]) == "16K"
+    assert cmd.default_granule([a, scn("mmap z 64K\n")]) == "4K"
+    assert cmd.default_granule([scn("granule 64K\nmmap x 64K\n")]) == "4K"
+    assert cmd.default_granule([]) == "4K"

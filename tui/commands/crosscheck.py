@@ -50,8 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="download the Debian arm64 kernels and busybox into the cache, once")
     p.add_argument("--debian", metavar="SERIES",
                    help="6.12, 7.0, newest or all (default: every cached build with the granule)")
-    p.add_argument("--granule", metavar="G", help="4K or 16K pages (default 4K; with --kernel-image, "
-                   "the image's own)")
+    p.add_argument("--granule", metavar="G", help="4K or 16K pages (default: the targets' own granule "
+                   "directive if they agree, else 4K; with --kernel-image, the image's own)")
     p.add_argument("--kernel-image", metavar="IMAGE", help="your own arm64 kernel Image instead of Debian's")
     p.add_argument("--config", metavar="FILE", help="the .config of --kernel-image (else its IKCONFIG)")
     p.add_argument("--kernel", metavar="PROFILE",
@@ -172,7 +172,7 @@ class Progress:
         if not self.enabled:
             return
         with self._lock:
-            self.msg = msg
+            self.msg = "guest running the targets" if msg == "guest ready" else msg
             self.t0 = time.monotonic()
             self._draw()
         if self._thread is None:
@@ -283,11 +283,17 @@ def user_build(args: argparse.Namespace) -> KernelBuild:
     return build
 
 
-def debian_builds(args: argparse.Namespace) -> list[KernelBuild]:
+def default_granule(scenarios: list[Any]) -> str:
+    """The targets' own granule when they all name the same one (4K or 16K), else 4K."""
+    named = {str(s.header.get("granule", "4K")).upper() for s in scenarios}
+    return named.pop() if len(named) == 1 and named <= set(GRANULES) else "4K"
+
+
+def debian_builds(args: argparse.Namespace, granule: str = "4K") -> list[KernelBuild]:
     from crosscheck import cache
     from crosscheck.kernels import installed_kernels, pick
 
-    gname = (args.granule or "4K").upper()
+    gname = (args.granule or granule).upper()
     want = None if args.debian in (None, "all") else args.debian
     have = installed_kernels()
     builds = pick(have, want, GRANULES[gname])
@@ -477,13 +483,14 @@ def run(args: argparse.Namespace) -> int:
     if args.setup:
         return do_setup()
     gen: list[Any] = []
+    scenarios: list[Any] = []
     if args.random is None:
         from tui.commands.run import source_name
 
         scenarios = load_targets(args.targets)
         precheck(scenarios, [source_name(t) for t in args.targets], user_policy=args.policy is not None)
     check_tools()
-    builds = [user_build(args)] if args.kernel_image else debian_builds(args)
+    builds = [user_build(args)] if args.kernel_image else debian_builds(args, default_granule(scenarios))
     keep = Path(args.keep) if args.keep is not None else None
     runs = [KernelRun(b, engine_profile(args, b)) for b in builds]
     if args.random is not None:
