@@ -9,12 +9,16 @@ scenarios run in one boot per kernel; a scenario keeps the first candidate
 whose first divergence has the same signature and goes on with it, else it
 splits its ops finer. Rounds are bounded (:data:`MAX_ROUNDS`), so a
 reproducer is small, not necessarily minimal.
+
+Boots are the cost, so one scenario is reduced per kernel and signature (the
+one with the fewest ops); the others with that signature are listed beside
+its reproducer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,13 @@ class Reduction:
     first: str  # the first divergence, one line, for the file's comment
     n: int = 2
     done: bool = False
+    same: list[str] = field(default_factory=list)  # other scenarios with this signature on this kernel
+    path: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path) if self.path else None, "scenario": self.rs.name,
+                "kernel": self.kernel.build.name, "signature": list(self.sig), "ops": len(self.ops),
+                "first_divergence": self.first, "same_signature": self.same}
 
     def candidates(self) -> list[list[str]]:
         ops = self.ops
@@ -112,18 +123,29 @@ def write_reproducer(red: Reduction, out_dir: Path, seed: int) -> Path:
 
 def minimize_all(gen: list[RandomScenario], runs: list[Any],
                  run: Callable[[list[Any], Any, str], list[Any]], out_dir: Path, seed: int,
-                 rounds: int = MAX_ROUNDS) -> list[Path]:
-    """A reproducer file per diverging scenario (on the first kernel it diverges on)."""
-    reds: list[Reduction] = []
-    seen: set[int] = set()
+                 rounds: int = MAX_ROUNDS) -> list[Reduction]:
+    """One reproducer file per kernel and signature of first divergence, reduced from
+    the diverging scenario with the fewest ops; the others are listed in ``same``."""
+    groups: dict[tuple[int, tuple[str, str]], Reduction] = {}
     for kr in runs:
         for i, (rs, res) in enumerate(zip(gen, kr.results, strict=True)):
             sig = signature(res)
-            if sig is None or i in seen:
+            if sig is None:
                 continue
-            seen.add(i)
-            reds.append(Reduction(rs, i, kr, sig, list(rs.ops), describe_first(res)))
+            key = (id(kr), sig)
+            red = groups.get(key)
+            if red is None or len(rs.ops) < len(red.ops):
+                new = Reduction(rs, i, kr, sig, list(rs.ops), describe_first(res))
+                if red is not None:
+                    new.same = [*red.same, red.rs.name]
+                groups[key] = new
+            else:
+                red.same.append(rs.name)
+    reds = list(groups.values())
     if not reds:
         return []
     minimize(reds, run, rounds)
-    return [write_reproducer(red, out_dir, seed) for red in reds]
+    for red in reds:
+        red.same.sort(key=lambda n: int(n.rsplit("-", 1)[1]) if n.rsplit("-", 1)[1].isdigit() else 0)
+        red.path = write_reproducer(red, out_dir, seed)
+    return reds

@@ -394,8 +394,14 @@ def test_reducer_keeps_the_first_divergence_and_writes_a_scenario(tmp_path):
         profile = "v6.10"
         build = KernelBuild("debian-x", "x", "6.12", "arm64", 4096, Path("/nonexistent"))
 
-    paths = reduce.minimize_all([rs], [KR], fake_run, tmp_path, 9, rounds=10)
+    (red,) = reduce.minimize_all([rs], [KR], fake_run, tmp_path, 9, rounds=10)
+    paths = [red.path]
     assert paths == [tmp_path / "crosscheck-repro-9-0.pts"]
+    assert red.as_dict()["signature"] == ["pte", "mprotect"] and red.same == []
+    red.same = [f"random-9-{i}" for i in range(1, 11)]
+    assert cmd.reproducer_line(red.as_dict()) == (
+        f"reproducer: {paths[0]} (3 ops, from random-9-4 on debian-x: pte at mprotect; the same in 10 more: "
+        "random-9-1, random-9-2, random-9-3, random-9-4, random-9-5, random-9-6, random-9-7, random-9-8 ...)")
     s = parse(paths[0].read_text(), "r.pts", "r")
     assert [op.text.strip() for op in s.ops] == ["mmap a 64K", "touch a write", "mprotect a +0 4K r"]
     assert "first divergence: op 2 (mprotect a +0 4K r) pte" in paths[0].read_text().splitlines()[0]
@@ -579,3 +585,30 @@ def test_default_granule_follows_the_targets():
     assert cmd.default_granule([a, scn("mmap z 64K\n")]) == "4K"
     assert cmd.default_granule([scn("granule 64K\nmmap x 64K\n")]) == "4K"
     assert cmd.default_granule([]) == "4K"
+
+
+def test_reducer_reduces_one_scenario_per_signature(tmp_path):
+    def rs(i: int, extra: list[str]) -> randomgen.RandomScenario:
+        ops = ["mmap a 64K", *extra, "touch a write"]
+        return randomgen.RandomScenario(f"random-2-{i}", ["granule 4K"], ops)
+
+    gen = [rs(0, ["mmap b 64K", "touch b read"]), rs(1, []), rs(2, ["mmap c 16K"])]
+
+    def fake_run(scenarios, kr, tag):  # every scenario diverges at its touch of a, as a fault
+        out = []
+        for s in scenarios:
+            texts = [op.text.strip() for op in s.ops]
+            ok = "touch a write" in texts
+            k = texts.index("touch a write") if ok else 0
+            out.append(_Res([Divergence(k, 0, "touch a write", "faults", VA, "x")] if ok else []))
+        return out
+
+    class KR:
+        results = fake_run([g.scenario() for g in gen], None, "first")
+        profile = "v7.0"
+        build = KernelBuild("debian-y", "y", "7.0", "arm64", 4096, Path("/nonexistent"))
+
+    (red,) = reduce.minimize_all(gen, [KR], fake_run, tmp_path, 2)
+    assert red.rs.name == "random-2-1" and red.same == ["random-2-0", "random-2-2"]
+    assert red.ops == ["touch a write"] and red.path == tmp_path / "crosscheck-repro-2-1.pts"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crosscheck-repro-2-1.pts"]

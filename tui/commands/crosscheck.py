@@ -478,6 +478,16 @@ def print_human(runs: list[KernelRun], out: Callable[[str], None]) -> None:
         f"{'s' if n['error'] != 1 else ''}; engine {eng:.2f} s, guest programs {gst:.2f} s")
 
 
+def reproducer_line(red: dict[str, Any]) -> str:
+    same = red["same_signature"]
+    also = ""
+    if same:
+        also = f"; the same in {len(same)} more: {', '.join(same[:8])}{' ...' if len(same) > 8 else ''}"
+    what, verb = red["signature"]
+    return esc(f"reproducer: {red['path']} ({red['ops']} ops, from {red['scenario']} on {red['kernel']}: "
+               f"{what} at {verb}{also})")
+
+
 def run(args: argparse.Namespace) -> int:
     validate(args)
     if args.setup:
@@ -512,7 +522,7 @@ def run(args: argparse.Namespace) -> int:
 
         out_dir = keep if keep is not None else Path.cwd()
         try:
-            repros = minimize_all(gen, runs, lambda cands, kr, tag: run_batches(cands, kr, args, progress,
+            reds = minimize_all(gen, runs, lambda cands, kr, tag: run_batches(cands, kr, args, progress,
                                                                                 keep, tag),
                                   out_dir, args.seed)
         except OSError as e:
@@ -522,7 +532,7 @@ def run(args: argparse.Namespace) -> int:
                            "agree": sum(r.verdict == "agree" for r in results),
                            "diverge": sum(r.verdict == "diverge" for r in results),
                            "error": sum(r.verdict == "error" for r in results),
-                           "reproducers": [str(p) for p in repros]}
+                           "reproducers": [red.as_dict() for red in reds]}
     if args.json:
         print(json.dumps({"kernels": [kr.as_dict() for kr in runs], "targets": [r.as_dict() for r in results],
                           **extra, "exit_status": status}))
@@ -532,8 +542,8 @@ def run(args: argparse.Namespace) -> int:
             x = extra["random"]
             print(f"random campaign, seed {x['seed']}: {x['n']} scenarios x {len(runs)} kernel(s): "
                   f"{x['agree']} agree, {x['diverge']} diverge, {x['error']} error(s)")
-            for p in x["reproducers"]:
-                print(f"reproducer: {esc(p)}")
+            for red in x["reproducers"]:
+                print(reproducer_line(red))
     if status == 2:
         err = UserError(first_error(runs) or "crosscheck: a target could not be checked")
         err.json_done = True  # type: ignore[attr-defined]
