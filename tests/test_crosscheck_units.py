@@ -557,7 +557,8 @@ def test_progress_is_silent_off_a_terminal(capsys):
 
 
 
-def test_progress_on_a_terminal_redraws_one_line_and_clears_it(capsys):
+def test_progress_on_a_terminal_redraws_one_line_and_clears_it(capsys, monkeypatch):
+    monkeypatch.setattr(cmd.Progress, "width", staticmethod(lambda: 80))
     p = cmd.Progress(True, "debian-6.12")
     p("booting debian-6.12\x1b[2J")
     p("guest ready")

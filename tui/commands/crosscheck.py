@@ -179,10 +179,16 @@ class Progress:
             self._thread = threading.Thread(target=self._tick, daemon=True)
             self._thread.start()
 
+    @staticmethod
+    def width() -> int:
+        return max(20, min(shutil.get_terminal_size((80, 24)).columns - 1, 150))
+
     def _draw(self) -> None:
         secs = time.monotonic() - self.t0
-        line = f"{self.label}: {esc(self.msg)}" + (f"  {secs:.0f} s" if secs >= 1 else "")
-        sys.stderr.write("\r" + line[:150].ljust(80))
+        tail = f"  {secs:.0f} s" if secs >= 1 else ""
+        w = self.width()
+        line = f"{self.label}: {esc(self.msg)}"[:w - len(tail)] + tail
+        sys.stderr.write("\r" + line.ljust(w))
         sys.stderr.flush()
 
     def _tick(self) -> None:
@@ -196,7 +202,7 @@ class Progress:
             self._thread.join()
             self._thread = None
         if self.enabled and self.msg:
-            sys.stderr.write("\r" + " " * 80 + "\r")
+            sys.stderr.write("\r" + " " * self.width() + "\r")
             sys.stderr.flush()
         self._stop.clear()
         self.msg = ""
@@ -276,7 +282,7 @@ def user_build(args: argparse.Namespace) -> KernelBuild:
                         "rebuild with them set")
     if other:
         print(f"ptlab: crosscheck: note: {args.kernel_image} lacks {', '.join(other)}; "
-              "ops that need them will fail in the guest", file=sys.stderr)
+              "the ops that need them will fail in the guest", file=sys.stderr)
     if args.granule and GRANULES.get(args.granule.upper()) != build.granule:
         raise UserError(f"crosscheck: {args.kernel_image} has {build.granule >> 10}K pages, "
                         f"not {args.granule}")
@@ -412,8 +418,8 @@ def run_batches(scenarios: list[Any], kr: KernelRun, args: argparse.Namespace, p
         if keep is not None:
             kdir = keep / (kr.build.name.replace("/", "_").replace(":", "_") + tag
                            + (f"-boot{b}" if nb > 1 else ""))
-        progress.label = f"{kr.build.name}{' reducing' if tag else ''}" + (f" (boot {b + 1}/{nb})"
-                                                                             if nb > 1 else "")
+        short = kr.build.version or Path(str(kr.build.image)).name
+        progress.label = f"{short}{' reducing' if tag else ''}" + (f" (boot {b + 1}/{nb})" if nb > 1 else "")
         try:
             res = run_targets(chunk, kr.build, profile=kr.profile, policy=args.policy, keep=kdir,
                               timeout=args.timeout, progress=progress, limit=args.limit)
