@@ -613,3 +613,20 @@ def test_reducer_reduces_one_scenario_per_signature(tmp_path):
     assert red.rs.name == "random-2-1" and red.same == ["random-2-0", "random-2-2"]
     assert red.ops == ["touch a write"] and red.path == tmp_path / "crosscheck-repro-2-1.pts"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crosscheck-repro-2-1.pts"]
+
+
+@NEEDS_TOOLS
+def test_cli_engine_refusal_names_file_and_line_without_booting(capsys, tmp_path):
+    from crosscheck.kernels import installed_kernels
+
+    if not installed_kernels():
+        pytest.skip("no cached kernels (run: ptlab crosscheck --setup)")
+    f = tmp_path / "typo.pts"
+    f.write_text("# x\nmmap buf 64K\ntouch bfu write\n")
+    code, out, err = run_cli(capsys, str(f), "--json")
+    assert code == 2
+    d = json.loads(out)
+    assert d["exit_status"] == 2 and {t["verdict"] for t in d["targets"]} == {"error"}
+    assert all(b == [] for b in (k["boot_seconds"] for k in d["kernels"]))  # nothing booted
+    assert err.count("\n") == 1 and err.startswith(f"ptlab: crosscheck: {f}:3: ")
+    assert "no mapping named 'bfu'" in err

@@ -500,10 +500,12 @@ def run(args: argparse.Namespace) -> int:
         return do_setup()
     gen: list[Any] = []
     scenarios: list[Any] = []
+    sources: dict[str, str] = {}  # scenario name -> how errors name its file
     if args.random is None:
         from tui.commands.run import source_name
 
         scenarios = load_targets(args.targets)
+        sources = {s.name: source_name(t) for s, t in zip(scenarios, args.targets, strict=True)}
         precheck(scenarios, [source_name(t) for t in args.targets], user_policy=args.policy is not None)
     check_tools()
     builds = [user_build(args)] if args.kernel_image else debian_builds(args, default_granule(scenarios))
@@ -521,6 +523,9 @@ def run(args: argparse.Namespace) -> int:
     for kr in runs:
         kr.results = run_batches(scenarios, kr, args, progress, keep)
     results = [r for kr in runs for r in kr.results]
+    for r in results:  # the engine's refusals name the scenario; name its file, like every other error
+        if r.error_kind == "input" and r.name in sources and r.error.startswith(f"{r.name}:"):
+            r.error = sources[r.name] + r.error[len(r.name):]
     status = exit_status(results)
     extra: dict[str, Any] = {}
     if args.random is not None:
