@@ -24,7 +24,7 @@ from engine.scenario import Scenario, parse
 
 PAGE = {"4K": 4096, "16K": 16384}
 SIZES = {  # mapping sizes in pages of the granule
-    "4K": (1, 4, 8, 16, 16, 32, 48, 64, 128, 256, 512),
+    "4K": (1, 4, 8, 16, 16, 32, 48, 64, 128, 256, 512, 512),
     "16K": (1, 4, 16, 64, 128, 128, 192, 256),
 }
 MTHP_SIZES = {"4K": ("16K", "32K", "64K", "128K", "256K", "2M"), "16K": ("64K", "256K", "1M", "2M")}
@@ -157,8 +157,9 @@ class _Gen:
             addr = FIXED_BASE + slot * SLOT[self.g]
             # PMD aligned, block aligned, or one page off a block
             shift = self.r.choice([0, 0, 16 * self.ps if self.g == "4K" else 128 * self.ps, self.ps])
-            if shift + pages * self.ps > SLOT[self.g]:
-                shift = 0
+            if shift + pages * self.ps > SLOT[self.g] or (pages * self.ps >= PMD[self.g]
+                                                           and self.r.random() < 0.7):
+                shift = 0  # PMD-sized mappings mostly PMD aligned: collapse has something to do
             aligned = shift == 0
             words += ["at", hex(addr + shift)]
             self.slots_used.add(slot)
@@ -322,7 +323,7 @@ class _Gen:
 
 
 WEIGHTS = (("mmap", 5), ("touch", 12), ("mprotect", 4), ("munmap", 2), ("madvise", 4), ("mremap", 1),
-           ("fork", 2), ("switch", 2), ("exit", 1), ("split", 1), ("collapse", 1))
+           ("fork", 2), ("switch", 2), ("exit", 1), ("split", 1), ("collapse", 3))
 
 
 def draw(rng: random.Random, granule: str, name: str) -> RandomScenario:
