@@ -470,7 +470,7 @@ def test_cli_missing_tools_say_what_to_install(capsys, monkeypatch, tmp_path):
     code, _, err = run_cli(capsys, "check-01-anon-64k-fault")
     assert code == 2 and err.count("\n") == 1
     assert "qemu-system-aarch64 and aarch64-linux-gnu-gcc not found" in err
-    assert "apt-get install qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross" in err
+    assert "apt-get install qemu-system-arm gcc-aarch64-linux-gnu" in err
 
 
 @NEEDS_TOOLS
@@ -630,3 +630,11 @@ def test_cli_engine_refusal_names_file_and_line_without_booting(capsys, tmp_path
     assert all(b == [] for b in (k["boot_seconds"] for k in d["kernels"]))  # nothing booted
     assert err.count("\n") == 1 and err.startswith(f"ptlab: crosscheck: {f}:3: ")
     assert "no mapping named 'bfu'" in err
+
+
+def test_cli_missing_cross_libc_says_what_to_install(capsys, monkeypatch):
+    monkeypatch.setattr("crosscheck.setup.HOST_TOOLS",
+                        (("/nonexistent/aarch64/libc.a", "libc6-dev-arm64-cross"),))
+    code, _, err = run_cli(capsys, "check-01-anon-64k-fault")
+    assert code == 2 and err == ("ptlab: crosscheck: /nonexistent/aarch64/libc.a not found; install: "
+                                 "apt-get install libc6-dev-arm64-cross\n")

@@ -235,17 +235,13 @@ class KernelRun:
 def check_tools() -> None:
     """One line saying what to install, before anything is compiled or booted."""
     from crosscheck import cache
-    from crosscheck.guest import QEMU
-    from crosscheck.runner import CROSS_CC
+    from crosscheck.setup import HOST_TOOLS
 
-    missing = []
-    if shutil.which(QEMU) is None:
-        missing.append(("qemu-system-arm", QEMU))
-    if shutil.which(CROSS_CC) is None:
-        missing.append(("gcc-aarch64-linux-gnu libc6-dev-arm64-cross", CROSS_CC))
+    missing = [(tool, pkg) for tool, pkg in HOST_TOOLS
+               if not (Path(tool).exists() if tool.startswith("/") else shutil.which(tool))]
     if missing:
-        what = " and ".join(t for _, t in missing)
-        pkgs = " ".join(p for p, _ in missing)
+        what = " and ".join(tool for tool, _ in missing)
+        pkgs = " ".join(pkg for _, pkg in missing)
         raise UserError(f"crosscheck: {what} not found; install: apt-get install {pkgs}")
     bb = cache.busybox_path(cache.cache_root())
     if not bb.is_file():
@@ -272,20 +268,20 @@ def user_build(args: argparse.Namespace) -> KernelBuild:
     try:
         build = user_image(args.kernel_image, args.config)
     except KernelError as e:
-        raise UserError(f"crosscheck: {e}") from None
+        raise UserError(f"crosscheck: {esc(e)}") from None
+    image = esc(args.kernel_image)
     if not build.config_known:
-        raise UserError(f"crosscheck: {args.kernel_image}: no kernel config (give --config FILE, the "
+        raise UserError(f"crosscheck: {image}: no kernel config (give --config FILE, the "
                         "build's .config, or build with CONFIG_IKCONFIG=y)")
     essential, other = missing_features(build)
     if essential:
-        raise UserError(f"crosscheck: {args.kernel_image}: the kernel lacks {', '.join(essential)}; "
+        raise UserError(f"crosscheck: {image}: the kernel lacks {', '.join(essential)}; "
                         "rebuild with them set")
     if other:
-        print(f"ptlab: crosscheck: note: {args.kernel_image} lacks {', '.join(other)}; "
+        print(f"ptlab: crosscheck: note: {image} lacks {', '.join(other)}; "
               "the ops that need them will fail in the guest", file=sys.stderr)
     if args.granule and GRANULES.get(args.granule.upper()) != build.granule:
-        raise UserError(f"crosscheck: {args.kernel_image} has {build.granule >> 10}K pages, "
-                        f"not {args.granule}")
+        raise UserError(f"crosscheck: {image} has {build.granule >> 10}K pages, not {esc(args.granule)}")
     return build
 
 
