@@ -45,6 +45,7 @@ class TargetResult:
     comparison: Comparison | None = None
     rewrites: list[str] = field(default_factory=list)
     error: str = ""
+    error_kind: str = ""  # "input" (cannot be expressed), "guest" (boot/timeout), "trace"; "" otherwise
     ops: int = 0
     engine_seconds: float = 0.0
     guest_seconds: float = 0.0
@@ -54,7 +55,8 @@ class TargetResult:
         c = self.comparison
         return {
             "target": self.name, "kernel": self.kernel, "profile": self.profile, "granule": self.granule,
-            "verdict": self.verdict, "error": self.error or None, "ops": self.ops,
+            "verdict": self.verdict, "error": self.error or None, "error_kind": self.error_kind or None,
+            "ops": self.ops,
             "ops_compared": c.ops_compared if c else 0, "ptes_compared": c.ptes_compared if c else 0,
             "calls_compared": c.calls_compared if c else 0,
             "divergences": [d.as_dict() for d in c.divergences] if c else [],
@@ -151,6 +153,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             p = plan(scn_for_run, kernel_profile, cpu, gname, policy_ok=bool(policy), collect=obs)
         except Untranslatable as e:
             res.verdict, res.error = "error", f"{scn.name}:{e.line}: {e}" if e.line else f"{scn.name}: {e}"
+            res.error_kind = "input"
             continue
         res.engine_seconds = time.perf_counter() - t0
         res.rewrites, res.ops = p.rewrites, len(p.ops)
@@ -192,7 +195,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
                              numa_nodes=numa, timeout_s=budget, keep_dir=keep, progress=say, disk=disk)
         except GuestError as e:
             for i in index:
-                results[i].verdict, results[i].error = "error", str(e)
+                results[i].verdict, results[i].error, results[i].error_kind = "error", str(e), "guest"
             return results
         functions = {f.split(".", 1)[0] for f in run.outputs.get("functions.txt", b"").decode().split()}
         setup_errors = run.outputs.get("setup-errors.txt", b"").decode().strip()
@@ -204,7 +207,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             try:
                 kr = _kernel_run(run.outputs, t, p)
             except TraceError as e:
-                res.verdict, res.error = "error", str(e)
+                res.verdict, res.error, res.error_kind = "error", str(e), "trace"
                 continue
             res.guest_seconds = _guest_time(run.outputs, t)
             if setup_errors:

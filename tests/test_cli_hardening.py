@@ -182,8 +182,18 @@ CASES = [
     (["bench", "seed", "--jobs", "0"], 2, "--jobs must be at least 1"),
     (["bench", "mm", "--size", "3M"], 2, "use a multiple of 2M, at least 4M"),
     (["bench", "seed", "--size", "1Q"], 2, "bench: --size:"),
+    # crosscheck (errors come before anything is compiled or booted)
+    (["crosscheck"], 2, "crosscheck: give one or more TARGETs"),
+    (["crosscheck", "--setup", "demo"], 2, "--setup takes no targets"),
+    (["crosscheck", "demo", "--debian", "5.4"], 2, "expected 6.12, 7.0, newest or all"),
+    (["crosscheck", "demo", "--granule", "64K"], 2, "expected 4K or 16K"),
+    (["crosscheck", "demo", "--policy", "scan"], 2, "--policy goes with --kernel-image"),
+    (["crosscheck", "{d}/bad.pts"], 2, "bad.pts:2: unknown verb"),
+    (["crosscheck", "check-12-numa-hint"], 2, "check-12-numa-hint.pts:6: NUMA hinting"),
+    (["crosscheck", "--random", "x"], 2, "argument --random: invalid int value: 'x'"),
 ]
-JSON_COMMANDS = {"run", "scenarios", "compare", "replay", "diff", "show", "decode", "capture", "bench"}
+JSON_COMMANDS = {"run", "scenarios", "compare", "replay", "diff", "show", "decode", "capture", "bench",
+                 "crosscheck"}
 
 
 def _argv(argv: list[str], d: Path) -> list[str]:
@@ -303,6 +313,13 @@ def test_random_argument_vectors(files, capsys, monkeypatch, report_line):
         monkeypatch.setattr(f"bench.{mod}.run", lambda *a, **k: [])
     for mod in ("mm_bench", "session_bench", "tui_bench", "memory_bench"):
         monkeypatch.setattr(f"bench.{mod}.run", lambda *a, **k: ([], {}))
+    # a valid `crosscheck` would boot QEMU, and `crosscheck --setup` download kernels: the command's
+    # checks run, the boots and downloads do not (every target "agrees")
+    from crosscheck.runner import TargetResult
+
+    monkeypatch.setattr("crosscheck.runner.run_targets", lambda scenarios, build, **k: [
+        TargetResult(s.name, build.name, k.get("profile") or "", build.granule) for s in scenarios])
+    monkeypatch.setattr("crosscheck.setup.run_setup", lambda *a, **k: 0)
     parser, modules = build_parser()
     rnd = random.Random(20250209)
     codes: dict[int, int] = {}

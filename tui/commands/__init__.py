@@ -19,5 +19,6 @@ COMMAND_MODULES = (
     "tui.commands.show",
     "tui.commands.decode",
     "tui.commands.capture",
+    "tui.commands.crosscheck",
     "tui.commands.bench",
 )
