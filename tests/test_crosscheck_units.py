@@ -469,8 +469,8 @@ def test_cli_missing_tools_say_what_to_install(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     code, _, err = run_cli(capsys, "check-01-anon-64k-fault")
     assert code == 2 and err.count("\n") == 1
-    assert "qemu-system-aarch64 and aarch64-linux-gnu-gcc not found" in err
-    assert "apt-get install qemu-system-arm gcc-aarch64-linux-gnu" in err
+    assert "qemu-system-aarch64, aarch64-linux-gnu-gcc and mkfs.xfs not found" in err
+    assert "apt-get install qemu-system-arm gcc-aarch64-linux-gnu xfsprogs" in err
 
 
 @NEEDS_TOOLS

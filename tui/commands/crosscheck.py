@@ -240,7 +240,8 @@ def check_tools() -> None:
     missing = [(tool, pkg) for tool, pkg in HOST_TOOLS
                if not (Path(tool).exists() if tool.startswith("/") else shutil.which(tool))]
     if missing:
-        what = " and ".join(tool for tool, _ in missing)
+        names = [tool for tool, _ in missing]
+        what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         pkgs = " ".join(pkg for _, pkg in missing)
         raise UserError(f"crosscheck: {what} not found; install: apt-get install {pkgs}")
     bb = cache.busybox_path(cache.cache_root())
