@@ -162,9 +162,11 @@ class EngineObserver:
                         base = pte_pfn(raw, g)
                         if pfn_present(layout, raw):
                             head, nr = folios.folio_of(base)
+                            huge_zero = base == m.kernel.pm.huge_zero_pfn  # kpageflags: ZERO_PAGE
                             for i in range(min(g.ptrs_per_pte, (v.end - va) >> g.page_shift)):
-                                obs.pages[(j, va + (i << g.page_shift))] = PageInfo(
-                                    "P", base + i - head, nr, False, head)
+                                obs.pages[(j, va + (i << g.page_shift))] = (
+                                    PageInfo("P", 0, 1, True, base) if huge_zero
+                                    else PageInfo("P", base + i - head, nr, False, head))
                         continue
                     if layout.pte_present(raw):
                         obs.ptes[(j, va)] = gathered(pt, va, raw, g.cont_ptes, g.page_shift)

@@ -55,6 +55,7 @@ class KernelProfile:
     batched_unmap_lazyfree: bool = False  # try_to_unmap_one batches lazyfree anon folios
     batched_unmap_file: bool = False  # try_to_unmap_one batches file folios
     ttu_sync_large_reclaim: bool = False  # shrink_folio_list unmaps large folios with TTU_SYNC
+    read_fault_dirty: bool = False  # set_pte_range dirties a read-fault PTE of a writable, dirty folio
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -136,6 +137,10 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "Debian 6.12.117: two contpte_ptep_get per folio unmapped, not three)",
      "shrink_folio_list() passes TTU_SYNC for large folios: page_vma_mapped_walk() takes the "
      "PTE lock without reading the first entry"),
+    ("read_fault_dirty", True, "v6.17", "unsure release: in Debian's linux-source-7.3 "
+     "set_pte_range() ('else if (pte_write(entry) && folio_test_dirty(folio))'), not in 6.12's "
+     "(found by ptlab crosscheck: a read fault on shmem after MADV_DONTNEED maps the page clean "
+     "on 6.12)", "set_pte_range() maps a writable, already dirty folio dirty on a read fault"),
     ("numa_large_rebuild", True, "v6.10", "unsure hash",
      "mm: support multi-size THP numa balancing (Baolin Wang): numa_rebuild_large_mapping()"),
     ("reuse_large_anon", True, "v6.17", "unsure release (v6.15 per the series)",
@@ -200,7 +205,7 @@ V6_17 = _add(replace(V6_12, name="v6.17",
                      layout="v6.17", bbml2_elision=True, get_early_exit=True,
                      flush_notifier_fixed=True, set_ptes_single_barrier=True, tlbbatch_range=True,
                      batched_mprotect=True, batched_mremap=True,
-                     reuse_large_anon=True, batched_unmap_lazyfree=True))
+                     reuse_large_anon=True, batched_unmap_lazyfree=True, read_fault_dirty=True))
 V6_19 = _add(replace(V6_17, name="v6.19",
                      description="+ local TLBI in set_access_flags, whole-folio file faults "
                                  "(v6.18), pte_mkwrite keeps clean entries read-only",

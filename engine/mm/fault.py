@@ -262,8 +262,9 @@ class Faults(Batch, Filemap, PmdOps):
             entry &= ~PTE_AF  # arch_wants_old_prefaulted_pte()
         if write:
             entry = self.maybe_mkwrite(pte_mkdirty(entry), vma)
-        elif entry & PTE_WRITE and self.pm.flags[head - self.pm.base] & F_DIRTY:
-            entry = pte_mkdirty(entry)
+        elif (self.profile.read_fault_dirty and entry & PTE_WRITE
+              and self.pm.flags[head - self.pm.base] & F_DIRTY):
+            entry = pte_mkdirty(entry)  # not in v6.12's set_pte_range()
         if write and not vma.flags & VM_SHARED:
             self.folio_add_new_anon_rmap(head, 1, vma, addr, True)
         else:

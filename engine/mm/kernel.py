@@ -168,9 +168,25 @@ class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
                         n += 1
                     a += self.pmd_size
                 continue
-            for h in self.lru_folios([proc], s, e, include_unmapped=False):
-                if self.arch.folios.order_of(h) > order and self.split_folio(h, order) >= 0:
-                    n += 1
+            # split_huge_pages_pid() (debugfs split_huge_pages, what the crosscheck's guest
+            # writes): every page address in turn is looked up with folio_walk_start(),
+            # which reads the entry (ptep_get, or the PMD), and a large folio found there
+            # is split
+            pt = proc.mm.pt
+            va = s
+            while va < e:
+                if pt.tables.get(va >> self.g.pmd_shift) is not None:
+                    pte = self.arch.ptep_get(proc.mm, va)
+                else:
+                    pte = pt.get_pmd(va)
+                if pte and self.layout.pte_present(pte) and not pte & PTE_SPECIAL:
+                    h = self.arch.folios.folio_of(self.pte_pfn(pte) + (
+                        0 if pt.tables.get(va >> self.g.pmd_shift) is not None
+                        else (va & (self.pmd_size - 1)) >> self.pshift))[0]
+                    if (self.pm.ref[h - self.pm.base] and self.arch.folios.order_of(h) > order
+                            and self.split_folio(h, order) >= 0):
+                        n += 1
+                va += self.ps
         return n
 
     def collapse(self, proc: Process, vma: VMA, haddr: int) -> int:

@@ -153,6 +153,13 @@ class Madvise(Reclaim):
                         addr += nr * ps
                         continue
                     continue
+            if pm.lmap[head - pm.base] != n:
+                # mm/madvise.c madvise_cold_or_pageout_pte_range(): "if its mapcount is the
+                # same as its number of pages, it must be exclusive" -- a folio mapped
+                # elsewhere too (e.g. after fork) is left alone (found by ptlab crosscheck:
+                # 6.12 keeps a fork-shared folio mapped through MADV_PAGEOUT)
+                addr += nr * ps
+                continue
             if not pageout and ptent & PTE_AF:
                 if batched:
                     arch.clear_young_dirty_ptes(mm, addr, nr, CYDP_CLEAR_YOUNG)
