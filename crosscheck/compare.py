@@ -119,26 +119,20 @@ def compare_op(k: int, line: int, text: str, kern: OpObservation, eng: OpObserva
         add("calls", addr, f"contpte call {i + 1} of {len(kcalls)} (kernel) / {len(ecalls)} (engine): "
             f"kernel {kc}, engine {ec}", [_fmt_call(c, procs) for c in kcalls[max(0, i - 2):i + 3]],
             [_fmt_call(c, procs) for c in ecalls[max(0, i - 2):i + 3]])
-    if kern.converts != eng.converts:
-        i = next((i for i, (a, b) in enumerate(zip(kern.converts, eng.converts, strict=False)) if a != b),
-                 min(len(kern.converts), len(eng.converts)))
-        def conv(c: tuple[int, int, bool] | None) -> str:
-            return "none" if c is None else f"{'fold' if c[2] else 'unfold'} at {c[1]:#x}"
-        kc = kern.converts[i] if i < len(kern.converts) else None
-        ec = eng.converts[i] if i < len(eng.converts) else None
-        add("converts", (kc or ec)[1] if (kc or ec) else None,
-            f"contpte_convert {i + 1}: kernel {conv(kc)}, engine {conv(ec)} "
-            f"({len(kern.converts)} vs {len(eng.converts)} converts)")
-    if kern.faults != eng.faults:
-        i = next((i for i, (a, b) in enumerate(zip(kern.faults, eng.faults, strict=False)) if a != b),
-                 min(len(kern.faults), len(eng.faults)))
-        def flt(f: tuple[int, int, bool] | None) -> str:
-            return "none" if f is None else f"{'write' if f[2] else 'read'} at {f[1]:#x}"
-        kf = kern.faults[i] if i < len(kern.faults) else None
-        ef = eng.faults[i] if i < len(eng.faults) else None
-        add("faults", (kf or ef)[1] if (kf or ef) else None,
-            f"page fault {i + 1}: kernel {flt(kf)}, engine {flt(ef)} "
-            f"({len(kern.faults)} vs {len(eng.faults)} faults)")
+    def first_difference(what: str, label: str, plural: str, ks: list, es: list, fmt: Any) -> None:
+        """The first differing element of two event lists (converts, faults)."""
+        if ks == es:
+            return
+        i = next((i for i, (a, b) in enumerate(zip(ks, es, strict=False)) if a != b), min(len(ks), len(es)))
+        kx = ks[i] if i < len(ks) else None
+        ex = es[i] if i < len(es) else None
+        add(what, (kx or ex)[1], f"{label} {i + 1}: kernel {fmt(kx)}, engine {fmt(ex)} "
+            f"({len(ks)} vs {len(es)} {plural})")
+
+    first_difference("converts", "contpte_convert", "converts", kern.converts, eng.converts,
+                     lambda c: "none" if c is None else f"{'fold' if c[2] else 'unfold'} at {c[1]:#x}")
+    first_difference("faults", "page fault", "faults", kern.faults, eng.faults,
+                     lambda f: "none" if f is None else f"{'write' if f[2] else 'read'} at {f[1]:#x}")
     mask = ~oa_mask(page_shift, lpa2) & ((1 << 64) - 1)
     for key in sorted(set(kern.ptes) | set(eng.ptes)):
         kv, ev = kern.ptes.get(key), eng.ptes.get(key)
