@@ -573,3 +573,23 @@ def test_80x24_keeps_a_whole_block_on_a_row_and_the_step_in_the_header():
         assert "step 4 / 50" in str(header)[:40]
 
     run(s, body, size=(80, 24))
+
+
+def test_dirty_read_only_looks_different_from_dirty_writable():
+    from engine.pte import PTE_WRITE
+    from tui.grid_model import GridModel
+    from tui.legend import BY_NAME
+
+    s = open_target("demo")
+    fork = next(k for k, op in enumerate(s.ops) if op.verb == "fork")
+    s.seek(fork)
+    m = GridModel(s.machine, width=100)
+    heap = next(r for r in m.regions if r.name == "heap")
+    before = m.row_text(m.locate(heap.start)[0])
+    s.seek(fork + 1)  # fork write-protected the parent's dirty entries
+    m = GridModel(s.machine, width=100)
+    after = m.row_text(m.locate(heap.start)[0])
+    v = m.raw(heap.start)
+    assert not v & PTE_WRITE and m.state_of(heap.start, v) == "dirtyro"
+    assert ("d" in before or "D" in before) and ("x" in after or "X" in after)
+    assert BY_NAME["dirtyro"].glyph != BY_NAME["dirty"].glyph
