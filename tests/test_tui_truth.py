@@ -593,3 +593,25 @@ def test_dirty_read_only_looks_different_from_dirty_writable():
     assert not v & PTE_WRITE and m.state_of(heap.start, v) == "dirtyro"
     assert ("d" in before or "D" in before) and ("x" in after or "X" in after)
     assert BY_NAME["dirtyro"].glyph != BY_NAME["dirty"].glyph
+
+
+def test_the_scenarios_own_comment_is_shown_with_the_current_op():
+    from engine.session import Position
+    from tui.story import comment_for
+
+    s = open_target("demo")
+    ops = list(s.ops)
+    assert comment_for(s.source, ops[5].line) == ["A middle page does not refold: the block stays unfolded."]
+    assert comment_for(s.source, ops[0].line)[0].startswith("1. An anonymous write fault")
+    assert comment_for("# SPDX-License-Identifier: GPL-2.0-only\nmmap a 64K\n", 2) == []
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(5))
+        await settle(app, pilot)
+        assert main.story_text() == "op 6: A middle page does not refold: the block stays unfolded."
+        assert "A middle page does not refold" in str(main.query_one("#story").render())
+        await press(app, pilot, "n", "n")
+        assert main.story_text().startswith("op 8: 3. Three more folios, then fork")
+
+    run(s, body)

@@ -99,6 +99,10 @@ class MainScreen(Screen):
     #center { width: 1fr; }
     #right { width: 38; border-left: vkey $primary 40%; }
     #grid { height: 1fr; }
+    #story { height: auto; max-height: 3; color: $text-secondary; text-style: italic; padding: 0 1;
+             background: $panel 40%; }
+    #story.-empty { display: none; }
+    MainScreen.-short #story { max-height: 2; }
     #oplog { height: 12; border-top: hkey $primary 40%; }
     #inspector { height: 1fr; }
     #costs { border-top: hkey $primary 40%; height: 11; }
@@ -149,6 +153,7 @@ class MainScreen(Screen):
                 yield AddressSpace(id="addrspace")
             with Vertical(id="center"):
                 yield Static("PTE grid", classes="pane-title", id="grid-title")
+                yield Static("", id="story")
                 yield PteGrid(self.model, id="grid")
                 yield OpLog(self.session, id="oplog")
             with Vertical(id="right"):
@@ -229,7 +234,31 @@ class MainScreen(Screen):
         self.oplog.update_position(self.session.position)
         self.query_one("#costs", CostPanel).update_view()
         self._update_addrspace()
+        self._update_story()
         self.show_inspector()
+
+    def story_text(self) -> str:
+        """The scenario's comment above the op at the position (the next op, or the op in progress)."""
+        s = self.session
+        k = min(s.position.op, s.n_ops - 1)
+        if k < 0 or not s.source:
+            return ""
+        line = getattr(s.ops[k], "line", 0)
+        if not line:
+            return ""
+        from tui.story import comment_for
+
+        text = " ".join(comment_for(s.source, line))
+        return f"op {k + 1}: {text}" if text else ""
+
+    def _update_story(self) -> None:
+        text = self.story_text()
+        if self._lines_shown.get("#story") == text:
+            return
+        self._lines_shown["#story"] = text
+        w = self.query_one("#story", Static)
+        w.set_class(not text, "-empty")
+        w.update(text)
 
     def _auto_expand(self) -> None:
         """Inside an op, its events are shown in the op log (collapsed again on leaving it,
