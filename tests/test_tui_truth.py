@@ -615,3 +615,37 @@ def test_the_scenarios_own_comment_is_shown_with_the_current_op():
         assert main.story_text().startswith("op 8: 3. Three more folios, then fork")
 
     run(s, body)
+
+
+def test_search_and_fold_jumps():
+    from engine.session import Position
+
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, "f")  # the first fold or unfold of the session
+        assert s.position == Position(3, 74) and "next fold/unfold: step 3.74 (unfold" in main.messages[-1]
+        await press(app, pilot, "f")
+        assert s.position == Position(4, 96)
+        await press(app, pilot, "F")
+        assert s.position == Position(3, 74)
+        main.search("fork")  # op text
+        await settle(app, pilot)
+        k = s.position.op
+        assert s.ops[k].verb == "fork" and s.position.event == 0
+        main.search("tlb_conflict")  # an event kind with no match: stays, says so
+        await settle(app, pilot)
+        assert s.position == Position(k) and main.messages[-1] == (
+            f"event:tlb_conflict: no match after step {k}")
+        main.search("call:contpte_convert")
+        await settle(app, pilot)
+        ev = s.events_of(s.position.op)[s.position.event]
+        assert ev[0] == "call" and ev[1] == "contpte_convert" and s.position.op >= k
+        main.search("event:folds")  # a bad condition is an error, no move
+        await settle(app, pilot)
+        assert "no event kind 'folds'" in main.messages[-1]
+        await press(app, pilot, "slash")
+        assert app.screen.id == "dialog-search"
+
+    run(s, body)

@@ -498,6 +498,60 @@ class MainScreen(Screen):
         self.update_header()
         self._update_addrspace()
 
+    _last_query = ""
+
+    def action_search(self) -> None:
+        from tui.screens.dialogs import InputDialog
+
+        def done(text: str | None) -> None:
+            if text:
+                self.search(text)
+
+        self._dialog(InputDialog(
+            "Find (forward from this step)", placeholder="text of an op, fold, 0x7f0000010000, call:NAME",
+            value=self._last_query,
+            hint="An event kind (fold, unfold, convert, tlb_conflict ...) finds the next such event; a hex "
+                 "address the next event touching its page; KIND:VALUE any breakpoint condition; anything "
+                 "else the next op whose text contains it.", dialog_id="search"), done)
+
+    def search(self, query: str, reverse: bool = False) -> None:
+        from engine.breakpoints import BreakpointError
+        from tui.search import describe_hit, event_query, find
+
+        self._last_query = query
+        cond = event_query(self.session, query)
+        if cond is not None:
+            try:  # a bad condition is said now, not from the worker
+                from engine.breakpoints import parse_condition
+
+                g = self.session.machine.arch.g
+                parse_condition(cond, g.page_size, g.cont_pte_size, self.session.op_verbs())
+            except BreakpointError as e:
+                self.say(str(e), "error")
+                return
+
+        def fn(s: Session) -> MoveResult:
+            before = s.position
+            hit, what = find(s, query, reverse)
+            msg = f"{what}: {describe_hit(hit)}" if hit is not None else (
+                f"{what}: no match {'before' if reverse else 'after'} step {before}")
+            return gather(s, before, message=msg)
+
+        self._submit(f"find {query}", fn)
+
+    def action_jump_fold(self, reverse: bool) -> None:
+        from tui.search import describe_hit, jump_fold
+
+        def fn(s: Session) -> MoveResult:
+            before = s.position
+            hit = jump_fold(s, reverse)
+            return gather(s, before, message=(f"{'previous' if reverse else 'next'} fold/unfold: "
+                                              f"{describe_hit(hit)}" if hit is not None else
+                                              f"no fold or unfold {'before' if reverse else 'after'} "
+                                              f"step {before}"))
+
+        self._submit("previous fold" if reverse else "next fold", fn)
+
     def action_block_history(self) -> None:
         """Every fold and unfold of the block under the cursor; choosing one goes there."""
         addr = self.inspected_addr()
