@@ -649,3 +649,24 @@ def test_search_and_fold_jumps():
         assert app.screen.id == "dialog-search"
 
     run(s, body)
+
+
+def test_copy_descriptor_and_address_to_the_clipboard():
+    from engine.session import Position
+
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(2))
+        await settle(app, pilot)
+        heap = main.model.regions[0].start
+        main.go_to_address(heap + 0x3000)
+        await settle(app, pilot)
+        await press(app, pilot, "y")
+        raw = main.model.raw(heap + 0x3000)
+        assert raw and app.clipboard == f"{raw:#018x}"
+        await press(app, pilot, "Y")
+        assert app.clipboard == f"{heap + 0x3000:#x}"
+
+    run(s, body)

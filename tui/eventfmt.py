@@ -21,6 +21,11 @@ def _v(name: str, v: Any) -> str:
     return str(v)
 
 
+def hexd(v: int) -> str:
+    """A descriptor value, in the one style the UI uses for them: 0x and 16 digits (0 is 0)."""
+    return f"{v:#018x}" if v else "0"
+
+
 def format_event(ev: tuple) -> str:
     kind = ev[0]
     if kind == "call":
@@ -37,12 +42,12 @@ def format_event(ev: tuple) -> str:
     if kind == "pte_write":
         _, addr, old, new, atomic, mm = ev[:6]
         how = "" if atomic == "store" else f" {atomic}"
-        return f"pte_write{how} {addr:x} {old:x}→{new:x}"
+        return f"pte_write{how} {addr:x} {hexd(old)}→{hexd(new)}"
     if kind == "hw_update":
         _, addr, old, new, mm = ev[:5]
-        return f"hw_update {addr:x} {old:x}→{new:x} (walker)"
+        return f"hw_update {addr:x} {hexd(old)}→{hexd(new)} (walker)"
     if kind == "pte_read":
-        return f"pte_read {ev[1]:x} = {ev[2]:x}"
+        return f"pte_read {ev[1]:x} = {hexd(ev[2])}"
     if kind == "flush_tlb_range":
         f = dict(zip(FIELDS[kind], ev[1:], strict=False))
         extra = " whole mm" if f.get("whole_mm") else ""

@@ -500,6 +500,22 @@ class MainScreen(Screen):
 
     _last_query = ""
 
+    def action_copy(self, address: bool) -> None:
+        """The descriptor (or the address) under the cursor to the clipboard (OSC 52)."""
+        addr = self.inspected_addr()
+        if addr is None:
+            self.say("no entry selected", "warning")
+            return
+        if address:
+            text = f"{addr:#x}"
+        elif self.model.zoom > 0:
+            self.say("zoomed out a cell is many entries: zoom in (+) to copy one", "warning")
+            return
+        else:
+            text = f"{self.model.raw(addr):#018x}"
+        self.app.copy_to_clipboard(text)
+        self.say(f"copied {text} ({'address' if address else 'descriptor at ' + format(addr, '#x')})")
+
     def action_search(self) -> None:
         from tui.screens.dialogs import InputDialog
 
