@@ -41,13 +41,15 @@ def session_header(session: Session, created: str = "") -> SnapshotHeader:
     meta = session.meta
     cfg = dict(meta.get("config", {}))
     policy = cfg.get("policy") or "mainline"
+    extra = {"machine": meta.get("machine", "scenario"), "config": cfg,
+             "totals": {k: (round(v, 3) if isinstance(v, float) else int(v))
+                        for k, v in sorted(session.totals().items()) if not k.startswith("call:")}}
+    if isinstance(meta.get("ui"), dict):  # where the TUI was (position, breakpoints): plain data
+        extra["ui"] = meta["ui"]
     return SnapshotHeader(
         kernel=str(cfg.get("kernel", "v7.0")), granule=str(cfg.get("granule", "4K")),
         cpu=str(cfg.get("cpu", "neoverse-n1")), policy=str(policy), seed=int(cfg.get("seed", 1)),
-        scenario_name=session.name, scenario_source=session.source, created=created,
-        extra={"machine": meta.get("machine", "scenario"), "config": cfg,
-               "totals": {k: (round(v, 3) if isinstance(v, float) else int(v))
-                          for k, v in sorted(session.totals().items()) if not k.startswith("call:")}})
+        scenario_name=session.name, scenario_source=session.source, created=created, extra=extra)
 
 
 def save_session(session: Session, path: str, *, created: str = "",

@@ -670,3 +670,43 @@ def test_copy_descriptor_and_address_to_the_clipboard():
         assert app.clipboard == f"{heap + 0x3000:#x}"
 
     run(s, body)
+
+
+# A position you can keep ---------------------------------------------------------------------------
+def test_snapshot_keeps_position_and_breakpoints_and_asks_before_replacing(tmp_path):
+    from engine.session import Position
+
+    path = str(tmp_path / "demo.ptsnap")
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(4, 10))
+        await settle(app, pilot)
+        main.add_breakpoint("event:fold")
+        main.save_snapshot(path)
+        await settle(app, pilot)
+        assert s.position == Position(4, 10)
+        assert main.header_text().startswith("demo.ptsnap (demo) │")
+        # open it: position and breakpoints come back, the header names the file
+        main.seek(Position(0))
+        await settle(app, pilot)
+        main.open_snapshot(path)
+        await settle(app, pilot)
+        t = main.session
+        assert t is not s and t.position == Position(4, 10)
+        assert [b.text for b in t.breakpoints] == ["event:fold"]
+        assert main.header_text().startswith("demo.ptsnap (demo) │ step 4.10 / 50")
+        assert any(m.startswith(f"opened {path} at step 4.10 with 1 breakpoint") for m in main.messages)
+        # ctrl+s over another existing file asks first
+        other = tmp_path / "other.ptsnap"
+        other.write_bytes(b"keep me")
+        await press(app, pilot, "ctrl+s")
+        dlg = app.screen
+        dlg.query_one("Input").value = str(other)
+        await press(app, pilot, "enter")
+        assert app.screen.id == "dialog-overwrite"
+        await press(app, pilot, "down", "enter")  # keep it
+        assert other.read_bytes() == b"keep me" and main.messages[-1] == "not saved"
+
+    run(s, body)

@@ -127,6 +127,7 @@ class MainScreen(Screen):
         self.keymap = keymap or {}
         self.ctl = SessionController(self.app, session, on_state=self._on_busy_change)
         self.model = GridModel(session.machine, breakpoints=block_breakpoints(session))
+        self.snapshot_path: str | None = None  # the .ptsnap this session came from or was saved to
         self._since: dict[tuple, str] = {}
         self._history: dict[tuple, BlockHistory] = {}
         self._explained: dict[tuple, Any] = {}
@@ -302,7 +303,10 @@ class MainScreen(Screen):
         s = self.session
         st = self.settings()
         # most wanted first: a narrow terminal cuts the end
-        parts = [f"{s.name or 'session'}", f"step {s.position} / {s.n_ops}",
+        name = s.name or "session"
+        if self.snapshot_path:
+            name = f"{self.snapshot_path.rsplit('/', 1)[-1]} ({name})"
+        parts = [name, f"step {s.position} / {s.n_ops}",
                  f"proc {self.model.process}" + ("" if self.model.alive() else " (exited)"),
                  f"kernel {st['kernel']}", f"policy {st['policy']}", st["granule"], f"cpu {st['cpu']}",
                  f"zoom ×{self.model.ptes_per_cell}"]
@@ -677,8 +681,19 @@ class MainScreen(Screen):
         from tui.screens.dialogs import InputDialog
 
         def done(path: str | None) -> None:
-            if path:
-                self.save_snapshot(path)
+            if not path:
+                return
+            from pathlib import Path
+
+            if Path(path).exists() and path != self.snapshot_path:
+                from tui.screens.dialogs import ChoiceDialog
+
+                self._dialog(ChoiceDialog(f"{path} exists: replace it?",
+                                          [("replace", f"replace {path}"), ("keep", "keep it, do not save")],
+                                          dialog_id="overwrite"),
+                             lambda k: self.save_snapshot(path) if k == "replace" else self.say("not saved"))
+                return
+            self.save_snapshot(path)
 
         self._dialog(InputDialog("Save snapshot to", placeholder="FILE.ptsnap",
                                          value=f"{(self.session.name or 'session').split(':')[0]}.ptsnap",
@@ -699,6 +714,8 @@ class MainScreen(Screen):
             self._view_after_job()
 
         def done(message: str) -> None:
+            self.snapshot_path = path
+            self.update_header()
             self.say(message, "information" if message == f"saved {path}" else "warning")
             self._view_after_job()
 
@@ -811,8 +828,31 @@ class MainScreen(Screen):
         except OSError as e:
             self.say(f"cannot open {path}: {e.strerror or e}", "error")
             return
+        view = getattr(s, "saved_view", {}) or {}
+        bad = []
+        for text in view.get("breakpoints", []):
+            try:
+                s.add_breakpoint(text)
+            except BreakpointError:
+                bad.append(text)
+        self.snapshot_path = path
         self.set_session(s)
-        self.say(f"opened {path}")
+        where = ""
+        pos_text = view.get("position")
+        if pos_text:
+            try:
+                pos = parse_position(pos_text)
+            except ValueError:
+                bad.append(f"position {pos_text!r}")
+            else:
+                if pos != s.position:
+                    self.seek(pos)
+                    where = f" at step {pos}"
+        n_bp = len(s.breakpoints)
+        bps = f" with {n_bp} breakpoint{'s' if n_bp != 1 else ''}" if n_bp else ""
+        self.say(f"opened {path}{where}{bps}")
+        if bad:
+            self.say(f"{path}: ignored what this build cannot use: {', '.join(bad)}", "warning")
         for w in getattr(s, "warnings", []):
             self.say(w, "warning")
 
