@@ -710,3 +710,34 @@ def test_snapshot_keeps_position_and_breakpoints_and_asks_before_replacing(tmp_p
         assert other.read_bytes() == b"keep me" and main.messages[-1] == "not saved"
 
     run(s, body)
+
+
+def test_op_text_shows_sizes_as_written():
+    from engine.scenario import parse
+    from tui.eventfmt import op_text
+
+    scn = parse("mmap heap 4M\nrepeat 2 i\n  touch heap +{i * 2M} 2M write\nend\n", "x.pts", "x")
+    ops = list(scn.ops)
+    assert str(ops[2]) == "touch heap +2097152 2M write"  # what the expression gave
+    assert [op_text(o) for o in ops] == ["mmap heap 4M", "touch heap +0 2M write", "touch heap +2M 2M write"]
+    assert op_text("touch heap +4097 1000 read") == "touch heap +4097 1000 read"  # not sizes
+    assert op_text("mmap x 65536 at 0x7f0000010000") == "mmap x 64K at 0x7f0000010000"
+
+
+def test_the_focused_pane_is_marked():
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        assert main.focused_pane() == "grid"
+        await press(app, pilot, "tab")
+        focused = app.focused.id
+        assert main.focused_pane() == (focused if focused in ("grid", "addrspace", "inspector") else None)
+        for _ in range(4):
+            await press(app, pilot, "tab")
+            f = app.focused.id
+            lit = [sel for sel in ("#grid-title", "#addrspace-title", "#inspector-title")
+                   if main.query_one(sel).has_class("-focused")]
+            assert lit == ([f"#{f}-title"] if f in ("grid", "addrspace", "inspector") else []), (f, lit)
+
+    run(s, body)

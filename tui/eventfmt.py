@@ -3,10 +3,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from engine.events import FIELDS
+
+_BIG_INT = re.compile(r"(?<![\w.])(\+?)(\d{4,})(?![\w.])")
+
+
+def op_text(op: Any) -> str:
+    """An op as the user wrote it: a size or offset a scenario expression computed
+    ("+{i * 2M}" gives 2097152) is shown as a size again (+2M)."""
+    def size(m: re.Match[str]) -> str:
+        v = int(m.group(2))
+        if v % 1024:
+            return m.group(0)
+        for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
+            if v % (1 << shift) == 0:
+                return f"{m.group(1)}{v >> shift}{unit}"
+        return m.group(0)
+
+    return _BIG_INT.sub(size, str(op))
 
 _HEX_FIELDS = {"addr", "old", "new", "value", "start", "end", "operand"}
 

@@ -111,6 +111,8 @@ class MainScreen(Screen):
     #progress Label { width: auto; margin-right: 2; }
     #progress ProgressBar { width: 1fr; }
     .pane-title { height: 1; background: $panel; color: $foreground 80%; padding: 0 1; text-style: bold; }
+    .pane-title.-focused { background: $accent 55%; color: $foreground; }
+    #oplog:focus { border-top: hkey $accent; }
     MainScreen.-narrow #left { display: none; }
     MainScreen.-narrow #right { width: 36; }
     MainScreen.-short #oplog { height: 6; }
@@ -150,7 +152,7 @@ class MainScreen(Screen):
         yield Static(id="header")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield Static("Address space", classes="pane-title")
+                yield Static("Address space", classes="pane-title", id="addrspace-title")
                 yield AddressSpace(id="addrspace")
             with Vertical(id="center"):
                 yield Static("PTE grid", classes="pane-title", id="grid-title")
@@ -158,7 +160,7 @@ class MainScreen(Screen):
                 yield PteGrid(self.model, id="grid")
                 yield OpLog(self.session, id="oplog")
             with Vertical(id="right"):
-                yield Static("Inspector", classes="pane-title")
+                yield Static("Inspector", classes="pane-title", id="inspector-title")
                 yield Inspector(id="inspector")
                 yield CostPanel(id="costs")
         with Horizontal(id="progress"):
@@ -187,6 +189,18 @@ class MainScreen(Screen):
         self._refresh_all(ViewState(), None)
         # the view of the starting position (mid-op sessions, events of op 0)
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
+
+    _TITLES = {"grid": "#grid-title", "addrspace": "#addrspace-title", "inspector": "#inspector-title"}
+
+    def on_descendant_focus(self, event: Any) -> None:
+        """The focused pane is marked: its title lit (the op log: its top rule)."""
+        wid = getattr(event.widget, "id", None)
+        for name, sel in self._TITLES.items():
+            self.query_one(sel, Static).set_class(name == wid, "-focused")
+
+    def focused_pane(self) -> str | None:
+        return next((name for name, sel in self._TITLES.items()
+                     if self.query_one(sel, Static).has_class("-focused")), None)
 
     def on_resize(self) -> None:
         w, h = self.size
