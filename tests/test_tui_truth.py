@@ -741,3 +741,26 @@ def test_the_focused_pane_is_marked():
             assert lit == ([f"#{f}-title"] if f in ("grid", "addrspace", "inspector") else []), (f, lit)
 
     run(s, body)
+
+
+def test_builtin_scenarios_say_which_granules_they_are_written_for():
+    from engine.scenario import builtin_names, resolve
+    from tui.errors import UserError
+    from tui.targets import GRANULE_NEUTRAL, GranuleMismatch, declared_granules
+
+    with pytest.raises(GranuleMismatch) as e:
+        open_target("demo", granule="64K")
+    assert str(e.value) == ("tui: demo is written for the 4K granule, not 64K; on 64K try "
+                            + ", ".join(GRANULE_NEUTRAL))
+    assert isinstance(e.value, UserError) and "\n" not in str(e.value)
+    assert open_target(None, granule="64K").name == "page-fault3"  # ptlab tui --granule 64K works
+    assert open_target(None).name == "demo"
+    for name in builtin_names():
+        declared = declared_granules(resolve(name).source)
+        assert (declared is None) == (name in GRANULE_NEUTRAL), name
+        assert declared is None or "4K" in declared
+    for name in GRANULE_NEUTRAL:  # they really run on every granule
+        for g in ("16K", "64K"):
+            s = open_target(name, granule=g)
+            s.run()
+            assert s.at_end and s.error is None, (name, g)
