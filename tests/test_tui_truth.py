@@ -101,6 +101,9 @@ def test_inspector_mid_op_shows_the_state_at_the_event():
         assert "mapcount  16" in text
         assert "entry 0 is none" not in text
         assert "verdict at the op's start" not in text
+        # the grid's folio order is the exact event's too (o4, not the op start's order-0 page)
+        row, _ = main.model.locate(fold_addr)
+        assert "] o4" in main.model.row_text(row)
         # the live machine is back at the op's start (the grid's overlay shows the rest)
         assert s.machine.digest() == _digest_at_op_start(s)
 

@@ -1022,6 +1022,8 @@ class MainScreen(Screen):
             if m is not None:
                 self._exact = (p, m)
                 if p == self.session.position:
+                    self.model.set_exact(m)  # folio orders and ◇ marks of the exact event
+                    self.grid.model_changed()
                     self.show_inspector()
             if self._since_after_exact:
                 self._since_after_exact = False
