@@ -767,3 +767,20 @@ def test_builtin_scenarios_say_which_granules_they_are_written_for():
             s = open_target(name, granule=g)
             s.run()
             assert s.at_end and s.error is None, (name, g)
+
+
+def test_machine_at_event_matches_the_descriptors_shown_at_every_event():
+    """Batches emitted after their writes must not leak writes past the position into it."""
+    from engine.session import Position
+    from tui.exact import machine_at_event
+
+    s = open_target("page-fault3", kernel="v6.9")
+    block = 0xFFFFF7020000
+    for e in list(range(1470, 1552, 3)) + [1544, 1545, 1546, 1547]:
+        s.seek(Position(1, e))
+        m = machine_at_event(s)
+        assert m is not None and s.position == Position(1, e)
+        pt = next(p for p in m.process_list() if p.name == "p0").mm.pt
+        for j in range(16):
+            a = block + j * 4096
+            assert pt.get(a) == s.pte("p0", a), (e, hex(a))
