@@ -1019,6 +1019,7 @@ class MainScreen(Screen):
         def done(res: tuple[Position, Any]) -> None:
             p, m = res
             self._exact_pending = None
+            self.grid.model_changed()  # (the job re-ran part of the op on the shared machine)
             if m is not None:
                 self._exact = (p, m)
                 if p == self.session.position:
@@ -1081,6 +1082,9 @@ class MainScreen(Screen):
             return key, text, hist
 
         def done(res: tuple[tuple, str | None, BlockHistory | None]) -> None:
+            # the lookup moved the shared machine in its thread: rows painted meanwhile may
+            # have read it half-way (a folio order of 0), so they are built again
+            self.grid.model_changed()
             k, text, hist = res
             if text is None:  # cancelled by a key press: ask again when things settle
                 return
@@ -1092,7 +1096,7 @@ class MainScreen(Screen):
                 self.show_inspector()
 
         self.ctl.submit(Job("explain history", fn, done, low=True,
-                            fail=lambda e: None))
+                            fail=lambda e: self.grid.model_changed()))
 
     @on(OpLog.Expand)
     def _expand(self, event: OpLog.Expand) -> None:
