@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
+from engine.arch.profiles import DEFAULT_KERNEL
 from engine.machines import machine_factory
 from engine.ops import Op
 from engine.session import LAZY, OpRecord, Position, Session
@@ -60,13 +61,15 @@ def session_header(session: Session, created: str = "") -> SnapshotHeader:
     cfg = dict(meta.get("config", {}))
     policy = cfg.get("policy") or "mainline"
     cpu_name, cfg["cpu"] = _embedded_cpu(cfg.get("cpu", "neoverse-n1"))
+    extra = {"machine": meta.get("machine", "scenario"), "config": cfg,
+             "totals": {k: (round(v, 3) if isinstance(v, float) else int(v))
+                        for k, v in sorted(session.totals().items()) if not k.startswith("call:")}}
+    if isinstance(meta.get("ui"), dict):  # where the TUI was (position, breakpoints): plain data
+        extra["ui"] = meta["ui"]
     return SnapshotHeader(
-        kernel=str(cfg.get("kernel", "v7.0")), granule=str(cfg.get("granule", "4K")),
+        kernel=str(cfg.get("kernel", DEFAULT_KERNEL)), granule=str(cfg.get("granule", "4K")),
         cpu=cpu_name, policy=str(policy), seed=int(cfg.get("seed", 1)),
-        scenario_name=session.name, scenario_source=session.source, created=created,
-        extra={"machine": meta.get("machine", "scenario"), "config": cfg,
-               "totals": {k: (round(v, 3) if isinstance(v, float) else int(v))
-                          for k, v in sorted(session.totals().items()) if not k.startswith("call:")}})
+        scenario_name=session.name, scenario_source=session.source, created=created, extra=extra)
 
 
 def save_session(session: Session, path: str, *, created: str = "",

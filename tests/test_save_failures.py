@@ -162,6 +162,9 @@ def test_tui_save_failures_are_one_line_and_the_app_carries_on(tmp_path, monkeyp
             assert app.screen.id == "dialog-save"
             app.screen.query_one("#dialog-input").value = str(path)
             await pilot.press("enter")
+            await settle(app, pilot)
+            if app.screen.id == "dialog-overwrite":  # the file exists: the TUI asks first; replace it
+                await pilot.press("enter")
         else:  # what the dialog calls (a screen change costs a second of CSS work)
             app.main.save_snapshot(str(path))
         await settle(app, pilot)

@@ -201,8 +201,9 @@ def test_snapshot_save_and_open_round_trip(tmp_path):
         await press(app, pilot, "ctrl+o")
         app.screen.query_one("#dialog-input").value = path
         await press(app, pilot, "enter")
-        assert main.messages[-1] == f"opened {path}"
-        assert main.session is not s and len(main.session.ops) == len(s.ops)
+        assert main.messages[-1] == f"opened {path} at step 2"  # where it was saved
+        assert main.session is not s and main.session.position == s.position
+        assert len(main.session.ops) == len(s.ops)
         # opening a file that is not a snapshot is a one-line error, and the app carries on
         bad = tmp_path / "bad.ptsnap"
         bad.write_bytes(b"nope")

@@ -101,6 +101,9 @@ def test_inspector_mid_op_shows_the_state_at_the_event():
         assert "mapcount  16" in text
         assert "entry 0 is none" not in text
         assert "verdict at the op's start" not in text
+        # the grid's folio order is the exact event's too (o4, not the op start's order-0 page)
+        row, _ = main.model.locate(fold_addr)
+        assert "] o4" in main.model.row_text(row)
         # the live machine is back at the op's start (the grid's overlay shows the rest)
         assert s.machine.digest() == _digest_at_op_start(s)
 
@@ -573,3 +576,211 @@ def test_80x24_keeps_a_whole_block_on_a_row_and_the_step_in_the_header():
         assert "step 4 / 50" in str(header)[:40]
 
     run(s, body, size=(80, 24))
+
+
+def test_dirty_read_only_looks_different_from_dirty_writable():
+    from engine.pte import PTE_WRITE
+    from tui.grid_model import GridModel
+    from tui.legend import BY_NAME
+
+    s = open_target("demo")
+    fork = next(k for k, op in enumerate(s.ops) if op.verb == "fork")
+    s.seek(fork)
+    m = GridModel(s.machine, width=100)
+    heap = next(r for r in m.regions if r.name == "heap")
+    before = m.row_text(m.locate(heap.start)[0])
+    s.seek(fork + 1)  # fork write-protected the parent's dirty entries
+    m = GridModel(s.machine, width=100)
+    after = m.row_text(m.locate(heap.start)[0])
+    v = m.raw(heap.start)
+    assert not v & PTE_WRITE and m.state_of(heap.start, v) == "dirtyro"
+    assert ("d" in before or "D" in before) and ("x" in after or "X" in after)
+    assert BY_NAME["dirtyro"].glyph != BY_NAME["dirty"].glyph
+
+
+def test_the_scenarios_own_comment_is_shown_with_the_current_op():
+    from engine.session import Position
+    from tui.story import comment_for
+
+    s = open_target("demo")
+    ops = list(s.ops)
+    assert comment_for(s.source, ops[5].line) == ["A middle page does not refold: the block stays unfolded."]
+    assert comment_for(s.source, ops[0].line)[0].startswith("1. An anonymous write fault")
+    assert comment_for("# SPDX-License-Identifier: GPL-2.0-only\nmmap a 64K\n", 2) == []
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(5))
+        await settle(app, pilot)
+        assert main.story_text() == "op 6: A middle page does not refold: the block stays unfolded."
+        assert "A middle page does not refold" in str(main.query_one("#story").render())
+        await press(app, pilot, "n", "n")
+        assert main.story_text().startswith("op 8: 3. Three more folios, then fork")
+
+    run(s, body)
+
+
+def test_search_and_fold_jumps():
+    from engine.session import Position
+
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, "f")  # the first fold or unfold of the session
+        assert s.position == Position(3, 74) and "next fold/unfold: step 3.74 (unfold" in main.messages[-1]
+        await press(app, pilot, "f")
+        assert s.position == Position(4, 96)
+        await press(app, pilot, "F")
+        assert s.position == Position(3, 74)
+        main.search("fork")  # op text
+        await settle(app, pilot)
+        k = s.position.op
+        assert s.ops[k].verb == "fork" and s.position.event == 0
+        main.search("tlb_conflict")  # an event kind with no match: stays, says so
+        await settle(app, pilot)
+        assert s.position == Position(k) and main.messages[-1] == (
+            f"event:tlb_conflict: no match after step {k}")
+        main.search("call:contpte_convert")
+        await settle(app, pilot)
+        ev = s.events_of(s.position.op)[s.position.event]
+        assert ev[0] == "call" and ev[1] == "contpte_convert" and s.position.op >= k
+        main.search("event:folds")  # a bad condition is an error, no move
+        await settle(app, pilot)
+        assert "no event kind 'folds'" in main.messages[-1]
+        await press(app, pilot, "slash")
+        assert app.screen.id == "dialog-search"
+
+    run(s, body)
+
+
+def test_copy_descriptor_and_address_to_the_clipboard():
+    from engine.session import Position
+
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(2))
+        await settle(app, pilot)
+        heap = main.model.regions[0].start
+        main.go_to_address(heap + 0x3000)
+        await settle(app, pilot)
+        await press(app, pilot, "y")
+        raw = main.model.raw(heap + 0x3000)
+        assert raw and app.clipboard == f"{raw:#018x}"
+        await press(app, pilot, "Y")
+        assert app.clipboard == f"{heap + 0x3000:#x}"
+
+    run(s, body)
+
+
+# A position you can keep ---------------------------------------------------------------------------
+def test_snapshot_keeps_position_and_breakpoints_and_asks_before_replacing(tmp_path):
+    from engine.session import Position
+
+    path = str(tmp_path / "demo.ptsnap")
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(4, 10))
+        await settle(app, pilot)
+        main.add_breakpoint("event:fold")
+        main.save_snapshot(path)
+        await settle(app, pilot)
+        assert s.position == Position(4, 10)
+        assert main.header_text().startswith("demo.ptsnap (demo) │")
+        # open it: position and breakpoints come back, the header names the file
+        main.seek(Position(0))
+        await settle(app, pilot)
+        main.open_snapshot(path)
+        await settle(app, pilot)
+        t = main.session
+        assert t is not s and t.position == Position(4, 10)
+        assert [b.text for b in t.breakpoints] == ["event:fold"]
+        assert main.header_text().startswith("demo.ptsnap (demo) │ step 4.10 / 50")
+        assert any(m.startswith(f"opened {path} at step 4.10 with 1 breakpoint") for m in main.messages)
+        # ctrl+s over another existing file asks first
+        other = tmp_path / "other.ptsnap"
+        other.write_bytes(b"keep me")
+        await press(app, pilot, "ctrl+s")
+        dlg = app.screen
+        dlg.query_one("Input").value = str(other)
+        await press(app, pilot, "enter")
+        assert app.screen.id == "dialog-overwrite"
+        await press(app, pilot, "down", "enter")  # keep it
+        assert other.read_bytes() == b"keep me" and main.messages[-1] == "not saved"
+
+    run(s, body)
+
+
+def test_op_text_shows_sizes_as_written():
+    from engine.scenario import parse
+    from tui.eventfmt import op_text
+
+    scn = parse("mmap heap 4M\nrepeat 2 i\n  touch heap +{i * 2M} 2M write\nend\n", "x.pts", "x")
+    ops = list(scn.ops)
+    assert str(ops[2]) == "touch heap +2097152 2M write"  # what the expression gave
+    assert [op_text(o) for o in ops] == ["mmap heap 4M", "touch heap +0 2M write", "touch heap +2M 2M write"]
+    assert op_text("touch heap +4097 1000 read") == "touch heap +4097 1000 read"  # not sizes
+    assert op_text("mmap x 65536 at 0x7f0000010000") == "mmap x 64K at 0x7f0000010000"
+
+
+def test_the_focused_pane_is_marked():
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        assert main.focused_pane() == "grid"
+        await press(app, pilot, "tab")
+        focused = app.focused.id
+        assert main.focused_pane() == (focused if focused in ("grid", "addrspace", "inspector") else None)
+        for _ in range(4):
+            await press(app, pilot, "tab")
+            f = app.focused.id
+            lit = [sel for sel in ("#grid-title", "#addrspace-title", "#inspector-title")
+                   if main.query_one(sel).has_class("-focused")]
+            assert lit == ([f"#{f}-title"] if f in ("grid", "addrspace", "inspector") else []), (f, lit)
+
+    run(s, body)
+
+
+def test_builtin_scenarios_say_which_granules_they_are_written_for():
+    from engine.scenario import builtin_names, resolve
+    from tui.errors import UserError
+    from tui.targets import GRANULE_NEUTRAL, GranuleMismatch, declared_granules
+
+    with pytest.raises(GranuleMismatch) as e:
+        open_target("demo", granule="64K")
+    assert str(e.value) == ("tui: demo is written for the 4K granule, not 64K; on 64K try "
+                            + ", ".join(GRANULE_NEUTRAL))
+    assert isinstance(e.value, UserError) and "\n" not in str(e.value)
+    assert open_target(None, granule="64K").name == "page-fault3"  # ptlab tui --granule 64K works
+    assert open_target(None).name == "demo"
+    for name in builtin_names():
+        declared = declared_granules(resolve(name).source)
+        assert (declared is None) == (name in GRANULE_NEUTRAL), name
+        assert declared is None or "4K" in declared
+    for name in GRANULE_NEUTRAL:  # they really run on every granule
+        for g in ("16K", "64K"):
+            s = open_target(name, granule=g)
+            s.run()
+            assert s.at_end and s.error is None, (name, g)
+
+
+def test_machine_at_event_matches_the_descriptors_shown_at_every_event():
+    """Batches emitted after their writes must not leak writes past the position into it."""
+    from engine.session import Position
+    from tui.exact import machine_at_event
+
+    s = open_target("page-fault3", kernel="v6.9")
+    block = 0xFFFFF7020000
+    for e in list(range(1470, 1552, 3)) + [1544, 1545, 1546, 1547]:
+        s.seek(Position(1, e))
+        m = machine_at_event(s)
+        assert m is not None and s.position == Position(1, e)
+        pt = next(p for p in m.process_list() if p.name == "p0").mm.pt
+        for j in range(16):
+            a = block + j * 4096
+            assert pt.get(a) == s.pte("p0", a), (e, hex(a))

@@ -3,10 +3,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from engine.events import FIELDS
+
+_BIG_INT = re.compile(r"(?<![\w.])(\+?)(\d{4,})(?![\w.])")
+
+
+def op_text(op: Any) -> str:
+    """An op as the user wrote it: a size or offset a scenario expression computed
+    ("+{i * 2M}" gives 2097152) is shown as a size again (+2M)."""
+    def size(m: re.Match[str]) -> str:
+        v = int(m.group(2))
+        if v % 1024:
+            return m.group(0)
+        for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
+            if v % (1 << shift) == 0:
+                return f"{m.group(1)}{v >> shift}{unit}"
+        return m.group(0)
+
+    return _BIG_INT.sub(size, str(op))
 
 _HEX_FIELDS = {"addr", "old", "new", "value", "start", "end", "operand"}
 
@@ -19,6 +37,11 @@ def _v(name: str, v: Any) -> str:
     if isinstance(v, tuple):
         return "(" + ", ".join(_v("addr" if isinstance(x, int) and x > 0xFFFF else "", x) for x in v) + ")"
     return str(v)
+
+
+def hexd(v: int) -> str:
+    """A descriptor value, in the one style the UI uses for them: 0x and 16 digits (0 is 0)."""
+    return f"{v:#018x}" if v else "0"
 
 
 def format_event(ev: tuple) -> str:
@@ -37,12 +60,12 @@ def format_event(ev: tuple) -> str:
     if kind == "pte_write":
         _, addr, old, new, atomic, mm = ev[:6]
         how = "" if atomic == "store" else f" {atomic}"
-        return f"pte_write{how} {addr:x} {old:x}→{new:x}"
+        return f"pte_write{how} {addr:x} {hexd(old)}→{hexd(new)}"
     if kind == "hw_update":
         _, addr, old, new, mm = ev[:5]
-        return f"hw_update {addr:x} {old:x}→{new:x} (walker)"
+        return f"hw_update {addr:x} {hexd(old)}→{hexd(new)} (walker)"
     if kind == "pte_read":
-        return f"pte_read {ev[1]:x} = {ev[2]:x}"
+        return f"pte_read {ev[1]:x} = {hexd(ev[2])}"
     if kind == "flush_tlb_range":
         f = dict(zip(FIELDS[kind], ev[1:], strict=False))
         extra = " whole mm" if f.get("whole_mm") else ""

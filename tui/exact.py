@@ -86,7 +86,26 @@ def machine_at_event(session: Any) -> Any | None:
             return None
         exact = session.make_machine()
         exact.restore(m.state())
+        # a batch emitted after its writes (emit_many) may have gone past the position:
+        # undo the descriptor writes of the events beyond it, newest first
+        _undo_writes(exact, list(stop[e:]))
         return exact
     finally:
         with session.uninterruptible():
             m.restore(start)
+
+
+def _undo_writes(machine: Any, events: list[tuple]) -> None:
+    procs = {p.name: p for p in machine.process_list()}
+    for ev in reversed(events):
+        kind = ev[0]
+        if kind == "pte_write":
+            proc = procs.get(ev[5])
+        elif kind == "hw_update":
+            proc = procs.get(ev[4])
+        else:
+            continue
+        if proc is None:
+            continue
+        t, i = proc.mm.pt.locate(ev[1])
+        t[i] = ev[2]

@@ -221,6 +221,7 @@ class GridModel:
         self.zoom = max(0, min(MAX_ZOOM, zoom))
         self.width = width
         self.view = ViewState()
+        self.exact: Any = None  # the machine at the exact mid-op position (tui.exact), when known
         self._overlay: dict[int, int] = {}  # VA -> value, this process
         self._overlay_tables: set[int] = set()
         self._changed: set[int] = set()
@@ -423,6 +424,7 @@ class GridModel:
         value may differ from the previous view, or None if unknown (drop every
         cached summary)."""
         self.view = view
+        self.exact = None  # a new position: the screen sets it again once computed
         if dirty is None:
             self._tcache.clear()
         else:
@@ -526,12 +528,23 @@ class GridModel:
         from engine.explain import explain_block
 
         try:
-            return explain_block(self.machine.arch, proc.mm, start, entries=vals).foldable
+            return explain_block(self.detail.arch, proc.mm, start, entries=vals).foldable
         except Exception:  # noqa: BLE001 - a mark is never worth a crash
             return False
 
+    @property
+    def detail(self) -> Any:
+        """Where folios are read: the machine at the exact mid-op event once known
+        (``exact``, set by the screen), else the session's machine."""
+        return self.exact if self.exact is not None else self.machine
+
+    def set_exact(self, machine: Any) -> None:
+        if machine is not self.exact:
+            self.exact = machine
+            self.generation += 1
+
     def folio_of(self, pfn: int) -> tuple[int, int]:
-        return self.machine.arch.folios.folio_of(pfn)
+        return self.detail.arch.folios.folio_of(pfn)
 
     # --- summaries ----------------------------------------------------------------------
     def _summarise(self, key: int) -> _TableSummary:
@@ -821,7 +834,7 @@ class GridModel:
         info = self.row_info(row)
         if info is None or info.kind != "data":
             return None
-        folios = self.machine.arch.folios
+        folios = self.detail.arch.folios
         try:
             nfolios = len(folios)  # any folio added, split or freed changes boundaries
         except TypeError:
@@ -833,7 +846,7 @@ class GridModel:
         mk = self.marked
         ov = self._overlay
         bps = self.block_breakpoints
-        return (a, cursor_col, nfolios, tuple(self.entries(a, n)),
+        return (a, cursor_col, nfolios, id(self.exact), tuple(self.entries(a, n)),
                 tuple(a + j * ps in ov for j in range(n)) if ov else (),
                 tuple(a + j * ps in ch for j in range(n)) if ch else (),
                 tuple(a + j * ps in mk for j in range(n)) if mk else (),

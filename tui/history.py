@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.session import Position, Session, SessionInterrupted
+from tui.eventfmt import op_text
 
 
 @dataclass
@@ -166,7 +167,7 @@ def _block_events(session: Session, k: int, events: list[tuple], proc: str, star
             api = next((n for n in names if not n.startswith(("contpte", "__contpte"))), None)
             decision = f"{api} needed the entries apart" if api else "unfolded"
         op = session.ops[k]
-        out.append(BlockEvent(kind, k, j, str(op), names, decision, op.verb))
+        out.append(BlockEvent(kind, k, j, op_text(op), names, decision, op.verb))
     return out
 
 

@@ -43,6 +43,10 @@ STATES: tuple[CellState, ...] = (
     CellState("young", "y", "Y", "$text-success", "young", "valid + PTE_AF (accessed), clean"),
     CellState("dirty", "d", "D", "$warning", "dirty", "valid + dirty (PTE_DIRTY, or WRITE without RDONLY)",
               "text-style: bold;"),
+    CellState("dirtyro", "x", "X", "$warning", "dirty, read-only",
+              "valid + PTE_DIRTY, write-protected (no PTE_WRITE): fork's or mprotect's wrprotect; "
+              "a write faults",
+              "text-style: bold italic;"),
     CellState("special", "$", "$", "$secondary-lighten-3", "special",
               "valid + PTE_SPECIAL (no struct page: never folded)"),
     CellState("protnone", "n", "N", "$text-error", "PROT_NONE",
@@ -68,7 +72,7 @@ INDEX: dict[str, int] = {s.name: i for i, s in enumerate(STATES)}
 # The summarising zoom shows the first state in this order that any aggregated
 # descriptor has (most interesting first).
 PRIORITY: tuple[str, ...] = ("bad", "cleared", "migration", "swap", "protnone", "pmd", "special", "dirty",
-                             "young", "writable", "valid", "none", "outside")
+                             "dirtyro", "young", "writable", "valid", "none", "outside")
 RANK: dict[str, int] = {name: i for i, name in enumerate(PRIORITY)}
 assert set(PRIORITY) == set(BY_NAME)
 
@@ -141,8 +145,10 @@ def classify(raw: int, layout: Layout) -> str:
     if raw & PTE_VALID:
         if raw & PTE_SPECIAL:
             return "special"
-        if raw & PTE_DIRTY or (raw & _HW_DIRTY_MASK) == PTE_WRITE:
+        if (raw & _HW_DIRTY_MASK) == PTE_WRITE:
             return "dirty"
+        if raw & PTE_DIRTY:  # software dirty: writable, or write-protected (fork's wrprotect)
+            return "dirty" if raw & PTE_WRITE else "dirtyro"
         if raw & PTE_AF:
             return "young"
         if raw & PTE_WRITE:

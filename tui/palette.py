@@ -32,7 +32,7 @@ class PtlabCommands(Provider):
         for a in MAIN_ACTIONS:
             if not a.palette or a.id == "interrupt" and not main.ctl.busy:
                 continue
-            title = f"{a.help}  [{key_label(a, keymap)}]"
+            title = f"{a.help}  ({key_label(a, keymap)})"  # (not [key]: "[/]" is markup)
             yield title, partial(main.run_action, a.action), a.help
         for kind in EVENT_KINDS:
             yield (f"Break on event: {kind}", partial(main.add_breakpoint, f"event:{kind}"),

@@ -31,6 +31,7 @@ def save_session(session: Any, path: str | Path,
     if not getattr(session, "meta", None) or "machine" not in session.meta:
         raise SnapshotIOError("this session does not record how its machine was made; it cannot be saved")
     keep = session.position
+    remember_view(session)
     note = ""
     if session.executed < len(session.ops):
         try:
@@ -65,4 +66,29 @@ def load_session(path: str | Path, **overrides: Any) -> Any:
         raise SnapshotIOError(str(e)) from None
     s = loaded.session
     s.snapshot_file = loaded.snapshot  # keep it open: checkpoints and op records load lazily
+    ui = getattr(getattr(loaded.snapshot, "header", None), "extra", {}).get("ui")
+    s.saved_view = saved_view(ui)
     return s
+
+
+def saved_view(ui: Any) -> dict[str, Any]:
+    """The TUI state saved with a snapshot, checked (a hostile file gets nothing odd through):
+    {"position": "K.E" or absent, "breakpoints": [condition text, ...]}."""
+    out: dict[str, Any] = {"breakpoints": []}
+    if not isinstance(ui, dict):
+        return out
+    pos = ui.get("position")
+    if isinstance(pos, str) and len(pos) <= 40:
+        out["position"] = pos
+    bps = ui.get("breakpoints")
+    if isinstance(bps, list):
+        out["breakpoints"] = [b for b in bps[:256] if isinstance(b, str) and len(b) <= 1000]
+    return out
+
+
+def remember_view(session: Any) -> None:
+    """Put the position and breakpoints into session.meta["ui"], saved with the snapshot."""
+    if getattr(session, "meta", None) is None:
+        return
+    session.meta["ui"] = {"position": str(session.position),
+                          "breakpoints": [b.text for b in session.breakpoints]}

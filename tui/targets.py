@@ -72,7 +72,44 @@ RESOLVERS: list[Resolver] = []
 MAX_VECTOR_FILE = 256 << 20
 
 # ``ptlab`` / ``ptlab tui`` with no target opens the first of these that resolves.
-DEFAULT_TARGETS: list[str] = ["demo", "example"]
+DEFAULT_TARGETS: list[str] = ["demo", "page-fault3", "example"]
+
+
+class GranuleMismatch(UserError):
+    """A scenario declares (``# granules: 4K``) the granules it is written for; not this one."""
+
+
+GRANULE_NEUTRAL = ("page-fault3", "check-03-fork-pte-mapped-2m", "check-13-file-write-faults")
+
+
+def declared_granules(source: str) -> list[str] | None:
+    """The granules a scenario says it is written for (a ``# granules: 4K 16K`` comment line
+    before its first op), or None when it does not say (it runs on any)."""
+    for line in source.splitlines()[:40]:
+        t = line.strip()
+        if t.startswith("#") and t.lstrip("#").strip().lower().startswith("granules:"):
+            return t.lstrip("#").strip()[len("granules:"):].split("(")[0].replace(",", " ").split()
+    return None
+
+
+def check_granule(name: str, source: str, granule_spec: str | None) -> None:
+    """GranuleMismatch (one line) when granule_spec is not one the scenario is written for."""
+    if not granule_spec:
+        return
+    declared = declared_granules(source)
+    if declared is None:
+        return
+    from engine.granule import granule
+
+    try:
+        want = granule(granule_spec).name
+        names = {granule(d).name for d in declared}
+    except (ValueError, KeyError):
+        return  # an unknown granule name: the machine says so
+    if want not in names:
+        plural = "s" if len(declared) > 1 else ""
+        raise GranuleMismatch(f"tui: {name} is written for the {' and '.join(declared)} granule{plural}, not "
+                              f"{want}; on {want} try {', '.join(GRANULE_NEUTRAL)}")
 
 
 def register(name: str, description: str, fn: ResolverFn, *, first: bool = False) -> None:
@@ -101,7 +138,10 @@ def open_target(spec: str | None = None, *, kernel: str | None = None, granule: 
 def _open_target(spec: str | None, ov: Overrides) -> Session:
     if spec is None or spec == "":
         for name in DEFAULT_TARGETS:
-            s = _try(name, ov)
+            try:
+                s = _try(name, ov)
+            except GranuleMismatch:  # (ptlab tui --granule 64K: the first default written for it)
+                continue
             if s is not None:
                 return s
         raise UserError("tui: no default target is available")
@@ -248,6 +288,11 @@ def _scenario(spec: str, ov: Overrides) -> Session | None:
         raise UserError(f"{shown(spec)}: no such file")
     _check_names(ov)
     try:
+        if ov.granule:
+            from engine.scenario import resolve
+
+            scn = resolve(spec)
+            check_granule(scn.name, scn.source, ov.granule)
         return scenario_session(spec, kernel=ov.kernel, granule=ov.granule, cpu=ov.cpu, policy=ov.policy)
     except ScenarioError as e:
         raise UserError(str(e)) from None

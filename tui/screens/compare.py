@@ -47,6 +47,9 @@ class CompareScreen(Screen):
     .cmp-side > .cmp-op { height: 2; color: $text-primary; padding: 0 1; }
     #cmp-b { border-left: vkey $primary 40%; }
     #cmp-pair { height: auto; max-height: 4; border-top: hkey $primary 40%; padding: 0 1; }
+    CompareScreen.-short LegendBar { display: none; }
+    CompareScreen.-short #cmp-totals { max-height: 4; }
+    CompareScreen.-short .cmp-side > .cmp-op { height: 1; }
     #cmp-totals { height: auto; max-height: 12; border-top: hkey $primary 40%; padding: 0 1; }
     """
 
@@ -72,6 +75,9 @@ class CompareScreen(Screen):
         yield Static(id="cmp-totals")
         yield LegendBar()
         yield Footer(show_command_palette=False)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 32, "-short")  # 80x24: the grids keep the room
 
     def on_mount(self) -> None:
         self.show(self.res)

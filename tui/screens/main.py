@@ -99,6 +99,10 @@ class MainScreen(Screen):
     #center { width: 1fr; }
     #right { width: 38; border-left: vkey $primary 40%; }
     #grid { height: 1fr; }
+    #story { height: auto; max-height: 3; color: $text-secondary; text-style: italic; padding: 0 1;
+             background: $panel 40%; }
+    #story.-empty { display: none; }
+    MainScreen.-short #story { max-height: 2; }
     #oplog { height: 12; border-top: hkey $primary 40%; }
     #inspector { height: 1fr; }
     #costs { border-top: hkey $primary 40%; height: 11; }
@@ -107,6 +111,8 @@ class MainScreen(Screen):
     #progress Label { width: auto; margin-right: 2; }
     #progress ProgressBar { width: 1fr; }
     .pane-title { height: 1; background: $panel; color: $foreground 80%; padding: 0 1; text-style: bold; }
+    .pane-title.-focused { background: $accent 55%; color: $foreground; }
+    #oplog:focus { border-top: hkey $accent; }
     MainScreen.-narrow #left { display: none; }
     MainScreen.-narrow #right { width: 36; }
     MainScreen.-short #oplog { height: 6; }
@@ -123,6 +129,7 @@ class MainScreen(Screen):
         self.keymap = keymap or {}
         self.ctl = SessionController(self.app, session, on_state=self._on_busy_change)
         self.model = GridModel(session.machine, breakpoints=block_breakpoints(session))
+        self.snapshot_path: str | None = None  # the .ptsnap this session came from or was saved to
         self._since: dict[tuple, str] = {}
         self._history: dict[tuple, BlockHistory] = {}
         self._explained: dict[tuple, Any] = {}
@@ -145,14 +152,15 @@ class MainScreen(Screen):
         yield Static(id="header")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield Static("Address space", classes="pane-title")
+                yield Static("Address space", classes="pane-title", id="addrspace-title")
                 yield AddressSpace(id="addrspace")
             with Vertical(id="center"):
                 yield Static("PTE grid", classes="pane-title", id="grid-title")
+                yield Static("", id="story")
                 yield PteGrid(self.model, id="grid")
                 yield OpLog(self.session, id="oplog")
             with Vertical(id="right"):
-                yield Static("Inspector", classes="pane-title")
+                yield Static("Inspector", classes="pane-title", id="inspector-title")
                 yield Inspector(id="inspector")
                 yield CostPanel(id="costs")
         with Horizontal(id="progress"):
@@ -181,6 +189,18 @@ class MainScreen(Screen):
         self._refresh_all(ViewState(), None)
         # the view of the starting position (mid-op sessions, events of op 0)
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
+
+    _TITLES = {"grid": "#grid-title", "addrspace": "#addrspace-title", "inspector": "#inspector-title"}
+
+    def on_descendant_focus(self, event: Any) -> None:
+        """The focused pane is marked: its title lit (the op log: its top rule)."""
+        wid = getattr(event.widget, "id", None)
+        for name, sel in self._TITLES.items():
+            self.query_one(sel, Static).set_class(name == wid, "-focused")
+
+    def focused_pane(self) -> str | None:
+        return next((name for name, sel in self._TITLES.items()
+                     if self.query_one(sel, Static).has_class("-focused")), None)
 
     def on_resize(self) -> None:
         w, h = self.size
@@ -229,7 +249,31 @@ class MainScreen(Screen):
         self.oplog.update_position(self.session.position)
         self.query_one("#costs", CostPanel).update_view()
         self._update_addrspace()
+        self._update_story()
         self.show_inspector()
+
+    def story_text(self) -> str:
+        """The scenario's comment above the op at the position (the next op, or the op in progress)."""
+        s = self.session
+        k = min(s.position.op, s.n_ops - 1)
+        if k < 0 or not s.source:
+            return ""
+        line = getattr(s.ops[k], "line", 0)
+        if not line:
+            return ""
+        from tui.story import comment_for
+
+        text = " ".join(comment_for(s.source, line))
+        return f"op {k + 1}: {text}" if text else ""
+
+    def _update_story(self) -> None:
+        text = self.story_text()
+        if self._lines_shown.get("#story") == text:
+            return
+        self._lines_shown["#story"] = text
+        w = self.query_one("#story", Static)
+        w.set_class(not text, "-empty")
+        w.update(text)
 
     def _auto_expand(self) -> None:
         """Inside an op, its events are shown in the op log (collapsed again on leaving it,
@@ -273,7 +317,10 @@ class MainScreen(Screen):
         s = self.session
         st = self.settings()
         # most wanted first: a narrow terminal cuts the end
-        parts = [f"{s.name or 'session'}", f"step {s.position} / {s.n_ops}",
+        name = s.name or "session"
+        if self.snapshot_path:
+            name = f"{self.snapshot_path.rsplit('/', 1)[-1]} ({name})"
+        parts = [name, f"step {s.position} / {s.n_ops}",
                  f"proc {self.model.process}" + ("" if self.model.alive() else " (exited)"),
                  f"kernel {st['kernel']}", f"policy {st['policy']}", st["granule"], f"cpu {st['cpu']}",
                  f"zoom ×{self.model.ptes_per_cell}"]
@@ -473,6 +520,76 @@ class MainScreen(Screen):
         self.update_header()
         self._update_addrspace()
 
+    _last_query = ""
+
+    def action_copy(self, address: bool) -> None:
+        """The descriptor (or the address) under the cursor to the clipboard (OSC 52)."""
+        addr = self.inspected_addr()
+        if addr is None:
+            self.say("no entry selected", "warning")
+            return
+        if address:
+            text = f"{addr:#x}"
+        elif self.model.zoom > 0:
+            self.say("zoomed out a cell is many entries: zoom in (+) to copy one", "warning")
+            return
+        else:
+            text = f"{self.model.raw(addr):#018x}"
+        self.app.copy_to_clipboard(text)
+        self.say(f"copied {text} ({'address' if address else 'descriptor at ' + format(addr, '#x')})")
+
+    def action_search(self) -> None:
+        from tui.screens.dialogs import InputDialog
+
+        def done(text: str | None) -> None:
+            if text:
+                self.search(text)
+
+        self._dialog(InputDialog(
+            "Find (forward from this step)", placeholder="text of an op, fold, 0x7f0000010000, call:NAME",
+            value=self._last_query,
+            hint="An event kind (fold, unfold, convert, tlb_conflict ...) finds the next such event; a hex "
+                 "address the next event touching its page; KIND:VALUE any breakpoint condition; anything "
+                 "else the next op whose text contains it.", dialog_id="search"), done)
+
+    def search(self, query: str, reverse: bool = False) -> None:
+        from engine.breakpoints import BreakpointError
+        from tui.search import describe_hit, event_query, find
+
+        self._last_query = query
+        cond = event_query(self.session, query)
+        if cond is not None:
+            try:  # a bad condition is said now, not from the worker
+                from engine.breakpoints import parse_condition
+
+                g = self.session.machine.arch.g
+                parse_condition(cond, g.page_size, g.cont_pte_size, self.session.op_verbs())
+            except BreakpointError as e:
+                self.say(str(e), "error")
+                return
+
+        def fn(s: Session) -> MoveResult:
+            before = s.position
+            hit, what = find(s, query, reverse)
+            msg = f"{what}: {describe_hit(hit)}" if hit is not None else (
+                f"{what}: no match {'before' if reverse else 'after'} step {before}")
+            return gather(s, before, message=msg)
+
+        self._submit(f"find {query}", fn)
+
+    def action_jump_fold(self, reverse: bool) -> None:
+        from tui.search import describe_hit, jump_fold
+
+        def fn(s: Session) -> MoveResult:
+            before = s.position
+            hit = jump_fold(s, reverse)
+            return gather(s, before, message=(f"{'previous' if reverse else 'next'} fold/unfold: "
+                                              f"{describe_hit(hit)}" if hit is not None else
+                                              f"no fold or unfold {'before' if reverse else 'after'} "
+                                              f"step {before}"))
+
+        self._submit("previous fold" if reverse else "next fold", fn)
+
     def action_block_history(self) -> None:
         """Every fold and unfold of the block under the cursor; choosing one goes there."""
         addr = self.inspected_addr()
@@ -582,8 +699,19 @@ class MainScreen(Screen):
         from tui.screens.dialogs import InputDialog
 
         def done(path: str | None) -> None:
-            if path:
-                self.save_snapshot(path)
+            if not path:
+                return
+            from pathlib import Path
+
+            if Path(path).exists() and path != self.snapshot_path:
+                from tui.screens.dialogs import ChoiceDialog
+
+                self._dialog(ChoiceDialog(f"{path} exists: replace it?",
+                                          [("replace", f"replace {path}"), ("keep", "keep it, do not save")],
+                                          dialog_id="overwrite"),
+                             lambda k: self.save_snapshot(path) if k == "replace" else self.say("not saved"))
+                return
+            self.save_snapshot(path)
 
         self._dialog(InputDialog("Save snapshot to", placeholder="FILE.ptsnap",
                                          value=f"{(self.session.name or 'session').split(':')[0]}.ptsnap",
@@ -604,6 +732,8 @@ class MainScreen(Screen):
             self._view_after_job()
 
         def done(message: str) -> None:
+            self.snapshot_path = path
+            self.update_header()
             self.say(message, "information" if message == f"saved {path}" else "warning")
             self._view_after_job()
 
@@ -716,8 +846,31 @@ class MainScreen(Screen):
         except OSError as e:
             self.say(f"cannot open {path}: {e.strerror or e}", "error")
             return
+        view = getattr(s, "saved_view", {}) or {}
+        bad = []
+        for text in view.get("breakpoints", []):
+            try:
+                s.add_breakpoint(text)
+            except BreakpointError:
+                bad.append(text)
+        self.snapshot_path = path
         self.set_session(s)
-        self.say(f"opened {path}")
+        where = ""
+        pos_text = view.get("position")
+        if pos_text:
+            try:
+                pos = parse_position(pos_text)
+            except ValueError:
+                bad.append(f"position {pos_text!r}")
+            else:
+                if pos != s.position:
+                    self.seek(pos)
+                    where = f" at step {pos}"
+        n_bp = len(s.breakpoints)
+        bps = f" with {n_bp} breakpoint{'s' if n_bp != 1 else ''}" if n_bp else ""
+        self.say(f"opened {path}{where}{bps}")
+        if bad:
+            self.say(f"{path}: ignored what this build cannot use: {', '.join(bad)}", "warning")
         for w in getattr(s, "warnings", []):
             self.say(w, "warning")
 
@@ -870,9 +1023,12 @@ class MainScreen(Screen):
         def done(res: tuple[Position, Any]) -> None:
             p, m = res
             self._exact_pending = None
+            self.grid.model_changed()  # (the job re-ran part of the op on the shared machine)
             if m is not None:
                 self._exact = (p, m)
                 if p == self.session.position:
+                    self.model.set_exact(m)  # folio orders and ◇ marks of the exact event
+                    self.grid.model_changed()
                     self.show_inspector()
             if self._since_after_exact:
                 self._since_after_exact = False
@@ -930,6 +1086,9 @@ class MainScreen(Screen):
             return key, text, hist
 
         def done(res: tuple[tuple, str | None, BlockHistory | None]) -> None:
+            # the lookup moved the shared machine in its thread: rows painted meanwhile may
+            # have read it half-way (a folio order of 0), so they are built again
+            self.grid.model_changed()
             k, text, hist = res
             if text is None:  # cancelled by a key press: ask again when things settle
                 return
@@ -941,7 +1100,7 @@ class MainScreen(Screen):
                 self.show_inspector()
 
         self.ctl.submit(Job("explain history", fn, done, low=True,
-                            fail=lambda e: None))
+                            fail=lambda e: self.grid.model_changed()))
 
     @on(OpLog.Expand)
     def _expand(self, event: OpLog.Expand) -> None:

@@ -19,7 +19,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.session import Position
-from tui.eventfmt import call_depths, format_event, op_costs
+from tui.eventfmt import call_depths, format_event, op_costs, op_text
 from tui.widgets.scrolling import set_virtual_size
 
 
@@ -221,7 +221,7 @@ class OpLog(ScrollView, can_focus=True):
                  else "✗ failed".rjust(len(op_costs(None, None))))
         head = f"{exp}{op + 1:>5} "
         room = max(8, width - 1 - len(head) - len(costs) - 1)
-        text = str(o)
+        text = op_text(o)
         if failed:  # the lasting mark: what failed, not only a notification
             text += "  ✗ " + s.error[1].removeprefix(f"op {op + 1} ({o}): ")
         if len(text) > room:
