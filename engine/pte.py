@@ -336,7 +336,11 @@ class Layout:
 
 LAYOUT_V69 = Layout("v6.9", PTE_PROT_NONE_V69, False, False, 3, 8, 50, False, True)
 LAYOUT_V610 = Layout("v6.10", PTE_PRESENT_INVALID, True, False, 6, 12, 50, False, True)
-LAYOUT_V612 = Layout("v6.12", PTE_PRESENT_INVALID, True, False, 6, 12, 50, True, True)
+# v6.12 as its stable series ships it (Debian's 6.12.117): POE in pte_modify, PTE_DEVMAP
+# still there, and 143937ca51cc "arm64, mm: avoid always making PTE dirty in
+# pte_mkwrite()" backported from v6.18 (arch/arm64/include/asm/pgtable.h in
+# linux-source-6.12; found by ptlab crosscheck: a swapped-in page came back clean)
+LAYOUT_V612 = Layout("v6.12", PTE_PRESENT_INVALID, True, True, 6, 12, 50, True, True)
 LAYOUT_V617 = Layout("v6.17", PTE_PRESENT_INVALID, True, False, 6, 12, 50, True, False)
 LAYOUT_V618 = Layout("v6.18", PTE_PRESENT_INVALID, True, True, 6, 12, 50, True, False)
 LAYOUTS = {lay.name: lay for lay in (LAYOUT_V69, LAYOUT_V610, LAYOUT_V612, LAYOUT_V617, LAYOUT_V618)}

@@ -189,7 +189,7 @@ CASES = [
     (["crosscheck", "demo", "--granule", "64K"], 2, "expected 4K or 16K"),
     (["crosscheck", "demo", "--policy", "scan"], 2, "--policy goes with --kernel-image"),
     (["crosscheck", "{d}/bad.pts"], 2, "bad.pts:2: unknown verb"),
-    (["crosscheck", "check-12-numa-hint"], 2, "check-12-numa-hint.pts:6: NUMA hinting"),
+    (["crosscheck", "check-12-numa-hint"], 2, "check-12-numa-hint.pts:7: NUMA hinting"),
     (["crosscheck", "--random", "x"], 2, "argument --random: invalid int value: 'x'"),
 ]
 JSON_COMMANDS = {"run", "scenarios", "compare", "replay", "diff", "show", "decode", "capture", "bench",

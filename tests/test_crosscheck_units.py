@@ -437,7 +437,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     (("demo", "--kernel", "v9.99"), "unknown kernel profile 'v9.99'"),
     (("demo", "--kernel-image", "Image", "--policy", "nosuch"), "unknown policy 'nosuch'"),
     (("no-such-scenario",), "no built-in scenario 'no-such-scenario'"),
-    (("check-12-numa-hint",), "check-12-numa-hint.pts:6: NUMA hinting scans"),
+    (("check-12-numa-hint",), "check-12-numa-hint.pts:7: NUMA hinting scans"),
     (("check-14-lockless-race",), "check-14-lockless-race.pts:"),
     (("--random", "x"), "invalid int value"),
 ])
@@ -462,7 +462,7 @@ def test_cli_refusals_name_file_and_line(capsys, tmp_path):
 
 def test_cli_json_error_object(capsys):
     code, out, err = run_cli(capsys, "check-12-numa-hint", "--json")
-    assert code == 2 and json.loads(out)["exit_status"] == 2 and "check-12-numa-hint.pts:6" in err
+    assert code == 2 and json.loads(out)["exit_status"] == 2 and "check-12-numa-hint.pts:7" in err
 
 
 def test_cli_missing_tools_say_what_to_install(capsys, monkeypatch, tmp_path):

@@ -85,8 +85,10 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "Will Deacon's later 'simplify __flush_tlb_range_limit_excess()' is behaviour-neutral"),
     ("clear_young_dirty_ptes", True, "v6.10", "89e86854fb0a (+ out-of-bounds fix, v6.10-rc)",
      "mm/arm64: override clear_young_dirty_ptes() batch helper"),
-    ("layout", "v6.12", "v6.12", "6580a36dd75a (arm64 updates for 6.12)",
-     "pte_modify() also replaces PTE_PO_IDX (POE); PTE_DEVMAP (bit 57) still exists"),
+    ("layout", "v6.12", "v6.12", "6580a36dd75a (arm64 updates for 6.12); 143937ca51cc backported "
+     "to 6.12.y (in Debian's 6.12.117, confirmed by ptlab crosscheck)",
+     "pte_modify() also replaces PTE_PO_IDX (POE); PTE_DEVMAP (bit 57) still exists; "
+     "pte_mkwrite() keeps a clean entry read-only (the v6.18 fix, as the 6.12 stable series has it)"),
     ("layout", "v6.17", "v6.17", "'mm: remove devmap related functions and page table bits' "
      "(MM updates for 6.17-rc1)", "PTE_DEVMAP (bit 57) removed"),
     ("flush_notifier_fixed", True, "v6.17", "f7edb07ad7c6 (arm64 fixes, v6.14-rc7)",
