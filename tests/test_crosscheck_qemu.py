@@ -60,7 +60,7 @@ def test_crosscheck_612_json(tmp_path):
     _need_612()
     targets = ["check-01-anon-64k-fault", "check-02-anon-32k-twice", "check-10-reclaim-young"]
     r = _ptlab(*targets, "--debian", "6.12", "--json", "--keep", str(tmp_path / "keep"))
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     (k,) = out["kernels"]
     assert k["series"] == "6.12" and k["granule"] == 4096 and k["cpu"] == "qemu-max" and k["error"] is None
@@ -77,11 +77,10 @@ def test_crosscheck_612_json(tmp_path):
     assert res["check-01-anon-64k-fault"]["calls_compared"] == 1  # contpte_set_ptes, once
     # reclaim has no user-space form: it runs as MADV_PAGEOUT on both sides, and says so
     t = res["check-10-reclaim-young"]
-    assert t["verdict"] in ("agree", "diverge") and t["ops"] == 3
-    assert t["rewrites"] == ["line 6: 'reclaim buf' runs as madvise buf pageout (MADV_PAGEOUT, the closest "
+    assert t["verdict"] == "agree" and t["ops"] == 3, t["divergences"]  # whole 64K folios swapped out
+    assert t["rewrites"] == ["line 7: 'reclaim buf' runs as madvise buf pageout (MADV_PAGEOUT, the closest "
                              "real equivalent) on both sides"]
-    agree = all(t["verdict"] == "agree" for t in out["targets"])
-    assert out["exit_status"] == r.returncode == (0 if agree else 1)
+    assert out["exit_status"] == r.returncode == 0
     keep = tmp_path / "keep" / k["build"]
     assert (keep / "prog.c").is_file() and (keep / "console.log").is_file()
     assert (keep / "out" / "trace-0.txt").is_file() and (keep / "out" / "functions.txt").is_file()
