@@ -10,6 +10,7 @@ target's trace is compared op by op with the engine's run (compare).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -87,6 +88,17 @@ def profile_for(series: str) -> str:
     if best is None:
         raise CrosscheckError(f"no engine profile for kernel {series}")
     return best[1]
+
+
+def extra_probes() -> tuple[str, ...]:
+    """PTLAB_XC_PROBES=fn1,fn2: more kernel functions marked in the guest's trace (kprobe
+    events ptlab/x*, ignored by the comparison), for reading a kept trace by hand. Only
+    symbol names are accepted: they go into the guest's shell script."""
+    names = tuple(f for f in os.environ.get("PTLAB_XC_PROBES", "").split(",") if f)
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,127}", n)]
+    if bad:
+        raise CrosscheckError(f"PTLAB_XC_PROBES: {bad[0][:40]!r} is not a kernel symbol name")
+    return names
 
 
 def build_profile(name: str, build: Any) -> Any:
@@ -188,7 +200,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
         memory = 2048 if mapped < (512 << 20) else 4096
         budget = timeout or (240 + 60 * len(plans) + 60 * (mapped >> 28))
         try:
-            extra = tuple(f for f in os.environ.get("PTLAB_XC_PROBES", "").split(",") if f)
+            extra = extra_probes()
             script = guest_script(len(plans), extra_probes=extra)
             disk = xfs_image if any(p.files for p in plans) else None
             run = boot_guest(build, script, {"/ptlab/prog": (prog, 0o755)}, memory_mb=memory,

@@ -24,7 +24,6 @@ refused with the op's line and why (:class:`Untranslatable`).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -407,8 +406,3 @@ def c_source(plans: list[Plan]) -> str:
 
 def _c_comment(s: str) -> str:
     return s.replace("*/", "* /").replace("\n", " ")[:120]
-
-
-def replace_ops(scenario: Any, ops: list[Op]) -> Any:
-    """A copy of scenario with other ops (for a minimal reproducer)."""
-    return dataclasses.replace(scenario, ops=ops) if dataclasses.is_dataclass(scenario) else scenario

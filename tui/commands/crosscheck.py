@@ -404,7 +404,7 @@ def precheck(scenarios: list[Any], sources: list[str], user_policy: bool) -> Non
 def run_batches(scenarios: list[Any], kr: KernelRun, args: argparse.Namespace, progress: Progress,
                 keep: Path | None, tag: str = "") -> list[TargetResult]:
     """Every scenario on one kernel, BATCH per boot; adds the boots to kr (a tag's to its reduce_boots)."""
-    from crosscheck.runner import run_targets
+    from crosscheck.runner import CrosscheckError, run_targets
     from engine.policy import PolicyError
 
     out: list[TargetResult] = []
@@ -422,6 +422,8 @@ def run_batches(scenarios: list[Any], kr: KernelRun, args: argparse.Namespace, p
                               timeout=args.timeout, progress=progress, limit=args.limit)
         except PolicyError as e:
             raise UserError(f"crosscheck: policy {esc(args.policy)}: {esc(e)}") from None
+        except CrosscheckError as e:  # a missing tool, a bad PTLAB_XC_PROBES
+            raise UserError(f"crosscheck: {esc(e)}") from None
         finally:
             progress.close()
         boot = max((r.boot_seconds for r in res), default=0.0)
