@@ -46,7 +46,9 @@ class TargetResult:
     comparison: Comparison | None = None
     rewrites: list[str] = field(default_factory=list)
     error: str = ""
-    error_kind: str = ""  # "input" (cannot be expressed), "guest" (boot/timeout), "trace"; "" otherwise
+    # "input" (cannot be expressed, or not on this build), "guest" (boot, timeout, guest setup),
+    # "trace"; "" otherwise (an op the guest program could not run is a divergence)
+    error_kind: str = ""
     ops: int = 0
     engine_seconds: float = 0.0
     guest_seconds: float = 0.0
@@ -169,14 +171,14 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             continue
         res.engine_seconds = time.perf_counter() - t0
         res.rewrites, res.ops = p.rewrites, len(p.ops)
-        if p.needs_swap and not has_zram:
-            res.verdict = "error"
+        if p.needs_swap and not has_zram:  # the build cannot run it: like a kernel without contpte
+            res.verdict, res.error_kind = "error", "input"
             res.error = (f"{scn.name}: swapping needs zram, and {build.name} has no modules "
                          "(the archive no longer carries them for this build)")
             continue
         no_xfs = _no_xfs_reason(build, xfs, xfs_image) if p.files else None
         if no_xfs:
-            res.verdict = "error"
+            res.verdict, res.error_kind = "error", "input"
             res.error = (f"{scn.name}: maps files, which need XFS in the guest "
                          f"(a tmpfs has order-0 folios only), {no_xfs}")
             continue
@@ -224,10 +226,11 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             res.guest_seconds = _guest_time(run.outputs, t)
             if setup_errors:
                 res.verdict, res.error = "error", f"guest setup: {setup_errors.splitlines()[0]}"
+                res.error_kind = "guest"
                 continue
             if p.files and fs != "xfs":
                 why = run.outputs.get("mount-error.txt", b"").decode(errors="replace").strip()
-                res.verdict = "error"
+                res.verdict, res.error_kind = "error", "guest"
                 res.error = (f"{p.name}: maps files, but the guest's {GUEST_FILE_DIR} is "
                              f"{fs or 'unknown'}, not xfs" + (f" ({why.splitlines()[0]})" if why else ""))
                 continue
