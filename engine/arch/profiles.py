@@ -55,6 +55,7 @@ class KernelProfile:
     batched_unmap_lazyfree: bool = False  # try_to_unmap_one batches lazyfree anon folios
     batched_unmap_file: bool = False  # try_to_unmap_one batches file folios
     ttu_sync_large_reclaim: bool = False  # shrink_folio_list unmaps large folios with TTU_SYNC
+    mthp_swapin_sync: bool = False  # do_swap_page reads mTHP-sized runs from a synchronous device
     read_fault_dirty: bool = False  # set_pte_range dirties a read-fault PTE of a writable, dirty folio
 
     def summary(self) -> dict[str, object]:
@@ -143,6 +144,11 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "set_pte_range() ('else if (pte_write(entry) && folio_test_dirty(folio))'), not in 6.12's "
      "(found by ptlab crosscheck: a read fault on shmem after MADV_DONTNEED maps the page clean "
      "on 6.12)", "set_pte_range() maps a writable, already dirty folio dirty on a read fault"),
+    ("mthp_swapin_sync", True, "v6.12", "'mm: support large folios swap-in for sync io devices' "
+     "(Chuanhua Han, Barry Song; MM updates for 6.12, hash unsure); confirmed by ptlab crosscheck "
+     "on Debian's 6.12.117 (a read after MADV_PAGEOUT maps the whole 256K folio back with "
+     "contpte_set_ptes)", "do_swap_page() skips the swap cache on a synchronous device (zram) and "
+     "alloc_swap_folio() reads the largest aligned mTHP run of contiguous swap entries"),
     ("numa_large_rebuild", True, "v6.10", "unsure hash",
      "mm: support multi-size THP numa balancing (Baolin Wang): numa_rebuild_large_mapping()"),
     ("reuse_large_anon", True, "v6.17", "unsure release (v6.15 per the series)",
@@ -198,7 +204,7 @@ V6_10 = _add(replace(V6_9, name="v6.10",
 V6_12 = _add(replace(V6_10, name="v6.12",
                      description="+ POE in pte_modify (the layout of Debian's 6.12 builds, which "
                                  "ptlab crosscheck runs)",
-                     layout="v6.12"))
+                     layout="v6.12", mthp_swapin_sync=True))
 V6_17 = _add(replace(V6_12, name="v6.17",
                      description="+ BBML2_NOABORT flush elision, early-exit gather, batched "
                                  "mprotect/mremap (and v6.12-v6.16: POE, notifier-range fix, "

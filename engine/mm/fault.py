@@ -443,6 +443,33 @@ class Faults(Batch, Filemap, PmdOps):
 
     # --- swap-in ----------------------------------------------------------------------
     @kfn("do_swap_page")
+    def _swapin_orders(self, proc: Process, vma: VMA, addr: int, orig: int, slot: int) -> int:
+        """mm/memory.c alloc_swap_folio() (v6.12+): the highest mTHP order whose
+        aligned range at addr holds only swap entries with contiguous offsets,
+        none in the swap cache, the first offset aligned like the address
+        (thp_swap_suitable_orders, can_swapin_thp); 0 if none."""
+        orders = self.thp.allowable_orders(vma, (1 << self.pmd_order) - 1)
+        orders = self.thp.suitable_orders(vma, addr, orders)
+        page = addr >> self.pshift
+        while orders:  # thp_swap_suitable_orders(): from the first aligned order down
+            order = orders.bit_length() - 1
+            if page % (1 << order) == slot % (1 << order):
+                break
+            orders &= ~(1 << order)
+        mm = proc.mm
+        lay = self.layout
+        while orders:
+            order = orders.bit_length() - 1
+            n = 1 << order
+            idx = page & (n - 1)
+            start = addr - idx * self.ps
+            first = orig - (idx << lay.swp_offset_shift)
+            if (self.arch.ptep_get(mm, start) == first and self.swap_pte_batch(mm, start, n, first) == n
+                    and all(self.swap_cache_lookup(s) < 0 for s in range(slot - idx, slot - idx + n))):
+                return order
+            orders &= ~(1 << order)
+        return 0
+
     def do_swap_page(self, proc: Process, vma: VMA, addr: int, orig: int, write: bool) -> int:
         lay = self.layout
         mm = proc.mm
@@ -456,14 +483,26 @@ class Faults(Batch, Filemap, PmdOps):
             self.folio_ref_add(head, 1)  # the lookup's reference
         else:
             # swapin_readahead() of the one page: a fresh order-0 folio, added to
-            # the swap cache; its allocation reference becomes the mapping's.
-            head = pm.alloc_folio(0, F_SWAPBACKED | F_UPTODATE | F_LRU)
+            # the swap cache; its allocation reference becomes the mapping's. On a
+            # synchronous device (zram) with one reference to the slot, v6.12+ reads
+            # the largest mTHP-sized, aligned run of swap entries at once
+            # (alloc_swap_folio()); the folio is then mapped whole below.
+            order = 0
+            if self.profile.mthp_swapin_sync and self.swap.count[slot] == 1:
+                order = self._swapin_orders(proc, vma, addr, orig, slot)
+            head = -1
+            while head < 0:
+                head = pm.alloc_folio(order, F_SWAPBACKED | F_UPTODATE | F_LRU)
+                if head >= 0 or not order:
+                    break
+                order = 0  # vma_alloc_folio() failed: fall back to one page
             if head < 0:
                 self.mm_event("oom", addr, 0)
                 return VM_FAULT_OOM
             self.mm_event("swapin", addr, slot)
             self.cost("mm_folio", addr, 1)
-            self.add_to_swap_cache(head, slot, 1)
+            nr_in = 1 << order
+            self.add_to_swap_cache(head, slot - ((addr >> self.pshift) & (nr_in - 1)), nr_in)
         if arch.ptep_get(mm, addr) != orig:
             self.folio_put_refs(head, 1)
             return 0
