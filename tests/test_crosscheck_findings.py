@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Regression tests for what `ptlab crosscheck` found against Debian's real
+kernels (docs/fidelity.md, "Checked against the real kernel"), engine-only so
+they run without QEMU. Each names the kernel function it follows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mmhelp import run
+
+from engine.arch.profiles import get_profile
+from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_VALID
+
+BUF = 0xFFFFF7FF0000  # the first 64K mapping's address (top-down below mmap_base)
+
+
+def _pte(r, addr: int) -> int:
+    return r.machine.kernel.procs[0].mm.pt.get(addr)
+
+
+def test_do_wp_page_reads_the_entry_for_userfaultfd_pte_wp():
+    """mm/memory.c do_wp_page(): userfaultfd_pte_wp(vma, ptep_get(vmf->pte)) -- a CoW
+    write fault on a folded block reads the entry three times before unfolding it
+    (handle_pte_fault, do_wp_page, wp_page_copy), as the 6.12 trace showed."""
+    r = run("mthp 64K=always\nmmap buf 64K\ntouch buf write\nfork child\nswitch child\n"
+            "touch buf +16K 4K write\n", "v6.12")
+    last = r.per_op[-1]
+    assert last["call:contpte_ptep_get_lockless"] == 1 and last["call:contpte_ptep_get"] == 3
+
+
+def test_a_migrated_page_comes_back_old_with_52_bit_physical_addresses():
+    """include/linux/swapops.h: SWP_MIG_YOUNG_BIT = SWP_PFN_BITS = PA bits - PAGE_SHIFT,
+    i.e. PTE bit 52 (PTE_CONT) with 52-bit PAs on 4K pages, which set_ptes() clears
+    with pte_mknoncont(): Debian's 6.12 restores migrated pages old."""
+    src = "mthp 64K=always\nmmap buf 64K\ntouch buf write\nmigrate buf\n"
+    old = run(src, replace(get_profile("v6.12"), pa_bits=52))
+    young = run(src, replace(get_profile("v6.12"), pa_bits=48))
+    assert not _pte(old, BUF) & PTE_AF and _pte(young, BUF) & PTE_AF
+    assert _pte(old, BUF) & PTE_CONT  # refolded all the same
+
+
+def test_no_thp_swap_without_4k_pages_and_tails_reclaimed_last_first():
+    """arch/arm64/Kconfig: ARCH_WANTS_THP_SWAP if ARM64_4K_PAGES; a split folio's tails
+    go to folio_list and are reclaimed right after the head, last page first
+    (Debian's 7.3 16K build: swap slots 1, 4, 3, 2)."""
+    r = run("granule 16K\nmthp 64K=always\nmmap buf 64K\ntouch buf write\nmadvise buf pageout\n", "v7.3")
+    m = r.machine
+    lay = m.layout
+    base = m.kernel.procs[0].regions["buf"][0]
+    slots = [lay.swp_offset(_pte(r, base + i * 16384)) for i in range(4)]
+    assert slots == [slots[0], slots[0] + 3, slots[0] + 2, slots[0] + 1]
+
+
+def test_mprotect_to_the_same_protection_leaves_the_block_alone():
+    """mm/mprotect.c mprotect_fixup(): newflags == oldflags returns at once -- no split,
+    no walk, the folded block stays folded."""
+    r = run("mthp 64K=always\nmmap buf 64K\ntouch buf write\nmprotect buf +0 40K rw\n", "v6.12")
+    assert r.per_op[-1]["pte_writes"] == 0 and r.per_op[-1]["converts"] == 0
+    assert _pte(r, BUF) & PTE_CONT and len(r.machine.kernel.procs[0].vmas) == 1
+
+
+def test_pageout_leaves_a_folio_mapped_by_another_process_alone():
+    """mm/madvise.c madvise_cold_or_pageout_pte_range(): a folio whose mapcount is not
+    its page count is mapped elsewhere too (here: the fork's child) and is skipped."""
+    r = run("mthp 64K=always\nmmap buf 64K\ntouch buf write\nfork child\nmadvise buf pageout\n", "v6.12")
+    assert _pte(r, BUF) & PTE_VALID and r.per_op[-1]["pte_writes"] == 0
+
+
+def test_a_read_fault_maps_a_dirty_shmem_page_clean_in_6_12_and_dirty_later():
+    """mm/memory.c set_pte_range(): 'else if (pte_write(entry) && folio_test_dirty(folio))
+    entry = pte_mkdirty(entry)' is in linux-source-7.3, not in 6.12's."""
+    src = "mthp 64K=always\nmmap buf 64K shared\ntouch buf write\nmadvise buf dontneed\ntouch buf read\n"
+    clean, dirty = run(src, "v6.12"), run(src, "v7.3")
+    assert _pte(clean, BUF) & PTE_RDONLY and not _pte(clean, BUF) & PTE_DIRTY
+    assert not _pte(dirty, BUF) & PTE_RDONLY
+
+
+def test_split_huge_pages_looks_every_page_up():
+    """mm/huge_memory.c split_huge_pages_pid(): folio_walk_start() reads the entry at
+    each address before splitting the folio found there."""
+    from engine.machine import Machine
+    from engine.scenario import parse
+
+    scn = parse("mthp 64K=always\nmmap buf 64K\ntouch buf write\nsplit buf +16K\n", "s.pts")
+    m = Machine(scn.config(kernel="v6.12"))
+    ops = list(scn.ops)
+    for op in ops[:-1]:
+        m.apply(op)
+    mark = len(m.log.buf)
+    m.apply(ops[-1])
+    calls = [ev for ev in m.log.buf[mark:] if ev[0] == "call" and ev[1].startswith(("contpte", "__contpte"))]
+    assert calls[0][1] == "contpte_ptep_get" and calls[0][2][1] == BUF + 0x4000  # the lookup
+    assert not m.kernel.procs[0].mm.pt.get(BUF) & PTE_CONT
+
+
+def test_the_huge_zero_folio_is_the_zero_page_in_the_comparison():
+    """A read fault under a PMD maps the huge zero folio; kpageflags reports its pages
+    as ZERO_PAGE, so crosscheck.observe does too."""
+    from crosscheck.observe import EngineObserver
+    from crosscheck.translate import plan
+    from engine.scenario import parse
+
+    obs = EngineObserver()
+    scn = parse("thp never\nmthp 2M=always\nmmap m0 2M r at 0x20400000\ntouch m0 +0 8K read\n", "z.pts")
+    plan(scn, "v6.12", "qemu-max", collect=obs)
+    pages = obs.ops[-1].pages
+    assert pages and all(p.zero for p in pages.values())
