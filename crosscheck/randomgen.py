@@ -208,15 +208,19 @@ class _Gen:
         self.ops.append(f"mprotect {name} +{self.size(lo) if lo else '0'} {self.size(hi - lo)} {prot}")
         return True
 
-    def op_munmap(self) -> bool:
+    def pick_mapped_range(self) -> tuple[str, Mapping, int, int] | None:
+        """A mapping and a run of its mapped pages (the draws of every op on a range)."""
         pm = self.pick_map()
         if pm is None:
+            return None
+        rng = self.subrange(pm[1], ("rw", "r", "none"))
+        return None if rng is None else (pm[0], pm[1], rng[0], rng[1])
+
+    def op_munmap(self) -> bool:
+        pick = self.pick_mapped_range()
+        if pick is None:
             return False
-        name, m = pm
-        rng = self.subrange(m, ("rw", "r", "none"))
-        if rng is None:
-            return False
-        lo, hi = rng
+        name, m, lo, hi = pick
         whole = all(p is None for i, p in enumerate(m.pages) if not lo <= i < hi)
         if whole and self.r.random() < 0.5:
             self.ops.append(f"munmap {name}")
@@ -228,14 +232,10 @@ class _Gen:
         return True
 
     def op_madvise(self) -> bool:
-        pm = self.pick_map()
-        if pm is None:
+        pick = self.pick_mapped_range()
+        if pick is None:
             return False
-        name, m = pm
-        rng = self.subrange(m, ("rw", "r", "none"))
-        if rng is None:
-            return False
-        lo, hi = rng
+        name, m, lo, hi = pick
         # MADV_FREE is for private anonymous memory only; shmem pages are not reclaimed by the model
         advice = "dontneed" if m.shared else self.r.choice(["dontneed", "free", "cold", "pageout", "pageout"])
         self.ops.append(f"madvise {self.target(name, m, lo, hi)} {advice}")
