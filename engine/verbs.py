@@ -365,7 +365,9 @@ def _numa(m: Machine, op: Op) -> Callable[[], object]:
 def _mremap(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     vmas = proc.vmas_in(start, end)
-    if len(vmas) != 1 or vmas[0].start != start or vmas[0].end != end:
+    # the region may be part of a larger VMA (mmap() merged it with a
+    # neighbour): mremap() of that sub-range moves just it, as the kernel does
+    if len(vmas) != 1 or vmas[0].start > start or vmas[0].end < end:
         raise ScenarioError(f"mremap moves one whole VMA; {_arg(op, 'name')} is {len(vmas)} VMAs")
     addr = _arg(op, "addr")
     if not isinstance(addr, int) or addr % m.g.page_size:
@@ -374,7 +376,7 @@ def _mremap(m: Machine, op: Op) -> Callable[[], object]:
         raise ScenarioError("mremap target is beyond the 48-bit user address space")
     if proc.overlaps(addr, addr + (end - start)):
         raise ScenarioError(f"mremap target {addr:#x} overlaps a mapping")
-    return lambda: m.kernel.mremap(proc, vmas[0], addr)
+    return lambda: m.kernel.mremap(proc, _arg(op, "name"), start, end, addr)
 
 
 @verb("split")

@@ -106,3 +106,22 @@ def test_the_huge_zero_folio_is_the_zero_page_in_the_comparison():
     plan(scn, "v6.12", "qemu-max", collect=obs)
     pages = obs.ops[-1].pages
     assert pages and all(p.zero for p in pages.values())
+
+
+def test_adjacent_anonymous_mmaps_merge_and_share_the_written_ones_anon_vma():
+    """mm/vma.c vma_merge_new_range() / is_mergeable_anon_vma(): a private
+    anonymous mmap() next to another becomes one VMA; a write to either part
+    prepares the one anon_vma, so fork's vma_needs_copy() (mm/memory.c) copies
+    the zero-page entries of the part only ever read (6.12, random-1-225)."""
+    src = ("mthp 64K=never 2M=never\nmmap m0 64K\ntouch m0 read\nmmap m1 32K\n"
+           "touch m1 write\nfork c\n")
+    r = run(src, "v6.12")
+    parent, child = r.machine.kernel.procs[0], r.machine.kernel.procs[1]
+    assert len(parent.vmas) == 1 and parent.vmas[0].anon_vma
+    m0 = parent.regions["m0"][0]
+    # the shared zero page, copied old (__copy_present_ptes(): pte_mkold)
+    assert child.mm.pt.get(m0) == parent.mm.pt.get(m0) & ~PTE_AF != 0
+    # a different protection keeps them apart: then m0 has no anon_vma, nothing is copied
+    r = run(src.replace("mmap m1 32K", "mmap m1 32K rw\nmprotect m0 +0 64K r"), "v6.12")
+    child = r.machine.kernel.procs[1]
+    assert len(r.machine.kernel.procs[0].vmas) == 2 and child.mm.pt.get(m0) == 0

@@ -245,17 +245,17 @@ def test_interrupted_back_step_leaves_one_position_everywhere(tmp_path, monkeypa
 def test_block_breakpoint_means_the_block_changed():
     s = open_target("demo")
     s.run()
-    heap = next(v for v in s.machine.process_list()[0].vmas if v.name == "heap")
+    heap_start = s.machine.process_list()[0].regions["heap"][0]
     s.seek(0)
-    bp = s.add_breakpoint(f"block:{heap.start:#x}")
-    end = heap.start + s.machine.arch.g.cont_pte_size
+    bp = s.add_breakpoint(f"block:{heap_start:#x}")
+    end = heap_start + s.machine.arch.g.cont_pte_size
     hits = []
     while (h := s.continue_()) is not None:
         hits.append(h)
         assert h.event is not None
         kind = h.event[0]
         if kind in ("pte_write", "hw_update", "pmd_write"):
-            assert heap.start <= h.event[1] < end and h.event[2] != h.event[3]
+            assert heap_start <= h.event[1] < end and h.event[2] != h.event[3]
         else:
             assert kind in ("convert", "fold", "unfold"), h.event
     kinds = {h.event[0] for h in hits}
@@ -265,7 +265,7 @@ def test_block_breakpoint_means_the_block_changed():
     writes = 0
     for k in range(s.n_ops):
         writes += sum(1 for ev in s.events_of(k) if ev[0] in ("pte_write", "hw_update")
-                      and heap.start <= ev[1] < end and ev[2] != ev[3] and ev[-1] == "p0")
+                      and heap_start <= ev[1] < end and ev[2] != ev[3] and ev[-1] == "p0")
     assert sum(1 for h in hits if h.event[0] in ("pte_write", "hw_update")) >= writes
 
 
@@ -484,8 +484,8 @@ def test_block_history_lists_folds_and_unfolds_with_their_cause_and_jumps_there(
 
     s = open_target("demo")
     s.run()
-    heap = next(v for v in s.machine.process_list()[0].vmas if v.name == "heap")
-    h = block_history(s, "p0", heap.start)
+    heap_start = s.machine.process_list()[0].regions["heap"][0]
+    h = block_history(s, "p0", heap_start)
     assert h.complete
     got = [(e.kind, str(e.position), e.op_text) for e in h.entries]
     assert got == [("unfold", "5.73", "mprotect heap +16K 4K r"),
@@ -497,11 +497,11 @@ def test_block_history_lists_folds_and_unfolds_with_their_cause_and_jumps_there(
     assert unfold.chain_text().endswith("← mprotect")
     assert fold.decision == "policy mainline tried after set_ptes(nr == 1) wrote entry 15"
     for e in h.entries:  # each is where the session says it is
-        assert s.events_of(e.op)[e.event] == (e.kind, heap.start)
+        assert s.events_of(e.op)[e.event] == (e.kind, heap_start)
 
     async def body(app, pilot):
         main = app.main
-        main.go_to_address(heap.start)
+        main.go_to_address(heap_start)
         await settle(app, pilot)
         text = main.inspector.text
         assert "Block history" in text and "unfold step 5.73  op 6 mprotect heap +16K 4K r" in text
@@ -520,11 +520,11 @@ def test_block_history_lists_folds_and_unfolds_with_their_cause_and_jumps_there(
 def test_explainer_summarises_reasons_in_sentences():
     s = open_target("demo")
     s.seek(4)  # heap: mprotect made entry 15 read-only
-    heap = next(v for v in s.machine.process_list()[0].vmas if v.name == "heap")
-    ex = explain_block(s.machine.arch, s.machine.process_list()[0].mm, heap.start)
+    heap_start = s.machine.process_list()[0].regions["heap"][0]
+    ex = explain_block(s.machine.arch, s.machine.process_list()[0].mm, heap_start)
     assert ex.sentences() == ["entries 0–14 writable, entry 15 read-only"]
     s.seek(1)
-    ex = explain_block(s.machine.arch, s.machine.process_list()[0].mm, heap.start)
+    ex = explain_block(s.machine.arch, s.machine.process_list()[0].mm, heap_start)
     assert ex.sentences() == ["entries 0–15 are none"]
     assert len(ex.reasons) == 16
 

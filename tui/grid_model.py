@@ -148,13 +148,41 @@ def _vma_detail(vma: Any) -> str:
     return " ".join(parts)
 
 
+def _vma_pieces(v: Any, named: dict[str, list[int]]) -> list[Region]:
+    """One row group per scenario mapping: mmap() merges adjacent private
+    anonymous mappings into one VMA (as the kernel does), but the user still
+    looks for the names they wrote; a piece of a bigger VMA says so."""
+    start, end = int(v.start), int(v.end)
+    own = str(getattr(v, "name", "") or f"vma@{start:#x}")
+    detail = _vma_detail(v)
+    parts = sorted((max(a, start), min(a + n, end), k) for k, (a, n) in named.items()
+                   if a < end and a + n > start)
+    if len(parts) <= 1 and (not parts or (parts[0][0], parts[0][1]) == (start, end)):
+        return [Region(parts[0][2] if parts else own, start, end, detail)]
+    out: list[Region] = []
+    others = ", ".join(k for _a, _b, k in parts)
+    at = start
+    for a, b, k in parts:
+        if a < at:
+            continue  # an older region of the same name overlapping: keep the first
+        if a > at:
+            out.append(Region(own, at, a, f"{detail}; one VMA with {others}"))
+        out.append(Region(k, a, b, f"{detail}; one VMA with {others}"))
+        at = b
+    if at < end:
+        out.append(Region(own, at, end, f"{detail}; one VMA with {others}"))
+    return out
+
+
 def regions_of(proc: Any, g: Any, extra_addrs: Iterable[int] = ()) -> list[Region]:
     """The mapped ranges of a process: its VMAs when it has them, otherwise the
     PMD-sized regions that have a PTE table (merged when adjacent)."""
     vmas = getattr(proc, "vmas", None)
     if vmas is not None:
-        out = [Region(str(getattr(v, "name", "") or f"vma@{v.start:#x}"), int(v.start), int(v.end),
-                      _vma_detail(v)) for v in vmas]
+        named = getattr(proc, "regions", None) or {}
+        out = []
+        for v in vmas:
+            out.extend(_vma_pieces(v, named))
         out.sort(key=lambda r: r.start)
         return out
     pt = proc.mm.pt

@@ -49,6 +49,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
         v = VMA(name, addr, addr + length, vm_flags, 0, pgoff, file, shmem)
         v.page_prot = self.vma_page_prot(v)
         proc.insert(v)
+        proc.merge_new(v, self.pshift)
         proc.regions[name] = [addr, length]
         self.vmas_changed()
         self.mm_event("mmap", addr, length)
@@ -87,9 +88,13 @@ class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
                 done += self.madvise_cold_range(proc, v, s, e, advice == "pageout")
         return done
 
-    def mremap(self, proc: Process, vma: VMA, new_addr: int) -> int:
-        region = proc.regions.get(vma.region)
+    def mremap(self, proc: Process, name: str, start: int, end: int, new_addr: int) -> int:
+        """mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of the region ``name``: a region
+        inside a bigger VMA is split off first (move_vma()'s unmap of the old
+        range splits in the kernel)."""
+        vma = self.split_vmas(proc, start, end)[0]
         addr = self.move_vma(proc, vma, new_addr)
+        region = proc.regions.get(name)
         if region is not None:
             region[0] = new_addr
         return addr

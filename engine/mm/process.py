@@ -177,26 +177,67 @@ class Process:
                 self.split_vma(v, end, page_shift)
         return self.vmas_in(start, end)
 
+    @staticmethod
+    def mergeable(p: VMA, v: VMA, page_shift: int) -> bool:
+        """Can ``v`` (starting where ``p`` ends) join ``p``?  mm/vma.c
+        is_mergeable_vma() + is_mergeable_anon_vma(): same flags and file,
+        contiguous vm_pgoff, and anon_vmas that agree (or one absent while the
+        other's chain is a single anon_vma).  Separately mmap()ed *private
+        anonymous* mappings merge like any others (their vm_pgoff is the
+        address), so two scenario mappings can become one VMA as in
+        /proc/PID/maps; a file or a shmem object is one ``struct file`` per
+        mapping here, so those only re-join pieces of their own mapping."""
+        if p.end != v.start or p.flags != v.flags or p.page_prot != v.page_prot:
+            return False
+        if p.region != v.region and (p.file or v.file or p.shmem or v.shmem):
+            return False
+        return (p.file == v.file and p.shmem == v.shmem
+                and p.pgoff + ((p.end - p.start) >> page_shift) == v.pgoff
+                and (p.anon_vma == v.anon_vma or not v.anon_vma or not p.anon_vma)
+                and (p.avc == v.avc or not v.avc or not p.avc))
+
+    @staticmethod
+    def _absorb(p: VMA, v: VMA) -> None:
+        p.end = v.end
+        if not p.anon_vma:
+            p.anon_vma = v.anon_vma
+            p.avc = v.avc
+
     def try_merge(self, page_shift: int) -> None:
         """vma_merge(): join neighbours that are indistinguishable."""
         out: list[VMA] = []
         for v in self.vmas:
-            if out:
-                p = out[-1]
-                if (p.end == v.start and p.region == v.region and p.flags == v.flags
-                        and p.page_prot == v.page_prot and p.file == v.file and p.shmem == v.shmem
-                        and p.pgoff + ((p.end - p.start) >> page_shift) == v.pgoff
-                        and (p.anon_vma == v.anon_vma or not v.anon_vma or not p.anon_vma)
-                        and (p.avc == v.avc or not v.avc or not p.avc)):
-                    p.end = v.end
-                    if not p.anon_vma:
-                        p.anon_vma = v.anon_vma
-                        p.avc = v.avc
-                    continue
+            if out and self.mergeable(out[-1], v, page_shift):
+                self._absorb(out[-1], v)
+                continue
             out.append(v)
         if len(out) != len(self._vmas):  # merging joins neighbours: no gap and no size changes
             self._vmas = out
             self._starts_cache = None
+
+    def merge_new(self, vma: VMA, page_shift: int) -> VMA:
+        """vma_merge_new_range() at mmap(): the new VMA joins the one before it
+        and/or the one after it; returns the VMA that now holds its range.  Only
+        the neighbours are looked at, so mapping N areas stays O(N log N)."""
+        starts = self._starts()
+        i = bisect.bisect_left(starts, vma.start)
+        assert self._vmas[i] is vma
+        nxt = self._vmas[i + 1] if i + 1 < len(self._vmas) else None
+        prev = self._vmas[i - 1] if i > 0 else None
+        left = prev is not None and self.mergeable(prev, vma, page_shift)
+        right = nxt is not None and self.mergeable(vma, nxt, page_shift)
+        if left and right and prev.anon_vma and nxt.anon_vma and prev.anon_vma != nxt.anon_vma:
+            right = False  # both sides have their own anon_vma: the left merge wins
+        if right:
+            self._absorb(vma, nxt)
+            del self._vmas[i + 1]
+            del starts[i + 1]
+        if left:
+            self._absorb(prev, vma)
+            del self._vmas[i]
+            del starts[i]
+            vma = prev
+        return vma
 
     # --- state --------------------------------------------------------------------------
     def clone(self) -> Process:
