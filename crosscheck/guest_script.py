@@ -70,6 +70,10 @@ KH=/sys/kernel/mm/transparent_hugepage/khugepaged
 [ -w $KH/alloc_sleep_millisecs ] && echo 86400000 > $KH/alloc_sleep_millisecs
 [ -w /proc/sys/vm/compaction_proactiveness ] && echo 0 > /proc/sys/vm/compaction_proactiveness
 [ -w /proc/sys/kernel/numa_balancing ] && echo 0 > /proc/sys/kernel/numa_balancing
+# no address-space randomisation: with it the static program's brk heap starts anywhere in the
+# 1 GiB above its bss (arch_randomize_brk()), where a scenario's `mmap ... at ADDR` may land,
+# and MAP_FIXED_NOREPLACE then fails with EEXIST (random-1-126 on 6.12)
+[ -w /proc/sys/kernel/randomize_va_space ] && echo 0 > /proc/sys/kernel/randomize_va_space
 # no writeback while a target runs: the flusher's folio_mkclean() would write-protect and clean
 # the PTEs of a shared file mapping mid-scenario (seen on 6.12 under TCG); the sync between
 # targets writes everything back. Not dirty_writeback_centisecs=0: the first dirtied inode then

@@ -22,6 +22,7 @@ addresses and scenario process indexes:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +142,9 @@ class EngineObserver:
                 obs.converts.append((me, ev[1], bool(ev[2])))
             elif kind == "page_fault":
                 obs.faults.append((me, ev[1], bool(ev[2])))
+            elif kind == "mm" and ev[1] == "syscall_error":
+                # the guest prints strerror() of what the system call returned
+                obs.error = os.strerror(ev[3])
         obs.faults = collapse_repeats(obs.faults)
         # the converts carry no mm: take the process of the enclosing contpte_convert call
         if len(conv_procs) == len(obs.converts):

@@ -125,3 +125,21 @@ def test_adjacent_anonymous_mmaps_merge_and_share_the_written_ones_anon_vma():
     r = run(src.replace("mmap m1 32K", "mmap m1 32K rw\nmprotect m0 +0 64K r"), "v6.12")
     child = r.machine.kernel.procs[1]
     assert len(r.machine.kernel.procs[0].vmas) == 2 and child.mm.pt.get(m0) == 0
+
+
+def test_madv_collapse_of_a_range_without_a_writable_entry_fails_with_einval():
+    """mm/khugepaged.c hpage_collapse_scan_pmd(): no writable present entry is
+    SCAN_PAGE_RO, and no PTE table SCAN_PMD_NULL; madvise_collapse_errno() makes
+    both EINVAL (6.12: random-1-103 and 5 more). One written page is enough."""
+    from errno import EINVAL
+
+    def collapse_errors(src: str) -> list[int]:
+        # thp never: a read fault maps the small zero page, not the huge one
+        # (MADV_COLLAPSE itself ignores the sysfs setting)
+        r = run("thp never\nmmap m 2M at 0x20400000\n" + src + "collapse m +0\n", "v6.12")
+        mark = [i for i, ev in enumerate(r.events) if ev[0] == "mm" and ev[1] == "mmap"][-1]
+        return [ev[3] for ev in r.events[mark:] if ev[0] == "mm" and ev[1] == "syscall_error"]
+
+    assert collapse_errors("") == [EINVAL]  # no PTE table at all
+    assert collapse_errors("touch m +0 4K read\n") == [EINVAL]  # only the zero page
+    assert collapse_errors("touch m +0 4K write\n") == []

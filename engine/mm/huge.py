@@ -18,7 +18,9 @@
 
 from __future__ import annotations
 
-from engine.mm.base import VM_FAULT_FALLBACK, VM_FAULT_OOM, kfn
+from errno import EINVAL, ENOMEM
+
+from engine.mm.base import VM_FAULT_FALLBACK, kfn
 from engine.mm.fault import Faults
 from engine.mm.migrate import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, Migrate
 from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE
@@ -194,49 +196,65 @@ class Huge(Faults, Migrate):
     # --- khugepaged -------------------------------------------------------------------
     @kfn("collapse_huge_page")
     def collapse_huge_page(self, proc: Process, vma: VMA, haddr: int) -> int:
+        """MADV_COLLAPSE of one PMD range (mm/khugepaged.c madvise_collapse() ->
+        hpage_collapse_scan_pmd() -> collapse_huge_page()); returns 0 or a
+        negative errno, madvise_collapse_errno() of the scan result."""
         mm = proc.mm
         arch = self.arch
         lay = self.layout
         ps = self.ps
         nr = 1 << self.pmd_order
         pm = self.pm
-        if mm.pt.get_pmd(haddr) or mm.pt.tables.get(haddr >> self.g.pmd_shift) is None:
-            self.mm_event("collapse_fail", haddr, "no PTE table")
-            return -1
-        # __collapse_huge_page_swapin()
+        if mm.pt.get_pmd(haddr):
+            return 0  # SCAN_PMD_MAPPED: counts as collapsed
+        if mm.pt.tables.get(haddr >> self.g.pmd_shift) is None:
+            self.mm_event("collapse_fail", haddr, "no PTE table")  # SCAN_PMD_NULL / SCAN_PMD_NONE
+            return -EINVAL
+        # hpage_collapse_scan_pmd(): ptep_get() of every entry under the PTE lock
+        none = unmapped = 0
+        writable = False
         for k in range(nr):
-            a = haddr + k * ps
-            pte = mm.pt.get(a)
-            if pte and not lay.pte_present(pte):
-                if self.do_swap_page(proc, vma, a, arch.ptep_get(mm, a), False):
-                    self.mm_event("collapse_fail", haddr, "swap-in failed")
-                    return -1
-        # hpage_collapse_scan_pmd(): the candidate entries
-        none = 0
-        for k in range(nr):
-            pte = mm.pt.get(haddr + k * ps)
+            pte = arch.ptep_get(mm, haddr + k * ps)
+            if lay.is_swap_pte(pte):
+                unmapped += 1  # no max_ptes_swap limit for MADV_COLLAPSE
+                continue
             if pte == 0 or (pte & PTE_SPECIAL and self.pte_pfn(pte) == pm.zero_pfn):
-                none += 1
-            elif not lay.pte_present(pte) or lay.pte_protnone(pte) or pte & PTE_SPECIAL:
-                self.mm_event("collapse_fail", haddr, "entry not suitable")
-                return -1
-            elif not self.folio_is_anon(self.arch.folios.folio_of(self.pte_pfn(pte))[0]):
-                self.mm_event("collapse_fail", haddr, "not anonymous")
-                return -1
-        if none > self.max_ptes_none or none == nr:
-            self.mm_event("collapse_fail", haddr, "too many none entries")
-            return -1
+                none += 1  # pte_none_or_zero(): no max_ptes_none limit for MADV_COLLAPSE
+                continue
+            if pte & PTE_WRITE:
+                writable = True
+            if pte & PTE_SPECIAL:
+                self.mm_event("collapse_fail", haddr, "entry not suitable")  # SCAN_PAGE_NULL
+                return -EINVAL
+            if not self.folio_is_anon(self.arch.folios.folio_of(self.pte_pfn(pte))[0]):
+                self.mm_event("collapse_fail", haddr, "not anonymous")  # SCAN_PAGE_ANON
+                return -EINVAL
+        if not writable:
+            # SCAN_PAGE_RO, also when every entry is none or the zero page
+            self.mm_event("collapse_fail", haddr, "no writable entry")
+            return -EINVAL
         new = pm.alloc_folio(self.pmd_order, 0)
         if new < 0:
             self.mm_event("collapse_fail", haddr, "no PMD-sized folio free")
-            return VM_FAULT_OOM
+            return -ENOMEM  # SCAN_ALLOC_HUGE_PAGE_FAIL
         self.mm_event("folio_alloc", haddr, self.pmd_order)
         self.cost("mm_folio", haddr, 1)
+        if unmapped:
+            # __collapse_huge_page_swapin(): ptep_get_lockless() of every entry
+            for k in range(nr):
+                a = haddr + k * ps
+                orig = arch.ptep_get_lockless(mm, a)
+                if lay.is_swap_pte(orig) and self.do_swap_page(proc, vma, a, orig, False):
+                    self.mm_event("collapse_fail", haddr, "swap-in failed")
+                    pm.free_folio(new)
+                    return -EINVAL  # SCAN_FAIL
         # pmdp_collapse_flush(): detach the table, flush the range
         self.emit(("pmd_write", haddr, 0, 0, "collapse_detach", mm.name))
         arch.flush_tlb_user_range(mm, haddr, haddr + self.pmd_size)
         for k in range(nr):
             arch.ptep_get(mm, haddr + k * ps)  # __collapse_huge_page_isolate() reads each entry
+        for k in range(nr):
+            arch.ptep_get(mm, haddr + k * ps)  # so does __collapse_huge_page_copy()
         self.cost("mm_copy_page", haddr, nr - none)
         self.cost("mm_zero_page", haddr, none)
         self._collapse_copy_succeeded(proc, vma, haddr)

@@ -195,7 +195,11 @@ class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
         return n
 
     def collapse(self, proc: Process, vma: VMA, haddr: int) -> int:
-        return self.collapse_huge_page(proc, vma, haddr)
+        r = self.collapse_huge_page(proc, vma, haddr)
+        if r < 0:
+            # what madvise(MADV_COLLAPSE) returns: the crosscheck compares it with the kernel's
+            self.mm_event("syscall_error", haddr, -r)
+        return r
 
     @kfn("ksys_read")
     def read_file(self, fid: int, first: int, last: int) -> int:
