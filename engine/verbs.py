@@ -245,8 +245,12 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                 if vma is None or not vma.start <= va < vma.end:
                     vma = proc.find_vma(va)
                 if handle(proc, vma, va, write) & VM_FAULT_OOM:
+                    if write:
+                        k.user_wrote(mm, start, va)
                     return
             va += ps
+        if write:
+            k.user_wrote(mm, start, end)
 
     return run
 

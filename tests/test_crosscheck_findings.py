@@ -143,3 +143,32 @@ def test_madv_collapse_of_a_range_without_a_writable_entry_fails_with_einval():
     assert collapse_errors("") == [EINVAL]  # no PTE table at all
     assert collapse_errors("touch m +0 4K read\n") == [EINVAL]  # only the zero page
     assert collapse_errors("touch m +0 4K write\n") == []
+
+
+def test_splitting_an_anon_folio_maps_its_untouched_pages_to_the_zero_page():
+    """mm/huge_memory.c __split_huge_page(): remap_page(..., RMP_USE_SHARED_ZEROPAGE);
+    mm/migrate.c try_to_map_unused_to_zeropage() maps a zero-filled page to the shared
+    zero page (v6.12+; 6.12: random-1-86, random-1-14 and 7 more). Written pages keep
+    their frames; before v6.12 every page is mapped back."""
+    src = ("mthp 64K=always\nmmap m 64K at 0x23000000\ntouch m +0 16K write\n"
+           "madvise m +60K 4K free\n")  # a part of the folio: MADV_FREE splits it
+    for kernel, zero in (("v6.12", True), ("v6.9", False)):
+        r = run(src, kernel)
+        pm = r.machine.kernel.pm
+        pt = r.machine.kernel.procs[0].mm.pt
+        written = [pt.get(0x23000000 + i * 4096) for i in range(4)]
+        untouched = [pt.get(0x23000000 + i * 4096) for i in range(4, 15)]
+        assert all(e and not e & PTE_CONT and (e >> 12) & 0xFFFFFFFFF != pm.zero_pfn for e in written)
+        assert all(((e >> 12) & 0xFFFFFFFFF == pm.zero_pfn) == zero for e in untouched), kernel
+
+
+def test_migration_splits_a_pmd_frozen_without_contpte_calls():
+    """mm/rmap.c try_to_migrate_one(): split_huge_pmd_address(vma, address, true, folio)
+    -- __split_huge_pmd_locked() with freeze writes migration entries with set_pte_at(),
+    never a contiguous PTE mapping (6.12: random-1-173, debugfs split of a PMD-mapped
+    THP made no contpte call)."""
+    r = run("thp always\nmmap m 2M at 0x20000000\ntouch m write\nsplit m +0\n", "v6.12")
+    last = r.per_op[-1]
+    assert not any(k.startswith("call:contpte_") and k != "call:contpte_ptep_get" and v
+                   for k, v in last.items()), {k: v for k, v in last.items() if "contpte" in k}
+    assert last.get("converts", 0) == 0

@@ -57,6 +57,7 @@ class KernelProfile:
     ttu_sync_large_reclaim: bool = False  # shrink_folio_list unmaps large folios with TTU_SYNC
     mthp_swapin_sync: bool = False  # do_swap_page reads mTHP-sized runs from a synchronous device
     read_fault_dirty: bool = False  # set_pte_range dirties a read-fault PTE of a writable, dirty folio
+    split_zeropage: bool = False  # splitting an anon folio maps its zero-filled pages to the zero page
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -149,6 +150,12 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "on Debian's 6.12.117 (a read after MADV_PAGEOUT maps the whole 256K folio back with "
      "contpte_set_ptes)", "do_swap_page() skips the swap cache on a synchronous device (zram) and "
      "alloc_swap_folio() reads the largest aligned mTHP run of contiguous swap entries"),
+    ("split_zeropage", True, "v6.12", "'mm: remap unused subpages to shared zeropage when "
+     "splitting isolated thp' (Yu Zhao, Usama Arif; MM updates for 6.12, hash unsure); confirmed "
+     "by ptlab crosscheck on Debian's 6.12.117 (an untouched page of a split 256K folio comes "
+     "back as the zero page)", "__split_huge_page() remaps with RMP_USE_SHARED_ZEROPAGE: "
+     "remove_migration_pte() maps a zero-filled order-0 page to the shared zero page "
+     "(try_to_map_unused_to_zeropage()) and the page is freed"),
     ("numa_large_rebuild", True, "v6.10", "unsure hash",
      "mm: support multi-size THP numa balancing (Baolin Wang): numa_rebuild_large_mapping()"),
     ("reuse_large_anon", True, "v6.17", "unsure release (v6.15 per the series)",
@@ -204,7 +211,7 @@ V6_10 = _add(replace(V6_9, name="v6.10",
 V6_12 = _add(replace(V6_10, name="v6.12",
                      description="+ POE in pte_modify (the layout of Debian's 6.12 builds, which "
                                  "ptlab crosscheck runs)",
-                     layout="v6.12", mthp_swapin_sync=True))
+                     layout="v6.12", mthp_swapin_sync=True, split_zeropage=True))
 V6_17 = _add(replace(V6_12, name="v6.17",
                      description="+ BBML2_NOABORT flush elision, early-exit gather, batched "
                                  "mprotect/mremap (and v6.12-v6.16: POE, notifier-range fix, "

@@ -29,24 +29,24 @@ from engine.mm.base import (
 from engine.mm.batch import Batch
 from engine.mm.filemap import Filemap
 from engine.mm.pagecache import File
-from engine.mm.physmem import F_ANON, F_DIRTY, F_LRU, F_SWAPBACKED, F_SWAPCACHE, F_UPTODATE
+from engine.mm.physmem import F_ANON, F_DIRTY, F_LRU, F_SWAPBACKED, F_SWAPCACHE, F_UPTODATE, P_DATA
 from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
-from engine.mm.swap import SWP_TYPE
+from engine.mm.swap import (  # noqa: F401 -- the migration types are re-exported
+    SWP_MIGRATION_READ,
+    SWP_MIGRATION_READ_EXCLUSIVE,
+    SWP_MIGRATION_WRITE,
+    SWP_TYPE,
+)
 from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
 from engine.pte import (
     PTE_AF,
     PTE_SPECIAL,
+    PTE_VALID,
     PTE_WRITE,
     pte_mkdirty,
 )
-
-# swap types of migration entries: MAX_SWAPFILES + SWP_HWPOISON_NUM + {0, 1, 2}
-# with 5-bit swap types and device-private, migration, hwpoison and marker
-# entries configured (MAX_SWAPFILES = 32 - 3 - 3 - 1 - 1 = 24).
-SWP_MIGRATION_READ = 25
-SWP_MIGRATION_READ_EXCLUSIVE = 26
-SWP_MIGRATION_WRITE = 27
+from engine.state.mmstruct import MMStruct
 
 
 class Faults(Batch, Filemap, PmdOps):
@@ -441,6 +441,38 @@ class Faults(Batch, Filemap, PmdOps):
             self.folio_put_refs(old_head, 1)
         return 0
 
+    # --- page contents ------------------------------------------------------------------
+    def user_wrote(self, mm: MMStruct, start: int, end: int) -> None:
+        """The user's stores reached every page of [start, end) (the guest writes
+        a non-zero byte to each): their pages hold data from now on (P_DATA).
+        Read from the page tables after the access, so it is the page the
+        store finally went to (after a CoW fault, the new copy)."""
+        pt = mm.pt
+        pm = self.pm
+        fl = pm.flags
+        base = pm.base
+        pshift = self.pshift
+        mask = self.addr_low
+        shift = self.g.pmd_shift
+        per = 1 << (shift - pshift)
+        va = start
+        while va < end:
+            key = va >> shift
+            stop = min(end, (key + 1) << shift)
+            t = pt.tables.get(key)
+            if t is not None:
+                i = (va >> pshift) & (per - 1)
+                for raw in t[i:i + ((stop - va) >> pshift)]:
+                    if raw & PTE_VALID:
+                        fl[((raw & mask) >> pshift) - base] |= P_DATA
+            else:
+                pmd = pt.pmd_leaves.get(key, 0)
+                if pmd & PTE_VALID:
+                    first = ((pmd & mask) >> pshift) + ((va >> pshift) & (per - 1)) - base
+                    for j in range(first, first + ((stop - va) >> pshift)):
+                        fl[j] |= P_DATA
+            va = stop
+
     # --- swap-in ----------------------------------------------------------------------
     @kfn("do_swap_page")
     def _swapin_orders(self, proc: Process, vma: VMA, addr: int, orig: int, slot: int) -> int:
@@ -502,7 +534,9 @@ class Faults(Batch, Filemap, PmdOps):
             self.mm_event("swapin", addr, slot)
             self.cost("mm_folio", addr, 1)
             nr_in = 1 << order
-            self.add_to_swap_cache(head, slot - ((addr >> self.pshift) & (nr_in - 1)), nr_in)
+            first = slot - ((addr >> self.pshift) & (nr_in - 1))
+            self.add_to_swap_cache(head, first, nr_in)
+            self.swap_read_data(head, first, nr_in)
         if arch.ptep_get(mm, addr) != orig:
             self.folio_put_refs(head, 1)
             return 0

@@ -23,7 +23,7 @@ from errno import EINVAL, ENOMEM
 from engine.mm.base import VM_FAULT_FALLBACK, kfn
 from engine.mm.fault import Faults
 from engine.mm.migrate import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, Migrate
-from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE
+from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE, P_DATA
 from engine.mm.process import Process
 from engine.mm.vma import VM_WRITE, VMA
 from engine.pte import PTE_AF, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
@@ -184,8 +184,11 @@ class Huge(Faults, Migrate):
         self.cost("mm_folio", head, len(heads))
         # remap_page(): each new folio gets its pages' migration entries back
         if anon:
+            # __split_huge_page(): remap_page(..., RMP_USE_SHARED_ZEROPAGE) for anon
+            # folios (v6.12+); try_to_map_unused_to_zeropage() skips compound pages
+            zeropage = self.profile.split_zeropage and new_order == 0
             for h in heads:
-                self.remove_migration_ptes(h, h, step)
+                self.remove_migration_ptes(h, h, step, zeropage)
         for h in heads:
             if new_order >= 2:
                 self._maybe_deferred_split(h)
@@ -257,6 +260,12 @@ class Huge(Faults, Migrate):
             arch.ptep_get(mm, haddr + k * ps)  # so does __collapse_huge_page_copy()
         self.cost("mm_copy_page", haddr, nr - none)
         self.cost("mm_zero_page", haddr, none)
+        # __collapse_huge_page_copy(): each page's contents go to its new place
+        fl = pm.flags
+        for k in range(nr):
+            pte = mm.pt.get(haddr + k * ps)
+            if pte and lay.pte_present(pte) and fl[self.pte_pfn(pte) - pm.base] & P_DATA:
+                fl[new - pm.base + k] |= P_DATA
         self._collapse_copy_succeeded(proc, vma, haddr)
         mm.pt.drop_table(haddr >> self.g.pmd_shift)  # the old table is freed
         entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(new, vma.page_prot)), vma)

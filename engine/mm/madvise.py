@@ -127,10 +127,21 @@ class Madvise(Reclaim):
         isolated: list[int] = []
         addr = start
         while addr < end:
-            if mm.pt.get_pmd(addr):
+            pmd = mm.pt.get_pmd(addr)
+            if pmd:
                 nxt = min((addr | (self.pmd_size - 1)) + 1, end)
+                head = self.pte_pfn(pmd)
+                # the huge zero page and a folio mapped by another mm too are left alone
+                if head == pm.huge_zero_pfn or self._mapped_shared(proc, head, 1 << self.pmd_order):
+                    addr = nxt
+                    continue
                 if nxt - addr != self.pmd_size:
-                    self.split_huge_pmd(proc, vma, addr)
+                    # a part of the PMD: split_folio() itself (its unmap_folio() turns the
+                    # PMD into migration entries, remap_page() maps the pages back), then
+                    # the PTE walk (regular_folio); if the split fails the PMD is skipped
+                    if self.split_folio(head, 0) < 0:
+                        addr = nxt
+                        continue
                 else:
                     self._cold_pmd(tlb, proc, addr, pageout, isolated)
                     addr = nxt

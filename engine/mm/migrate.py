@@ -26,11 +26,12 @@ from engine.mm.physmem import (
     F_PAGECACHE,
     F_SWAPCACHE,
     P_ANON_EXCLUSIVE,
+    P_DATA,
 )
 from engine.mm.process import Process
 from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, Unmap
 from engine.mm.vma import VMA
-from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_WRITE, pte_mkdirty
+from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE, pte_mkdirty
 
 
 class Migrate(Unmap):
@@ -63,8 +64,10 @@ class Migrate(Unmap):
     def try_to_migrate(self, head: int, flags: int) -> int:
         nr = 1 << self.arch.folios.order_of(head)
         if flags & TTU_SPLIT_HUGE_PMD:
+            # try_to_migrate_one(): split_huge_pmd_address(vma, address, true, folio) --
+            # frozen: the PMD becomes migration entries directly
             for p, v, a in self.folio_pmd_walk(head):
-                self.split_huge_pmd(p, v, a)
+                self.split_huge_pmd(p, v, a, freeze=True)
         else:
             for p, v, a in self.folio_pmd_walk(head):
                 self.set_pmd_migration_entry(p, v, a, head)
@@ -107,9 +110,12 @@ class Migrate(Unmap):
 
     # --- restoring ------------------------------------------------------------------
     @kfn("remove_migration_ptes")
-    def remove_migration_ptes(self, src: int, dst: int, nr: int) -> int:
-        """Point every migration entry of src's pages at dst's pages."""
+    def remove_migration_ptes(self, src: int, dst: int, nr: int, zeropage: bool = False) -> int:
+        """Point every migration entry of src's pages at dst's pages.  With
+        ``zeropage`` (RMP_USE_SHARED_ZEROPAGE, a split's remap_page() of an anon
+        order-0 page) a zero-filled page gets the shared zero page instead."""
         count = 0
+        pm = self.pm
         get = self.arch.ptep_get
         ps = self.ps
         for p, v, a, first, cnt in self.folio_addresses(dst, nr):
@@ -128,7 +134,14 @@ class Migrate(Unmap):
                 if mig is None or mig[0] != src + first + k:
                     continue
                 get(mm, va)  # remove_migration_pte(): old_pte = ptep_get(pvmw.pte)
-                self.remove_migration_pte(p, v, va, dst, dst + first + k, mig)
+                page = dst + first + k
+                if zeropage and not pm.flags[page - pm.base] & P_DATA:
+                    # try_to_map_unused_to_zeropage(): pages_identical(page, ZERO_PAGE(0));
+                    # no reference or rmap is taken, so the page is freed after the split
+                    self.arch.set_ptes(mm, va, self.mk_pte(pm.zero_pfn, v.page_prot) | PTE_SPECIAL, 1)
+                    self.mm_event("zeropage_remap", va, page)
+                    continue
+                self.remove_migration_pte(p, v, va, dst, page, mig)
                 count += 1
         return count
 
@@ -161,6 +174,9 @@ class Migrate(Unmap):
         si, di = src - pm.base, dst - pm.base
         keep = pm.flags[si] & ~(F_SWAPCACHE | P_ANON_EXCLUSIVE)
         pm.flags[di] = (pm.flags[di] & P_ANON_EXCLUSIVE) | keep | F_LRU
+        for k in range(1, nr):  # folio_copy(): the tail pages' contents too
+            if pm.flags[si + k] & P_DATA:
+                pm.flags[di + k] |= P_DATA
         pm.mapping[di] = pm.mapping[si]
         pm.index[di] = pm.index[si]
         if pm.flags[si] & F_PAGECACHE:

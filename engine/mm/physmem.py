@@ -44,8 +44,13 @@ F_UPTODATE = 1 << 9
 F_RESERVED = 1 << 10  # kernel-owned: the zero pages, aged/pinned pages
 F_PAGECACHE = 1 << 11
 F_MIGRATING = 1 << 12  # locked for migration/split (never set between ops)
-# per-page flag
+# per-page flags
 P_ANON_EXCLUSIVE = 1 << 16
+# the page holds data: a user write reached it, or it was copied, migrated or
+# swapped in from a page that did. Pages are zeroed when allocated, so a page
+# without it is zero-filled -- what try_to_map_unused_to_zeropage() tests with
+# pages_identical(page, ZERO_PAGE(0)) when a split remaps an anon folio
+P_DATA = 1 << 17
 
 FOLIO_FLAG_NAMES = (
     (F_ANON, "anon"), (F_SWAPBACKED, "swapbacked"), (F_DIRTY, "dirty"),
@@ -167,7 +172,7 @@ class PhysMem:
         self.registry.remove(head)
         i = head - self.base
         step = 1 << new_order
-        fl = self.flags[i] & ~(P_ANON_EXCLUSIVE | F_DEFERRED | F_PARTIAL)
+        fl = self.flags[i] & ~(P_ANON_EXCLUSIVE | P_DATA | F_DEFERRED | F_PARTIAL)
         idx = self.index[i]
         mapping = self.mapping[i]
         self.deferred.pop(head, None)
@@ -177,7 +182,7 @@ class PhysMem:
             j = i + k
             if new_order:
                 self.registry.insert(h, new_order)
-            self.flags[j] = fl | (self.flags[j] & P_ANON_EXCLUSIVE)
+            self.flags[j] = fl | (self.flags[j] & (P_ANON_EXCLUSIVE | P_DATA))
             self.index[j] = idx + k
             self.mapping[j] = mapping
             self.lmap[j] = 0

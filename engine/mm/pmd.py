@@ -14,8 +14,9 @@ special zero-page entries (set_pte_at each), which never fold.
 from __future__ import annotations
 
 from engine.mm.base import VM_FAULT_FALLBACK, kfn
-from engine.mm.physmem import F_DIRTY
+from engine.mm.physmem import F_DIRTY, P_ANON_EXCLUSIVE
 from engine.mm.process import Process
+from engine.mm.swap import SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE
 from engine.mm.swapcache import SwapCache
 from engine.mm.vma import VM_WRITE, VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
@@ -64,7 +65,11 @@ class PmdOps(SwapCache):
 
     # --- splitting a PMD mapping ------------------------------------------------------
     @kfn("__split_huge_pmd")
-    def split_huge_pmd(self, proc: Process, vma: VMA, addr: int) -> None:
+    def split_huge_pmd(self, proc: Process, vma: VMA, addr: int, freeze: bool = False) -> None:
+        """__split_huge_pmd_locked(). With ``freeze`` (try_to_migrate_one()'s
+        split_huge_pmd_address(..., true, folio)) an anon PMD becomes migration
+        entries at once, written one by one with set_pte_at(), and the folio
+        keeps no PTE mapping or reference from it."""
         mm = proc.mm
         haddr = addr & ~(self.pmd_size - 1)
         pmd = mm.pt.get_pmd(haddr)
@@ -90,6 +95,9 @@ class PmdOps(SwapCache):
         young = bool(old & PTE_AF)
         dirty = pmd_dirty(old)
         exclusive = self.page_anon_exclusive(head)
+        if freeze:
+            self._freeze_huge_pmd(proc, haddr, head, old, exclusive)
+            return
         self.folio_ref_add(head, nr - 1)
         self.folio_add_anon_rmap_ptes(head, head, nr, vma, haddr, exclusive)
         entry = self.mk_pte(head, vma.page_prot)
@@ -105,6 +113,33 @@ class PmdOps(SwapCache):
         mm.pt.table(haddr)
         self.arch.set_ptes(mm, haddr, entry, nr)
         self.folio_remove_rmap_pmd(head, haddr)  # its reference went to the PTEs above
+        self.emit(("pmd_write", haddr, old, 0, "pmd_populate", mm.name))
+
+    def _freeze_huge_pmd(self, proc: Process, haddr: int, head: int, old: int, exclusive: bool) -> None:
+        mm = proc.mm
+        nr = 1 << self.pmd_order
+        pm = self.pm
+        if exclusive:  # folio_try_share_anon_rmap_pmd(): every page loses AnonExclusive
+            for j in range(head - pm.base, head - pm.base + nr):
+                pm.flags[j] &= ~P_ANON_EXCLUSIVE
+        if old & PTE_WRITE:
+            kind = SWP_MIGRATION_WRITE
+        elif exclusive:
+            kind = SWP_MIGRATION_READ_EXCLUSIVE
+        else:
+            kind = SWP_MIGRATION_READ
+        young = bool(old & PTE_AF)
+        dirty = pmd_dirty(old)
+        if dirty:
+            pm.set_flag(head, F_DIRTY)
+        key = haddr >> self.g.pmd_shift
+        mm.pt.pmd_leaves.pop(key, None)
+        mm.pt.table(haddr)
+        ps = self.ps
+        for k in range(nr):
+            self.arch.set_ptes(mm, haddr + k * ps, self.make_migration_pte(head + k, kind, young, dirty), 1)
+        self.folio_remove_rmap_pmd(head, haddr)
+        self.folio_put_refs(head, 1)  # if (freeze) put_page(page): the PMD's reference
         self.emit(("pmd_write", haddr, old, 0, "pmd_populate", mm.name))
 
     def _split_huge_zero_page_pmd(self, proc: Process, vma: VMA, haddr: int) -> None:

@@ -15,7 +15,17 @@ from array import array
 from engine.state.chunks import as_chunks, freeze, thaw_array, thaw_bytearray
 
 SWP_TYPE = 0  # the one swap device is swap type 0
+# swap types of migration entries: MAX_SWAPFILES + SWP_HWPOISON_NUM + {0, 1, 2}
+# with 5-bit swap types and device-private, migration, hwpoison and marker
+# entries configured (MAX_SWAPFILES = 32 - 3 - 3 - 1 - 1 = 24).
+SWP_MIGRATION_READ = 25
+SWP_MIGRATION_READ_EXCLUSIVE = 26
+SWP_MIGRATION_WRITE = 27
 SWAP_MAP_BAD = 0x3F  # swap_map value of a slot never handed out
+# ``used[slot]``: SLOT_USED while allocated, plus SLOT_DATA once it holds a page
+# that was not zero-filled (physmem.P_DATA), so a swap-in gets the contents back
+SLOT_USED = 1
+SLOT_DATA = 2
 
 
 class SwapDevice:

@@ -10,8 +10,9 @@ its slots (folio_free_swap) or when reclaim frees it after writeback.
 
 from __future__ import annotations
 
-from engine.mm.physmem import F_DIRTY, F_SWAPCACHE
+from engine.mm.physmem import F_DIRTY, F_SWAPCACHE, P_DATA
 from engine.mm.rmap import Rmap
+from engine.mm.swap import SLOT_DATA, SLOT_USED
 
 
 class SwapCache(Rmap):
@@ -52,10 +53,26 @@ class SwapCache(Rmap):
         self.delete_from_swap_cache(head)
         return True
 
+    def swap_read_data(self, head: int, slot: int, nr: int) -> None:
+        """swap_read_folio(): the pages get what their slots hold (SLOT_DATA)."""
+        used = self.swap.used
+        fl = self.pm.flags
+        i = head - self.pm.base
+        for k in range(nr):
+            if used[slot + k] & SLOT_DATA:
+                fl[i + k] |= P_DATA
+
     def delete_from_swap_cache(self, head: int) -> None:
         pm = self.pm
         slot = self.swap.slot_of.pop(head)
         n = 1 << self.arch.folios.order_of(head)
+        # the slots keep what the pages held when the folio leaves memory (its
+        # writeback happened before; a slot being freed just below drops it)
+        used = self.swap.used
+        i = head - pm.base
+        for k in range(n):
+            if used[slot + k]:
+                used[slot + k] = SLOT_USED | (SLOT_DATA if pm.flags[i + k] & P_DATA else 0)
         del self.swap.cache[slot]
         pm.flags[head - pm.base] &= ~F_SWAPCACHE
         self.swap.put(slot, n)
