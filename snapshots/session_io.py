@@ -315,6 +315,8 @@ def open_session(path: str, **overrides: Any) -> Loaded:
             raise SnapshotError(f"{path}: cannot build its machine: {e}") from None
         if kind == "capture":
             _capture_start(session, snap, cfg)
+        elif kind == "scenario-from":
+            _scenario_start(session, snap, cfg)
         if len(snap.ops) <= EAGER_CHECK_OPS:
             # every op record checked now: a bad one is one line at open, not mid-way
             for k, rec in enumerate(snap.ops.iter_range(0, len(snap.ops))):
@@ -357,6 +359,44 @@ def _capture_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> Non
         raise SnapshotCorruptError(f"{snap.name}: the captured starting state (checkpoint 0) does not match "
                                    "the digest its header records")
     session.make_machine = starting_from(cfg, st)
+    session.checkpoints[0] = session.machine.state()
+
+
+def _scenario_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> None:
+    """A scenario run --from a saved state starts from the file's checkpoint 0,
+    which must hash (the whole machine state) to the digest its header records:
+    a forged start is refused, not run."""
+    start = cfg.get("start")
+    want = start.get("digest") if isinstance(start, dict) else None
+    if not isinstance(want, str):
+        raise SnapshotFormatError(f"{snap.name}: a scenario run from a saved state, without the digest of "
+                                  "that state")
+    for key in ("kernel", "granule"):
+        if str(cfg.get(key)) != str(getattr(snap.header, key)):
+            raise SnapshotFormatError(f"{snap.name}: starts from a saved state built for {key} "
+                                      f"{escape_controls(str(getattr(snap.header, key)))}; it cannot run "
+                                      f"under another (only --cpu and --policy can change)")
+    if 0 not in snap.checkpoint_numbers:
+        raise SnapshotCorruptError(f"{snap.name}: a scenario run from a saved state without that state "
+                                   "(checkpoint 0)")
+    st = decode_checkpoint(session.machine, snap, 0)
+    try:
+        session.machine.restore(st)
+        got = session.machine.digest()
+    except Exception as e:  # noqa: BLE001 - a hostile state the model cannot restore
+        raise SnapshotCorruptError(f"{snap.name}: the starting state cannot be restored "
+                                   f"({escape_controls(type(e).__name__)})") from None
+    if got != want:
+        raise SnapshotCorruptError(f"{snap.name}: the starting state (checkpoint 0) does not match the "
+                                   "digest its header records")
+    empty = session.make_machine
+
+    def make() -> Any:
+        m = empty()
+        m.restore(st)
+        return m
+
+    session.make_machine = make
     session.checkpoints[0] = session.machine.state()
 
 
