@@ -293,10 +293,23 @@ def _machine_config(path: str, header: SnapshotHeader, overrides: dict[str, Any]
     return cfg
 
 
-def open_session(path: str, **overrides: Any) -> Loaded:
+def check_records(snap: Snapshot) -> None:
+    """Every op record checked now (op, counters, digest): a bad one is one
+    SnapshotError line at open, not an error met mid-way."""
+    for k, rec in enumerate(snap.ops.iter_range(0, len(snap.ops))):
+        checked_op(snap, k, rec.op)
+        checked_counters(snap, k, rec.counters)
+        checked_digest(snap, k, rec.digest)
+
+
+def open_session(path: str, *, check_all: bool = False, **overrides: Any) -> Loaded:
     """Open a snapshot as a session positioned at its start. With overrides
     (kernel, cpu, policy, ...) the session is a fresh run of the same ops under
-    that configuration; the file's records are then only the expected side."""
+    that configuration; the file's records are then only the expected side.
+    Files of up to EAGER_CHECK_OPS ops have every op record checked on
+    opening; ``check_all`` checks every record of a bigger file too (the TUI
+    reads records from widgets that cannot stop in one line, so it asks for
+    it: about a second per 65,536 ops)."""
     snap = open_snapshot(path)
     try:
         header = snap.header
@@ -317,12 +330,8 @@ def open_session(path: str, **overrides: Any) -> Loaded:
             _capture_start(session, snap, cfg)
         elif kind == "scenario-from":
             _scenario_start(session, snap, cfg)
-        if len(snap.ops) <= EAGER_CHECK_OPS:
-            # every op record checked now: a bad one is one line at open, not mid-way
-            for k, rec in enumerate(snap.ops.iter_range(0, len(snap.ops))):
-                checked_op(snap, k, rec.op)
-                checked_counters(snap, k, rec.counters)
-                checked_digest(snap, k, rec.digest)
+        if check_all or len(snap.ops) <= EAGER_CHECK_OPS:
+            check_records(snap)
         if same:
             # the file's records and checkpoints describe exactly this configuration
             cost = getattr(session.machine, "cycles_of", None) or session.cost_fn
