@@ -563,11 +563,10 @@ def test_the_tui_opens_a_file_whose_index_has_two_batches_at_one_offset(tmp_path
     so; the TUI opens it on the scanned records, with the warning, no error."""
     import asyncio
 
+    from snapshots.writer import save_snapshot
     from tui.app import PtlabApp
     from tui.pilot import settle
     from tui.snapshot_io import load_session
-
-    from snapshots.writer import save_snapshot
 
     h, ops, cps = hs.read_parts(hs.base_file(tmp_path / "demo.ptsnap"))
     good = tmp_path / "good.ptsnap"
@@ -595,3 +594,71 @@ def test_the_tui_opens_a_file_whose_index_has_two_batches_at_one_offset(tmp_path
     r = run_subprocess(["tui", str(bad)], stdin=subprocess.DEVNULL, capture_output=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr  # no terminal: one line saying so
     assert r.stderr.strip().splitlines()[-1].startswith("ptlab: tui: needs a terminal")
+
+
+# --- ptlab run --from FILE: the starting state is a snapshot like any other ---------------------------
+
+def test_run_from_a_scenario_snapshot_saves_and_verifies(tmp_path, base, capsys):
+    pts = tmp_path / "x.pts"
+    pts.write_text("fork kid\nmprotect big +0 64K r\nreclaim\n")
+    out = tmp_path / "x.ptsnap"
+    code, text, err = cli(["run", pts, "--from", base, "--save", out], capsys)
+    assert code == 0, err
+    assert f"from {base}: the end of demo (50 ops)" in text and "process kid" in text
+    assert cli(["replay", out, "--verify"], capsys)[0] == 0
+    code, text, err = cli(["diff", out, out], capsys)
+    assert code == 0 and "identical" in text
+
+
+@pytest.mark.parametrize("name", ["counter-nan", "op-args-list", "cpu-path-proc-kmsg",
+                                  "header-config-disagree"])
+def test_run_from_a_hostile_snapshot_is_one_line(name, tmp_path, base, capsys):
+    f = crafted(name, tmp_path, base)
+    code, _out, err = cli(["run", "--from", f], capsys)
+    assert code == 2 and one_line(err).startswith(f"ptlab: {f}:"), err
+
+
+@pytest.mark.parametrize("body, text", [
+    ("kernel v6.9\n", "kernel v6.9 contradicts the starting state (kernel v7.0)"),
+    ("granule 16K\n", "granule 16K contradicts the starting state"),
+    ("memory 8G\n", "the directive memory cannot be combined with --from"),
+    ("swap 1G\n", "the directive swap cannot be combined with --from"),
+    ("mmap big 64K\n", "mapping 'big' already exists in process p0"),
+])
+def test_run_from_refuses_what_contradicts_the_start(body, text, tmp_path, base, capsys):
+    pts = tmp_path / "x.pts"
+    pts.write_text(body)
+    code, _out, err = cli(["run", pts, "--from", base], capsys)
+    assert code == 2 and text in one_line(err), err
+
+
+def test_run_from_needs_a_snapshot_of_processes(tmp_path, capsys):
+    from snapshots.session_io import save_session
+    from tui.targets import open_target
+
+    f = tmp_path / "api.ptsnap"
+    save_session(open_target("example"), str(f))
+    code, _out, err = cli(["run", "--from", f], capsys)
+    assert code == 2 and "has no processes or VMAs" in one_line(err)
+    code, _out, err = cli(["run", "--from", tmp_path / "nope.pts"], capsys)
+    assert code == 2 and "a saved session (FILE.ptsnap) is needed" in one_line(err)
+    code, _out, err = cli(["run"], capsys)
+    assert code == 2 and "--from FILE.ptsnap" in one_line(err)
+
+
+def test_a_forged_start_of_a_from_run_is_refused(tmp_path, base, capsys):
+    pts = tmp_path / "x.pts"
+    pts.write_text("fork kid\n")
+    out = tmp_path / "x.ptsnap"
+    assert cli(["run", pts, "--from", base, "--save", out], capsys)[0] == 0
+    h, ops, cps = hs.read_parts(out)
+    hs.forge_pte(cps[0])  # the start (checkpoint 0) given another pfn, every CRC right
+    bad = hs.write_parts(tmp_path / "bad.ptsnap", (h, ops, cps))
+    for argv in (["replay", bad], ["replay", bad, "--verify"], ["show", bad], ["run", "--from", bad],
+                 ["tui", bad]):
+        code, _o, err = cli(argv, capsys)
+        assert code == 2, (argv, err)
+        assert "the starting state (checkpoint 0) does not match the digest" in one_line(err)
+    # a start built for one kernel is never run under another
+    code, _o, err = cli(["replay", out, "--verify", "--kernel", "v6.9"], capsys)
+    assert code == 2 and "built for kernel v7.0" in one_line(err)
