@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     start = None
     if args.target is None and args.start is None:
-        raise UserError("run: the following arguments are required: TARGET (or --from FILE.ptsnap)")
+        raise UserError("ptlab run: the following arguments are required: TARGET (or --from FILE.ptsnap)")
     try:
         if args.start is not None:
             if args.save:
