@@ -57,6 +57,13 @@ def _scenario(cfg: dict[str, Any]) -> Callable[[], Any]:
     return lambda: Machine(MachineConfig(**fields))
 
 
+def _scenario_from(cfg: dict[str, Any]) -> Callable[[], Any]:
+    """A scenario run on top of a saved state (ptlab run --from): the machine
+    is built empty from its configuration; the session layer restores the
+    starting state (checkpoint 0, checked against cfg["start"]["digest"])."""
+    return _scenario({k: v for k, v in cfg.items() if k != "start"})
+
+
 def _capture(cfg: dict[str, Any]) -> Callable[[], Any]:
     from engine.capture.session import _empty
 
@@ -66,6 +73,10 @@ def _capture(cfg: dict[str, Any]) -> Callable[[], Any]:
 register_machine_kind("api", _api)
 register_machine_kind("capture", _capture)
 register_machine_kind("scenario", _scenario)
+register_machine_kind("scenario-from", _scenario_from)
+
+# kinds whose sessions start from a state of their own (their checkpoint 0), not from an empty machine
+STARTED_KINDS = ("capture", "scenario-from")
 
 
 def reopen(session: Any, **overrides: Any) -> Any:
@@ -81,5 +92,21 @@ def reopen(session: Any, **overrides: Any) -> Any:
     cfg.update(changes)
     label = ", ".join(f"{k} {v}" for k, v in changes.items())
     name = f"{session.name} [{label}]" if label else session.name
-    return Session(machine_factory(meta["machine"], cfg), session.ops, name=name, source=session.source,
+    make = machine_factory(meta["machine"], cfg)
+    if meta["machine"] in STARTED_KINDS:
+        # the same start, not an empty machine; its descriptors are in its kernel's layout
+        # and granule, so only the CPU and the policy can change
+        for key in ("kernel", "granule"):
+            if key in changes and str(changes[key]) != str(meta.get("config", {}).get(key)):
+                raise ValueError(f"this session starts from a captured or saved state built for its own "
+                                 f"{key}; only the CPU profile and the fold policy can change")
+        start = session.checkpoint(0)
+        empty = make
+
+        def make() -> Any:
+            m = empty()
+            m.restore(start)
+            return m
+
+    return Session(make, session.ops, name=name, source=session.source,
                    meta={"machine": meta["machine"], "config": cfg})

@@ -293,10 +293,23 @@ def _machine_config(path: str, header: SnapshotHeader, overrides: dict[str, Any]
     return cfg
 
 
-def open_session(path: str, **overrides: Any) -> Loaded:
+def check_records(snap: Snapshot) -> None:
+    """Every op record checked now (op, counters, digest): a bad one is one
+    SnapshotError line at open, not an error met mid-way."""
+    for k, rec in enumerate(snap.ops.iter_range(0, len(snap.ops))):
+        checked_op(snap, k, rec.op)
+        checked_counters(snap, k, rec.counters)
+        checked_digest(snap, k, rec.digest)
+
+
+def open_session(path: str, *, check_all: bool = False, **overrides: Any) -> Loaded:
     """Open a snapshot as a session positioned at its start. With overrides
     (kernel, cpu, policy, ...) the session is a fresh run of the same ops under
-    that configuration; the file's records are then only the expected side."""
+    that configuration; the file's records are then only the expected side.
+    Files of up to EAGER_CHECK_OPS ops have every op record checked on
+    opening; ``check_all`` checks every record of a bigger file too (the TUI
+    reads records from widgets that cannot stop in one line, so it asks for
+    it: about a second per 65,536 ops)."""
     snap = open_snapshot(path)
     try:
         header = snap.header
@@ -315,12 +328,10 @@ def open_session(path: str, **overrides: Any) -> Loaded:
             raise SnapshotError(f"{path}: cannot build its machine: {e}") from None
         if kind == "capture":
             _capture_start(session, snap, cfg)
-        if len(snap.ops) <= EAGER_CHECK_OPS:
-            # every op record checked now: a bad one is one line at open, not mid-way
-            for k, rec in enumerate(snap.ops.iter_range(0, len(snap.ops))):
-                checked_op(snap, k, rec.op)
-                checked_counters(snap, k, rec.counters)
-                checked_digest(snap, k, rec.digest)
+        elif kind == "scenario-from":
+            _scenario_start(session, snap, cfg)
+        if check_all or len(snap.ops) <= EAGER_CHECK_OPS:
+            check_records(snap)
         if same:
             # the file's records and checkpoints describe exactly this configuration
             cost = getattr(session.machine, "cycles_of", None) or session.cost_fn
@@ -357,6 +368,44 @@ def _capture_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> Non
         raise SnapshotCorruptError(f"{snap.name}: the captured starting state (checkpoint 0) does not match "
                                    "the digest its header records")
     session.make_machine = starting_from(cfg, st)
+    session.checkpoints[0] = session.machine.state()
+
+
+def _scenario_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> None:
+    """A scenario run --from a saved state starts from the file's checkpoint 0,
+    which must hash (the whole machine state) to the digest its header records:
+    a forged start is refused, not run."""
+    start = cfg.get("start")
+    want = start.get("digest") if isinstance(start, dict) else None
+    if not isinstance(want, str):
+        raise SnapshotFormatError(f"{snap.name}: a scenario run from a saved state, without the digest of "
+                                  "that state")
+    for key in ("kernel", "granule"):
+        if str(cfg.get(key)) != str(getattr(snap.header, key)):
+            raise SnapshotFormatError(f"{snap.name}: starts from a saved state built for {key} "
+                                      f"{escape_controls(str(getattr(snap.header, key)))}; it cannot run "
+                                      f"under another (only --cpu and --policy can change)")
+    if 0 not in snap.checkpoint_numbers:
+        raise SnapshotCorruptError(f"{snap.name}: a scenario run from a saved state without that state "
+                                   "(checkpoint 0)")
+    st = decode_checkpoint(session.machine, snap, 0)
+    try:
+        session.machine.restore(st)
+        got = session.machine.digest()
+    except Exception as e:  # noqa: BLE001 - a hostile state the model cannot restore
+        raise SnapshotCorruptError(f"{snap.name}: the starting state cannot be restored "
+                                   f"({escape_controls(type(e).__name__)})") from None
+    if got != want:
+        raise SnapshotCorruptError(f"{snap.name}: the starting state (checkpoint 0) does not match the "
+                                   "digest its header records")
+    empty = session.make_machine
+
+    def make() -> Any:
+        m = empty()
+        m.restore(st)
+        return m
+
+    session.make_machine = make
     session.checkpoints[0] = session.machine.state()
 
 

@@ -343,3 +343,69 @@ def test_tui_pid_opens_the_live_capture(helper, monkeypatch):
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)  # `ptlab tui` refuses to start without a tty
     assert main(["tui", "--pid", str(helper["pid"])]) == 0
     assert seen["name"].startswith(f"capture of PID {helper['pid']} (python")
+
+
+def test_run_from_a_live_capture_end_to_end(helper, tmp_path, capsys):
+    """Captures become sessions: capture --save, then a scenario on top of the
+    captured layout (ptlab run my.pts --from FILE.ptsnap) -- fork, mprotect,
+    a write fault in the child, reclaim -- saved, verified by replay, reopened
+    in the TUI."""
+    import asyncio
+
+    from engine.mm.audit import audit
+    from snapshots import open_snapshot
+    from snapshots.start import load_start
+    from tui.app import PtlabApp
+    from tui.pilot import settle
+    from tui.snapshot_io import load_session
+
+    cap_file = tmp_path / "cap.ptsnap"
+    assert main(["capture", str(helper["pid"]), "--save", str(cap_file)]) == 0
+    capsys.readouterr()
+    # the names: p0 and vmaN in address order; the helper's 64-page region is one of them
+    assert main(["run", "--from", str(cap_file), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["from"]["kind"] == "capture" and out["from"]["pid"] == helper["pid"]
+    vmas = out["processes"]["p0"]["vmas"]
+    small = next(v for v in vmas if v["start"] <= helper["small"] < v["end"])
+    assert small["name"].startswith("vma") and small["ptes_present"] >= 64
+    thp = next(v for v in vmas if v["start"] <= helper["thp"] < v["end"])
+    # the captured state, as a machine: the engine's own audit finds it consistent
+    start = load_start(str(cap_file))
+    assert start.origin["pfns"] == "real"
+    from engine.machine import Machine, MachineConfig
+
+    m = Machine(MachineConfig(**{**start.config, "record": False}))
+    m.restore(start.state)
+    assert audit(m.kernel) == [] and m.check_invariants() == []
+    assert m.cont_blocks() >= 31  # the split THP's folded blocks stay folded
+
+    pts = tmp_path / "what-if.pts"
+    pts.write_text(f"fork child\nmprotect {small['name']} +0 16K r\nswitch child\n"
+                   f"touch {thp['name']} +0 64K write\nswitch p0\nreclaim\n")
+    out_file = tmp_path / "what-if.ptsnap"
+    assert main(["run", str(pts), "--from", str(cap_file), "--save", str(out_file)]) == 0
+    text = capsys.readouterr().out
+    assert f"the capture of PID {helper['pid']}" in text and "process child" in text
+    assert main(["replay", str(out_file), "--verify"]) == 0
+    assert "every digest and cost matches" in capsys.readouterr().out
+    with open_snapshot(str(out_file)) as snap:
+        assert snap.header.extra["machine"] == "scenario-from" and 0 in snap.checkpoint_numbers
+    # an earlier --from result is a start too
+    assert main(["run", "--from", str(out_file), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert "child" in again["processes"] and again["from"]["kind"] == "scenario"
+
+    s = load_session(out_file)
+
+    async def body() -> None:
+        app = PtlabApp(s, use_keymap=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            for _ in range(3):
+                await pilot.press("n")
+            await settle(app, pilot)
+            assert app.main.ctl.errors == [] and s.position.op == 3
+            assert f"capture of PID {helper['pid']}" in app.main.header_text()
+
+    asyncio.run(body())

@@ -14,6 +14,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -476,3 +477,188 @@ def test_an_op_that_cannot_run_is_one_line_in_every_command(tmp_path, base, caps
     for argv in (["diff", f, base], ["replay", f, "--verify"], ["show", f, "--at", "27"]):
         code, _, err = cli(argv, capsys)
         assert code == 2 and "unknown verb '0000000000000000000000000000000'" in one_line(err), (argv, err)
+
+
+# --- the TUI as a user starts it: `ptlab tui FILE` in a subprocess (issue 13, item 6) ------------------
+
+TUI_CASES = ["digest-hex-string", "counter-nan", "counter-inf", "op-args-list"]
+
+
+@pytest.mark.parametrize("name", TUI_CASES)
+def test_ptlab_tui_refuses_a_hostile_snapshot_in_one_line_as_a_subprocess(name, tmp_path, base):
+    # no terminal is needed: the file is checked before the TUI asks for one
+    f = crafted(name, tmp_path, base)
+    r = run_subprocess(["tui", str(f)], stdin=subprocess.DEVNULL, capture_output=True)
+    assert r.returncode == 2, r.stderr
+    line = one_line(r.stderr)
+    assert line.startswith(f"ptlab: {f}: op 4") and "needs a terminal" not in line, line
+    assert r.stdout == ""
+
+
+def _big_file_with_one_bad_record(tmp_path: Path, parts: hs.Parts, bad_op: int,
+                                  change: Any) -> Path:
+    """More ops than open_session checks eagerly, one record bad far in: only a
+    check of every record finds it before the TUI starts."""
+    import snapshots.session_io as sio
+
+    h, ops, _cps = parts
+    n = sio.EAGER_CHECK_OPS + 1000
+    many = [list(ops[k % len(ops)]) for k in range(n)]
+    many[bad_op] = [dict(many[bad_op][0]), dict(many[bad_op][1]), many[bad_op][2]]
+    change(many[bad_op])
+    return hs.write_parts(tmp_path / "big.ptsnap", (h, many, {}))
+
+
+@pytest.mark.parametrize("what", ["counter-nan", "op-args-list", "digest-hex-string"])
+def test_ptlab_tui_checks_every_record_of_a_big_file(what, tmp_path, parts):
+    import math
+
+    change = {"counter-nan": hs._counter("pte_writes", math.nan), "op-args-list": hs._set("args", [1, 2]),
+              "digest-hex-string": hs._digest("00" * 16)}[what]
+    bad = 66_000
+    f = _big_file_with_one_bad_record(tmp_path, parts, bad, change)
+    r = run_subprocess(["tui", str(f)], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert one_line(r.stderr).startswith(f"ptlab: {f}: op {bad + 1}"), r.stderr
+
+
+def test_a_crash_inside_the_tui_is_one_line_and_not_exit_0(tmp_path, base, monkeypatch):
+    """The safety net behind the checks: an error that escapes the app ends it
+    without Textual's traceback (which prints local variables: file contents)
+    and `ptlab tui` reports it in one line, exit 2 for a hostile record."""
+    import asyncio
+
+    from snapshots.errors import SnapshotCorruptError
+    from tui.app import PtlabApp
+    from tui.commands.tui_cmd import exit_status, quiet_crashes
+    from tui.errors import UserError
+    from tui.pilot import settle
+    from tui.snapshot_io import load_session
+
+    monkeypatch.delenv("PTLAB_DEBUG", raising=False)
+    s = load_session(base)
+    app = PtlabApp(s, use_keymap=False)
+    quiet_crashes(app)
+
+    async def body() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            bad = SnapshotCorruptError(f"{base.name}: op 4: its state digest is not 16 bytes")
+            app.call_later(_raise, bad)
+            await pilot.pause(0.2)
+
+    with pytest.raises(SnapshotCorruptError):  # run_test re-raises it for test frameworks
+        asyncio.run(body())
+    assert app._exit_renderables == []  # no traceback with locals was queued for the terminal
+    with pytest.raises(UserError, match="op 4: its state digest"):
+        exit_status(app)
+
+
+def _raise(e: BaseException) -> None:
+    raise e
+
+
+def test_the_tui_opens_a_file_whose_index_has_two_batches_at_one_offset(tmp_path):
+    """Two index batches at one offset: the reader falls back to a scan and says
+    so; the TUI opens it on the scanned records, with the warning, no error."""
+    import asyncio
+
+    from snapshots.writer import save_snapshot
+    from tui.app import PtlabApp
+    from tui.pilot import settle
+    from tui.snapshot_io import load_session
+
+    h, ops, cps = hs.read_parts(hs.base_file(tmp_path / "demo.ptsnap"))
+    good = tmp_path / "good.ptsnap"
+    # uncompressed (patch_index rewrites the index in place), one op batch per 8 ops
+    save_snapshot(str(good), h, [tuple(o) for o in ops], cps, compress_level=0, commit_every=8)
+
+    def same_offset(index: dict) -> None:
+        b = index["batches"]
+        b[len(b) // 2] = b[0]
+
+    bad = hs.patch_index(good, tmp_path / "bad.ptsnap", same_offset)
+    s = load_session(bad)
+    assert any("its index is unusable" in w for w in s.warnings), s.warnings
+
+    async def body() -> None:
+        app = PtlabApp(s, use_keymap=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            for _ in range(5):
+                await pilot.press("n")
+            await settle(app, pilot)
+            assert app.main.ctl.errors == [] and s.position.op == 5
+
+    asyncio.run(body())
+    r = run_subprocess(["tui", str(bad)], stdin=subprocess.DEVNULL, capture_output=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # no terminal: one line saying so
+    assert r.stderr.strip().splitlines()[-1].startswith("ptlab: tui: needs a terminal")
+
+
+# --- ptlab run --from FILE: the starting state is a snapshot like any other ---------------------------
+
+def test_run_from_a_scenario_snapshot_saves_and_verifies(tmp_path, base, capsys):
+    pts = tmp_path / "x.pts"
+    pts.write_text("fork kid\nmprotect big +0 64K r\nreclaim\n")
+    out = tmp_path / "x.ptsnap"
+    code, text, err = cli(["run", pts, "--from", base, "--save", out], capsys)
+    assert code == 0, err
+    assert f"from {base}: the end of demo (50 ops)" in text and "process kid" in text
+    assert cli(["replay", out, "--verify"], capsys)[0] == 0
+    code, text, err = cli(["diff", out, out], capsys)
+    assert code == 0 and "identical" in text
+
+
+@pytest.mark.parametrize("name", ["counter-nan", "op-args-list", "cpu-path-proc-kmsg",
+                                  "header-config-disagree"])
+def test_run_from_a_hostile_snapshot_is_one_line(name, tmp_path, base, capsys):
+    f = crafted(name, tmp_path, base)
+    code, _out, err = cli(["run", "--from", f], capsys)
+    assert code == 2 and one_line(err).startswith(f"ptlab: {f}:"), err
+
+
+@pytest.mark.parametrize("body, text", [
+    ("kernel v6.9\n", "kernel v6.9 contradicts the starting state (kernel v7.0)"),
+    ("granule 16K\n", "granule 16K contradicts the starting state"),
+    ("memory 8G\n", "the directive memory cannot be combined with --from"),
+    ("swap 1G\n", "the directive swap cannot be combined with --from"),
+    ("mmap big 64K\n", "mapping 'big' already exists in process p0"),
+])
+def test_run_from_refuses_what_contradicts_the_start(body, text, tmp_path, base, capsys):
+    pts = tmp_path / "x.pts"
+    pts.write_text(body)
+    code, _out, err = cli(["run", pts, "--from", base], capsys)
+    assert code == 2 and text in one_line(err), err
+
+
+def test_run_from_needs_a_snapshot_of_processes(tmp_path, capsys):
+    from snapshots.session_io import save_session
+    from tui.targets import open_target
+
+    f = tmp_path / "api.ptsnap"
+    save_session(open_target("example"), str(f))
+    code, _out, err = cli(["run", "--from", f], capsys)
+    assert code == 2 and "has no processes or VMAs" in one_line(err)
+    code, _out, err = cli(["run", "--from", tmp_path / "nope.pts"], capsys)
+    assert code == 2 and "a saved session (FILE.ptsnap) is needed" in one_line(err)
+    code, _out, err = cli(["run"], capsys)
+    assert code == 2 and "--from FILE.ptsnap" in one_line(err)
+
+
+def test_a_forged_start_of_a_from_run_is_refused(tmp_path, base, capsys):
+    pts = tmp_path / "x.pts"
+    pts.write_text("fork kid\n")
+    out = tmp_path / "x.ptsnap"
+    assert cli(["run", pts, "--from", base, "--save", out], capsys)[0] == 0
+    h, ops, cps = hs.read_parts(out)
+    hs.forge_pte(cps[0])  # the start (checkpoint 0) given another pfn, every CRC right
+    bad = hs.write_parts(tmp_path / "bad.ptsnap", (h, ops, cps))
+    for argv in (["replay", bad], ["replay", bad, "--verify"], ["show", bad], ["run", "--from", bad],
+                 ["tui", bad]):
+        code, _o, err = cli(argv, capsys)
+        assert code == 2, (argv, err)
+        assert "the starting state (checkpoint 0) does not match the digest" in one_line(err)
+    # a start built for one kernel is never run under another
+    code, _o, err = cli(["replay", out, "--verify", "--kernel", "v6.9"], capsys)
+    assert code == 2 and "built for kernel v7.0" in one_line(err)

@@ -61,7 +61,10 @@ def load_session(path: str | Path, **overrides: Any) -> Any:
     from snapshots.session_io import open_session
 
     try:
-        loaded = open_session(str(path), **{k: v for k, v in overrides.items() if v is not None})
+        # every record checked first, whatever the file's size: the TUI's widgets read records
+        # at any time and cannot end in one line (issue 13, item 6)
+        loaded = open_session(str(path), check_all=True,
+                              **{k: v for k, v in overrides.items() if v is not None})
     except SnapshotError as e:
         raise SnapshotIOError(str(e)) from None
     s = loaded.session

@@ -18,11 +18,23 @@ NAME = "run"
 HELP = "run a scenario (built-in name or .pts file) and print its counters"
 DESCRIPTION = ("Run a scenario to the end. --kernel/--granule/--cpu/--policy override the "
                "scenario's own directives. --json prints one object with \"totals\" and, per "
-               "process, the final mapping summary under \"processes\".")
+               "process, the final mapping summary under \"processes\".\n\n"
+               "--from FILE.ptsnap runs the scenario on top of the final state of a saved session "
+               "instead of a fresh machine: a capture (ptlab capture PID --save FILE.ptsnap) or a "
+               "scenario's snapshot (ptlab run --save, the TUI's save, an earlier --from run). "
+               "Names: a capture's process is p0 (the current process) and its mappings are vma0, "
+               "vma1, ... in address order (ptlab run --from FILE.ptsnap with no TARGET lists them, "
+               "e.g. mprotect vma3 +0 64K r; fork child); a scenario's snapshot keeps its process and "
+               "mapping names and its current process. The starting state fixes the kernel profile, "
+               "the granule and the memory, swap, readahead and fault-around sizes (a scenario "
+               "directive or option that contradicts them is an error); cpu, policy, seed, thp, mthp "
+               "and check apply. The file is checked like any snapshot; --save writes a snapshot whose "
+               "checkpoint 0 is the starting state, so replay --verify re-runs it from there.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", metavar="TARGET", help="built-in scenario name or scenario file (.pts)")
+    p.add_argument("target", metavar="TARGET", nargs="?",
+                   help="built-in scenario name or scenario file (.pts); optional with --from")
     p.add_argument("--kernel", help="kernel profile (e.g. v6.9, seed-basic, v7.0)")
     p.add_argument("--granule", help="4K, 16K or 64K")
     p.add_argument("--cpu", help="CPU profile name or .toml file")
@@ -30,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", metavar="FILE.ptsnap",
                    help="also save the session (every op, its costs and checkpoints) as a snapshot; "
                         "Ctrl-C stops the run (undoing the op in progress) and saves the ops done")
+    p.add_argument("--from", dest="start", metavar="FILE.ptsnap",
+                   help="start from the final state of a saved session (a capture or a scenario's "
+                        "snapshot) instead of a fresh machine; see above for the names to use")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -79,18 +94,27 @@ def execute_and_save(target: str, path: str, kernel: str | None = None, granule:
     machine, interrupted). The first Ctrl-C stops the run within milliseconds
     -- an op in progress is undone, so the session ends at an op boundary --
     and saves the ops done; a second one abandons the save."""
-    import signal
-
     from engine.scenario import resolve
-    from engine.session import SessionError
-    from snapshots import SnapshotError
-    from snapshots.session_io import save_session
     from tui.targets import scenario_session
 
     scenario = resolve(target)
     check_save_target(path)
     check = None if "check" in scenario.header else "end"
     session = scenario_session(target, kernel=kernel, granule=granule, cpu=cpu, policy=policy, check=check)
+    return (scenario, *run_session(session, target, path))
+
+
+def run_session(session: Any, target: str, path: str | None) -> tuple[Any, bool]:
+    """Run a session to the end (and save it to path, if given); returns
+    (machine, interrupted). The first Ctrl-C stops the run within
+    milliseconds -- an op in progress is undone, so the session ends at an op
+    boundary -- and saves the ops done; a second one abandons the save."""
+    import signal
+
+    from engine.session import SessionError
+    from snapshots import SnapshotError
+    from snapshots.session_io import save_session
+
     stop = {"flag": False}
 
     def on_sigint(signum, frame):  # noqa: ARG001
@@ -115,14 +139,93 @@ def execute_and_save(target: str, path: str, kernel: str | None = None, granule:
         m = session.machine
         if not stop["flag"]:
             m.finish()
-        try:
-            save_session(session, path, run_remaining=False)
-        except SnapshotError as e:
-            raise UserError(str(e)) from None
+        if path is not None:
+            try:
+                save_session(session, path, run_remaining=False)
+            except SnapshotError as e:
+                raise UserError(str(e)) from None
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
-    return scenario, m, stop["flag"]
+    return m, stop["flag"]
+
+
+def start_session(target: str | None, start_path: str, kernel: str | None = None, granule: str | None = None,
+                  cpu: str | None = None, policy: str | None = None) -> tuple[Any, Any, Any]:
+    """(scenario, session, start): the scenario's ops on top of the final
+    state of the snapshot at start_path (see DESCRIPTION). Raises
+    ScenarioError, SnapshotError or UserError."""
+    from engine.errors import ScenarioError
+    from engine.machine import Machine, MachineConfig
+    from engine.machines import machine_factory
+    from engine.scenario import parse, resolve
+    from engine.session import Session
+    from snapshots.start import FIXED_BY_START, load_start
+
+    scenario = resolve(target) if target is not None else parse("", "start.pts", "start")
+    src = source_name(target) if target is not None else "--from"
+    if not start_path.endswith(".ptsnap"):
+        raise UserError(f"run: --from {start_path!r}: a saved session (FILE.ptsnap) is needed")
+    start = load_start(start_path)
+    h = scenario.header
+    for key in FIXED_BY_START:
+        if key in h:
+            raise ScenarioError(f"the directive {key} cannot be combined with --from: the starting state "
+                                "fixes it", 0, src)
+    for key, given in (("kernel", kernel or h.get("kernel")), ("granule", granule or h.get("granule"))):
+        have = start.config.get(key)
+        if given is not None and str(given) != str(have):
+            raise ScenarioError(f"{key} {given} contradicts the starting state ({key} {have}): a state is "
+                                "modelled under its own kernel profile and granule", 0, src)
+    fields = {k: v for k, v in start.config.items() if k != "start"}
+    for key in ("cpu", "policy", "check", "seed", "thp", "mthp"):
+        if key in h:
+            fields[key] = h[key]
+    if "check" not in h:
+        fields["check"] = "end"  # whole-address-space checks after every op are for tests
+    if cpu is not None:
+        fields["cpu"] = cpu
+    if policy is not None:
+        fields["policy"] = policy
+    fields["record"] = False
+    m = Machine(MachineConfig(**fields))
+    empty_tlb = m.mmu.tlb.clone_state()
+    m.restore(start.state)
+    if "thp" in h:
+        m.kernel.thp.set_top(h["thp"])
+    for size, setting in h.get("mthp", {}).items():
+        m.kernel.thp.set(size, setting)
+    if "seed" in h:
+        m.rng.seed(h["seed"])
+    if m.cpu.name != Machine(MachineConfig(**{**fields, "cpu": start.config.get("cpu")})).cpu.name:
+        m.mmu.tlb.restore_state(empty_tlb)  # another CPU's TLB geometry: start with an empty TLB
+    m.totals.clear()  # a new run: its counters start at zero
+    m.nops = 0
+    st0 = m.state()
+    cfg = MachineConfig(**fields).summary()
+    cfg["cpu"] = fields["cpu"]  # a profile embedded by value stays embedded
+    cfg["start"] = {"digest": m.digest(), **start.origin}
+    empty = machine_factory("scenario-from", cfg)
+
+    def make() -> Any:
+        mm = empty()
+        mm.restore(st0)
+        return mm
+
+    o = start.origin
+    what = (f"the capture of PID {o.get('pid')} ({o.get('command')})" if o.get("kind") == "capture"
+            else f"the end of {o.get('scenario')}")
+    session = Session(make, scenario.ops, name=f"{scenario.name} from {what}", source=scenario.source,
+                      meta={"machine": "scenario-from", "config": cfg, "description": scenario.description})
+    session.warnings.extend(start.warnings + start.notes)
+    return scenario, session, start
+
+
+def _origin_line(o: dict[str, Any]) -> str:
+    if o.get("kind") == "capture":
+        return (f"{o.get('file')}: the capture of PID {o.get('pid')} ({o.get('command')}), "
+                f"{o.get('pfns')} PFNs, {o.get('captured')}")
+    return f"{o.get('file')}: the end of {o.get('scenario')} ({o.get('ops')} ops)"
 
 
 def check_save_target(path: str) -> None:
@@ -154,15 +257,29 @@ def _progress(k: int, n: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.errors import ScenarioError
     from engine.summary import machine_summary, memory_summary
+    from snapshots import SnapshotError
 
     interrupted = False
+    start = None
+    if args.target is None and args.start is None:
+        raise UserError("ptlab run: the following arguments are required: TARGET (or --from FILE.ptsnap)")
     try:
-        if args.save:
+        if args.start is not None:
+            if args.save:
+                check_save_target(args.save)
+            scenario, session, start = start_session(args.target, args.start, args.kernel, args.granule,
+                                                     args.cpu, args.policy)
+            for w in session.warnings:
+                print(f"ptlab: warning: {w}", file=sys.stderr)
+            m, interrupted = run_session(session, args.target or "start.pts", args.save)
+        elif args.save:
             scenario, m, interrupted = execute_and_save(args.target, args.save, args.kernel, args.granule,
                                                         args.cpu, args.policy)
         else:
             scenario, m = execute(args.target, args.kernel, args.granule, args.cpu, args.policy)
     except ScenarioError as e:
+        raise UserError(str(e)) from None
+    except SnapshotError as e:
         raise UserError(str(e)) from None
     totals = m.counters()
     procs = machine_summary(m)
@@ -174,9 +291,22 @@ def run(args: argparse.Namespace) -> int:
         if args.save:
             out["saved"] = args.save
             out["interrupted"] = interrupted
+        if start is not None:
+            out["from"] = start.origin
+            out["dropped"] = start.notes
         print(json.dumps(out))
         return 130 if interrupted else 0
-    print(f"{scenario.name}: {scenario.description}")
+    if start is not None:
+        print(f"{scenario.name}: {scenario.description}" if args.target
+              else "(no scenario: the starting state itself)")
+        print(f"from {_origin_line(start.origin)}")
+        if start.mappings:
+            print(f"  process p0: {len(start.mappings)} mappings, "
+                  + ", ".join(f"{n} {a:#x}-{b:#x} {perms} {path or '[anon]'}"
+                              for n, a, b, perms, path in start.mappings[:8])
+                  + (", ..." if len(start.mappings) > 8 else ""))
+    else:
+        print(f"{scenario.name}: {scenario.description}")
     print(f"kernel {m.profile.name}  granule {m.g.name}  cpu {m.cpu.name}  policy {m.policy.name}  "
           f"ops {totals['ops']}")
     print()

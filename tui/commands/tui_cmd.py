@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 NAME = "tui"
 HELP = "open the terminal UI on a target (default: the built-in demo)"
@@ -53,5 +54,40 @@ def run(args: argparse.Namespace) -> int:
     if not sys.stdin.isatty():  # Textual would wait for keys that never come, spinning a core
         raise UserError("tui: needs a terminal (stdin is not a tty); for a run without one: "
                         "ptlab run TARGET, ptlab show TARGET")
+    quiet_crashes(app)
     app.run()
-    return 0
+    return exit_status(app)
+
+
+def quiet_crashes(app: Any) -> None:
+    """An exception that escapes the app ends it without Textual's traceback,
+    which prints local variables -- the contents of a file that may be hostile
+    (PTLAB_DEBUG=1 keeps it); exit_status() then reports it in one line."""
+    import os
+
+    if os.environ.get("PTLAB_DEBUG"):
+        return
+
+    def fatal() -> None:
+        app._close_messages_no_wait()
+
+    app._fatal_error = fatal
+
+
+def exit_status(app: Any) -> int:
+    """0, or the one-line error of an exception that ended the app (a hostile
+    record met while running is the input's fault: exit 2; anything else is
+    a bug in ptlab: UserError would hide it, so it is raised for the CLI's
+    one-line internal-error report)."""
+    from tui.errors import UserError
+
+    error = getattr(app, "_exception", None)
+    if error is None:
+        return int(app.return_code or 0)
+    from engine.errors import ScenarioError
+    from engine.session import SessionError
+    from snapshots.errors import SnapshotError
+
+    if isinstance(error, (SnapshotError, ScenarioError, SessionError)):
+        raise UserError(str(error)) from None
+    raise error
