@@ -172,3 +172,12 @@ def test_migration_splits_a_pmd_frozen_without_contpte_calls():
     assert not any(k.startswith("call:contpte_") and k != "call:contpte_ptep_get" and v
                    for k, v in last.items()), {k: v for k, v in last.items() if "contpte" in k}
     assert last.get("converts", 0) == 0
+
+
+def test_an_anon_vma_moved_by_mremap_still_gets_mthp_folios():
+    """include/linux/huge_mm.h thp_vma_suitable_order(): "Don't have to check pgoff
+    for anonymous vma" -- after mremap() the VMA keeps its old, unaligned vm_pgoff
+    and still faults 32K folios (6.12: random-1-288)."""
+    r = run("mthp 32K=always\nmmap m 512K at 0x21401000\nmremap m 0x23000000\n"
+            "touch m +320K 68K write\n", "v6.12")
+    assert r.per_op[-1]["call:contpte_set_ptes"] >= 2

@@ -95,7 +95,9 @@ class ThpPolicy:
             o &= ~(1 << order)
             size = 1 << (order + ps)
             haddr = addr & ~(size - 1)
-            if ((vma.start >> ps) - vma.pgoff) % (1 << order):
+            # "Don't have to check pgoff for anonymous vma": a private anon VMA
+            # moved by mremap() keeps its old vm_pgoff (random-1-288 on 6.12)
+            if (vma.file or vma.shmem) and ((vma.start >> ps) - vma.pgoff) % (1 << order):
                 continue
             if haddr >= vma.start and haddr + size <= vma.end:
                 out |= 1 << order
