@@ -23,6 +23,7 @@ from typing import Any
 
 from crosscheck import cache
 from crosscheck.compare import Comparison, compare_runs
+from crosscheck.features import FeatureEvidence, gather
 from crosscheck.guest_script import guest_script
 from crosscheck.observe import EngineObserver
 from crosscheck.trace import KernelRun, TraceError, parse_pagemap, parse_trace
@@ -140,8 +141,11 @@ def compile_program(plans: list[Plan], workdir: Path) -> bytes:
 
 def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None, policy: str | None = None,
                 cpu: str = QEMU_CPU_PROFILE, keep: Path | None = None, timeout: float | None = None,
-                progress: Callable[[str], None] | None = None, limit: int = 5) -> list[TargetResult]:
-    """Crosscheck scenarios against one kernel build in one boot."""
+                progress: Callable[[str], None] | None = None, limit: int = 5,
+                features: dict[str, FeatureEvidence] | None = None) -> list[TargetResult]:
+    """Crosscheck scenarios against one kernel build in one boot. With ``features``,
+    also re-run each compared target with every boolean FEATURE_HISTORY row
+    flipped and gather what the kernel's trace says about each row."""
     from crosscheck.guest import GuestError, boot_guest
 
     say = progress or (lambda _m: None)
@@ -154,6 +158,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
     results: list[TargetResult] = []
     plans: list[Plan] = []
     observers: list[EngineObserver] = []
+    planned: list[Any] = []  # the scenario of each plan, for --features
     index: list[int] = []  # result index of each plan
     for scn in scenarios:
         res = TargetResult(scn.name, build.name, prof, build.granule)
@@ -184,6 +189,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
             continue
         plans.append(p)
         observers.append(obs)
+        planned.append(scn_for_run)
         index.append(len(results) - 1)
     if not plans:
         return results
@@ -245,9 +251,28 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
                                           build.granule.bit_length() - 1, limit, lpa2)
             if res.verdict != "error":
                 res.verdict = "agree" if res.comparison.agrees else "diverge"
+                if features is not None:
+                    gather(features, p.name, res.comparison.agrees, kernel_profile,
+                           _rerun_under(planned[t], kr, texts, functions, p.procs, build, cpu, gname,
+                                        bool(policy), limit, lpa2))
         return results
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rerun_under(scn: Any, kr: Any, texts: list[tuple[int, str]], functions: set[str], procs: Any,
+                 build: Any, cpu: str, gname: str, policy_ok: bool, limit: int,
+                 lpa2: bool) -> Callable[[Any], bool | None]:
+    """rerun(profile): does the engine under ``profile`` agree with this kernel trace?"""
+    def rerun(profile: Any) -> bool | None:
+        obs = EngineObserver()
+        try:
+            plan(scn, profile, cpu, gname, policy_ok=policy_ok, collect=obs)
+        except Exception:  # noqa: BLE001 -- a flipped row may make a profile the engine refuses
+            return None
+        return compare_runs(kr.ops, obs.ops, texts, functions, procs,
+                            build.granule.bit_length() - 1, limit, lpa2).agrees
+    return rerun
 
 
 def guest_fs(outputs: dict[str, bytes]) -> str:

@@ -638,3 +638,26 @@ def test_cli_missing_cross_libc_says_what_to_install(capsys, monkeypatch):
     code, _, err = run_cli(capsys, "check-01-anon-64k-fault")
     assert code == 2 and err == ("ptlab: crosscheck: /nonexistent/aarch64/libc.a not found; install: "
                                  "apt-get install libc6-dev-arm64-cross\n")
+
+
+def test_features_flip_each_boolean_row_and_sort_the_evidence():
+    """crosscheck/features.py: a row is confirmed by a target where only the flipped
+    profile diverges, contradicted where only the flip agrees, and not visible when
+    both agree."""
+    from crosscheck.features import flippable_rows, gather, render
+    from engine.arch.profiles import get_profile
+
+    prof = get_profile("v6.12")
+    names = [r[0] for r in flippable_rows()]
+    assert "split_zeropage" in names and "layout" not in names and len(names) == len(set(names))
+    evidence: dict = {}
+    # the engine "agrees" unless split_zeropage is off or batched_mprotect is on
+    gather(evidence, "t1", True, prof,
+           lambda p: p.split_zeropage and not p.batched_mprotect)
+    gather(evidence, "t2", False, prof, lambda p: not p.split_zeropage)
+    assert evidence["split_zeropage"].confirm == ["t1"] and evidence["split_zeropage"].contradict == ["t2"]
+    assert evidence["split_zeropage"].verdict == "mixed"
+    assert evidence["batched_mprotect"].verdict == "confirmed" and not evidence["batched_mprotect"].value
+    assert evidence["contpte"].verdict == "not visible" and evidence["contpte"].both_diverge == 1
+    text = "\n".join(render("k", "v6.12", evidence))
+    assert "split_zeropage" in text and "contradicted by 1, e.g. t2" in text

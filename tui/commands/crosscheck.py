@@ -65,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the number and size of the targets)")
     p.add_argument("--limit", metavar="N", type=int, default=5,
                    help="divergences reported per op (default 5)")
+    p.add_argument("--features", action="store_true",
+                   help="also say which FEATURE_HISTORY rows each kernel confirms: re-run the engine "
+                        "with each boolean row flipped against the same trace")
     p.add_argument("--random", metavar="N", type=int, help="crosscheck N generated scenarios instead")
     p.add_argument("--seed", metavar="S", type=int, default=1, help="seed of --random (default 1)")
 
@@ -221,6 +224,7 @@ class KernelRun:
     boots: list[float] = field(default_factory=list)
     reduce_boots: list[float] = field(default_factory=list)  # the reproducer rounds' boots
     error: str = ""
+    features: dict[str, Any] = field(default_factory=dict)  # --features: field -> FeatureEvidence
 
     def as_dict(self) -> dict[str, Any]:
         from crosscheck.runner import QEMU_CPU_PROFILE
@@ -419,7 +423,8 @@ def run_batches(scenarios: list[Any], kr: KernelRun, args: argparse.Namespace, p
         progress.label = f"{short}{' reducing' if tag else ''}" + (f" (boot {b + 1}/{nb})" if nb > 1 else "")
         try:
             res = run_targets(chunk, kr.build, profile=kr.profile, policy=args.policy, keep=kdir,
-                              timeout=args.timeout, progress=progress, limit=args.limit)
+                              timeout=args.timeout, progress=progress, limit=args.limit,
+                              features=kr.features if getattr(args, "features", False) and not tag else None)
         except PolicyError as e:
             raise UserError(f"crosscheck: policy {esc(args.policy)}: {esc(e)}") from None
         except CrosscheckError as e:  # a missing tool, a bad PTLAB_XC_PROBES
@@ -543,11 +548,20 @@ def run(args: argparse.Namespace) -> int:
                            "diverge": sum(r.verdict == "diverge" for r in results),
                            "error": sum(r.verdict == "error" for r in results),
                            "reproducers": [red.as_dict() for red in reds]}
+    if getattr(args, "features", False):
+        extra["features"] = {kr.build.name: [ev.as_dict() for ev in kr.features.values()] for kr in runs}
     if args.json:
         print(json.dumps({"kernels": [kr.as_dict() for kr in runs], "targets": [r.as_dict() for r in results],
                           **extra, "exit_status": status}))
     else:
         print_human(runs, print)
+        if getattr(args, "features", False):
+            from crosscheck.features import render
+
+            for kr in runs:
+                print("")
+                for line in render(esc(kr.build.name), kr.profile, kr.features):
+                    print(line)
         if "random" in extra:
             x = extra["random"]
             print(f"random campaign, seed {x['seed']}: {x['n']} scenarios x {len(runs)} kernel(s): "
