@@ -433,7 +433,11 @@ int run_scenario(const struct scenario *s, int t)
 			alive[gone] = 0;
 		} else {
 			a = send(p, CMD_OP, k);
-			if (a.err) {
+			if (a.err < 0) {
+				/* an op whose failure is an answer (MADV_COLLAPSE's errno): recorded,
+				 * and the scenario goes on with the state dumped as after any op */
+				marker("ptlab %d error %d %s", target, k, strerror(-a.err));
+			} else if (a.err) {
 				marker("ptlab %d error %d %s", target, k, strerror(a.err));
 				dprintf(2, "ptlab-guest: %s: op %d: %s\n", S->name, k, strerror(a.err));
 				break;

@@ -336,7 +336,9 @@ def _translate(m: Machine, op: Op, procs: list[str], parents: list[int], me: int
     if v == "collapse":
         _, start, _end = m._region(op)
         haddr = start & ~(m.g.pmd_size - 1)
-        return (f"return sys0(madvise((void *){guest_addr(haddr):#x}UL, {m.g.pmd_size:#x}UL, "
+        # a failure is MADV_COLLAPSE's answer, compared with the engine's errno: negative
+        # tells the controller to record it and go on (runtime.c)
+        return (f"return -sys0(madvise((void *){guest_addr(haddr):#x}UL, {m.g.pmd_size:#x}UL, "
                 "MADV_COLLAPSE));", -1, -1)
     if v == "read":
         fname = a.get("file")

@@ -58,7 +58,7 @@ def test_translator_c_text_for_each_verb():
     assert body[7] == "return sys0(madvise((void *)0x20410000UL, 0x10000UL, MADV_DONTNEED));"
     assert body[11] == "return do_split(0x20400000UL, 0x20401000UL, 0);"
     assert body[12] == "return sys0(munmap((void *)0x20401000UL, 0x1000UL));"
-    assert body[15] == "return sys0(madvise((void *)0x20800000UL, 0x200000UL, MADV_COLLAPSE));"
+    assert body[15] == "return -sys0(madvise((void *)0x20800000UL, 0x200000UL, MADV_COLLAPSE));"
     fork = next(o for o in p.ops if o.line == 8)
     ex = next(o for o in p.ops if o.line == 10)
     assert (fork.fork_child, ex.exit_proc, ex.proc) == (1, 1, 1)
