@@ -21,6 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crosscheck.kernels import installed_kernels, pick
+from crosscheck.runner import profile_for, run_targets
+from crosscheck.translate import Untranslatable, rewrite_ops
+from engine.scenario import builtin, builtin_names
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BIG = ("seed-fork-order0", "seed-fork-order9", "seed-munmap-order0", "seed-munmap-order9")
@@ -28,9 +33,6 @@ BIG = ("seed-fork-order0", "seed-fork-order9", "seed-munmap-order0", "seed-munma
 
 def expressible(names: list[str]) -> list[Any]:
     """The built-ins the guest can express on a Debian kernel (mainline policy, no numa/gup/smmu)."""
-    from crosscheck.translate import Untranslatable, rewrite_ops
-    from engine.scenario import builtin
-
     out = []
     for n in names:
         s = builtin(n)
@@ -46,9 +48,6 @@ def expressible(names: list[str]) -> list[Any]:
 
 def measure(names: list[str], debian: str = "6.12", granule: int = 4096) -> dict[str, Any]:
     """One boot of the newest cached Debian build of that series; engine vs guest seconds per target."""
-    from crosscheck.kernels import installed_kernels, pick
-    from crosscheck.runner import profile_for, run_targets
-
     builds = pick(installed_kernels(), debian, granule)
     if not builds:
         raise SystemExit(f"no cached Debian {debian} kernel; run: ptlab crosscheck --setup")
@@ -78,8 +77,6 @@ def table(d: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.scenario import builtin_names
-
     ap = argparse.ArgumentParser(prog="python -m bench.crosscheck_speed", description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help="built-in scenarios (default: every expressible small one)")
     ap.add_argument("--debian", default="6.12")

@@ -27,7 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.machine import Machine  # noqa: E402
+from engine.machine import (
+    Machine,  # noqa: E402
+    MachineConfig,
+)
 from engine.scenario import builtin, builtin_names, parse  # noqa: E402
 
 SEED_KERNELS = ("baseline", "seed-basic", "seed-batch", "seed-inline", "seed-fold", "v7.0")
@@ -64,8 +67,6 @@ def runs() -> list[tuple[str, object, dict]]:
 
 
 def _machine(what, over: dict, record: bool) -> tuple[Machine, list]:
-    from engine.machine import MachineConfig
-
     if isinstance(what, list):
         cfg = MachineConfig(memory=256 << 20, check="op", record=record, **over)
         return Machine(cfg), what

@@ -22,15 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
+
 from bench.cases import Case, print_cases  # noqa: E402
+from engine.machine import Machine, MachineConfig
+from engine.ops import Op
+from engine.scenario import parse_size
 
 
 def child(size: int) -> dict:
-    import psutil
-
-    from engine.machine import Machine, MachineConfig
-    from engine.ops import Op
-
     t0 = time.process_time()
     m = Machine(MachineConfig(memory=size + (1 << 30), record=False, check="end", thp="never",
                               mthp={"64K": "always"}))
@@ -58,8 +58,6 @@ def run(size: int = 16 << 30) -> tuple[list[Case], dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.scenario import parse_size
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="16G")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

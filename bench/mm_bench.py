@@ -31,6 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cases import Case, progress_line  # noqa: E402
+from engine.machine import Machine, MachineConfig
+from engine.ops import Op
+from engine.scenario import parse_size
 
 LAYOUTS = {
     "order-0": {"thp": "never", "mthp": {}},
@@ -72,9 +75,6 @@ def floor(n: int = 1 << 20, bounded: bool = False) -> float:
 
 
 def measure(name: str, size: int, record: bool, kernel: str = "v7.0") -> dict:
-    from engine.machine import Machine, MachineConfig
-    from engine.ops import Op
-
     cfg = MachineConfig(kernel=kernel, cpu="neoverse-n1", memory=max(4 << 30, 3 * size),
                         check="off", record=record, **LAYOUTS[name])
     m = Machine(cfg)
@@ -156,8 +156,6 @@ def _limit_note(name: str, phase: str, rate: float, need: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.scenario import parse_size
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1G", help="anonymous mapping size (default 1G)")
     ap.add_argument("--mode", choices=("record", "count"), default="count",

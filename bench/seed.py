@@ -29,6 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cases import progress_line  # noqa: E402
+from engine.machine import Machine
+from engine.scenario import builtin, parse
 
 BENCHMARKS = (("fork", 0, "seed-fork-order0"), ("fork", 9, "seed-fork-order9"),
               ("munmap", 0, "seed-munmap-order0"), ("munmap", 9, "seed-munmap-order9"))
@@ -83,17 +85,12 @@ UNEXPLAINED = {
 
 
 def scenario_text(name: str, size: str) -> str:
-    from engine.scenario import builtin
-
     src = builtin(name).source
     return re.sub(r"^(\s*mmap\s+\S+\s+)1G\b", r"\g<1>" + size, src, flags=re.M)
 
 
 def op_cost(name: str, size: str, kernel: str, cpu: str) -> dict:
     """Counters and cycles of the scenario's last op (the measured fork/munmap)."""
-    from engine.machine import Machine
-    from engine.scenario import parse
-
     sc = parse(scenario_text(name, size), f"{name}.pts", name)
     m = Machine(sc.config(kernel=kernel, cpu=cpu, record=False, check="off"))
     ops = list(sc.ops)

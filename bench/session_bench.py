@@ -26,7 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
+
 from bench.cases import Case, print_cases, progress_line  # noqa: E402
+from engine.machines import machine_factory
+from engine.scenario import parse
+from engine.session import Position, Session
+from snapshots.session_io import open_session, save_session
 
 SCENARIO = """\
 # bench: four small ops a round on a 64 MiB heap of 64K folios
@@ -44,10 +50,6 @@ end
 
 
 def make_session(n_ops: int) -> Any:
-    from engine.machines import machine_factory
-    from engine.scenario import parse
-    from engine.session import Session
-
     text = SCENARIO.format(rounds=max(1, (n_ops - 1) // 4))
     scn = parse(text, "bench-session.pts", "bench-session")
     cfg = scn.config(record=False).summary()
@@ -62,11 +64,6 @@ def _pct(values: list[float], p: float) -> float:
 
 def run(n_ops: int = 1_000_000, seeks: int = 200, seed: int = 1, tmpdir: str | None = None,
         quiet: bool = False) -> tuple[list[Case], dict]:
-    import psutil
-
-    from engine.session import Position
-    from snapshots.session_io import open_session, save_session
-
     proc = psutil.Process()
     info: dict[str, Any] = {"ops": n_ops}
     s = make_session(n_ops)

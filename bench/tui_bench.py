@@ -28,8 +28,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from textual.app import App, ComposeResult
+from textual.screen import Screen
+from textual.widgets import Static
+
 from bench.cases import Case, print_cases, progress_line  # noqa: E402
+from engine.machines import machine_factory
+from engine.scenario import parse, parse_size
+from engine.session import Position, Session
+from tui.app import PtlabApp
 from tui.pilot import settle as _settle  # noqa: E402
+from tui.screens.main import MainScreen
+from tui.widgets.pte_grid import PteGrid
 
 SCENARIO = """\
 # bench: 1 GiB mapped, then small ops near the middle of it
@@ -47,10 +57,6 @@ end
 
 
 def make_session(size: int, steps: int) -> Any:
-    from engine.machines import machine_factory
-    from engine.scenario import parse
-    from engine.session import Session
-
     text = SCENARIO.format(size=size, half=size // 2, rounds=steps // 4 + 2)
     scn = parse(text, "bench-tui.pts", "bench-tui")
     cfg = scn.config(record=False).summary()
@@ -85,12 +91,6 @@ class _Frames:
 
 
 async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tuple[float, list[float]]:
-    from textual.screen import Screen
-
-    from tui.app import PtlabApp
-    from tui.screens.main import MainScreen
-    from tui.widgets.pte_grid import PteGrid
-
     fr = _Frames()
     first: list[float] = []
     orig_apply, orig_render, orig_refresh = MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh
@@ -137,10 +137,6 @@ async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tu
 
 
 async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
-    from textual.app import App, ComposeResult
-    from textual.screen import Screen
-    from textual.widgets import Static
-
     fr = _Frames()
 
     class Counter(Static):
@@ -191,8 +187,6 @@ async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
 
 def run(size: int = 1 << 30, steps: int = 40, screen: tuple[int, int] = (120, 40),
         quiet: bool = False) -> tuple[list[Case], dict]:
-    from engine.session import Position
-
     s = make_session(size, steps + 4)
     t0 = time.perf_counter()
     if not quiet:
@@ -223,8 +217,6 @@ def run(size: int = 1 << 30, steps: int = 40, screen: tuple[int, int] = (120, 40
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.scenario import parse_size
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1G")
     ap.add_argument("--steps", type=int, default=40)

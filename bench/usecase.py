@@ -31,6 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cases import progress_line  # noqa: E402
+from engine.machine import Machine
+from engine.scenario import builtin
 
 CONFIGS = (
     ("baseline", "baseline", {"16K": "never", "32K": "never", "64K": "never"}),
@@ -43,9 +45,6 @@ SEED_J80 = {"baseline": (0.0, 0.0, 0.0), "mTHP": (-5.0, -36.6, -0.6), "mTHP + co
 
 
 def measure(kernel: str, mthp: dict[str, str], cpu: str = "neoverse-n1") -> dict:
-    from engine.machine import Machine
-    from engine.scenario import builtin
-
     sc = builtin("kbuild")
     m = Machine(sc.config(kernel=kernel, cpu=cpu, mthp=mthp, record=False, check="off"))
     for op in sc.ops:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.arch import ArchError
+from engine.costs import cycles
 from engine.ops import Op
 from engine.simulator import Simulator
 from engine.state.folios import FolioRegistry
@@ -96,8 +97,6 @@ class ApiMachine:
             raise ApiOpError(f"unknown op {op.verb!r}")
 
     def cycles_of(self, counters: Counter) -> float:
-        from engine.costs import cycles
-
         return cycles(counters, self.sim.profile, self.sim.cpu)
 
     def state(self) -> tuple:

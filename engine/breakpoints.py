@@ -36,6 +36,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.events import FIELDS
+
 _ADDR_KINDS = {  # event kind -> (field index of start, field index of end or None)
     "pte_read": (1, None), "pte_write": (1, None), "pmd_write": (1, None), "hw_update": (1, None),
     "flush_tlb_range": (1, 2), "tlbi": (3, None), "convert": (1, None), "fold": (1, None),
@@ -287,8 +289,6 @@ def _int(text: str, what: str) -> int:
 
 
 def _event_kinds() -> tuple[str, ...]:
-    from engine.events import FIELDS
-
     return tuple(sorted(FIELDS))
 
 

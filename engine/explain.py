@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.policy import AnyEntryPolicy, MainlinePolicy, NeverPolicy, ScanPolicy
 from engine.pte import (
     PTE_AF,
     PTE_ATTRINDX_MASK,
@@ -165,8 +166,6 @@ def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None,
 def policy_note(arch: Any, mm: Any, start: int, entries: list[int]) -> str:
     """Why a block that passes every fold check is not folded, from the fold
     policy in force (``arch.fold_policy``; None is the kernel's own heuristic)."""
-    from engine.policy import AnyEntryPolicy, MainlinePolicy, NeverPolicy, ScanPolicy
-
     n = len(entries)
     policy = getattr(arch, "fold_policy", None)
     if policy is None or type(policy) is MainlinePolicy:

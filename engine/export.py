@@ -34,6 +34,7 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+from engine.decode import decode
 from engine.granule import Granule
 from engine.pte import (
     MT_NORMAL,
@@ -293,8 +294,6 @@ def to_json(pt: PageTable, layout: Layout, vmas: Sequence[VMALike] | None = None
             start: int = 0, end: int = END) -> dict[str, Any]:
     """Entries (every non-none descriptor) and blocks (every CONT_PTES-aligned
     block holding at least one entry), as a JSON-ready dict."""
-    from engine.decode import decode
-
     g = pt.g
     vmas = sorted(vmas or (), key=lambda v: v.start)
     entries = []

@@ -13,6 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.apimachine import ApiMachine
+from engine.arch.profiles import DEFAULT_KERNEL
+from engine.capture.session import _empty
+from engine.machine import Machine, MachineConfig
+from engine.policy import load_policy
+from engine.session import Session
+
 MachineFactory = Callable[[dict[str, Any]], Callable[[], Any]]
 _KINDS: dict[str, MachineFactory] = {}
 
@@ -31,10 +38,6 @@ def machine_factory(kind: str, config: dict[str, Any]) -> Callable[[], Any]:
 
 
 def _api(cfg: dict[str, Any]) -> Callable[[], Any]:
-    from engine.apimachine import ApiMachine
-    from engine.arch.profiles import DEFAULT_KERNEL
-    from engine.policy import load_policy
-
     pol = cfg.get("policy")
     policy = load_policy(pol) if pol not in (None, "", "mainline") else None
 
@@ -49,8 +52,6 @@ def _api(cfg: dict[str, Any]) -> Callable[[], Any]:
 
 
 def _scenario(cfg: dict[str, Any]) -> Callable[[], Any]:
-    from engine.machine import Machine, MachineConfig
-
     fields = dict(cfg)
     fields["record"] = False
     Machine(MachineConfig(**fields))  # fail now, with the config's own error, not on first use
@@ -65,8 +66,6 @@ def _scenario_from(cfg: dict[str, Any]) -> Callable[[], Any]:
 
 
 def _capture(cfg: dict[str, Any]) -> Callable[[], Any]:
-    from engine.capture.session import _empty
-
     return _empty(cfg)
 
 
@@ -82,8 +81,6 @@ STARTED_KINDS = ("capture", "scenario-from")
 def reopen(session: Any, **overrides: Any) -> Any:
     """The same ops as ``session`` under overridden settings (kernel, cpu,
     policy, granule ...), as a fresh session from op 0."""
-    from engine.session import Session
-
     meta = getattr(session, "meta", None) or {}
     if "machine" not in meta:
         raise ValueError("this session does not record how its machine was made")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.pte import PTE_CONT, PTE_SPECIAL, PTE_VALID
+from engine.safeio import UnsafeFileError, read_user_file
 
 
 class PolicyError(ValueError):
@@ -274,8 +275,6 @@ MAX_POLICY_BYTES = 4 << 20
 def _policy_file_problem(path_s: str) -> bytes:
     """The policy file's source, or PolicyError: only a regular file, bounded
     (never a FIFO, a device or a /proc file; an existing FIFO is not 'missing')."""
-    from engine.safeio import UnsafeFileError, read_user_file
-
     try:
         return read_user_file(path_s, MAX_POLICY_BYTES, "policy file")
     except UnsafeFileError as e:

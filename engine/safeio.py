@@ -17,6 +17,8 @@ import errno
 import os
 import stat
 
+from engine.text import escape_controls
+
 
 class UnsafeFileError(ValueError):
     """The file cannot be read as a user input; ``str()`` is one line naming it."""
@@ -50,8 +52,6 @@ def _describe(mode: int) -> str:
 def shown(path: str | os.PathLike) -> str:
     """A path as it is printed: the text itself, never ``PosixPath('...')``,
     control characters escaped."""
-    from engine.text import escape_controls
-
     return escape_controls(os.fsdecode(path))
 
 

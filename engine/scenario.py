@@ -36,10 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from engine import limits
+from engine.arch.profiles import get_profile
 from engine.errors import ScenarioError
+from engine.granule import granule
+from engine.hw.cpus import load_cpu
 from engine.machine import CHECK_MODES, MachineConfig
+from engine.mm.thp import SETTINGS, TOP_SETTINGS, ThpPolicy
 from engine.mm.vma import PROTS
 from engine.ops import Op
+from engine.policy import check_policy_spec
+from engine.safeio import UnsafeFileError, read_user_text, shown
 from engine.verbs import ADVICE, VERBS
 
 DIRECTIVES = ("kernel", "granule", "cpu", "seed", "mthp", "thp", "policy", "memory", "swap",
@@ -520,24 +526,14 @@ def _directive(word: str, rest: list[str], header: dict[str, Any]) -> None:
         value = rest[0]
         try:
             if word == "granule":
-                from engine.granule import granule
-
                 granule(value)
             elif word == "kernel":
-                from engine.arch.profiles import get_profile
-
                 get_profile(value)
             elif word == "cpu":
-                from engine.hw.cpus import load_cpu
-
                 load_cpu(value)
             elif word == "policy":
-                from engine.policy import check_policy_spec
-
                 check_policy_spec(value)
             elif word == "thp":
-                from engine.mm.thp import TOP_SETTINGS
-
                 if value not in TOP_SETTINGS:
                     raise ValueError(f"thp takes one of {', '.join(TOP_SETTINGS)}, not {_show(value)}")
             elif value not in CHECK_MODES:
@@ -552,8 +548,6 @@ def _directive(word: str, rest: list[str], header: dict[str, Any]) -> None:
     elif word == "mthp":
         if not rest:
             raise ScenarioError("mthp takes SIZE=SETTING pairs, e.g. 64K=always")
-        from engine.mm.thp import SETTINGS
-
         mthp = header.setdefault("mthp", {})
         for t in rest:
             if "=" not in t:
@@ -597,9 +591,6 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 def _check_mthp_sizes(header: dict[str, Any]) -> None:
     """mTHP sizes exist for orders 2 .. PMD order of the scenario's own granule."""
-    from engine.granule import granule
-    from engine.mm.thp import ThpPolicy
-
     g = granule(header.get("granule", "4K"))
     thp = ThpPolicy(g.page_shift, g.pmd_order)
     for size in header.get("mthp", {}):
@@ -691,8 +682,6 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
 
 
 def load(path: str | Path) -> Scenario:
-    from engine.safeio import UnsafeFileError, read_user_text, shown
-
     p = Path(path)
     try:
         # only a regular file, bounded: a FIFO would block, /dev/zero never ends, /proc/kmsg both

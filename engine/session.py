@@ -33,8 +33,12 @@ from hashlib import blake2b
 from typing import Any
 
 from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
+from engine.costs import cycles
 from engine.errors import OpInterrupted
+from engine.explain import explain_block
+from engine.machine import Machine
 from engine.ops import Op
+from engine.verbs import VERBS
 
 GRAINS = ("op", "call", "event")
 LAZY = object()  # a checkpoint not loaded yet (see Session.checkpoint_loader)
@@ -147,14 +151,12 @@ class Session:
 
     def _machine_cycles(self, counters: Counter) -> float:
         """Cycles of an op's counters under the machine's own cost model."""
-        from engine.costs import cycles
-
         m = self.machine
         return cycles(counters, m.arch.profile, m.arch.cpu)
 
     def reopen(self, **overrides: Any) -> Session:
         """The same ops under other settings (kernel=, policy=, cpu= ...), from op 0."""
-        from engine.machines import reopen
+        from engine.machines import reopen  # here: machines builds Sessions (a cycle, issue #15 item 2)
 
         return reopen(self, **overrides)
 
@@ -574,11 +576,7 @@ class Session:
         """The op verbs this session's machine knows (for op:VERB), None if it does not say."""
         verbs = getattr(self.machine, "OP_VERBS", None)
         if verbs is None:
-            from engine.machine import Machine
-
             if isinstance(self.machine, Machine):
-                from engine.verbs import VERBS
-
                 verbs = VERBS
         return tuple(sorted(verbs)) if verbs is not None else None
 
@@ -727,8 +725,6 @@ class Session:
     def explain(self, process: str, addr: int) -> dict[str, Any]:
         """Fold explanation for addr's block at the current op boundary, plus
         since which op the block has been in this state."""
-        from engine.explain import explain_block
-
         proc = self.process(process)
         ex = explain_block(self.machine.arch, proc.mm, addr)
         since = self.block_history(process, addr)

@@ -18,13 +18,16 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import engine.pte as pte_module
 from engine.arch import Arch
 from engine.arch.profiles import DEFAULT_KERNEL, KernelProfile, get_profile
 from engine.events import Event, EventLog, count_events
+from engine.explain import explain_block
 from engine.granule import Granule
 from engine.granule import granule as to_granule
 from engine.hw.cpus import CpuProfile, load_cpu
 from engine.hw.walker import walk_descriptor
+from engine.invariants import check_mm
 from engine.pte import LAYOUTS, Layout
 from engine.state.folios import FolioRegistry
 from engine.state.mmstruct import MMStruct
@@ -56,7 +59,6 @@ class PteHelpers:
             return self.layout.pte_mkwrite_novma
         if hasattr(self.layout, name):
             return getattr(self.layout, name)
-        import engine.pte as pte_module
 
         return getattr(pte_module, name)
 
@@ -128,11 +130,7 @@ class Simulator:
 
     # --- analysis ----------------------------------------------------------------------
     def check_invariants(self, start: int = 0, end: int = 1 << 48) -> list:
-        from engine.invariants import check_mm
-
         return check_mm(self.arch, self.mm, start, end)
 
     def explain(self, addr: int):
-        from engine.explain import explain_block
-
         return explain_block(self.arch, self.mm, addr)

@@ -36,7 +36,7 @@ from engine import limits
 from engine.errors import ScenarioError
 from engine.limits import human
 from engine.mm.base import VM_FAULT_OOM
-from engine.mm.vma import PROTS, VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, prot_flags
+from engine.mm.vma import PROTS, VM_EXEC, VM_HUGEPAGE, VM_READ, VM_SHARED, VM_WRITE, prot_flags
 
 if TYPE_CHECKING:
     from engine.machine import Machine
@@ -160,8 +160,6 @@ def _mmap(m: Machine, op: Op) -> Callable[[], object]:
     shared = bool(_arg(op, "shared", False))
     flags = prot_flags(prot) | (VM_SHARED if shared else 0)
     if _arg(op, "hugepage"):
-        from engine.mm.vma import VM_HUGEPAGE
-
         flags |= VM_HUGEPAGE
     at = _arg(op, "at")
     k = m.kernel

@@ -15,7 +15,7 @@ _CREATED_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 
 def _tool_version() -> str:
     try:
-        from engine import __version__
+        from engine import __version__  # here: the container does not import the engine
     except Exception:  # noqa: BLE001 - the container must not depend on the engine importing
         return "unknown"
     return str(__version__)

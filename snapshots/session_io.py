@@ -22,6 +22,9 @@ from hashlib import blake2b
 from typing import Any
 
 from engine.arch.profiles import DEFAULT_KERNEL
+from engine.capture.session import starting_from
+from engine.compare import first_differing_entry
+from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
 from engine.machines import machine_factory
 from engine.ops import Op
 from engine.session import LAZY, OpRecord, Position, Session
@@ -44,8 +47,6 @@ def _embedded_cpu(cpu: Any) -> tuple[str, Any]:
     """(the header's cpu name, the config's cpu): a user's CPU profile (a TOML
     path or a CpuProfile) goes into the file by value, so the snapshot is
     self-contained and no reader ever opens a path named in it."""
-    from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
-
     if isinstance(cpu, str) and cpu in CPUS:
         return cpu, cpu
     if isinstance(cpu, dict):
@@ -250,8 +251,6 @@ class Loaded:
 
 def _machine_config(path: str, header: SnapshotHeader, overrides: dict[str, Any],
                     warnings: list[str]) -> dict:
-    from engine.hw.cpus import CPUS
-
     name = display_name(path)
     if "config" in header.extra and not isinstance(header.extra["config"], dict):
         raise SnapshotFormatError(f"{name}: its machine configuration is not a map")
@@ -351,8 +350,6 @@ def open_session(path: str, *, check_all: bool = False, **overrides: Any) -> Loa
 def _capture_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> None:
     """A captured process's session starts from the file's checkpoint 0, which
     must hash to the starting digest its header records."""
-    from engine.capture.session import starting_from
-
     if 0 not in snap.checkpoint_numbers:
         raise SnapshotCorruptError(f"{snap.name}: a captured process without its starting state "
                                    "(checkpoint 0)")
@@ -611,8 +608,6 @@ def verify(path: str, *, progress: Callable[[int, int], None] | None = None,
 def _check_checkpoint(snap: Snapshot, fresh: Session, k: int) -> Divergence | None:
     """Compare the file's checkpoint after op k with the re-executed state
     (fresh, at op k): None when they are the same state."""
-    from engine.compare import first_differing_entry
-
     text = str(fresh.ops[k - 1])
     scratch = Session(fresh.make_machine, fresh.ops, checkpoint_ops=1 << 62, checkpoint_events=1 << 62)
     try:
@@ -641,8 +636,6 @@ def _locate(div: Divergence, loaded: Loaded, fresh: Session, k: int, header: Sna
     """Find the first differing descriptor after op k by re-running the
     snapshot's own configuration up to k + 1 (possible when its policy is
     built in)."""
-    from engine.compare import first_differing_entry
-
     if any("not built in" in w for w in loaded.warnings):
         return
     try:

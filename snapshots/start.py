@@ -23,9 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import limits
+from engine.capture.tomachine import populate
 from engine.errors import ScenarioError
+from engine.granule import granule as to_granule
+from engine.machine import Machine, MachineConfig
+from engine.mm.physmem import max_page_order
+from engine.session import SessionError
+from engine.state.pagetable import PageTable
 from engine.text import escape_controls
 from snapshots.errors import display_name
+from snapshots.session_io import open_session
 
 GiB = 1 << 30
 # MachineConfig fields a starting state fixes (they describe the machine's boot:
@@ -48,9 +56,6 @@ class Start:
 
 def load_start(path: str) -> Start:
     """The final state of the snapshot at path. Raises SnapshotError or ScenarioError."""
-    from engine.session import SessionError
-    from snapshots.session_io import open_session
-
     name = display_name(path)
     loaded = open_session(path)
     try:
@@ -83,9 +88,6 @@ def _needed_memory(api_state: tuple, g: Any) -> int:
     """Bytes of machine memory the captured pages need after relocation (an
     upper bound: every MAX_PAGE_ORDER block holding a page, plus one free block
     for each gap, plus block 0)."""
-    from engine.mm.physmem import max_page_order
-    from engine.state.pagetable import PageTable
-
     pt = PageTable(g)
     pt.restore(api_state[0])
     order = max_page_order(g.page_shift, g.pmd_order)
@@ -101,11 +103,6 @@ def _needed_memory(api_state: tuple, g: Any) -> int:
 
 
 def _from_capture(name: str, s: Any, cfg: dict[str, Any], warnings: list[str]) -> Start:
-    from engine import limits
-    from engine.capture.tomachine import populate
-    from engine.granule import granule as to_granule
-    from engine.machine import Machine, MachineConfig
-
     prov = cfg.get("capture")
     g = to_granule(cfg.get("granule", "4K"))
     api_state = s.machine.state()

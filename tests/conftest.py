@@ -8,16 +8,21 @@
   run (fuzz case counts, for example). It works under pytest-xdist: workers
   append to files in a directory the controller created, and the controller
   prints them.
+* ``run_summary.Tally`` counts what many tests (hypothesis examples, spread
+  over the xdist workers) did; the controller adds every process's counts up
+  and prints one line per tally with the ``report_line`` lines.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
+import run_summary
 from hypothesis import settings
 
 settings.register_profile("ptlab", derandomize=True, database=None, deadline=None)
@@ -47,6 +52,14 @@ def report_line():
     return add
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Every process that ran tests (each xdist worker, or the one process without xdist) leaves its
+    # counts for the controller; this runs before the controller's terminal summary in both cases.
+    counts = run_summary.dump()
+    if counts:
+        (Path(os.environ[_ENV]) / f"{os.getpid()}.tally.json").write_text(json.dumps(counts))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     d = getattr(config, "_ptlab_report_dir", None)
     if not d:
@@ -54,6 +67,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     lines = []
     for f in sorted(Path(d).glob("*.txt")):
         lines.extend(f.read_text().splitlines())
+        f.unlink()
+    tallies = sorted(Path(d).glob("*.tally.json"))
+    lines.extend(run_summary.render(json.loads(f.read_text()) for f in tallies))
+    for f in tallies:
         f.unlink()
     for line in sorted(lines):
         terminalreporter.write_line(line)

@@ -171,6 +171,20 @@ class Stats:
         self.mutations.update(mutations)
 
 
+def hypothesis_summary(c: Counter[str]) -> str:
+    """The summary line for tests/test_scenario_fuzz.py's hypothesis tests, from the counts they
+    add up (a run_summary.Tally): per source ("grammar", "text") the examples, the ops run and
+    one count per outcome kind."""
+    def outcomes(src: str) -> str:
+        names = {"ran": "running to the end", "error": "a FILE:LINE error", "interrupted": "the op budget"}
+        return ", ".join(f"{c[f'{src} {k}']} {names[k]}" for k in sorted(names) if c[f"{src} {k}"])
+
+    g, t = c["grammar"], c["text"]
+    return (f"scenario fuzz: {g + t} hypothesis examples ({g} from the grammar, {c['grammar ops']} ops run, "
+            f"ended by {outcomes('grammar')}; {t} arbitrary texts, {c['text ops']} ops run, "
+            f"ended by {outcomes('text')}), every one ran or failed with {FILE}:LINE")
+
+
 def _check_message(msg: str, where: str) -> None:
     if "\n" in msg or "\r" in msg:
         raise ContractViolation(f"{where}: the error is not one line: {msg!r}")

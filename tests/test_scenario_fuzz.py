@@ -17,13 +17,25 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scenario_fuzz import FILE, ContractViolation, Stats, check_cli, corpus, mutate, run_case
+from run_summary import Tally
+from scenario_fuzz import (
+    FILE,
+    ContractViolation,
+    Stats,
+    check_cli,
+    corpus,
+    hypothesis_summary,
+    mutate,
+    run_case,
+)
 
 from engine.errors import ScenarioError
 from engine.scenario import parse
 
 SEED = int(os.environ.get("PTLAB_FUZZ_SEED", "20250209"))
 CASES = int(os.environ.get("PTLAB_FUZZ_CASES", "600"))
+# the two hypothesis tests' examples and outcomes, one line in the summary at the end of the run
+HYPOTHESIS_EXAMPLES = Tally(hypothesis_summary)
 
 
 def _keep(tmp_path, n: int, text: str) -> str:
@@ -135,43 +147,24 @@ def scenario_text(draw) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines) + draw(_pick("", "\n", "\r\n", "\n\n#"))
 
 
-_GRAMMAR = Stats()
-
-
 @settings(max_examples=int(os.environ.get("PTLAB_FUZZ_EXAMPLES", "200")))
 @given(scenario_text())
 def test_hypothesis_scenarios_from_the_grammar(text):
     try:
-        _GRAMMAR.add(run_case(text, max_ops=40, poll_budget=600))
+        out = run_case(text, max_ops=40, poll_budget=600)
     except ContractViolation as e:
         raise AssertionError(f"{e}\n--- scenario ---\n{text}") from None
-
-
-_RAW = Stats()
+    HYPOTHESIS_EXAMPLES.add(**{"grammar": 1, "grammar ops": out.ops, f"grammar {out.kind}": 1})
 
 
 @settings(max_examples=int(os.environ.get("PTLAB_FUZZ_EXAMPLES", "200")))
 @given(st.text(max_size=400))
 def test_hypothesis_any_text_parses_or_fails_with_a_line(text):
     try:
-        _RAW.add(run_case(text, max_ops=20, poll_budget=300))
+        out = run_case(text, max_ops=20, poll_budget=300)
     except ContractViolation as e:
         raise AssertionError(f"{e}\n--- scenario ---\n{text!r}") from None
-
-
-def test_report_hypothesis_counts(report_line):
-    """(Runs after the two hypothesis tests in the same worker: they are in this file, in order.)"""
-    if not (_GRAMMAR.cases and _RAW.cases):
-        pytest.skip("the hypothesis tests ran in another worker")
-    g, r = _GRAMMAR, _RAW
-    report_line(f"scenario fuzz: {g.cases + r.cases} hypothesis examples ({g.cases} from the grammar, "
-                f"{g.ops} ops run, ended by {_outcomes(g)}; {r.cases} arbitrary texts, {r.ops} ops run, "
-                f"ended by {_outcomes(r)}), every one ran or failed with {FILE}:LINE")
-
-
-def _outcomes(s: Stats) -> str:
-    names = {"ran": "running to the end", "error": "a FILE:LINE error", "interrupted": "the op budget"}
-    return ", ".join(f"{n} {names[k]}" for k, n in sorted(s.outcomes.items()))
+    HYPOTHESIS_EXAMPLES.add(**{"text": 1, "text ops": out.ops, f"text {out.kind}": 1})
 
 
 # --- hostile sizes, one by one ---------------------------------------------------------------------

@@ -42,6 +42,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from run_summary import Tally
 from snapshot_samples import header, op_records, state, write_legacy
 
 from snapshots import SnapshotError, SnapshotWriter, open_snapshot, save_snapshot
@@ -60,7 +61,10 @@ SEED = int(os.environ.get("PTLAB_FUZZ_SEED", 20250131))
 HYPOTHESIS_EXAMPLES = 250  # per hypothesis test
 CASE_SECONDS = 5.0  # a case taking longer than this is a hang
 
-_counts = {"mutation": 0, "hypothesis": 0, "loaded": 0, "partial": 0, "error": 0}
+_counts = {"mutation": 0, "loaded": 0, "partial": 0, "error": 0}
+# the hypothesis tests' examples, summed over the xdist workers: one line in the summary at the end
+EXAMPLES = Tally("snapshot fuzz: {examples} hypothesis examples "
+                 f"(3 tests, up to {HYPOTHESIS_EXAMPLES} each), every one a clean load or a SnapshotError")
 
 
 class Hang(Exception):
@@ -440,7 +444,7 @@ def test_hypothesis_bytes_after_a_valid_header(corpus, case_dir, tail):
     with alarm(CASE_SECONDS):
         exercise(p)
         exercise(p, scan=True)
-    _counts["hypothesis"] += 1
+    EXAMPLES.add(examples=1)
 
 
 @given(data=st.data())
@@ -456,7 +460,7 @@ def test_hypothesis_damaged_corpus_files(corpus, case_dir, data):
     p.write_bytes(bytes(base[:cut]) + data.draw(st.binary(max_size=32)))
     with alarm(CASE_SECONDS):
         exercise(p, scan=data.draw(st.booleans()))
-    _counts["hypothesis"] += 1
+    EXAMPLES.add(examples=1)
 
 
 @given(obj=st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
@@ -478,13 +482,7 @@ def test_hypothesis_wrong_payloads_with_good_crcs(corpus, case_dir, obj, which, 
     with alarm(CASE_SECONDS):
         exercise(p)
         exercise(p, scan=True)
-    _counts["hypothesis"] += 1
-
-
-def test_report_the_hypothesis_count(report_line):
-    """Runs after the hypothesis tests (file order) and reports how many examples they tried."""
-    report_line(f"snapshot fuzz: {_counts['hypothesis']} hypothesis examples "
-                f"(3 tests, up to {HYPOTHESIS_EXAMPLES} each), every one a clean load or a SnapshotError")
+    EXAMPLES.add(examples=1)
 
 
 def test_zlib_bombs_stop_at_the_limits(corpus, case_dir):

@@ -21,42 +21,86 @@
   dialog's text, a list option being replaced) starts a text selection whose
   container -- the removed widget's parent -- is None, and Textual raises
   AttributeError ('NoneType' object has no attribute 'region'), ending the
-  app (the long monkey campaign; reproduced in tests/test_tui_compat.py).
-  The press is dropped, as a press on nothing would be.
+  app (the long monkey campaign; reproduced in tests/test_tui_monkey.py,
+  ``test_a_press_on_a_widget_removed_since_the_last_layout``). The press is
+  dropped, as a press on nothing would be.
+
+Each patch first checks that what it wraps is still there, in the shape it was
+written for: the method, its parameters, and the names in its code that the bug
+comes from. A Textual that changed any of them raises ``TextualChanged`` when
+``tui.app`` is imported (it calls ``patch_textual``), naming the method, instead
+of the patch silently doing nothing; then re-check the bug against that Textual
+and update or drop the patch. tests/test_tui_compat.py checks the checks.
+pyproject caps Textual below the next major version for the same reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import textual
+from textual import events
+from textual.await_complete import AwaitComplete
+from textual.command import CommandPalette
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import OptionList
 
 _applied = False
 
 
+class TextualChanged(ImportError):
+    """Something tui/compat.py patches is gone from Textual, or no longer looks as the patch expects."""
+
+
+def require(owner: type, name: str, params: Sequence[str], reads: Sequence[str] = ()) -> Callable[..., Any]:
+    """``owner.name``, checked to be a function with exactly these parameter names whose code
+    still uses the names in ``reads`` (the attributes and calls its bug comes from)."""
+    where = f"tui/compat.py: Textual {textual.__version__}: {owner.__name__}.{name}"
+    fn = inspect.getattr_static(owner, name, None)
+    if isinstance(fn, (staticmethod, classmethod)):
+        fn = fn.__func__
+    if not inspect.isfunction(fn):
+        raise TextualChanged(f"{where} is gone (or not a plain function); check whether the bug "
+                             "it patches is still there and update or drop the patch")
+    got = list(inspect.signature(fn).parameters)
+    if got != list(params):
+        raise TextualChanged(f"{where} takes ({', '.join(got)}), the patch was written for "
+                             f"({', '.join(params)}); check the patch against this Textual")
+    missing = [n for n in reads if n not in fn.__code__.co_names]
+    if missing:
+        raise TextualChanged(f"{where} no longer uses {', '.join(missing)}, which the patch is about; "
+                             "check whether the bug is still there and update or drop the patch")
+    return getattr(owner, name)
+
+
 def patch_textual() -> None:
+    """Apply every patch, once; all checks come first, so Textual is patched wholly or not at all."""
     global _applied
     if _applied:
         return
-    _applied = True
-    try:
-        from textual.widgets import OptionList
-    except ImportError:  # pragma: no cover
-        return
-    original = getattr(OptionList, "_move_page", None)
-    if original is None:  # pragma: no cover - a Textual without it has no such bug
-        return
+    # the KeyError came from reading the line map (a property) before layout
+    move_page = require(OptionList, "_move_page", ("self", "direction"), reads=("_index_to_line",))
+    if inspect.getattr_static(OptionList, "_index_to_line", None) is None:
+        raise TextualChanged(f"tui/compat.py: Textual {textual.__version__}: OptionList._index_to_line "
+                             "is gone; check the _move_page patch against this Textual")
+    # it pops whatever screen is on top, not the one it is called on
+    dismiss = require(Screen, "dismiss", ("self", "result"), reads=("pop_screen",))
+    require(AwaitComplete, "nothing", ("cls",))
+    watch = require(CommandPalette, "_watch__list_visible", ("self",), reads=("query_one",))
+    # a MouseDown starts a selection in the pressed widget's container and reads its region
+    forward = require(Screen, "_forward_event", ("self", "event"), reads=("MouseDown", "region"))
 
     def _move_page(self, direction):  # type: ignore[no-untyped-def]
-        lines = getattr(self, "_index_to_line", None)
-        if isinstance(lines, dict) and (self.highlighted or 0) not in lines:
+        lines = self._index_to_line
+        if isinstance(lines, Mapping) and (self.highlighted or 0) not in lines:
             return  # not laid out yet
-        original(self, direction)
+        move_page(self, direction)
 
     OptionList._move_page = _move_page
-
-    from textual.await_complete import AwaitComplete
-    from textual.screen import Screen
-
-    dismiss = Screen.dismiss
 
     def _dismiss(self, result=None):  # type: ignore[no-untyped-def]
         try:
@@ -70,20 +114,11 @@ def patch_textual() -> None:
     _dismiss.__doc__ = dismiss.__doc__
     Screen.dismiss = _dismiss
 
-    from textual.command import CommandPalette
-    from textual.css.query import NoMatches
+    def _watch__list_visible(self):  # type: ignore[no-untyped-def]
+        with contextlib.suppress(NoMatches):  # the palette is closing: its list is gone
+            watch(self)
 
-    watch = getattr(CommandPalette, "_watch__list_visible", None)
-    if watch is not None:
-        def _watch__list_visible(self):  # type: ignore[no-untyped-def]
-            with contextlib.suppress(NoMatches):  # the palette is closing: its list is gone
-                watch(self)
-
-        CommandPalette._watch__list_visible = _watch__list_visible
-
-    from textual import events
-
-    forward = Screen._forward_event
+    CommandPalette._watch__list_visible = _watch__list_visible
 
     def _forward_event(self, event):  # type: ignore[no-untyped-def]
         try:
@@ -94,3 +129,4 @@ def patch_textual() -> None:
             raise
 
     Screen._forward_event = _forward_event
+    _applied = True

@@ -64,7 +64,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.arch.profiles import DEFAULT_KERNEL
+from engine.arch.profiles import DEFAULT_KERNEL, get_profile
 from engine.capture.model import (
     KPF_DIRTY,
     KPF_ZERO_PAGE,
@@ -79,6 +79,7 @@ from engine.capture.model import (
 from engine.granule import Granule
 from engine.granule import granule as to_granule
 from engine.pte import (
+    LAYOUTS,
     PAGE_EXECONLY,
     PAGE_READONLY,
     PAGE_READONLY_EXEC,
@@ -89,6 +90,7 @@ from engine.pte import (
     pte_mkdirty,
     pte_mkspecial,
 )
+from engine.simulator import Simulator
 
 MAX_VA = 1 << 48  # arm64 user VA with 48-bit VA (the engine's page tables)
 
@@ -317,9 +319,6 @@ def page_pte(vma: CapturedVMA, page: _GPage, g: Granule, layout: Layout) -> int 
 # --- the plan -----------------------------------------------------------------------------------------
 def plan_mappings(cap: Capture, granule: int | str | Granule = "4K", kernel: str = DEFAULT_KERNEL) -> MapPlan:
     """Work out every add_folio / set_ptes / PMD entry for the capture."""
-    from engine.arch.profiles import get_profile
-    from engine.pte import LAYOUTS
-
     g = to_granule(granule)
     profile = get_profile(kernel)
     layout = LAYOUTS[profile.layout]
@@ -440,8 +439,6 @@ def build(cap: Capture, granule: int | str | Granule = "4K", kernel: str = DEFAU
     Events are only counted (``sim.log`` in count mode) unless
     ``record_events``: a real process has hundreds of thousands of pages.
     """
-    from engine.simulator import Simulator
-
     plan = plan_mappings(cap, granule, kernel)
     sim = Simulator(granule=plan.granule, kernel=plan.kernel, cpu=cpu)
     sim.log.set_recording(record_events)

@@ -169,11 +169,11 @@ def capture_process(pid: int, *, reader: ProcReader | None = None, retries: int 
     _assemble(cap, att, reader, warnings)
     cap.warnings = warnings
     if not cap.pfns_visible and len(cap.vfns):
-        from engine.capture.synth import synthesize
+        from engine.capture.synth import synthesize  # here: synth imports live (a cycle)
 
         synthesize(cap, att.zero, mthp_sizes)
     elif cap.pfns_visible and not cap.flags_visible and len(cap.vfns):
-        from engine.capture.synth import synthesize
+        from engine.capture.synth import synthesize  # here: synth imports live (a cycle)
 
         synthesize(cap, att.zero, mthp_sizes, keep_pfns=True)
     elif cap.pmd_source == "none":

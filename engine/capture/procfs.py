@@ -19,6 +19,8 @@ import re
 import struct
 from dataclasses import dataclass
 
+import psutil
+
 from engine.capture.model import CapturedVMA, CaptureError
 
 # --- PAGEMAP_SCAN (include/uapi/linux/fs.h, Linux 6.7+) ---------------------------------------
@@ -70,7 +72,7 @@ class BinFile:
             arg = bytearray(_PM_SCAN_ARG.pack(_PM_SCAN_ARG.size, 0, addr, end, 0, ctypes.addressof(vec),
                                               max_regions, 0, 0, 0, anyof, return_mask))
             try:
-                import fcntl
+                import fcntl  # POSIX only: the one call that needs it imports it
 
                 n = fcntl.ioctl(self.fd, PAGEMAP_SCAN, arg, True)
             except OSError as e:
@@ -99,8 +101,6 @@ class ProcReader:
     def identity(self, pid: int) -> tuple[str, float]:
         """(comm, start time) of the process; raises ProcessLookupError if there is none,
         PermissionError if it may not be inspected."""
-        import psutil
-
         try:
             p = psutil.Process(pid)
             return p.name(), p.create_time()

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from engine.apimachine import ApiMachine
 from engine.session import Session
 from engine.text import escape_controls
 
@@ -27,8 +28,6 @@ MAX_VMAS_IN_HEADER = 10_000  # the header holds at most this many VMAs (4 MiB he
 
 
 def _empty(cfg: dict[str, Any]) -> Callable[[], Any]:
-    from engine.apimachine import ApiMachine
-
     g, kernel, cpu = cfg.get("granule", "4K"), cfg.get("kernel", "v7.0"), cfg.get("cpu", "neoverse-n1")
     ApiMachine(g, kernel, cpu)  # fail now on a bad configuration
     return lambda: ApiMachine(g, kernel, cpu)
@@ -69,8 +68,6 @@ def provenance(built: Any) -> dict[str, Any]:
 
 def capture_session(built: Any, cpu: str = "neoverse-n1") -> Session:
     """The Session whose start is ``built`` (engine.capture.build.Built)."""
-    from engine.apimachine import ApiMachine
-
     cfg: dict[str, Any] = {"granule": built.granule.name, "kernel": built.plan.kernel, "cpu": cpu,
                            "policy": None}
     m = ApiMachine(cfg["granule"], cfg["kernel"], cpu)

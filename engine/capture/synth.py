@@ -73,7 +73,7 @@ def synthesize(cap: Capture, zero: set[int], mthp_sizes: Sequence[int] | None = 
 
     # --- 1. PMD-mapped ranges ------------------------------------------------------------
     if cap.pmd_source != "pagemap_scan":
-        from engine.capture.live import infer_pmd_mapped
+        from engine.capture.live import infer_pmd_mapped  # here: live imports synth (a cycle)
 
         infer_pmd_mapped(cap, require_folio=False)
     # windows: (first page index, nr pages)

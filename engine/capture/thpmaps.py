@@ -53,6 +53,8 @@ from engine.capture.model import (
     Capture,
     CapturedVMA,
 )
+from engine.events import COUNTER_NAMES
+from engine.export import cont_block_starts
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID
 
 Stats = dict[str, tuple[str, int]]  # label -> (type "anon"/"file", value in kB)
@@ -400,8 +402,6 @@ def _size(n: int) -> str:
 
 def engine_cont_blocks(pt, g) -> list[int]:
     """Start VAs of the blocks whose every entry is valid and CONT."""
-    from engine.export import cont_block_starts
-
     return cont_block_starts(pt, g)
 
 
@@ -502,7 +502,6 @@ def compare(built, cont_orders: tuple[int, ...] | None = None) -> Report:
         comps.append(vc)
     crossing = [b for b in folded if b not in assigned]
     totals = sim.log.totals()
-    from engine.events import COUNTER_NAMES
 
     counters = {k: int(totals.get(k, 0)) for k in COUNTER_NAMES if k in totals}
     counters["cont_blocks"] = len(folded)

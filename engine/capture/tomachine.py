@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ScenarioError
+from engine.invariants import check_block
+from engine.mm.audit import audit
 from engine.mm.physmem import (
     F_ANON,
     F_DIRTY,
@@ -60,6 +62,8 @@ from engine.mm.physmem import (
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID, PTE_WRITE
+from engine.state.pagetable import PageTable
+from engine.text import escape_controls
 
 MAX_PATH = 4096
 KINDS = ("anon", "shmem", "file", "special")
@@ -118,9 +122,6 @@ def populate(m: Any, api_state: tuple, prov: Any) -> Converted:
     """Fill the fresh machine ``m`` (engine.machine.Machine, nothing run on it)
     with the captured state ``api_state`` (an ApiMachine state: page tables and
     folio registry) and the header's provenance. Raises ScenarioError."""
-    from engine.mm.audit import audit
-    from engine.state.pagetable import PageTable
-
     k = m.kernel
     g = m.g
     ps, shift = g.page_size, g.page_shift
@@ -150,8 +151,6 @@ def populate(m: Any, api_state: tuple, prov: Any) -> Converted:
             key = spec["path"] or f"shmem:{proc.name}:{name}"
             f = files.get(key)
             if f is None:
-                from engine.text import escape_controls
-
                 f = files[key] = k.pc.create(escape_controls(key)[:MAX_PATH], pgoff + npages, shmem=shmem)
             f.resize(pgoff + npages)
             fid = f.fid
@@ -394,8 +393,6 @@ def populate(m: Any, api_state: tuple, prov: Any) -> Converted:
 
 
 def _unfold_broken_blocks(m: Any, proc: Any, notes: Counter) -> None:
-    from engine.invariants import check_block
-
     n = m.g.cont_ptes
     vc = PTE_VALID | PTE_CONT
     pt = proc.mm.pt

@@ -27,6 +27,8 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from engine.safeio import UnsafeFileError, read_user_text, shown
+
 # Per-counter cycle weights. Keys are counter names from engine.events.count_events.
 # The defaults model a small (1-socket, tens of cores) server part; each CPU
 # profile overrides what differs. Sources/assumptions:
@@ -275,8 +277,6 @@ def _table(data: dict, key: str, path: Path) -> dict:
 
 
 def _load_toml(path: Path) -> CpuProfile:
-    from engine.safeio import UnsafeFileError, read_user_text, shown
-
     try:
         # only a regular file, bounded: never a FIFO, a device or /proc/kmsg
         text = read_user_text(path, MAX_PROFILE_BYTES, "CPU profile file")

@@ -6,6 +6,11 @@ Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 :class:`tui.errors.UserError` (exit 2) or :class:`tui.errors.CheckFailed`
 (exit 1); cli.main turns them into one line on stderr (or a JSON object with
 an ``error`` field when --json was given).
+
+cli.build_parser imports every command module, so a module imports what its
+command needs (the engine's machine and mm, snapshots, Textual) inside
+``run``, not at its top: hoisting them made ``ptlab decode``'s imports three
+times slower (0.1 s to 0.3 s, ``python -X importtime``).
 """
 
 # Order is the order shown by ``ptlab --help``.
