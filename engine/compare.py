@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.session import Position, Session
+from engine.summary import folded_blocks
 
 TOTAL_KEYS = ("ops", "pte_reads", "pte_writes", "converts", "folds", "unfolds", "flush_tlb_range", "tlbi",
               "dsb", "page_faults", "tlb_hits", "tlb_misses", "tlb_conflicts", "invariant_violations",
@@ -76,17 +77,9 @@ class Comparison:
 
 
 def count_cont_blocks(session: Session) -> int:
-    """Folded blocks (all entries valid + CONT) over every process, at the current position."""
-    arch = session.machine.arch
-    n = arch.cont_ptes
-    total = 0
-    for p in session.machine.process_list():
-        for t in p.mm.pt.tables.values():
-            for i in range(0, len(t), n):
-                v = t[i]
-                if v & 1 and v >> 52 & 1:
-                    total += 1
-    return total
+    """Folded blocks over every process, at the current position (engine.summary.folded_blocks)."""
+    n = session.machine.arch.cont_ptes
+    return sum(folded_blocks(p.mm.pt, n) for p in session.machine.process_list())
 
 
 def iter_differences(a: Session, b: Session):

@@ -47,6 +47,7 @@ from engine.ops import Op
 from engine.policy import MainlinePolicy, PolicyError, load_policy
 from engine.pte import LAYOUTS, PTE_CONT, PTE_VALID
 from engine.state.folios import FolioRegistry
+from engine.summary import folded_blocks
 from engine.verbs import VERBS, Verbs
 
 CHECK_MODES = ("op", "end", "off")
@@ -255,15 +256,7 @@ class Machine(Verbs):
 
     # --- results ----------------------------------------------------------------------
     def cont_blocks(self) -> int:
-        n = self.g.cont_ptes
-        total = 0
-        vc = PTE_VALID | PTE_CONT
-        for p in self.kernel.procs:
-            for t in p.mm.pt.tables.values():
-                for i in range(0, len(t), n):
-                    if t[i] & vc == vc:
-                        total += 1
-        return total
+        return sum(folded_blocks(p.mm.pt, self.g.cont_ptes) for p in self.kernel.procs)
 
     def counters(self) -> dict[str, float | int]:
         d: dict[str, float | int] = {k: self.totals.get(k, 0) for k in COUNTER_NAMES}

@@ -9,16 +9,36 @@ from typing import Any
 from engine.pte import PTE_CONT, PTE_SPECIAL, PTE_VALID
 
 
+def folded_blocks(pt: Any, cont_ptes: int, start: int = 0, end: int = 1 << 64) -> int:
+    """The one definition of a folded (contpte-mapped) block, for every count
+    ptlab shows (run's counters, compare, the TUI's summaries): an aligned
+    block of CONT_PTES entries that are all valid and all have PTE_CONT.  A
+    misprogrammed block (some entries CONT, some not) is not folded; the
+    invariant checker reports it.  Counts the blocks whose first entry lies
+    in [start, end)."""
+    vc = PTE_VALID | PTE_CONT
+    shift = pt.g.pmd_shift
+    pshift = pt.g.page_shift
+    total = 0
+    for key, t in pt.tables.items():
+        base = key << shift
+        if base + (len(t) << pshift) <= start or base >= end:
+            continue
+        for i in range(0, len(t), cont_ptes):
+            if t[i] & vc == vc and start <= base + (i << pshift) < end:
+                if all(v & vc == vc for v in t[i + 1:i + cont_ptes]):
+                    total += 1
+    return total
+
+
 def vma_summary(machine: Any, proc: Any, vma: Any) -> dict[str, Any]:
     g = machine.g
     lay = machine.layout
     pt = proc.mm.pt
-    present = cont = swap = special = 0
+    present = swap = special = 0
     for _va, pte in pt.iter_present(vma.start, vma.end):
         if lay.pte_present(pte):
             present += 1
-            if pte & PTE_CONT and pte & PTE_VALID:
-                cont += 1
             if pte & PTE_SPECIAL:
                 special += 1
         else:
@@ -27,7 +47,7 @@ def vma_summary(machine: Any, proc: Any, vma: Any) -> dict[str, Any]:
                if vma.start <= key << g.pmd_shift < vma.end and lay.pte_present(v))
     return {"name": vma.region, "start": vma.start, "end": vma.end, "prot": vma.prot,
             "kind": vma.kind(), "shared": vma.shared, "ptes_present": present,
-            "cont_blocks": cont // g.cont_ptes, "zero_page_ptes": special,
+            "cont_blocks": folded_blocks(pt, g.cont_ptes, vma.start, vma.end), "zero_page_ptes": special,
             "pmd_mappings": pmds, "swap_entries": swap}
 
 

@@ -6,18 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from engine.compare import TOTAL_KEYS
+from engine.pte import PTE_VALID
+from engine.summary import folded_blocks
 
 
 def process_summary(arch: Any, proc: Any) -> dict[str, Any]:
-    n = arch.cont_ptes
-    present = cont = 0
-    for t in proc.mm.pt.tables.values():
-        for i in range(0, len(t), n):
-            block = t[i:i + n]
-            valid = sum(1 for v in block if v & 1)
-            present += valid
-            if valid == n and all(v >> 52 & 1 for v in block):
-                cont += 1
+    present = sum(1 for t in proc.mm.pt.tables.values() for v in t if v & PTE_VALID)
+    cont = folded_blocks(proc.mm.pt, arch.cont_ptes)
     d: dict[str, Any] = {"name": proc.name, "present": present, "cont_blocks": cont,
                          "pmd_leaves": len(proc.mm.pt.pmd_leaves)}
     vmas = getattr(proc, "vmas", None)
