@@ -255,7 +255,7 @@ def test_compare_screen_finds_the_first_divergence():
         assert cmp.id == "compare"
         assert cmp.res.first == 18
         h = cmp.header_text()
-        assert "policy mainline → never" in h and "first divergence: op 19" in h
+        assert "policy mainline → never" in h and "page tables (f): first differ after op 19" in h
         assert "16 entries differ" in h
         ga = cmp.query_one("#grid-a")
         row, _ = ga.model.locate(VA + 0x10000)

@@ -83,7 +83,7 @@ MAIN_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("decode", "v", "decode", "decode",
                "Decode a raw descriptor (the one under the cursor, or any value typed in)", show=False),
     ActionSpec("compare", "d", "compare", "diff",
-               "Compare with another kernel profile or policy: side by side, first divergence"),
+               "Compare this run under another kernel, policy, CPU or granule, side by side"),
     ActionSpec("help", "question_mark,f1", "help", "help", "Keys, legend and breakpoint syntax",
                key_display="?"),
     ActionSpec("quit", "q", "quit", "quit", "Quit ptlab"),

@@ -890,40 +890,89 @@ class MainScreen(Screen):
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
 
     # --- comparison ----------------------------------------------------------------------------
+    compare_start = "tables"  # where a comparison opens: "tables" or "costs" (the dialog's first line)
+
     def action_compare(self) -> None:
         if not self._require_idle("compare"):
             return
         from engine.arch.profiles import PROFILES
+        from engine.granule import GRANULES
+        from engine.hw.cpus import CPUS
         from engine.policy import BUILTIN_POLICIES
         from tui.screens.dialogs import ChoiceDialog
 
         st = self.settings()
-        choices = [(f"kernel:{p}", f"kernel {p:<12} {PROFILES[p].description}")
-                   for p in PROFILES if p != st["kernel"]]
-        choices += [(f"policy:{p}", f"policy {p:<12} {cls.description}")
+        at = ("the first page-table divergence" if self.compare_start == "tables"
+              else "the first cost divergence")
+        other = "cost" if self.compare_start == "tables" else "page-table"
+        choices = [("start:", f"▸ opens at {at} (Enter here: the first {other} divergence)")]
+        choices += [(f"kernel:{p}", f"kernel  {p:<12} {PROFILES[p].description}")
+                    for p in PROFILES if p != st["kernel"]]
+        choices += [(f"policy:{p}", f"policy  {p:<12} {cls.description}")
                     for p, cls in BUILTIN_POLICIES.items() if p != st["policy"]]
+        choices += [(f"cpu:{p}", f"cpu     {p:<12} {getattr(c, 'description', '')}")
+                    for p, c in CPUS.items() if p != st["cpu"]]
+        choices += [(f"granule:{g.name}", f"granule {g.name:<12} the same ops with {g.name} pages")
+                    for g in GRANULES.values() if g.name != st["granule"]]
+        choices.append(("other:", "other …  a policy FILE.py:CLASS, a CPU profile FILE.toml, KIND:VALUE"))
 
         def done(key: str | None) -> None:
-            if key:
-                what, _, value = key.partition(":")
+            if not key:
+                return
+            what, _, value = key.partition(":")
+            if what == "start":
+                self.compare_start = "costs" if self.compare_start == "tables" else "tables"
+                self.call_after_refresh(self.action_compare)  # the dialog again, saying the new start
+            elif what == "other":
+                self.call_after_refresh(self._compare_other)
+            else:
                 self.compare_with(**{what: value})
 
         self._dialog(ChoiceDialog(
-            f"Compare with (now: kernel {st['kernel']}, policy {st['policy']})", choices,
-            hint="Runs the same ops under the other setting and shows the first op where the page "
-                 "tables differ.", dialog_id="compare"), done)
+            f"Compare with (now: kernel {st['kernel']}, policy {st['policy']}, cpu {st['cpu']}, "
+            f"granule {st['granule']})", choices,
+            hint="Runs the same ops under the other setting; the screen names the first op where the page "
+                 "tables differ and the first whose costs differ, and opens at the one chosen above.",
+            # (the id follows the start: the dialog reopened by the first line is mounted while the
+            # one it replaces is still being removed, and two screens may not share an id)
+            dialog_id="compare" if self.compare_start == "tables" else "compare-costs"), done)
 
-    def compare_with(self, kernel: str | None = None, policy: str | None = None) -> None:
+    def _compare_other(self) -> None:
+        from tui.compare import parse_variant
+        from tui.errors import UserError
+        from tui.screens.dialogs import InputDialog
+
+        def check(text: str) -> str | None:
+            try:
+                parse_variant(text, self.settings())
+            except UserError as e:
+                return str(e)
+            return None
+
+        def done(text: str | None) -> None:
+            if text:
+                self.compare_with(**parse_variant(text, self.settings()))
+
+        self._dialog(InputDialog(
+            "Compare with", placeholder="my_policy.py:MyPolicy, my_cpu.toml, kernel:v6.9, granule:16K",
+            validate=check, hint="A fold policy file (FILE.py:CLASS), a CPU profile (FILE.toml), or "
+                                 "KIND:VALUE with KIND kernel, policy, cpu or granule.",
+            dialog_id="compare-other"), done)
+
+    def compare_with(self, kernel: str | None = None, policy: str | None = None, cpu: str | None = None,
+                     granule: str | None = None, start: str | None = None) -> None:
         from tui.compare import run_compare, variant
         from tui.errors import UserError
         from tui.screens.compare import CompareScreen
 
-        label = f"kernel {kernel}" if kernel else f"policy {policy}"
+        asked = {"kernel": kernel, "policy": policy, "cpu": cpu, "granule": granule}
+        label = ", ".join(f"{k} {v}" for k, v in asked.items() if v is not None)
         try:
-            b = variant(self.session, kernel=kernel, policy=policy)
+            b = variant(self.session, **asked)
         except UserError as e:
             self.say(str(e), "error")
             return
+        start = start or self.compare_start
 
         keep = self.session.position  # where the user was: back there when the comparison closes
 
@@ -939,7 +988,8 @@ class MainScreen(Screen):
             self.app.push_screen(CompareScreen(res, self.ctl), lambda _: self._after_compare(keep))
 
         self.ctl.submit(Job(f"compare with {label}",
-                            lambda s: run_compare(s, lambda: b, label, self.ctl.report, b=b), done))
+                            lambda s: run_compare(s, lambda: b, label, self.ctl.report, b=b, start=start),
+                            done))
 
     def _after_compare(self, keep: Position) -> None:
         """The comparison moved the shared session (to the divergence, or wherever its cursor

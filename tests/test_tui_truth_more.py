@@ -1,0 +1,211 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Issue 14, the remaining parts: the comparison (both divergences, any setting, the
+inspector of the pair, next difference), jumps (pfn, folio, convert, foldable block),
+progress inside a long op, the palette, the inspector's layout and hex style."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tui_support import settle
+
+from engine.session import Position
+from tui.app import PtlabApp
+from tui.targets import open_target
+
+
+def run(session, body: Callable, size: tuple[int, int] = (120, 40)) -> None:  # type: ignore[type-arg]
+    async def main() -> None:
+        app = PtlabApp(session, use_keymap=False)
+        async with app.run_test(size=size) as pilot:
+            await settle(app, pilot)
+            await body(app, pilot)
+            assert app.main.ctl.errors == []
+
+    asyncio.run(main())
+
+
+async def press(app, pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
+    for k in keys:
+        await pilot.press(k)
+        await settle(app, pilot)
+
+
+# 1. the comparison ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("start,expected", [("tables", 5), ("costs", 4)])
+def test_compare_screen_names_both_divergences_and_opens_at_the_chosen_one(start, expected):
+    """demo under policy never: the costs part at op 4 (a read less), the tables after op 5."""
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        if start == "costs":  # the dialog's first line switches where it opens
+            await press(app, pilot, "d")
+            assert app.screen.id == "dialog-compare"
+            app.screen.dismiss("start:")
+            await settle(app, pilot)
+            assert main.compare_start == "costs"
+            assert app.screen.id == "dialog-compare-costs"  # the dialog again, saying so
+            assert "opens at the first cost divergence" in app.screen.choices[0][1]
+        else:
+            await press(app, pilot, "d")
+        app.screen.dismiss("policy:never")
+        await settle(app, pilot)
+        cmp = app.screen
+        assert cmp.id == "compare"
+        assert (cmp.res.first, cmp.res.first_cost) == (4, 3)
+        assert s.position == Position(expected)
+        h = cmp.header_text()
+        assert "page tables (f): first differ after op 5" in h
+        assert "costs (c): first differ at op 4 — cycles 21,6" in h and "pte_reads 6 → 5" in h
+        other = 4 if expected == 5 else 5
+        await press(app, pilot, "c" if expected == 5 else "f")
+        assert s.position == Position(other)
+        await press(app, pilot, "escape")
+        assert s.position == Position(0)
+
+    run(s, body)
+
+
+def test_compare_screen_next_difference_walks_the_differing_ops():
+    from tui.compare import differing_ops
+
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        await press(app, pilot, "d")
+        app.screen.dismiss("policy:never")
+        await settle(app, pilot)
+        cmp = app.screen
+        ops = differing_ops(cmp.res.a, cmp.res.b)
+        assert cmp.res.ops == ops and ops[:2] == [3, 4]
+        assert s.position == Position(5)  # after op 5 (index 4)
+        await press(app, pilot, "greater_than_sign")
+        assert s.position == Position(ops[2] + 1)
+        await press(app, pilot, "less_than_sign", "less_than_sign")
+        assert s.position == Position(ops[0] + 1)
+        await press(app, pilot, "less_than_sign")  # nothing before the first: stays
+        assert s.position == Position(ops[0] + 1)
+
+    run(s, body)
+
+
+def test_compare_screen_inspects_both_sides_of_the_pair():
+    s = open_target("example")
+
+    async def body(app, pilot):
+        await press(app, pilot, "d")
+        app.screen.dismiss("policy:never")
+        await settle(app, pilot)
+        cmp = app.screen
+        pair = cmp.pair_text().splitlines()
+        assert "differs" in pair[0] and "only A: PTE_CONT" in pair[0]
+        assert pair[-1] == "block: A folded · B foldable, not folded"
+        await press(app, pilot, "i")
+        assert app.screen.id == "dialog-compare-inspect"
+        from rich.console import Console
+
+        console = Console(width=160, record=True)
+        console.print(cmp.inspector_text())
+        text = console.export_text()
+        assert "folded ✓" in text and "foldable ◇" in text
+        assert text.count("Fold explainer") == 2 and text.count("Folio") >= 2
+        await press(app, pilot, "escape")
+        assert app.screen is cmp
+
+    run(s, body)
+
+
+def test_compare_with_a_cpu_toml_and_a_policy_file_and_a_granule(tmp_path):
+    from tui.compare import parse_variant, settings_of, variant
+    from tui.errors import UserError
+
+    assert parse_variant("x.toml") == {"cpu": "x.toml"}
+    assert parse_variant("p.py:Mine") == {"policy": "p.py:Mine"}
+    assert parse_variant("16k") == {"granule": "16K"}
+    assert parse_variant("kernel:v6.9") == {"kernel": "v6.9"}
+    with pytest.raises(UserError, match="in use already"):
+        parse_variant("v7.0", {"kernel": "v7.0"})
+    with pytest.raises(UserError, match="not a kernel profile"):
+        parse_variant("frobnicate")
+
+    toml = tmp_path / "slow.toml"
+    toml.write_text('name = "slow"\nbase = "neoverse-n1"\n[weights]\ndsb_ish = 999\n')
+    s = open_target("page-fault3")
+    b = variant(s, cpu=str(toml))
+    assert settings_of(b)["cpu"] == "slow"
+    pol = Path(__file__).parent / "data" / "policies" / "first_entry.py"
+    b = variant(s, policy=f"{pol}:FirstEntry")
+    assert settings_of(b)["policy"] in ("first-entry", f"{pol}:FirstEntry")
+    g = variant(s, granule="16K")
+    assert g.machine.arch.g.name == "16K"
+    with pytest.raises(UserError, match="written for the 4K granule"):
+        variant(open_target("demo"), granule="64K")
+
+    async def body(app, pilot):
+        app.main.compare_with(granule="16K")
+        await settle(app, pilot)
+        cmp = app.screen
+        assert cmp.id == "compare"
+        h = cmp.header_text()
+        assert "granule 4K → 16K" in h and "not compared one by one across granules" in h
+        assert cmp.res.diff == set() and cmp.res.first_cost == 1
+        assert "granule 16K" in str(cmp.query_one("#cmp-title-b").render())
+        assert cmp.pair_text().count("0x") >= 3  # both sides decoded at the cursor's VA
+
+    run(open_target("page-fault3"), body)
+
+
+def test_compare_dialog_offers_cpu_granule_and_other():
+    s = open_target("page-fault3")
+
+    async def body(app, pilot):
+        await press(app, pilot, "d")
+        keys = [k for k, _ in app.screen.choices]
+        assert keys[0] == "start:" and "cpu:apple-m2" in keys and "granule:16K" in keys and "other:" in keys
+        app.screen.dismiss("other:")
+        await settle(app, pilot)
+        assert app.screen.id == "dialog-compare-other"
+        app.screen.dismiss("cpu:apple-m2")
+        await settle(app, pilot)
+        assert app.screen.id == "compare"
+        assert "cpu neoverse-n1 → apple-m2" in app.screen.header_text()
+
+    run(s, body)
+
+
+# 4. the palette ------------------------------------------------------------------------------------
+def test_palette_shows_each_command_once_with_its_key():
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        from tui.actions import MAIN_ACTIONS
+
+        await press(app, pilot, "ctrl+p")
+        await pilot.pause(0.3)
+        await settle(app, pilot)
+        ol = app.screen.query_one("CommandList")
+        prompts = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        titles = [p.split("\n")[0] for p in prompts]
+        assert len(titles) == len(set(titles))
+        assert not any(t in ("Quit", "Keys") for t in titles)  # ours: q, ?
+        for a in MAIN_ACTIONS:
+            if a.palette and a.id != "interrupt":
+                mine = [p for p in prompts if p.startswith(a.help)]
+                assert len(mine) == 1, a.id
+                assert "\n" not in mine[0]  # the title is not repeated as help
+                assert mine[0].endswith(")")  # with its key
+
+    run(s, body)
+
+
+def test_event_names_take_their_article():
+    from tui.palette import an_event
+
+    assert an_event("unfold") == "an unfold event"
+    assert an_event("fold") == "a fold event"
+    assert an_event("invariant_violation") == "an invariant_violation event"
+    assert an_event("tlbi") == "a tlbi event"
