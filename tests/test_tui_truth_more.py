@@ -209,3 +209,21 @@ def test_event_names_take_their_article():
     assert an_event("fold") == "a fold event"
     assert an_event("invariant_violation") == "an invariant_violation event"
     assert an_event("tlbi") == "a tlbi event"
+
+
+def test_ptlab_compare_varies_the_granule_and_takes_a_cpu_toml(tmp_path, capsys):
+    import json
+
+    from tui.cli import main as cli_main
+
+    assert cli_main(["compare", "page-fault3", "--granule", "4K", "--granule", "16K", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["varied"] == "granule" and [r["granule"] for r in d["runs"]] == ["4K", "16K"]
+    assert cli_main(["compare", "page-fault3", "--granule", "4K", "--granule", "16K"]) == 0
+    assert "not compared entry by entry across granules" in capsys.readouterr().out
+    toml = tmp_path / "slow.toml"
+    toml.write_text('name = "slow"\nbase = "neoverse-n1"\n[weights]\ndsb_ish = 999\n')
+    assert cli_main(["compare", "page-fault3", "--cpu", "neoverse-n1", "--cpu", str(toml), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [r["cpu"] for r in d["runs"]] == ["neoverse-n1", "slow"]
+    assert d["runs"][1]["totals"]["cycles"] != d["runs"][0]["totals"]["cycles"]
