@@ -227,3 +227,92 @@ def test_ptlab_compare_varies_the_granule_and_takes_a_cpu_toml(tmp_path, capsys)
     d = json.loads(capsys.readouterr().out)
     assert [r["cpu"] for r in d["runs"]] == ["neoverse-n1", "slow"]
     assert d["runs"][1]["totals"]["cycles"] != d["runs"][0]["totals"]["cycles"]
+
+
+# 2. jumps ------------------------------------------------------------------------------------------
+def _demo_after_fork():
+    s = open_target("demo")
+    fork = next(k for k, op in enumerate(s.ops) if op.verb == "fork")
+    return s, fork + 1
+
+
+def test_go_to_pfn_and_folio_walks_every_mapping_across_processes():
+    from tui.search import parse_pfn_query
+
+    assert parse_pfn_query("pfn 0x80010") == ("pfn", 0x80010)
+    assert parse_pfn_query("folio: 80000") == ("folio", 0x80000)
+    assert parse_pfn_query("80010") == ("pfn", 0x80010)
+    with pytest.raises(ValueError, match="not a pfn"):
+        parse_pfn_query("pfn zz")
+    s, at = _demo_after_fork()
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(at))
+        await settle(app, pilot)
+        heap = next(r for r in main.model.regions if r.name == "heap")
+        raw = main.model.raw(heap.start + 0x3000)
+        pfn = (raw & main.model.addr_mask) >> main.model.page_shift
+        parent = main.model.process
+        await press(app, pilot, "P")
+        assert app.screen.id == "dialog-goto-pfn"
+        app.screen.dismiss(f"pfn {pfn:#x}")
+        await settle(app, pilot)
+        assert main.grid.cursor_addr == heap.start + 0x3000 and main.model.process == parent
+        assert f"pfn {pfn:#x} mapped at {heap.start + 0x3000:#x} in {parent}" in main.messages[-1]
+        assert main.go_to_pfn("pfn", pfn)  # again: the child maps it too (fork shares the folio)
+        assert main.model.process != parent and main.grid.cursor_addr == heap.start + 0x3000
+        assert main.go_to_pfn("pfn", pfn)  # and back to the parent
+        assert main.model.process == parent
+        # a folio: any of its pages; the first after the cursor is the next page
+        main.go_to_address(heap.start)
+        await settle(app, pilot)
+        head = (main.model.raw(heap.start) & main.model.addr_mask) >> main.model.page_shift
+        assert main.go_to_pfn("folio", head + 5)
+        assert main.grid.cursor_addr == heap.start + main.model.page_size
+        assert not main.go_to_pfn("pfn", 0x7ffff0)
+        assert "not mapped by any process" in main.messages[-1]
+
+    run(s, body)
+
+
+def test_jumps_to_the_next_convert_unfold_fold_and_foldable_block():
+    from tui.search import jump_event, next_foldable
+
+    s = open_target("demo")
+    hit = jump_event(s, "unfold")
+    assert hit is not None and s.position.op == 3  # inside op 4: mprotect +60K r unfolds
+    fold = jump_event(s, "fold")
+    assert fold.position.op == 4  # op 5 refolds
+    back = jump_event(s, "convert", reverse=True)
+    assert back is not None and back.position < fold.position and back.event[0] == "convert"
+    s.seek(Position(7))  # the middle page went read-only and back: foldable, not refolded
+    from tui.grid_model import GridModel
+
+    m = GridModel(s.machine, width=100)
+    heap = next(r for r in m.regions if r.name == "heap")
+    assert next_foldable(m, None) == heap.start
+    assert next_foldable(m, heap.start) == heap.start  # the only one: wraps to itself
+    s.seek(Position(5))
+    m = GridModel(s.machine, width=100)
+    assert next_foldable(m, None) is None  # folded again: nothing to find
+
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        await press(app, pilot, "u")
+        assert s.position.op == 3 and s.position.event > 0 and "next unfold" in main.messages[-1]
+        await press(app, pilot, "t")
+        assert s.position.op == 4  # the fold's convert
+        await press(app, pilot, "T")
+        assert s.position.op == 3
+        main.seek(Position(7))
+        await settle(app, pilot)
+        main.go_to_address(0)
+        await press(app, pilot, "z")
+        heap = next(r for r in main.model.regions if r.name == "heap")
+        assert main.grid.cursor_addr == heap.start and "could fold" not in main.messages[-1]
+        assert "passes every fold check, not folded" in main.messages[-1]
+
+    run(s, body)

@@ -590,6 +590,79 @@ class MainScreen(Screen):
 
         self._submit("previous fold" if reverse else "next fold", fn)
 
+    def action_jump_event(self, kind: str, reverse: bool) -> None:
+        """The session to the next (previous) fold, unfold or convert of any block."""
+        from tui.search import describe_hit, jump_event
+
+        def fn(s: Session) -> MoveResult:
+            before = s.position
+            hit = jump_event(s, kind, reverse)
+            which = "previous" if reverse else "next"
+            return gather(s, before, message=(f"{which} {kind}: {describe_hit(hit)}" if hit is not None else
+                                              f"no {kind} {'before' if reverse else 'after'} step {before}"))
+
+        self._submit(f"{'previous' if reverse else 'next'} {kind}", fn)
+
+    def action_jump_foldable(self, reverse: bool) -> None:
+        """The cursor to the next (previous) block that could fold but is not folded (◇)."""
+        from tui.search import next_foldable
+
+        if not self._require_idle("look for a foldable block"):  # (the explainer reads the tables)
+            return
+        if self.model.zoom > 0:
+            self.say("zoom in (+) to find single blocks", "warning")
+            return
+        b = next_foldable(self.model, self.grid.cursor_addr, reverse)
+        if b is None:
+            self.say(f"no block of {self.model.process} could fold and is unfolded at step "
+                     f"{self.session.position}")
+            return
+        self.go_to_address(b)
+        self.say(f"block {b:#x}: passes every fold check, not folded (◇)")
+
+    _last_pfn = ""
+
+    def action_goto_pfn(self) -> None:
+        from tui.screens.dialogs import InputDialog
+        from tui.search import parse_pfn_query
+
+        def check(text: str) -> str | None:
+            try:
+                parse_pfn_query(text)
+            except ValueError as e:
+                return str(e)
+            return None
+
+        def done(text: str | None) -> None:
+            if text:
+                self._last_pfn = text
+                self.go_to_pfn(*parse_pfn_query(text))
+
+        self._dialog(InputDialog(
+            "Go to the entry mapping a pfn or a folio", placeholder="pfn 0x80010 or folio 0x80000",
+            value=self._last_pfn, validate=check,
+            hint="pfn N: the next entry mapping that page; folio N: the next entry mapping any page of N's "
+                 "folio (hex). Again from there: the next mapping, in this process then the others.",
+            dialog_id="goto-pfn"), done)
+
+    def go_to_pfn(self, what: str, pfn: int) -> bool:
+        from tui.search import find_pfn
+
+        if not self._require_idle("find a pfn"):
+            return False
+        here = self.grid.cursor_addr if self.model.zoom == 0 else None
+        found = find_pfn(self.model, pfn, folio=what == "folio", after=here)
+        if found is None:
+            self.say(f"{what} {pfn:#x}: not mapped by any process at step {self.session.position}", "warning")
+            return False
+        proc, va, got = found
+        names = self.model.processes()
+        while self.model.process != proc and proc in names:  # the mapping is in another process
+            self.action_next_process()
+        self.go_to_address(va)
+        self.say(f"{what} {pfn:#x}: pfn {got:#x} mapped at {va:#x} in {proc}")
+        return True
+
     def action_block_history(self) -> None:
         """Every fold and unfold of the block under the cursor; choosing one goes there."""
         addr = self.inspected_addr()
