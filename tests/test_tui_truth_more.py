@@ -316,3 +316,58 @@ def test_jumps_to_the_next_convert_unfold_fold_and_foldable_block():
         assert "passes every fold check, not folded" in main.messages[-1]
 
     run(s, body)
+
+
+# 3. progress inside a long op -----------------------------------------------------------------------
+def test_a_long_op_reports_its_own_progress_events_done_of_its_total(tmp_path):
+    """The worker's interrupt poll (called from inside the op) records the op's events so far;
+    a re-run (after a back-step) knows the op's total, so the bar moves inside the op."""
+    from tui.controller import SessionController
+
+    pts = tmp_path / "long.pts"
+    pts.write_text("# granules: 4K\nkernel v7.0\nmmap heap 8M\ntouch heap +0 8M write\nmunmap heap\n")
+    s = open_target(str(pts))
+
+    class FakeApp:
+        pass
+
+    ctl = SessionController(FakeApp(), s)
+    ctl.OP_PROGRESS_EVERY = 0.0  # every poll (the UI reads at most 20 a second)
+    seen = []
+    real = ctl._note_op_progress
+
+    def spy(now: float) -> None:
+        real(now)
+        if ctl.op_progress is not None:
+            seen.append(ctl.op_progress)
+
+    ctl._note_op_progress = spy  # type: ignore[method-assign]
+    s.run()
+    first = [p for p in seen if p.op == 1]
+    assert len(first) > 10 and all(p.total is None for p in first)
+    assert [p.done for p in first] == sorted(p.done for p in first)
+    assert "events so far" in first[-1].text()
+    total = s.records[1].counters["events"]
+    assert first[-1].done <= total
+    seen.clear()
+    s.seek(Position(1))
+    s.seek(Position(2))  # the same op again: its total is known now
+    again = [p for p in seen if p.op == 1]
+    assert again and all(p.total == total for p in again)
+    assert 0 < again[len(again) // 2].done < total
+    assert again[-1].text("touch heap +0 8M write") == (
+        f"op 2 (touch heap +0 8M write): {again[-1].done:,} of {total:,} events")
+
+
+def test_events_so_far_counts_what_totals_counts():
+    for record in (True, False):
+        s = open_target("demo")
+        log = s.machine.log
+        log.clear()
+        log.set_recording(record)
+        s.machine.apply(s.ops[0])
+        s.machine.apply(s.ops[1])
+        n = log.events_so_far()
+        assert n > 0 and n == log.totals()["events"]
+        log.clear()
+        log.set_recording(False)

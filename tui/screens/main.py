@@ -408,9 +408,16 @@ class MainScreen(Screen):
         bar.add_class("-busy")
         s = self.session
         done, total = self.ctl.progress or (s.k, s.n_ops)
-        self.query_one("#progress-label", Label).update(
-            f"{job.label}: step {done} / {total}   (Esc interrupts)", layout=False)
-        self.query_one("#progress-bar", ProgressBar).update(total=max(1, total), progress=done)
+        label = f"{job.label}: step {done} / {total}"
+        op = self.ctl.op_progress
+        if op is not None and time.monotonic() - op.since >= PROGRESS_DELAY:
+            # one op has run a while: its own progress, not a bar held at the op's start
+            text = str(s.ops[op.op]) if 0 <= op.op < s.n_ops else ""
+            label += " · " + op.text(text if len(text) <= 30 else text[:29] + "…")
+            if op.total:
+                done, total = op.done, op.total
+        self.query_one("#progress-label", Label).update(f"{label}   (Esc interrupts)", layout=False)
+        self.query_one("#progress-bar", ProgressBar).update(total=max(1, total), progress=min(done, total))
 
     # --- actions: moving the session ------------------------------------------------------
     def _submit(self, label: str, fn: Any) -> None:
