@@ -371,3 +371,54 @@ def test_events_so_far_counts_what_totals_counts():
         assert n > 0 and n == log.totals()["events"]
         log.clear()
         log.set_recording(False)
+
+
+# 5. the inspector's layout and hex style ---------------------------------------------------------------
+def test_inspector_labels_fit_values_hang_and_hex_has_one_style():
+    import re
+
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(20))
+        await settle(app, pilot)
+        heap = next(r for r in main.model.regions if r.name == "heap")
+        main.go_to_address(heap.start)  # foldable, not folded: a note that wraps
+        await settle(app, pilot)
+        await pilot.pause(0.3)
+        await settle(app, pilot)
+        rows = [st.text for st in main.inspector._strips]
+        # the note wraps under itself, not back to the pane's edge
+        i = next(j for j, r in enumerate(rows) if "note:" in r)
+        indent = rows[i].index("note:") + len("note: ")
+        assert rows[i + 1][:indent].strip() == "" and rows[i + 1][indent] != " "
+        main.go_to_address(heap.start + 0x10000)  # a swap entry: the longest field names
+        await settle(app, pilot)
+        await pilot.pause(0.3)
+        await settle(app, pilot)
+        rows = [st.text for st in main.inspector._strips]
+        text = "\n".join(rows)
+        for label in ("swp_offset", "max_swapfiles"):
+            assert re.search(rf"^ {label} +\S", text, re.M), label  # whole, then its value
+        # every value starts in one column
+        starts = {len(r) - len(r[1:].lstrip(" ")) for r in rows
+                  if re.match(r"^ (raw|decoded|swp_type|swp_offset|entry) ", r)}
+        assert len(starts) == 1
+        # one hex style: addresses 0x..., descriptors 0x + 16 digits
+        assert f"PTE {heap.start + 0x10000:#x}" in text
+        assert f"{heap.start + 0x10000:#x}-{heap.start + 0x20000:#x}" in text
+        raw = main.model.raw(heap.start + 0x10000)
+        assert f"{raw:#018x}" in text
+        assert not re.search(r"(?<![0-9a-fx])[0-9a-f]{12}(?![0-9a-f])", text)  # no bare 12-digit VA
+
+    run(s, body)
+
+
+def test_event_text_uses_the_one_hex_style():
+    from tui.eventfmt import format_event
+
+    assert format_event(("pte_write", 0x7F0000010000, 0, 0x00F8000080010F43, "store", "p0")) == (
+        "pte_write 0x7f0000010000 0→0x00f8000080010f43")
+    assert format_event(("pte_read", 0x7F0000010000, 0x0078000080043FC3)).startswith(
+        "pte_read 0x7f0000010000 = 0x0078000080043fc3")
