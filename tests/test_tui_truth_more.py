@@ -60,7 +60,7 @@ def test_compare_screen_names_both_divergences_and_opens_at_the_chosen_one(start
         assert s.position == Position(expected)
         h = cmp.header_text()
         assert "page tables (f): first differ after op 5" in h
-        assert "costs (c): first differ at op 4 — cycles 21,6" in h and "pte_reads 6 → 5" in h
+        assert "costs (c): first differ at op 4: cycles 21,6" in h and "pte_reads 6 → 5" in h
         other = 4 if expected == 5 else 5
         await press(app, pilot, "c" if expected == 5 else "f")
         assert s.position == Position(other)

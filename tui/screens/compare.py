@@ -39,6 +39,24 @@ TOTAL_ROWS = (("pte_writes", "pte writes"), ("pte_reads", "pte reads"), ("conver
               ("dsb", "DSBs"), ("cycles", "cycles"))
 
 
+def _without_history(lines: list) -> list:
+    """The inspector's lines less what the comparison does not compute (the block's history
+    and "since op N" belong to the main screen's session): no "…" placeholders."""
+    out = []
+    skip = False
+    for line in lines:
+        text = "".join(t for t, _ in line)
+        if text.startswith("Block history"):
+            skip = True
+        if skip:
+            skip = bool(line)
+            continue
+        if text.strip() == "since …":
+            continue
+        out.append(line)
+    return out
+
+
 class CompareScreen(Screen):
     BINDINGS = [
         Binding("n", "step(1)", "op", id="compare.step", group=Binding.Group("step both", compact=True)),
@@ -60,11 +78,13 @@ class CompareScreen(Screen):
     ]
     DEFAULT_CSS = """
     CompareScreen { layout: vertical; }
-    #cmp-header { height: auto; background: $primary 30%; padding: 0 1; }
+    #cmp-header { height: auto; background: $primary 30%; padding: 0 1;
+                  text-wrap: nowrap; text-overflow: ellipsis; }
     #cmp-body { height: 1fr; }
     .cmp-side { width: 1fr; }
     .cmp-side > .cmp-title { height: 1; background: $panel; text-style: bold; padding: 0 1; }
     .cmp-side > .cmp-op { height: 2; color: $text-primary; padding: 0 1; }
+    #cmp-pair, .cmp-title { text-wrap: nowrap; text-overflow: ellipsis; }
     #cmp-b { border-left: vkey $primary 40%; }
     #cmp-pair { height: auto; max-height: 6; border-top: hkey $primary 40%; padding: 0 1; }
     CompareScreen.-short #cmp-pair { max-height: 4; }
@@ -106,6 +126,9 @@ class CompareScreen(Screen):
 
     # --- content ------------------------------------------------------------------------
     def header_text(self) -> str:
+        """Four lines, each cut to the width rather than wrapped (at 80x24 the grids keep rows):
+        what differs and where we are; the first page-table divergence; the first cost
+        divergence (how the costs differ comes first: it is what the user came for)."""
         r = self.res
         a, b = r.a, r.b
         sa, sb = settings_of(a), settings_of(b)
@@ -115,27 +138,28 @@ class CompareScreen(Screen):
             tables = f"page tables: the same after all {a.n_ops} ops"
         else:
             why = r.reason.removeprefix("page tables differ after this op").strip(" ()")  # (no repeat)
-            tables = (f"page tables (f): first differ after op {r.first + 1}"
-                      + (f" — {why}" if why else "") + f": {a.ops[r.first]}")
+            tables = (f"page tables (f): first differ after op {r.first + 1}: {a.ops[r.first]}"
+                      + (f" — {why}" if why else ""))
         if r.first_cost is None:
             costs = f"costs: the same for all {a.n_ops} ops"
         else:
             k = r.first_cost
-            costs = f"costs (c): first differ at op {k + 1} — {r.cost_reason}: {a.ops[k]}"
+            costs = f"costs (c): first differ at op {k + 1}: {r.cost_reason} — {a.ops[k]}"
         if not same_granule(a, b):
-            here = "entries are not compared one by one across granules"
+            here = "entries not compared one by one across granules"
         else:
             n = len(r.diff)
-            here = f"{n} entr{'y differs' if n == 1 else 'ies differ'} here (marked on a red background)"
+            here = f"{n} entr{'y differs' if n == 1 else 'ies differ'} here (red)"
         n_ops = len(r.ops)
-        return (f"Compare {a.name}: {what}\n{tables}\n{costs}\nshowing step {a.position} / {a.n_ops} — "
-                f"{here}; {n_ops} op{'' if n_ops == 1 else 's'} differ (< >)")
+        return (f"Compare {a.name}: {what} · step {a.position} / {a.n_ops}: {here} · {n_ops} op"
+                f"{'' if n_ops == 1 else 's'} differ (< >)\n{tables}\n{costs}")
 
     def show(self, res: CompareResult) -> None:
         self.res = res
         if self._ptlab_closed or self not in self.app.screen_stack:
             return  # a step that finished after Esc closed the screen (the main screen re-reads the session)
-        self.query_one("#cmp-header", Static).update(Text(self.header_text()))
+        header = Text(self.header_text(), no_wrap=True, overflow="ellipsis")
+        self.query_one("#cmp-header", Static).update(header)
         for side, s, model, mv in (("a", res.a, self.model_a, res.a_move), ("b", res.b, self.model_b,
                                                                              res.b_move)):
             st = settings_of(s)
@@ -221,7 +245,8 @@ class CompareScreen(Screen):
         for model in (self.model_a, self.model_b):
             page = None if addr is None else addr & ~(model.page_size - 1)
             ex = EXPLAIN if self.ctl.idle else None
-            cols.append(Text(plain(inspect(model, page, explanation=ex))))
+            lines = inspect(model, page, explanation=ex)
+            cols.append(Text(plain(_without_history(lines))))
         t.add_row(*cols)
         return t
 

@@ -1009,8 +1009,7 @@ class MainScreen(Screen):
                 self.compare_with(**{what: value})
 
         self._dialog(ChoiceDialog(
-            f"Compare with (now: kernel {st['kernel']}, policy {st['policy']}, cpu {st['cpu']}, "
-            f"granule {st['granule']})", choices,
+            f"Compare with (now: {st['kernel']}, {st['policy']}, {st['cpu']}, {st['granule']})", choices,
             hint="Runs the same ops under the other setting; the screen names the first op where the page "
                  "tables differ and the first whose costs differ, and opens at the one chosen above.",
             # (the id follows the start: the dialog reopened by the first line is mounted while the
