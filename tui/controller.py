@@ -213,7 +213,7 @@ class OpProgress:
         what = f"op {self.op + 1}" + (f" ({op_text})" if op_text else "")
         if self.total:
             return f"{what}: {min(self.done, self.total):,} of {self.total:,} events"
-        return f"{what}: {self.done:,} events so far (its first run: no total yet)"
+        return f"{what}: {self.done:,} events so far"  # (its first run: no total to show yet)
 
 
 @dataclass
