@@ -422,3 +422,22 @@ def test_event_text_uses_the_one_hex_style():
         "pte_write 0x7f0000010000 0→0x00f8000080010f43")
     assert format_event(("pte_read", 0x7F0000010000, 0x0078000080043FC3)).startswith(
         "pte_read 0x7f0000010000 = 0x0078000080043fc3")
+
+
+def test_only_the_granules_a_scenario_is_written_for_are_offered():
+    from tui.compare import granules_for
+
+    assert granules_for(open_target("demo")) == ["4K"]
+    assert granules_for(open_target("page-fault3")) == ["4K", "16K", "64K"]
+    s = open_target("demo")
+
+    async def body(app, pilot):
+        await press(app, pilot, "d")
+        keys = [k for k, _ in app.screen.choices]
+        assert not any(k.startswith("granule:") for k in keys)
+        from tui.palette import PtlabCommands
+
+        titles = [t for t, _, _ in PtlabCommands(app.screen)._commands()]
+        assert not any(t.startswith("Compare with granule") for t in titles)
+
+    run(s, body)

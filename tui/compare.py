@@ -54,6 +54,25 @@ def variant(session: Session, *, kernel: str | None = None, policy: str | None =
     raise UserError("this session cannot be re-run under another profile or policy")
 
 
+def granules_for(session: Session) -> list[str]:
+    """The granule names this session's ops can run under: those its scenario says it is
+    written for (``# granules: 4K``), else all three."""
+    from engine.granule import GRANULES, granule
+    from tui.targets import declared_granules
+
+    names = [g.name for g in GRANULES.values()]
+    declared = declared_granules(session.source or "") if isinstance(session.source, str) else None
+    if not declared:
+        return names
+    out = []
+    for d in declared:
+        try:
+            out.append(granule(d).name)
+        except ValueError:
+            continue
+    return [n for n in names if n in out]
+
+
 def parse_variant(text: str, current: dict[str, str] | None = None) -> dict[str, str]:
     """What a typed comparison target means: ``KIND:VALUE`` (kernel, policy, cpu, granule),
     or a bare value recognised by its form (FILE.toml a CPU profile, FILE.py:CLASS a policy,

@@ -51,9 +51,9 @@ class PtlabCommands(Provider):
             if name != main.model.process:
                 yield (f"Switch to process {name}", partial(self._switch, main, name), "")
         from engine.arch.profiles import PROFILES
-        from engine.granule import GRANULES
         from engine.hw.cpus import CPUS
         from engine.policy import BUILTIN_POLICIES
+        from tui.compare import granules_for
 
         st = main.settings()
         for p in PROFILES:
@@ -66,9 +66,9 @@ class PtlabCommands(Provider):
         for p, c in CPUS.items():
             if p != st["cpu"]:
                 yield (f"Compare with CPU {p}", partial(main.compare_with, cpu=p), c.description)
-        for g in GRANULES.values():
-            if g.name != st["granule"]:
-                yield (f"Compare with granule {g.name}", partial(main.compare_with, granule=g.name), "")
+        for g in granules_for(main.session):  # (those the scenario is written for)
+            if g != st["granule"]:
+                yield (f"Compare with granule {g}", partial(main.compare_with, granule=g), "")
 
     @staticmethod
     def _switch(main, name: str) -> None:  # type: ignore[no-untyped-def]

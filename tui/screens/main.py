@@ -976,9 +976,9 @@ class MainScreen(Screen):
         if not self._require_idle("compare"):
             return
         from engine.arch.profiles import PROFILES
-        from engine.granule import GRANULES
         from engine.hw.cpus import CPUS
         from engine.policy import BUILTIN_POLICIES
+        from tui.compare import granules_for
         from tui.screens.dialogs import ChoiceDialog
 
         st = self.settings()
@@ -992,8 +992,8 @@ class MainScreen(Screen):
                     for p, cls in BUILTIN_POLICIES.items() if p != st["policy"]]
         choices += [(f"cpu:{p}", f"cpu     {p:<12} {getattr(c, 'description', '')}")
                     for p, c in CPUS.items() if p != st["cpu"]]
-        choices += [(f"granule:{g.name}", f"granule {g.name:<12} the same ops with {g.name} pages")
-                    for g in GRANULES.values() if g.name != st["granule"]]
+        choices += [(f"granule:{g}", f"granule {g:<12} the same ops with {g} pages")
+                    for g in granules_for(self.session) if g != st["granule"]]  # (those it is written for)
         choices.append(("other:", "other …  a policy FILE.py:CLASS, a CPU profile FILE.toml, KIND:VALUE"))
 
         def done(key: str | None) -> None:
