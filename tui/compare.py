@@ -34,7 +34,8 @@ def variant(session: Session, *, kernel: str | None = None, policy: str | None =
         except ValueError as e:
             raise UserError(str(e)) from None
         # a scenario written for one granule (its offsets) is refused, as ptlab tui refuses it
-        check_granule(session.name, session.source or "", granule)
+        src = session.source if isinstance(session.source, str) else ""
+        check_granule(session.name, src, granule)
     fn = getattr(session, "reopen", None)
     if callable(fn) and (getattr(session, "meta", None) or "reopen" in vars(session)):
         try:
