@@ -217,6 +217,14 @@ class EventLog:
     def mark(self) -> int:
         return len(self.buf)
 
+    def events_so_far(self) -> int:
+        """Events emitted since the last clear(), in either mode, aggregating nothing
+        (read-only: the TUI polls it from inside a long op to show its progress; it is
+        the same count as ``totals()["events"]``)."""
+        d = self.direct
+        return (len(self.buf) + len(self._pending) + self._counts.get("events", 0)
+                + (d.get("events", 0) if d is not None else 0))
+
     def since(self, mark: int) -> list[tuple]:
         return self.buf[mark:]
 

@@ -89,7 +89,7 @@ CASES = [
     (["scenarios", "x"], 2, "unrecognized arguments: x"),
     # compare
     (["compare"], 2, "the following arguments are required: TARGET"),
-    (["compare", "{d}/ok.pts"], 2, "vary exactly one of --kernel, --policy or --cpu"),
+    (["compare", "{d}/ok.pts"], 2, "vary exactly one of --kernel, --policy, --cpu or --granule"),
     (["compare", "{d}/ok.pts", "--kernel", "v6.9"], 2, "give --kernel at least twice"),
     (["compare", "{d}/ok.pts", "--kernel", "v6.9", "--policy", "never"], 2, "vary exactly one of"),
     (["compare", "{d}/ok.pts", "--kernel", "v6.9", "--kernel", "bogus"], 2,

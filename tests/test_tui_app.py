@@ -172,7 +172,7 @@ def test_go_to_step_and_address_dialogs():
         app.screen.query_one("#dialog-input").value = f"{VA + 0x43000:#x}"
         await press(app, pilot, "enter")
         assert main.grid.cursor_addr == VA + 0x43000
-        assert f"PTE {VA + 0x43000:012x}" in main.inspector.text
+        assert f"PTE {VA + 0x43000:#x}" in main.inspector.text
         # outside every range: nearest range, with a warning
         main.go_to_address(0x1000)
         await settle(app, pilot)
@@ -255,7 +255,7 @@ def test_compare_screen_finds_the_first_divergence():
         assert cmp.id == "compare"
         assert cmp.res.first == 18
         h = cmp.header_text()
-        assert "policy mainline → never" in h and "first divergence: op 19" in h
+        assert "policy mainline → never" in h and "page tables (f): first differ after op 19" in h
         assert "16 entries differ" in h
         ga = cmp.query_one("#grid-a")
         row, _ = ga.model.locate(VA + 0x10000)
@@ -337,8 +337,8 @@ async def _inspector_on_a_cont_entry_shows_bits_block_folio_and_explainer(app, p
     main.go_to_address(VA + 0x43000)
     await settle(app, pilot)
     text = main.inspector.text
-    for part in ("PTE 7f0000043000", "young + CONT", "0x0078000080043fc3", "PTE_CONT", "clear     NS GP",
-                 "Block 7f0000040000-7f0000050000", "16 present, 16 valid, 16 CONT",
+    for part in ("PTE 0x7f0000043000", "young + CONT", "0x0078000080043fc3", "PTE_CONT", "clear     NS GP",
+                 "Block 0x7f0000040000-0x7f0000050000", "16 present, 16 valid, 16 CONT",
                  "pfn 0x80040  64 pages (order 6", "folded ✓", "in this state since op"):
         assert part in text, part
     # the unfolded block: the explainer says why
@@ -355,7 +355,7 @@ async def _zoom_keys_summarise_and_keep_the_cursor_address(app, pilot, s) -> Non
     assert main.model.zoom == 1 and "zoom ×16" in main.header_text()
     grid = main.grid
     assert main.model.cell_addr(grid.cursor_row, grid.cursor_col) == VA + 0x40000
-    assert "Cell 7f0000040000-7f0000050000" in main.inspector.text
+    assert "Cell 0x7f0000040000-0x7f0000050000" in main.inspector.text
     await press(app, pilot, "minus")
     assert main.model.zoom == 2
     await press(app, pilot, "plus", "plus")
@@ -416,7 +416,7 @@ def test_process_switch_with_two_address_spaces():
         assert "proc child" in main.header_text()
         assert [r.name for r in main.model.regions] == ["lib"]
         assert main.grid.cursor_addr == VA + 0x200000
-        assert "PTE 7f0000200000  child" in main.inspector.text
+        assert "PTE 0x7f0000200000  child" in main.inspector.text
         row, _ = main.model.locate(VA + 0x200000)
         assert main.model.row_text(row).split()[1:9] == ["y"] * 8  # PAGE_READONLY has AF set
         await press(app, pilot, "p")

@@ -329,7 +329,7 @@ def test_pmd_leaves_show_as_huge_page_cells():
     from tui.inspect_model import inspect, plain
 
     m.set_zoom(0)
-    assert "PMD leaf for 7f0000200000-7f0000400000" in plain(inspect(m, pmd_va))
+    assert "PMD leaf for 0x7f0000200000-0x7f0000400000" in plain(inspect(m, pmd_va))
 
 
 def test_row_signature_changes_exactly_when_the_row_may_change():

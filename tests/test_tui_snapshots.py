@@ -98,3 +98,31 @@ def test_comparison_screen_with_a_cursor(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_comparison_screen_80x24_with_a_cursor(snap_compare):
+    """80x24: both grids, the header's two divergences and the decoded pair still fit."""
+    app = _app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _prepare(app, compare_policy="never")(pilot)
+        await pilot.press("full_stop")
+        await settle(app, pilot)
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_comparison_inspector_of_the_pair(snap_compare):
+    """i on the comparison: the inspector of the entry under the cursor, A beside B."""
+    app = _app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _prepare(app, compare_policy="never")(pilot)
+        await pilot.press("i")
+        await settle(app, pilot)
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

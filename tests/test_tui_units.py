@@ -188,7 +188,7 @@ def test_event_text_and_depths():
     evs = s.events_of(18)
     texts = [format_event(e) for e in evs]
     assert texts[0].startswith("→ set_ptes(mm, 0x7f000001f000")
-    assert "pte_write xchg 7f0000010000 0x0068000080010bc3→0" in texts  # one hex style for descriptors
+    assert "pte_write xchg 0x7f0000010000 0x0068000080010bc3→0" in texts  # one hex style for descriptors
     assert any(t.startswith("tlbi vale1is") for t in texts)
     d = call_depths(evs)
     assert d[0] == 0 and max(d) >= 2 and d[-1] == 0

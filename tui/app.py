@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from textual.app import App
+from textual.app import App, SystemCommand
+from textual.screen import Screen
 
 from engine.session import Session
 from tui.compat import patch_textual
@@ -42,6 +44,15 @@ class PtlabApp(App[None]):
         self.push_screen(MainScreen(self.session, self._keymap))
         for w in self._keymap_warnings:
             self.notify(w, severity="warning", timeout=10, markup=False)  # a path may hold '['
+
+    # Textual's own commands that ptlab's registry already offers with a key: Quit (q) and
+    # Keys (? is ptlab's help, with the legend): each command once in the palette.
+    _DUPLICATE_SYSTEM_COMMANDS = frozenset({"Quit", "Keys"})
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for c in super().get_system_commands(screen):
+            if c.title not in self._DUPLICATE_SYSTEM_COMMANDS:
+                yield c
 
     @property
     def main(self):  # type: ignore[no-untyped-def]

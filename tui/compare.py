@@ -14,19 +14,37 @@ from engine.session import Position, Session, SessionError
 from tui.controller import MoveResult, gather
 from tui.errors import UserError
 
+SETTINGS = ("kernel", "policy", "cpu", "granule")
 
-def variant(session: Session, *, kernel: str | None = None, policy: str | None = None) -> Session:
-    """A new Session running session's ops with another kernel profile / policy."""
+
+def variant(session: Session, *, kernel: str | None = None, policy: str | None = None,
+            cpu: str | None = None, granule: str | None = None) -> Session:
+    """A new Session running session's ops with another kernel profile, policy (a built-in
+    name or FILE.py:CLASS), CPU profile (a built-in name or FILE.toml) or granule."""
+    from tui.targets import Overrides, _check_names, check_granule
+
+    asked = {"kernel": kernel, "policy": policy, "cpu": cpu, "granule": granule}
+    changes = {k: v for k, v in asked.items() if v is not None}
+    _check_names(Overrides(kernel, None, cpu, policy))  # one line for a bad name or file, now
+    if granule is not None:
+        from engine.granule import granule as to_granule
+
+        try:
+            changes["granule"] = to_granule(granule).name
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        # a scenario written for one granule (its offsets) is refused, as ptlab tui refuses it
+        src = session.source if isinstance(session.source, str) else ""
+        check_granule(session.name, src, granule)
     fn = getattr(session, "reopen", None)
     if callable(fn) and (getattr(session, "meta", None) or "reopen" in vars(session)):
         try:
-            return fn(kernel=kernel, policy=policy)
+            return fn(**changes)
         except ValueError as e:
             raise UserError(str(e)) from None
     m = session.machine
     cfg = getattr(m, "config", None)
     if cfg is not None and dataclasses.is_dataclass(cfg):
-        changes = {k: v for k, v in (("kernel", kernel), ("policy", policy)) if v is not None}
         bad = [k for k in changes if not hasattr(cfg, k)]
         if bad:
             raise UserError(f"this machine's configuration has no {', '.join(bad)} setting")
@@ -35,6 +53,59 @@ def variant(session: Session, *, kernel: str | None = None, policy: str | None =
         return Session(lambda: type(m)(cfg2), session.ops, name=f"{session.name} [{label}]",
                        source=session.source)
     raise UserError("this session cannot be re-run under another profile or policy")
+
+
+def granules_for(session: Session) -> list[str]:
+    """The granule names this session's ops can run under: those its scenario says it is
+    written for (``# granules: 4K``), else all three."""
+    from engine.granule import GRANULES, granule
+    from tui.targets import declared_granules
+
+    names = [g.name for g in GRANULES.values()]
+    declared = declared_granules(session.source or "") if isinstance(session.source, str) else None
+    if not declared:
+        return names
+    out = []
+    for d in declared:
+        try:
+            out.append(granule(d).name)
+        except ValueError:
+            continue
+    return [n for n in names if n in out]
+
+
+def parse_variant(text: str, current: dict[str, str] | None = None) -> dict[str, str]:
+    """What a typed comparison target means: ``KIND:VALUE`` (kernel, policy, cpu, granule),
+    or a bare value recognised by its form (FILE.toml a CPU profile, FILE.py:CLASS a policy,
+    4K/16K/64K a granule, a built-in kernel, policy or CPU name). Raises UserError."""
+    from engine.arch.profiles import PROFILES
+    from engine.granule import GRANULES
+    from engine.hw.cpus import CPUS
+    from engine.policy import BUILTIN_POLICIES
+
+    t = text.strip()
+    kind, sep, value = t.partition(":")
+    if sep and kind in SETTINGS and value:
+        out = {kind: value}
+    elif t.endswith(".toml"):
+        out = {"cpu": t}
+    elif ".py:" in t or t.endswith(".py"):
+        out = {"policy": t}
+    elif t.upper() in {g.name for g in GRANULES.values()}:
+        out = {"granule": t.upper()}
+    elif t in PROFILES:
+        out = {"kernel": t}
+    elif t in BUILTIN_POLICIES:
+        out = {"policy": t}
+    elif t in CPUS:
+        out = {"cpu": t}
+    else:
+        raise UserError(f"compare with what? {t!r} is not a kernel profile, policy, CPU profile or "
+                        "granule (KIND:VALUE with KIND one of kernel, policy, cpu, granule; FILE.py:CLASS; "
+                        "FILE.toml)")
+    if current is not None and all(current.get(k) == v for k, v in out.items()):
+        raise UserError(f"{next(iter(out))} {next(iter(out.values()))} is the setting in use already")
+    return out
 
 
 def settings_of(session: Session) -> dict[str, str]:
@@ -49,11 +120,17 @@ def settings_of(session: Session) -> dict[str, str]:
             "policy": str(pol or "mainline")}
 
 
+def same_granule(a: Session, b: Session) -> bool:
+    return a.machine.arch.g.page_size == b.machine.arch.g.page_size
+
+
 def first_divergence(a: Session, b: Session) -> tuple[int | None, str]:
     """(op index, reason) of the first op after which the two states differ."""
     n = min(len(a.records), len(b.records))
     for k in range(n):
         if a.records[k].digest != b.records[k].digest:
+            if not same_granule(a, b):
+                return k, "page tables differ after this op (other granule: other tables)"
             return k, "page tables differ after this op"
     for s, label in ((a, "A"), (b, "B")):
         if s.error is not None and s.error[0] <= n:
@@ -63,9 +140,51 @@ def first_divergence(a: Session, b: Session) -> tuple[int | None, str]:
     return None, "no divergence"
 
 
+# counters that are bookkeeping, not cost (call:NAME counts are the call chain, not work)
+_NOT_COST = ("events", "ops")
+
+
+def op_cost_difference(a: Session, b: Session, k: int) -> str | None:
+    """How op k's costs differ (cycles first, then the counters), or None if they do not."""
+    ra, rb = a.records[k], b.records[k]
+    ca, cb = ra.counters, rb.counters
+    keys = sorted(k2 for k2 in set(ca) | set(cb)
+                  if k2 not in _NOT_COST and not k2.startswith("call:") and ca.get(k2, 0) != cb.get(k2, 0))
+    if not keys and (ra.cycles or 0) == (rb.cycles or 0):
+        return None
+    parts = []
+    if (ra.cycles or 0) != (rb.cycles or 0):
+        from tui.eventfmt import fmt_cycles
+
+        x, y = fmt_cycles(ra.cycles or 0), fmt_cycles(rb.cycles or 0)
+        if x == y:  # (21.6k → 21.6k says nothing: the exact figures)
+            x, y = f"{ra.cycles or 0:,.0f}", f"{rb.cycles or 0:,.0f}"
+        parts.append(f"cycles {x} → {y}")
+    parts += [f"{c} {ca.get(c, 0)} → {cb.get(c, 0)}" for c in keys[:4]]
+    return ", ".join(parts) + (" …" if len(keys) > 4 else "")
+
+
+def first_cost_divergence(a: Session, b: Session) -> tuple[int | None, str]:
+    """(op index, how) of the first op whose costs differ (cycles or any counter)."""
+    for k in range(min(len(a.records), len(b.records))):
+        how = op_cost_difference(a, b, k)
+        if how is not None:
+            return k, how
+    return None, "the same costs for every op"
+
+
+def differing_ops(a: Session, b: Session) -> list[int]:
+    """Every op index after which the page tables differ or whose costs differ, ascending."""
+    return [k for k in range(min(len(a.records), len(b.records)))
+            if a.records[k].digest != b.records[k].digest or op_cost_difference(a, b, k) is not None]
+
+
 def diff_addrs(a: Session, b: Session) -> set[tuple[str, int]]:
-    """(process, VA) of every descriptor that differs between the two live machines."""
+    """(process, VA) of every descriptor that differs between the two live machines.
+    Under two granules entries are not compared one by one (none are marked)."""
     out: set[tuple[str, int]] = set()
+    if not same_granule(a, b):
+        return out
     pa = {p.name: p for p in a.machine.process_list()}
     pb = {p.name: p for p in b.machine.process_list()}
     g = a.machine.arch.g
@@ -97,11 +216,16 @@ class CompareResult:
     diff: set[tuple[str, int]] = field(default_factory=set)
     label_b: str = ""
     interrupted: bool = False
+    first_cost: int | None = None  # first op whose costs differ
+    cost_reason: str = ""
+    ops: list[int] = field(default_factory=list)  # every op that differs (tables or costs)
 
 
 def run_compare(a: Session, make_b: Callable[[], Session], label_b: str,
-                report: Callable[[int, int], None] | None = None, b: Session | None = None) -> CompareResult:
-    """Run both to the end, find the first divergence, put both just after it."""
+                report: Callable[[int, int], None] | None = None, b: Session | None = None,
+                start: str = "tables") -> CompareResult:
+    """Run both to the end, find the first divergences (page tables and costs), put both just
+    after the one ``start`` names ("tables" or "costs")."""
     if b is None:
         b = make_b()
     b.interrupt = a.interrupt
@@ -116,25 +240,37 @@ def run_compare(a: Session, make_b: Callable[[], Session], label_b: str,
             interrupted = True
             break
     first, reason = first_divergence(a, b)
-    target = Position(n if first is None else min(n, first + 1))
-    return _place_both(a, b, before_a, target, first, reason, label_b, interrupted)
+    first_cost, cost_reason = first_cost_divergence(a, b)
+    res = CompareResult(a, b, first, reason, None, None, set(), label_b, interrupted,  # type: ignore[arg-type]
+                        first_cost, cost_reason, differing_ops(a, b))
+    at = first_cost if start == "costs" else first
+    target = Position(n if at is None else min(n, at + 1))
+    return _place_both(res, before_a, target)
 
 
-def _place_both(a: Session, b: Session, before_a: Position, target: Position, first: int | None,
-                reason: str, label_b: str, interrupted: bool = False) -> CompareResult:
+def _place_both(res: CompareResult, before_a: Position, target: Position) -> CompareResult:
+    a, b = res.a, res.b
     before_b = b.position
     for s in (a, b):
         with contextlib.suppress(SessionError):
             s.seek(Position(min(target.op, s.executed)))
-    ma = gather(a, before_a)
-    mb = gather(b, before_b)
-    return CompareResult(a, b, first, reason, ma, mb, diff_addrs(a, b), label_b, interrupted)
+    return dataclasses.replace(res, a_move=gather(a, before_a), b_move=gather(b, before_b),
+                               diff=diff_addrs(a, b))
 
 
 def step_both(res: CompareResult, delta: int) -> CompareResult:
     target = Position(max(0, min(res.a.n_ops, res.a.k + delta)))
-    return _place_both(res.a, res.b, res.a.position, target, res.first, res.reason, res.label_b)
+    return _place_both(res, res.a.position, target)
 
 
 def seek_both(res: CompareResult, op: int) -> CompareResult:
-    return _place_both(res.a, res.b, res.a.position, Position(op), res.first, res.reason, res.label_b)
+    return _place_both(res, res.a.position, Position(op))
+
+
+def next_differing_op(res: CompareResult, direction: int) -> int | None:
+    """The op (index) of the next (previous) difference from the position, or None.
+    The position after op k shows op k, so "next" is the first differing op >= position."""
+    here = res.a.k - 1  # the op shown
+    if direction > 0:
+        return next((k for k in res.ops if k > here), None)
+    return next((k for k in reversed(res.ops) if k < here), None)

@@ -202,6 +202,20 @@ def do_continue(session: Session, reverse: bool = False) -> MoveResult:
     return gather(session, before, message=f"no breakpoint hit: at the {where}{note}")
 
 
+@dataclass(frozen=True)
+class OpProgress:
+    op: int  # index of the op running
+    done: int  # its events so far
+    total: int | None  # its events when it last ran (None: its first run)
+    since: float  # time.monotonic() when it was first seen running
+
+    def text(self, op_text: str = "") -> str:
+        what = f"op {self.op + 1}" + (f" ({op_text})" if op_text else "")
+        if self.total:
+            return f"{what}: {min(self.done, self.total):,} of {self.total:,} events"
+        return f"{what}: {self.done:,} events so far"  # (its first run: no total to show yet)
+
+
 @dataclass
 class Job:
     label: str
@@ -224,13 +238,49 @@ class SessionController:
         self._finishing = False
         self._stop = threading.Event()
         self.progress: tuple[int, int] | None = None
+        # inside one long op: (op index, events so far, the op's events when it last ran or None,
+        # when that op was first seen running); written by the worker, read by the UI's timer
+        self.op_progress: OpProgress | None = None
+        self._op_seen = 0.0
         self.errors: list[BaseException] = []  # exceptions raised by done callbacks (tests check it)
-        session.interrupt = self._stop.is_set
+        session.interrupt = self._poll
 
     def set_session(self, session: Session) -> None:
         self.interrupt()
         self.session = session
-        session.interrupt = self._stop.is_set
+        session.interrupt = self._poll
+
+    OP_PROGRESS_EVERY = 0.05  # seconds between two looks at the op in progress
+
+    def _poll(self) -> bool:
+        """The session's interrupt check. The machine calls it every few kernel-function calls
+        inside an op (the engine's interrupt poll) and the session between ops, so it is also
+        where a long op's own progress is read: the events it has emitted so far, against its
+        count when it last ran (a re-run, e.g. after a back-step, knows its total). Runs in the
+        worker thread; it only stores a tuple (one atomic assignment) that the screen's
+        progress timer reads -- call_from_thread would make the op wait for the UI each time."""
+        now = time.monotonic()
+        if now - self._op_seen >= self.OP_PROGRESS_EVERY:
+            self._op_seen = now
+            self._note_op_progress(now)
+        return self._stop.is_set()
+
+    def _note_op_progress(self, now: float) -> None:
+        s = self.session
+        log = getattr(s.machine, "log", None)
+        count = getattr(log, "events_so_far", None)
+        if count is None:
+            return
+        k = s.k
+        done = count()
+        if done == 0:
+            return  # between ops
+        total = None
+        if k < len(s.records):
+            total = s.records[k].counters.get("events") or None
+        prev = self.op_progress
+        since = prev.since if prev is not None and prev.op == k and prev.done <= done else now
+        self.op_progress = OpProgress(k, done, total, since)
 
     @property
     def busy(self) -> bool:
@@ -279,11 +329,13 @@ class SessionController:
         if not self._queue:
             self.running = None
             self.progress = None
+            self.op_progress = None
             self.on_state()
             return
         job = self._queue.popleft()
         self.running = job
         self.progress = None
+        self.op_progress = None
         self._stop.clear()
         job.started = time.monotonic()
         self.on_state()

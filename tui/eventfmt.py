@@ -32,6 +32,8 @@ _HEX_FIELDS = {"addr", "old", "new", "value", "start", "end", "operand"}
 def _v(name: str, v: Any) -> str:
     if isinstance(v, bool) or v is None:
         return str(v)
+    if isinstance(v, int) and v >= 1 << 48:  # above any user VA: a descriptor's attribute bits
+        return f"{v:#018x}"  # (the one style of descriptors: 0x and 16 digits)
     if isinstance(v, int) and (name in _HEX_FIELDS or v > 0xFFFF):
         return f"{v:#x}"
     if isinstance(v, tuple):
@@ -60,12 +62,12 @@ def format_event(ev: tuple) -> str:
     if kind == "pte_write":
         _, addr, old, new, atomic, mm = ev[:6]
         how = "" if atomic == "store" else f" {atomic}"
-        return f"pte_write{how} {addr:x} {hexd(old)}→{hexd(new)}"
+        return f"pte_write{how} {addr:#x} {hexd(old)}→{hexd(new)}"
     if kind == "hw_update":
         _, addr, old, new, mm = ev[:5]
-        return f"hw_update {addr:x} {hexd(old)}→{hexd(new)} (walker)"
+        return f"hw_update {addr:#x} {hexd(old)}→{hexd(new)} (walker)"
     if kind == "pte_read":
-        return f"pte_read {ev[1]:x} = {hexd(ev[2])}"
+        return f"pte_read {ev[1]:#x} = {hexd(ev[2])}"
     if kind == "flush_tlb_range":
         f = dict(zip(FIELDS[kind], ev[1:], strict=False))
         extra = " whole mm" if f.get("whole_mm") else ""

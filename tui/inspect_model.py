@@ -41,7 +41,7 @@ def folio_lines(model: GridModel, raw: int, addr: int, machine: Any = None) -> l
     if nr > 1:
         out.append(_kv("pfns", f"{head:#x}-{head + nr - 1:#x}  (this: +{pfn - head})"))
         va0 = addr - (pfn - head) * model.page_size
-        out.append(_kv("as VA", f"{va0:x}-{va0 + nr * model.page_size:x} if mapped in order"))
+        out.append(_kv("as VA", f"{va0:#x}-{va0 + nr * model.page_size:#x} if mapped in order"))
     info_fn = getattr(machine, "folio_info", None)
     if callable(info_fn):
         try:
@@ -74,13 +74,13 @@ def entry_lines(model: GridModel, addr: int, *, mid_op: bool = False) -> list[Li
     st = BY_NAME[state]
     cont = is_cont(raw, model.layout)
     out: list[Line] = []
-    out.append([_t("PTE ", "section"), _t(f"{addr:012x}", "section"), _t(f"  {model.process}", "dim")])
+    out.append([_t("PTE ", "section"), _t(f"{addr:#x}", "section"), _t(f"  {model.process}", "dim")])
     out.append([_t("state     ", "label"), _t(glyph(state, cont), state, *(("cont",) if cont else ())),
                 _t(f" {st.label}" + (" + CONT" if cont else ""))])
     out.append(_kv("raw", f"{raw:#018x}", "value"))
     if state == "pmd":
-        out.append(_kv("", f"no PTE table: PMD leaf for {addr & ~(model.g.pmd_size - 1):x}-"
-                           f"{(addr & ~(model.g.pmd_size - 1)) + model.g.pmd_size:x} (a huge-page block "
+        out.append(_kv("", f"no PTE table: PMD leaf for {addr & ~(model.g.pmd_size - 1):#x}-"
+                           f"{(addr & ~(model.g.pmd_size - 1)) + model.g.pmd_size:#x} (a huge-page block "
                            "descriptor; decoded below with the PTE layout)", "value"))
     if mid_op and addr in model._overlay:
         out.append(_kv("", f"mid-op value; at the op's start {model.live(addr):#018x}", "value"))
@@ -110,7 +110,7 @@ def block_lines(model: GridModel, addr: int, cursor: bool = True) -> list[Line]:
     n = model.cont_ptes
     vals = model.entries(start, n)
     ps = model.page_size
-    out: list[Line] = [[_t("Block ", "section"), _t(f"{start:x}-{start + n * ps:x}", "section"),
+    out: list[Line] = [[_t("Block ", "section"), _t(f"{start:#x}-{start + n * ps:#x}", "section"),
                         _t(f"  ({n} entries)", "dim")]]
     per = 32
     idx = (addr - start) // ps
@@ -199,6 +199,8 @@ def history_lines(history: Any) -> list[Line]:
                     _t(f"step {e.position}  op {e.op + 1} {e.op_text}")])
         out.append([_t("         ", "dim"), _t(e.chain_text(), "dim")])
         out.append([_t("         ", "dim"), _t(e.decision, "dim")])
+    # (the widget draws a line that starts with a short prefix as a hanging indent: the
+    # call chain wraps under itself, not back to the pane's edge)
     if len(history.entries) > HISTORY_SHOWN:
         out.append([_t("  … older ones: w", "dim")])
     return out
@@ -218,7 +220,7 @@ def aggregate_lines(model: GridModel, addr: int, region: Any = None) -> list[Lin
     s = model.cell_summary(addr, r)
     if r is not None:
         addr, end = max(addr, r.start), min(end, r.end)
-    out: list[Line] = [[_t("Cell ", "section"), _t(f"{addr:x}-{end:x}", "section"),
+    out: list[Line] = [[_t("Cell ", "section"), _t(f"{addr:#x}-{end:#x}", "section"),
                         _t(f"  {s.total} PTEs ({fmt_size(s.total * model.page_size)})"
                           + (f" of a {n}-PTE cell, the rest outside {r.name}" if r is not None and s.total < n
                              else ""), "dim")]]
@@ -243,7 +245,7 @@ def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid
     if addr is None:
         if header_row is not None:
             r = header_row.region
-            return [[_t(f"Region {r.name}", "section")], _kv("range", f"{r.start:x}-{r.end:x}"),
+            return [[_t(f"Region {r.name}", "section")], _kv("range", f"{r.start:#x}-{r.end:#x}"),
                     _kv("size", fmt_size(r.size)), _kv("detail", r.detail or "-")]
         return [[_t("nothing mapped", "dim")]]
     if model.zoom > 0:

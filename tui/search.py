@@ -79,6 +79,108 @@ def jump_fold(session: Session, reverse: bool = False) -> Hit | None:
     return _continue(session, FOLD_JUMP, reverse)
 
 
+JUMP_KINDS = {"fold": "event:fold", "unfold": "event:unfold", "convert": "event:convert",
+              "fold|unfold": FOLD_JUMP}
+
+
+def jump_event(session: Session, kind: str, reverse: bool = False) -> Hit | None:
+    """The next (previous) event of ``kind`` (a key of JUMP_KINDS), any block."""
+    return _continue(session, JUMP_KINDS[kind], reverse)
+
+
+# --- jumps in the view (no session move) ---------------------------------------------------------
+def parse_pfn_query(text: str) -> tuple[str, int]:
+    """("pfn" | "folio", pfn) from "0x80010", "pfn 0x80010", "folio 80000" (hex; decimal with 0d)."""
+    t = text.strip().lower()
+    what = "pfn"
+    for w in ("folio", "pfn"):
+        if t.startswith(w):
+            what, t = w, t[len(w):].strip(" :=")
+            break
+    try:
+        n = int(t[2:], 10) if t.startswith("0d") else int(t, 16)
+    except ValueError:
+        raise ValueError(f"not a pfn: {text.strip()!r} (hex, e.g. 80010, pfn 0x80010 or folio 0x80000)") \
+            from None
+    if n < 0:
+        raise ValueError("a pfn is not negative")
+    return what, n
+
+
+def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None,
+             max_entries: int = 1 << 22) -> tuple[str, int, int] | None:
+    """(process, VA, pfn found) of the next entry mapping ``pfn`` (``folio``: any page of
+    pfn's folio) at the position shown: the current process from ``after`` on, then the
+    other processes, then the current one again from its start (so that repeating walks
+    every mapping: the parent's and the child's after fork). Reads the machine: call it
+    when no job runs. A PMD leaf counts as mapping each of its pages."""
+    machine = model.machine
+    lo, hi = pfn, pfn + 1
+    if folio:
+        head, nr = machine.arch.folios.folio_of(pfn)
+        lo, hi = head, head + nr
+    procs = [p for p in machine.process_list() if getattr(p, "alive", True)]
+    cur = next((p for p in procs if p.name == model.process), None)
+    order = ([cur] if cur else []) + [p for p in procs if p is not cur] + ([cur] if cur else [])
+    shift, mask, ps = model.page_shift, model.addr_mask, model.page_size
+    present = model.layout.pte_present
+    seen = 0
+    for n_proc, p in enumerate(order):
+        pt = p.mm.pt
+        start = (after + ps) if (n_proc == 0 and after is not None) else 0
+        stop = (after + ps) if (n_proc == len(order) - 1 and p is cur and after is not None) else None
+        leaves = getattr(pt, "pmd_leaves", {}) or {}
+        for key in sorted(set(pt.tables) | set(leaves)):
+            base = key << model.pmd_shift
+            if base + model.g.pmd_size <= start or (stop is not None and base >= stop):
+                continue
+            t = pt.tables.get(key)
+            if t is None:  # a PMD leaf: its pages are pfn .. pfn + ptrs - 1
+                v = leaves[key]
+                first = (v & mask) >> shift
+                for j in range(model.ptrs):
+                    va = base + j * ps
+                    if lo <= first + j < hi and va >= start and (stop is None or va < stop):
+                        return p.name, va, first + j
+                continue
+            for i, v in enumerate(t):
+                seen += 1
+                if v and present(v) and lo <= (v & mask) >> shift < hi:
+                    va = base + i * ps
+                    if va >= start and (stop is None or va < stop):
+                        return p.name, va, (v & mask) >> shift
+            if seen > max_entries:
+                return None
+    return None
+
+
+def next_foldable(model: Any, after: int | None, reverse: bool = False) -> int | None:
+    """The first VA of the next (previous) block after the cursor that passes every fold
+    check but is not folded (the grid's ◇), in the process shown; wraps around once."""
+    size = model.cont_ptes * model.page_size
+    starts: list[int] = []
+    for r in model.regions:
+        b = r.start - r.start % size
+        while b < r.end:
+            if b >= r.start:
+                starts.append(b)
+            b += size
+    if not starts:
+        return None
+    if after is not None:
+        here = model.block_start(after)
+    else:
+        here = starts[0] - 1 if not reverse else starts[-1] + 1
+    if reverse:
+        order = [b for b in reversed(starts) if b < here] + [b for b in reversed(starts) if b >= here]
+    else:
+        order = [b for b in starts if b > here] + [b for b in starts if b <= here]
+    for b in order:
+        if model.foldable(b):
+            return b
+    return None
+
+
 def _continue(session: Session, cond: str, reverse: bool) -> Hit | None:
     """Continue to the condition; no match leaves the session where it was (not at the end)."""
     start = session.position

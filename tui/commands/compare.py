@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""ptlab compare TARGET --kernel A --kernel B | --policy A --policy B
+"""ptlab compare TARGET --kernel A --kernel B | --policy A --policy B | --cpu A --cpu B
+                       | --granule A --granule B
 
-Runs the same ops under two (or more) kernel profiles, fold policies or CPU
-profiles and reports the totals side by side, the ops whose costs differ most,
-and the first op after which the page tables part.
+Runs the same ops under two (or more) kernel profiles, fold policies (or
+FILE.py:CLASS), CPU profiles (or FILE.toml) or granules and reports the totals
+side by side, the ops whose costs differ most, and the first op after which
+the page tables part.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from tui.errors import UserError
 
 NAME = "compare"
-HELP = "run one scenario under two or more kernel profiles, policies or CPUs, side by side"
+HELP = "run one scenario under two or more kernel profiles, policies, CPUs or granules, side by side"
 KEYS = ("ops", "pte_reads", "pte_writes", "converts", "folds", "unfolds", "flush_tlb_range", "tlbi",
         "dsb", "page_faults", "tlb_hits", "tlb_misses", "tlb_conflicts", "invariant_violations", "cycles",
         "cont_blocks")
@@ -26,16 +28,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel", action="append", default=[], help="kernel profile (repeat: one per run)")
     p.add_argument("--policy", action="append", default=[], help="fold policy (repeat: one per run)")
     p.add_argument("--cpu", action="append", default=[], help="CPU profile (repeat: one per run)")
-    p.add_argument("--granule", help="granule for every run")
+    p.add_argument("--granule", action="append", default=[],
+                   help="granule: once for every run, or repeated (one per run) to compare granules")
     p.add_argument("--top", type=int, default=10, help="ops with the largest cost differences to list")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _variants(args: argparse.Namespace) -> tuple[str, list[str]]:
-    given = [(k, v) for k, v in (("kernel", args.kernel), ("policy", args.policy), ("cpu", args.cpu)) if v]
+    # a single --granule is the granule of every run; given twice or more it is what varies
+    granules = args.granule if len(args.granule) > 1 else []
+    given = [(k, v) for k, v in (("kernel", args.kernel), ("policy", args.policy), ("cpu", args.cpu),
+                                 ("granule", granules)) if v]
     if len(given) != 1:
-        raise UserError("compare: vary exactly one of --kernel, --policy or --cpu, giving it twice or more "
-                        "(e.g. --kernel v6.9 --kernel v7.0)")
+        raise UserError("compare: vary exactly one of --kernel, --policy, --cpu or --granule, giving it "
+                        "twice or more (e.g. --kernel v6.9 --kernel v7.0)")
     what, values = given[0]
     if len(values) < 2:
         raise UserError(f"compare: give --{what} at least twice (one per run)")
@@ -50,12 +56,15 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise UserError("compare: --top must be 0 or more")
     runs = []
+    one_granule = args.granule[0] if len(args.granule) == 1 else None
     for v in values:
-        s = open_target(args.target, granule=args.granule, command="compare", **{what: v})
+        kw = {what: v} if what != "granule" else {"granule": v}
+        s = open_target(args.target, **({"granule": one_granule} | kw), command="compare")
         m = s.machine
         policy = (getattr(m, "policy", None) and m.policy.name) or (
             s.meta.get("config", {}).get("policy") if getattr(s, "meta", None) else None) or "mainline"
-        runs.append(Run({"kernel": m.arch.profile.name, "policy": policy, "cpu": m.arch.cpu.name}, s))
+        runs.append(Run({"kernel": m.arch.profile.name, "policy": policy, "cpu": m.arch.cpu.name,
+                         "granule": m.arch.g.name}, s))
 
     def progress(label: str, k: int, n: int) -> None:
         if sys.stderr.isatty():
@@ -86,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
         mark = "  *" if len(set(vals)) > 1 else ""
         print(f"  {k:<22}" + "".join(fmt(v) for v in vals) + mark)
     div = d["first_divergence"]
-    if div is None:
+    if what == "granule":  # other page sizes, other tables: no entry to set against another
+        print(f"page tables: not compared entry by entry across granules (first differ after op "
+              f"{div['op']})" if div else "page tables: identical after every op")
+    elif div is None:
         print("page tables: identical after every op")
     else:
         print(f"page tables first differ after op {div['op']} ({div['text']})"

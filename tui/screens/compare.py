@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Side by side: the same ops under two settings, positioned just after the
-first op where their page tables differ; differing entries are marked."""
+"""Side by side: the same ops under two settings (kernel, policy, CPU profile or
+granule), positioned just after the first op where their page tables differ or
+the first op whose costs differ (the user's choice; the header names both);
+differing entries are marked, the pair under the cursor is decoded, and ``i``
+opens the inspector of both sides."""
 
 from __future__ import annotations
 
@@ -16,7 +19,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from engine.session import Session
-from tui.compare import CompareResult, seek_both, settings_of, step_both
+from tui.compare import (
+    SETTINGS,
+    CompareResult,
+    next_differing_op,
+    same_granule,
+    seek_both,
+    settings_of,
+    step_both,
+)
 from tui.controller import Job, SessionController
 from tui.eventfmt import fmt_cycles, op_costs
 from tui.grid_model import GridModel
@@ -28,25 +39,55 @@ TOTAL_ROWS = (("pte_writes", "pte writes"), ("pte_reads", "pte reads"), ("conver
               ("dsb", "DSBs"), ("cycles", "cycles"))
 
 
+def _without_history(lines: list) -> list:
+    """The inspector's lines less what the comparison does not compute (the block's history
+    and "since op N" belong to the main screen's session): no "…" placeholders."""
+    out = []
+    skip = False
+    for line in lines:
+        text = "".join(t for t, _ in line)
+        if text.startswith("Block history"):
+            skip = True
+        if skip:
+            skip = bool(line)
+            continue
+        if text.strip() == "since …":
+            continue
+        out.append(line)
+    return out
+
+
 class CompareScreen(Screen):
     BINDINGS = [
         Binding("n", "step(1)", "op", id="compare.step", group=Binding.Group("step both", compact=True)),
         Binding("b", "step(-1)", "back", id="compare.back", group=Binding.Group("step both", compact=True)),
-        Binding("f", "first", "first divergence", id="compare.first"),
-        Binding("full_stop", "next_diff(1)", "next diff", id="compare.next_diff", key_display="."),
-        Binding("comma", "next_diff(-1)", "prev diff", id="compare.prev_diff", key_display=","),
+        Binding("f", "first('tables')", "1st table diff", id="compare.first"),
+        Binding("c", "first('costs')", "1st cost diff", id="compare.first_cost"),
+        # (not [ ]: the grids use them for the previous / next range)
+        Binding("greater_than_sign", "next_op(1)", "next diff op", id="compare.next_op", key_display=">",
+                group=Binding.Group("diff op", compact=True)),
+        Binding("less_than_sign", "next_op(-1)", "prev", id="compare.prev_op", key_display="<",
+                group=Binding.Group("diff op", compact=True)),
+        Binding("full_stop", "next_diff(1)", "next entry", id="compare.next_diff", key_display=".",
+                group=Binding.Group("diff entry", compact=True)),
+        Binding("comma", "next_diff(-1)", "prev", id="compare.prev_diff", key_display=",",
+                group=Binding.Group("diff entry", compact=True)),
+        Binding("i", "inspect_pair", "inspect", id="compare.inspect"),
         Binding("tab", "swap_focus", "other side", show=False),
         Binding("escape,q", "close", "close", id="compare.close"),
     ]
     DEFAULT_CSS = """
     CompareScreen { layout: vertical; }
-    #cmp-header { height: auto; background: $primary 30%; padding: 0 1; }
+    #cmp-header { height: auto; background: $primary 30%; padding: 0 1;
+                  text-wrap: nowrap; text-overflow: ellipsis; }
     #cmp-body { height: 1fr; }
     .cmp-side { width: 1fr; }
     .cmp-side > .cmp-title { height: 1; background: $panel; text-style: bold; padding: 0 1; }
     .cmp-side > .cmp-op { height: 2; color: $text-primary; padding: 0 1; }
+    #cmp-pair, .cmp-title { text-wrap: nowrap; text-overflow: ellipsis; }
     #cmp-b { border-left: vkey $primary 40%; }
-    #cmp-pair { height: auto; max-height: 4; border-top: hkey $primary 40%; padding: 0 1; }
+    #cmp-pair { height: auto; max-height: 6; border-top: hkey $primary 40%; padding: 0 1; }
+    CompareScreen.-short #cmp-pair { max-height: 4; }
     CompareScreen.-short LegendBar { display: none; }
     CompareScreen.-short #cmp-totals { max-height: 4; }
     CompareScreen.-short .cmp-side > .cmp-op { height: 1; }
@@ -85,29 +126,49 @@ class CompareScreen(Screen):
 
     # --- content ------------------------------------------------------------------------
     def header_text(self) -> str:
+        """Four lines, each cut to the width rather than wrapped (at 80x24 the grids keep rows):
+        what differs and where we are; the first page-table divergence; the first cost
+        divergence (how the costs differ comes first: it is what the user came for)."""
         r = self.res
         a, b = r.a, r.b
         sa, sb = settings_of(a), settings_of(b)
-        diffs = [k for k in ("kernel", "policy", "cpu", "granule") if sa[k] != sb[k]]
+        diffs = [k for k in SETTINGS if sa[k] != sb[k]]
         what = ", ".join(f"{k} {sa[k]} → {sb[k]}" for k in diffs) or "same settings"
         if r.first is None:
-            where = f"no divergence in {a.n_ops} ops"
+            tables = f"page tables: the same after all {a.n_ops} ops"
         else:
-            where = f"first divergence: op {r.first + 1} — {r.reason}: {a.ops[r.first]}"
-        n = len(r.diff)
-        here = f"{n} entr{'y differs' if n == 1 else 'ies differ'} here (marked on a red background)"
-        return f"Compare {a.name}: {what}\n{where}\nshowing step {a.position} / {a.n_ops} — {here}"
+            why = r.reason.removeprefix("page tables differ after this op").strip(" ()")  # (no repeat)
+            tables = (f"page tables (f): first differ after op {r.first + 1}: {a.ops[r.first]}"
+                      + (f" — {why}" if why else ""))
+        if r.first_cost is None:
+            costs = f"costs: the same for all {a.n_ops} ops"
+        else:
+            k = r.first_cost
+            costs = f"costs (c): first differ at op {k + 1}: {r.cost_reason} — {a.ops[k]}"
+        if not same_granule(a, b):
+            here = "entries not compared one by one across granules"
+        else:
+            n = len(r.diff)
+            here = f"{n} entr{'y differs' if n == 1 else 'ies differ'} here (red)"
+        n_ops = len(r.ops)
+        return (f"Compare {a.name}: {what} · step {a.position} / {a.n_ops}: {here} · {n_ops} op"
+                f"{'' if n_ops == 1 else 's'} differ (< >)\n{tables}\n{costs}")
 
     def show(self, res: CompareResult) -> None:
         self.res = res
         if self._ptlab_closed or self not in self.app.screen_stack:
             return  # a step that finished after Esc closed the screen (the main screen re-reads the session)
-        self.query_one("#cmp-header", Static).update(Text(self.header_text()))
+        header = Text(self.header_text(), no_wrap=True, overflow="ellipsis")
+        self.query_one("#cmp-header", Static).update(header)
         for side, s, model, mv in (("a", res.a, self.model_a, res.a_move), ("b", res.b, self.model_b,
                                                                              res.b_move)):
             st = settings_of(s)
-            self.query_one(f"#cmp-title-{side}", Static).update(
-                f"{side.upper()}: kernel {st['kernel']} · policy {st['policy']} · step {s.position}")
+            other = settings_of(res.b if side == "a" else res.a)
+            varied = [k for k in SETTINGS if st[k] != other[k] and k not in ("kernel", "policy")]
+            extra = "".join(f" · {k} {st[k]}" for k in varied)  # a CPU or granule compared: name it
+            self.query_one(f"#cmp-title-{side}", Static).update(Text(
+                f"{side.upper()}: kernel {st['kernel']} · policy {st['policy']}{extra} · step {s.position}",
+                no_wrap=True, overflow="ellipsis"))
             model.set_view(mv.view, None)
             model.set_marked(res.diff)
             grid = self.query_one(f"#grid-{side}", PteGrid)
@@ -127,14 +188,77 @@ class CompareScreen(Screen):
         addr = self.query_one("#grid-a", PteGrid).cursor_addr
         if addr is None:
             return "no entry under the cursor"
-        addr &= ~(self.model_a.page_size - 1)
         parts = []
+        raws = []
+        verdicts = []
         for side, model in (("A", self.model_a), ("B", self.model_b)):
-            raw = model.raw(addr)
+            page = addr & ~(model.page_size - 1)  # (two granules: each side's own page)
+            raw = model.raw(page)
+            raws.append(raw)
             d = decode(raw, model.g, model.layout)
+            verdicts.append(f"{side} {self._verdict(model, page)}")
             parts.append(f"{side} {raw:#018x} {d.kind}: {d.summary}")
-        same = self.model_a.raw(addr) == self.model_b.raw(addr)
-        return f"{addr:#x} {'same on both sides' if same else 'differs'}\n" + "\n".join(parts)
+        addr &= ~(self.model_a.page_size - 1)
+        same = raws[0] == raws[1]
+        flags = self._flag_difference(addr)
+        if self.ctl.idle:
+            parts.append("block: " + " · ".join(verdicts))
+        return (f"{addr:#x} {'same on both sides' if same else 'differs'}{flags}  (i: both inspectors)\n"
+                + "\n".join(parts))
+
+    def _verdict(self, model: GridModel, addr: int) -> str:
+        """The block's fold verdict in a few words (the explainer; read only when no job runs:
+        it walks the page table the worker may be moving)."""
+        if not self.ctl.idle:
+            return ""
+        from tui.inspect_model import explain
+
+        ex = explain(model, addr)
+        if ex is None:
+            return ""
+        return "folded" if ex.folded else "foldable, not folded" if ex.foldable else "not folded"
+
+    def _flag_difference(self, addr: int) -> str:
+        """The kernel bit names set on one side only (same granule)."""
+        if not same_granule(self.res.a, self.res.b):
+            return ""
+        from engine.decode import decode
+
+        fa = set(decode(self.model_a.raw(addr), self.model_a.g, self.model_a.layout).flags)
+        fb = set(decode(self.model_b.raw(addr), self.model_b.g, self.model_b.layout).flags)
+        out = []
+        if fa - fb:
+            out.append("only A: " + " ".join(sorted(fa - fb)))
+        if fb - fa:
+            out.append("only B: " + " ".join(sorted(fb - fa)))
+        return ("; " + "; ".join(out)) if out else ""
+
+    def inspector_text(self) -> Table:
+        """Both sides' inspector for the entry under the cursor, side by side (tui.inspect_model)."""
+        from tui.inspect_model import EXPLAIN, inspect, plain
+
+        addr = self.query_one("#grid-a", PteGrid).cursor_addr
+        t = Table(box=None, padding=(0, 2), show_edge=False, expand=True)
+        for side in ("A", "B"):
+            t.add_column(side, ratio=1, overflow="fold")
+        cols = []
+        for model in (self.model_a, self.model_b):
+            page = None if addr is None else addr & ~(model.page_size - 1)
+            ex = EXPLAIN if self.ctl.idle else None
+            lines = inspect(model, page, explanation=ex)
+            cols.append(Text(plain(_without_history(lines))))
+        t.add_row(*cols)
+        return t
+
+    def action_inspect_pair(self) -> None:
+        from tui.screens.dialogs import TextDialog
+
+        if self.app.screen is not self:
+            return
+        addr = self.query_one("#grid-a", PteGrid).cursor_addr
+        where = "no entry" if addr is None else f"{addr:#x}"
+        self.app.push_screen(TextDialog(f"Inspector: {where} at step {self.res.a.position}, A | B",
+                                        self.inspector_text(), dialog_id="compare-inspect"))
 
     def update_pair(self) -> None:
         self.query_one("#cmp-pair", Static).update(Text(self.pair_text(), no_wrap=True, overflow="ellipsis"))
@@ -193,12 +317,24 @@ class CompareScreen(Screen):
     def action_step(self, delta: int) -> None:
         self._run("compare step", lambda r: step_both(r, delta))
 
-    def action_first(self) -> None:
-        first = self.res.first
+    def action_first(self, what: str = "tables") -> None:
+        first = self.res.first if what == "tables" else self.res.first_cost
         if first is None:
-            self.app.notify("no divergence", severity="information")
+            self.app.notify("the page tables never differ" if what == "tables" else "the costs never differ",
+                            severity="information")
             return
-        self._run("first divergence", lambda r: seek_both(r, first + 1))
+        self._run(f"first {'page-table' if what == 'tables' else 'cost'} divergence",
+                  lambda r: seek_both(r, first + 1))
+
+    def action_next_op(self, direction: int) -> None:
+        """Both sides to just after the next (previous) op whose tables or costs differ."""
+        k = next_differing_op(self.res, direction)
+        if k is None:
+            self.app.notify(f"no differing op {'after' if direction > 0 else 'before'} this one",
+                            severity="information")
+            return
+        self._run("next difference" if direction > 0 else "previous difference",
+                  lambda r: seek_both(r, k + 1))
 
     def action_swap_focus(self) -> None:
         a = self.query_one("#grid-a", PteGrid)

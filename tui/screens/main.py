@@ -408,9 +408,16 @@ class MainScreen(Screen):
         bar.add_class("-busy")
         s = self.session
         done, total = self.ctl.progress or (s.k, s.n_ops)
-        self.query_one("#progress-label", Label).update(
-            f"{job.label}: step {done} / {total}   (Esc interrupts)", layout=False)
-        self.query_one("#progress-bar", ProgressBar).update(total=max(1, total), progress=done)
+        label = f"{job.label}: step {done} / {total}"
+        op = self.ctl.op_progress
+        if op is not None and time.monotonic() - op.since >= PROGRESS_DELAY:
+            # one op has run a while: its own progress, not a bar held at the op's start
+            text = str(s.ops[op.op]) if 0 <= op.op < s.n_ops else ""
+            label += " · " + op.text(text if len(text) <= 30 else text[:29] + "…")
+            if op.total:
+                done, total = op.done, op.total
+        self.query_one("#progress-label", Label).update(f"{label}   (Esc interrupts)", layout=False)
+        self.query_one("#progress-bar", ProgressBar).update(total=max(1, total), progress=min(done, total))
 
     # --- actions: moving the session ------------------------------------------------------
     def _submit(self, label: str, fn: Any) -> None:
@@ -589,6 +596,79 @@ class MainScreen(Screen):
                                               f"step {before}"))
 
         self._submit("previous fold" if reverse else "next fold", fn)
+
+    def action_jump_event(self, kind: str, reverse: bool) -> None:
+        """The session to the next (previous) fold, unfold or convert of any block."""
+        from tui.search import describe_hit, jump_event
+
+        def fn(s: Session) -> MoveResult:
+            before = s.position
+            hit = jump_event(s, kind, reverse)
+            which = "previous" if reverse else "next"
+            return gather(s, before, message=(f"{which} {kind}: {describe_hit(hit)}" if hit is not None else
+                                              f"no {kind} {'before' if reverse else 'after'} step {before}"))
+
+        self._submit(f"{'previous' if reverse else 'next'} {kind}", fn)
+
+    def action_jump_foldable(self, reverse: bool) -> None:
+        """The cursor to the next (previous) block that could fold but is not folded (◇)."""
+        from tui.search import next_foldable
+
+        if not self._require_idle("look for a foldable block"):  # (the explainer reads the tables)
+            return
+        if self.model.zoom > 0:
+            self.say("zoom in (+) to find single blocks", "warning")
+            return
+        b = next_foldable(self.model, self.grid.cursor_addr, reverse)
+        if b is None:
+            self.say(f"no block of {self.model.process} could fold and is unfolded at step "
+                     f"{self.session.position}")
+            return
+        self.go_to_address(b)
+        self.say(f"block {b:#x}: passes every fold check, not folded (◇)")
+
+    _last_pfn = ""
+
+    def action_goto_pfn(self) -> None:
+        from tui.screens.dialogs import InputDialog
+        from tui.search import parse_pfn_query
+
+        def check(text: str) -> str | None:
+            try:
+                parse_pfn_query(text)
+            except ValueError as e:
+                return str(e)
+            return None
+
+        def done(text: str | None) -> None:
+            if text:
+                self._last_pfn = text
+                self.go_to_pfn(*parse_pfn_query(text))
+
+        self._dialog(InputDialog(
+            "Go to the entry mapping a pfn or a folio", placeholder="pfn 0x80010 or folio 0x80000",
+            value=self._last_pfn, validate=check,
+            hint="pfn N: the next entry mapping that page; folio N: the next entry mapping any page of N's "
+                 "folio (hex). Again from there: the next mapping, in this process then the others.",
+            dialog_id="goto-pfn"), done)
+
+    def go_to_pfn(self, what: str, pfn: int) -> bool:
+        from tui.search import find_pfn
+
+        if not self._require_idle("find a pfn"):
+            return False
+        here = self.grid.cursor_addr if self.model.zoom == 0 else None
+        found = find_pfn(self.model, pfn, folio=what == "folio", after=here)
+        if found is None:
+            self.say(f"{what} {pfn:#x}: not mapped by any process at step {self.session.position}", "warning")
+            return False
+        proc, va, got = found
+        names = self.model.processes()
+        while self.model.process != proc and proc in names:  # the mapping is in another process
+            self.action_next_process()
+        self.go_to_address(va)
+        self.say(f"{what} {pfn:#x}: pfn {got:#x} mapped at {va:#x} in {proc}")
+        return True
 
     def action_block_history(self) -> None:
         """Every fold and unfold of the block under the cursor; choosing one goes there."""
@@ -890,40 +970,88 @@ class MainScreen(Screen):
         self.ctl.submit(Job("view", lambda s: gather(s, s.position), self.apply))
 
     # --- comparison ----------------------------------------------------------------------------
+    compare_start = "tables"  # where a comparison opens: "tables" or "costs" (the dialog's first line)
+
     def action_compare(self) -> None:
         if not self._require_idle("compare"):
             return
         from engine.arch.profiles import PROFILES
+        from engine.hw.cpus import CPUS
         from engine.policy import BUILTIN_POLICIES
+        from tui.compare import granules_for
         from tui.screens.dialogs import ChoiceDialog
 
         st = self.settings()
-        choices = [(f"kernel:{p}", f"kernel {p:<12} {PROFILES[p].description}")
-                   for p in PROFILES if p != st["kernel"]]
-        choices += [(f"policy:{p}", f"policy {p:<12} {cls.description}")
+        at = ("the first page-table divergence" if self.compare_start == "tables"
+              else "the first cost divergence")
+        other = "cost" if self.compare_start == "tables" else "page-table"
+        choices = [("start:", f"▸ opens at {at} (Enter here: the first {other} divergence)")]
+        choices += [(f"kernel:{p}", f"kernel  {p:<12} {PROFILES[p].description}")
+                    for p in PROFILES if p != st["kernel"]]
+        choices += [(f"policy:{p}", f"policy  {p:<12} {cls.description}")
                     for p, cls in BUILTIN_POLICIES.items() if p != st["policy"]]
+        choices += [(f"cpu:{p}", f"cpu     {p:<12} {getattr(c, 'description', '')}")
+                    for p, c in CPUS.items() if p != st["cpu"]]
+        choices += [(f"granule:{g}", f"granule {g:<12} the same ops with {g} pages")
+                    for g in granules_for(self.session) if g != st["granule"]]  # (those it is written for)
+        choices.append(("other:", "other …  a policy FILE.py:CLASS, a CPU profile FILE.toml, KIND:VALUE"))
 
         def done(key: str | None) -> None:
-            if key:
-                what, _, value = key.partition(":")
+            if not key:
+                return
+            what, _, value = key.partition(":")
+            if what == "start":
+                self.compare_start = "costs" if self.compare_start == "tables" else "tables"
+                self.call_after_refresh(self.action_compare)  # the dialog again, saying the new start
+            elif what == "other":
+                self.call_after_refresh(self._compare_other)
+            else:
                 self.compare_with(**{what: value})
 
         self._dialog(ChoiceDialog(
-            f"Compare with (now: kernel {st['kernel']}, policy {st['policy']})", choices,
-            hint="Runs the same ops under the other setting and shows the first op where the page "
-                 "tables differ.", dialog_id="compare"), done)
+            f"Compare with (now: {st['kernel']}, {st['policy']}, {st['cpu']}, {st['granule']})", choices,
+            hint="Runs the same ops under the other setting; the screen names the first op where the page "
+                 "tables differ and the first whose costs differ, and opens at the one chosen above.",
+            # (the id follows the start: the dialog reopened by the first line is mounted while the
+            # one it replaces is still being removed, and two screens may not share an id)
+            dialog_id="compare" if self.compare_start == "tables" else "compare-costs"), done)
 
-    def compare_with(self, kernel: str | None = None, policy: str | None = None) -> None:
+    def _compare_other(self) -> None:
+        from tui.compare import parse_variant
+        from tui.errors import UserError
+        from tui.screens.dialogs import InputDialog
+
+        def check(text: str) -> str | None:
+            try:
+                parse_variant(text, self.settings())
+            except UserError as e:
+                return str(e)
+            return None
+
+        def done(text: str | None) -> None:
+            if text:
+                self.compare_with(**parse_variant(text, self.settings()))
+
+        self._dialog(InputDialog(
+            "Compare with", placeholder="my_policy.py:MyPolicy, my_cpu.toml, kernel:v6.9, granule:16K",
+            validate=check, hint="A fold policy file (FILE.py:CLASS), a CPU profile (FILE.toml), or "
+                                 "KIND:VALUE with KIND kernel, policy, cpu or granule.",
+            dialog_id="compare-other"), done)
+
+    def compare_with(self, kernel: str | None = None, policy: str | None = None, cpu: str | None = None,
+                     granule: str | None = None, start: str | None = None) -> None:
         from tui.compare import run_compare, variant
         from tui.errors import UserError
         from tui.screens.compare import CompareScreen
 
-        label = f"kernel {kernel}" if kernel else f"policy {policy}"
+        asked = {"kernel": kernel, "policy": policy, "cpu": cpu, "granule": granule}
+        label = ", ".join(f"{k} {v}" for k, v in asked.items() if v is not None)
         try:
-            b = variant(self.session, kernel=kernel, policy=policy)
+            b = variant(self.session, **asked)
         except UserError as e:
             self.say(str(e), "error")
             return
+        start = start or self.compare_start
 
         keep = self.session.position  # where the user was: back there when the comparison closes
 
@@ -939,7 +1067,8 @@ class MainScreen(Screen):
             self.app.push_screen(CompareScreen(res, self.ctl), lambda _: self._after_compare(keep))
 
         self.ctl.submit(Job(f"compare with {label}",
-                            lambda s: run_compare(s, lambda: b, label, self.ctl.report, b=b), done))
+                            lambda s: run_compare(s, lambda: b, label, self.ctl.report, b=b, start=start),
+                            done))
 
     def _after_compare(self, keep: Position) -> None:
         """The comparison moved the shared session (to the divergence, or wherever its cursor

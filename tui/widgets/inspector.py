@@ -28,6 +28,18 @@ from tui.widgets.scrolling import set_virtual_size
 _OWN = ("label", "section", "dim", "value", "on")
 
 
+def _is_row(line: Any) -> bool:
+    return bool(line) and line[0][1] == ("label",)
+
+
+def _hangs(line: Any) -> bool:
+    """A first segment that is a prefix (blank or short, then text): "  • ", "  note: "."""
+    if len(line) < 2:
+        return False
+    head = line[0][0]
+    return 0 < len(head) <= 12 and (not head.strip() or head.endswith(" ")) and head.startswith(" ")
+
+
 class Inspector(ScrollView, can_focus=True):
     COMPONENT_CLASSES = legend.component_classes("ptegrid") | {f"insp--{n}" for n in _OWN}
     DEFAULT_CSS = """
@@ -88,21 +100,38 @@ class Inspector(ScrollView, can_focus=True):
             text.append(t, self._style(tags) if tags else None)
         return text
 
-    def _parts(self) -> list[tuple[bool, tuple]]:
-        """(key/value row?, segments) per line, hashable (the render cache's keys)."""
-        return [(bool(line) and line[0][1] == ("label",), tuple(line)) for line in self.lines]
+    def _parts(self) -> list[tuple[int, tuple]]:
+        """(width of the first column, segments) per line, hashable (the render cache's keys).
 
-    def _render_part(self, part: tuple[bool, tuple], width: int) -> list[Strip]:
-        """One line's strips. A key/value line is one row of a two-column table (values wrap
-        under themselves); the columns' widths do not depend on the rows (10 and the rest),
-        so rendering row by row gives the lines the whole table gives."""
+        A key/value line is a row whose first column fits the longest key of the whole
+        inspection (so "swp_offset" is not cut to "swp_offse"); a line that opens with a short
+        prefix ("  • ", "  note: ", an indent) hangs its text after the prefix, so it wraps
+        under itself; 0: a plain line."""
+        keys = [len(line[0][0].rstrip()) for line in self.lines if _is_row(line)]
+        label_w = max([9, *keys]) + 1
+        out = []
+        for line in self.lines:
+            if _is_row(line):
+                out.append((label_w, tuple(line)))
+            elif _hangs(line):  # (an indent as wide as a key lines up with the values)
+                n = len(line[0][0])
+                out.append((label_w if 9 <= n <= label_w else n, tuple(line)))
+            else:
+                out.append((0, tuple(line)))
+        return out
+
+    def _render_part(self, part: tuple[int, tuple], width: int) -> list[Strip]:
+        """One line's strips. A row is one row of a two-column table (the value wraps under
+        itself, at spaces between tokens; a token wider than the column is folded); the
+        columns' widths do not depend on the other rows, so rendering row by row gives the
+        lines the whole table gives."""
         strips = self._cache.get((part, width))
         if strips is not None:
             return strips
-        is_row, segs = part
-        if is_row:
+        first, segs = part
+        if first and first < width - 8:
             table = Table(box=None, show_header=False, padding=0, expand=True)
-            table.add_column(width=10, no_wrap=True)
+            table.add_column(width=first, no_wrap=True)
             table.add_column(ratio=1, overflow="fold")
             table.add_row(self._text([segs[0]]), self._text(list(segs[1:])))
             renderable: Any = table
