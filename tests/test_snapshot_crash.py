@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Snapshots: a writer killed with SIGKILL at any moment never leaves a torn file behind.
 
-Each case forks a child that saves and kills it after a random delay (within
-the time a save takes). The target must then hold either the previous file,
+Each case forks a child that saves and is killed at a point the test picks (a
+random byte of the write, or just before the rename) -- never after a timed
+delay, which on a loaded machine mostly missed the save. The target must then hold either the previous file,
 byte for byte, or the complete new one; a streaming writer's ``.partial`` file
 must load up to its last commit.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import time
 
@@ -36,11 +38,55 @@ def _fork(fn) -> int:
     return pid
 
 
-def _kill_after(pid: int, delay: float) -> int:
-    time.sleep(delay)
-    os.kill(pid, signal.SIGKILL)
+def _stopped_child(fn, stop_after: int | None, stop_before_rename: bool) -> tuple[int, int]:
+    """Fork a child that runs fn but stops for good -- after writing ``stop_after``
+    bytes, or just before renaming the finished file -- and then says so on a
+    pipe. Returns (pid, read end). Where a kill lands is decided by the test, not
+    by the clock: on a loaded machine a timed kill mostly missed the save."""
+    r, w = os.pipe()
+
+    def child() -> None:
+        os.close(r)
+        from snapshots import fsio
+
+        real_write = fsio.FileSystem.write
+        written = [0]
+
+        def stop() -> None:
+            os.write(w, b"x")
+            time.sleep(3600)
+
+        def write(self, fd: int, data: memoryview) -> int:  # type: ignore[no-untyped-def]
+            if stop_after is not None and written[0] + len(data) > stop_after:
+                if stop_after > written[0]:
+                    real_write(self, fd, data[:stop_after - written[0]])
+                stop()
+            n = real_write(self, fd, data)
+            written[0] += n
+            return n
+
+        def replace(self, src: str, dst: str) -> None:  # type: ignore[no-untyped-def]
+            stop()
+
+        fsio.FileSystem.write = write  # type: ignore[method-assign]
+        if stop_before_rename:
+            fsio.FileSystem.replace = replace  # type: ignore[method-assign]
+        fn()
+
+    pid = _fork(child)
+    os.close(w)
+    return pid, r
+
+
+def _kill_when_stopped(pid: int, r: int) -> tuple[bool, int]:
+    """(whether the child stopped before finishing, its wait status)."""
+    ready, _, _ = select.select([r], [], [], 120)
+    stopped = bool(ready) and os.read(r, 1) == b"x"
+    os.close(r)
+    if stopped:
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    return status
+    return stopped, status
 
 
 def test_sigkill_during_save_never_tears_the_file(tmp_path):
@@ -52,27 +98,32 @@ def test_sigkill_during_save_never_tears_the_file(tmp_path):
     def save(gen: int) -> None:
         save_snapshot(target, header(seed=gen), ops, cps)
 
-    t0 = time.perf_counter()
     save(0)
-    duration = time.perf_counter() - t0
+    size = target.stat().st_size
     previous = target.read_bytes()
     gen = 0
     outcomes = {"previous": 0, "new": 0}
     for i in range(KILLS):
-        status = _kill_after(_fork(lambda g=i + 1: save(g)), rng.uniform(0, duration * 1.1))
+        # a third each: killed mid-write (at a random byte), killed with the file
+        # complete but not yet renamed, left to finish
+        kind = i % 3
+        pid, r = _stopped_child(lambda g=i + 1: save(g), rng.randrange(size) if kind == 0 else None,
+                                kind == 1)
+        stopped, status = _kill_when_stopped(pid, r)
+        assert stopped == (kind != 2)
         data = target.read_bytes()
-        if data == previous:
+        if kind != 2:
+            assert data == previous, f"kill {i} ({'mid-write' if kind == 0 else 'before the rename'})"
             outcomes["previous"] += 1
             continue
-        # not the previous file: then it must be the whole new one
-        with open_snapshot(target) as snap:
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        with open_snapshot(target) as snap:  # the whole new file
             assert not snap.truncated and snap.warnings == []
             assert snap.header.seed == i + 1 and len(snap.ops) == len(ops)
             snap.verify()
         outcomes["new"] += 1
         previous, gen = data, i + 1
-        assert os.WIFSIGNALED(status) or os.WEXITSTATUS(status) == 0
-    assert outcomes["previous"] >= KILLS // 3, outcomes  # most kills landed in the middle of a save
+    assert outcomes == {"previous": 20, "new": 10}
     with open_snapshot(target) as snap:  # and the last good file is what is there
         assert snap.header.seed == gen
 
@@ -91,13 +142,13 @@ def test_sigkill_during_a_streaming_run_keeps_every_commit(tmp_path):
                 if w.op_count % 5000 == 0:
                     w.add_checkpoint(w.op_count, state(w.op_count, tables=2))
 
-    t0 = time.perf_counter()
     run()
-    duration = time.perf_counter() - t0
+    size = target.stat().st_size
     target.unlink()
     recovered = []
     for _ in range(STREAM_KILLS):
-        _kill_after(_fork(run), rng.uniform(0.05, 1.0) * duration)
+        pid, r = _stopped_child(run, rng.randrange(size), False)  # killed at a random byte
+        assert _kill_when_stopped(pid, r)[0]
         path = target if target.exists() else partial
         if path == partial and os.path.getsize(partial) == 0:
             # killed between creating the partial file and writing its preamble (a
