@@ -224,19 +224,19 @@ class Process:
         assert self._vmas[i] is vma
         nxt = self._vmas[i + 1] if i + 1 < len(self._vmas) else None
         prev = self._vmas[i - 1] if i > 0 else None
-        left = prev is not None and self.mergeable(prev, vma, page_shift)
-        right = nxt is not None and self.mergeable(vma, nxt, page_shift)
-        if left and right and prev.anon_vma and nxt.anon_vma and prev.anon_vma != nxt.anon_vma:
-            right = False  # both sides have their own anon_vma: the left merge wins
-        if right:
-            self._absorb(vma, nxt)
+        left = prev if prev is not None and self.mergeable(prev, vma, page_shift) else None
+        right = nxt if nxt is not None and self.mergeable(vma, nxt, page_shift) else None
+        if left and right and left.anon_vma and right.anon_vma and left.anon_vma != right.anon_vma:
+            right = None  # both sides have their own anon_vma: the left merge wins
+        if right is not None:
+            self._absorb(vma, right)
             del self._vmas[i + 1]
             del starts[i + 1]
-        if left:
-            self._absorb(prev, vma)
+        if left is not None:
+            self._absorb(left, vma)
             del self._vmas[i]
             del starts[i]
-            vma = prev
+            vma = left
         return vma
 
     # --- state --------------------------------------------------------------------------
