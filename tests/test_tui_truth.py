@@ -784,3 +784,11 @@ def test_machine_at_event_matches_the_descriptors_shown_at_every_event():
         for j in range(16):
             a = block + j * 4096
             assert pt.get(a) == s.pte("p0", a), (e, hex(a))
+
+
+def test_the_granules_line_is_not_part_of_the_story():
+    from tui.story import comment_for
+
+    src = "# 1. Fault a folio in.\n# granules: 4K 16K   (written for these)\nmmap buf 64K\ntouch buf write\n"
+    assert comment_for(src, 3) == ["1. Fault a folio in."]
+    assert comment_for("# granules: 4K\nmmap buf 64K\n", 2) == []

@@ -36,4 +36,6 @@ def comment_for(source: str, line: int, max_lines: int = 6) -> list[str]:
     block.reverse()
     if block and block[0].startswith("SPDX-License-Identifier"):
         return []
+    # a "# granules: 4K 16K" line is for ptlab (tui/targets.py), not part of the story
+    block = [b for b in block if not b.lower().startswith("granules:")]
     return block[-max_lines:]
