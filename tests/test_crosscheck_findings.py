@@ -181,3 +181,23 @@ def test_an_anon_vma_moved_by_mremap_still_gets_mthp_folios():
     r = run("mthp 32K=always\nmmap m 512K at 0x21401000\nmremap m 0x23000000\n"
             "touch m +320K 68K write\n", "v6.12")
     assert r.per_op[-1]["call:contpte_set_ptes"] >= 2
+
+
+def test_madv_free_of_part_of_a_pmd_thp_splits_it_and_of_all_of_it_makes_it_lazyfree():
+    """mm/huge_memory.c madvise_free_huge_pmd(): a PMD only partly in the range is split
+    with split_folio() -- its untouched pages become the zero page (6.12: random-1-47) --
+    and a whole one stays PMD-mapped, old and clean, its folio lazyfree."""
+    from engine.mm.physmem import F_SWAPBACKED
+
+    base = "thp always\nmmap m 2M at 0x20000000\ntouch m +64K 356K write\n"
+    r = run(base + "madvise m +420K 112K free\n", "v6.12")
+    pt = r.machine.kernel.procs[0].mm.pt
+    pm = r.machine.kernel.pm
+    assert not pt.get_pmd(0x20000000)
+    assert (pt.get(0x20000000) >> 12) & 0xFFFFFFFFF == pm.zero_pfn  # never written
+    assert (pt.get(0x20010000) >> 12) & 0xFFFFFFFFF != pm.zero_pfn  # written
+    r = run(base + "madvise m free\n", "v6.12")
+    pt = r.machine.kernel.procs[0].mm.pt
+    pmd = pt.get_pmd(0x20000000)
+    assert pmd and not pmd & PTE_AF and pmd & PTE_RDONLY  # old and clean (DBM keeps it writable)
+    assert not r.machine.kernel.pm.test((pmd >> 12) & 0xFFFFFFFFF, F_SWAPBACKED)  # lazyfree

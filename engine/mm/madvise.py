@@ -56,6 +56,16 @@ class Madvise(Reclaim):
         addr = start
         done = 0
         while addr < end:
+            if mm.pt.get_pmd(addr):
+                nxt = min((addr | (self.pmd_size - 1)) + 1, end)
+                if self._free_huge_pmd(tlb, proc, addr, nxt):
+                    done += (nxt - addr) // ps
+                    addr = nxt
+                    continue
+                if mm.pt.get_pmd(addr):  # left alone (zero page, shared, split failed)
+                    addr = nxt
+                    continue
+                # split: the PTE walk of the same range follows
             if mm.pt.tables.get(addr >> self.g.pmd_shift) is None:
                 addr = min((addr | (self.pmd_size - 1)) + 1, end)
                 continue
@@ -114,6 +124,30 @@ class Madvise(Reclaim):
             addr += nr * ps
         tlb.finish()
         return done
+
+    def _free_huge_pmd(self, tlb: MMUGather, proc: Process, addr: int, nxt: int) -> bool:
+        """mm/huge_memory.c madvise_free_huge_pmd(): True when the whole PMD folio was
+        made lazyfree; a PMD only partly in the range is split with split_folio() (the
+        PTE walk then goes on over it); the huge zero page and a folio mapped by
+        another mm are left alone (found by ptlab crosscheck: 6.12, random-1-47)."""
+        mm = proc.mm
+        pm = self.pm
+        pmd = mm.pt.get_pmd(addr)
+        head = self.pte_pfn(pmd)
+        if head == pm.huge_zero_pfn or self._mapped_shared(proc, head, 1 << self.pmd_order):
+            return False
+        if nxt - addr != self.pmd_size:
+            self.split_folio(head, 0)
+            return False
+        pm.clear_flag(head, F_DIRTY)
+        if pmd & PTE_AF or _dirty(pmd):
+            haddr = addr & ~(self.pmd_size - 1)
+            self.pmdp_invalidate(proc, haddr)
+            self.set_pmd_at(mm, haddr, pte_mkclean(pmd & ~PTE_AF))
+            tlb.remove_pmd_tlb_entry(haddr)
+        pm.clear_flag(head, F_SWAPBACKED | F_ACTIVE | F_REFERENCED)  # folio_mark_lazyfree()
+        self.mm_event("lazyfree", addr, 1 << self.pmd_order)
+        return True
 
     @kfn("madvise_cold_or_pageout_pte_range")
     def madvise_cold_range(self, proc: Process, vma: VMA, start: int, end: int, pageout: bool) -> int:
