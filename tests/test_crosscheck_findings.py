@@ -201,3 +201,13 @@ def test_madv_free_of_part_of_a_pmd_thp_splits_it_and_of_all_of_it_makes_it_lazy
     pmd = pt.get_pmd(0x20000000)
     assert pmd and not pmd & PTE_AF and pmd & PTE_RDONLY  # old and clean (DBM keeps it writable)
     assert not r.machine.kernel.pm.test((pmd >> 12) & 0xFFFFFFFFF, F_SWAPBACKED)  # lazyfree
+
+
+def test_madv_pageout_leaves_a_pmd_thp_a_fork_shares_alone():
+    """mm/madvise.c madvise_cold_or_pageout_pte_range(): folio_likely_mapped_shared() of
+    a PMD-mapped folio counts the child's PMD mapping too -- the range is skipped, the
+    PMD stays (6.12: random-1-141, random-1-239; the engine used to see PTE mappings only)."""
+    r = run("thp always\nmmap m 2M at 0x23c00000\ntouch m write\nfork c\n"
+            "madvise m +1344K 176K pageout\n", "v6.12")
+    assert r.machine.kernel.procs[0].mm.pt.get_pmd(0x23c00000)
+    assert r.machine.kernel.procs[1].mm.pt.get_pmd(0x23c00000)

@@ -34,8 +34,11 @@ def _dirty(pte: int) -> bool:
 
 class Madvise(Reclaim):
     def _mapped_shared(self, proc: Process, head: int, n: int) -> bool:
-        """folio_maybe_mapped_shared(): mapped by another mm too."""
-        return any(p is not proc for p, *_ in self.folio_mapped_in(head, n))
+        """folio_maybe_mapped_shared(): mapped by another mm too -- by PTEs, or by a
+        PMD (a PMD THP a fork shares; 6.12 crosscheck: random-1-141)."""
+        if any(p is not proc for p, *_ in self.folio_mapped_in(head, n)):
+            return True
+        return n == 1 << self.pmd_order and any(p is not proc for p, _v, _a in self.folio_pmd_walk(head))
 
     def _madvise_split(self, proc: Process, head: int, n: int) -> bool:
         """Split a large folio that the range only partly covers (or, before
