@@ -5,30 +5,12 @@ are on widget state (header text, grid cursor, inspector content, op log)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
-from tui_support import VA, settle, vector_session
+from tui_support import VA, press, run, settle, vector_session
 
 from engine.session import Position
 from tui.app import PtlabApp
 from tui.targets import open_target
-
-
-def run(session, body: Callable, size: tuple[int, int] = (120, 40), **kw) -> None:  # type: ignore[type-arg]
-    async def main() -> None:
-        app = PtlabApp(session, use_keymap=False, **kw)
-        async with app.run_test(size=size) as pilot:
-            await settle(app, pilot)
-            await body(app, pilot)
-            assert app.main.ctl.errors == []
-
-    asyncio.run(main())
-
-
-async def press(app, pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
-    for k in keys:
-        await pilot.press(k)
-        await settle(app, pilot)
 
 
 def step_of(app) -> str:  # type: ignore[no-untyped-def]

@@ -5,36 +5,17 @@ one regression test per wrong answer it used to give."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
-from tui_support import settle
+from tui_support import press, run, settle
 
 from engine import Simulator
 from engine.explain import explain_block
 from engine.policy import load_policy
 from engine.pte import PAGE_SHARED
-from tui.app import PtlabApp
 from tui.targets import open_target
 
 VA = 0x7F0000000000
-
-
-def run(session, body: Callable, size: tuple[int, int] = (120, 40)) -> None:  # type: ignore[type-arg]
-    async def main() -> None:
-        app = PtlabApp(session, use_keymap=False)
-        async with app.run_test(size=size) as pilot:
-            await settle(app, pilot)
-            await body(app, pilot)
-            assert app.main.ctl.errors == []
-
-    asyncio.run(main())
-
-
-async def press(app, pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
-    for k in keys:
-        await pilot.press(k)
-        await settle(app, pilot)
 
 
 # 1. the explainer's verdict comes from the fold policy in force ---------------------------------
@@ -341,10 +322,10 @@ def test_compare_counts_cont_blocks_at_the_end(capsys):
     assert cli_main(["compare", "demo", "--policy", "mainline", "--policy", "never", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["first_divergence"]["op"] == 5  # after op 5 mainline has 1 folded block, never 0
-    for run, pol in zip(d["runs"], ("mainline", "never"), strict=True):
+    for one, pol in zip(d["runs"], ("mainline", "never"), strict=True):
         s = open_target("demo", policy=pol)
         s.run()
-        assert run["totals"]["cont_blocks"] == count_cont_blocks(s) == 31
+        assert one["totals"]["cont_blocks"] == count_cont_blocks(s) == 31
 
 
 # 11. exited processes are marked, and p does not switch to them ----------------------------------

@@ -5,33 +5,13 @@ progress inside a long op, the palette, the inspector's layout and hex style."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tui_support import settle
+from tui_support import press, run, settle
 
 from engine.session import Position
-from tui.app import PtlabApp
 from tui.targets import open_target
-
-
-def run(session, body: Callable, size: tuple[int, int] = (120, 40)) -> None:  # type: ignore[type-arg]
-    async def main() -> None:
-        app = PtlabApp(session, use_keymap=False)
-        async with app.run_test(size=size) as pilot:
-            await settle(app, pilot)
-            await body(app, pilot)
-            assert app.main.ctl.errors == []
-
-    asyncio.run(main())
-
-
-async def press(app, pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
-    for k in keys:
-        await pilot.press(k)
-        await settle(app, pilot)
 
 
 # 1. the comparison ---------------------------------------------------------------------------------

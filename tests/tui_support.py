@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.apimachine import ApiMachine, ops_from_vector_trace
 from engine.ops import Op
 from engine.session import Session
+from tui.app import PtlabApp
 from tui.pilot import settle  # noqa: F401 - the tests import it from here
 
 DATA = Path(__file__).resolve().parent / "data" / "ptep-vectors.json"
@@ -34,3 +37,21 @@ def folio(pfn: int, nr: int) -> Op:
 
 def api_session(ops: list[Op], granule: str = "4K", kernel: str = "v7.0") -> Session:
     return Session(lambda: ApiMachine(granule, kernel, "neoverse-n1"), ops, name="test")
+
+
+def run(session, body: Callable, size: tuple[int, int] = (120, 40), **kw) -> None:  # type: ignore[type-arg]
+    """Open the app on ``session`` in a pilot, settle, run ``body(app, pilot)``; no UI error."""
+    async def main() -> None:
+        app = PtlabApp(session, use_keymap=False, **kw)
+        async with app.run_test(size=size) as pilot:
+            await settle(app, pilot)
+            await body(app, pilot)
+            assert app.main.ctl.errors == []
+
+    asyncio.run(main())
+
+
+async def press(app, pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
+    for k in keys:
+        await pilot.press(k)
+        await settle(app, pilot)
