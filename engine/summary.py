@@ -20,7 +20,15 @@ def folded_blocks(pt: Any, cont_ptes: int, start: int = 0, end: int = 1 << 64) -
     shift = pt.g.pmd_shift
     pshift = pt.g.page_shift
     total = 0
-    for key, t in pt.tables.items():
+    tables = pt.tables
+    if end - start < len(tables) << shift:
+        # a range (one VMA of many): only the tables it covers, not every table
+        # of the process once per VMA
+        keys = [k for k in range(start >> shift, ((end - 1) >> shift) + 1) if k in tables]
+    else:
+        keys = list(tables)
+    for key in keys:
+        t = tables[key]
         base = key << shift
         if base + (len(t) << pshift) <= start or base >= end:
             continue
