@@ -42,6 +42,9 @@ def test_mapping_goes_through_the_ptep_api(cap):
     # the mixed-permission folio (__contpte_try_fold finds the write bit differs)
     assert calls["__contpte_try_fold"] == 2
     assert [ev.addr for ev in built.sim.events if ev.kind == "fold"] == [A + 0x40000]
+    # the PMD entry is a pmd_write with every field of FIELDS, the mm too
+    assert [(ev.addr, ev.mm) for ev in built.sim.events if ev.kind == "pmd_write"] == [
+        (A + 0x200000, built.sim.mm.name)]
 
 
 def test_descriptors(cap):

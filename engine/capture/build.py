@@ -429,7 +429,7 @@ def apply_plan(plan: MapPlan, sim: Any) -> None:
         else:
             old = pt.get_pmd(addr)
             pt.set_pmd(addr, value)
-            emit(("pmd_write", addr, old, value, "store"))
+            emit(("pmd_write", addr, old, value, "store", sim.mm.name))
 
 
 def build(cap: Capture, granule: int | str | Granule = "4K", kernel: str = DEFAULT_KERNEL,
