@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.limits", "engine.safeio"),  # not in the table: ScenarioError, text helpers
     ("engine.granule",),
     ("engine.pte",),
+    ("engine.recorder",),  # not in the table: generated from engine.events.FIELDS, imports nothing
     ("engine.events",),
     ("engine.state",),
     ("engine.hw",),

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import OpInterrupted
+from engine.events import EventLog
 
 
 class _Stop(BaseException):
@@ -27,8 +28,10 @@ class _Stop(BaseException):
 
 class _StopAfter(list):
     """An event buffer that stops the op once it holds ``n`` events. Events are
-    emitted after the change they describe, so the machine then is exactly at
-    the position ``n`` events into the op."""
+    reported after the change they describe, so the machine then is exactly at
+    the position ``n`` events into the op. A record-mode log appends every event
+    to its ``buf`` (the bulk forms extend it), so putting one of these there is
+    enough."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -55,17 +58,14 @@ def machine_at_event(session: Any) -> Any | None:
     if not e:
         return m
     log = getattr(m, "log", None)
-    subs = getattr(log, "_subscribers", None)
-    if log is None or subs is None or not hasattr(m, "state"):
+    if not isinstance(log, EventLog) or not hasattr(m, "state"):
         return None
     start = m.state()
     log.clear()
     log.set_recording(True)
-    saved = (log.buf, log.emit, log.emit_many)
+    saved = log.buf
     stop = _StopAfter(e)
-    log.buf, log.emit, log.emit_many = stop, stop.append, stop.extend
-    for cb in subs:
-        cb()
+    log.buf = stop
     reached = False
     try:
         m.apply(session.ops[k])
@@ -76,9 +76,7 @@ def machine_at_event(session: Any) -> Any | None:
     except Exception:  # noqa: BLE001 - an op failing after the position: not reached
         reached = False
     finally:
-        log.buf, log.emit, log.emit_many = saved
-        for cb in subs:
-            cb()
+        log.buf = saved
         log.clear()
         log.set_recording(False)
     try:
@@ -86,7 +84,7 @@ def machine_at_event(session: Any) -> Any | None:
             return None
         exact = session.make_machine()
         exact.restore(m.state())
-        # a batch emitted after its writes (emit_many) may have gone past the position:
+        # a batch reported after its writes (a bulk form) may have gone past the position:
         # undo the descriptor writes of the events beyond it, newest first
         _undo_writes(exact, list(stop[e:]))
         return exact
