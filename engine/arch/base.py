@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from engine.arch.profiles import KernelProfile
-from engine.events import NR_ONE, NR_ONE_KEYS, EventLog
+from engine.events import EventLog
 from engine.granule import Granule
 from engine.hw.cpus import CpuProfile
 from engine.pte import LAYOUTS, Layout
@@ -39,7 +39,9 @@ def _positional_params(fn: Callable[..., Any], skip: int) -> list[str] | None:
 def make_wrapper(template: str, fn: Callable[..., Any], names: list[str], env: dict[str, Any]) -> Any:
     """Compile a wrapper with fn's exact positional signature (no ``*args``
     packing, no keyword dict): several times cheaper per call than a generic
-    ``*args, **kw`` wrapper, which matters on paths run once per PTE.
+    ``*args, **kw`` wrapper, which matters on paths run once per PTE (a plain
+    ``*args`` decorator for arch_call and kfn costs 6.7% more instructions on
+    an order-0 fault-in, ~5% of its time: issue #15 item 1).
     Parameters are positional-only, so a keyword call fails loudly instead of
     being recorded differently."""
     args = ", ".join(names)
@@ -50,19 +52,14 @@ def make_wrapper(template: str, fn: Callable[..., Any], names: list[str], env: d
     return ns[fn.__name__]
 
 
+# The same events in either log mode: the log's class decides what they become
+# (engine.events), so the wrapper never tests the mode.
 _ARCH_TEMPLATE = """
 def {name}(self, mm, {params}):
-    d = self.direct
-    if d is None:
-        emit = self.emit
-        emit(("call", NAME, (mm.name,{targs})))
-        r = fn(self, mm{sep}{args})
-        emit(("ret", NAME, r))
-        return r
-    d[KEY] = d.get(KEY, 0) + 1
-    d["events"] += 1
-    {extra}r = fn(self, mm{sep}{args})
-    d["events"] += 1
+    log = self.log
+    log.call(NAME, (mm.name,{targs}))
+    r = fn(self, mm{sep}{args})
+    log.ret(NAME, r)
     return r
 """
 
@@ -78,21 +75,15 @@ def arch_call(name: str) -> Callable[[F], F]:
     def deco(fn: F) -> F:
         names = _positional_params(fn, 2)
         if names is not None:
-            # count mode: what count_events makes of the call/ret pair
-            extra = ""
-            if name in NR_ONE:
-                nr = names[NR_ONE[name] - 1]
-                extra = f"if {nr} == 1:\n        d['{NR_ONE_KEYS[name]}'] += 1\n    "
-            wrapper = make_wrapper(_ARCH_TEMPLATE.replace("{extra}", extra), fn, names,
-                                   {"NAME": name, "KEY": "call:" + name})
+            wrapper = make_wrapper(_ARCH_TEMPLATE, fn, names, {"NAME": name})
             functools.update_wrapper(wrapper, fn)
         else:
             @functools.wraps(fn)
             def wrapper(self: ArchBase, mm: Any, *args: Any, **kw: Any) -> Any:
-                emit = self.emit
-                emit(("call", name, (mm.name, *args, kw) if kw else (mm.name, *args)))
+                log = self.log
+                log.call(name, (mm.name, *args, kw) if kw else (mm.name, *args))
                 r = fn(self, mm, *args, **kw)
-                emit(("ret", name, r))
+                log.ret(name, r)
                 return r
 
         wrapper.kernel_name = name  # type: ignore[attr-defined]
@@ -112,11 +103,7 @@ class ArchBase:
         self.layout: Layout = LAYOUTS[profile.layout]
         self.folios = folios
         self.log = log if log is not None else EventLog()
-        self.emit = self.log.emit
-        self.emit_many = self.log.emit_many
-        self.direct = self.log.direct  # count mode: counter increments (see EventLog)
-        self.written = self.log.written  # count mode: blocks written
-        self.log.subscribe(self._rebind_emit)
+        self.log.bind_granule(g.page_size, g.cont_ptes)
         # constants used on hot paths
         self.page_shift = g.page_shift
         self.page_size = g.page_size
@@ -131,12 +118,6 @@ class ArchBase:
         self.tlbi_listener: Callable[[str, int, int, int], None] | None = None
         # Called before each read of contpte_ptep_get_lockless (to interleave a racing CPU).
         self.lockless_hook: Callable[[], None] | None = None
-
-    def _rebind_emit(self) -> None:
-        self.emit = self.log.emit
-        self.emit_many = self.log.emit_many
-        self.direct = self.log.direct
-        self.written = self.log.written
 
     # pfn helpers bound to the granule
     def pte_pfn(self, pte: int) -> int:

@@ -11,8 +11,6 @@ Version differences (see engine.arch.profiles.FEATURE_HISTORY):
 
 from __future__ import annotations
 
-from itertools import repeat
-
 from engine.arch.base import ArchError, arch_call
 from engine.arch.raw import RawHelpers, gather_young_dirty
 from engine.pte import (
@@ -71,14 +69,17 @@ class Contpte(RawHelpers):
         pfn = self.pte_pfn(pte) & ~(n - 1)
         pte = self.pfn_pte(pfn, self.pte_pgprot(pte))
         to_cont = bool(pte & PTE_CONT)
-        emit = self.emit
-        emit(("convert", start_addr, to_cont))
+        log = self.log
+        log.convert(start_addr, to_cont)
         pte = gather_young_dirty(pte, self._clear_range(mm, start_addr, n), 0)
         a = start_addr + n * ps
         if not (self.profile.bbml2_elision and self.cpu.bbml2_noabort):
             self.flush_tlb_range(mm, start_addr, a, ps, True, 3)
         self.raw_set_ptes(mm, start_addr, pte, n)
-        emit(("fold" if to_cont else "unfold", start_addr))
+        if to_cont:
+            log.fold(start_addr)
+        else:
+            log.unfold(start_addr)
 
     @arch_call("__contpte_try_fold")
     def contpte_try_fold_slow(self, mm: MMStruct, addr: int, pte: int) -> None:
@@ -98,11 +99,11 @@ class Contpte(RawHelpers):
         prot = self.pte_pgprot((pte & ~_CLEAN_OLD_CLEAR) | PTE_RDONLY)
         expected = self.pfn_pte(pfn & ~(n - 1), prot)
         t, i0 = mm.pt.locate(cont_start)
-        emit = self.emit
+        log = self.log
         a = cont_start
         for j in range(i0, i0 + n):
             sub = t[j]
-            emit(("pte_read", a, sub, mm.name))
+            log.pte_read(a, sub, mm.name)
             if ((sub & ~_CLEAN_OLD_CLEAR) | PTE_RDONLY) != expected:
                 return
             expected += ps
@@ -139,30 +140,24 @@ class Contpte(RawHelpers):
     def contpte_ptep_get(self, mm: MMStruct, addr: int, orig_pte: int) -> int:
         start = addr & self.cont_mask
         t, i0 = mm.pt.locate(start)
-        emit = self.emit
+        log = self.log
         ps = self.page_size
         n = self.cont_ptes
         if not self.profile.get_early_exit:
             vals = t[i0:i0 + n]
-            d = self.direct
-            if d is None:
-                self.emit_many(zip(repeat("pte_read"), range(start, start + n * ps, ps), vals,
-                                   repeat(mm.name)))
-            else:
-                d["pte_reads"] += n
-                d["events"] += n
+            log.pte_reads(start, vals, mm.name)
             return gather_young_dirty(orig_pte, vals, 0)
         # v6.17+: once one of young/dirty is found, scan only for the other.
         j = i0
         end = i0 + n
         while j < end:
             pte = t[j]
-            emit(("pte_read", start + (j - i0) * ps, pte, mm.name))
+            log.pte_read(start + (j - i0) * ps, pte, mm.name)
             if _dirty(pte):
                 orig_pte = pte_mkdirty(orig_pte)
                 while j < end:
                     pte = t[j]
-                    emit(("pte_read", start + (j - i0) * ps, pte, mm.name))
+                    log.pte_read(start + (j - i0) * ps, pte, mm.name)
                     if pte & PTE_AF:
                         orig_pte |= PTE_AF
                         break
@@ -173,7 +168,7 @@ class Contpte(RawHelpers):
                 j += 1
                 while j < end:
                     pte = t[j]
-                    emit(("pte_read", start + (j - i0) * ps, pte, mm.name))
+                    log.pte_read(start + (j - i0) * ps, pte, mm.name)
                     if _dirty(pte):
                         orig_pte = pte_mkdirty(orig_pte)
                         break
@@ -205,7 +200,7 @@ class Contpte(RawHelpers):
             result = self._lockless_scan(mm, start, pfn0, orig_prot, orig, n, ps)
             if result is not None:
                 return result
-            self.emit(("warn", f"ptep_get_lockless: block at {start:#x} inconsistent, retrying"))
+            self.log.warn(f"ptep_get_lockless: block at {start:#x} inconsistent, retrying")
         raise ArchError(f"ptep_get_lockless({addr:#x}) would retry forever: the contiguous block "
                         "is inconsistent and nothing is changing it")
 
@@ -263,7 +258,7 @@ class Contpte(RawHelpers):
     @arch_call("contpte_set_ptes")
     def contpte_set_ptes(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
         if nr == 1:
-            self.emit(("warn", "contpte_set_ptes called with nr == 1"))
+            self.log.warn("contpte_set_ptes called with nr == 1")
         if not mm.is_user:
             self.raw_set_ptes(mm, addr, pte, nr)
             return

@@ -16,8 +16,6 @@ What the dispatch looks like depends on the kernel profile:
 
 from __future__ import annotations
 
-from itertools import chain
-
 from engine.arch.base import MissingEntryPoint, arch_call
 from engine.arch.contpte import Contpte
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_UXN, PTE_VALID, PTE_WRITE, pte_mkdirty
@@ -67,19 +65,7 @@ class Ptep(Contpte):
             k = (len(b) - len(b.lstrip(b"\0"))) >> 3
         if not k:
             return 0
-        name = "ptep_get_lockless" if lockless else "ptep_get"
-        d = self.direct
-        if d is None:
-            ps = self.page_size
-            mname = mm.name
-            self.emit_many(chain.from_iterable(
-                (("call", name, (mname, a)), ("pte_read", a, 0, mname), ("ret", name, 0))
-                for a in range(addr, addr + k * ps, ps)))
-        else:
-            key = "call:" + name
-            d[key] = d.get(key, 0) + k
-            d["pte_reads"] += k
-            d["events"] += 3 * k
+        self.log.none_reads("ptep_get_lockless" if lockless else "ptep_get", addr, k, mm.name)
         return k
 
     def pte_batch_hint(self, mm: MMStruct, addr: int, pte: int) -> int:
@@ -96,7 +82,7 @@ class Ptep(Contpte):
             cur = self.raw_ptep_get(mm, addr)
             if (cur & _VALID_CONT) == _VALID_CONT:
                 # WARN_ON_ONCE: no mm/addr to unfold with (set_pte is not used by core mm)
-                self.emit(("warn", f"set_pte() over a valid contiguous entry at {addr:#x}"))
+                self.log.warn(f"set_pte() over a valid contiguous entry at {addr:#x}")
             pte &= ~PTE_CONT
         self.raw_set_pte(mm, addr, pte)
 
@@ -323,8 +309,9 @@ class Ptep(Contpte):
         t, i = mm.pt.locate(addr)
         if self._cmpxchg(mm, t, i, addr, 0, pte) != 0:
             return False
-        self.emit(("dsb", "ishst"))
-        self.emit(("isb",))
+        log = self.log
+        log.dsb("ishst")
+        log.isb()
         return True
 
 

@@ -15,7 +15,7 @@ as the load it amounts to, and the loop retries exactly like the kernel's.
 from __future__ import annotations
 
 from array import array
-from itertools import chain, repeat
+from itertools import repeat
 from operator import xor
 
 from engine.arch.base import ArchError, arch_call
@@ -79,49 +79,22 @@ class RawHelpers(TlbFlush):
     def raw_ptep_get(self, mm: MMStruct, addr: int) -> int:
         """__ptep_get(): READ_ONCE(*ptep)."""
         v = mm.pt.get(addr)
-        d = self.direct
-        if d is None:
-            self.emit(("pte_read", addr, v, mm.name))
-        else:
-            d["pte_reads"] += 1
-            d["events"] += 1
+        self.log.pte_read(addr, v, mm.name)
         return v
 
     def _store(self, mm: MMStruct, addr: int, value: int) -> None:
         t, i = mm.pt.locate(addr)
         old = t[i]
         t[i] = value
-        d = self.direct
-        if d is None:
-            self.emit(("pte_write", addr, old, value, "store", mm.name))
-        else:
-            d["pte_writes"] += 1
-            d["events"] += 1
-            self.written.add(addr & self.cont_mask)
-
-    def _wrote(self, mm: MMStruct, addr: int, old: int, new: int, atomic: str, nr: int) -> None:
-        """nr pte_write events from addr: one tuple each in record mode (nr == 1
-        only), else the counters and the blocks written."""
-        d = self.direct
-        if d is None:
-            self.emit(("pte_write", addr, old, new, atomic, mm.name))
-            return
-        d["pte_writes"] += nr
-        if atomic != "store":
-            d["pte_" + atomic] += nr
-        d["events"] += nr
-        m = self.cont_mask
-        if nr == 1:
-            self.written.add(addr & m)
-        else:
-            self.written.update(range(addr & m, addr + nr * self.page_size, self.cont_size))
+        self.log.pte_write(addr, old, value, "store", mm.name)
 
     def _barrier_if_kernel(self, value: int) -> None:
         # __set_pte(): a valid kernel entry (VALID, !USER, UXN) is followed by
         # dsb(ishst); isb(); user entries get no barrier.
         if (value & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN):
-            self.emit(("dsb", "ishst"))
-            self.emit(("isb",))
+            log = self.log
+            log.dsb("ishst")
+            log.isb()
 
     def raw_set_pte(self, mm: MMStruct, addr: int, value: int) -> None:
         self._store(mm, addr, value)
@@ -135,40 +108,23 @@ class RawHelpers(TlbFlush):
         t, i = mm.pt.locate(addr)
         old = t[i]
         t[i] = 0
-        d = self.direct
-        if d is None:
-            self.emit(("pte_write", addr, old, 0, "xchg", mm.name))
-        else:
-            d["pte_writes"] += 1
-            d["pte_xchg"] += 1
-            d["events"] += 1
-            self.written.add(addr & self.cont_mask)
+        self.log.pte_write(addr, old, 0, "xchg", mm.name)
         return old
 
     def _cmpxchg(self, mm: MMStruct, t, i: int, addr: int, expected: int, new: int) -> int:
         """cmpxchg_relaxed(): returns the value found."""
         cur = t[i]
-        d = self.direct
         if cur == expected:
             t[i] = new
-            if d is None:
-                self.emit(("pte_write", addr, cur, new, "cmpxchg", mm.name))
-            else:
-                d["pte_writes"] += 1
-                d["pte_cmpxchg"] += 1
-                d["events"] += 1
-                self.written.add(addr & self.cont_mask)
-        elif d is None:
-            self.emit(("pte_read", addr, cur, mm.name))
+            self.log.pte_write(addr, cur, new, "cmpxchg", mm.name)
         else:
-            d["pte_reads"] += 1
-            d["events"] += 1
+            self.log.pte_read(addr, cur, mm.name)
         return cur
 
     def raw_ptep_test_and_clear_young(self, mm: MMStruct, addr: int) -> bool:
         t, i = mm.pt.locate(addr)
         pte = t[i]
-        self.emit(("pte_read", addr, pte, mm.name))
+        self.log.pte_read(addr, pte, mm.name)
         while True:
             old = pte
             pte = self._cmpxchg(mm, t, i, addr, old, old & ~PTE_AF)
@@ -208,11 +164,12 @@ class RawHelpers(TlbFlush):
         ps = self.page_size
         kernel = (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN)
         per_entry = kernel and not self.profile.set_ptes_single_barrier
+        log = self.log
         if per_entry or i + nr > len(t):
             for j in range(i, i + nr):
                 old = t[j]
                 t[j] = pte
-                self._wrote(mm, addr, old, pte, "store", 1)
+                log.pte_write(addr, old, pte, "store", mm.name)
                 if per_entry:
                     self._barrier_if_kernel(pte)
                 addr += ps
@@ -220,27 +177,15 @@ class RawHelpers(TlbFlush):
         elif nr == 1:
             old = t[i]
             t[i] = pte
-            d = self.direct
-            if d is None:
-                self.emit(("pte_write", addr, old, pte, "store", mm.name))
-            else:
-                d["pte_writes"] += 1
-                d["events"] += 1
-                self.written.add(addr & self.cont_mask)
+            log.pte_write(addr, old, pte, "store", mm.name)
             pte += ps
         else:
             # the same stores and events, a slice at a time
             end = pte + nr * ps
             new = array("Q", range(pte, end, ps))
-            d = self.direct
-            if d is None:
-                old = t[i:i + nr]
-                t[i:i + nr] = new
-                self.emit_many(zip(repeat("pte_write"), range(addr, addr + nr * ps, ps), old, new,
-                                   repeat("store"), repeat(mm.name)))
-            else:
-                t[i:i + nr] = new
-                self._wrote(mm, addr, 0, 0, "store", nr)
+            old = t[i:i + nr]
+            t[i:i + nr] = new
+            log.pte_writes(addr, old, new, "store", mm.name)
             pte = end
         if kernel and not per_entry:
             self._barrier_if_kernel(pte)
@@ -252,13 +197,7 @@ class RawHelpers(TlbFlush):
             raise ArchError(f"{nr} entries from {addr:#x} cross a page table")
         old = t[i:i + nr]
         t[i:i + nr] = array("Q", bytes(8 * nr))
-        d = self.direct
-        if d is None:
-            ps = self.page_size
-            self.emit_many(zip(repeat("pte_write"), range(addr, addr + nr * ps, ps), old, repeat(0),
-                               repeat("xchg"), repeat(mm.name)))
-        else:
-            self._wrote(mm, addr, 0, 0, "xchg", nr)
+        self.log.pte_writes(addr, old, repeat(0), "xchg", mm.name)
         return old
 
     @arch_call("__clear_full_ptes")
@@ -280,18 +219,7 @@ class RawHelpers(TlbFlush):
         old = t[i:i + nr]
         new = wrprotect_values(old)
         t[i:i + nr] = new
-        d = self.direct
-        if d is None:
-            ps = self.page_size
-            addrs = range(addr, addr + nr * ps, ps)
-            name = repeat(mm.name)
-            self.emit_many(chain.from_iterable(zip(
-                zip(repeat("pte_read"), addrs, old, name),
-                zip(repeat("pte_write"), addrs, old, new, repeat("cmpxchg"), name), strict=True)))
-        else:
-            d["pte_reads"] += nr
-            d["events"] += nr
-            self._wrote(mm, addr, 0, 0, "cmpxchg", nr)
+        self.log.pte_read_writes(addr, old, new, "cmpxchg", mm.name)
 
     @arch_call("__clear_young_dirty_ptes")
     def raw_clear_young_dirty_ptes(self, mm: MMStruct, addr: int, nr: int, flags: int) -> None:
@@ -300,7 +228,7 @@ class RawHelpers(TlbFlush):
         both = flags == (CYDP_CLEAR_YOUNG | CYDP_CLEAR_DIRTY)
         for j in range(i, i + nr):
             pte = t[j]
-            self.emit(("pte_read", addr, pte, mm.name))
+            self.log.pte_read(addr, pte, mm.name)
             if both:
                 # A plain store: a racing hardware AF/dirty update may be lost,
                 # which MADV_FREE tolerates.
@@ -322,7 +250,7 @@ class RawHelpers(TlbFlush):
     def raw_ptep_set_access_flags(self, mm: MMStruct, addr: int, entry: int, dirty: int) -> int:
         t, i = mm.pt.locate(addr)
         pte = t[i]
-        self.emit(("pte_read", addr, pte, mm.name))
+        self.log.pte_read(addr, pte, mm.name)
         if pte == entry:
             return 0
         # Only the access flags and write permission are taken from entry, and

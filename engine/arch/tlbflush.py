@@ -64,21 +64,19 @@ class TlbFlush(ArchBase):
         ASID -- is issued as TLBI; DSB ISH; TLBI. From v7.0 (a8f78680ee6b) the
         repeat is one dummy TLBI at completion time (see _sync_ish).
         """
-        emit = self.emit
+        log = self.log
         repeat = self.cpu.repeat_tlbi and not self.profile.tlbi_repeat_at_sync
-        ev = ("tlbi", op, operand, addr, pages, asid, level, broadcast)
-        emit(ev)
+        log.tlbi(op, operand, addr, pages, asid, level, broadcast)
         if repeat:
-            emit(("dsb", "ish"))
-            emit(ev)
+            log.dsb("ish")
+            log.tlbi(op, operand, addr, pages, asid, level, broadcast)
         if user_copy and self.cpu.kpti:
             uasid = asid | USER_ASID_FLAG
-            uev = ("tlbi", op, operand | (USER_ASID_FLAG << 48), addr, pages, uasid, level,
-                   broadcast)
-            emit(uev)
+            uoperand = operand | (USER_ASID_FLAG << 48)
+            log.tlbi(op, uoperand, addr, pages, uasid, level, broadcast)
             if repeat:
-                emit(("dsb", "ish"))
-                emit(uev)
+                log.dsb("ish")
+                log.tlbi(op, uoperand, addr, pages, uasid, level, broadcast)
         if self.tlbi_listener is not None:
             self.tlbi_listener(op, asid, addr, pages)
 
@@ -122,10 +120,10 @@ class TlbFlush(ArchBase):
         """Completion of broadcast maintenance: DSB ISH, and from v7.0
         (__tlbi_sync_s1ish) the REPEAT_TLBI erratum's dummy TLBI VALE1IS of
         operand 0 -- a plain __tlbi(), so no KPTI copy -- and a second DSB ISH."""
-        self.emit(("dsb", "ish"))
+        self.log.dsb("ish")
         if self.cpu.repeat_tlbi and self.profile.tlbi_repeat_at_sync:
             self._tlbi("vale1is", 0, 0, 1, 0, 0, True, user_copy=False)
-            self.emit(("dsb", "ish"))
+            self.log.dsb("ish")
 
     # --- the flush entry points -------------------------------------------------------
     @arch_call("__flush_tlb_range")
@@ -147,8 +145,8 @@ class TlbFlush(ArchBase):
         # check; they never span enough pages for one to matter.
         excess = ((broadcast or p.tlbf_flags_api) and not single_page
                   and self._limit_excess(start, end, pages, stride))
-        emit = self.emit
-        emit(("flush_tlb_range", start, end, stride, last_level, tlb_level, sync, broadcast, excess))
+        log = self.log
+        log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast, excess)
         if excess:
             # flush_tlb_mm() is broadcast and synchronous even when a local or
             # nosync flush was requested. With the old API a synchronous
@@ -158,7 +156,7 @@ class TlbFlush(ArchBase):
             if sync and p.flush_nosync_split and not p.tlbf_flags_api:
                 self._sync_ish()
             return
-        emit(("dsb", "ishst" if broadcast else "nshst"))
+        log.dsb("ishst" if broadcast else "nshst")
         if broadcast:
             op = "vale1is" if last_level else "vae1is"
         else:
@@ -173,21 +171,21 @@ class TlbFlush(ArchBase):
             # caller's 'start', so the notifier saw the empty range [end, end);
             # the single-page helpers never went through that macro.
             nstart = start if (p.flush_notifier_fixed or single_page) else end
-            emit(("mmu_notifier", nstart, end))
+            log.mmu_notifier(nstart, end)
         if sync:
             if broadcast:
                 self._sync_ish()
             else:
-                emit(("dsb", "nsh"))
+                log.dsb("nsh")
 
     @arch_call("flush_tlb_mm")
     def flush_tlb_mm(self, mm: MMStruct) -> None:
-        emit = self.emit
-        emit(("flush_tlb_mm", mm.asid))
-        emit(("dsb", "ishst"))
+        log = self.log
+        log.flush_tlb_mm(mm.asid)
+        log.dsb("ishst")
         self._tlbi("aside1is", (mm.asid & 0xFFFF) << 48, 0, 0, mm.asid, 0, True)
         self._sync_ish()
-        emit(("mmu_notifier", 0, _U64))
+        log.mmu_notifier(0, _U64)
 
     def flush_tlb_page(self, mm: MMStruct, addr: int, sync: bool = True, broadcast: bool = True,
                        notify: bool = True) -> None:
