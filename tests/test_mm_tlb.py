@@ -24,7 +24,7 @@ touch b +60K 4K read
 
 def test_geometry_comes_from_the_cpu_profile():
     log = EventLog()
-    t = TLB(CPUS["neoverse-n1"], 12, 4, 21, log.emit)
+    t = TLB(CPUS["neoverse-n1"], 12, 4, 21, log)
     assert (t.nsets, t.ways) == (256, 5)
     # six pages mapping to one set: the least recently used is evicted
     for i in range(6):
@@ -122,7 +122,7 @@ def test_a_missing_flush_is_reported_as_a_stale_tlb_entry():
 
 def test_cont_entry_translation_uses_the_block_base():
     log = EventLog()
-    t = TLB(CPUS["neoverse-n1"], G4K.page_shift, G4K.cont_pte_log2, G4K.pmd_shift, log.emit)
+    t = TLB(CPUS["neoverse-n1"], G4K.page_shift, G4K.cont_pte_log2, G4K.pmd_shift, log)
     t.fill(3, 0x7F0000005000, CONT, 0x80000F43)
     assert t.lookup(3, 0x7F000000F000) == (CONT, 0x80000F43)
     assert t.lookup(4, 0x7F000000F000) is None  # another ASID

@@ -21,8 +21,6 @@ set_access_flags fix.
 
 from __future__ import annotations
 
-from itertools import repeat
-
 from engine.events import EventLog
 from engine.granule import Granule
 from engine.hw.cpus import CpuProfile
@@ -37,60 +35,41 @@ class MMU:
         self.cpu = cpu
         self.g = g
         self.log = log
-        self.emit = log.emit
-        self.emit_many = log.emit_many
-        self.direct = log.direct  # count mode: counter increments (see EventLog)
-        log.subscribe(self._rebind)
-        self.tlb = TLB(cpu, g.page_shift, g.cont_pte_log2, g.pmd_shift, log.emit)
-        self.tlb.direct = log.direct
+        log.bind_granule(g.page_size, g.cont_ptes)
+        self.tlb = TLB(cpu, g.page_shift, g.cont_pte_log2, g.pmd_shift, log)
         self.ps = g.page_shift
         self.pmd_shift = g.pmd_shift
         self.addr_low = g.pte_addr_low
         self.cont_mask = g.cont_ptes - 1
 
-    def _rebind(self) -> None:
-        self.emit = self.log.emit
-        self.emit_many = self.log.emit_many
-        self.tlb.emit = self.log.emit
-        self.direct = self.tlb.direct = self.log.direct
-
     # --- one access -------------------------------------------------------------------
     def access(self, mm: MMStruct, va: int, write: bool) -> str:
         asid = mm.asid
-        emit = self.emit
-        d = self.direct
+        log = self.log
         hit = self.tlb.lookup(asid, va)
         if hit is not None:
             cls, desc = hit
             if not write or (desc & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
-                if d is None:
-                    emit(("tlb_hit", va, asid, 1 << self.tlb.shifts[cls]))
-                else:
-                    d["tlb_hits"] += 1
-                    d["events"] += 1
+                log.tlb_hit(va, asid, 1 << self.tlb.shifts[cls])
                 self._check_stale(mm, va, cls, desc, write)
                 return ""
             if not (desc & PTE_WRITE and self.cpu.hw_dbm):
-                emit(("tlb_hit", va, asid, 1 << self.tlb.shifts[cls]))
-                emit(("page_fault", va, write, "permission"))
+                log.tlb_hit(va, asid, 1 << self.tlb.shifts[cls])
+                log.page_fault(va, write, "permission")
                 return "permission"
             # clean entry written with DBM: the walker must update the descriptor
-        if d is None:
-            emit(("tlb_miss", va, asid))
-        else:
-            d["tlb_misses"] += 1
-            d["events"] += 1
+        log.tlb_miss(va, asid)
         pt = mm.pt
         pmd = pt.pmd_leaves.get(va >> self.pmd_shift)
         if pmd is not None:
             new, fault = walk_descriptor(pmd, write, self.cpu.hw_af, self.cpu.hw_dbm)
             if fault:
-                emit(("page_fault", va, write, fault))
+                log.page_fault(va, write, fault)
                 return fault
             if new != pmd:
                 haddr = (va >> self.pmd_shift) << self.pmd_shift
                 pt.pmd_leaves[va >> self.pmd_shift] = new
-                emit(("hw_update", haddr, pmd, new, mm.name))
+                log.hw_update(haddr, pmd, new, mm.name)
             self.tlb.fill(asid, va, PMD, new)
             return ""
         t = pt.tables.get(va >> self.pmd_shift)
@@ -98,20 +77,12 @@ class MMU:
         old = t[idx] if t is not None else 0
         new, fault = walk_descriptor(old, write, self.cpu.hw_af, self.cpu.hw_dbm)
         if fault:
-            if d is None:
-                emit(("page_fault", va, write, fault))
-            else:
-                d["page_faults"] += 1
-                d["events"] += 1
+            log.page_fault(va, write, fault)
             return fault
         if new != old:
             page = (va >> self.ps) << self.ps
             pt.set(page, new)  # through the table's copy-on-write, never in place
-            if d is None:
-                emit(("hw_update", page, old, new, mm.name))
-            else:
-                d["hw_update"] += 1
-                d["events"] += 1
+            log.hw_update(page, old, new, mm.name)
         if new & PTE_CONT:
             # cache the block: rebase the descriptor on the block's first page
             self.tlb.fill(asid, va, CONT, new - (((va >> self.ps) & self.cont_mask) << self.ps))
@@ -167,13 +138,7 @@ class MMU:
                         or (write and not cur & PTE_WRITE)):
                     return 0
         # the lookup above made the entry the most recent of its set, as the first access would
-        d = self.direct
-        if d is None:
-            self.emit_many(zip(repeat("tlb_hit"), range(va, va + (k << ps), 1 << ps), repeat(asid),
-                               repeat(1 << shift)))
-        else:
-            d["tlb_hits"] += k
-            d["events"] += k
+        self.log.tlb_hits(va, k, asid, 1 << shift)
         return k
 
     def device_access(self, mm: MMStruct, va: int, write: bool) -> str:
@@ -184,7 +149,7 @@ class MMU:
             pmd = pt.get(va)
         _new, fault = walk_descriptor(pmd, write, False, False)
         if fault:
-            self.emit(("page_fault", va, write, "smmu_" + fault))
+            self.log.page_fault(va, write, "smmu_" + fault)
         return fault
 
     # --- coherence check ------------------------------------------------------------------
@@ -205,4 +170,4 @@ class MMU:
         elif write and not cur & PTE_WRITE:
             problem = "a write went through a TLB entry for a read-only descriptor"
         if problem:
-            self.emit(("invariant_violation", "tlb-stale", va, problem))
+            self.log.invariant_violation("tlb-stale", va, problem)

@@ -20,8 +20,7 @@ Every fill, eviction and invalidation is an event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from engine.events import EventLog
 from engine.hw.cpus import CpuProfile
 
 PAGE, CONT, PMD = 0, 1, 2
@@ -30,7 +29,7 @@ SIZE_NAMES = ("page", "cont", "pmd")
 
 class TLB:
     def __init__(self, cpu: CpuProfile, page_shift: int, cont_log2: int, pmd_shift: int,
-                 emit: Callable[[tuple], None]):
+                 log: EventLog):
         geo = cpu.tlb
         self.ways = max(1, geo.ways)
         self.nsets = max(1, geo.entries // self.ways)
@@ -38,8 +37,7 @@ class TLB:
         self.abort_on_conflict = not cpu.bbml2_noabort
         self.shifts = (page_shift, page_shift + cont_log2, pmd_shift)
         self.page_shift = page_shift
-        self.emit = emit
-        self.direct: dict[str, int] | None = None  # count mode: counter increments (see EventLog)
+        self.log = log
         # per size class: key -> cached descriptor; key = asid << 52 | vfn
         self.entries: tuple[dict[int, int], dict[int, int], dict[int, int]] = ({}, {}, {})
         self.sets: list[list[tuple[int, int]]] = [[] for _ in range(self.nsets)]
@@ -104,12 +102,7 @@ class TLB:
             self._drop(ocls, okey, "evict")
         ents[key] = desc
         s.append((cls, key))
-        d = self.direct
-        if d is None:
-            self.emit(("tlb_fill", (va >> shift) << shift, asid, 1 << shift, cls == CONT))
-        else:
-            d["tlb_fill"] += 1
-            d["events"] += 1
+        self.log.tlb_fill((va >> shift) << shift, asid, 1 << shift, cls == CONT)
 
     def _check_conflict(self, asid: int, va: int, cls: int) -> None:
         """Another size class already translates part of the new entry's range."""
@@ -135,7 +128,7 @@ class TLB:
                     clash.extend((other, k) for k in ents if first <= k < first + count)
         if not clash:
             return
-        self.emit(("tlb_conflict", va, asid, self.abort_on_conflict))
+        self.log.tlb_conflict(va, asid, self.abort_on_conflict)
         if not self.abort_on_conflict:
             self._conflict_free = False
         else:
@@ -146,13 +139,7 @@ class TLB:
     def _drop(self, cls: int, key: int, why: str) -> None:
         self.entries[cls].pop(key, None)
         shift = self.shifts[cls]
-        d = self.direct
-        if d is None:
-            vfn = key & ((1 << 52) - 1)
-            self.emit(("tlb_evict", vfn << shift, key >> 52, 1 << shift))
-        else:
-            d["tlb_evict"] += 1
-            d["events"] += 1
+        self.log.tlb_evict((key & ((1 << 52) - 1)) << shift, key >> 52, 1 << shift)
 
     # --- invalidation (TLBI) ------------------------------------------------------------
     def invalidate(self, op: str, asid: int, addr: int, pages: int) -> None:
