@@ -194,8 +194,8 @@ class Machine(Verbs):
         return self.counters()
 
     def _policy_scan(self) -> None:
-        emit = self.log.emit
-        emit(("call", "policy_scan", (self.policy.name,)))
+        log = self.log
+        log.call("policy_scan", (self.policy.name,))
         mms = {id(p.mm): p.mm for p in self.kernel.procs if p.alive}
         for mm, addr in list(self.policy.scan(self)):
             if mms.get(id(mm)) is not mm or not 0 <= addr < 1 << 48 or addr % self.g.page_size:
@@ -205,7 +205,7 @@ class Machine(Verbs):
             pte = mm.pt.get(addr)
             if pte & PTE_VALID and not pte & PTE_CONT:
                 self.arch.contpte_try_fold_slow(mm, addr, pte)
-        emit(("ret", "policy_scan", None))
+        log.ret("policy_scan", None)
 
     def check_invariants(self) -> list:
         out = []

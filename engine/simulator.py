@@ -113,7 +113,7 @@ class Simulator:
             return False
         if new != old:
             self.mm.pt.set(addr, new)
-            self.log.emit(("hw_update", addr, old, new, self.mm.name))
+            self.log.hw_update(addr, old, new, self.mm.name)
         return True
 
     # --- events ------------------------------------------------------------------------

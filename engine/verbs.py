@@ -237,8 +237,8 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                     break
                 tries += 1
                 if tries > MAX_FAULT_RETRIES:
-                    m.log.emit(("invariant_violation", "fault-loop", va,
-                                f"the fault at {va:#x} repeats: the kernel makes no progress"))
+                    m.log.invariant_violation("fault-loop", va,
+                                              f"the fault at {va:#x} repeats: the kernel makes no progress")
                     break
                 if vma is None or not vma.start <= va < vma.end:
                     vma = proc.find_vma(va)
@@ -451,7 +451,7 @@ def _gup(m: Machine, op: Op) -> Callable[[], object]:
             if calls[0] == 3:
                 block = start & arch.cont_mask
                 pte = proc.mm.pt.get(block)
-                m.log.emit(("mm", "race_unfold", block, proc.name))
+                m.log.mm("race_unfold", block, proc.name)
                 arch.contpte_try_unfold(proc.mm, block, pte)
 
         arch.lockless_hook = racing_cpu

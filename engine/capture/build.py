@@ -422,14 +422,14 @@ def apply_plan(plan: MapPlan, sim: Any) -> None:
         sim.add_folio(head, nr)
     set_ptes = sim.ptep.set_ptes
     pt = sim.mm.pt
-    emit = sim.log.emit
+    log = sim.log
     for addr, value, nr in plan.actions():
         if nr:
             set_ptes(addr, value, nr)
         else:
             old = pt.get_pmd(addr)
             pt.set_pmd(addr, value)
-            emit(("pmd_write", addr, old, value, "store", sim.mm.name))
+            log.pmd_write(addr, old, value, "store", sim.mm.name)
 
 
 def build(cap: Capture, granule: int | str | Granule = "4K", kernel: str = DEFAULT_KERNEL,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.arch import Arch
@@ -41,40 +40,18 @@ VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
 POLL_EVERY = 16
 
 
-_SIMPLE = frozenset((int, str, bool, type(None)))
-# how a kernel object is recorded in an event: by name
-_AS_PLAIN: dict[type, Callable[[Any], Any]] = {Process: attrgetter("name"), VMA: attrgetter("region")}
-
-
-def _plain(a: Any) -> Any:
-    t = type(a)
-    if t in _SIMPLE:
-        return a
-    f = _AS_PLAIN.get(t)
-    if f is not None:
-        return f(a)
-    name = getattr(a, "name", None)
-    return name if isinstance(name, str) else t.__name__
-
-
+# The same events in either log mode: the log's class decides what they become
+# (engine.events), so the wrapper never tests the mode. kcall/kret record
+# processes and VMAs by name, and only when the log keeps the events.
 _KFN_TEMPLATE = """
 def {name}(self, {params}):
     self.ticks -= 1  # cooperative interrupt point (see KernelBase.poll_interrupt)
     if self.ticks < 0:
         self.poll_interrupt()
-    d = self.direct
-    if d is None:
-        emit = self.emit
-        emit(("call", NAME, ({plain})))
-        r = fn(self{sep}{args})
-        emit(("ret", NAME, r if r.__class__ in SIMPLE else plain(r)))
-        return r
-    d[KEY] = d.get(KEY, 0) + 1
-    d["events"] += 1
+    log = self.log
+    log.kcall(NAME, ({args}{comma}))
     r = fn(self{sep}{args})
-    d["events"] += 1
-    if len(self.pending) >= PENDING_MAX:
-        self.log.maybe_fold()
+    log.kret(NAME, r)
     return r
 """
 
@@ -87,11 +64,8 @@ def kfn(name: str) -> Callable[[F], F]:
     def deco(fn: F) -> F:
         names = _positional_params(fn, 1)
         if names is not None:
-            plain = "".join(f"{a} if {a}.__class__ in SIMPLE else plain({a}), " for a in names)
-            template = _KFN_TEMPLATE.replace("{plain}", plain.rstrip(" ") if names else "")
-            wrapper = make_wrapper(template, fn, names, {"NAME": name, "SIMPLE": _SIMPLE, "plain": _plain,
-                                                         "KEY": "call:" + name,
-                                                         "PENDING_MAX": EventLog.PENDING_MAX})
+            template = _KFN_TEMPLATE.replace("{comma}", "," if len(names) == 1 else "")
+            wrapper = make_wrapper(template, fn, names, {"NAME": name})
             functools.update_wrapper(wrapper, fn)
         else:
             @functools.wraps(fn)
@@ -99,14 +73,10 @@ def kfn(name: str) -> Callable[[F], F]:
                 self.ticks -= 1  # cooperative interrupt point (see KernelBase.poll_interrupt)
                 if self.ticks < 0:
                     self.poll_interrupt()
-                emit = self.emit
-                if kw:
-                    args_rec = tuple(map(_plain, (*args, *kw.values())))
-                else:
-                    args_rec = tuple([a if type(a) in _SIMPLE else _plain(a) for a in args])
-                emit(("call", name, args_rec))
+                log = self.log
+                log.kcall(name, (*args, *kw.values()) if kw else args)
                 r = fn(self, *args, **kw)
-                emit(("ret", name, r if type(r) in _SIMPLE else _plain(r)))
+                log.kret(name, r)
                 return r
 
         wrapper.kernel_name = name  # type: ignore[attr-defined]
@@ -115,22 +85,11 @@ def kfn(name: str) -> Callable[[F], F]:
     return deco
 
 
-def count_mm(d: dict[str, int], what: str, detail: Any) -> None:
-    """What count_events makes of one ("mm", what, addr, detail) event (count mode)."""
-    key = what if what.startswith("mm_") else "mm:" + what
-    d[key] = d.get(key, 0) + (detail if key is what else 1)
-    d["events"] += 1
-
-
 class KernelBase:
     def __init__(self, arch: Arch, log: EventLog, pm: PhysMem, swap: SwapDevice,
                  pagecache: PageCache, thp: ThpPolicy):
         self.arch = arch
         self.log = log
-        self.emit = log.emit
-        self.direct = log.direct  # count mode: counter increments (see EventLog)
-        self.pending = log._pending  # count mode: the batch kfn brackets keep bounded
-        log.subscribe(self._rebind_emit)
         self.g: Granule = arch.g
         self.profile = arch.profile
         self.cpu = arch.cpu
@@ -170,10 +129,6 @@ class KernelBase:
         if poll is not None and poll():
             raise OpInterrupted("interrupted")
 
-    def _rebind_emit(self) -> None:
-        self.emit = self.log.emit
-        self.direct = self.log.direct
-
     # --- ids and small helpers ----------------------------------------------------------
     def next_id(self, kind: str) -> int:
         v = self.ids[kind]
@@ -184,20 +139,12 @@ class KernelBase:
         self._rmap_gen += 1
 
     def mm_event(self, what: str, addr: int, detail: Any = 0) -> None:
-        d = self.direct
-        if d is None:
-            self.emit(("mm", what, addr, detail))
-        else:
-            count_mm(d, what, detail)
+        self.log.mm(what, addr, detail)
 
     def cost(self, what: str, addr: int, n: int = 1) -> None:
         """A cost counter of core-mm work the arch layer does not see:
         ``mm_page``, ``mm_folio``, ``mm_zero_page`` or ``mm_copy_page``."""
-        d = self.direct
-        if d is None:
-            self.emit(("mm", what, addr, n))
-        else:
-            count_mm(d, what, n)
+        self.log.mm(what, addr, n)
 
     def mk_pte(self, pfn: int, prot: int) -> int:
         return ((pfn << self.pshift) & self.addr_low) | prot

@@ -82,12 +82,8 @@ class Faults(Batch, Filemap, PmdOps):
     # --- anonymous memory ---------------------------------------------------------------
     def _alloc_anon_folio(self, proc: Process, vma: VMA, addr: int) -> tuple[int, int]:
         """alloc_anon_folio(): (head pfn, order), head -1 on OOM."""
-        d = self.direct
-        if d is None:
-            self.emit(("call", "alloc_anon_folio", (proc.name, addr)))
-        else:
-            d["call:alloc_anon_folio"] = d.get("call:alloc_anon_folio", 0) + 1
-            d["events"] += 1
+        log = self.log
+        log.call("alloc_anon_folio", (proc.name, addr))
         orders = self.thp.allowable_orders(vma, (1 << self.pmd_order) - 1)
         orders = self.thp.suitable_orders(vma, addr, orders)
         head = -1
@@ -117,10 +113,7 @@ class Faults(Batch, Filemap, PmdOps):
             self.cost("mm_zero_page", addr, 1 << order)
         else:
             self.mm_event("oom", addr, 0)
-        if d is None:
-            self.emit(("ret", "alloc_anon_folio", order if head >= 0 else -1))
-        else:
-            d["events"] += 1
+        log.ret("alloc_anon_folio", order if head >= 0 else -1)
         return head, order
 
     @kfn("do_anonymous_page")
@@ -256,7 +249,7 @@ class Faults(Batch, Filemap, PmdOps):
     def set_pte_range(self, proc: Process, vma: VMA, head: int, pfn: int, nr: int, addr: int,
                       write: bool, prefault: bool) -> None:
         """set_pte_range(): build the entry, add the rmap, set_ptes(nr)."""
-        self.emit(("call", "set_pte_range", (proc.name, addr, nr, write)))
+        self.log.call("set_pte_range", (proc.name, addr, nr, write))
         entry = self.mk_pte(pfn, vma.page_prot)
         if prefault and self.cpu.hw_af:
             entry &= ~PTE_AF  # arch_wants_old_prefaulted_pte()
@@ -270,7 +263,7 @@ class Faults(Batch, Filemap, PmdOps):
         else:
             self.folio_add_file_rmap_ptes(head, pfn, nr, addr)
         self.arch.set_ptes(proc.mm, addr, entry, nr)
-        self.emit(("ret", "set_pte_range", None))
+        self.log.ret("set_pte_range", None)
 
     @kfn("finish_fault")
     def finish_fault(self, proc: Process, vma: VMA, addr: int, write: bool, head: int,
@@ -612,7 +605,7 @@ class Faults(Batch, Filemap, PmdOps):
 
     def numa_rebuild_large_mapping(self, proc: Process, vma: VMA, addr: int, head: int, n: int,
                                    pfn: int, upgrade: bool) -> None:
-        self.emit(("call", "numa_rebuild_large_mapping", (proc.name, addr, n)))
+        self.log.call("numa_rebuild_large_mapping", (proc.name, addr, n))
         mm = proc.mm
         arch = self.arch
         ps = self.ps
@@ -633,4 +626,4 @@ class Faults(Batch, Filemap, PmdOps):
                         writable = True
                     self.numa_rebuild_single_mapping(proc, vma, a, writable)
             a += ps
-        self.emit(("ret", "numa_rebuild_large_mapping", None))
+        self.log.ret("numa_rebuild_large_mapping", None)

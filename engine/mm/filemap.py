@@ -78,7 +78,7 @@ class Filemap(Rmap):
         if new_order < maxo:
             new_order += 2
         new_order = min(maxo, new_order, _ilog2(max(size, 1)))
-        self.emit(("call", "page_cache_ra_order", (f.name, start, size, new_order)))
+        self.log.call("page_cache_ra_order", (f.name, start, size, new_order))
         failed = False
         if size >= 4 and not f.shmem:
             while index <= limit:
@@ -100,7 +100,7 @@ class Filemap(Rmap):
                 if not f.cache[index] and self.filemap_add_folio(f, index, 0, index == mark) < 0:
                     break
                 index += 1
-        self.emit(("ret", "page_cache_ra_order", None))
+        self.log.ret("page_cache_ra_order", None)
 
     def _next_ra_size(self, cur: int) -> int:
         mx = self.pc.ra_pages

@@ -144,7 +144,7 @@ class Fork(Batch, PmdOps):
             if src.is_cow and pmd & PTE_WRITE:
                 new = pte_wrprotect(pmd)  # pmdp_set_wrprotect(): cmpxchg of the PMD
                 smm.pt.pmd_leaves[addr >> self.g.pmd_shift] = new
-                self.emit(("pmd_write", addr, pmd, new, "cmpxchg", smm.name))
+                self.log.pmd_write(addr, pmd, new, "cmpxchg", smm.name)
                 pmd = new
         self.set_pmd_at(child.mm, addr, pmd & ~PTE_AF)
         return 0

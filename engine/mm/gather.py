@@ -83,9 +83,9 @@ class MMUGather:
             return
         k = self.k
         arch = k.arch
-        emit = k.emit
-        emit(("call", "tlb_flush", (self.mm.name, self.start if self.end else 0, self.end,
-                                    self.fullmm, self.freed_tables)))
+        log = k.log
+        log.call("tlb_flush", (self.mm.name, self.start if self.end else 0, self.end, self.fullmm,
+                               self.freed_tables))
         last_level = not self.freed_tables
         if self.fullmm:
             if not last_level:
@@ -101,7 +101,7 @@ class MMUGather:
             else:
                 level = TLBI_TTL_UNKNOWN
             arch.flush_tlb_range(self.mm, self.start, self.end, stride, last_level, level)
-        emit(("ret", "tlb_flush", None))
+        log.ret("tlb_flush", None)
         self._reset_range()
         self.freed_tables = False
 

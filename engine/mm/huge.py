@@ -88,7 +88,7 @@ class Huge(Faults, Migrate):
         if old == entry:
             return False
         pt.pmd_leaves[key] = entry
-        self.emit(("pmd_write", haddr, old, entry, "cmpxchg", proc.mm.name))
+        self.log.pmd_write(haddr, old, entry, "cmpxchg", proc.mm.name)
         if dirty:
             self.arch.flush_tlb_page(proc.mm, haddr, broadcast=not self.profile.local_access_flush)
         return True
@@ -252,7 +252,7 @@ class Huge(Faults, Migrate):
                     pm.free_folio(new)
                     return -EINVAL  # SCAN_FAIL
         # pmdp_collapse_flush(): detach the table, flush the range
-        self.emit(("pmd_write", haddr, 0, 0, "collapse_detach", mm.name))
+        self.log.pmd_write(haddr, 0, 0, "collapse_detach", mm.name)
         arch.flush_tlb_user_range(mm, haddr, haddr + self.pmd_size)
         for k in range(nr):
             arch.ptep_get(mm, haddr + k * ps)  # __collapse_huge_page_isolate() reads each entry

@@ -71,7 +71,7 @@ class Mremap(Zap):
     def move_normal_pmd(self, proc: Process, old_addr: int, new_addr: int) -> None:
         pt = proc.mm.pt
         pt.move_table(old_addr >> self.g.pmd_shift, new_addr >> self.g.pmd_shift)
-        self.emit(("pmd_write", new_addr, 0, 0, "move_table", proc.mm.name))
+        self.log.pmd_write(new_addr, 0, 0, "move_table", proc.mm.name)
         self.arch.flush_tlb_range(proc.mm, old_addr, old_addr + self.pmd_size, self.pmd_size, False, 2)
 
     @kfn("move_huge_pmd")

@@ -40,12 +40,12 @@ class PmdOps(SwapCache):
             pt.pmd_leaves[key] = value
         else:
             pt.pmd_leaves.pop(key, None)
-        self.emit(("pmd_write", haddr, old, value, "store", mm.name))
+        self.log.pmd_write(haddr, old, value, "store", mm.name)
 
     def pmdp_huge_get_and_clear(self, mm: MMStruct, haddr: int) -> int:
         pt = mm.pt
         old = pt.pmd_leaves.pop(haddr >> self.g.pmd_shift, 0)
-        self.emit(("pmd_write", haddr, old, 0, "xchg", mm.name))
+        self.log.pmd_write(haddr, old, 0, "xchg", mm.name)
         return old
 
     def flush_pmd_tlb_range(self, mm: MMStruct, haddr: int) -> None:
@@ -59,7 +59,7 @@ class PmdOps(SwapCache):
         old = pt.pmd_leaves.get(key, 0)
         new = self.layout.pte_mkinvalid(old)
         pt.pmd_leaves[key] = new
-        self.emit(("pmd_write", haddr, old, new, "xchg", mm.name))
+        self.log.pmd_write(haddr, old, new, "xchg", mm.name)
         self.flush_pmd_tlb_range(mm, haddr)
         return old
 
@@ -113,7 +113,7 @@ class PmdOps(SwapCache):
         mm.pt.table(haddr)
         self.arch.set_ptes(mm, haddr, entry, nr)
         self.folio_remove_rmap_pmd(head, haddr)  # its reference went to the PTEs above
-        self.emit(("pmd_write", haddr, old, 0, "pmd_populate", mm.name))
+        self.log.pmd_write(haddr, old, 0, "pmd_populate", mm.name)
 
     def _freeze_huge_pmd(self, proc: Process, haddr: int, head: int, old: int, exclusive: bool) -> None:
         mm = proc.mm
@@ -140,7 +140,7 @@ class PmdOps(SwapCache):
             self.arch.set_ptes(mm, haddr + k * ps, self.make_migration_pte(head + k, kind, young, dirty), 1)
         self.folio_remove_rmap_pmd(head, haddr)
         self.folio_put_refs(head, 1)  # if (freeze) put_page(page): the PMD's reference
-        self.emit(("pmd_write", haddr, old, 0, "pmd_populate", mm.name))
+        self.log.pmd_write(haddr, old, 0, "pmd_populate", mm.name)
 
     def _split_huge_zero_page_pmd(self, proc: Process, vma: VMA, haddr: int) -> None:
         mm = proc.mm

@@ -50,7 +50,7 @@ class Reclaim(Zap, Huge):
             pmd = p.mm.pt.get_pmd(a)
             if pmd & PTE_AF:  # pmdp_clear_flush_young()
                 p.mm.pt.pmd_leaves[a >> self.g.pmd_shift] = pmd & ~PTE_AF
-                self.emit(("pmd_write", a, pmd, pmd & ~PTE_AF, "cmpxchg", p.mm.name))
+                self.log.pmd_write(a, pmd, pmd & ~PTE_AF, "cmpxchg", p.mm.name)
                 arch.flush_tlb_page(p.mm, a, sync=False)
                 referenced += 1
         batched = self.profile.batched_reclaim_young and nr > 1

@@ -191,7 +191,7 @@ class Rmap(KernelBase):
         if r == 0:
             self.free_folio(head)
         elif r < 0:
-            self.emit(("invariant_violation", "refcount", head, f"folio {head:#x} refcount {r}"))
+            self.log.invariant_violation("refcount", head, f"folio {head:#x} refcount {r}")
 
     def free_folio(self, head: int) -> None:
         """__folio_put(): the folio goes back to the buddy allocator."""

@@ -38,9 +38,10 @@ class Unmap(Batch, PmdOps):
     def try_to_unmap_flush(self) -> None:
         """try_to_unmap_flush() -> arch_tlbbatch_flush(): the DSB that completes them."""
         if self.ubc_pending:
-            self.emit(("call", "arch_tlbbatch_flush", ()))
-            self.emit(("dsb", "ish"))
-            self.emit(("ret", "arch_tlbbatch_flush", None))
+            log = self.log
+            log.call("arch_tlbbatch_flush", ())
+            log.dsb("ish")
+            log.ret("arch_tlbbatch_flush", None)
             self.ubc_pending = False
 
     # --- the rmap walk ------------------------------------------------------------------
