@@ -341,28 +341,6 @@ class EventLog(Recorder):
         invariant violation's ``event()``)."""
         getattr(self, ev[0])(*ev[1:])
 
-    # --- the tuple API, while components move to the kind methods (issue #15 item 1):
-    # with ``direct`` None every event takes the tuple path, which emit() hands to
-    # the mode's method; nothing to rebind, nothing pending.
-    direct = None
-    _pending: tuple = ()
-    PENDING_MAX = 1 << 14
-
-    def emit_many(self, evs: Iterable[tuple]) -> None:
-        # components bound this once, so it follows the mode itself; a batch lands in
-        # buf at once, as the bulk forms' do (tui.exact relies on it)
-        if self.recording:
-            self.buf.extend(evs)
-        else:
-            for ev in evs:
-                self.emit(ev)
-
-    def subscribe(self, callback: Any) -> None:
-        pass
-
-    def maybe_fold(self) -> None:
-        pass
-
     # --- modes and counters ---------------------------------------------------------
     def _zero(self) -> None:
         for slot in COUNT_SLOTS:

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Count mode gives the counters record mode gives, op by op.
 
-Count mode takes shortcuts for speed (EventLog.direct increments instead of
-event tuples, batched counting on the wide paths); record mode counts every
-event tuple with count_events. They must agree on every counter of every op,
-for every path the scenarios drive, on every kernel profile family.
+Count mode keeps counters instead of event tuples (engine.events.CountLog:
+a counter per kind, counted by hand for the kinds with details, bulk forms
+on the wide paths); record mode counts every event tuple with count_events.
+They must agree on every counter of every op, for every path the scenarios
+drive, on every kernel profile family.
 """
 
 from __future__ import annotations
