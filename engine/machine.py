@@ -17,7 +17,7 @@ import gc
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +134,12 @@ class Machine(Verbs):
         self.nops = 0
 
     # --- the op loop ------------------------------------------------------------------
-    def apply(self, op: Op) -> Counter:
+    @property
+    def OP_VERBS(self) -> tuple[str, ...]:  # the machine contract's name (engine.contract)
+        """The op verbs apply() knows: every registered scenario verb."""
+        return tuple(VERBS)
+
+    def apply(self, op: Op) -> Counter[str]:
         """Run one user op; returns its counters (also added to totals)."""
         handler = VERBS.get(op.verb)
         if handler is None:
@@ -180,6 +185,11 @@ class Machine(Verbs):
         self.totals.update(counts)
         self.last_op = counts
         return counts
+
+    def cycles_of(self, counters: Mapping[str, int]) -> float:
+        """An op's cycles under this machine's kernel and CPU profiles (apply() puts them
+        in its counters; a snapshot's op records are costed with this)."""
+        return cycles(counters, self.profile, self.cpu)
 
     def set_interrupt_poll(self, poll: Callable[[], bool] | None) -> None:
         """Long ops call ``poll()`` every millisecond or so; when it returns

@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.mm",),
     ("engine.costs",),
     ("engine.invariants",),
+    ("engine.contract",),
     # not in the table: the Python API (DESIGN "Python API") over arch/hw/state, and what uses it
     ("engine.simulator",),
     ("engine.vectors", "engine.apimachine"),
