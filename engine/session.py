@@ -26,22 +26,29 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
 from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
-from engine.costs import cycles
+from engine.contract import MachineContract, MachineFactory, MachineProcess, MachineState
 from engine.errors import OpInterrupted
 from engine.explain import explain_block
-from engine.machine import Machine
 from engine.ops import Op
-from engine.verbs import VERBS
 
 GRAINS = ("op", "call", "event")
 LAZY = object()  # a checkpoint not loaded yet (see Session.checkpoint_loader)
+
+
+def tables_digest(procs: Iterable[MachineProcess]) -> bytes:
+    """The digest a session records after each op: the page tables of every process."""
+    h = blake2b(digest_size=16)
+    for p in procs:
+        h.update(p.name.encode() + b"\0")
+        h.update(p.mm.pt.digest())
+    return h.digest()
 
 
 class SessionError(RuntimeError):
@@ -91,30 +98,34 @@ class SessionStats:
 class Session:
     """Owns a machine and a list of ops; see the module docstring."""
 
-    def __init__(self, make_machine: Callable[[], Any], ops: Sequence[Op], *,
-                 cost_fn: Callable[[Counter], float] | None = None,
+    def __init__(self, make_machine: MachineFactory, ops: Sequence[Op], *,
+                 cost_fn: Callable[[Mapping[str, int]], float] | None = None,
                  checkpoint_ops: int = 500, checkpoint_events: int = 200_000,
                  max_checkpoints: int = 4096, name: str = "", source: str = "",
-                 on_checkpoint: Callable[[int, Any], None] | None = None,
+                 on_checkpoint: Callable[[int, MachineState], None] | None = None,
                  meta: dict[str, Any] | None = None):
         self.make_machine = make_machine
-        self.machine = make_machine()
+        self.machine: MachineContract = make_machine()
         self.ops: Sequence[Op] = ops if not isinstance(ops, (list, tuple)) else list(ops)
         # What created this session (machine kind, configuration): plain data,
         # used to save it and to build it again from a snapshot.
         self.meta: dict[str, Any] = dict(meta or {})
         # Checkpoints may be stored lazily (LAZY) and fetched by this loader.
-        self.checkpoint_loader: Callable[[int], Any] | None = None
+        self.checkpoint_loader: Callable[[int], MachineState] | None = None
         self.warnings: list[str] = []
+        # Opened from a snapshot: the open file its records and checkpoints load from (kept
+        # open as long as the session), and the UI view saved with it (tui.snapshot_io).
+        self.snapshot_file: object | None = None
+        self.saved_view: dict[str, Any] = {}
         self.name = name
         self.source = source
-        self.cost_fn = cost_fn or getattr(self.machine, "cycles_of", None) or self._machine_cycles
+        self.cost_fn = cost_fn or self.machine.cycles_of
         self.checkpoint_ops = checkpoint_ops
         self.checkpoint_events = checkpoint_events
         self.max_checkpoints = max_checkpoints
         self.on_checkpoint = on_checkpoint
         self.records: list[OpRecord] = []
-        self.checkpoints: dict[int, Any] = {0: self.machine.state()}
+        self.checkpoints: dict[int, MachineState] = {0: self.machine.state()}
         self._cp_tag: tuple[int, int] | None = None
         self._interned: dict[tuple, dict[str, int]] = {}
         self._cp_keys: list[int] = []
@@ -132,9 +143,7 @@ class Session:
         # Long ops poll self.interrupt() from inside the machine (every few ms) and stop
         # part way; the session then restores the op's start state. Not while restoring.
         self._no_abort = 0
-        set_poll = getattr(self.machine, "set_interrupt_poll", None)
-        if set_poll is not None:
-            set_poll(self._abort_requested)
+        self.machine.set_interrupt_poll(self._abort_requested)
 
     def _abort_requested(self) -> bool:
         return not self._no_abort and bool(self.interrupt())
@@ -148,17 +157,6 @@ class Session:
             yield
         finally:
             self._no_abort -= 1
-
-    def _machine_cycles(self, counters: Counter) -> float:
-        """Cycles of an op's counters under the machine's own cost model."""
-        m = self.machine
-        return cycles(counters, m.arch.profile, m.arch.cpu)
-
-    def reopen(self, **overrides: Any) -> Session:
-        """The same ops under other settings (kernel=, policy=, cpu= ...), from op 0."""
-        from engine.machines import reopen  # here: machines builds Sessions (a cycle, issue #15 item 2)
-
-        return reopen(self, **overrides)
 
     # --- basic facts ----------------------------------------------------------------
     @property
@@ -179,11 +177,7 @@ class Session:
         return self.k >= self.n_ops
 
     def op_digest(self) -> bytes:
-        h = blake2b(digest_size=16)
-        for p in self.machine.process_list():
-            h.update(p.name.encode() + b"\0")
-            h.update(p.mm.pt.digest())
-        return h.digest()
+        return tables_digest(self.machine.process_list())
 
     # --- running ops -----------------------------------------------------------------
     def _run_op(self, k: int, record: bool) -> tuple[list[tuple] | None, Counter]:
@@ -204,7 +198,7 @@ class Session:
         log.set_recording(False)
         return events, counters
 
-    def _advance(self, record: bool = False, start_state: Any = None) -> list[tuple] | None:
+    def _advance(self, record: bool = False, start_state: MachineState = None) -> list[tuple] | None:
         """Run op self.k on the live machine, extend the records, move to k + 1.
 
         An op that fails or is interrupted leaves the session at its start
@@ -277,7 +271,7 @@ class Session:
             self._cp_tag = tag
         return self._cp_keys
 
-    def checkpoint(self, c: int) -> Any:
+    def checkpoint(self, c: int) -> MachineState:
         st = self.checkpoints[c]
         if st is LAZY:
             if self.checkpoint_loader is None:
@@ -298,12 +292,11 @@ class Session:
         self.checkpoint_ops *= 2
         self.checkpoint_events *= 2
 
-    def _restore_op_start(self, k: int, start_state: Any = None) -> None:
+    def _restore_op_start(self, k: int, start_state: MachineState = None) -> None:
         """The live machine ran part of op k: put it back at the boundary before k."""
-        log = getattr(self.machine, "log", None)
-        if log is not None:  # an interrupted recording may hold millions of events
-            log.clear()
-            log.set_recording(False)
+        log = self.machine.log  # an interrupted recording may hold millions of events
+        log.clear()
+        log.set_recording(False)
         with self.uninterruptible():
             if start_state is not None:
                 self.machine.restore(start_state)
@@ -502,7 +495,7 @@ class Session:
             return ov[(process, addr)]
         return self.process(process).mm.pt.get(addr)
 
-    def process(self, name: str) -> Any:
+    def process(self, name: str) -> MachineProcess:
         for p in self.machine.process_list():
             if p.name == name:
                 return p
@@ -572,13 +565,9 @@ class Session:
         self.breakpoints.append(bp)
         return bp
 
-    def op_verbs(self) -> tuple[str, ...] | None:
-        """The op verbs this session's machine knows (for op:VERB), None if it does not say."""
-        verbs = getattr(self.machine, "OP_VERBS", None)
-        if verbs is None:
-            if isinstance(self.machine, Machine):
-                verbs = VERBS
-        return tuple(sorted(verbs)) if verbs is not None else None
+    def op_verbs(self) -> tuple[str, ...]:
+        """The op verbs this session's machine knows (for op:VERB)."""
+        return tuple(sorted(self.machine.OP_VERBS))
 
     def remove_breakpoint(self, bp_id: int) -> None:
         before = len(self.breakpoints)

@@ -67,9 +67,6 @@ LAYERS: list[tuple[str, ...]] = [
 # (importer module, imported module): why it is allowed anyway. Each is a known wrong-way import that
 # is being (or should be) removed; a new one is a failure.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("engine.session", "engine.machines"):
-        "Session.reopen re-runs under other settings through machines.reopen, which builds sessions: "
-        "the session <-> machines cycle that issue #15 item 2 removes",
     ("tui.screens.main", "tui.commands.decode"):
         "the decode dialog reuses `ptlab decode`'s parser and text; both belong below the app "
         "(tui/screens/main.py is being split, issue #15 item 6)",

@@ -188,19 +188,8 @@ def api_session(ops: list, granule: Any, kernel: str, cpu: str, policy: str | No
     from engine.machines import machine_factory
 
     cfg = {"granule": str(granule), "kernel": kernel, "cpu": cpu, "policy": policy}
-    s = Session(machine_factory("api", cfg), ops, name=name, source=source,
-                meta={"machine": "api", "config": cfg})
-    s.target_settings = dict(cfg)  # type: ignore[attr-defined]
-    return s
-
-
-def reopen(session: Session, **changes: Any) -> Session:
-    """The same ops under other settings (kernel, cpu, policy): for comparisons."""
-    _check_names(Overrides(changes.get("kernel"), None, changes.get("cpu"), changes.get("policy")))
-    try:
-        return session.reopen(**changes)
-    except ValueError as e:
-        raise UserError(f"tui: {e}") from None
+    return Session(machine_factory("api", cfg), ops, name=name, source=source,
+                   meta={"machine": "api", "config": cfg})
 
 
 # --- built-in resolvers ---------------------------------------------------------------------
