@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from hashlib import blake2b
 from typing import Any
 
 from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.session import starting_from
 from engine.compare import first_differing_entry
+from engine.contract import MachineContract
 from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
+from engine.machine import Machine
 from engine.machines import machine_factory
 from engine.ops import Op
-from engine.session import LAZY, OpRecord, Position, Session
+from engine.session import LAZY, OpRecord, Position, Session, tables_digest
 from engine.text import escape_controls
 from snapshots.errors import SnapshotCorruptError, SnapshotError, SnapshotFormatError, display_name
 from snapshots.header import SnapshotHeader
@@ -333,8 +334,7 @@ def open_session(path: str, *, check_all: bool = False, **overrides: Any) -> Loa
             check_records(snap)
         if same:
             # the file's records and checkpoints describe exactly this configuration
-            cost = getattr(session.machine, "cycles_of", None) or session.cost_fn
-            session.records = _RecordsView(snap, cost)  # type: ignore[assignment]
+            session.records = _RecordsView(snap, session.machine.cycles_of)  # type: ignore[assignment]
             for c in snap.checkpoint_numbers:
                 if c:
                     session.checkpoints[c] = LAZY
@@ -425,11 +425,6 @@ def decode_checkpoint(machine: Any, snap: Snapshot, c: int) -> Any:
                                    f"({detail})") from None
 
 
-@dataclass
-class _MachineHolder:
-    machine: Any
-
-
 class _TrustedCheckpoints:
     """The loader of a file's checkpoints: a checkpoint is used only if it
     agrees with the op log (restored, its page tables hash to the digest the
@@ -440,23 +435,17 @@ class _TrustedCheckpoints:
     def __init__(self, session: Session, snap: Snapshot):
         self.session = session
         self.snap = snap
-        self._scratch: Any = None  # a machine to restore into, made on first need
+        self._scratch: MachineContract | None = None  # a machine to restore into, made on first need
 
     def _digest(self, st: Any) -> bytes:
         """Session.op_digest() of the machine restored to st."""
         s = self.session
-        procs = st.get("procs") if isinstance(st, dict) and hasattr(s.machine, "kernel") else None
-        if procs is not None:  # the core-mm machine: its process list is the state's, in order
-            h = blake2b(digest_size=16)
-            for p in procs:
-                h.update(p.name.encode() + b"\0")
-                h.update(p.mm.pt.digest())
-            return h.digest()
+        if isinstance(s.machine, Machine):  # its process list is the state's, in order: no restore
+            return tables_digest(st["procs"])
         if self._scratch is None:
             self._scratch = s.make_machine()
         self._scratch.restore(st)
-        holder = _MachineHolder(self._scratch)
-        return Session.op_digest(holder)  # type: ignore[arg-type]
+        return tables_digest(self._scratch.process_list())
 
     def __call__(self, c: int) -> Any:
         s = self.session
@@ -622,8 +611,7 @@ def _check_checkpoint(snap: Snapshot, fresh: Session, k: int) -> Divergence | No
     proc, addr, a, b = first_differing_entry(scratch, fresh)
     if proc is not None:
         return Divergence(k, text, "checkpoint", a, b, proc, addr)
-    digest = getattr(fresh.machine, "digest", None)
-    if digest is not None and scratch.machine.digest() != digest():
+    if scratch.machine.digest() != fresh.machine.digest():
         mine = scratch.machine.state_to_plain(scratch.machine.state())
         theirs = fresh.machine.state_to_plain(fresh.machine.state())
         parts = [key for key in sorted(set(mine) | set(theirs))

@@ -54,10 +54,8 @@ def machine_at_event(session: Any) -> Any | None:
     m = session.machine
     if not e:
         return m
-    log = getattr(m, "log", None)
-    subs = getattr(log, "_subscribers", None)
-    if log is None or subs is None or not hasattr(m, "state"):
-        return None
+    log = m.log
+    subs = log._subscribers  # (the batching hooks: re-pointed with the emit functions below)
     start = m.state()
     log.clear()
     log.set_recording(True)

@@ -59,7 +59,7 @@ def find_process(session: Any, name: str | None) -> Any:
             raise ExportError(f"no process {name!r} at this step "
                               f"(processes: {', '.join(p.name for p in procs)})")
         return proc
-    cur = getattr(m, "current", None)
+    cur = m.current
     return cur if cur in procs else procs[0]
 
 
@@ -69,7 +69,7 @@ def render_tables(session: Any, proc: Any, fmt: str, target: str, start: int = 0
     m = session.machine
     pt = tables_at_step(session, proc)
     layout = m.arch.layout
-    vmas = getattr(proc, "vmas", None)
+    vmas = proc.vmas
     if fmt == "ptdump":
         head = (f"# {session.name}: {proc.name} at step {session.position} "
                 f"({m.arch.profile.name}, {m.arch.g.name})\n")

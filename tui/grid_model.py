@@ -31,11 +31,16 @@ ever touches a few tables, which are summarised per view.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.legend import PRIORITY, RANK, Classifier, glyph, is_cont
+
+if TYPE_CHECKING:
+    from engine.contract import MachineProcess
+    from engine.granule import Granule
+    from engine.mm.vma import VMA
 
 _VALID = 1
 _CONT = 1 << 52
@@ -134,26 +139,16 @@ def fmt_size(n: int) -> str:
     return _fmt_size(n)
 
 
-def _vma_detail(vma: Any) -> str:
-    parts = []
-    prot = getattr(vma, "prot", None)
-    if prot is not None:
-        parts.append(prot if isinstance(prot, str) else str(prot))
-    anon = getattr(vma, "anon", None)
-    if anon is not None:
-        parts.append("anon" if anon else "file")
-    shared = getattr(vma, "shared", None)
-    if shared is not None:
-        parts.append("shared" if shared else "private")
-    return " ".join(parts)
+def _vma_detail(vma: VMA) -> str:
+    return " ".join((vma.prot, "anon" if vma.anon else "file", "shared" if vma.shared else "private"))
 
 
-def _vma_pieces(v: Any, named: dict[str, list[int]]) -> list[Region]:
+def _vma_pieces(v: VMA, named: Mapping[str, list[int]]) -> list[Region]:
     """One row group per scenario mapping: mmap() merges adjacent private
     anonymous mappings into one VMA (as the kernel does), but the user still
     looks for the names they wrote; a piece of a bigger VMA says so."""
     start, end = int(v.start), int(v.end)
-    own = str(getattr(v, "name", "") or f"vma@{start:#x}")
+    own = v.name or f"vma@{start:#x}"
     detail = _vma_detail(v)
     parts = sorted((max(a, start), min(a + n, end), k) for k, (a, n) in named.items()
                    if a < end and a + n > start)
@@ -174,15 +169,13 @@ def _vma_pieces(v: Any, named: dict[str, list[int]]) -> list[Region]:
     return out
 
 
-def regions_of(proc: Any, g: Any, extra_addrs: Iterable[int] = ()) -> list[Region]:
+def regions_of(proc: MachineProcess, g: Granule, extra_addrs: Iterable[int] = ()) -> list[Region]:
     """The mapped ranges of a process: its VMAs when it has them, otherwise the
     PMD-sized regions that have a PTE table (merged when adjacent)."""
-    vmas = getattr(proc, "vmas", None)
-    if vmas is not None:
-        named = getattr(proc, "regions", None) or {}
+    if proc.vmas is not None:
         out = []
-        for v in vmas:
-            out.extend(_vma_pieces(v, named))
+        for v in proc.vmas:
+            out.extend(_vma_pieces(v, proc.regions))
         out.sort(key=lambda r: r.start)
         return out
     pt = proc.mm.pt
@@ -369,7 +362,7 @@ class GridModel:
         """The process has not exited (a machine without the notion: always)."""
         name = self.process if name is None else name
         p = next((q for q in self.machine.process_list() if q.name == name), None)
-        return p is not None and bool(getattr(p, "alive", True))
+        return p is not None and p.alive
 
     def set_process(self, name: str) -> None:
         if name == self.process:
@@ -508,8 +501,7 @@ class GridModel:
         proc = self._proc()
         if proc is None:
             return 0
-        leaves = getattr(proc.mm.pt, "pmd_leaves", None)
-        return leaves.get(addr >> self.pmd_shift, 0) if leaves else 0
+        return proc.mm.pt.pmd_leaves.get(addr >> self.pmd_shift, 0)
 
     def entries(self, addr: int, n: int) -> list[int]:
         """n consecutive descriptors from addr (within one PTE table), overlay applied.

@@ -42,22 +42,18 @@ def folio_lines(model: GridModel, raw: int, addr: int, machine: Any = None) -> l
         out.append(_kv("pfns", f"{head:#x}-{head + nr - 1:#x}  (this: +{pfn - head})"))
         va0 = addr - (pfn - head) * model.page_size
         out.append(_kv("as VA", f"{va0:#x}-{va0 + nr * model.page_size:#x} if mapped in order"))
-    info_fn = getattr(machine, "folio_info", None)
-    if callable(info_fn):
-        try:
-            info = info_fn(pfn)
-        except Exception as e:  # a machine may refuse an unknown pfn
-            out.append(_kv("info", f"unavailable ({e})", "dim"))
-        else:
-            out.extend(_folio_info_lines(info))
+    try:
+        info = machine.folio_info(pfn)
+    except Exception as e:  # a pfn the machine cannot know (ValueError); the inspector never fails
+        out.append(_kv("info", f"unavailable ({e})", "dim"))
+    else:
+        out.extend(_folio_info_lines(info))
     return out
 
 
-def _folio_info_lines(info: Any) -> list[Line]:
-    if info is None:
-        return []
-    d = info if isinstance(info, dict) else {k: getattr(info, k) for k in dir(info)
-                                              if not k.startswith("_") and not callable(getattr(info, k))}
+def _folio_info_lines(d: dict[str, Any]) -> list[Line]:
+    """What the machine's folio_info says beyond the geometry (the core-mm machine's counts
+    and flags; a ptep-call machine has none)."""
     out = []
     for key in ("mapcount", "refcount", "anon", "file", "flags"):
         if key in d:

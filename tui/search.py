@@ -119,7 +119,7 @@ def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None
     if folio:
         head, nr = machine.arch.folios.folio_of(pfn)
         lo, hi = head, head + nr
-    procs = [p for p in machine.process_list() if getattr(p, "alive", True)]
+    procs = [p for p in machine.process_list() if p.alive]
     cur = next((p for p in procs if p.name == model.process), None)
     order = ([cur] if cur else []) + [p for p in procs if p is not cur] + ([cur] if cur else [])
     shift, mask, ps = model.page_shift, model.addr_mask, model.page_size
@@ -129,7 +129,7 @@ def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None
         pt = p.mm.pt
         start = (after + ps) if (n_proc == 0 and after is not None) else 0
         stop = (after + ps) if (n_proc == len(order) - 1 and p is cur and after is not None) else None
-        leaves = getattr(pt, "pmd_leaves", {}) or {}
+        leaves = pt.pmd_leaves
         for key in sorted(set(pt.tables) | set(leaves)):
             base = key << model.pmd_shift
             if base + model.g.pmd_size <= start or (stop is not None and base >= stop):

@@ -28,7 +28,7 @@ def save_session(session: Any, path: str | Path,
     from snapshots import SnapshotError
     from snapshots.session_io import save_session as save
 
-    if not getattr(session, "meta", None) or "machine" not in session.meta:
+    if "machine" not in session.meta:
         raise SnapshotIOError("this session does not record how its machine was made; it cannot be saved")
     keep = session.position
     remember_view(session)
@@ -69,7 +69,7 @@ def load_session(path: str | Path, **overrides: Any) -> Any:
         raise SnapshotIOError(str(e)) from None
     s = loaded.session
     s.snapshot_file = loaded.snapshot  # keep it open: checkpoints and op records load lazily
-    ui = getattr(getattr(loaded.snapshot, "header", None), "extra", {}).get("ui")
+    ui = loaded.header.extra.get("ui")
     s.saved_view = saved_view(ui)
     return s
 
@@ -91,7 +91,5 @@ def saved_view(ui: Any) -> dict[str, Any]:
 
 def remember_view(session: Any) -> None:
     """Put the position and breakpoints into session.meta["ui"], saved with the snapshot."""
-    if getattr(session, "meta", None) is None:
-        return
     session.meta["ui"] = {"position": str(session.position),
                           "breakpoints": [b.text for b in session.breakpoints]}

@@ -15,10 +15,8 @@ def process_summary(arch: Any, proc: Any) -> dict[str, Any]:
     cont = folded_blocks(proc.mm.pt, arch.cont_ptes)
     d: dict[str, Any] = {"name": proc.name, "present": present, "cont_blocks": cont,
                          "pmd_leaves": len(proc.mm.pt.pmd_leaves)}
-    vmas = getattr(proc, "vmas", None)
-    if vmas is not None:
-        d["vmas"] = [{"name": getattr(v, "name", ""), "start": f"{v.start:#x}", "end": f"{v.end:#x}"}
-                     for v in vmas]
+    if proc.vmas is not None:
+        d["vmas"] = [{"name": v.name, "start": f"{v.start:#x}", "end": f"{v.end:#x}"} for v in proc.vmas]
     return d
 
 

@@ -258,7 +258,7 @@ class MainScreen(Screen):
         k = min(s.position.op, s.n_ops - 1)
         if k < 0 or not s.source:
             return ""
-        line = getattr(s.ops[k], "line", 0)
+        line = s.ops[k].line
         if not line:
             return ""
         from tui.story import comment_for
@@ -926,7 +926,7 @@ class MainScreen(Screen):
         except OSError as e:
             self.say(f"cannot open {path}: {e.strerror or e}", "error")
             return
-        view = getattr(s, "saved_view", {}) or {}
+        view = s.saved_view
         bad = []
         for text in view.get("breakpoints", []):
             try:
@@ -951,7 +951,7 @@ class MainScreen(Screen):
         self.say(f"opened {path}{where}{bps}")
         if bad:
             self.say(f"{path}: ignored what this build cannot use: {', '.join(bad)}", "warning")
-        for w in getattr(s, "warnings", []):
+        for w in s.warnings:
             self.say(w, "warning")
 
     def set_session(self, session: Session) -> None:
