@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.apimachine import ApiMachine, ApiState
+from engine.policy import load_policy
 from engine.session import Session
 from engine.text import escape_controls
 
@@ -33,8 +34,11 @@ if TYPE_CHECKING:
 
 def _empty(cfg: dict[str, Any]) -> Callable[[], ApiMachine]:
     g, kernel, cpu = cfg.get("granule", "4K"), cfg.get("kernel", "v7.0"), cfg.get("cpu", "neoverse-n1")
-    ApiMachine(g, kernel, cpu)  # fail now on a bad configuration
-    return lambda: ApiMachine(g, kernel, cpu)
+    # the policy too (machines.reopen may change it): loaded once, as for the "api" kind
+    pol = cfg.get("policy")
+    policy = load_policy(pol) if pol not in (None, "", "mainline") else None
+    ApiMachine(g, kernel, cpu, policy)  # fail now on a bad configuration
+    return lambda: ApiMachine(g, kernel, cpu, policy)
 
 
 def starting_from(cfg: dict[str, Any], start: ApiState) -> Callable[[], ApiMachine]:
