@@ -12,6 +12,7 @@ allocation and readahead logic is in engine/mm/filemap.py.
 from __future__ import annotations
 
 from array import array
+from typing import Any
 
 
 class File:
@@ -54,13 +55,13 @@ class File:
         f.mmap_miss = self.mmap_miss
         return f
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"fid": self.fid, "name": self.name, "npages": self.npages,
                 "cache": self.cache.tobytes(), "shmem": self.shmem,
                 "readahead": list(self.readahead), "ra": list(self.ra), "mmap_miss": self.mmap_miss}
 
     @classmethod
-    def from_plain(cls, d: dict) -> File:
+    def from_plain(cls, d: dict[str, Any]) -> File:
         f = cls(int(d["fid"]), str(d["name"]), 0, bool(d["shmem"]))
         f.npages = int(d["npages"])
         f.cache = array("q")
@@ -98,12 +99,12 @@ class PageCache:
         pc.next_fid = self.next_fid
         return pc
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"page_shift": self.page_shift, "ra_pages": self.ra_pages, "next_fid": self.next_fid,
                 "files": [f.to_plain() for _, f in sorted(self.files.items())]}
 
     @classmethod
-    def from_plain(cls, d: dict) -> PageCache:
+    def from_plain(cls, d: dict[str, Any]) -> PageCache:
         pc = cls(int(d["page_shift"]), int(d["ra_pages"]))
         pc.next_fid = int(d["next_fid"])
         for fd in d["files"]:
