@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Protocol, overload
 
 from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
 from engine.contract import MachineContract, MachineFactory, MachineProcess, MachineState
@@ -69,6 +69,21 @@ class OpRecord:
     error: str | None = None
 
 
+class OpRecords(Protocol):
+    """A session's per-op records: a list, or a view that reads them from a snapshot
+    (snapshots.session_io) and appends new ones after them."""
+
+    def __len__(self) -> int: ...
+
+    @overload
+    def __getitem__(self, i: int) -> OpRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[OpRecord]: ...
+
+    def append(self, rec: OpRecord) -> None: ...
+
+
 @dataclass(frozen=True, order=True)
 class Position:
     op: int
@@ -84,7 +99,7 @@ class Hit:
     position: Position
     op: int
     event_index: int | None  # index in the op's events, None for an op-start hit
-    event: tuple | None
+    event: tuple[Any, ...] | None
 
 
 @dataclass
@@ -124,15 +139,15 @@ class Session:
         self.checkpoint_events = checkpoint_events
         self.max_checkpoints = max_checkpoints
         self.on_checkpoint = on_checkpoint
-        self.records: list[OpRecord] = []
+        self.records: OpRecords = []
         self.checkpoints: dict[int, MachineState] = {0: self.machine.state()}
         self._cp_tag: tuple[int, int] | None = None
-        self._interned: dict[tuple, dict[str, int]] = {}
+        self._interned: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
         self._cp_keys: list[int] = []
         self._since_checkpoint = 0  # events run since the last checkpoint
         self.k = 0  # ops completed on the live machine
         self.e = 0  # events of op k shown
-        self._events_cache: OrderedDict[int, list[tuple]] = OrderedDict()
+        self._events_cache: OrderedDict[int, list[tuple[Any, ...]]] = OrderedDict()
         self._events_cached = 0
         self.events_cache_limit = 2_000_000
         self.breakpoints: list[Breakpoint] = []
@@ -180,7 +195,7 @@ class Session:
         return tables_digest(self.machine.process_list())
 
     # --- running ops -----------------------------------------------------------------
-    def _run_op(self, k: int, record: bool) -> tuple[list[tuple] | None, Counter]:
+    def _run_op(self, k: int, record: bool) -> tuple[list[tuple[Any, ...]] | None, Counter[str]]:
         """Apply op k to the live machine (which must be at k)."""
         m = self.machine
         log = m.log
@@ -198,7 +213,8 @@ class Session:
         log.set_recording(False)
         return events, counters
 
-    def _advance(self, record: bool = False, start_state: MachineState = None) -> list[tuple] | None:
+    def _advance(self, record: bool = False,
+                 start_state: MachineState = None) -> list[tuple[Any, ...]] | None:
         """Run op self.k on the live machine, extend the records, move to k + 1.
 
         An op that fails or is interrupted leaves the session at its start
@@ -220,9 +236,8 @@ class Session:
             raise SessionError(msg) from e
         if k == len(self.records):
             counters["ops"] = 1
-            cycles = counters.pop("cycles", None)
-            if cycles is None:
-                cycles = self.cost_fn(counters)
+            given = counters.pop("cycles", None)  # a machine that costs its ops gives the (float) cycles
+            cycles = float(given) if given is not None else self.cost_fn(counters)
             # ops of a loop often count the same: share one dict among them
             d = dict(counters)
             key = tuple(d.items())
@@ -231,7 +246,7 @@ class Session:
                 if len(self._interned) >= 1 << 16:
                     self._interned.clear()
                 self._interned[key] = shared = d
-            self.records.append(OpRecord(shared, float(cycles), self.op_digest(),
+            self.records.append(OpRecord(shared, cycles, self.op_digest(),
                                          counters.get("events", 0)))
         elif k > len(self.records):  # pragma: no cover - guarded by seek
             raise SessionError("ops must be recorded in order")
@@ -362,7 +377,7 @@ class Session:
         return done
 
     # --- events of one op ------------------------------------------------------------
-    def events_of(self, k: int) -> list[tuple]:
+    def events_of(self, k: int) -> list[tuple[Any, ...]]:
         """Every event of op k (re-run from its start state, then put back)."""
         if not 0 <= k < self.n_ops:
             raise SessionError(f"there is no op {k + 1}")
@@ -403,7 +418,7 @@ class Session:
             else:
                 self._place(keep)
 
-    def _cache_events(self, k: int, events: list[tuple]) -> None:
+    def _cache_events(self, k: int, events: list[tuple[Any, ...]]) -> None:
         self._events_cache[k] = events
         self._events_cached += len(events)
         while self._events_cached > self.events_cache_limit and len(self._events_cache) > 1:
@@ -415,7 +430,7 @@ class Session:
             return self.records[k].n_events
         return len(self.events_of(k))
 
-    def current_events(self) -> list[tuple]:
+    def current_events(self) -> list[tuple[Any, ...]]:
         return self.events_of(self.k) if self.k < self.n_ops else []
 
     # --- positioning -----------------------------------------------------------------
@@ -512,18 +527,18 @@ class Session:
         return set(self._writes(self.events_of(k - 1)))
 
     @staticmethod
-    def _writes(events) -> Iterator[tuple[str, int]]:
+    def _writes(events: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, int]]:
         for ev in events:
             if ev[0] in ("pte_write", "pmd_write"):
                 yield ev[5], ev[1]
             elif ev[0] == "hw_update":
                 yield ev[4], ev[1]
 
-    def call_stack(self) -> list[tuple]:
+    def call_stack(self) -> list[tuple[Any, ...]]:
         """The arch/core-mm calls open at the current position, outermost first."""
         if not self.e:
             return []
-        stack: list[tuple] = []
+        stack: list[tuple[Any, ...]] = []
         for ev in self.events_of(self.k)[: self.e]:
             if ev[0] == "call":
                 stack.append(ev)
@@ -531,12 +546,13 @@ class Session:
                 stack.pop()
         return stack
 
-    def totals(self, upto: int | None = None) -> Counter:
+    def totals(self, upto: int | None = None) -> Counter[str]:
+        """Every op's counters added up to op ``upto``, with the (float) "cycles"."""
         upto = self.executed if upto is None else min(upto, self.executed)
-        c: Counter = Counter()
+        c: Counter[str] = Counter()
         # records share equal counter dicts (a million ops of a loop have a few
         # dozen distinct ones): add each distinct dict once, times its uses
-        uses: dict[int, list] = {}
+        uses: dict[int, list[Any]] = {}  # id -> [counters, times used]
         cycles = 0.0
         for r in self.records[:upto]:
             u = uses.get(id(r.counters))
@@ -549,7 +565,7 @@ class Session:
             for k, v in counters.items():
                 c[k] += v * times
         if upto:
-            c["cycles"] += cycles
+            c["cycles"] += cycles  # type: ignore[assignment]  # a float beside the counts (typeshed: int values)
         return c
 
     # --- breakpoints -----------------------------------------------------------------
@@ -581,8 +597,8 @@ class Session:
         return any(b.enabled and b.condition.event_level and b.condition.may_match(ctx)
                    for b in self.breakpoints)
 
-    def _points(self, k: int, events: list[tuple] | None = None
-                ) -> Iterator[tuple[Position, Breakpoint, int | None, tuple | None]]:
+    def _points(self, k: int, events: list[tuple[Any, ...]] | None = None
+                ) -> Iterator[tuple[Position, Breakpoint, int | None, tuple[Any, ...] | None]]:
         """Every (position, breakpoint, event index, event) hit inside op k, in
         order. Op k must be recorded; ``events`` are its events if known."""
         rec = self.records[k]
@@ -601,7 +617,7 @@ class Session:
                 if b.condition.match(ctx, ev):
                     yield Position(k, j + 1 if b.condition.stop_after(ev) else j), b, j, ev
 
-    def _hit(self, bp: Breakpoint, pos: Position, k: int, j: int | None, ev: tuple | None) -> Hit:
+    def _hit(self, bp: Breakpoint, pos: Position, k: int, j: int | None, ev: tuple[Any, ...] | None) -> Hit:
         bp.hits += 1
         self.seek(pos)
         return Hit(bp, self.position, k, j, ev)
@@ -659,7 +675,7 @@ class Session:
                 return None
             keys = self._checkpoint_keys()
             c = keys[bisect_right(keys, hi) - 1]
-            recorded: dict[int, list[tuple]] = {}
+            recorded: dict[int, list[tuple[Any, ...]]] = {}
             try:
                 self._reload(c)
                 while self.k <= hi:
@@ -728,5 +744,5 @@ class Session:
 
 @dataclass
 class RunSummary:
-    totals: Counter
+    totals: Counter[str]
     records: list[OpRecord] = field(default_factory=list)

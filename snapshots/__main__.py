@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TextIO
 
 from snapshots.errors import SnapshotError
 from snapshots.format import (
@@ -47,7 +48,7 @@ def describe(kind: int, flags: int, body: bytes, version: int) -> str:
     return ""
 
 
-def dump(path: str, out=sys.stdout) -> int:
+def dump(path: str, out: TextIO = sys.stdout) -> int:
     try:
         with open_snapshot(path) as snap:
             print(f"{path}: format v{snap.format_version}, {snap.op_count} ops, "

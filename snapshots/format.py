@@ -100,14 +100,15 @@ class Limits:
     max_depth: int = 32
 
     def for_kind(self, kind: int) -> int:
-        return {
+        limits: dict[int, int] = {
             Kind.HEADER: self.max_header,
             Kind.OPS: self.max_ops,
             Kind.CHECKPOINT: self.max_checkpoint,
             Kind.BLOB: self.max_blob,
             Kind.INDEX: self.max_index,
             Kind.COMMIT: COMMIT_BODY.size,
-        }.get(kind, self.max_record)
+        }
+        return limits.get(kind, self.max_record)
 
 
 DEFAULT_LIMITS = Limits()
@@ -208,7 +209,8 @@ _packer_options = {"use_bin_type": True, "strict_types": False, "datetime": Fals
 def pack(obj: Any) -> bytes:
     """msgpack bytes of plain data (bin for bytes, str for str, arrays for lists/tuples)."""
     try:
-        return msgpack.packb(obj, **_packer_options)
+        packed: bytes = msgpack.packb(obj, **_packer_options)  # (msgpack publishes no types)
+        return packed
     except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"cannot store value: {e}") from None
 
@@ -396,7 +398,7 @@ def encode_ops(first: int, records: Sequence[tuple[Any, Any, Any]]) -> list[Any]
     return [first, len(ops), list(ops), keysets, key_index, values, _encode_digests(digests)]
 
 
-def _encode_digests(digests: tuple) -> bytes | list:
+def _encode_digests(digests: tuple[Any, ...]) -> bytes | list[str | bytes]:  # (checked here)
     lengths = set(map(len, digests))
     if len(lengths) == 1:
         (n,) = lengths
@@ -445,7 +447,7 @@ def decode_ops(payload: Any, expect_first: int | None = None, expect_count: int 
             raise RecordError("op batch: empty packed digests")
         hx = digests.hex()
         w2 = 2 * w
-        dl: list = [hx[i:i + w2] for i in range(0, len(hx), w2)]
+        dl: list[str | bytes] = [hx[i:i + w2] for i in range(0, len(hx), w2)]
     elif type(digests) is list and len(digests) == count and set(map(type, digests)) <= {str, bytes}:
         dl = digests
     else:
@@ -453,7 +455,7 @@ def decode_ops(payload: Any, expect_first: int | None = None, expect_count: int 
     return list(map(OpRecord, range(first, first + count), ops, counters, dl))
 
 
-def _rows(keysets: Any, key_index: Any, values: list, count: int, what: str) -> list[dict[str, Any]]:
+def _rows(keysets: Any, key_index: Any, values: list[Any], count: int, what: str) -> list[dict[str, Any]]:
     """``count`` dicts from the keysets / key_index / flat values encoding (RecordError if malformed)."""
     if type(keysets) is not list or not keysets:
         raise RecordError(f"op batch: bad {what} names")
@@ -483,7 +485,7 @@ def _rows(keysets: Any, key_index: Any, values: list, count: int, what: str) -> 
     return rows
 
 
-def _keysets(dicts: Sequence[dict]) -> tuple[list[list[str]], list[int] | None]:
+def _keysets(dicts: Sequence[dict[str, Any]]) -> tuple[list[list[str]], list[int] | None]:
     """The distinct key lists of ``dicts`` in first-use order, and which one each dict has (None: all
     the first). ValueError if a key is not a string."""
     keys = list(map(tuple, dicts))
@@ -491,7 +493,7 @@ def _keysets(dicts: Sequence[dict]) -> tuple[list[list[str]], list[int] | None]:
     if keys.count(k0) == len(keys):
         keysets, key_index = [list(k0)], None
     else:
-        seen: dict[tuple, int] = {}
+        seen: dict[tuple[str, ...], int] = {}
         key_index = [seen.setdefault(k, len(seen)) for k in keys]
         keysets = [list(k) for k in seen]
     if not set(map(type, chain.from_iterable(keysets))) <= _STR and \
@@ -690,7 +692,7 @@ def split_blobs(state: Any, max_depth: int,
 _SMALL = _SCALARS - _BYTES  # scalars that are never blobs
 
 
-def _split(obj: Any, blob_min: int, path: list[Any], paths: list, blobs: list) -> Any:
+def _split(obj: Any, blob_min: int, path: list[Any], paths: list[Any], blobs: list[Any]) -> Any:
     """``obj`` with big bytes values taken out; containers without any are returned as they are.
 
     Looks at the types of the children at C speed, and for a container with

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.session import starting_from
 from engine.compare import first_differing_entry
-from engine.contract import MachineContract
+from engine.contract import MachineContract, PlainState
 from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
 from engine.machine import Machine
 from engine.machines import machine_factory
@@ -115,14 +115,14 @@ def save_session(session: Session, path: str, *, created: str = "",
 
     cps = sorted(c for c in session.checkpoints if c <= n)
 
-    class _Plain(Mapping):  # converted one at a time, so big sessions do not double in memory
-        def __iter__(self):
+    class _Plain(Mapping[int, PlainState]):  # converted one at a time: big sessions do not double in memory
+        def __iter__(self) -> Iterator[int]:
             return iter(cps)
 
-        def __getitem__(self, c):
+        def __getitem__(self, c: int) -> PlainState:
             return m.state_to_plain(session.checkpoint(c))
 
-        def __len__(self):
+        def __len__(self) -> int:
             return len(cps)
 
     save_snapshot(path, session_header(session, created), ops(), _Plain())
@@ -193,7 +193,13 @@ class _OpsView(Sequence[Op]):
     def __len__(self) -> int:
         return len(self.snap.ops)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> Op: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Op]: ...
+
+    def __getitem__(self, i: int | slice) -> Op | list[Op]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -210,7 +216,7 @@ class _OpsView(Sequence[Op]):
 class _RecordsView:
     """The session's per-op records backed by the snapshot; appends go to a tail."""
 
-    def __init__(self, snap: Snapshot, cost_fn: Callable[[Any], float]):
+    def __init__(self, snap: Snapshot, cost_fn: Callable[[Mapping[str, int]], float]):
         self.snap = snap
         self.cost_fn = cost_fn
         self.n = len(snap.ops)
@@ -223,7 +229,13 @@ class _RecordsView:
     def append(self, rec: OpRecord) -> None:
         self.tail.append(rec)
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> OpRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[OpRecord]: ...
+
+    def __getitem__(self, i: int | slice) -> OpRecord | list[OpRecord]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -251,7 +263,7 @@ class Loaded:
 
 
 def _machine_config(path: str, header: SnapshotHeader, overrides: dict[str, Any],
-                    warnings: list[str]) -> dict:
+                    warnings: list[str]) -> dict[str, Any]:
     name = display_name(path)
     if "config" in header.extra and not isinstance(header.extra["config"], dict):
         raise SnapshotFormatError(f"{name}: its machine configuration is not a map")
@@ -334,7 +346,7 @@ def open_session(path: str, *, check_all: bool = False, **overrides: Any) -> Loa
             check_records(snap)
         if same:
             # the file's records and checkpoints describe exactly this configuration
-            session.records = _RecordsView(snap, session.machine.cycles_of)  # type: ignore[assignment]
+            session.records = _RecordsView(snap, session.machine.cycles_of)
             for c in snap.checkpoint_numbers:
                 if c:
                     session.checkpoints[c] = LAZY

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import limits
+from engine.apimachine import ApiState
 from engine.capture.tomachine import populate
 from engine.errors import ScenarioError
+from engine.granule import Granule
 from engine.granule import granule as to_granule
 from engine.machine import Machine, MachineConfig
 from engine.mm.physmem import max_page_order
@@ -84,7 +86,7 @@ def load_start(path: str) -> Start:
         loaded.snapshot.close()
 
 
-def _needed_memory(api_state: tuple, g: Any) -> int:
+def _needed_memory(api_state: ApiState, g: Granule) -> int:
     """Bytes of machine memory the captured pages need after relocation (an
     upper bound: every MAX_PAGE_ORDER block holding a page, plus one free block
     for each gap, plus block 0)."""

@@ -178,7 +178,7 @@ class SnapshotWriter:
             room = self.batch_size - len(self._pending)
             if self.commit_every is not None:
                 room = min(room, self.commit_every - (self._ops - self._committed_ops))
-            chunk = list(islice(it, max(room, 1)))
+            chunk: list[Any] = list(islice(it, max(room, 1)))  # records or (op, counters, digest)
             if not chunk:
                 return self._ops
             if OpRecord in set(map(type, chunk)):
