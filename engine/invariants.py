@@ -21,7 +21,7 @@ A violation is returned as data (and the machine records it as an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ class Violation:
     addr: int
     message: str
 
-    def event(self) -> tuple:
+    def event(self) -> tuple[str, str, int, str]:
         return ("invariant_violation", self.rule, self.addr, self.message)
 
     def __str__(self) -> str:
@@ -52,7 +52,7 @@ def _dirty(pte: int) -> bool:
     return bool(pte & PTE_DIRTY) or (pte & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
 
 
-def check_block(arch: Any, mm: Any, table, i0: int, start: int) -> list[Violation]:
+def check_block(arch: Any, mm: Any, table: Sequence[int], i0: int, start: int) -> list[Violation]:
     """Check one block whose first entry is table[i0] at VA start."""
     n = arch.cont_ptes
     entries = table[i0:i0 + n]
@@ -126,14 +126,14 @@ def check_tlb(tlb: Any) -> list[Violation]:
             for asid, va in tlb.conflicts()]
 
 
-def check_convert_events(events: Iterable[tuple]) -> list[Violation]:
+def check_convert_events(events: Iterable[tuple[Any, ...]]) -> list[Violation]:
     """No access/dirty information lost across a convert (I10).
 
     For each ``convert`` event, the young/dirty OR of the entries it cleared
     must be present in every entry it wrote back.
     """
     out: list[Violation] = []
-    pending: dict | None = None
+    pending: dict[str, Any] | None = None
     for ev in events:
         kind = ev[0]
         if kind == "convert":

@@ -29,11 +29,12 @@ import bisect
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from engine import limits
 from engine.arch.profiles import get_profile
@@ -157,7 +158,11 @@ def _binary_operators(toks: list[tuple[str, str]]) -> int:
     return n
 
 
-def _compile_sum(p: _Tokens):  # type: ignore[no-untyped-def]
+# a compiled {EXPR}: the loop variables' values -> the expression's value
+Expr = Callable[[dict[str, int]], int]
+
+
+def _compile_sum(p: _Tokens) -> Expr:
     f = _compile_prod(p)
     while (t := p._peek()) in (("op", "+"), ("op", "-")):
         p.i += 1
@@ -179,7 +184,7 @@ def _mod(a: int, b: int) -> int:
     return a % b
 
 
-def _compile_prod(p: _Tokens):  # type: ignore[no-untyped-def]
+def _compile_prod(p: _Tokens) -> Expr:
     f = _compile_atom(p)
     while (t := p._peek()) and t[0] == "op" and t[1] in "*/%":
         p.i += 1
@@ -191,7 +196,7 @@ def _compile_prod(p: _Tokens):  # type: ignore[no-untyped-def]
     return f
 
 
-def _compile_atom(p: _Tokens):  # type: ignore[no-untyped-def]
+def _compile_atom(p: _Tokens) -> Expr:
     t = p._peek()
     if t is None:
         raise ScenarioError("expression ends too early")
@@ -467,25 +472,30 @@ class OpSeq(Sequence[Op]):
         self._cache[key] = op  # a loop that cycles through a few values parses each once
         return op
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> Op: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Op]: ...
+
+    def __getitem__(self, i: int | slice) -> Op | list[Op]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(self._len))]
-        if i < 0:
-            i += self._len
-        if not 0 <= i < self._len:
-            raise IndexError(i)
+        n = i + self._len if i < 0 else i
+        if not 0 <= n < self._len:
+            raise IndexError(n)
         items = self.items
         env: dict[str, int] = {}
         while True:
             starts = self._starts_of(items)
-            # the last item starting at or before i (an empty loop shares its start
+            # the last item starting at or before n (an empty loop shares its start
             # with the next item, so it is never the one found)
-            j = bisect.bisect_right(starts, i) - 1
+            j = bisect.bisect_right(starts, n) - 1
             it = items[j]
-            i -= starts[j]
+            n -= starts[j]
             if isinstance(it, _Line):
                 return self._make(it, env)
-            k, i = divmod(i, it.size)
+            k, n = divmod(n, it.size)
             if it.var:
                 env = {**env, it.var: k}
             items = it.body
@@ -692,7 +702,7 @@ def load(path: str | Path) -> Scenario:
 
 
 # --- built-ins --------------------------------------------------------------------------
-def _builtin_dir():
+def _builtin_dir() -> Traversable:
     return resources.files("engine") / "scenarios"
 
 

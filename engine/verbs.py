@@ -39,7 +39,9 @@ from engine.mm.base import VM_FAULT_OOM
 from engine.mm.vma import PROTS, VM_EXEC, VM_HUGEPAGE, VM_READ, VM_SHARED, VM_WRITE, prot_flags
 
 if TYPE_CHECKING:
+    from engine.granule import Granule
     from engine.machine import Machine
+    from engine.mm.kernel import Kernel
     from engine.mm.process import Process
     from engine.ops import Op
 
@@ -48,11 +50,14 @@ if TYPE_CHECKING:
 MAX_FAULT_RETRIES = 8
 ADVICE = ("dontneed", "free", "cold", "pageout", "hugepage", "nohugepage")
 
-VERBS: dict[str, Callable[[Machine, Op], Callable[[], object]]] = {}
+# a verb's handler: checks the op's arguments (ScenarioError before anything changes) and returns
+# the closure that makes the change
+Handler = Callable[["Machine", "Op"], Callable[[], object]]
+VERBS: dict[str, Handler] = {}
 
 
-def verb(name: str):
-    def deco(fn):
+def verb(name: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
         VERBS[name] = fn
         return fn
 
@@ -66,12 +71,17 @@ def _arg(op: Op, key: str, default: Any = None) -> Any:
 class Verbs:
     """Argument checks shared by the verb handlers (mixed into Machine)."""
 
-    def _proc(self: Machine) -> Process:
+    # what these checks read of the Machine they are mixed into (annotations only: no class attributes)
+    current: Process | None
+    g: Granule
+    kernel: Kernel
+
+    def _proc(self) -> Process:
         if self.current is None or not self.current.alive:
             raise ScenarioError("no running process (every process has exited)")
         return self.current
 
-    def _region(self: Machine, op: Op, need_len: bool = False) -> tuple[Process, int, int]:
+    def _region(self, op: Op, need_len: bool = False) -> tuple[Process, int, int]:
         """[start, end) of NAME +OFF LEN in the current process."""
         proc = self._proc()
         name = _arg(op, "name")
@@ -102,7 +112,7 @@ class Verbs:
         return proc, start, end
 
     # --- limits (engine/limits.py): checked before anything changes ---------------------
-    def _check_vma_room(self: Machine, proc: Process, more: int) -> None:
+    def _check_vma_room(self, proc: Process, more: int) -> None:
         """Room for ``more`` VMAs in proc (mmap: 1; a split in the middle: 2)."""
         if len(proc.vmas) + more > limits.MAX_MAP_COUNT:
             raise ScenarioError(f"process {proc.name} would have more than {limits.MAX_MAP_COUNT} VMAs "
@@ -111,14 +121,14 @@ class Verbs:
             raise ScenarioError(f"more than {limits.MAX_TOTAL_VMAS:,} VMAs in all processes together "
                                 "(ptlab's limit)")
 
-    def _check_mapped_room(self: Machine, more: int) -> None:
+    def _check_mapped_room(self, more: int) -> None:
         mapped = sum(p.mapped_bytes() for p in self.kernel.live_procs())
         if mapped + more > limits.MAX_MAPPED:
             raise ScenarioError(f"{human(more)} more would bring the address space mapped by all processes "
                                 f"to {human(mapped + more)}, above ptlab's limit of "
                                 f"{human(limits.MAX_MAPPED)}")
 
-    def _check_file_room(self: Machine, more_pages: int) -> None:
+    def _check_file_room(self, more_pages: int) -> None:
         if more_pages <= 0:
             return
         pages = sum(f.npages for f in self.kernel.pc.files.values())
@@ -242,6 +252,7 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                     break
                 if vma is None or not vma.start <= va < vma.end:
                     vma = proc.find_vma(va)
+                    assert vma is not None  # [start, end) is covered by VMAs (checked above)
                 if handle(proc, vma, va, write) & VM_FAULT_OOM:
                     if write:
                         k.user_wrote(mm, start, va)

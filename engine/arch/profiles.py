@@ -11,6 +11,7 @@ marked the same way here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import TypedDict
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,12 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "over-limit flush_tlb_mm(), ptep_try_set()"),
 )
 
-_SEED_BASE = dict(layout="v6.9", batched_fork_zap=True)
+class _SeedBase(TypedDict):  # (a TypedDict: each field keeps its own type through **)
+    layout: str
+    batched_fork_zap: bool
+
+
+_SEED_BASE: _SeedBase = {"layout": "v6.9", "batched_fork_zap": True}
 
 PROFILES: dict[str, KernelProfile] = {}
 
