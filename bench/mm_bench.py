@@ -27,6 +27,7 @@ import sys
 import time
 from array import array
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,7 +36,8 @@ from engine.machine import Machine, MachineConfig
 from engine.ops import Op
 from engine.scenario import parse_size
 
-LAYOUTS = {
+# folio layouts: the MachineConfig fields (thp, mthp) each sets
+LAYOUTS: dict[str, dict[str, Any]] = {
     "order-0": {"thp": "never", "mthp": {}},
     "64K mTHP": {"thp": "never", "mthp": {"64K": "always"}},
     "PTE-mapped 2M": {"thp": "never", "mthp": {"2M": "always"}},

@@ -95,23 +95,23 @@ async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tu
     first: list[float] = []
     orig_apply, orig_render, orig_refresh = MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh
 
-    def apply(self, r):  # type: ignore[no-untyped-def]
+    def apply(self, r):
         orig_apply(self, r)
         fr.on_apply()
 
-    def render_line(self, y):  # type: ignore[no-untyped-def]
+    def render_line(self, y):
         strip = orig_render(self, y)
         fr.on_paint()
         return strip
 
-    def refresh(self):  # type: ignore[no-untyped-def]
+    def refresh(self):
         r = orig_refresh(self)
         if not first:
             first.append(time.perf_counter())
         fr.on_refresh()
         return r
 
-    MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh = apply, render_line, refresh
+    MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh = apply, render_line, refresh  # type: ignore[method-assign]  # timing hooks, put back after
     times: list[float] = []
     try:
         t_start = time.perf_counter()
@@ -131,8 +131,8 @@ async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tu
                 if j % 5 == 0:
                     progress_line(f"tui: step {j}/{steps}")
     finally:
-        MainScreen.apply, PteGrid.render_line = orig_apply, orig_render
-        Screen._compositor_refresh = orig_refresh
+        MainScreen.apply, PteGrid.render_line = orig_apply, orig_render  # type: ignore[method-assign]  # timing hooks, put back after
+        Screen._compositor_refresh = orig_refresh  # type: ignore[method-assign]  # timing hooks, put back after
     return first_frame, times
 
 
@@ -140,7 +140,7 @@ async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
     fr = _Frames()
 
     class Counter(Static):
-        def render_line(self, y):  # type: ignore[no-untyped-def]
+        def render_line(self, y):
             strip = super().render_line(y)
             fr.on_paint()
             return strip
@@ -162,12 +162,12 @@ async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
 
     orig_refresh = Screen._compositor_refresh
 
-    def refresh(self):  # type: ignore[no-untyped-def]
+    def refresh(self):
         r = orig_refresh(self)
         fr.on_refresh()
         return r
 
-    Screen._compositor_refresh = refresh
+    Screen._compositor_refresh = refresh  # type: ignore[method-assign]  # timing hooks, put back after
     times: list[float] = []
     try:
         app = Empty()
@@ -181,7 +181,7 @@ async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
                 times.append(fr.frame - t0)  # type: ignore[operator]
                 await pilot.pause(0)
     finally:
-        Screen._compositor_refresh = orig_refresh
+        Screen._compositor_refresh = orig_refresh  # type: ignore[method-assign]  # timing hooks, put back after
     return times
 
 

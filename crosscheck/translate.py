@@ -283,14 +283,14 @@ def _translate(m: Machine, op: Op, procs: list[str], parents: list[int], me: int
         return f"return sys0(munmap((void *){guest_addr(start):#x}UL, {end - start:#x}UL));", -1, -1
     if v == "mprotect":
         _, start, end = m._region(op, need_len=True)
-        prot = PROT.get(a.get("prot"))
+        prot = PROT.get(a.get("prot", ""))
         if prot is None:
             raise Untranslatable(f"protection {a.get('prot')!r} has no translation", op.line)
         return (f"return sys0(mprotect((void *){guest_addr(start):#x}UL, {end - start:#x}UL, {prot}));",
                 -1, -1)
     if v == "madvise":
         _, start, end = m._region(op)
-        adv = MADV.get(a.get("advice"))
+        adv = MADV.get(a.get("advice", ""))
         if adv is None:
             raise Untranslatable(f"madvise {a.get('advice')!r} has no translation", op.line)
         return (f"return sys0(madvise((void *){guest_addr(start):#x}UL, {end - start:#x}UL, {adv}));",
@@ -341,7 +341,7 @@ def _translate(m: Machine, op: Op, procs: list[str], parents: list[int], me: int
         return (f"return -sys0(madvise((void *){guest_addr(haddr):#x}UL, {m.g.pmd_size:#x}UL, "
                 "MADV_COLLAPSE));", -1, -1)
     if v == "read":
-        fname = a.get("file")
+        fname = a.get("file", "")
         f = m.kernel.pc.by_name(fname)
         if f is None:
             raise Untranslatable(f"no file named {fname!r}", op.line)

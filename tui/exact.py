@@ -25,7 +25,7 @@ class _Stop(BaseException):
     BaseException: the model's ``except Exception`` handlers must not eat it)."""
 
 
-class _StopAfter(list):
+class _StopAfter(list[tuple[Any, ...]]):
     """An event buffer that stops the op once it holds ``n`` events. Events are
     emitted after the change they describe, so the machine then is exactly at
     the position ``n`` events into the op."""
@@ -34,12 +34,12 @@ class _StopAfter(list):
         super().__init__()
         self.n = n
 
-    def append(self, ev: tuple) -> None:  # type: ignore[override]
+    def append(self, ev: tuple[Any, ...]) -> None:
         list.append(self, ev)
         if len(self) >= self.n:
             raise _Stop
 
-    def extend(self, evs: Any) -> None:  # type: ignore[override]
+    def extend(self, evs: Any) -> None:
         list.extend(self, evs)
         if len(self) >= self.n:
             raise _Stop

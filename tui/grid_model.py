@@ -185,9 +185,10 @@ def regions_of(proc: MachineProcess, g: Granule, extra_addrs: Iterable[int] = ()
     shift = g.pmd_shift
     keys.update(a >> shift for a in extra_addrs)
     out = []
-    run_start = run_end = None
+    run_start: int | None = None
+    run_end = 0
     for key in sorted(keys):
-        if run_end is not None and key == run_end:
+        if run_start is not None and key == run_end:
             run_end = key + 1
             continue
         if run_start is not None:
@@ -580,9 +581,9 @@ class GridModel:
             leaf = self.pmd_leaf(key << self.pmd_shift)
             if leaf:  # a PMD leaf: every slot "pmd", valid if the block descriptor is
                 v = 1 if leaf & _VALID else 0
-                b = Summary(RANK["pmd"], n, n * v, 0, n)
-                ts = _TableSummary([b] * (self.ptrs // n), Summary(RANK["pmd"], self.ptrs, self.ptrs * v, 0,
-                                                                   self.ptrs))
+                leaf_summary = Summary(RANK["pmd"], n, n * v, 0, n)
+                ts = _TableSummary([leaf_summary] * (self.ptrs // n),
+                                   Summary(RANK["pmd"], self.ptrs, self.ptrs * v, 0, self.ptrs))
             else:
                 ts = _TableSummary([empty_summary(n)] * (self.ptrs // n), empty_summary(self.ptrs))
             cache[key] = ts

@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from tui.errors import UserError
+
+if TYPE_CHECKING:
+    from bench.cases import Case
 
 NAME = "bench"
 HELP = "benchmarks: throughput, seek, save, TUI latency and memory targets; the seed's tables"
@@ -58,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
     if what == "seed":
         from bench import seed
 
-        size, _ = _size(args.size, "1G")
-        rows = seed.run(size, args.jobs)
+        size_text, _ = _size(args.size, "1G")
+        rows = seed.run(size_text, args.jobs)
         progress_done()
         if args.json:
-            print(json.dumps({"size": size, "rows": rows}))
+            print(json.dumps({"size": size_text, "rows": rows}))
         else:
-            print(f"seed micro-benchmarks, {size} mappings: estimated cost of the fork/munmap op "
+            print(f"seed micro-benchmarks, {size_text} mappings: estimated cost of the fork/munmap op "
                   "relative to baseline, beside the seed's mean and stdev\n")
             print(seed.table(rows))
         return 0
@@ -79,28 +83,28 @@ def run(args: argparse.Namespace) -> int:
             print(usecase.table(rows))
         return 0
     _, size = _size(args.size, "1G")
-    cases = []
-    info: dict = {}
+    cases: list[Case] = []
+    info: dict[str, Any] = {}
     if what in ("all", "mm"):
         from bench import mm_bench
 
-        c, info["mm"] = mm_bench.run(size)
-        cases += c
+        got, info["mm"] = mm_bench.run(size)
+        cases += got
     if what in ("all", "session"):
         from bench import session_bench
 
-        c, info["session"] = session_bench.run(args.ops)
-        cases += c
+        got, info["session"] = session_bench.run(args.ops)
+        cases += got
     if what in ("all", "tui"):
         from bench import tui_bench
 
-        c, info["tui"] = tui_bench.run()
-        cases += c
+        got, info["tui"] = tui_bench.run()
+        cases += got
     if what in ("all", "memory"):
         from bench import memory_bench
 
-        c, info["memory"] = memory_bench.run()
-        cases += c
+        got, info["memory"] = memory_bench.run()
+        cases += got
     progress_done()
     if args.json:
         print(json.dumps({"cases": [c.as_dict() for c in cases], "info": info}))

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
             for w in res.warnings:
                 print(f"ptlab: warning: {escape_controls(w)}", file=sys.stderr)
             message = None
-            if not res.ok:
-                div = res.divergence
+            div = res.divergence
+            if div is not None:
                 if div.what == "record":
                     message = f"replay: {div.message()}"
                 elif div.what == "checkpoint":
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                     message = f"replay: {args.file}: diverges at {div.message()}"
             if args.json:
                 out = {"file": args.file, "ok": res.ok, "ops_checked": res.ops_checked,
-                       "first_divergence": None if res.ok else res.divergence.as_dict(),
+                       "first_divergence": None if div is None else div.as_dict(),
                        "warnings": res.warnings}
                 if message:
                     out["error"] = message

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -197,7 +198,7 @@ class TextDialog(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,enter,q", "close", "close")]
 
-    def __init__(self, title: str, body: Text | str, hint: str = "Esc closes",
+    def __init__(self, title: str, body: RenderableType, hint: str = "Esc closes",
                  dialog_id: str = "text") -> None:
         super().__init__(id=f"dialog-{dialog_id}")
         self.title_text = title

@@ -89,7 +89,7 @@ def block_breakpoints(session: Session) -> set[int]:
 
 
 class MainScreen(Screen):
-    BINDINGS = actions.bindings()
+    BINDINGS = actions.bindings()  # type: ignore[assignment]  # Bindings only: Screen's list also allows tuples
 
     DEFAULT_CSS = """
     MainScreen { layout: vertical; }

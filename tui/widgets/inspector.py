@@ -84,6 +84,7 @@ class Inspector(ScrollView, can_focus=True):
              header_row: Any = None, explanation: Any = EXPLAIN, machine: Any = None,
              region: Any = None) -> None:
         self.addr = addr
+        lines: list[Line]
         if model is None:
             lines = [[("no session", ("dim",))]]
         else:

@@ -164,7 +164,7 @@ class OpLog(ScrollView, can_focus=True):
         if self.n_rows:
             self.cursor = 0 if direction < 0 else self.n_rows - 1
 
-    def action_toggle(self) -> None:
+    def action_toggle(self) -> None:  # type: ignore[override]  # this widget's own action, not DOMNode's
         op, ev = self.locate(self.cursor)
         self.post_message(self.Expand(op, op not in self.expanded))
 
