@@ -12,7 +12,7 @@ Field layouts are listed once, in :data:`FIELDS`.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -70,12 +70,13 @@ class Event:
 
     __slots__ = ("raw",)
 
-    def __init__(self, raw: tuple):
+    def __init__(self, raw: tuple[Any, ...]):
         self.raw = raw
 
     @property
     def kind(self) -> str:
-        return self.raw[0]
+        kind: str = self.raw[0]
+        return kind
 
     def __getattr__(self, name: str) -> Any:
         fields = FIELDS.get(self.raw[0], ())
@@ -152,11 +153,11 @@ class EventLog:
     PENDING_MAX = 1 << 14  # events aggregated at once in count mode
 
     def __init__(self, record: bool = True) -> None:
-        self.buf: list[tuple] = []
-        self._counts: Counter = Counter()
-        self._pending: list[tuple] = []
+        self.buf: list[tuple[Any, ...]] = []
+        self._counts: Counter[str] = Counter()
+        self._pending: list[tuple[Any, ...]] = []
         self.recording = record
-        self._subscribers: list = []
+        self._subscribers: list[Callable[[], None]] = []
         self.direct: dict[str, int] | None = None if record else dict.fromkeys(DIRECT_KEYS, 0)
         # count mode: the contiguous blocks (their first VA) that pte_write events
         # counted directly touched, which the per-op invariant check needs
@@ -182,7 +183,7 @@ class EventLog:
                     d[k] = 0
 
     @property
-    def counts(self) -> Counter:
+    def counts(self) -> Counter[str]:
         """Counters aggregated in count mode (pending events folded in first)."""
         self._fold_pending()
         return self._counts
@@ -199,7 +200,7 @@ class EventLog:
         for cb in self._subscribers:
             cb()
 
-    def subscribe(self, callback) -> None:
+    def subscribe(self, callback: Callable[[], None]) -> None:
         self._subscribers.append(callback)
 
     def __len__(self) -> int:
@@ -212,6 +213,7 @@ class EventLog:
         if self.direct is not None:
             self.direct.clear()
             self.direct.update(dict.fromkeys(DIRECT_KEYS, 0))
+        if self.written is not None:  # (not None exactly when direct is not: count mode)
             self.written.clear()
 
     def mark(self) -> int:
@@ -225,13 +227,13 @@ class EventLog:
         return (len(self.buf) + len(self._pending) + self._counts.get("events", 0)
                 + (d.get("events", 0) if d is not None else 0))
 
-    def since(self, mark: int) -> list[tuple]:
+    def since(self, mark: int) -> list[tuple[Any, ...]]:
         return self.buf[mark:]
 
     def views(self, start: int = 0) -> list[Event]:
         return [Event(t) for t in self.buf[start:]]
 
-    def totals(self) -> Counter:
+    def totals(self) -> Counter[str]:
         """Counters of everything emitted since the last clear()."""
         c = Counter(self.counts)
         count_events(self.buf, c)
@@ -251,15 +253,15 @@ _RENAMED = {
 }
 
 
-def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counter:
+def count_events(events: Iterable[tuple[Any, ...]], into: Counter[str] | None = None) -> Counter[str]:
     """Aggregate event tuples into counters (the DESIGN.md names plus details).
 
     Events are grouped by kind first, so the per-kind details (atomic kind of
     each write, TLBI op, DSB domain, function called) are counted by C-level
     Counter updates rather than a Python branch per event.
     """
-    c: Counter = into if into is not None else Counter()
-    by_kind: dict[str, list[tuple]] = defaultdict(list)
+    c: Counter[str] = into if into is not None else Counter()
+    by_kind: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for ev in events:
         by_kind[ev[0]].append(ev)
     total = sum(len(evs) for evs in by_kind.values())
@@ -310,6 +312,6 @@ def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counte
     return c
 
 
-def iter_views(events: Iterable[tuple]) -> Iterator[Event]:
+def iter_views(events: Iterable[tuple[Any, ...]]) -> Iterator[Event]:
     for ev in events:
         yield Event(ev)

@@ -115,7 +115,9 @@ class ArchBase:
         self.emit = self.log.emit
         self.emit_many = self.log.emit_many
         self.direct = self.log.direct  # count mode: counter increments (see EventLog)
-        self.written = self.log.written  # count mode: blocks written
+        # count mode: the blocks written (None when recording, when nothing reads it: every use
+        # is under `direct is not None`, and the two are None together)
+        self.written = cast("set[int]", self.log.written)
         self.log.subscribe(self._rebind_emit)
         # constants used on hot paths
         self.page_shift = g.page_shift
@@ -136,7 +138,7 @@ class ArchBase:
         self.emit = self.log.emit
         self.emit_many = self.log.emit_many
         self.direct = self.log.direct
-        self.written = self.log.written
+        self.written = cast("set[int]", self.log.written)
 
     # pfn helpers bound to the granule
     def pte_pfn(self, pte: int) -> int:

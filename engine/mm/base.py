@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from engine.arch import Arch
 from engine.arch.base import _positional_params, make_wrapper
@@ -109,8 +109,8 @@ def kfn(name: str) -> Callable[[F], F]:
                 emit(("ret", name, r if type(r) in _SIMPLE else _plain(r)))
                 return r
 
-        wrapper.kernel_name = name  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        wrapper.kernel_name = name
+        return cast(F, wrapper)  # (it takes and returns exactly what fn does)
 
     return deco
 
