@@ -126,7 +126,7 @@ async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tu
                 t0 = time.perf_counter()
                 await pilot.press("n")
                 await asyncio.wait_for(fr.event.wait(), 30)
-                times.append(fr.frame - t0)  # type: ignore[operator]
+                times.append(fr.frame - t0)  # type: ignore[operator]  # set before the event fires
                 await _settle(app, pilot)
                 if j % 5 == 0:
                     progress_line(f"tui: step {j}/{steps}")
@@ -178,7 +178,7 @@ async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
                 t0 = time.perf_counter()
                 await pilot.press("n")
                 await asyncio.wait_for(fr.event.wait(), 30)
-                times.append(fr.frame - t0)  # type: ignore[operator]
+                times.append(fr.frame - t0)  # type: ignore[operator]  # set before the event fires
                 await pilot.pause(0)
     finally:
         Screen._compositor_refresh = orig_refresh  # type: ignore[method-assign]  # timing hooks, put back after

@@ -249,7 +249,7 @@ class All(Condition):
     parts: tuple[Condition, ...]
 
     @property
-    def event_level(self) -> bool:  # type: ignore[override]
+    def event_level(self) -> bool:  # type: ignore[override]  # (a class attribute elsewhere)
         return any(p.event_level for p in self.parts)
 
     def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
@@ -270,7 +270,7 @@ class AnyOf(Condition):
     parts: tuple[Condition, ...]
 
     @property
-    def event_level(self) -> bool:  # type: ignore[override]
+    def event_level(self) -> bool:  # type: ignore[override]  # (a class attribute elsewhere)
         return any(p.event_level for p in self.parts)
 
     def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any, Protocol, overload
+from typing import Any, Literal, Protocol, overload
 
 from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
 from engine.contract import MachineContract, MachineFactory, MachineProcess, MachineState
@@ -212,6 +212,13 @@ class Session:
         log.clear()
         log.set_recording(False)
         return events, counters
+
+    @overload
+    def _advance(self, record: Literal[True], start_state: MachineState = None) -> list[tuple[Any, ...]]: ...
+
+    @overload
+    def _advance(self, record: bool = False,
+                 start_state: MachineState = None) -> list[tuple[Any, ...]] | None: ...
 
     def _advance(self, record: bool = False,
                  start_state: MachineState = None) -> list[tuple[Any, ...]] | None:
@@ -644,7 +651,7 @@ class Session:
                 if self._needs_events(k) or k >= self.executed:
                     st = self.machine.state()
                     events = self._advance(record=True, start_state=st)
-                    self._cache_events(k, events)  # type: ignore[arg-type]
+                    self._cache_events(k, events)
                 else:
                     self._advance(record=False)
                     st = None
@@ -682,8 +689,8 @@ class Session:
                     k = self.k
                     if self._needs_events(k):
                         events = self._advance(record=True)
-                        recorded[k] = events  # type: ignore[assignment]
-                        self._cache_events(k, events)  # type: ignore[arg-type]
+                        recorded[k] = events
+                        self._cache_events(k, events)
                     else:
                         self._advance(record=False)
             except SessionInterrupted:

@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             sys.stdout = real
     except (UserError, CheckFailed) as e:
-        _report(str(e), e.exit_code, argv, json_done=getattr(e, "json_done", False))
+        _report(str(e), e.exit_code, argv, json_done=e.json_done)
         return e.exit_code
     except BrokenPipeError:
         _quiet_stdout()

@@ -228,6 +228,7 @@ def run_compare(a: Session, make_b: Callable[[], Session], label_b: str,
             break
     first, reason = first_divergence(a, b)
     first_cost, cost_reason = first_cost_divergence(a, b)
+    # (a_move, b_move: None until _place_both puts both sessions in place, below)
     res = CompareResult(a, b, first, reason, None, None, set(), label_b, interrupted,  # type: ignore[arg-type]
                         first_cost, cost_reason, differing_ops(a, b))
     at = first_cost if start == "costs" else first

@@ -571,7 +571,7 @@ def run(args: argparse.Namespace) -> int:
                 print(reproducer_line(red))
     if status == 2:
         err = UserError(first_error(runs) or "crosscheck: a target could not be checked")
-        err.json_done = True  # type: ignore[attr-defined]
+        err.json_done = True
         raise err
     return status
 

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{args.file}: {res.ops_checked} ops re-executed, every digest and cost matches")
             if message:
                 err = CheckFailed(message)
-                err.json_done = args.json  # type: ignore[attr-defined]
+                err.json_done = args.json
                 raise err
             return 0
         loaded = open_session(args.file, **overrides)
