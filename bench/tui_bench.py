@@ -24,7 +24,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -56,7 +55,7 @@ end
 """
 
 
-def make_session(size: int, steps: int) -> Any:
+def make_session(size: int, steps: int) -> Session:
     text = SCENARIO.format(size=size, half=size // 2, rounds=steps // 4 + 2)
     scn = parse(text, "bench-tui.pts", "bench-tui")
     cfg = scn.config(record=False).summary()
@@ -90,7 +89,7 @@ class _Frames:
             self.event.set()
 
 
-async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tuple[float, list[float]]:
+async def _ptlab(session: Session, steps: int, size: tuple[int, int], va: int) -> tuple[float, list[float]]:
     fr = _Frames()
     first: list[float] = []
     orig_apply, orig_render, orig_refresh = MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh
@@ -195,7 +194,7 @@ def run(size: int = 1 << 30, steps: int = 40, screen: tuple[int, int] = (120, 40
     prep = time.perf_counter() - t0
     va = 0
     for p in s.machine.process_list():
-        for v in p.vmas:
+        for v in p.vmas or ():
             va = v.start + size // 2
     empty = asyncio.run(_empty(steps, screen))
     first, times = asyncio.run(_ptlab(s, steps, screen, va))

@@ -65,10 +65,15 @@ from engine.state.pagetable import PageTable
 END = 1 << 64
 
 
-class VMALike(Protocol):
-    start: int
-    end: int
-    perms: str
+class VMALike(Protocol):  # (read-only: a VMA's perms and name are computed properties)
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+    @property
+    def perms(self) -> str: ...
 
     @property
     def name(self) -> str: ...

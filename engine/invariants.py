@@ -23,9 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_VALID, PTE_WRITE
+
+if TYPE_CHECKING:
+    from engine.arch import Arch
+    from engine.state.mmstruct import MMStruct
 
 _CLEAN_OLD = PTE_AF | PTE_DIRTY
 
@@ -52,7 +56,7 @@ def _dirty(pte: int) -> bool:
     return bool(pte & PTE_DIRTY) or (pte & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
 
 
-def check_block(arch: Any, mm: Any, table: Sequence[int], i0: int, start: int) -> list[Violation]:
+def check_block(arch: Arch, mm: MMStruct, table: Sequence[int], i0: int, start: int) -> list[Violation]:
     """Check one block whose first entry is table[i0] at VA start."""
     n = arch.cont_ptes
     entries = table[i0:i0 + n]
@@ -97,7 +101,7 @@ def check_block(arch: Any, mm: Any, table: Sequence[int], i0: int, start: int) -
     return out
 
 
-def check_mm(arch: Any, mm: Any, start: int = 0, end: int = 1 << 64) -> list[Violation]:
+def check_mm(arch: Arch, mm: MMStruct, start: int = 0, end: int = 1 << 64) -> list[Violation]:
     """Every block of every PTE table of mm overlapping [start, end)."""
     out: list[Violation] = []
     n = arch.cont_ptes

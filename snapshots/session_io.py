@@ -23,7 +23,7 @@ from typing import Any, overload
 from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.session import starting_from
 from engine.compare import first_differing_entry
-from engine.contract import MachineContract, PlainState
+from engine.contract import MachineContract, MachineState, PlainState
 from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
 from engine.machine import Machine
 from engine.machines import machine_factory
@@ -409,7 +409,7 @@ def _scenario_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> No
                                    "digest its header records")
     empty = session.make_machine
 
-    def make() -> Any:
+    def make() -> MachineContract:
         m = empty()
         m.restore(st)
         return m
@@ -418,7 +418,7 @@ def _scenario_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> No
     session.checkpoints[0] = session.machine.state()
 
 
-def decode_checkpoint(machine: Any, snap: Snapshot, c: int) -> Any:
+def decode_checkpoint(machine: MachineContract, snap: Snapshot, c: int) -> MachineState:
     """Checkpoint c of the file as a machine state, or SnapshotError naming the file."""
     try:
         plain = snap.checkpoints[c]
@@ -459,7 +459,7 @@ class _TrustedCheckpoints:
         self._scratch.restore(st)
         return tables_digest(self._scratch.process_list())
 
-    def __call__(self, c: int) -> Any:
+    def __call__(self, c: int) -> MachineState:
         s = self.session
         problem = ""
         try:

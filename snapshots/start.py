@@ -21,7 +21,7 @@ ScenarioError or SnapshotError (one line).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import limits
 from engine.apimachine import ApiState
@@ -36,6 +36,9 @@ from engine.state.pagetable import PageTable
 from engine.text import escape_controls
 from snapshots.errors import display_name
 from snapshots.session_io import open_session
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 GiB = 1 << 30
 # MachineConfig fields a starting state fixes (they describe the machine's boot:
@@ -104,7 +107,7 @@ def _needed_memory(api_state: ApiState, g: Granule) -> int:
     return (2 * len(blocks) + 1) << order << g.page_shift
 
 
-def _from_capture(name: str, s: Any, cfg: dict[str, Any], warnings: list[str]) -> Start:
+def _from_capture(name: str, s: Session, cfg: dict[str, Any], warnings: list[str]) -> Start:
     prov = cfg.get("capture")
     g = to_granule(cfg.get("granule", "4K"))
     api_state = s.machine.state()

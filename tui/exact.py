@@ -15,9 +15,13 @@ It runs in a session job.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import OpInterrupted
+
+if TYPE_CHECKING:
+    from engine.contract import MachineContract
+    from engine.session import Session
 
 
 class _Stop(BaseException):
@@ -45,7 +49,7 @@ class _StopAfter(list[tuple[Any, ...]]):
             raise _Stop
 
 
-def machine_at_event(session: Any) -> Any | None:
+def machine_at_event(session: Session) -> MachineContract | None:
     """A new machine in the state ``session.e`` events into op ``session.k``;
     the session's own machine when the position is an op boundary; None when
     the machine cannot be stopped there (no event log, no state copy) or the
@@ -93,7 +97,7 @@ def machine_at_event(session: Any) -> Any | None:
             m.restore(start)
 
 
-def _undo_writes(machine: Any, events: list[tuple]) -> None:
+def _undo_writes(machine: MachineContract, events: list[tuple[Any, ...]]) -> None:
     procs = {p.name: p for p in machine.process_list()}
     for ev in reversed(events):
         kind = ev[0]

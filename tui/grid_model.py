@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from tui.legend import PRIORITY, RANK, Classifier, glyph, is_cont
 
 if TYPE_CHECKING:
-    from engine.contract import MachineProcess
+    from engine.contract import MachineContract, MachineProcess
     from engine.granule import Granule
     from engine.mm.vma import VMA
 
@@ -224,8 +224,8 @@ class ViewState:
 
 
 class GridModel:
-    def __init__(self, machine: Any, process: str | None = None, *, zoom: int = 0, width: int = 80,
-                 breakpoints: Iterable[int] = ()):
+    def __init__(self, machine: MachineContract, process: str | None = None, *, zoom: int = 0,
+                 width: int = 80, breakpoints: Iterable[int] = ()):
         self.machine = machine
         arch = machine.arch
         self.g = arch.g
@@ -243,7 +243,7 @@ class GridModel:
         self.zoom = max(0, min(MAX_ZOOM, zoom))
         self.width = width
         self.view = ViewState()
-        self.exact: Any = None  # the machine at the exact mid-op position (tui.exact), when known
+        self.exact: MachineContract | None = None  # the machine at the exact mid-op position (tui.exact)
         self._overlay: dict[int, int] = {}  # VA -> value, this process
         self._overlay_tables: set[int] = set()
         self._changed: set[int] = set()
@@ -350,7 +350,7 @@ class GridModel:
         self._row_starts = starts
         self.n_rows = n
 
-    def _proc(self) -> Any:
+    def _proc(self) -> MachineProcess | None:
         for p in self.machine.process_list():
             if p.name == self.process:
                 return p
@@ -559,7 +559,7 @@ class GridModel:
         (``exact``, set by the screen), else the session's machine."""
         return self.exact if self.exact is not None else self.machine
 
-    def set_exact(self, machine: Any) -> None:
+    def set_exact(self, machine: MachineContract | None) -> None:
         if machine is not self.exact:
             self.exact = machine
             self.generation += 1

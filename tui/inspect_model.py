@@ -8,13 +8,17 @@ the grid) and tests read the plain text.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.decode import decode
 from engine.explain import explain_block
 from engine.pte import BIT_NAMES_PRESENT
 from tui.grid_model import GridModel, Segment, fmt_size
 from tui.legend import BY_NAME, glyph, is_cont
+
+if TYPE_CHECKING:
+    from engine.contract import MachineContract
+    from engine.explain import BlockExplanation
 
 Line = list[Segment]
 EXPLAIN = object()  # "compute the explanation here"
@@ -28,7 +32,7 @@ def _kv(key: str, value: str, *tags: str) -> Line:
     return [_t(f"{key:<9} ", "label"), _t(value, *tags)]
 
 
-def folio_lines(model: GridModel, raw: int, addr: int, machine: Any = None) -> list[Line]:
+def folio_lines(model: GridModel, raw: int, addr: int, machine: MachineContract | None = None) -> list[Line]:
     """The folio of raw's pfn, read from ``machine`` (default: the model's, at the op boundary;
     inside an op the caller passes the machine as it is at the exact event)."""
     machine = machine if machine is not None else model.machine
@@ -133,7 +137,7 @@ def block_lines(model: GridModel, addr: int, cursor: bool = True) -> list[Line]:
     return out
 
 
-def explain(model: GridModel, addr: int, machine: Any = None) -> Any:
+def explain(model: GridModel, addr: int, machine: MachineContract | None = None) -> BlockExplanation | None:
     """The fold explainer for addr's block (engine.explain), or None.
 
     ``machine``: where to read the block (default the model's, at the op boundary;
@@ -235,7 +239,7 @@ def aggregate_lines(model: GridModel, addr: int, region: Any = None) -> list[Lin
 
 def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid_op: bool = False,
             header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN,
-            machine: Any = None, region: Any = None, history: Any = None) -> list[Line]:
+            machine: MachineContract | None = None, region: Any = None, history: Any = None) -> list[Line]:
     """``machine``: the machine as it is at the position (inside an op: at the exact event,
     from tui.exact; None there while it is being computed)."""
     if addr is None:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.breakpoints import Breakpoint, BreakpointError, parse_condition
 from engine.events import FIELDS
 from engine.session import Hit, Position, Session
+
+if TYPE_CHECKING:
+    from tui.grid_model import GridModel
 
 MAX_TEXT_SCAN = 1_000_000  # ops whose text a search reads before giving up
 
@@ -107,7 +110,7 @@ def parse_pfn_query(text: str) -> tuple[str, int]:
     return what, n
 
 
-def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None,
+def find_pfn(model: GridModel, pfn: int, folio: bool = False, after: int | None = None,
              max_entries: int = 1 << 22) -> tuple[str, int, int] | None:
     """(process, VA, pfn found) of the next entry mapping ``pfn`` (``folio``: any page of
     pfn's folio) at the position shown: the current process from ``after`` on, then the
@@ -154,7 +157,7 @@ def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None
     return None
 
 
-def next_foldable(model: Any, after: int | None, reverse: bool = False) -> int | None:
+def next_foldable(model: GridModel, after: int | None, reverse: bool = False) -> int | None:
     """The first VA of the next (previous) block after the cursor that passes every fold
     check but is not folded (the grid's ◇), in the process shown; wraps around once."""
     size = model.cont_ptes * model.page_size

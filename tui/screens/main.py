@@ -9,7 +9,7 @@ through the controller (a thread worker); ``apply`` spreads its result.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -43,6 +43,9 @@ from tui.widgets.inspector import Inspector
 from tui.widgets.legend_bar import LegendBar
 from tui.widgets.oplog import OpLog
 from tui.widgets.pte_grid import PteGrid
+
+if TYPE_CHECKING:
+    from engine.contract import MachineContract
 
 SINCE_MAX_OPS = 5000
 HISTORY_MAX = 50  # folds/unfolds of the block listed (newest first)
@@ -1130,7 +1133,7 @@ class MainScreen(Screen):
                             explanation=ex, machine=exact,
                             region=info.region if info is not None and info.kind == "data" else None)
 
-    def exact_machine(self) -> Any:
+    def exact_machine(self) -> MachineContract | None:
         """The machine as it is at the (mid-op) position, or None until computed."""
         pos = self.session.position
         if self._exact is not None and self._exact[0] == pos:
