@@ -189,7 +189,7 @@ def test_the_checker_sees_function_level_and_from_imports(tmp_path):
     p = tmp_path / "m.py"
     p.write_text("from typing import TYPE_CHECKING\nfrom engine import limits, nothing_such\n"
                  "if TYPE_CHECKING:\n    from tui.app import PtlabApp\n"
-                 "def f():\n    import snapshots.format\n    from engine.mm.vma import PROTS\n")
+                 "def f():\n    import snapshots.framing\n    from engine.mm.vma import PROTS\n")
     got = list(imports("engine.m", p, modules()))
-    assert got == [(2, "engine.limits", False), (2, "engine", False), (6, "snapshots.format", True),
+    assert got == [(2, "engine.limits", False), (2, "engine", False), (6, "snapshots.framing", True),
                    (7, "engine.mm.vma", True)]
