@@ -31,9 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cases import Case, progress_line  # noqa: E402
+from engine.expressions import parse_size
 from engine.machine import Machine, MachineConfig
 from engine.ops import Op
-from engine.scenario import parse_size
 
 LAYOUTS = {
     "order-0": {"thp": "never", "mthp": {}},

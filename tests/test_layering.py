@@ -26,6 +26,7 @@ PACKAGES = ("engine", "snapshots", "crosscheck", "tui", "bench")
 LAYERS: list[tuple[str, ...]] = [
     ("engine.errors", "engine.text"),  # not in the table: leaves, import nothing of ours
     ("engine.limits", "engine.safeio"),  # not in the table: ScenarioError, text helpers
+    ("engine.expressions",),  # sizes and {EXPR} in scenario text (ScenarioError): below the verbs' parsers
     ("engine.granule",),
     ("engine.pte",),
     ("engine.events",),
