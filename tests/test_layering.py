@@ -70,9 +70,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("engine.session", "engine.machines"):
         "Session.reopen re-runs under other settings through machines.reopen, which builds sessions: "
         "the session <-> machines cycle that issue #15 item 2 removes",
-    ("tui.screens.dialog_flows", "tui.commands.decode"):
-        "the decode dialog reuses `ptlab decode`'s parser and text; both belong below the app "
-        "(moved here from tui/screens/main.py when it was split, issue #15 item 6)",
 }
 
 # DESIGN: "nothing imports crosscheck/ but the CLI" -- stricter than the layers (bench is above it).

@@ -78,7 +78,7 @@ def _export_error(text: str) -> str | None:
 
 
 def _decode_error(text: str) -> str | None:
-    from tui.commands.decode import parse_value
+    from tui.decode_text import parse_value
     from tui.errors import UserError
 
     try:
@@ -454,7 +454,7 @@ class DialogFlows(_ScreenBase):
 
     def decode(self, text: str) -> None:
         from engine.decode import decode
-        from tui.commands.decode import describe, parse_value
+        from tui.decode_text import describe, parse_value
         from tui.errors import UserError
         from tui.screens.dialogs import TextDialog
 
