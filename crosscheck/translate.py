@@ -35,6 +35,8 @@ from engine.ops import Op
 SHIFT = 1 << 44  # 16 TiB
 TOP_HALF = 1 << 47
 GUEST_FILE_DIR = "/mnt/ptlab"
+#: the block device under GUEST_FILE_DIR when it is XFS (crosscheck/guest_script.py)
+GUEST_FILE_DEVICE = "vda"
 
 PROT = {"rw": "PROT_READ|PROT_WRITE", "r": "PROT_READ", "none": "PROT_NONE",
         "rx": "PROT_READ|PROT_EXEC", "rwx": "PROT_READ|PROT_WRITE|PROT_EXEC", "x": "PROT_EXEC"}
@@ -209,6 +211,13 @@ def plan(scenario: Any, kernel: str, cpu: str, granule: str | None = None, *,
         if collect is not None:
             collect(k, m, m.log.buf[mark:])
         del m.log.buf[mark:]  # keep memory flat on long scenarios
+    if files:
+        # The readahead window is the block device's, not the mm's: since v6.17
+        # blk_apply_bdi_limits() gives a rotational device without io_opt (QEMU's
+        # virtio-blk) twice max_sectors (8 MiB on the 16K build) instead of
+        # VM_READAHEAD_PAGES. The guest takes the engine's read_ahead_kb, as it
+        # takes its THP settings, so both read ahead through the same window.
+        defaults.append((f"/sys/block/{GUEST_FILE_DEVICE}/queue/read_ahead_kb", str(cfg.readahead >> 10)))
     return Plan(scenario.name, g.page_size, gops, procs, parents, dumps, knobs, defaults, notes,
                 cfg.summary(), needs_numa, needs_swap, files)
 

@@ -23,6 +23,7 @@ User policies live in a Python file named on the command line as
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import os
@@ -172,6 +173,19 @@ _NOT_THE_USERS = tuple(sorted({p for p in (sys.prefix, sys.base_prefix, sys.exec
                                if p} | {"<frozen"}))
 
 
+def _in_gc_callback(frame) -> bool:  # type: ignore[no-untyped-def]
+    """Is this frame (or one of its callers) a gc.callbacks function? An
+    exception raised there is unraisable, whatever the deadline says."""
+    codes = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    codes.discard(None)
+    depth = 0
+    while frame is not None and depth < 32:
+        if frame.f_code in codes:
+            return True
+        frame, depth = frame.f_back, depth + 1
+    return False
+
+
 def _describe(value: object, limit: int = 60) -> str:
     """repr() of a user's value for an error message: short, one line, and
     never raising (a user's __repr__ may)."""
@@ -193,7 +207,8 @@ def _guarded(owner: str, what: str, time_limit: float, fn, *args):  # type: igno
         counter[0] += 1
         if counter[0] & 255 == 0 and (now := time.monotonic()) > deadline and (
                 not frame.f_code.co_filename.startswith(_NOT_THE_USERS)
-                or now > deadline + time_limit):  # a policy living in site-packages: never hang
+                or now > deadline + time_limit) and not _in_gc_callback(frame):
+            # (the second test: a policy living in site-packages must not hang either)
             raise PolicyTimeout(f"{owner}: {what} ran for more than {time_limit:g} s (runaway loop?)")
         return tracer
 

@@ -39,7 +39,7 @@ from engine import limits
 from engine.errors import ScenarioError
 from engine.expressions import looks_like_size, parse_size
 from engine.limits import human
-from engine.mm.base import VM_FAULT_OOM
+from engine.mm.base import VM_FAULT_OOM, VM_FAULT_RETRY
 from engine.mm.vma import PROTS, VM_EXEC, VM_HUGEPAGE, VM_READ, VM_SHARED, VM_WRITE, prot_flags
 
 if TYPE_CHECKING:
@@ -346,7 +346,10 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                     break
                 if vma is None or not vma.start <= va < vma.end:
                     vma = proc.find_vma(va)
-                if handle(proc, vma, va, write) & VM_FAULT_OOM:
+                ret = handle(proc, vma, va, write)
+                if ret & VM_FAULT_RETRY:
+                    ret = k.retry_fault(proc, vma, va, write, ret)
+                if ret & VM_FAULT_OOM:
                     if write:
                         k.user_wrote(mm, start, va)
                     return

@@ -32,7 +32,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # vm_fault_t bits (include/linux/mm_types.h) used by the fault paths
 VM_FAULT_OOM = 0x000001
 VM_FAULT_SIGBUS = 0x000002
+VM_FAULT_MAJOR = 0x000004
 VM_FAULT_NOPAGE = 0x000100
+VM_FAULT_RETRY = 0x000400
 VM_FAULT_FALLBACK = 0x000800
 VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
 
@@ -152,6 +154,9 @@ class KernelBase:
         self.fault_around_pages = max(1, 65536 >> self.pshift)  # fault_around_bytes = 64K
         self.max_ptes_none = self.ptrs - 1  # khugepaged/max_ptes_none
         self.ubc_pending = False  # deferred TLB flush started (never left set after an op)
+        # FAULT_FLAG_TRIED: the fault being handled is the retry after filemap_fault()
+        # dropped the lock for I/O (never left set after a fault)
+        self.fault_tried = False
         # Interrupts: every kfn call (and every page of a touch) counts down
         # ``ticks``; at zero, ``interrupt_poll()`` is asked whether to stop.
         self.interrupt_poll: Callable[[], bool] | None = None

@@ -5,7 +5,8 @@ A file's cache is an ``array('q')`` indexed by page index holding
 ``head pfn + 1`` of the folio caching that page (0: not cached), so a
 lookup is one array read and a large folio needs no per-page object.
 ``readahead`` holds the indices of folios marked PG_readahead, and ``ra``
-is struct file_ra_state (start, size, async_size) plus mmap_miss. The
+is struct file_ra_state (start, size, async_size, order) plus mmap_miss: one
+per file, as if every mapping of it shared one open file. The
 allocation and readahead logic is in engine/mm/filemap.py.
 """
 
@@ -24,7 +25,7 @@ class File:
         self.cache = array("q", bytes(8 * npages))
         self.shmem = shmem
         self.readahead: dict[int, None] = {}  # indices of PG_readahead folios
-        self.ra = [0, 0, 0]  # file_ra_state: start, size, async_size
+        self.ra = [0, 0, 0, 0]  # file_ra_state: start, size, async_size, order (v6.16+)
         self.mmap_miss = 0
 
     def resize(self, npages: int) -> None:
@@ -68,7 +69,10 @@ class File:
         if len(f.cache) != f.npages:
             raise ValueError(f"page cache of {f.name} does not match its size")
         f.readahead = {int(i): None for i in d["readahead"]}
-        f.ra = [int(x) for x in d["ra"]]
+        f.ra = [int(x) for x in d["ra"]][:4]
+        if len(f.ra) < 3:
+            raise ValueError(f"readahead state of {f.name} is not start, size, async_size[, order]")
+        f.ra += [0] * (4 - len(f.ra))  # saved before the order was kept
         f.mmap_miss = int(d["mmap_miss"])
         return f
 
