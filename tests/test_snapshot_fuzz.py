@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -422,6 +423,13 @@ def test_seeded_mutation_fuzz(corpus, case_dir, tmp_path, report_line):
                 f"(slowest {slowest * 1000:.0f} ms, peak RSS growth {rss_growth_mb:.0f} MB): "
                 f"{_counts['loaded']} loaded, {_counts['partial']} partial, {_counts['error']} SnapshotError")
     assert rss_growth_mb < 400  # the 64 MiB zlib bomb is the biggest allocation allowed
+    if CASES == 3600 and SEED == 20250131:  # docs/fuzzing.md shows this run's outcome: keep it true
+        doc = (Path(__file__).resolve().parents[1] / "docs" / "fuzzing.md").read_text()
+        shown = re.search(r"snapshot fuzz: 3600 seeded mutation cases \(seed 20250131\).*?: "
+                          r"(\d+) loaded, (\d+) partial, (\d+) SnapshotError", doc)
+        assert shown is not None, "docs/fuzzing.md lost its example line"
+        got = (_counts["loaded"], _counts["partial"], _counts["error"])
+        assert tuple(map(int, shown.groups())) == got, f"docs/fuzzing.md: update the counts to {got}"
     # the structure-aware mutators must get past the CRC and reach the decoders
     for how in ("payload", "structure", "hostile", "kind", "inner"):
         assert sum(outcome_by_how.get(how, {}).values()) > 50

@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", help="mapping size for mm and seed (default 1G; seed scales linearly)")
     p.add_argument("--ops", type=int, default=1_000_000, help="ops in the session case (default 1000000)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes for 'seed' (default 2)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="mm: runs per case, each between two floor samples; medians are reported "
+                        "with their spread (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -53,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("bench: --ops must be at least 1000")
     if args.jobs < 1:
         raise UserError("bench: --jobs must be at least 1")
+    if not 1 <= args.repeat <= 99:
+        raise UserError("bench: --repeat must be 1 to 99")
     from bench.cases import progress_done
 
     if what == "seed":
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if what in ("all", "mm"):
         from bench import mm_bench
 
-        c, info["mm"] = mm_bench.run(size)
+        c, info["mm"] = mm_bench.run(size, repeat=args.repeat)
         cases += c
     if what in ("all", "session"):
         from bench import session_bench
