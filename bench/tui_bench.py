@@ -32,8 +32,9 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from bench.cases import Case, print_cases, progress_line  # noqa: E402
+from engine.expressions import parse_size
 from engine.machines import machine_factory
-from engine.scenario import parse, parse_size
+from engine.scenario import parse
 from engine.session import Position, Session
 from tui.app import PtlabApp
 from tui.pilot import settle as _settle  # noqa: E402

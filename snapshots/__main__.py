@@ -14,18 +14,17 @@ import os
 import sys
 from typing import TextIO
 
-from snapshots.errors import SnapshotError
-from snapshots.format import (
+from snapshots.codec import peek_ints
+from snapshots.errors import RecordError, SnapshotError
+from snapshots.framing import (
     COMMIT_BODY,
     FRAME,
     FRAME_SIZE,
     PREAMBLE_SIZE,
     Kind,
-    RecordError,
     decompress_prefix,
     frame_crc,
     kind_name,
-    peek_ints,
 )
 from snapshots.migrate import peek_op_batch
 from snapshots.reader import open_snapshot

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from snapshots.format import FRAME, FRAME_SIZE, PREAMBLE, frame_crc
+from snapshots.framing import FRAME, FRAME_SIZE, PREAMBLE, frame_crc
 from snapshots.reader import open_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -47,14 +47,8 @@ from run_summary import Tally
 from snapshot_samples import header, op_records, state, write_legacy
 
 from snapshots import SnapshotError, SnapshotWriter, open_snapshot, save_snapshot
-from snapshots.format import (
-    FRAME,
-    FRAME_SIZE,
-    PREAMBLE_SIZE,
-    Kind,
-    frame_crc,
-    pack,
-)
+from snapshots.codec import pack
+from snapshots.framing import FRAME, FRAME_SIZE, PREAMBLE_SIZE, Kind, frame_crc
 
 # A longer campaign: PTLAB_FUZZ_CASES=100000 PTLAB_FUZZ_SEED=7 python -m pytest tests/test_snapshot_fuzz.py
 CASES = int(os.environ.get("PTLAB_FUZZ_CASES", 3600))  # seeded mutation cases

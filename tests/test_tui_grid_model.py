@@ -18,7 +18,10 @@ from engine.pte import PAGE_SHARED, pte_mkdirty
 from engine.session import Position
 from tui import legend
 from tui.controller import do_step, gather
-from tui.grid_model import GUTTER, GridModel, Region, Summary, ViewState, regions_of
+from tui.grid_geometry import GUTTER
+from tui.grid_model import GridModel, ViewState
+from tui.grid_regions import Region, regions_of
+from tui.grid_summaries import Summary
 from tui.legend import PRIORITY, RANK
 
 PFN = 0x80000

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from engine.decode import decode
 from engine.explain import explain_block
 from engine.pte import BIT_NAMES_PRESENT
-from tui.grid_model import GridModel, Segment, fmt_size
+from tui.grid_model import GridModel, Segment
+from tui.grid_regions import fmt_size
 from tui.legend import BY_NAME, glyph, is_cont
 
 if TYPE_CHECKING:

@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _size(text: str | None, default: str) -> tuple[str, int]:
     from engine.errors import ScenarioError
-    from engine.scenario import parse_size
+    from engine.expressions import parse_size
 
     t = text or default
     try:
