@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 _last_progress = [0.0]
 
@@ -19,10 +20,15 @@ class Case:
     target: str
     ok: bool | None  # None: informational, no target
     note: str = ""  # by how much a target is missed and what limits it
+    spread: tuple[float, float] | None = None  # lowest and highest of the runs value is the median of
+    runs: int = 1
 
-    def as_dict(self) -> dict:
-        d = {"name": self.name, "value": _round(self.value), "unit": self.unit, "target": self.target,
-             "ok": self.ok}
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "value": _round(self.value), "unit": self.unit,
+                             "target": self.target, "ok": self.ok}
+        if self.spread is not None:
+            d["spread"] = [_round(self.spread[0]), _round(self.spread[1])]
+            d["runs"] = self.runs
         if self.note:
             d["note"] = self.note
         return d
@@ -30,9 +36,19 @@ class Case:
     def line(self, width: int = 58) -> str:
         mark = {True: "ok", False: "MISSED", None: ""}[self.ok]
         text = f"{self.name:<{width}} {_fmt(self.value):>12} {self.unit:<8} {self.target:<22} {mark}"
+        if self.spread is not None:
+            lo, hi = _fmt(self.spread[0]), _fmt(self.spread[1])
+            text += f"\n{'':<{width}}   median of {self.runs}: {lo} .. {hi}"
         if self.note:
             text += f"\n{'':<{width}}   {self.note}"
         return text
+
+
+def median(values: list[float]) -> float:
+    """The median (the mean of the middle two for an even count)."""
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def print_cases(cases: list[Case], info: dict, as_json: bool) -> None:

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil
 
 from bench.cases import Case, print_cases  # noqa: E402
+from engine.expressions import parse_size
 from engine.machine import Machine, MachineConfig
 from engine.ops import Op
-from engine.scenario import parse_size
 
 
 def child(size: int) -> dict:

@@ -13,9 +13,12 @@ jobs). In the same run it times a bare floor: a plain Python loop doing one
 page-table store and one event-record append per PTE.
 
 Count mode (the default) is how sessions and ``ptlab run`` execute ops;
-record mode keeps every event tuple (stepping into an op). Targets (issue
-#8): >= 1M updates/s on the batched paths (64K mTHP, PTE-mapped 2M), >= 300K/s
-on the per-PTE paths (order-0), and <= 4x the floor.
+record mode keeps every event tuple (stepping into an op). Targets (issues
+#8 and #16): >= 1M updates/s on the batched paths (64K mTHP, PTE-mapped 2M)
+and for 64K fault-in, >= 300K/s on the per-PTE paths (order-0); within 4x the
+floor on the batched paths, 6x on order-0. ``run()`` (what ``ptlab bench mm``
+prints) measures the floor beside every run and reports medians with their
+spread.
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ import sys
 import time
 from array import array
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cases import Case, progress_line  # noqa: E402
+from bench.cases import Case, median, progress_line  # noqa: E402
+from engine.expressions import parse_size
 from engine.machine import Machine, MachineConfig
 from engine.ops import Op
-from engine.scenario import parse_size
 
-LAYOUTS = {
+# folio layouts: the MachineConfig fields (thp, mthp) each sets
+LAYOUTS: dict[str, dict[str, Any]] = {
     "order-0": {"thp": "never", "mthp": {}},
     "64K mTHP": {"thp": "never", "mthp": {"64K": "always"}},
     "PTE-mapped 2M": {"thp": "never", "mthp": {"2M": "always"}},
@@ -98,46 +103,79 @@ def measure(name: str, size: int, record: bool, kernel: str = "v7.0") -> dict:
     return out
 
 
-def run(size: int = 1 << 30, repeat: int = 1, record_size: int = 64 << 20,
+FLOOR_SAMPLE = 1 << 18  # PTEs per floor sample: a fraction of a second
+
+
+def run(size: int = 1 << 30, repeat: int = 3, record_size: int = 64 << 20,
         quiet: bool = False) -> tuple[list[Case], dict]:
     """Cases for ``ptlab bench``: count mode at ``size``, record mode at
     ``record_size`` (informational; record mode holds every event tuple of an
     op in memory, so it is measured on a smaller mapping -- rates do not
-    depend on the size)."""
-    per_pte = min(floor() for _ in range(max(1, repeat)))
-    floor_rate = 1 / per_pte
-    bounded_rate = 1 / min(floor(bounded=True) for _ in range(max(1, repeat)))
-    info: dict = {"size": size, "floor_updates_per_s": round(floor_rate),
-                  "bounded_floor_updates_per_s": round(bounded_rate), "count": {}, "record": {}}
+    depend on the size).
+
+    The measuring stick is measured with what it measures: a floor sample is
+    taken right before and right after every run, each run's ``x floor`` is
+    its rate against the mean of those two samples, and every figure is the
+    median of ``repeat`` runs, reported with its spread. (A floor measured once
+    at the start moved 3x between two runs an hour apart when other work
+    loaded the host, and every ratio moved with it.)"""
+    repeat = max(1, repeat)
+    floors: list[float] = []
+
+    def floor_rate() -> float:
+        r = 1 / floor(FLOOR_SAMPLE)
+        floors.append(r)
+        return r
+
+    bounded = [1 / floor(FLOOR_SAMPLE, bounded=True) for _ in range(repeat)]
+    info: dict = {"size": size, "repeat": repeat, "count": {}, "record": {}}
     cases: list[Case] = []
     for mode, sz in (("count", size), ("record", record_size)):
         if not sz:
             continue
         for name in LAYOUTS:
-            if not quiet:
-                progress_line(f"mm: {name}, {mode} mode, {sz >> 20} MiB")
-            runs = [measure(name, sz, mode == "record") for _ in range(max(1, repeat))]
-            best = {ph: max((r[ph] for r in runs), key=lambda x: x["updates_per_s"]) for ph in runs[0]}
-            info[mode][name] = best
-            for phase, r in best.items():
-                rate = r["updates_per_s"]
+            runs, ratios = [], []
+            for i in range(repeat):
+                if not quiet:
+                    progress_line(f"mm: {name}, {mode} mode, {sz >> 20} MiB, run {i + 1} of {repeat}")
+                before = floor_rate()
+                r = measure(name, sz, mode == "record")
+                local = (before + floor_rate()) / 2
+                runs.append(r)
+                ratios.append({ph: local / x["updates_per_s"] if x["updates_per_s"] else float("inf")
+                               for ph, x in r.items()})
+            info[mode][name] = {ph: {"updates_per_s": median([r[ph]["updates_per_s"] for r in runs]),
+                                     "updates_per_s_runs": [r[ph]["updates_per_s"] for r in runs],
+                                     "x_floor_runs": [round(x[ph], 2) for x in ratios],
+                                     "pte_updates": runs[0][ph]["pte_updates"]}
+                                for ph in runs[0]}
+            for phase in runs[0]:
+                rates = [r[phase]["updates_per_s"] for r in runs]
+                rate = median(rates)
                 batched = name in BATCHED
                 need = 1_000_000 if batched else 300_000
+                bound = 4 if batched else 6  # issue #16: order-0 within 6x the floor
                 label = f"mm {mode}: {phase} {name}"
                 if mode == "count":
                     note = "" if rate >= need else _limit_note(name, phase, rate, need)
                     cases.append(Case(f"{label}: PTE updates/s", rate, "/s",
                                       f">= {need // 1000:,}K/s ({'batched' if batched else 'per-PTE'})",
-                                      rate >= need, note))
-                    ratio = floor_rate / rate if rate else float("inf")
-                    cases.append(Case(f"{label}: x floor", ratio, "x", "<= 4x floor", ratio <= 4,
-                                      "" if ratio <= 4 else f"{ratio / 4:.1f}x over"))
+                                      rate >= need, note, (min(rates), max(rates)), repeat))
+                    rs = [x[phase] for x in ratios]
+                    ratio = median(rs)
+                    cases.append(Case(f"{label}: x floor", ratio, "x", f"<= {bound}x floor", ratio <= bound,
+                                      "" if ratio <= bound else f"{ratio / bound:.1f}x over",
+                                      (min(rs), max(rs)), repeat))
                 else:
-                    cases.append(Case(f"{label}: PTE updates/s", rate, "/s", "(informational)", None))
-    cases.insert(0, Case("mm: floor (one store + one event tuple kept per PTE)", floor_rate, "/s",
-                         "(reference)", None))
-    cases.insert(1, Case("mm: floor with the event list cleared every 512", bounded_rate, "/s",
-                         "(information)", None))
+                    cases.append(Case(f"{label}: PTE updates/s", rate, "/s", "(informational)", None,
+                                      spread=(min(rates), max(rates)), runs=repeat))
+    info["floor_updates_per_s"] = round(median(floors))
+    info["floor_samples"] = [round(f) for f in floors]
+    info["bounded_floor_updates_per_s"] = round(median(bounded))
+    cases.insert(0, Case("mm: floor (one store + one event tuple kept per PTE)", median(floors), "/s",
+                         "(reference)", None, spread=(min(floors), max(floors)), runs=len(floors)))
+    cases.insert(1, Case("mm: floor with the event list cleared every 512", median(bounded), "/s",
+                         "(information)", None, spread=(min(bounded), max(bounded)), runs=repeat))
     return cases, info
 
 

@@ -49,7 +49,7 @@ end
 """
 
 
-def make_session(n_ops: int) -> Any:
+def make_session(n_ops: int) -> Session:
     text = SCENARIO.format(rounds=max(1, (n_ops - 1) // 4))
     scn = parse(text, "bench-session.pts", "bench-session")
     cfg = scn.config(record=False).summary()

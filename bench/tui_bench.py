@@ -24,7 +24,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,8 +32,9 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from bench.cases import Case, print_cases, progress_line  # noqa: E402
+from engine.expressions import parse_size
 from engine.machines import machine_factory
-from engine.scenario import parse, parse_size
+from engine.scenario import parse
 from engine.session import Position, Session
 from tui.app import PtlabApp
 from tui.pilot import settle as _settle  # noqa: E402
@@ -56,7 +56,7 @@ end
 """
 
 
-def make_session(size: int, steps: int) -> Any:
+def make_session(size: int, steps: int) -> Session:
     text = SCENARIO.format(size=size, half=size // 2, rounds=steps // 4 + 2)
     scn = parse(text, "bench-tui.pts", "bench-tui")
     cfg = scn.config(record=False).summary()
@@ -90,28 +90,28 @@ class _Frames:
             self.event.set()
 
 
-async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tuple[float, list[float]]:
+async def _ptlab(session: Session, steps: int, size: tuple[int, int], va: int) -> tuple[float, list[float]]:
     fr = _Frames()
     first: list[float] = []
     orig_apply, orig_render, orig_refresh = MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh
 
-    def apply(self, r):  # type: ignore[no-untyped-def]
+    def apply(self, r):
         orig_apply(self, r)
         fr.on_apply()
 
-    def render_line(self, y):  # type: ignore[no-untyped-def]
+    def render_line(self, y):
         strip = orig_render(self, y)
         fr.on_paint()
         return strip
 
-    def refresh(self):  # type: ignore[no-untyped-def]
+    def refresh(self):
         r = orig_refresh(self)
         if not first:
             first.append(time.perf_counter())
         fr.on_refresh()
         return r
 
-    MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh = apply, render_line, refresh
+    MainScreen.apply, PteGrid.render_line, Screen._compositor_refresh = apply, render_line, refresh  # type: ignore[method-assign]  # timing hooks, put back after
     times: list[float] = []
     try:
         t_start = time.perf_counter()
@@ -126,13 +126,13 @@ async def _ptlab(session: Any, steps: int, size: tuple[int, int], va: int) -> tu
                 t0 = time.perf_counter()
                 await pilot.press("n")
                 await asyncio.wait_for(fr.event.wait(), 30)
-                times.append(fr.frame - t0)  # type: ignore[operator]
+                times.append(fr.frame - t0)  # type: ignore[operator]  # set before the event fires
                 await _settle(app, pilot)
                 if j % 5 == 0:
                     progress_line(f"tui: step {j}/{steps}")
     finally:
-        MainScreen.apply, PteGrid.render_line = orig_apply, orig_render
-        Screen._compositor_refresh = orig_refresh
+        MainScreen.apply, PteGrid.render_line = orig_apply, orig_render  # type: ignore[method-assign]  # timing hooks, put back after
+        Screen._compositor_refresh = orig_refresh  # type: ignore[method-assign]  # timing hooks, put back after
     return first_frame, times
 
 
@@ -140,7 +140,7 @@ async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
     fr = _Frames()
 
     class Counter(Static):
-        def render_line(self, y):  # type: ignore[no-untyped-def]
+        def render_line(self, y):
             strip = super().render_line(y)
             fr.on_paint()
             return strip
@@ -162,12 +162,12 @@ async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
 
     orig_refresh = Screen._compositor_refresh
 
-    def refresh(self):  # type: ignore[no-untyped-def]
+    def refresh(self):
         r = orig_refresh(self)
         fr.on_refresh()
         return r
 
-    Screen._compositor_refresh = refresh
+    Screen._compositor_refresh = refresh  # type: ignore[method-assign]  # timing hooks, put back after
     times: list[float] = []
     try:
         app = Empty()
@@ -178,10 +178,10 @@ async def _empty(steps: int, size: tuple[int, int]) -> list[float]:
                 t0 = time.perf_counter()
                 await pilot.press("n")
                 await asyncio.wait_for(fr.event.wait(), 30)
-                times.append(fr.frame - t0)  # type: ignore[operator]
+                times.append(fr.frame - t0)  # type: ignore[operator]  # set before the event fires
                 await pilot.pause(0)
     finally:
-        Screen._compositor_refresh = orig_refresh
+        Screen._compositor_refresh = orig_refresh  # type: ignore[method-assign]  # timing hooks, put back after
     return times
 
 
@@ -195,7 +195,7 @@ def run(size: int = 1 << 30, steps: int = 40, screen: tuple[int, int] = (120, 40
     prep = time.perf_counter() - t0
     va = 0
     for p in s.machine.process_list():
-        for v in p.vmas:
+        for v in p.vmas or ():
             va = v.start + size // 2
     empty = asyncio.run(_empty(steps, screen))
     first, times = asyncio.run(_ptlab(s, steps, screen, va))

@@ -130,7 +130,9 @@ def compare_op(k: int, line: int, text: str, kern: OpObservation, eng: OpObserva
         i = next((i for i, (a, b) in enumerate(zip(ks, es, strict=False)) if a != b), min(len(ks), len(es)))
         kx = ks[i] if i < len(ks) else None
         ex = es[i] if i < len(es) else None
-        add(what, (kx or ex)[1], f"{label} {i + 1}: kernel {fmt(kx)}, engine {fmt(ex)} "
+        first = kx or ex  # (the lists differ at i: one of them has an entry there)
+        assert first is not None
+        add(what, first[1], f"{label} {i + 1}: kernel {fmt(kx)}, engine {fmt(ex)} "
             f"({len(ks)} vs {len(es)} {plural})")
 
     first_difference("converts", "contpte_convert", "converts", kern.converts, eng.converts,

@@ -20,8 +20,9 @@ the TLB range limit have no "other value" to try.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.arch.profiles import FEATURE_HISTORY
@@ -46,8 +47,9 @@ class FeatureEvidence:
     field: str
     first: str  # the profile the row starts at
     value: bool = False  # the field's value in the profile the kernel was run with
-    confirm: list[str] = field(default_factory=list)  # targets where only the flip diverges
-    contradict: list[str] = field(default_factory=list)  # targets where only the flip agrees
+    # (dataclasses.field: this class has a field named field)
+    confirm: list[str] = dataclasses.field(default_factory=list)  # targets where only the flip diverges
+    contradict: list[str] = dataclasses.field(default_factory=list)  # targets where only the flip agrees
     both_diverge: int = 0
     invisible: int = 0
 

@@ -42,9 +42,12 @@ from __future__ import annotations
 BUFFER_KB = 196608  # the trace buffer, per CPU (the guest runs on one)
 
 
-def guest_script(n_targets: int, swap_mb: int = 1024, extra_probes: tuple[str, ...] = ()) -> str:
+def guest_script(n_targets: int, swap_mb: int = 1024, extra_probes: tuple[str, ...] = (),
+                 extra_events: tuple[str, ...] = ()) -> str:
     """``extra_probes``: more kernel functions to mark in the trace (events
-    ``ptlab/x*``, ignored by the comparison; for reading a trace by hand)."""
+    ``ptlab/x*``); ``extra_events``: trace events to enable (``group`` or
+    ``group:event``). Both are ignored by the comparison; for reading a trace by hand."""
+    events = "".join(f"echo 1 > $T/events/{e.replace(':', '/')}/enable || true\n" for e in extra_events)
     extra = "".join(f"echo 'p:ptlab/x{i} {f}' >> $T/kprobe_events || true\n"
                     for i, f in enumerate(extra_probes))
     return f"""
@@ -65,7 +68,7 @@ echo 'p:ptlab/fault handle_mm_fault addr=%x1:x64 flags=%x2:x32' >> $T/kprobe_eve
 echo 'p:ptlab/vmnp vm_normal_page addr=%x1:x64 pte=%x2:x64 mm=+16(%x0):x64' >> $T/kprobe_events || echo "kprobe vm_normal_page failed" >> /out/setup-errors.txt
 {extra}echo 1 > $T/events/ptlab/enable
 echo 0 > $T/events/ptlab/vmnp/enable
-KH=/sys/kernel/mm/transparent_hugepage/khugepaged
+{events}KH=/sys/kernel/mm/transparent_hugepage/khugepaged
 [ -w $KH/scan_sleep_millisecs ] && echo 86400000 > $KH/scan_sleep_millisecs
 [ -w $KH/alloc_sleep_millisecs ] && echo 86400000 > $KH/alloc_sleep_millisecs
 [ -w /proc/sys/vm/compaction_proactiveness ] && echo 0 > /proc/sys/vm/compaction_proactiveness
@@ -109,11 +112,13 @@ while [ $t -lt {n_targets} ]; do
   echo never > $THP/enabled
   echo > $T/trace
   echo 1 > $T/tracing_on
+  grep -E '^(pgscan|pgrefill|pgsteal|kswapd|pageoutrun|allocstall)' /proc/vmstat > /out/vmstat0-$t.txt
   read up0 idle0 < /proc/uptime
   /ptlab/prog $t > /out/prog-$t.log 2>&1
   echo $? > /out/status-$t.txt
   read up1 idle1 < /proc/uptime
   echo "$up0 $up1" > /out/time-$t.txt
+  grep -E '^(pgscan|pgrefill|pgsteal|kswapd|pageoutrun|allocstall)' /proc/vmstat > /out/vmstat1-$t.txt
   echo 0 > $T/tracing_on
   cat $T/trace > /out/trace-$t.txt
   cat $T/per_cpu/cpu0/stats > /out/stats-$t.txt

@@ -104,6 +104,18 @@ def extra_probes() -> tuple[str, ...]:
     return names
 
 
+def extra_events() -> tuple[str, ...]:
+    """PTLAB_XC_EVENTS=group[:event],...: kernel trace events enabled in the guest's trace
+    (e.g. readahead for the page_cache_*_ra tracepoints, filemap:mm_filemap_add_to_page_cache),
+    ignored by the comparison, for reading a kept trace by hand. Only names are accepted."""
+    names = tuple(f for f in os.environ.get("PTLAB_XC_EVENTS", "").split(",") if f)
+    word = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+    bad = [n for n in names if not re.fullmatch(f"{word}(:{word})?", n)]
+    if bad:
+        raise CrosscheckError(f"PTLAB_XC_EVENTS: {bad[0][:40]!r} is not a trace event group or group:event")
+    return names
+
+
 def build_profile(name: str, build: Any) -> Any:
     """The kernel profile ``name`` with the build's own configuration
     (CONFIG_ARM64_PA_BITS) filled in."""
@@ -209,7 +221,7 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
         budget = timeout or (240 + 60 * len(plans) + 60 * (mapped >> 28))
         try:
             extra = extra_probes()
-            script = guest_script(len(plans), extra_probes=extra)
+            script = guest_script(len(plans), extra_probes=extra, extra_events=extra_events())
             disk = xfs_image if any(p.files for p in plans) else None
             run = boot_guest(build, script, {"/ptlab/prog": (prog, 0o755)}, memory_mb=memory,
                              numa_nodes=numa, timeout_s=budget, keep_dir=keep, progress=say, disk=disk)

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -560,13 +561,20 @@ static int do_read(const char *file, unsigned long off, unsigned long len)
 	return 0;
 }
 
+/* create the file, or grow it: a smaller mapping of an existing file must not
+ * truncate it (the engine's files only ever grow, engine/mm/pagecache.py) */
 static int make_file(const char *file, unsigned long size)
 {
 	int fd = open(file, O_RDWR | O_CREAT, 0600);
+	struct stat st;
 
 	if (fd < 0)
 		return errno;
-	if (ftruncate(fd, size)) {
+	if (fstat(fd, &st)) {
+		close(fd);
+		return errno;
+	}
+	if ((unsigned long)st.st_size < size && ftruncate(fd, size)) {
 		close(fd);
 		return errno;
 	}

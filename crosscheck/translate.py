@@ -35,6 +35,8 @@ from engine.ops import Op
 SHIFT = 1 << 44  # 16 TiB
 TOP_HALF = 1 << 47
 GUEST_FILE_DIR = "/mnt/ptlab"
+#: the block device under GUEST_FILE_DIR when it is XFS (crosscheck/guest_script.py)
+GUEST_FILE_DEVICE = "vda"
 
 PROT = {"rw": "PROT_READ|PROT_WRITE", "r": "PROT_READ", "none": "PROT_NONE",
         "rx": "PROT_READ|PROT_EXEC", "rwx": "PROT_READ|PROT_WRITE|PROT_EXEC", "x": "PROT_EXEC"}
@@ -209,6 +211,13 @@ def plan(scenario: Any, kernel: str, cpu: str, granule: str | None = None, *,
         if collect is not None:
             collect(k, m, m.log.buf[mark:])
         del m.log.buf[mark:]  # keep memory flat on long scenarios
+    if files:
+        # The readahead window is the block device's, not the mm's: since v6.17
+        # blk_apply_bdi_limits() gives a rotational device without io_opt (QEMU's
+        # virtio-blk) twice max_sectors (8 MiB on the 16K build) instead of
+        # VM_READAHEAD_PAGES. The guest takes the engine's read_ahead_kb, as it
+        # takes its THP settings, so both read ahead through the same window.
+        defaults.append((f"/sys/block/{GUEST_FILE_DEVICE}/queue/read_ahead_kb", str(cfg.readahead >> 10)))
     return Plan(scenario.name, g.page_size, gops, procs, parents, dumps, knobs, defaults, notes,
                 cfg.summary(), needs_numa, needs_swap, files)
 
@@ -283,14 +292,14 @@ def _translate(m: Machine, op: Op, procs: list[str], parents: list[int], me: int
         return f"return sys0(munmap((void *){guest_addr(start):#x}UL, {end - start:#x}UL));", -1, -1
     if v == "mprotect":
         _, start, end = m._region(op, need_len=True)
-        prot = PROT.get(a.get("prot"))
+        prot = PROT.get(a.get("prot", ""))
         if prot is None:
             raise Untranslatable(f"protection {a.get('prot')!r} has no translation", op.line)
         return (f"return sys0(mprotect((void *){guest_addr(start):#x}UL, {end - start:#x}UL, {prot}));",
                 -1, -1)
     if v == "madvise":
         _, start, end = m._region(op)
-        adv = MADV.get(a.get("advice"))
+        adv = MADV.get(a.get("advice", ""))
         if adv is None:
             raise Untranslatable(f"madvise {a.get('advice')!r} has no translation", op.line)
         return (f"return sys0(madvise((void *){guest_addr(start):#x}UL, {end - start:#x}UL, {adv}));",
@@ -341,7 +350,7 @@ def _translate(m: Machine, op: Op, procs: list[str], parents: list[int], me: int
         return (f"return -sys0(madvise((void *){guest_addr(haddr):#x}UL, {m.g.pmd_size:#x}UL, "
                 "MADV_COLLAPSE));", -1, -1)
     if v == "read":
-        fname = a.get("file")
+        fname = a.get("file", "")
         f = m.kernel.pc.by_name(fname)
         if f is None:
             raise Untranslatable(f"no file named {fname!r}", op.line)

@@ -10,34 +10,52 @@ still step, seek, break and save like any session. Ops:
   (the arguments of ``sim.ptep.<call>`` in order)
 * ``Op("walk", {"addr": A, "write": bool})``
 
-It implements the Machine contract of docs/architecture.md.
+It implements the machine contract (engine.contract, docs/architecture.md) with
+what a ptep-call machine has: one process without VMAs, folios that are only a
+geometry (no refcounts or mapcounts), ops that are one call each (none long enough
+to poll for an interrupt).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 from engine.arch import ArchError
+from engine.arch.profiles import KernelProfile
 from engine.costs import cycles
+from engine.granule import Granule
+from engine.hw.cpus import CpuProfile
+from engine.mm.vma import VMA
 from engine.ops import Op
+from engine.policy import FoldPolicy, MainlinePolicy, load_policy
 from engine.simulator import Simulator
 from engine.state.folios import FolioRegistry
-from engine.state.pagetable import PageTable
+from engine.state.mmstruct import MMStruct
+from engine.state.pagetable import PageTable, PageTableSnapshot
 
 
 class ApiOpError(ValueError):
     pass
 
 
+# A checkpoint: the page tables (sharing every table with the live ones) and the folios.
+ApiState: TypeAlias = tuple[PageTableSnapshot, FolioRegistry]
+
+
 @dataclass
 class _Proc:
+    """The machine's one address space (engine.contract.MachineProcess)."""
+
     name: str
-    mm: Any
+    mm: MMStruct
+    alive: bool = True  # it never exits
+    vmas: Sequence[VMA] | None = None  # ptep calls map no VMAs: the UI derives regions from the tables
+    regions: dict[str, list[int]] = field(default_factory=dict)
 
 
-def ops_from_vector_trace(trace: dict) -> list[Op]:
+def ops_from_vector_trace(trace: dict[str, Any]) -> list[Op]:
     """A ``ptlab-ptep-vectors/1`` trace as ops (expected results are dropped)."""
     out = []
     for i, call in enumerate(trace["calls"], 1):
@@ -59,11 +77,17 @@ def ops_from_vector_trace(trace: dict) -> list[Op]:
 
 
 class ApiMachine:
-    def __init__(self, granule: Any = 4096, kernel: Any = "v7.0", cpu: Any = "neoverse-n1"):
+    def __init__(self, granule: int | str | Granule = 4096, kernel: str | KernelProfile = "v7.0",
+                 cpu: str | CpuProfile = "neoverse-n1", policy: str | FoldPolicy | None = None):
+        """``policy``: a built-in name, FILE.py:CLASS or an instance (None: the arch's own
+        heuristic, as "mainline")."""
         self.sim = Simulator(granule=granule, kernel=kernel, cpu=cpu)
         self.arch = self.sim.arch
         self.log = self.sim.log
         self.log.set_recording(False)
+        self.policy = load_policy(policy)
+        # as Machine: the arch's own heuristic is MainlinePolicy exactly, and None skips a call per set_ptes
+        self.arch.fold_policy = None if type(self.policy) is MainlinePolicy else self.policy
         self.current = _Proc("mm", self.sim.mm)
         self.procs = [self.current]
 
@@ -96,13 +120,22 @@ class ApiMachine:
         else:
             raise ApiOpError(f"unknown op {op.verb!r}")
 
-    def cycles_of(self, counters: Counter) -> float:
+    def cycles_of(self, counters: Mapping[str, int]) -> float:
         return cycles(counters, self.sim.profile, self.sim.cpu)
 
-    def state(self) -> tuple:
+    def set_interrupt_poll(self, poll: Callable[[], bool] | None) -> None:
+        """Every op is one ptep call, short enough that none polls: nothing to hand on."""
+
+    def folio_info(self, pfn: int) -> dict[str, Any]:
+        """pfn's folio as this machine knows it: registered folios are a geometry only
+        (the ptep API has no refcounts, mapcounts or page flags)."""
+        head, nr = self.sim.folios.folio_of(pfn)
+        return {"head": head, "order": nr.bit_length() - 1, "nr_pages": nr}
+
+    def state(self) -> ApiState:
         return (self.sim.mm.pt.snapshot(), self.sim.folios.clone())
 
-    def restore(self, state: tuple) -> None:
+    def restore(self, state: ApiState) -> None:
         pt, folios = state
         self.sim.mm.pt.restore(pt)
         self.sim.folios._by_head = dict(folios._by_head)
@@ -111,13 +144,13 @@ class ApiMachine:
     def digest(self) -> str:
         return self.sim.mm.pt.digest().hex()
 
-    def state_to_plain(self, state: tuple) -> dict:
+    def state_to_plain(self, state: ApiState) -> dict[str, Any]:
         pt, folios = state
         tmp = PageTable(self.sim.g)
         tmp.restore(pt)
         return {"pt": tmp.to_plain(), "folios": [[h, n] for h, n in folios]}
 
-    def state_from_plain(self, plain: dict) -> tuple:
+    def state_from_plain(self, plain: dict[str, Any]) -> ApiState:
         pt = PageTable.from_plain(self.sim.g, plain["pt"])
         reg = FolioRegistry()
         for h, n in plain["folios"]:

@@ -71,16 +71,17 @@ class OpContext:
 class Condition:
     event_level = True
 
-    def match(self, ctx: OpContext, ev: tuple | None) -> bool:
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         return False
 
     def may_match(self, ctx: OpContext) -> bool:
         """False only when the op certainly has no matching point."""
         return True
 
-    def stop_after(self, ev: tuple) -> bool:
+    def stop_after(self, ev: tuple[Any, ...]) -> bool:
         """Stop after the matching event (state changed) rather than before it."""
-        return ev[0] != "call"
+        kind: str = ev[0]
+        return kind != "call"
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,13 @@ class OpVerb(Condition):
     verb: str
     event_level = False
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         return ctx.verb == self.verb
 
-    def may_match(self, ctx):
+    def may_match(self, ctx: OpContext) -> bool:
         return ctx.verb == self.verb
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"op:{self.verb}"
 
 
@@ -103,13 +104,13 @@ class Cost(Condition):
     threshold: float
     event_level = False
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         return ctx.cycles is not None and ctx.cycles > self.threshold
 
-    def may_match(self, ctx):
+    def may_match(self, ctx: OpContext) -> bool:
         return ctx.cycles is None or ctx.cycles > self.threshold
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"cost:>{self.threshold:g}"
 
 
@@ -117,13 +118,13 @@ class Cost(Condition):
 class Call(Condition):
     name: str
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         return ev is not None and ev[0] == "call" and ev[1] == self.name
 
-    def may_match(self, ctx):
+    def may_match(self, ctx: OpContext) -> bool:
         return ctx.counters is None or ctx.counters.get("call:" + self.name, 0) > 0
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"call:{self.name}"
 
 
@@ -131,10 +132,10 @@ class Call(Condition):
 class Kind(Condition):
     kind: str
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         return ev is not None and ev[0] == self.kind
 
-    def may_match(self, ctx):
+    def may_match(self, ctx: OpContext) -> bool:
         c = _KIND_COUNTER.get(self.kind)
         if ctx.counters is None:
             return True
@@ -142,11 +143,11 @@ class Kind(Condition):
             return ctx.counters.get(self.kind, 0) > 0
         return ctx.counters.get(c, 0) > 0
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"event:{self.kind}"
 
 
-def _event_span(ev: tuple) -> tuple[int, int] | None:
+def _event_span(ev: tuple[Any, ...]) -> tuple[int, int] | None:
     spec = _ADDR_KINDS.get(ev[0])
     if spec is None:
         return None
@@ -166,13 +167,13 @@ class AddrRange(Condition):
     end: int
     label: str = "addr"
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         if ev is None:
             return False
         span = _event_span(ev)
         return span is not None and span[0] < self.end and self.start < span[1]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.label}:{self.start:#x}-{self.end:#x}"
 
 
@@ -182,16 +183,16 @@ class Watch(Condition):
     end: int
     label: str = "watch"
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         return (ev is not None and ev[0] in _WRITE_KINDS and self.start <= ev[1] < self.end
                 and ev[2] != ev[3])
 
-    def may_match(self, ctx):
+    def may_match(self, ctx: OpContext) -> bool:
         return ctx.counters is None or (ctx.counters.get("pte_writes", 0)
                                         + ctx.counters.get("hw_update", 0)
                                         + ctx.counters.get("pmd_write", 0)) > 0
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.label}:{self.start:#x}-{self.end:#x}"
 
 
@@ -206,20 +207,21 @@ class BlockChange(Condition):
     end: int
     label: str = "block"
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         if ev is None:
             return False
         k = ev[0]
+        addr: int = ev[1]
         if k in _WRITE_KINDS:
-            return self.start <= ev[1] < self.end and ev[2] != ev[3]
-        return k in _BLOCK_KINDS and self.start <= ev[1] < self.end
+            return self.start <= addr < self.end and ev[2] != ev[3]
+        return k in _BLOCK_KINDS and self.start <= addr < self.end
 
-    def may_match(self, ctx):
+    def may_match(self, ctx: OpContext) -> bool:
         c = ctx.counters
         return c is None or (c.get("pte_writes", 0) + c.get("hw_update", 0) + c.get("pmd_write", 0)
                              + c.get("converts", 0)) > 0
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.label}:{self.start:#x}-{self.end:#x}"
 
 
@@ -227,7 +229,7 @@ class BlockChange(Condition):
 class Proc(Condition):
     name: str
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         if ev is None:
             return False
         i = _MM_FIELD.get(ev[0])
@@ -238,7 +240,7 @@ class Proc(Condition):
             return bool(args) and args[0] == self.name
         return False
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"proc:{self.name}"
 
 
@@ -247,19 +249,19 @@ class All(Condition):
     parts: tuple[Condition, ...]
 
     @property
-    def event_level(self):  # type: ignore[override]
+    def event_level(self) -> bool:  # type: ignore[override]  # (a class attribute elsewhere)
         return any(p.event_level for p in self.parts)
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         return all(p.match(ctx, ev) for p in self.parts)
 
-    def may_match(self, ctx):
+    def may_match(self, ctx: OpContext) -> bool:
         return all(p.may_match(ctx) for p in self.parts)
 
-    def stop_after(self, ev):
+    def stop_after(self, ev: tuple[Any, ...]) -> bool:
         return all(p.stop_after(ev) for p in self.parts if p.event_level)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "&".join(str(p) for p in self.parts)
 
 
@@ -268,16 +270,16 @@ class AnyOf(Condition):
     parts: tuple[Condition, ...]
 
     @property
-    def event_level(self):  # type: ignore[override]
+    def event_level(self) -> bool:  # type: ignore[override]  # (a class attribute elsewhere)
         return any(p.event_level for p in self.parts)
 
-    def match(self, ctx, ev):
+    def match(self, ctx: OpContext, ev: tuple[Any, ...] | None) -> bool:
         return any(p.match(ctx, ev) if (p.event_level or ev is None) else False for p in self.parts)
 
-    def may_match(self, ctx):
+    def may_match(self, ctx: OpContext) -> bool:
         return any(p.may_match(ctx) for p in self.parts)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "|".join(str(p) for p in self.parts)
 
 

@@ -9,7 +9,7 @@ differ (per-op digests), with the first differing descriptor.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +82,7 @@ def count_cont_blocks(session: Session) -> int:
     return sum(folded_blocks(p.mm.pt, n) for p in session.machine.process_list())
 
 
-def iter_differences(a: Session, b: Session):
+def iter_differences(a: Session, b: Session) -> Iterator[tuple[str, int | None, int | None, int | None]]:
     """(process, addr, value in a, value in b) for every differing descriptor,
     processes by name then addresses ascending; a process missing on one side
     yields (name, None, None, None) once."""
@@ -114,10 +114,14 @@ def first_differing_entry(a: Session, b: Session) -> tuple[str | None, int | Non
     return next(iter_differences(a, b), (None, None, None, None))
 
 
+def _labelled(progress: Callable[[str, int, int], None], label: str) -> Callable[[int, int], None]:
+    return lambda k, n: progress(label, k, n)
+
+
 def compare_sessions(runs: list[Run], progress: Callable[[str, int, int], None] | None = None,
                      top: int = 20) -> Comparison:
     for r in runs:
-        r.session.run(progress=(lambda k, n, lab=r.label: progress(str(lab), k, n)) if progress else None)
+        r.session.run(progress=_labelled(progress, str(r.label)) if progress else None)
     base = runs[0]
     div: Divergence | None = None
     n = min(r.session.executed for r in runs)
@@ -135,7 +139,7 @@ def compare_sessions(runs: list[Run], progress: Callable[[str, int, int], None] 
             for r in runs[1:]]
         div = Divergence(k, str(op), op.line, proc, addr, values)
         break
-    diffs = []
+    diffs: list[dict[str, Any]] = []
     if len(runs) >= 2:
         other = runs[1]
         for k in range(n):

@@ -35,7 +35,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from engine.recorder import COUNT_SLOTS, CountKinds, Recorder, RecordKinds
+from engine.recorder import COUNT_SLOTS, Counters, CountKinds, RecordKinds
 
 # kind -> field names (after the kind itself)
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -85,7 +85,7 @@ FIELD_TYPES: dict[str, str] = {
     "start": "int", "end": "int", "stride": "int", "last_level": "bool", "tlb_level": "int",
     "sync": "bool", "broadcast": "bool", "whole_mm": "bool", "asid": "int", "op": "str",
     "operand": "int", "pages": "int", "level": "int", "domain": "str", "name": "str",
-    "args": "tuple", "cont": "bool", "size": "int", "abort": "bool", "write": "bool",
+    "args": "tuple[Any, ...]", "cont": "bool", "size": "int", "abort": "bool", "write": "bool",
     "reason": "str", "rule": "str", "message": "str", "what": "str", "detail": "Any",
 }
 KIND_FIELD_TYPES: dict[tuple[str, str], str] = {("ret", "value"): "Any"}
@@ -109,12 +109,13 @@ class Event:
 
     __slots__ = ("raw",)
 
-    def __init__(self, raw: tuple):
+    def __init__(self, raw: tuple[Any, ...]):
         self.raw = raw
 
     @property
     def kind(self) -> str:
-        return self.raw[0]
+        kind: str = self.raw[0]
+        return kind
 
     def __getattr__(self, name: str) -> Any:
         fields = FIELDS.get(self.raw[0], ())
@@ -160,15 +161,15 @@ _RENAMED = {
 }
 
 
-def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counter:
+def count_events(events: Iterable[tuple[Any, ...]], into: Counter[str] | None = None) -> Counter[str]:
     """Aggregate event tuples into counters (the DESIGN.md names plus details).
 
     Events are grouped by kind first, so the per-kind details (atomic kind of
     each write, TLBI op, DSB domain, function called) are counted by C-level
     Counter updates rather than a Python branch per event.
     """
-    c: Counter = into if into is not None else Counter()
-    by_kind: dict[str, list[tuple]] = defaultdict(list)
+    c: Counter[str] = into if into is not None else Counter()
+    by_kind: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for ev in events:
         by_kind[ev[0]].append(ev)
     total = sum(len(evs) for evs in by_kind.values())
@@ -219,7 +220,7 @@ def count_events(events: Iterable[tuple], into: Counter | None = None) -> Counte
     return c
 
 
-def iter_views(events: Iterable[tuple]) -> Iterator[Event]:
+def iter_views(events: Iterable[tuple[Any, ...]]) -> Iterator[Event]:
     for ev in events:
         yield Event(ev)
 
@@ -242,7 +243,7 @@ _PLAIN_COUNTERS: tuple[tuple[str, str | None], ...] = tuple(
     for slot, kind in ((s, s[2:]) for s in COUNT_SLOTS))
 
 
-class EventLog(Recorder):
+class EventLog(Counters):
     """Where events go: the recorder interface (engine.recorder.Recorder, one
     method per kind of FIELDS, plus the bulk forms below) over a buffer of
     event tuples (record mode) or counters (count mode).
@@ -260,14 +261,15 @@ class EventLog(Recorder):
     the events). ``buf`` is only ever cleared in place.
     """
 
+    # (the counters of CountKinds are slots of engine.recorder.Counters, a base of both modes)
     __slots__ = ("buf", "recording", "written", "_counts", "page_size", "cont_size", "cont_mask",
                  "atomics", "calls", "nr_one", "tlbi_ops", "dsb_domains", "n_pte_write",
-                 "n_flush_tlb_range", "n_whole_mm", "mm_events", "mm_costs", *COUNT_SLOTS)
+                 "n_flush_tlb_range", "n_whole_mm", "mm_events", "mm_costs")
 
-    buf: list[tuple]
+    buf: list[tuple[Any, ...]]
     recording: bool
     written: set[int] | None
-    _counts: Counter
+    _counts: Counter[str]
     page_size: int
     cont_size: int
     cont_mask: int
@@ -327,7 +329,7 @@ class EventLog(Recorder):
         """n tlb_hit events, for the pages from addr on."""
         raise NotImplementedError
 
-    def kcall(self, name: str, args: tuple) -> None:
+    def kcall(self, name: str, args: tuple[Any, ...]) -> None:
         """The call event of a core-mm function: like call(), with the
         arguments recorded as plain data (see :func:`plain`)."""
         raise NotImplementedError
@@ -336,7 +338,7 @@ class EventLog(Recorder):
         """The ret event of a core-mm function: like ret(), the value as plain data."""
         raise NotImplementedError
 
-    def emit(self, ev: tuple) -> None:
+    def emit(self, ev: tuple[Any, ...]) -> None:
         """Report an event held as a tuple ``(kind, *fields)`` (e.g. an
         invariant violation's ``event()``)."""
         getattr(self, ev[0])(*ev[1:])
@@ -410,12 +412,12 @@ class EventLog(Recorder):
 
     def _live_events(self) -> int:
         """Events counted since the last _fold (read-only)."""
-        return (sum(getattr(self, slot) for slot in COUNT_SLOTS) + self.n_pte_write
-                + self.n_flush_tlb_range + sum(self.tlbi_ops.values()) + sum(self.dsb_domains.values())
-                + sum(self.calls.values()) + sum(self.mm_events.values()))
+        plain: int = sum(getattr(self, slot) for slot in COUNT_SLOTS)
+        return (plain + self.n_pte_write + self.n_flush_tlb_range + sum(self.tlbi_ops.values())
+                + sum(self.dsb_domains.values()) + sum(self.calls.values()) + sum(self.mm_events.values()))
 
     @property
-    def counts(self) -> Counter:
+    def counts(self) -> Counter[str]:
         """Counters aggregated in count mode (the live counters folded in first)."""
         self._fold()
         return self._counts
@@ -447,13 +449,13 @@ class EventLog(Recorder):
         the same count as ``totals()["events"]``)."""
         return len(self.buf) + self._counts.get("events", 0) + self._live_events()
 
-    def since(self, mark: int) -> list[tuple]:
+    def since(self, mark: int) -> list[tuple[Any, ...]]:
         return self.buf[mark:]
 
     def views(self, start: int = 0) -> list[Event]:
         return [Event(t) for t in self.buf[start:]]
 
-    def totals(self) -> Counter:
+    def totals(self) -> Counter[str]:
         """Counters of everything emitted since the last clear()."""
         c = Counter(self.counts)
         count_events(self.buf, c)
@@ -496,7 +498,7 @@ class RecordLog(RecordKinds, EventLog):
         self.buf.extend(zip(repeat("tlb_hit"), range(addr, addr + n * ps, ps), repeat(asid),
                             repeat(size)))
 
-    def kcall(self, name: str, args: tuple) -> None:
+    def kcall(self, name: str, args: tuple[Any, ...]) -> None:
         self.buf.append(("call", name, tuple([a if a.__class__ in _SIMPLE else plain(a) for a in args])))
 
     def kret(self, name: str, value: Any) -> None:
@@ -532,7 +534,7 @@ class CountLog(CountKinds, EventLog):
         d = self.dsb_domains
         d[domain] = d.get(domain, 0) + 1
 
-    def call(self, name: str, args: tuple) -> None:
+    def call(self, name: str, args: tuple[Any, ...]) -> None:
         calls = self.calls
         try:
             calls[name] += 1
@@ -619,8 +621,9 @@ def recorder_source() -> str:
         '"""The recorder interface: one method per event kind, its fields in FIELDS order.',
         "",
         "RecordKinds keeps each event as the tuple ``(kind, *fields)``; CountKinds counts",
-        "the kinds that are one counter each (``n_<kind>``). engine.events.EventLog holds",
-        "the state and adds the bulk forms, engine.events.CountLog the kinds counted by hand.",
+        "the kinds that are one counter each (``n_<kind>``, slots of Counters, a base of both",
+        "modes so that they share one layout). engine.events.EventLog holds the rest of the",
+        "state and adds the bulk forms, engine.events.CountLog the kinds counted by hand.",
         '"""',
         "",
         "from __future__ import annotations",
@@ -637,17 +640,21 @@ def recorder_source() -> str:
         out += ["", *_def(kind), "        raise NotImplementedError"]
     out += ["", "", "class RecordKinds(Recorder):",
             '    """Record mode: each event a tuple appended to ``buf``."""', "",
-            "    __slots__ = ()", "    buf: list[tuple]"]
+            "    __slots__ = ()", "    buf: list[tuple[Any, ...]]"]
     for kind, fields in FIELDS.items():
         items = [f'"{kind}"', *fields]
         out += ["", *_def(kind),
                 *_wrap("        self.buf.append((", items, ",))" if not fields else "))", 25)]
     counted = [k for k in FIELDS if k not in COUNTED_BY_HAND]
-    out += ["", "", "class CountKinds(Recorder):",
-            '    """Count mode, for the kinds that are one counter each."""', "", "    __slots__ = ()"]
+    out += ["", "", "class Counters(Recorder):",
+            '    """The counters of CountKinds. Both modes derive from this class, so a',
+            "    log can switch between them by changing its class (engine.events.EventLog).",
+            '    """', "",
+            *_wrap("    __slots__ = (", [f'"n_{k}"' for k in counted], ")", 17)]
     out += [f"    n_{kind}: int" for kind in counted]
+    out += ["", "", "class CountKinds(Counters):",
+            '    """Count mode, for the kinds that are one counter each."""', "", "    __slots__ = ()"]
     for kind in counted:
         out += ["", *_def(kind), f"        self.n_{kind} += 1"]
-    out += ["", "", "# the counters of CountKinds (engine.events.EventLog has a slot for each)",
-            *_wrap("COUNT_SLOTS = (", [f'"n_{k}"' for k in counted], ")", 15), ""]
+    out += ["", "", "COUNT_SLOTS: tuple[str, ...] = Counters.__slots__", ""]
     return "\n".join(out)

@@ -12,7 +12,7 @@ first, so a user sees everything standing between the block and a fold.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.policy import AnyEntryPolicy, MainlinePolicy, NeverPolicy, ScanPolicy
 from engine.pte import (
@@ -33,6 +33,11 @@ from engine.pte import (
     PTE_VALID,
     PTE_WRITE,
 )
+
+if TYPE_CHECKING:
+    from engine.arch import Arch
+    from engine.pte import Layout
+    from engine.state.mmstruct import MMStruct
 
 _BIT_NAMES = (
     (PTE_VALID, "VALID"), (PTE_USER, "USER"), (PTE_RDONLY, "RDONLY"), (PTE_SHARED, "SH"),
@@ -92,7 +97,7 @@ def _norm(pte: int) -> int:
     return (pte & ~(PTE_AF | PTE_DIRTY)) | PTE_RDONLY
 
 
-def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None,
+def explain_block(arch: Arch, mm: MMStruct, addr: int, layout: Layout | None = None,
                   entries: list[int] | None = None) -> BlockExplanation:
     """``entries``: the block's descriptors when the caller has them (as shown mid-op, or
     read without the page table's writable path); default: read from mm's page table."""
@@ -163,11 +168,11 @@ def explain_block(arch: Any, mm: Any, addr: int, layout: Any = None,
     return ex
 
 
-def policy_note(arch: Any, mm: Any, start: int, entries: list[int]) -> str:
+def policy_note(arch: Arch, mm: MMStruct, start: int, entries: list[int]) -> str:
     """Why a block that passes every fold check is not folded, from the fold
     policy in force (``arch.fold_policy``; None is the kernel's own heuristic)."""
     n = len(entries)
-    policy = getattr(arch, "fold_policy", None)
+    policy = arch.fold_policy
     if policy is None or type(policy) is MainlinePolicy:
         if not arch.profile.auto_fold:
             return (f"kernel profile {arch.profile.name} never folds automatically "

@@ -65,10 +65,15 @@ from engine.state.pagetable import PageTable
 END = 1 << 64
 
 
-class VMALike(Protocol):
-    start: int
-    end: int
-    perms: str
+class VMALike(Protocol):  # (read-only: a VMA's perms and name are computed properties)
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+    @property
+    def perms(self) -> str: ...
 
     @property
     def name(self) -> str: ...
@@ -181,13 +186,13 @@ def _range(lo: int, hi: int) -> str:
 class _Run:
     __slots__ = ("start", "end", "level", "key", "first", "last", "raw", "kind")
 
-    def __init__(self, va: int, end: int, level: str, key: tuple, num: int, raw: int, kind: str):
+    def __init__(self, va: int, end: int, level: str, key: tuple[Any, ...], num: int, raw: int, kind: str):
         self.start, self.end, self.level, self.key = va, end, level, key
         self.first = self.last = num
         self.raw, self.kind = raw, kind
 
 
-def _entry_key(raw: int, level: str, g: Granule, layout: Layout) -> tuple[tuple, int, int, str]:
+def _entry_key(raw: int, level: str, g: Granule, layout: Layout) -> tuple[tuple[Any, ...], int, int, str]:
     """(merge key, number that must be consecutive, its step, kind)."""
     kind = _kind(raw, layout)
     if kind == "swap":

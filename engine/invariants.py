@@ -21,11 +21,15 @@ A violation is returned as data (and the machine records it as an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_VALID, PTE_WRITE
+
+if TYPE_CHECKING:
+    from engine.arch import Arch
+    from engine.state.mmstruct import MMStruct
 
 _CLEAN_OLD = PTE_AF | PTE_DIRTY
 
@@ -36,7 +40,7 @@ class Violation:
     addr: int
     message: str
 
-    def event(self) -> tuple:
+    def event(self) -> tuple[str, str, int, str]:
         return ("invariant_violation", self.rule, self.addr, self.message)
 
     def __str__(self) -> str:
@@ -52,7 +56,7 @@ def _dirty(pte: int) -> bool:
     return bool(pte & PTE_DIRTY) or (pte & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
 
 
-def check_block(arch: Any, mm: Any, table, i0: int, start: int) -> list[Violation]:
+def check_block(arch: Arch, mm: MMStruct, table: Sequence[int], i0: int, start: int) -> list[Violation]:
     """Check one block whose first entry is table[i0] at VA start."""
     n = arch.cont_ptes
     entries = table[i0:i0 + n]
@@ -97,7 +101,7 @@ def check_block(arch: Any, mm: Any, table, i0: int, start: int) -> list[Violatio
     return out
 
 
-def check_mm(arch: Any, mm: Any, start: int = 0, end: int = 1 << 64) -> list[Violation]:
+def check_mm(arch: Arch, mm: MMStruct, start: int = 0, end: int = 1 << 64) -> list[Violation]:
     """Every block of every PTE table of mm overlapping [start, end)."""
     out: list[Violation] = []
     n = arch.cont_ptes
@@ -126,14 +130,14 @@ def check_tlb(tlb: Any) -> list[Violation]:
             for asid, va in tlb.conflicts()]
 
 
-def check_convert_events(events: Iterable[tuple]) -> list[Violation]:
+def check_convert_events(events: Iterable[tuple[Any, ...]]) -> list[Violation]:
     """No access/dirty information lost across a convert (I10).
 
     For each ``convert`` event, the young/dirty OR of the entries it cleared
     must be present in every entry it wrote back.
     """
     out: list[Violation] = []
-    pending: dict | None = None
+    pending: dict[str, Any] | None = None
     for ev in events:
         kind = ev[0]
         if kind == "convert":

@@ -17,7 +17,7 @@ import gc
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +26,12 @@ from engine.arch import DEFAULT_KERNEL, Arch, get_profile
 from engine.costs import cycles
 from engine.errors import ScenarioError
 from engine.events import COUNTER_NAMES, EventLog, count_events
+from engine.granule import Granule
 from engine.granule import granule as to_granule
 from engine.hw.cpus import load_cpu
 from engine.hw.mmu import MMU
-from engine.invariants import check_block, check_mm, check_tlb
+from engine.hw.tlb import TLB
+from engine.invariants import Violation, check_block, check_mm, check_tlb
 from engine.mm.kernel import Kernel
 from engine.mm.pagecache import PageCache
 from engine.mm.physmem import (
@@ -129,12 +131,17 @@ class Machine(Verbs):
         self.arch.fold_policy = None if type(self.policy) is MainlinePolicy else self.policy
         self._frozen: tuple[Any, Any] = (None, None)  # last checkpointed pm and swap (for sharing)
         self.current: Process | None = self.kernel.new_process("p0")
-        self.totals: Counter = Counter()
-        self.last_op: Counter = Counter()
+        self.totals: Counter[str] = Counter()  # with the (float) "cycles"
+        self.last_op: Counter[str] = Counter()
         self.nops = 0
 
     # --- the op loop ------------------------------------------------------------------
-    def apply(self, op: Op) -> Counter:
+    @property
+    def OP_VERBS(self) -> tuple[str, ...]:  # the machine contract's name (engine.contract)
+        """The op verbs apply() knows: every registered scenario verb."""
+        return tuple(VERBS)
+
+    def apply(self, op: Op) -> Counter[str]:
         """Run one user op; returns its counters (also added to totals)."""
         handler = VERBS.get(op.verb)
         if handler is None:
@@ -176,10 +183,15 @@ class Machine(Verbs):
         else:
             counts = +log.counts
         counts["ops"] = 1
-        counts["cycles"] = cycles(counts, self.profile, self.cpu)
+        counts["cycles"] = cycles(counts, self.profile, self.cpu)  # type: ignore[assignment]  # a float (typeshed: int values)
         self.totals.update(counts)
         self.last_op = counts
         return counts
+
+    def cycles_of(self, counters: Mapping[str, int]) -> float:
+        """An op's cycles under this machine's kernel and CPU profiles (apply() puts them
+        in its counters; a snapshot's op records are costed with this)."""
+        return cycles(counters, self.profile, self.cpu)
 
     def set_interrupt_poll(self, poll: Callable[[], bool] | None) -> None:
         """Long ops call ``poll()`` every millisecond or so; when it returns
@@ -188,7 +200,7 @@ class Machine(Verbs):
         self.kernel.interrupt_poll = poll
         self.kernel.ticks = 0
 
-    def run(self, ops) -> Counter:
+    def run(self, ops: Iterable[Op]) -> dict[str, float | int]:
         for op in ops:
             self.apply(op)
         return self.counters()
@@ -198,17 +210,18 @@ class Machine(Verbs):
         log.call("policy_scan", (self.policy.name,))
         mms = {id(p.mm): p.mm for p in self.kernel.procs if p.alive}
         for mm, addr in list(self.policy.scan(self)):
-            if mms.get(id(mm)) is not mm or not 0 <= addr < 1 << 48 or addr % self.g.page_size:
+            live = mms.get(id(mm))
+            if live is None or live is not mm or not 0 <= addr < 1 << 48 or addr % self.g.page_size:
                 raise PolicyError(f"policy {self.policy.name}: scan() yielded ({type(mm).__name__}, "
                                   f"{addr:#x}): not the mm of a running process and a page-aligned "
                                   "user address")
-            pte = mm.pt.get(addr)
+            pte = live.pt.get(addr)
             if pte & PTE_VALID and not pte & PTE_CONT:
-                self.arch.contpte_try_fold_slow(mm, addr, pte)
+                self.arch.contpte_try_fold_slow(live, addr, pte)
         log.ret("policy_scan", None)
 
-    def check_invariants(self) -> list:
-        out = []
+    def check_invariants(self) -> list[Violation]:
+        out: list[Violation] = []
         for p in self.kernel.procs:
             if p.alive:
                 out.extend(check_mm(self.arch, p.mm))
@@ -240,7 +253,7 @@ class Machine(Verbs):
         for v in found:
             self.log.emit(v.event())
 
-    def finish(self) -> Counter:
+    def finish(self) -> dict[str, float | int]:
         """End of a run: the 'end' invariant check, then the totals."""
         if self.config.check == "end":
             mark = len(self.log.buf)
@@ -268,7 +281,7 @@ class Machine(Verbs):
         return list(self.kernel.procs)
 
     @property
-    def tlb(self):
+    def tlb(self) -> TLB:
         return self.mmu.tlb
 
     def folio_info(self, pfn: int) -> dict[str, Any]:
@@ -360,25 +373,25 @@ class Machine(Verbs):
         return h.hexdigest()
 
 
-def _tlb_plain(st: tuple) -> dict:
+def _tlb_plain(st: tuple[Any, Any]) -> dict[str, Any]:
     ents, sets = st
     return {"entries": [[[k, d] for k, d in sorted(e.items())] for e in ents],
             "sets": [[[c, k] for c, k in s] for s in sets]}
 
 
-def _tlb_from_plain(d: dict) -> tuple:
+def _tlb_from_plain(d: dict[str, Any]) -> tuple[Any, Any]:
     ents = tuple({int(k): int(v) for k, v in e} for e in d["entries"])
     sets = [[(int(c), int(k)) for c, k in s] for s in d["sets"]]
     return ents, sets
 
 
-def _thp_from(d: dict, g) -> ThpPolicy:
+def _thp_from(d: dict[str, Any], g: Granule) -> ThpPolicy:
     t = ThpPolicy(g.page_shift, g.pmd_order)
     t.load_plain(d)
     return t
 
 
-def _feed(h, x: Any) -> None:
+def _feed(h: Any, x: Any) -> None:  # h: a hashlib hash object
     if isinstance(x, dict):
         h.update(b"{")
         for k in sorted(x):

@@ -5,7 +5,11 @@ A session records in ``session.meta`` which kind of machine it runs
 (``"scenario"``: the core-mm Machine; ``"api"``: direct ptep calls) and that
 machine's configuration as plain data. This registry turns the pair back into
 a machine factory -- for a snapshot being opened, or for the same ops re-run
-under another kernel profile, CPU or fold policy.
+under another kernel profile, CPU or fold policy (:func:`reopen`, the one way to
+do that: the settings it changes are the ones session.meta records).
+
+Every factory makes machines of the machine contract (engine.contract); the
+registry's types make mypy check that each machine kind implements all of it.
 """
 
 from __future__ import annotations
@@ -16,20 +20,21 @@ from typing import Any
 from engine.apimachine import ApiMachine
 from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.session import _empty
+from engine.contract import MachineContract, MachineFactory
 from engine.machine import Machine, MachineConfig
 from engine.policy import load_policy
 from engine.session import Session
 
-MachineFactory = Callable[[dict[str, Any]], Callable[[], Any]]
-_KINDS: dict[str, MachineFactory] = {}
+KindFactory = Callable[[dict[str, Any]], MachineFactory]
+_KINDS: dict[str, KindFactory] = {}
 
 
-def register_machine_kind(name: str, factory: MachineFactory) -> None:
+def register_machine_kind(name: str, factory: KindFactory) -> None:
     """``factory(config) -> make_machine`` where config is session.meta["config"]."""
     _KINDS[name] = factory
 
 
-def machine_factory(kind: str, config: dict[str, Any]) -> Callable[[], Any]:
+def machine_factory(kind: str, config: dict[str, Any]) -> MachineFactory:
     try:
         factory = _KINDS[kind]
     except KeyError:
@@ -37,35 +42,33 @@ def machine_factory(kind: str, config: dict[str, Any]) -> Callable[[], Any]:
     return factory(dict(config))
 
 
-def _api(cfg: dict[str, Any]) -> Callable[[], Any]:
+def _api(cfg: dict[str, Any]) -> MachineFactory:
     pol = cfg.get("policy")
+    # loaded once, now (a bad name fails here), and shared by every machine made
     policy = load_policy(pol) if pol not in (None, "", "mainline") else None
 
     def make() -> ApiMachine:
-        m = ApiMachine(cfg.get("granule", "4K"), cfg.get("kernel", DEFAULT_KERNEL),
-                       cfg.get("cpu", "neoverse-n1"))
-        if policy is not None:
-            m.arch.fold_policy = policy
-        return m
+        return ApiMachine(cfg.get("granule", "4K"), cfg.get("kernel", DEFAULT_KERNEL),
+                          cfg.get("cpu", "neoverse-n1"), policy)
 
     return make
 
 
-def _scenario(cfg: dict[str, Any]) -> Callable[[], Any]:
+def _scenario(cfg: dict[str, Any]) -> MachineFactory:
     fields = dict(cfg)
     fields["record"] = False
     Machine(MachineConfig(**fields))  # fail now, with the config's own error, not on first use
     return lambda: Machine(MachineConfig(**fields))
 
 
-def _scenario_from(cfg: dict[str, Any]) -> Callable[[], Any]:
+def _scenario_from(cfg: dict[str, Any]) -> MachineFactory:
     """A scenario run on top of a saved state (ptlab run --from): the machine
     is built empty from its configuration; the session layer restores the
     starting state (checkpoint 0, checked against cfg["start"]["digest"])."""
     return _scenario({k: v for k, v in cfg.items() if k != "start"})
 
 
-def _capture(cfg: dict[str, Any]) -> Callable[[], Any]:
+def _capture(cfg: dict[str, Any]) -> MachineFactory:
     return _empty(cfg)
 
 
@@ -78,10 +81,12 @@ register_machine_kind("scenario-from", _scenario_from)
 STARTED_KINDS = ("capture", "scenario-from")
 
 
-def reopen(session: Any, **overrides: Any) -> Any:
+def reopen(session: Session, **overrides: Any) -> Session:
     """The same ops as ``session`` under overridden settings (kernel, cpu,
-    policy, granule ...), as a fresh session from op 0."""
-    meta = getattr(session, "meta", None) or {}
+    policy, granule ...), as a fresh session from op 0. ValueError (one line)
+    when the session does not record how its machine was made, or when a
+    setting cannot change for it."""
+    meta = session.meta
     if "machine" not in meta:
         raise ValueError("this session does not record how its machine was made")
     cfg = dict(meta.get("config", {}))
@@ -100,7 +105,7 @@ def reopen(session: Any, **overrides: Any) -> Any:
         start = session.checkpoint(0)
         empty = make
 
-        def make() -> Any:
+        def make() -> MachineContract:
             m = empty()
             m.restore(start)
             return m

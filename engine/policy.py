@@ -23,18 +23,27 @@ User policies live in a Python file named on the command line as
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import os
 import sys
 import sysconfig
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from engine.arch import Arch
 from engine.pte import PTE_CONT, PTE_SPECIAL, PTE_VALID
 from engine.safeio import UnsafeFileError, read_user_file
+from engine.state.mmstruct import MMStruct
+
+if TYPE_CHECKING:  # (the machine is built above this module: for annotations only)
+    from engine.contract import MachineContract
+
+T = TypeVar("T")
 
 
 class PolicyError(ValueError):
@@ -46,15 +55,15 @@ class FoldPolicy:
     description = ""
     scan_interval = 0  # 0: no periodic scan
 
-    def should_try_fold(self, arch: Any, mm: Any, addr: int, pte: int) -> bool:
+    def should_try_fold(self, arch: Arch, mm: MMStruct, addr: int, pte: int) -> bool:
         """Override: True to run __contpte_try_fold() for the entry just written."""
         return False
 
-    def scan(self, machine: Any) -> Iterable[tuple[Any, int]]:
+    def scan(self, machine: MachineContract) -> Iterable[tuple[MMStruct, int]]:
         return ()
 
 
-def kernel_heuristic(arch: Any, addr: int, pte: int) -> bool:
+def kernel_heuristic(arch: Arch, addr: int, pte: int) -> bool:
     """contpte_try_fold()'s own test (arch/arm64/include/asm/pgtable.h)."""
     mask = arch.cont_ptes - 1
     return (((addr >> arch.page_shift) & mask) == mask
@@ -66,7 +75,7 @@ class MainlinePolicy(FoldPolicy):
     name = "mainline"
     description = "the kernel profile's own heuristic: last entry of an aligned block (none before seed-fold)"
 
-    def should_try_fold(self, arch, mm, addr, pte):
+    def should_try_fold(self, arch: Arch, mm: MMStruct, addr: int, pte: int) -> bool:
         return arch.profile.auto_fold and kernel_heuristic(arch, addr, pte)
 
 
@@ -74,7 +83,7 @@ class NeverPolicy(FoldPolicy):
     name = "never"
     description = "never fold (blocks only get CONT from set_ptes(nr > 1))"
 
-    def should_try_fold(self, arch, mm, addr, pte):
+    def should_try_fold(self, arch: Arch, mm: MMStruct, addr: int, pte: int) -> bool:
         return False
 
 
@@ -82,7 +91,7 @@ class AnyEntryPolicy(FoldPolicy):
     name = "any-entry"
     description = "try to fold on every single-entry write of a valid, non-special entry"
 
-    def should_try_fold(self, arch, mm, addr, pte):
+    def should_try_fold(self, arch: Arch, mm: MMStruct, addr: int, pte: int) -> bool:
         return bool(pte & PTE_VALID) and not pte & (PTE_CONT | PTE_SPECIAL)
 
 
@@ -91,7 +100,7 @@ class ScanPolicy(MainlinePolicy):
     description = "mainline, plus a periodic scanner folding every eligible block (a contpte 'khugepaged')"
     scan_interval = 8
 
-    def scan(self, machine):
+    def scan(self, machine: MachineContract) -> Iterable[tuple[MMStruct, int]]:
         # Candidate blocks: fully populated with valid, non-CONT entries.
         arch = machine.arch
         n = arch.cont_ptes
@@ -118,7 +127,7 @@ def load_policy(spec: str | FoldPolicy | None) -> FoldPolicy:
     if spec is None:
         return MainlinePolicy()
     if isinstance(spec, FoldPolicy) or (not isinstance(spec, str) and hasattr(spec, "should_try_fold")):
-        return spec  # type: ignore[return-value]
+        return spec  # (a duck-typed policy object, with should_try_fold, is used as it is)
     key = ALIASES.get(spec, spec)
     if key in BUILTIN_POLICIES:
         return BUILTIN_POLICIES[key]()
@@ -172,6 +181,19 @@ _NOT_THE_USERS = tuple(sorted({p for p in (sys.prefix, sys.base_prefix, sys.exec
                                if p} | {"<frozen"}))
 
 
+def _in_gc_callback(frame) -> bool:  # type: ignore[no-untyped-def]
+    """Is this frame (or one of its callers) a gc.callbacks function? An
+    exception raised there is unraisable, whatever the deadline says."""
+    codes = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    codes.discard(None)
+    depth = 0
+    while frame is not None and depth < 32:
+        if frame.f_code in codes:
+            return True
+        frame, depth = frame.f_back, depth + 1
+    return False
+
+
 def _describe(value: object, limit: int = 60) -> str:
     """repr() of a user's value for an error message: short, one line, and
     never raising (a user's __repr__ may)."""
@@ -183,17 +205,18 @@ def _describe(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _guarded(owner: str, what: str, time_limit: float, fn, *args):  # type: ignore[no-untyped-def]
+def _guarded(owner: str, what: str, time_limit: float, fn: Callable[..., T], *args: Any) -> T:
     """fn(*args) under a time limit; anything it raises (SystemExit included,
     not KeyboardInterrupt) becomes one PolicyError naming ``owner`` and ``what``."""
     deadline = time.monotonic() + time_limit
     counter = [0]
 
-    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:  # sys.settrace's trace function
         counter[0] += 1
         if counter[0] & 255 == 0 and (now := time.monotonic()) > deadline and (
                 not frame.f_code.co_filename.startswith(_NOT_THE_USERS)
-                or now > deadline + time_limit):  # a policy living in site-packages: never hang
+                or now > deadline + time_limit) and not _in_gc_callback(frame):
+            # (the second test: a policy living in site-packages must not hang either)
             raise PolicyTimeout(f"{owner}: {what} ran for more than {time_limit:g} s (runaway loop?)")
         return tracer
 
@@ -226,7 +249,7 @@ class GuardedPolicy(FoldPolicy):
     MAX_SCAN_ITEMS = 1 << 20  # candidates one scan() may yield
 
     def __init__(self, inner: object, time_limit: float = DEFAULT_TIME_LIMIT):
-        self.inner = inner
+        self.inner: Any = inner  # the user's object: read only through _attr / _call
         self.time_limit = time_limit
         self.name = type(inner).__name__
         name = self._attr("name", self.name)
@@ -245,17 +268,18 @@ class GuardedPolicy(FoldPolicy):
         return _guarded(f"policy {self.name}", f"reading .{name}", self.time_limit,
                         getattr, self.inner, name, default)
 
-    def _call(self, what: str, fn, *args):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         return _guarded(f"policy {self.name}", what, self.time_limit, fn, *args)
 
-    def should_try_fold(self, arch, mm, addr, pte):
-        r = self._call(f"should_try_fold(addr={addr:#x})", self.inner.should_try_fold, arch, mm, addr, pte)
+    def should_try_fold(self, arch: Arch, mm: MMStruct, addr: int, pte: int) -> bool:
+        r: object = self._call(f"should_try_fold(addr={addr:#x})", self.inner.should_try_fold,
+                               arch, mm, addr, pte)
         if r is None or r is True or r is False or (type(r) is int and r in (0, 1)):
             return bool(r)
         raise PolicyError(f"policy {self.name}: should_try_fold(addr={addr:#x}) returned {_describe(r)}, "
                           "expected True or False")
 
-    def scan(self, machine):
+    def scan(self, machine: MachineContract) -> Iterable[tuple[MMStruct, int]]:
         scan = self._attr("scan", None)
         if scan is None:
             return []
@@ -263,7 +287,7 @@ class GuardedPolicy(FoldPolicy):
             raise PolicyError(f"policy {self.name}: scan is not a method")
         limit = self.MAX_SCAN_ITEMS
 
-        def collect() -> list:
+        def collect() -> list[object]:
             items = []
             for item in scan(machine) or ():
                 items.append(item)

@@ -4,8 +4,9 @@
 """The recorder interface: one method per event kind, its fields in FIELDS order.
 
 RecordKinds keeps each event as the tuple ``(kind, *fields)``; CountKinds counts
-the kinds that are one counter each (``n_<kind>``). engine.events.EventLog holds
-the state and adds the bulk forms, engine.events.CountLog the kinds counted by hand.
+the kinds that are one counter each (``n_<kind>``, slots of Counters, a base of both
+modes so that they share one layout). engine.events.EventLog holds the rest of the
+state and adds the bulk forms, engine.events.CountLog the kinds counted by hand.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Recorder:
     def mmu_notifier(self, start: int, end: int) -> None:
         raise NotImplementedError
 
-    def call(self, name: str, args: tuple) -> None:
+    def call(self, name: str, args: tuple[Any, ...]) -> None:
         raise NotImplementedError
 
     def ret(self, name: str, value: Any) -> None:
@@ -97,7 +98,7 @@ class RecordKinds(Recorder):
     """Record mode: each event a tuple appended to ``buf``."""
 
     __slots__ = ()
-    buf: list[tuple]
+    buf: list[tuple[Any, ...]]
 
     def pte_read(self, addr: int, value: int, mm: str) -> None:
         self.buf.append(("pte_read", addr, value, mm))
@@ -129,7 +130,7 @@ class RecordKinds(Recorder):
     def mmu_notifier(self, start: int, end: int) -> None:
         self.buf.append(("mmu_notifier", start, end))
 
-    def call(self, name: str, args: tuple) -> None:
+    def call(self, name: str, args: tuple[Any, ...]) -> None:
         self.buf.append(("call", name, args))
 
     def ret(self, name: str, value: Any) -> None:
@@ -175,10 +176,14 @@ class RecordKinds(Recorder):
         self.buf.append(("mm", what, addr, detail))
 
 
-class CountKinds(Recorder):
-    """Count mode, for the kinds that are one counter each."""
+class Counters(Recorder):
+    """The counters of CountKinds. Both modes derive from this class, so a
+    log can switch between them by changing its class (engine.events.EventLog).
+    """
 
-    __slots__ = ()
+    __slots__ = ("n_pte_read", "n_pmd_write", "n_flush_tlb_mm", "n_isb", "n_mmu_notifier", "n_ret",
+                 "n_convert", "n_fold", "n_unfold", "n_tlb_hit", "n_tlb_miss", "n_tlb_fill", "n_tlb_evict",
+                 "n_tlb_conflict", "n_page_fault", "n_hw_update", "n_invariant_violation", "n_warn")
     n_pte_read: int
     n_pmd_write: int
     n_flush_tlb_mm: int
@@ -197,6 +202,12 @@ class CountKinds(Recorder):
     n_hw_update: int
     n_invariant_violation: int
     n_warn: int
+
+
+class CountKinds(Counters):
+    """Count mode, for the kinds that are one counter each."""
+
+    __slots__ = ()
 
     def pte_read(self, addr: int, value: int, mm: str) -> None:
         self.n_pte_read += 1
@@ -253,7 +264,4 @@ class CountKinds(Recorder):
         self.n_warn += 1
 
 
-# the counters of CountKinds (engine.events.EventLog has a slot for each)
-COUNT_SLOTS = ("n_pte_read", "n_pmd_write", "n_flush_tlb_mm", "n_isb", "n_mmu_notifier", "n_ret", "n_convert",
-               "n_fold", "n_unfold", "n_tlb_hit", "n_tlb_miss", "n_tlb_fill", "n_tlb_evict", "n_tlb_conflict",
-               "n_page_fault", "n_hw_update", "n_invariant_violation", "n_warn")
+COUNT_SLOTS: tuple[str, ...] = Counters.__slots__

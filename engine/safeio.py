@@ -49,13 +49,13 @@ def _describe(mode: int) -> str:
     return "a special file"
 
 
-def shown(path: str | os.PathLike) -> str:
+def shown(path: str | os.PathLike[str]) -> str:
     """A path as it is printed: the text itself, never ``PosixPath('...')``,
     control characters escaped."""
     return escape_controls(os.fsdecode(path))
 
 
-def read_user_file(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
+def read_user_file(path: str | os.PathLike[str], limit: int, what: str = "file") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes, or UnsafeFileError
     (one line: ``PATH: <what> is a FIFO`` ...)."""
     global _PSEUDO
@@ -103,7 +103,7 @@ def read_user_file(path: str | os.PathLike, limit: int, what: str = "file") -> b
         os.close(fd)
 
 
-def read_user_text(path: str | os.PathLike, limit: int, what: str = "file") -> str:
+def read_user_text(path: str | os.PathLike[str], limit: int, what: str = "file") -> str:
     data = read_user_file(path, limit, what)
     try:
         return data.decode("utf-8")

@@ -13,14 +13,19 @@ language reference is docs/scenarios.md. In short::
 
 ``repeat N [VAR] ... end`` blocks nest; inside them ``{EXPR}`` is replaced
 by the value of an integer expression over the loop variables, sizes and
-numbers with ``+ - * / %`` and parentheses. The op sequence is lazy: a
-million-op session costs memory for its text, not for a million Ops, and
-``ops[i]`` is computed directly (for seeking).
+numbers with ``+ - * / %`` and parentheses (engine/expressions.py). The op
+sequence is lazy: a million-op session costs memory for its text, not for
+a million Ops, and ``ops[i]`` is computed directly (for seeking).
+
+This module reads the directives and the program structure; each op's
+words are parsed by its verb's own parser, beside the verb's handler in
+engine/verbs.py, so a new verb is written in one place.
 
 Errors are ScenarioError with ``file:line: message``. Every value is
 bounded before anything is allocated (``MAX_OPS`` ops, numbers below 2**64,
-``MAX_SCENARIO_BYTES`` of text, expressions nested at most ``MAX_NESTING``
-deep); the machine bounds the sizes it will model (engine/limits.py).
+``MAX_SCENARIO_BYTES`` of text, expressions nested at most
+``engine.expressions.MAX_NESTING`` deep); the machine bounds the sizes it
+will model (engine/limits.py).
 """
 
 from __future__ import annotations
@@ -32,375 +37,37 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from engine import limits
 from engine.arch.profiles import get_profile
 from engine.errors import ScenarioError
+from engine.expressions import parse_size, show_token, substitute
 from engine.granule import granule
 from engine.hw.cpus import load_cpu
 from engine.machine import CHECK_MODES, MachineConfig
 from engine.mm.thp import SETTINGS, TOP_SETTINGS, ThpPolicy
-from engine.mm.vma import PROTS
 from engine.ops import Op
 from engine.policy import check_policy_spec
 from engine.safeio import UnsafeFileError, read_user_text, shown
-from engine.verbs import ADVICE, VERBS
+from engine.verbs import SYNTAX, VERBS
 
 DIRECTIVES = ("kernel", "granule", "cpu", "seed", "mthp", "thp", "policy", "memory", "swap",
               "readahead", "fault_around", "check")
-_SIZE = re.compile(r"^(\d+)([kmgt]?)(i?b)?$", re.IGNORECASE | re.ASCII)
-_UNITS = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 MAX_OPS = limits.MAX_OPS  # ops in one scenario, all loops unrolled
 MAX_REPEAT = MAX_OPS
-MAX_VALUE = 1 << 64  # sizes, offsets, addresses and expression values stay below this
-MAX_NESTING = 32  # parentheses / unary minus in one {EXPR}
-MAX_OPERATORS = 128  # binary operators in one {EXPR}
 MAX_SCENARIO_BYTES = 16 << 20
 
 
-# --- values -------------------------------------------------------------------------
-def _show(text: str, limit: int = 40) -> str:
-    """A token for an error message: repr, cut short."""
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
-
-
-def parse_size(text: str) -> int:
-    """4K, 64K, 2M, 1G, 0x10000 or plain decimal bytes (below 2**64)."""
-    t = text.strip().replace("_", "")
-    if len(t) > 40:
-        raise ScenarioError(f"size {_show(text)} is too long")
-    if t.lower().startswith("0x"):
-        if not re.fullmatch(r"[0-9a-fA-F]+", t[2:]):
-            raise ScenarioError(f"bad hex number {_show(text)}")
-        v = int(t[2:], 16)
-    else:
-        mt = _SIZE.match(t)
-        if not mt:
-            raise ScenarioError(f"bad size {_show(text)} (use 4K, 64K, 2M, 1G or hex like 0x10000)")
-        v = int(mt.group(1)) << _UNITS[mt.group(2).lower()]
-    if v >= MAX_VALUE:
-        raise ScenarioError(f"size {_show(text)} is too large (the limit is 2**64 - 1)")
-    return v
-
-
-def _looks_like_size(tok: str) -> bool:
-    try:
-        parse_size(tok)
-        return True
-    except ScenarioError:
-        return False
-
-
-class _Tokens:
-    """The tokens of an {EXPR} and a cursor over them, for the compiler below (no eval)."""
-
-    _TOK = re.compile(r"\s*(?:(0x[0-9a-fA-F_]+|\d+[kKmMgGtT]?)|([A-Za-z_]\w*)|(.))")
-
-    def __init__(self, text: str):
-        self.toks: list[tuple[str, str]] = []
-        pos = 0
-        text = text.strip()
-        while pos < len(text):
-            m = self._TOK.match(text, pos)
-            if m is None:
-                break
-            pos = m.end()
-            if m.group(1):
-                self.toks.append(("num", m.group(1)))
-            elif m.group(2):
-                self.toks.append(("var", m.group(2)))
-            elif m.group(3) and not m.group(3).isspace():
-                self.toks.append(("op", m.group(3)))
-        self.i = 0
-        self.depth = 0
-
-    def _peek(self) -> tuple[str, str] | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-
-def _bound(v: int) -> int:
-    if not -MAX_VALUE < v < MAX_VALUE:
-        raise ScenarioError("expression value out of range (|value| must stay below 2**64)")
-    return v
-
-
-class _Compiled:
-    """An {EXPR} parsed once into a tree of closures (still no eval); evaluated
-    per op of a repeat, which a million-op session does a million times."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, text: str):
-        p = _Tokens(text)
-        if not p.toks:
-            raise ScenarioError("empty expression {}")
-        # each operator nests one closure: bound them so evaluating never recurses deep
-        if _binary_operators(p.toks) > MAX_OPERATORS:
-            raise ScenarioError(f"expression has more than {MAX_OPERATORS} operators")
-        self.fn = _compile_sum(p)
-        if p.i != len(p.toks):
-            raise ScenarioError(f"unexpected {p.toks[p.i][1]!r} in expression")
-
-
-def _binary_operators(toks: list[tuple[str, str]]) -> int:
-    """Binary operators in a token list (a '-' after an operand is binary; unary
-    minus and parentheses are bounded by MAX_NESTING instead)."""
-    n = 0
-    prev = None
-    for kind, text in toks:
-        if kind == "op" and text in "+*/%-" and prev is not None and (prev[0] != "op" or prev[1] == ")"):
-            n += 1
-        prev = (kind, text)
-    return n
-
-
-def _compile_sum(p: _Tokens):  # type: ignore[no-untyped-def]
-    f = _compile_prod(p)
-    while (t := p._peek()) in (("op", "+"), ("op", "-")):
-        p.i += 1
-        g = _compile_prod(p)
-        f = (lambda a, b: lambda env: _bound(a(env) + b(env)))(f, g) if t == ("op", "+") else \
-            (lambda a, b: lambda env: _bound(a(env) - b(env)))(f, g)
-    return f
-
-
-def _div(a: int, b: int) -> int:
-    if b == 0:
-        raise ScenarioError("division by zero in expression")
-    return a // b
-
-
-def _mod(a: int, b: int) -> int:
-    if b == 0:
-        raise ScenarioError("division by zero in expression")
-    return a % b
-
-
-def _compile_prod(p: _Tokens):  # type: ignore[no-untyped-def]
-    f = _compile_atom(p)
-    while (t := p._peek()) and t[0] == "op" and t[1] in "*/%":
-        p.i += 1
-        g = _compile_atom(p)
-        if t[1] == "*":
-            f = (lambda a, b: lambda env: _bound(a(env) * b(env)))(f, g)
-        else:
-            f = (lambda a, b, op: lambda env: op(a(env), b(env)))(f, g, _div if t[1] == "/" else _mod)
-    return f
-
-
-def _compile_atom(p: _Tokens):  # type: ignore[no-untyped-def]
-    t = p._peek()
-    if t is None:
-        raise ScenarioError("expression ends too early")
-    p.i += 1
-    kind, text = t
-    if kind == "op" and text in "(-":
-        p.depth += 1
-        if p.depth > MAX_NESTING:
-            raise ScenarioError(f"expression nested more than {MAX_NESTING} deep")
-    if kind == "num":
-        v = parse_size(text)
-        return lambda env: v
-    if kind == "var":
-        def var(env: dict[str, int], name: str = text) -> int:
-            try:
-                return env[name]
-            except KeyError:
-                raise ScenarioError(f"unknown variable {_show(name)} (loop variables: "
-                                    f"{', '.join(env) or 'none'})") from None
-        return var
-    if text == "(":
-        f = _compile_sum(p)
-        if p._peek() != ("op", ")"):
-            raise ScenarioError("missing ')' in expression")
-        p.i += 1
-        return f
-    if text == "-":
-        g = _compile_atom(p)
-        return lambda env: -g(env)
-    raise ScenarioError(f"unexpected {_show(text)} in expression")
-
-
-_COMPILED: dict[str, _Compiled] = {}
-
-
-def _expr_value(text: str, env: dict[str, int]) -> int:
-    c = _COMPILED.get(text)
-    if c is None:
-        c = _Compiled(text)
-        if len(_COMPILED) < 4096:
-            _COMPILED[text] = c
-    return c.fn(env)
-
-
-def substitute(text: str, env: dict[str, int]) -> str:
-    return _PLACEHOLDER.sub(lambda m: str(_expr_value(m.group(1), env)), text)
-
-
 # --- ops ----------------------------------------------------------------------------
-def _offset(tok: str) -> int:
-    if not tok.startswith("+"):
-        raise ScenarioError(f"expected an offset like +64K, got {tok!r}")
-    return parse_size(tok[1:])
-
-
-def _target(verb: str, toks: list[str], need_len: bool = False) -> tuple[dict[str, Any], list[str]]:
-    """NAME [+OFF [LEN]] -> args, remaining tokens."""
-    if not toks:
-        raise ScenarioError(f"{verb} needs a mapping name")
-    args: dict[str, Any] = {"name": toks[0]}
-    rest = toks[1:]
-    if rest and rest[0].startswith("+"):
-        args["off"] = _offset(rest[0])
-        rest = rest[1:]
-        if rest and _looks_like_size(rest[0]):
-            args["len"] = parse_size(rest[0])
-            rest = rest[1:]
-    if need_len and "len" not in args:
-        raise ScenarioError(f"{verb} needs NAME +OFF LEN")
-    return args, rest
-
-
-def _no_more(verb: str, rest: list[str]) -> None:
-    if rest:
-        raise ScenarioError(f"unexpected {' '.join(rest)!r} after {verb}")
-
-
 def parse_op(toks: list[str]) -> tuple[str, dict[str, Any]]:
+    """One op line's words -> (verb, args), by the verb's own parser (engine.verbs)."""
     verb = toks[0]
-    rest = toks[1:]
     if verb not in VERBS:
         raise ScenarioError(f"unknown verb or directive {verb!r} (verbs: {', '.join(sorted(VERBS))})")
-    if verb == "mmap":
-        if len(rest) < 2:
-            raise ScenarioError("mmap needs NAME SIZE")
-        args: dict[str, Any] = {"name": rest[0], "size": parse_size(rest[1]), "prot": "rw",
-                                "kind": "anon", "shared": False, "at": None, "file": None,
-                                "hugepage": False}
-        i = 2
-        while i < len(rest):
-            t = rest[i]
-            if t in PROTS:
-                args["prot"] = t
-            elif t == "anon":
-                args["kind"] = "anon"
-            elif t == "file" or t.startswith("file="):
-                args["kind"] = "file"
-                if "=" in t:
-                    args["file"] = t.split("=", 1)[1] or None
-            elif t in ("private", "shared"):
-                args["shared"] = t == "shared"
-            elif t == "hugepage":
-                args["hugepage"] = True
-            elif t == "at":
-                if i + 1 >= len(rest):
-                    raise ScenarioError("'at' needs an address")
-                args["at"] = parse_size(rest[i + 1])
-                i += 1
-            else:
-                raise ScenarioError(f"unknown mmap option {t!r}")
-            i += 1
-        return verb, args
-    if verb == "touch":
-        args, rest = _target(verb, rest)
-        args["access"] = "read"
-        args["via"] = "cpu"
-        seen = False
-        for t in rest:
-            if t in ("read", "write"):
-                args["access"] = t
-                seen = True
-            elif t in ("cpu", "smmu"):
-                args["via"] = t
-            else:
-                raise ScenarioError(f"unknown touch option {t!r} (read|write [smmu])")
-        if not seen:
-            raise ScenarioError("touch needs read or write")
-        return verb, args
-    if verb == "fork":
-        if len(rest) > 1:
-            raise ScenarioError("fork takes at most a child name")
-        return verb, {"child": rest[0] if rest else None}
-    if verb in ("switch", "exit"):
-        if verb == "switch" and len(rest) != 1:
-            raise ScenarioError("switch needs a process name")
-        if len(rest) > 1:
-            raise ScenarioError(f"{verb} takes at most a process name")
-        return verb, {"proc": rest[0] if rest else None}
-    if verb in ("munmap", "migrate", "numa"):
-        args, rest = _target(verb, rest)
-        _no_more(verb, rest)
-        return verb, args
-    if verb == "mprotect":
-        args, rest = _target(verb, rest, need_len=True)
-        if len(rest) != 1 or rest[0] not in PROTS:
-            raise ScenarioError(f"mprotect needs a protection ({'|'.join(PROTS)})")
-        args["prot"] = rest[0]
-        return verb, args
-    if verb == "madvise":
-        args, rest = _target(verb, rest)
-        if len(rest) != 1 or rest[0] not in ADVICE:
-            raise ScenarioError(f"madvise needs an advice ({'|'.join(ADVICE)})")
-        args["advice"] = rest[0]
-        return verb, args
-    if verb == "reclaim":
-        if len(rest) > 1:
-            raise ScenarioError("reclaim takes at most a mapping name")
-        if rest:
-            return verb, {"name": rest[0]}
-        return verb, {"name": None}
-    if verb == "mremap":
-        if len(rest) != 2:
-            raise ScenarioError("mremap needs NAME ADDR")
-        return verb, {"name": rest[0], "addr": parse_size(rest[1])}
-    if verb == "split":
-        # split NAME [+OFF] [ORDER|SIZE] [pmd]: a number is the new order, a
-        # size (64K) the new folio size; no +OFF means the whole mapping
-        if not rest:
-            raise ScenarioError("split needs a mapping name")
-        args = {"name": rest[0]}
-        rest = rest[1:]
-        if rest and rest[0].startswith("+"):
-            args["off"] = _offset(rest[0])
-            rest = rest[1:]
-        args["order"] = 0
-        args["pmd"] = False
-        for t in rest:
-            if t == "pmd":
-                args["pmd"] = True
-            elif t.isascii() and t.isdigit():  # not '²': str.isdigit takes any Unicode digit
-                args["order"] = int(t)
-            elif _looks_like_size(t):
-                size = parse_size(t)
-                if size & (size - 1):
-                    raise ScenarioError(f"split size {t} is not a power of two")
-                args["order_size"] = size
-            else:
-                raise ScenarioError(f"unknown split option {t!r} (ORDER, SIZE or pmd)")
-        return verb, args
-    if verb == "collapse":
-        args, rest = _target(verb, rest)
-        _no_more(verb, rest)
-        return verb, args
-    if verb == "gup":
-        args, rest = _target(verb, rest)
-        for t in rest:
-            if t not in ("read", "write", "race"):
-                raise ScenarioError(f"unknown gup option {t!r} (read|write, race)")
-        args["write"] = "write" in rest
-        args["race"] = "race" in rest
-        return verb, args
-    if verb == "read":
-        if not rest:
-            raise ScenarioError("read needs a file name")
-        args, rest = _target(verb, rest)
-        _no_more(verb, rest)
-        args["file"] = args.pop("name")
-        return verb, args
-    raise ScenarioError(f"verb {verb!r} has no syntax")  # pragma: no cover
+    return verb, SYNTAX[verb](toks[1:])
 
 
 # --- program structure ----------------------------------------------------------------
@@ -467,25 +134,30 @@ class OpSeq(Sequence[Op]):
         self._cache[key] = op  # a loop that cycles through a few values parses each once
         return op
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> Op: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Op]: ...
+
+    def __getitem__(self, i: int | slice) -> Op | list[Op]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(self._len))]
-        if i < 0:
-            i += self._len
-        if not 0 <= i < self._len:
-            raise IndexError(i)
+        n = i + self._len if i < 0 else i
+        if not 0 <= n < self._len:
+            raise IndexError(n)
         items = self.items
         env: dict[str, int] = {}
         while True:
             starts = self._starts_of(items)
-            # the last item starting at or before i (an empty loop shares its start
+            # the last item starting at or before n (an empty loop shares its start
             # with the next item, so it is never the one found)
-            j = bisect.bisect_right(starts, i) - 1
+            j = bisect.bisect_right(starts, n) - 1
             it = items[j]
-            i -= starts[j]
+            n -= starts[j]
             if isinstance(it, _Line):
                 return self._make(it, env)
-            k, i = divmod(i, it.size)
+            k, n = divmod(n, it.size)
             if it.var:
                 env = {**env, it.var: k}
             items = it.body
@@ -535,9 +207,9 @@ def _directive(word: str, rest: list[str], header: dict[str, Any]) -> None:
                 check_policy_spec(value)
             elif word == "thp":
                 if value not in TOP_SETTINGS:
-                    raise ValueError(f"thp takes one of {', '.join(TOP_SETTINGS)}, not {_show(value)}")
+                    raise ValueError(f"thp takes one of {', '.join(TOP_SETTINGS)}, not {show_token(value)}")
             elif value not in CHECK_MODES:
-                raise ValueError(f"check takes one of {', '.join(CHECK_MODES)}, not {_show(value)}")
+                raise ValueError(f"check takes one of {', '.join(CHECK_MODES)}, not {show_token(value)}")
         except ValueError as e:  # unknown names (KernelProfileError, CpuProfileError, PolicyError ...)
             raise ScenarioError(str(e)) from None
         header[word] = value
@@ -551,12 +223,12 @@ def _directive(word: str, rest: list[str], header: dict[str, Any]) -> None:
         mthp = header.setdefault("mthp", {})
         for t in rest:
             if "=" not in t:
-                raise ScenarioError(f"mthp: expected SIZE=SETTING, got {_show(t)}")
+                raise ScenarioError(f"mthp: expected SIZE=SETTING, got {show_token(t)}")
             size, setting = t.split("=", 1)
             parse_size(size)
             if setting not in SETTINGS:
-                raise ScenarioError(f"mthp: the setting for {_show(size)} must be one of "
-                                    f"{', '.join(SETTINGS)}, not {_show(setting)}")
+                raise ScenarioError(f"mthp: the setting for {show_token(size)} must be one of "
+                                    f"{', '.join(SETTINGS)}, not {show_token(setting)}")
             mthp[size] = setting
     elif word == "memory":
         if not rest:
@@ -570,12 +242,12 @@ def _directive(word: str, rest: list[str], header: dict[str, Any]) -> None:
                 try:
                     f = float(frac)
                 except ValueError:
-                    raise ScenarioError(f"bad aged fraction {_show(frac)}") from None
+                    raise ScenarioError(f"bad aged fraction {show_token(frac)}") from None
                 if not (math.isfinite(f) and 0.0 <= f < 1.0):
-                    raise ScenarioError(f"aged fraction {_show(frac)} must be at least 0 and below 1")
+                    raise ScenarioError(f"aged fraction {show_token(frac)} must be at least 0 and below 1")
                 header["aged"] = f
             else:
-                raise ScenarioError(f"unknown memory option {_show(t)} (fresh | aged[=FRACTION])")
+                raise ScenarioError(f"unknown memory option {show_token(t)} (fresh | aged[=FRACTION])")
     elif word in ("swap", "readahead", "fault_around"):
         if len(rest) != 1:
             raise ScenarioError(f"{word} takes a size")
@@ -637,7 +309,7 @@ def parse(text: str, file: str = "<scenario>", name: str = "") -> Scenario:
                     raise ScenarioError(f"repeat count {count} out of range (at most {MAX_REPEAT:,})")
                 var = toks[2] if len(toks) == 3 else None
                 if var is not None and not re.fullmatch(r"[A-Za-z_]\w{0,63}", var, re.ASCII):
-                    raise ScenarioError(f"bad loop variable name {_show(var)}")
+                    raise ScenarioError(f"bad loop variable name {show_token(var)}")
                 if var is not None and any(r.var == var for r in stack):
                     raise ScenarioError(f"loop variable {var!r} is already used by an enclosing repeat")
                 r = _Repeat(lineno, count, var)
@@ -692,7 +364,7 @@ def load(path: str | Path) -> Scenario:
 
 
 # --- built-ins --------------------------------------------------------------------------
-def _builtin_dir():
+def _builtin_dir() -> Traversable:
     return resources.files("engine") / "scenarios"
 
 

@@ -26,22 +26,29 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Literal, Protocol, overload
 
 from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
-from engine.costs import cycles
+from engine.contract import MachineContract, MachineFactory, MachineProcess, MachineState
 from engine.errors import OpInterrupted
 from engine.explain import explain_block
-from engine.machine import Machine
 from engine.ops import Op
-from engine.verbs import VERBS
 
 GRAINS = ("op", "call", "event")
 LAZY = object()  # a checkpoint not loaded yet (see Session.checkpoint_loader)
+
+
+def tables_digest(procs: Iterable[MachineProcess]) -> bytes:
+    """The digest a session records after each op: the page tables of every process."""
+    h = blake2b(digest_size=16)
+    for p in procs:
+        h.update(p.name.encode() + b"\0")
+        h.update(p.mm.pt.digest())
+    return h.digest()
 
 
 class SessionError(RuntimeError):
@@ -62,6 +69,21 @@ class OpRecord:
     error: str | None = None
 
 
+class OpRecords(Protocol):
+    """A session's per-op records: a list, or a view that reads them from a snapshot
+    (snapshots.session_io) and appends new ones after them."""
+
+    def __len__(self) -> int: ...
+
+    @overload
+    def __getitem__(self, i: int) -> OpRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[OpRecord]: ...
+
+    def append(self, rec: OpRecord) -> None: ...
+
+
 @dataclass(frozen=True, order=True)
 class Position:
     op: int
@@ -77,7 +99,7 @@ class Hit:
     position: Position
     op: int
     event_index: int | None  # index in the op's events, None for an op-start hit
-    event: tuple | None
+    event: tuple[Any, ...] | None
 
 
 @dataclass
@@ -91,37 +113,41 @@ class SessionStats:
 class Session:
     """Owns a machine and a list of ops; see the module docstring."""
 
-    def __init__(self, make_machine: Callable[[], Any], ops: Sequence[Op], *,
-                 cost_fn: Callable[[Counter], float] | None = None,
+    def __init__(self, make_machine: MachineFactory, ops: Sequence[Op], *,
+                 cost_fn: Callable[[Mapping[str, int]], float] | None = None,
                  checkpoint_ops: int = 500, checkpoint_events: int = 200_000,
                  max_checkpoints: int = 4096, name: str = "", source: str = "",
-                 on_checkpoint: Callable[[int, Any], None] | None = None,
+                 on_checkpoint: Callable[[int, MachineState], None] | None = None,
                  meta: dict[str, Any] | None = None):
         self.make_machine = make_machine
-        self.machine = make_machine()
+        self.machine: MachineContract = make_machine()
         self.ops: Sequence[Op] = ops if not isinstance(ops, (list, tuple)) else list(ops)
         # What created this session (machine kind, configuration): plain data,
         # used to save it and to build it again from a snapshot.
         self.meta: dict[str, Any] = dict(meta or {})
         # Checkpoints may be stored lazily (LAZY) and fetched by this loader.
-        self.checkpoint_loader: Callable[[int], Any] | None = None
+        self.checkpoint_loader: Callable[[int], MachineState] | None = None
         self.warnings: list[str] = []
+        # Opened from a snapshot: the open file its records and checkpoints load from (kept
+        # open as long as the session), and the UI view saved with it (tui.snapshot_io).
+        self.snapshot_file: object | None = None
+        self.saved_view: dict[str, Any] = {}
         self.name = name
         self.source = source
-        self.cost_fn = cost_fn or getattr(self.machine, "cycles_of", None) or self._machine_cycles
+        self.cost_fn = cost_fn or self.machine.cycles_of
         self.checkpoint_ops = checkpoint_ops
         self.checkpoint_events = checkpoint_events
         self.max_checkpoints = max_checkpoints
         self.on_checkpoint = on_checkpoint
-        self.records: list[OpRecord] = []
-        self.checkpoints: dict[int, Any] = {0: self.machine.state()}
+        self.records: OpRecords = []
+        self.checkpoints: dict[int, MachineState] = {0: self.machine.state()}
         self._cp_tag: tuple[int, int] | None = None
-        self._interned: dict[tuple, dict[str, int]] = {}
+        self._interned: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
         self._cp_keys: list[int] = []
         self._since_checkpoint = 0  # events run since the last checkpoint
         self.k = 0  # ops completed on the live machine
         self.e = 0  # events of op k shown
-        self._events_cache: OrderedDict[int, list[tuple]] = OrderedDict()
+        self._events_cache: OrderedDict[int, list[tuple[Any, ...]]] = OrderedDict()
         self._events_cached = 0
         self.events_cache_limit = 2_000_000
         self.breakpoints: list[Breakpoint] = []
@@ -132,9 +158,7 @@ class Session:
         # Long ops poll self.interrupt() from inside the machine (every few ms) and stop
         # part way; the session then restores the op's start state. Not while restoring.
         self._no_abort = 0
-        set_poll = getattr(self.machine, "set_interrupt_poll", None)
-        if set_poll is not None:
-            set_poll(self._abort_requested)
+        self.machine.set_interrupt_poll(self._abort_requested)
 
     def _abort_requested(self) -> bool:
         return not self._no_abort and bool(self.interrupt())
@@ -148,17 +172,6 @@ class Session:
             yield
         finally:
             self._no_abort -= 1
-
-    def _machine_cycles(self, counters: Counter) -> float:
-        """Cycles of an op's counters under the machine's own cost model."""
-        m = self.machine
-        return cycles(counters, m.arch.profile, m.arch.cpu)
-
-    def reopen(self, **overrides: Any) -> Session:
-        """The same ops under other settings (kernel=, policy=, cpu= ...), from op 0."""
-        from engine.machines import reopen  # here: machines builds Sessions (a cycle, issue #15 item 2)
-
-        return reopen(self, **overrides)
 
     # --- basic facts ----------------------------------------------------------------
     @property
@@ -179,14 +192,10 @@ class Session:
         return self.k >= self.n_ops
 
     def op_digest(self) -> bytes:
-        h = blake2b(digest_size=16)
-        for p in self.machine.process_list():
-            h.update(p.name.encode() + b"\0")
-            h.update(p.mm.pt.digest())
-        return h.digest()
+        return tables_digest(self.machine.process_list())
 
     # --- running ops -----------------------------------------------------------------
-    def _run_op(self, k: int, record: bool) -> tuple[list[tuple] | None, Counter]:
+    def _run_op(self, k: int, record: bool) -> tuple[list[tuple[Any, ...]] | None, Counter[str]]:
         """Apply op k to the live machine (which must be at k)."""
         m = self.machine
         log = m.log
@@ -204,7 +213,15 @@ class Session:
         log.set_recording(False)
         return events, counters
 
-    def _advance(self, record: bool = False, start_state: Any = None) -> list[tuple] | None:
+    @overload
+    def _advance(self, record: Literal[True], start_state: MachineState = None) -> list[tuple[Any, ...]]: ...
+
+    @overload
+    def _advance(self, record: bool = False,
+                 start_state: MachineState = None) -> list[tuple[Any, ...]] | None: ...
+
+    def _advance(self, record: bool = False,
+                 start_state: MachineState = None) -> list[tuple[Any, ...]] | None:
         """Run op self.k on the live machine, extend the records, move to k + 1.
 
         An op that fails or is interrupted leaves the session at its start
@@ -226,9 +243,8 @@ class Session:
             raise SessionError(msg) from e
         if k == len(self.records):
             counters["ops"] = 1
-            cycles = counters.pop("cycles", None)
-            if cycles is None:
-                cycles = self.cost_fn(counters)
+            given = counters.pop("cycles", None)  # a machine that costs its ops gives the (float) cycles
+            cycles = float(given) if given is not None else self.cost_fn(counters)
             # ops of a loop often count the same: share one dict among them
             d = dict(counters)
             key = tuple(d.items())
@@ -237,7 +253,7 @@ class Session:
                 if len(self._interned) >= 1 << 16:
                     self._interned.clear()
                 self._interned[key] = shared = d
-            self.records.append(OpRecord(shared, float(cycles), self.op_digest(),
+            self.records.append(OpRecord(shared, cycles, self.op_digest(),
                                          counters.get("events", 0)))
         elif k > len(self.records):  # pragma: no cover - guarded by seek
             raise SessionError("ops must be recorded in order")
@@ -277,7 +293,7 @@ class Session:
             self._cp_tag = tag
         return self._cp_keys
 
-    def checkpoint(self, c: int) -> Any:
+    def checkpoint(self, c: int) -> MachineState:
         st = self.checkpoints[c]
         if st is LAZY:
             if self.checkpoint_loader is None:
@@ -298,12 +314,11 @@ class Session:
         self.checkpoint_ops *= 2
         self.checkpoint_events *= 2
 
-    def _restore_op_start(self, k: int, start_state: Any = None) -> None:
+    def _restore_op_start(self, k: int, start_state: MachineState = None) -> None:
         """The live machine ran part of op k: put it back at the boundary before k."""
-        log = getattr(self.machine, "log", None)
-        if log is not None:  # an interrupted recording may hold millions of events
-            log.clear()
-            log.set_recording(False)
+        log = self.machine.log  # an interrupted recording may hold millions of events
+        log.clear()
+        log.set_recording(False)
         with self.uninterruptible():
             if start_state is not None:
                 self.machine.restore(start_state)
@@ -369,7 +384,7 @@ class Session:
         return done
 
     # --- events of one op ------------------------------------------------------------
-    def events_of(self, k: int) -> list[tuple]:
+    def events_of(self, k: int) -> list[tuple[Any, ...]]:
         """Every event of op k (re-run from its start state, then put back)."""
         if not 0 <= k < self.n_ops:
             raise SessionError(f"there is no op {k + 1}")
@@ -410,7 +425,7 @@ class Session:
             else:
                 self._place(keep)
 
-    def _cache_events(self, k: int, events: list[tuple]) -> None:
+    def _cache_events(self, k: int, events: list[tuple[Any, ...]]) -> None:
         self._events_cache[k] = events
         self._events_cached += len(events)
         while self._events_cached > self.events_cache_limit and len(self._events_cache) > 1:
@@ -422,7 +437,7 @@ class Session:
             return self.records[k].n_events
         return len(self.events_of(k))
 
-    def current_events(self) -> list[tuple]:
+    def current_events(self) -> list[tuple[Any, ...]]:
         return self.events_of(self.k) if self.k < self.n_ops else []
 
     # --- positioning -----------------------------------------------------------------
@@ -502,7 +517,7 @@ class Session:
             return ov[(process, addr)]
         return self.process(process).mm.pt.get(addr)
 
-    def process(self, name: str) -> Any:
+    def process(self, name: str) -> MachineProcess:
         for p in self.machine.process_list():
             if p.name == name:
                 return p
@@ -519,18 +534,18 @@ class Session:
         return set(self._writes(self.events_of(k - 1)))
 
     @staticmethod
-    def _writes(events) -> Iterator[tuple[str, int]]:
+    def _writes(events: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, int]]:
         for ev in events:
             if ev[0] in ("pte_write", "pmd_write"):
                 yield ev[5], ev[1]
             elif ev[0] == "hw_update":
                 yield ev[4], ev[1]
 
-    def call_stack(self) -> list[tuple]:
+    def call_stack(self) -> list[tuple[Any, ...]]:
         """The arch/core-mm calls open at the current position, outermost first."""
         if not self.e:
             return []
-        stack: list[tuple] = []
+        stack: list[tuple[Any, ...]] = []
         for ev in self.events_of(self.k)[: self.e]:
             if ev[0] == "call":
                 stack.append(ev)
@@ -538,12 +553,13 @@ class Session:
                 stack.pop()
         return stack
 
-    def totals(self, upto: int | None = None) -> Counter:
+    def totals(self, upto: int | None = None) -> Counter[str]:
+        """Every op's counters added up to op ``upto``, with the (float) "cycles"."""
         upto = self.executed if upto is None else min(upto, self.executed)
-        c: Counter = Counter()
+        c: Counter[str] = Counter()
         # records share equal counter dicts (a million ops of a loop have a few
         # dozen distinct ones): add each distinct dict once, times its uses
-        uses: dict[int, list] = {}
+        uses: dict[int, list[Any]] = {}  # id -> [counters, times used]
         cycles = 0.0
         for r in self.records[:upto]:
             u = uses.get(id(r.counters))
@@ -556,7 +572,7 @@ class Session:
             for k, v in counters.items():
                 c[k] += v * times
         if upto:
-            c["cycles"] += cycles
+            c["cycles"] += cycles  # type: ignore[assignment]  # a float beside the counts (typeshed: int values)
         return c
 
     # --- breakpoints -----------------------------------------------------------------
@@ -572,13 +588,9 @@ class Session:
         self.breakpoints.append(bp)
         return bp
 
-    def op_verbs(self) -> tuple[str, ...] | None:
-        """The op verbs this session's machine knows (for op:VERB), None if it does not say."""
-        verbs = getattr(self.machine, "OP_VERBS", None)
-        if verbs is None:
-            if isinstance(self.machine, Machine):
-                verbs = VERBS
-        return tuple(sorted(verbs)) if verbs is not None else None
+    def op_verbs(self) -> tuple[str, ...]:
+        """The op verbs this session's machine knows (for op:VERB)."""
+        return tuple(sorted(self.machine.OP_VERBS))
 
     def remove_breakpoint(self, bp_id: int) -> None:
         before = len(self.breakpoints)
@@ -592,8 +604,8 @@ class Session:
         return any(b.enabled and b.condition.event_level and b.condition.may_match(ctx)
                    for b in self.breakpoints)
 
-    def _points(self, k: int, events: list[tuple] | None = None
-                ) -> Iterator[tuple[Position, Breakpoint, int | None, tuple | None]]:
+    def _points(self, k: int, events: list[tuple[Any, ...]] | None = None
+                ) -> Iterator[tuple[Position, Breakpoint, int | None, tuple[Any, ...] | None]]:
         """Every (position, breakpoint, event index, event) hit inside op k, in
         order. Op k must be recorded; ``events`` are its events if known."""
         rec = self.records[k]
@@ -612,7 +624,7 @@ class Session:
                 if b.condition.match(ctx, ev):
                     yield Position(k, j + 1 if b.condition.stop_after(ev) else j), b, j, ev
 
-    def _hit(self, bp: Breakpoint, pos: Position, k: int, j: int | None, ev: tuple | None) -> Hit:
+    def _hit(self, bp: Breakpoint, pos: Position, k: int, j: int | None, ev: tuple[Any, ...] | None) -> Hit:
         bp.hits += 1
         self.seek(pos)
         return Hit(bp, self.position, k, j, ev)
@@ -639,7 +651,7 @@ class Session:
                 if self._needs_events(k) or k >= self.executed:
                     st = self.machine.state()
                     events = self._advance(record=True, start_state=st)
-                    self._cache_events(k, events)  # type: ignore[arg-type]
+                    self._cache_events(k, events)
                 else:
                     self._advance(record=False)
                     st = None
@@ -670,15 +682,15 @@ class Session:
                 return None
             keys = self._checkpoint_keys()
             c = keys[bisect_right(keys, hi) - 1]
-            recorded: dict[int, list[tuple]] = {}
+            recorded: dict[int, list[tuple[Any, ...]]] = {}
             try:
                 self._reload(c)
                 while self.k <= hi:
                     k = self.k
                     if self._needs_events(k):
                         events = self._advance(record=True)
-                        recorded[k] = events  # type: ignore[assignment]
-                        self._cache_events(k, events)  # type: ignore[arg-type]
+                        recorded[k] = events
+                        self._cache_events(k, events)
                     else:
                         self._advance(record=False)
             except SessionInterrupted:
@@ -739,5 +751,5 @@ class Session:
 
 @dataclass
 class RunSummary:
-    totals: Counter
+    totals: Counter[str]
     records: list[OpRecord] = field(default_factory=list)

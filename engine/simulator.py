@@ -22,12 +22,12 @@ import engine.pte as pte_module
 from engine.arch import Arch
 from engine.arch.profiles import DEFAULT_KERNEL, KernelProfile, get_profile
 from engine.events import Event, EventLog, count_events
-from engine.explain import explain_block
+from engine.explain import BlockExplanation, explain_block
 from engine.granule import Granule
 from engine.granule import granule as to_granule
 from engine.hw.cpus import CpuProfile, load_cpu
 from engine.hw.walker import walk_descriptor
-from engine.invariants import check_mm
+from engine.invariants import Violation, check_mm
 from engine.pte import LAYOUTS, Layout
 from engine.state.folios import FolioRegistry
 from engine.state.mmstruct import MMStruct
@@ -125,12 +125,12 @@ class Simulator:
     def clear_events(self) -> None:
         self.log.clear()
 
-    def counters(self) -> Counter:
+    def counters(self) -> Counter[str]:
         return count_events(self.log.buf)
 
     # --- analysis ----------------------------------------------------------------------
-    def check_invariants(self, start: int = 0, end: int = 1 << 48) -> list:
+    def check_invariants(self, start: int = 0, end: int = 1 << 48) -> list[Violation]:
         return check_mm(self.arch, self.mm, start, end)
 
-    def explain(self, addr: int):
+    def explain(self, addr: int) -> BlockExplanation:
         return explain_block(self.arch, self.mm, addr)

@@ -4,9 +4,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.pte import PTE_CONT, PTE_SPECIAL, PTE_VALID
+
+if TYPE_CHECKING:  # (the machine is built above this module: for annotations only)
+    from engine.machine import Machine
+    from engine.mm.process import Process
+    from engine.mm.vma import VMA
 
 
 def folded_blocks(pt: Any, cont_ptes: int, start: int = 0, end: int = 1 << 64) -> int:
@@ -39,7 +44,7 @@ def folded_blocks(pt: Any, cont_ptes: int, start: int = 0, end: int = 1 << 64) -
     return total
 
 
-def vma_summary(machine: Any, proc: Any, vma: Any) -> dict[str, Any]:
+def vma_summary(machine: Machine, proc: Process, vma: VMA) -> dict[str, Any]:
     g = machine.g
     lay = machine.layout
     pt = proc.mm.pt
@@ -59,7 +64,7 @@ def vma_summary(machine: Any, proc: Any, vma: Any) -> dict[str, Any]:
             "pmd_mappings": pmds, "swap_entries": swap}
 
 
-def process_summary(machine: Any, proc: Any) -> dict[str, Any]:
+def process_summary(machine: Machine, proc: Process) -> dict[str, Any]:
     vmas = [vma_summary(machine, proc, v) for v in proc.vmas]
     g = machine.g
     return {
@@ -73,11 +78,11 @@ def process_summary(machine: Any, proc: Any) -> dict[str, Any]:
     }
 
 
-def machine_summary(machine: Any) -> dict[str, dict[str, Any]]:
+def machine_summary(machine: Machine) -> dict[str, dict[str, Any]]:
     return {p.name: process_summary(machine, p) for p in machine.process_list()}
 
 
-def memory_summary(machine: Any) -> dict[str, Any]:
+def memory_summary(machine: Machine) -> dict[str, Any]:
     """Physical memory, swap and page cache at the end of a run (in pages)."""
     k = machine.kernel
     return {"physical": k.pm.stats(), "swap": k.swap.stats(),

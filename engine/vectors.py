@@ -25,7 +25,7 @@ class Mismatch:
     trace: int
     call_index: int
     call: str
-    args: list
+    args: list[Any]
     what: str
     expected: Any
     found: Any
@@ -41,8 +41,8 @@ class Mismatch:
                 f"expected {fmt(self.expected)}, found {fmt(self.found)}")
 
 
-def load(path: str | Path) -> dict:
-    data = json.loads(Path(path).read_text())
+def load(path: str | Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(path).read_text())
     if data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file (format={data.get('format')!r})")
     return data
@@ -54,7 +54,7 @@ def _normalise_ret(value: Any) -> Any:
     return int(value)
 
 
-def replay_trace(trace: dict, index: int = 0) -> Iterator[Mismatch]:
+def replay_trace(trace: dict[str, Any], index: int = 0) -> Iterator[Mismatch]:
     sim = Simulator(granule=trace["granule"], kernel=trace["kernel"], cpu=trace["cpu"])
     for ci, call in enumerate(trace["calls"]):
         name, args = call["call"], call["args"]
@@ -96,6 +96,6 @@ def replay_trace(trace: dict, index: int = 0) -> Iterator[Mismatch]:
         sim.log.clear()
 
 
-def replay(data: dict) -> Iterator[Mismatch]:
+def replay(data: dict[str, Any]) -> Iterator[Mismatch]:
     for ti, trace in enumerate(data["traces"]):
         yield from replay_trace(trace, ti)

@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""What each op verb does to a machine.
+"""Each op verb in one place: its text form and what it does to a machine.
 
-Every handler first checks its arguments against the machine -- the
-mapping name exists in the current process, the range lies inside mapped
-VMAs, the access is permitted -- and raises ScenarioError before anything
-changes; it then returns the closure that performs the op. Op arguments
-(see engine/scenario.py for the text form):
+A verb is a parser beside its handler, registered together by
+:func:`verb`. The parser turns the words after the verb on a scenario line
+(docs/scenarios.md; engine/scenario.py hands them over) into the op's
+arguments, or raises ScenarioError. The handler first checks the arguments
+against the machine -- the mapping name exists in the current process, the
+range lies inside mapped VMAs, the access is permitted -- and raises
+ScenarioError before anything changes; it then returns the closure that
+performs the op. Op arguments:
 
 =========  ====================================================================
 mmap       name, size, prot, kind ("anon"|"file"), file, shared, at, hugepage
@@ -34,12 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 from engine import limits
 from engine.errors import ScenarioError
+from engine.expressions import looks_like_size, parse_size
 from engine.limits import human
-from engine.mm.base import VM_FAULT_OOM
+from engine.mm.base import VM_FAULT_OOM, VM_FAULT_RETRY
 from engine.mm.vma import PROTS, VM_EXEC, VM_HUGEPAGE, VM_READ, VM_SHARED, VM_WRITE, prot_flags
 
 if TYPE_CHECKING:
+    from engine.granule import Granule
     from engine.machine import Machine
+    from engine.mm.kernel import Kernel
     from engine.mm.process import Process
     from engine.ops import Op
 
@@ -48,12 +54,21 @@ if TYPE_CHECKING:
 MAX_FAULT_RETRIES = 8
 ADVICE = ("dontneed", "free", "cold", "pageout", "hugepage", "nohugepage")
 
-VERBS: dict[str, Callable[[Machine, Op], Callable[[], object]]] = {}
+# a verb's handler: checks the op's arguments (ScenarioError before anything changes) and returns
+# the closure that makes the change
+Handler = Callable[["Machine", "Op"], Callable[[], object]]
+Syntax = Callable[[list[str]], dict[str, Any]]  # the words after the verb -> the op's arguments
+
+VERBS: dict[str, Handler] = {}
+SYNTAX: dict[str, Syntax] = {}
 
 
-def verb(name: str):
-    def deco(fn):
+def verb(name: str, syntax: Syntax) -> Callable[[Handler], Handler]:
+    """Register a verb: ``syntax`` parses its text form, the decorated function handles it."""
+
+    def deco(fn: Handler) -> Handler:
         VERBS[name] = fn
+        SYNTAX[name] = syntax
         return fn
 
     return deco
@@ -66,12 +81,17 @@ def _arg(op: Op, key: str, default: Any = None) -> Any:
 class Verbs:
     """Argument checks shared by the verb handlers (mixed into Machine)."""
 
-    def _proc(self: Machine) -> Process:
+    # what these checks read of the Machine they are mixed into (annotations only: no class attributes)
+    current: Process | None
+    g: Granule
+    kernel: Kernel
+
+    def _proc(self) -> Process:
         if self.current is None or not self.current.alive:
             raise ScenarioError("no running process (every process has exited)")
         return self.current
 
-    def _region(self: Machine, op: Op, need_len: bool = False) -> tuple[Process, int, int]:
+    def _region(self, op: Op, need_len: bool = False) -> tuple[Process, int, int]:
         """[start, end) of NAME +OFF LEN in the current process."""
         proc = self._proc()
         name = _arg(op, "name")
@@ -102,7 +122,7 @@ class Verbs:
         return proc, start, end
 
     # --- limits (engine/limits.py): checked before anything changes ---------------------
-    def _check_vma_room(self: Machine, proc: Process, more: int) -> None:
+    def _check_vma_room(self, proc: Process, more: int) -> None:
         """Room for ``more`` VMAs in proc (mmap: 1; a split in the middle: 2)."""
         if len(proc.vmas) + more > limits.MAX_MAP_COUNT:
             raise ScenarioError(f"process {proc.name} would have more than {limits.MAX_MAP_COUNT} VMAs "
@@ -111,14 +131,14 @@ class Verbs:
             raise ScenarioError(f"more than {limits.MAX_TOTAL_VMAS:,} VMAs in all processes together "
                                 "(ptlab's limit)")
 
-    def _check_mapped_room(self: Machine, more: int) -> None:
+    def _check_mapped_room(self, more: int) -> None:
         mapped = sum(p.mapped_bytes() for p in self.kernel.live_procs())
         if mapped + more > limits.MAX_MAPPED:
             raise ScenarioError(f"{human(more)} more would bring the address space mapped by all processes "
                                 f"to {human(mapped + more)}, above ptlab's limit of "
                                 f"{human(limits.MAX_MAPPED)}")
 
-    def _check_file_room(self: Machine, more_pages: int) -> None:
+    def _check_file_room(self, more_pages: int) -> None:
         if more_pages <= 0:
             return
         pages = sum(f.npages for f in self.kernel.pc.files.values())
@@ -138,7 +158,82 @@ def _first_hole(proc: Process, start: int, end: int) -> int:
     return pos
 
 
-@verb("mmap")
+# --- the text form: what the verbs' parsers share -------------------------------------------
+def _offset(tok: str) -> int:
+    if not tok.startswith("+"):
+        raise ScenarioError(f"expected an offset like +64K, got {tok!r}")
+    return parse_size(tok[1:])
+
+
+def _target(verb: str, toks: list[str], need_len: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """NAME [+OFF [LEN]] -> args, remaining tokens."""
+    if not toks:
+        raise ScenarioError(f"{verb} needs a mapping name")
+    args: dict[str, Any] = {"name": toks[0]}
+    rest = toks[1:]
+    if rest and rest[0].startswith("+"):
+        args["off"] = _offset(rest[0])
+        rest = rest[1:]
+        if rest and looks_like_size(rest[0]):
+            args["len"] = parse_size(rest[0])
+            rest = rest[1:]
+    if need_len and "len" not in args:
+        raise ScenarioError(f"{verb} needs NAME +OFF LEN")
+    return args, rest
+
+
+def _no_more(verb: str, rest: list[str]) -> None:
+    if rest:
+        raise ScenarioError(f"unexpected {' '.join(rest)!r} after {verb}")
+
+
+def _just_target(verb: str) -> Syntax:
+    """The syntax ``VERB NAME [+OFF [LEN]]`` and nothing after."""
+
+    def parse(rest: list[str]) -> dict[str, Any]:
+        args, rest = _target(verb, rest)
+        _no_more(verb, rest)
+        return args
+
+    return parse
+
+
+# --- the verbs: each one's parser, then its handler ------------------------------------------
+
+
+def _parse_mmap(rest: list[str]) -> dict[str, Any]:
+    if len(rest) < 2:
+        raise ScenarioError("mmap needs NAME SIZE")
+    args: dict[str, Any] = {"name": rest[0], "size": parse_size(rest[1]), "prot": "rw",
+                            "kind": "anon", "shared": False, "at": None, "file": None,
+                            "hugepage": False}
+    i = 2
+    while i < len(rest):
+        t = rest[i]
+        if t in PROTS:
+            args["prot"] = t
+        elif t == "anon":
+            args["kind"] = "anon"
+        elif t == "file" or t.startswith("file="):
+            args["kind"] = "file"
+            if "=" in t:
+                args["file"] = t.split("=", 1)[1] or None
+        elif t in ("private", "shared"):
+            args["shared"] = t == "shared"
+        elif t == "hugepage":
+            args["hugepage"] = True
+        elif t == "at":
+            if i + 1 >= len(rest):
+                raise ScenarioError("'at' needs an address")
+            args["at"] = parse_size(rest[i + 1])
+            i += 1
+        else:
+            raise ScenarioError(f"unknown mmap option {t!r}")
+        i += 1
+    return args
+
+
+@verb("mmap", _parse_mmap)
 def _mmap(m: Machine, op: Op) -> Callable[[], object]:
     proc = m._proc()
     name = _arg(op, "name")
@@ -201,7 +296,25 @@ def _mmap(m: Machine, op: Op) -> Callable[[], object]:
     return run
 
 
-@verb("touch")
+def _parse_touch(rest: list[str]) -> dict[str, Any]:
+    args, rest = _target("touch", rest)
+    args["access"] = "read"
+    args["via"] = "cpu"
+    seen = False
+    for t in rest:
+        if t in ("read", "write"):
+            args["access"] = t
+            seen = True
+        elif t in ("cpu", "smmu"):
+            args["via"] = t
+        else:
+            raise ScenarioError(f"unknown touch option {t!r} (read|write [smmu])")
+    if not seen:
+        raise ScenarioError("touch needs read or write")
+    return args
+
+
+@verb("touch", _parse_touch)
 def _touch(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     write = _arg(op, "access", "read") == "write"
@@ -242,7 +355,11 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                     break
                 if vma is None or not vma.start <= va < vma.end:
                     vma = proc.find_vma(va)
-                if handle(proc, vma, va, write) & VM_FAULT_OOM:
+                    assert vma is not None  # [start, end) is covered by VMAs (checked above)
+                ret = handle(proc, vma, va, write)
+                if ret & VM_FAULT_RETRY:
+                    ret = k.retry_fault(proc, vma, va, write, ret)
+                if ret & VM_FAULT_OOM:
                     if write:
                         k.user_wrote(mm, start, va)
                     return
@@ -253,7 +370,13 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
     return run
 
 
-@verb("fork")
+def _parse_fork(rest: list[str]) -> dict[str, Any]:
+    if len(rest) > 1:
+        raise ScenarioError("fork takes at most a child name")
+    return {"child": rest[0] if rest else None}
+
+
+@verb("fork", _parse_fork)
 def _fork(m: Machine, op: Op) -> Callable[[], object]:
     parent = m._proc()
     k = m.kernel
@@ -274,7 +397,13 @@ def _fork(m: Machine, op: Op) -> Callable[[], object]:
     return run
 
 
-@verb("switch")
+def _parse_switch(rest: list[str]) -> dict[str, Any]:
+    if len(rest) != 1:
+        raise ScenarioError("switch needs a process name")
+    return {"proc": rest[0]}
+
+
+@verb("switch", _parse_switch)
 def _switch(m: Machine, op: Op) -> Callable[[], object]:
     name = _arg(op, "proc")
     p = m.kernel.proc(name)
@@ -288,7 +417,13 @@ def _switch(m: Machine, op: Op) -> Callable[[], object]:
     return run
 
 
-@verb("exit")
+def _parse_exit(rest: list[str]) -> dict[str, Any]:
+    if len(rest) > 1:
+        raise ScenarioError("exit takes at most a process name")
+    return {"proc": rest[0] if rest else None}
+
+
+@verb("exit", _parse_exit)
 def _exit(m: Machine, op: Op) -> Callable[[], object]:
     name = _arg(op, "proc")
     k = m.kernel
@@ -306,7 +441,7 @@ def _exit(m: Machine, op: Op) -> Callable[[], object]:
     return run
 
 
-@verb("munmap")
+@verb("munmap", _just_target("munmap"))
 def _munmap(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     m._check_vma_room(proc, 1)  # unmapping the middle of a VMA splits it in two
@@ -321,7 +456,15 @@ def _munmap(m: Machine, op: Op) -> Callable[[], object]:
     return run
 
 
-@verb("mprotect")
+def _parse_mprotect(rest: list[str]) -> dict[str, Any]:
+    args, rest = _target("mprotect", rest, need_len=True)
+    if len(rest) != 1 or rest[0] not in PROTS:
+        raise ScenarioError(f"mprotect needs a protection ({'|'.join(PROTS)})")
+    args["prot"] = rest[0]
+    return args
+
+
+@verb("mprotect", _parse_mprotect)
 def _mprotect(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op, need_len=True)
     prot = _arg(op, "prot")
@@ -331,7 +474,15 @@ def _mprotect(m: Machine, op: Op) -> Callable[[], object]:
     return lambda: m.kernel.mprotect(proc, start, end, prot_flags(prot))
 
 
-@verb("madvise")
+def _parse_madvise(rest: list[str]) -> dict[str, Any]:
+    args, rest = _target("madvise", rest)
+    if len(rest) != 1 or rest[0] not in ADVICE:
+        raise ScenarioError(f"madvise needs an advice ({'|'.join(ADVICE)})")
+    args["advice"] = rest[0]
+    return args
+
+
+@verb("madvise", _parse_madvise)
 def _madvise(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     advice = _arg(op, "advice")
@@ -342,7 +493,15 @@ def _madvise(m: Machine, op: Op) -> Callable[[], object]:
     return lambda: m.kernel.madvise(proc, start, end, advice)
 
 
-@verb("reclaim")
+def _parse_reclaim(rest: list[str]) -> dict[str, Any]:
+    if len(rest) > 1:
+        raise ScenarioError("reclaim takes at most a mapping name")
+    if rest:
+        return {"name": rest[0]}
+    return {"name": None}
+
+
+@verb("reclaim", _parse_reclaim)
 def _reclaim(m: Machine, op: Op) -> Callable[[], object]:
     k = m.kernel
     if _arg(op, "name") is None:
@@ -351,19 +510,25 @@ def _reclaim(m: Machine, op: Op) -> Callable[[], object]:
     return lambda: k.reclaim([proc], start, end, False)
 
 
-@verb("migrate")
+@verb("migrate", _just_target("migrate"))
 def _migrate(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     return lambda: m.kernel.migrate(proc, start, end)
 
 
-@verb("numa")
+@verb("numa", _just_target("numa"))
 def _numa(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     return lambda: m.kernel.numa_scan(proc, start, end)
 
 
-@verb("mremap")
+def _parse_mremap(rest: list[str]) -> dict[str, Any]:
+    if len(rest) != 2:
+        raise ScenarioError("mremap needs NAME ADDR")
+    return {"name": rest[0], "addr": parse_size(rest[1])}
+
+
+@verb("mremap", _parse_mremap)
 def _mremap(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     vmas = proc.vmas_in(start, end)
@@ -381,7 +546,34 @@ def _mremap(m: Machine, op: Op) -> Callable[[], object]:
     return lambda: m.kernel.mremap(proc, _arg(op, "name"), start, end, addr)
 
 
-@verb("split")
+def _parse_split(rest: list[str]) -> dict[str, Any]:
+    # split NAME [+OFF] [ORDER|SIZE] [pmd]: a number is the new order, a
+    # size (64K) the new folio size; no +OFF means the whole mapping
+    if not rest:
+        raise ScenarioError("split needs a mapping name")
+    args: dict[str, Any] = {"name": rest[0]}
+    rest = rest[1:]
+    if rest and rest[0].startswith("+"):
+        args["off"] = _offset(rest[0])
+        rest = rest[1:]
+    args["order"] = 0
+    args["pmd"] = False
+    for t in rest:
+        if t == "pmd":
+            args["pmd"] = True
+        elif t.isascii() and t.isdigit():  # not '²': str.isdigit takes any Unicode digit
+            args["order"] = int(t)
+        elif looks_like_size(t):
+            size = parse_size(t)
+            if size & (size - 1):
+                raise ScenarioError(f"split size {t} is not a power of two")
+            args["order_size"] = size
+        else:
+            raise ScenarioError(f"unknown split option {t!r} (ORDER, SIZE or pmd)")
+    return args
+
+
+@verb("split", _parse_split)
 def _split(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     if _arg(op, "len") is None and _arg(op, "off") is not None:
@@ -400,7 +592,7 @@ def _split(m: Machine, op: Op) -> Callable[[], object]:
     return lambda: m.kernel.split_range(proc, start, end, order, pmd_only)
 
 
-@verb("collapse")
+@verb("collapse", _just_target("collapse"))
 def _collapse(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, _end = m._region(op)
     haddr = start & ~(m.g.pmd_size - 1)
@@ -412,7 +604,16 @@ def _collapse(m: Machine, op: Op) -> Callable[[], object]:
     return lambda: m.kernel.collapse(proc, vma, haddr)
 
 
-@verb("read")
+def _parse_read(rest: list[str]) -> dict[str, Any]:
+    if not rest:
+        raise ScenarioError("read needs a file name")
+    args, rest = _target("read", rest)
+    _no_more("read", rest)
+    args["file"] = args.pop("name")
+    return args
+
+
+@verb("read", _parse_read)
 def _read(m: Machine, op: Op) -> Callable[[], object]:
     k = m.kernel
     fname = _arg(op, "file")
@@ -430,7 +631,17 @@ def _read(m: Machine, op: Op) -> Callable[[], object]:
     return lambda: k.read_file(f.fid, off // ps, (off + length) // ps - 1)
 
 
-@verb("gup")
+def _parse_gup(rest: list[str]) -> dict[str, Any]:
+    args, rest = _target("gup", rest)
+    for t in rest:
+        if t not in ("read", "write", "race"):
+            raise ScenarioError(f"unknown gup option {t!r} (read|write, race)")
+    args["write"] = "write" in rest
+    args["race"] = "race" in rest
+    return args
+
+
+@verb("gup", _parse_gup)
 def _gup(m: Machine, op: Op) -> Callable[[], object]:
     proc, start, end = m._region(op)
     write = bool(_arg(op, "write"))

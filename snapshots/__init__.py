@@ -26,6 +26,7 @@ Every failure is a :class:`SnapshotError` whose ``str()`` is one line naming
 the file and the problem. The format is specified in ``docs/snapshot-format.md``.
 """
 
+from snapshots.blobs import Checkpoint
 from snapshots.errors import (
     SnapshotCorruptError,
     SnapshotError,
@@ -34,9 +35,10 @@ from snapshots.errors import (
     SnapshotVersionError,
     SnapshotWriteError,
 )
-from snapshots.format import FORMAT_VERSION, Checkpoint, Limits, OpRecord
+from snapshots.framing import FORMAT_VERSION, Limits
 from snapshots.fsio import FileSystem
 from snapshots.header import SnapshotHeader
+from snapshots.op_batches import OpRecord
 from snapshots.reader import CheckpointTable, OpSequence, Snapshot, open_snapshot
 from snapshots.writer import SnapshotWriter, save_snapshot
 

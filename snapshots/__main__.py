@@ -12,19 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TextIO
 
-from snapshots.errors import SnapshotError
-from snapshots.format import (
+from snapshots.codec import peek_ints
+from snapshots.errors import RecordError, SnapshotError
+from snapshots.framing import (
     COMMIT_BODY,
     FRAME,
     FRAME_SIZE,
     PREAMBLE_SIZE,
     Kind,
-    RecordError,
     decompress_prefix,
     frame_crc,
     kind_name,
-    peek_ints,
 )
 from snapshots.migrate import peek_op_batch
 from snapshots.reader import open_snapshot
@@ -47,7 +47,7 @@ def describe(kind: int, flags: int, body: bytes, version: int) -> str:
     return ""
 
 
-def dump(path: str, out=sys.stdout) -> int:
+def dump(path: str, out: TextIO = sys.stdout) -> int:
     try:
         with open_snapshot(path) as snap:
             print(f"{path}: format v{snap.format_version}, {snap.op_count} ops, "

@@ -61,3 +61,9 @@ class SnapshotWriteError(SnapshotError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class RecordError(ValueError):
+    """A payload is malformed; the reader adds the file name and record position
+    (a :class:`SnapshotCorruptError`). Raised by the framing, the codec and the
+    payload schemas."""

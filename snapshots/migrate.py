@@ -28,7 +28,10 @@ from typing import Any
 
 import msgpack
 
-from snapshots.format import FORMAT_VERSION, Kind, RecordError, encode_ops, peek_ints
+from snapshots.codec import peek_ints
+from snapshots.errors import RecordError
+from snapshots.framing import FORMAT_VERSION, Kind
+from snapshots.op_batches import encode_ops
 
 _GRANULE_NAMES = {4096: "4K", 16384: "16K", 65536: "64K"}
 

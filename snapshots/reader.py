@@ -17,7 +17,7 @@ salvage a file whose middle is damaged).
 
 Everything that can go wrong is a :class:`~snapshots.errors.SnapshotError`
 with a one-line message; reading never raises anything else for any input,
-never allocates more than the declared :class:`~snapshots.format.Limits`, and
+never allocates more than the declared :class:`~snapshots.framing.Limits`, and
 never runs code from the file.
 """
 
@@ -32,7 +32,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from snapshots.blobs import Checkpoint, decode_blob, join_blobs
+from snapshots.codec import peek_ints, unpack
 from snapshots.errors import (
+    RecordError,
     SnapshotCorruptError,
     SnapshotError,
     SnapshotFormatError,
@@ -40,7 +43,7 @@ from snapshots.errors import (
     SnapshotVersionError,
     display_name,
 )
-from snapshots.format import (
+from snapshots.framing import (
     COMMIT_BODY,
     COMMIT_RECORD_SIZE,
     DEFAULT_LIMITS,
@@ -51,25 +54,17 @@ from snapshots.format import (
     MAGIC,
     OLDEST_VERSION,
     PREAMBLE_SIZE,
-    Checkpoint,
     Kind,
     Limits,
-    OpRecord,
-    RecordError,
-    decode_blob,
-    decode_ops,
-    decode_ops_body,
     decode_preamble,
     decompress,
     decompress_prefix,
     frame_crc,
-    join_blobs,
     kind_name,
-    peek_ints,
-    unpack,
 )
 from snapshots.header import SnapshotHeader
 from snapshots.migrate import migrate, peek_op_batch
+from snapshots.op_batches import OpRecord, decode_ops, decode_ops_body
 
 _KINDS = frozenset(int(k) for k in Kind)
 

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from hashlib import blake2b
-from typing import Any
+from typing import Any, overload
 
 from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.session import starting_from
 from engine.compare import first_differing_entry
+from engine.contract import MachineContract, MachineState, PlainState
 from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
+from engine.machine import Machine
 from engine.machines import machine_factory
 from engine.ops import Op
-from engine.session import LAZY, OpRecord, Position, Session
+from engine.session import LAZY, OpRecord, Position, Session, tables_digest
 from engine.text import escape_controls
 from snapshots.errors import SnapshotCorruptError, SnapshotError, SnapshotFormatError, display_name
 from snapshots.header import SnapshotHeader
@@ -114,14 +115,14 @@ def save_session(session: Session, path: str, *, created: str = "",
 
     cps = sorted(c for c in session.checkpoints if c <= n)
 
-    class _Plain(Mapping):  # converted one at a time, so big sessions do not double in memory
-        def __iter__(self):
+    class _Plain(Mapping[int, PlainState]):  # converted one at a time: big sessions do not double in memory
+        def __iter__(self) -> Iterator[int]:
             return iter(cps)
 
-        def __getitem__(self, c):
+        def __getitem__(self, c: int) -> PlainState:
             return m.state_to_plain(session.checkpoint(c))
 
-        def __len__(self):
+        def __len__(self) -> int:
             return len(cps)
 
     save_snapshot(path, session_header(session, created), ops(), _Plain())
@@ -192,7 +193,13 @@ class _OpsView(Sequence[Op]):
     def __len__(self) -> int:
         return len(self.snap.ops)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> Op: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Op]: ...
+
+    def __getitem__(self, i: int | slice) -> Op | list[Op]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -209,7 +216,7 @@ class _OpsView(Sequence[Op]):
 class _RecordsView:
     """The session's per-op records backed by the snapshot; appends go to a tail."""
 
-    def __init__(self, snap: Snapshot, cost_fn: Callable[[Any], float]):
+    def __init__(self, snap: Snapshot, cost_fn: Callable[[Mapping[str, int]], float]):
         self.snap = snap
         self.cost_fn = cost_fn
         self.n = len(snap.ops)
@@ -222,7 +229,13 @@ class _RecordsView:
     def append(self, rec: OpRecord) -> None:
         self.tail.append(rec)
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> OpRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[OpRecord]: ...
+
+    def __getitem__(self, i: int | slice) -> OpRecord | list[OpRecord]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -250,7 +263,7 @@ class Loaded:
 
 
 def _machine_config(path: str, header: SnapshotHeader, overrides: dict[str, Any],
-                    warnings: list[str]) -> dict:
+                    warnings: list[str]) -> dict[str, Any]:
     name = display_name(path)
     if "config" in header.extra and not isinstance(header.extra["config"], dict):
         raise SnapshotFormatError(f"{name}: its machine configuration is not a map")
@@ -333,8 +346,7 @@ def open_session(path: str, *, check_all: bool = False, **overrides: Any) -> Loa
             check_records(snap)
         if same:
             # the file's records and checkpoints describe exactly this configuration
-            cost = getattr(session.machine, "cycles_of", None) or session.cost_fn
-            session.records = _RecordsView(snap, cost)  # type: ignore[assignment]
+            session.records = _RecordsView(snap, session.machine.cycles_of)
             for c in snap.checkpoint_numbers:
                 if c:
                     session.checkpoints[c] = LAZY
@@ -397,7 +409,7 @@ def _scenario_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> No
                                    "digest its header records")
     empty = session.make_machine
 
-    def make() -> Any:
+    def make() -> MachineContract:
         m = empty()
         m.restore(st)
         return m
@@ -406,7 +418,7 @@ def _scenario_start(session: Session, snap: Snapshot, cfg: dict[str, Any]) -> No
     session.checkpoints[0] = session.machine.state()
 
 
-def decode_checkpoint(machine: Any, snap: Snapshot, c: int) -> Any:
+def decode_checkpoint(machine: MachineContract, snap: Snapshot, c: int) -> MachineState:
     """Checkpoint c of the file as a machine state, or SnapshotError naming the file."""
     try:
         plain = snap.checkpoints[c]
@@ -425,11 +437,6 @@ def decode_checkpoint(machine: Any, snap: Snapshot, c: int) -> Any:
                                    f"({detail})") from None
 
 
-@dataclass
-class _MachineHolder:
-    machine: Any
-
-
 class _TrustedCheckpoints:
     """The loader of a file's checkpoints: a checkpoint is used only if it
     agrees with the op log (restored, its page tables hash to the digest the
@@ -440,25 +447,19 @@ class _TrustedCheckpoints:
     def __init__(self, session: Session, snap: Snapshot):
         self.session = session
         self.snap = snap
-        self._scratch: Any = None  # a machine to restore into, made on first need
+        self._scratch: MachineContract | None = None  # a machine to restore into, made on first need
 
     def _digest(self, st: Any) -> bytes:
         """Session.op_digest() of the machine restored to st."""
         s = self.session
-        procs = st.get("procs") if isinstance(st, dict) and hasattr(s.machine, "kernel") else None
-        if procs is not None:  # the core-mm machine: its process list is the state's, in order
-            h = blake2b(digest_size=16)
-            for p in procs:
-                h.update(p.name.encode() + b"\0")
-                h.update(p.mm.pt.digest())
-            return h.digest()
+        if isinstance(s.machine, Machine):  # its process list is the state's, in order: no restore
+            return tables_digest(st["procs"])
         if self._scratch is None:
             self._scratch = s.make_machine()
         self._scratch.restore(st)
-        holder = _MachineHolder(self._scratch)
-        return Session.op_digest(holder)  # type: ignore[arg-type]
+        return tables_digest(self._scratch.process_list())
 
-    def __call__(self, c: int) -> Any:
+    def __call__(self, c: int) -> MachineState:
         s = self.session
         problem = ""
         try:
@@ -622,8 +623,7 @@ def _check_checkpoint(snap: Snapshot, fresh: Session, k: int) -> Divergence | No
     proc, addr, a, b = first_differing_entry(scratch, fresh)
     if proc is not None:
         return Divergence(k, text, "checkpoint", a, b, proc, addr)
-    digest = getattr(fresh.machine, "digest", None)
-    if digest is not None and scratch.machine.digest() != digest():
+    if scratch.machine.digest() != fresh.machine.digest():
         mine = scratch.machine.state_to_plain(scratch.machine.state())
         theirs = fresh.machine.state_to_plain(fresh.machine.state())
         parts = [key for key in sorted(set(mine) | set(theirs))

@@ -21,11 +21,13 @@ ScenarioError or SnapshotError (one line).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import limits
+from engine.apimachine import ApiState
 from engine.capture.tomachine import populate
 from engine.errors import ScenarioError
+from engine.granule import Granule
 from engine.granule import granule as to_granule
 from engine.machine import Machine, MachineConfig
 from engine.mm.physmem import max_page_order
@@ -34,6 +36,9 @@ from engine.state.pagetable import PageTable
 from engine.text import escape_controls
 from snapshots.errors import display_name
 from snapshots.session_io import open_session
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 GiB = 1 << 30
 # MachineConfig fields a starting state fixes (they describe the machine's boot:
@@ -84,7 +89,7 @@ def load_start(path: str) -> Start:
         loaded.snapshot.close()
 
 
-def _needed_memory(api_state: tuple, g: Any) -> int:
+def _needed_memory(api_state: ApiState, g: Granule) -> int:
     """Bytes of machine memory the captured pages need after relocation (an
     upper bound: every MAX_PAGE_ORDER block holding a page, plus one free block
     for each gap, plus block 0)."""
@@ -102,7 +107,7 @@ def _needed_memory(api_state: tuple, g: Any) -> int:
     return (2 * len(blocks) + 1) << order << g.page_shift
 
 
-def _from_capture(name: str, s: Any, cfg: dict[str, Any], warnings: list[str]) -> Start:
+def _from_capture(name: str, s: Session, cfg: dict[str, Any], warnings: list[str]) -> Start:
     prov = cfg.get("capture")
     g = to_granule(cfg.get("granule", "4K"))
     api_state = s.machine.state()

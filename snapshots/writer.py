@@ -18,25 +18,20 @@ from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
-from snapshots.format import (
+from snapshots.blobs import encode_blob, split_blobs
+from snapshots.codec import check_plain, pack
+from snapshots.framing import (
     COMMIT_BODY,
     DEFAULT_LIMITS,
     FORMAT_VERSION,
-    MAX_BATCH,
     Kind,
     Limits,
-    OpRecord,
-    check_plain,
-    encode_blob,
     encode_frame,
-    encode_ops,
-    encode_ops_body,
     encode_preamble,
-    pack,
-    split_blobs,
 )
 from snapshots.fsio import AtomicFile, FileSystem
 from snapshots.header import SnapshotHeader, check_created, created_now
+from snapshots.op_batches import MAX_BATCH, OpRecord, encode_ops, encode_ops_body
 
 
 class SnapshotWriter:
@@ -76,7 +71,7 @@ class SnapshotWriter:
     ``batch_size`` ops per op batch record; ``compress_level`` zlib level
     (0: none); ``fs`` the :class:`~snapshots.fsio.FileSystem` to write
     through (tests inject failures with it); ``limits`` the
-    :class:`~snapshots.format.Limits` the reader will apply.
+    :class:`~snapshots.framing.Limits` the reader will apply.
 
     Errors: :class:`~snapshots.errors.SnapshotWriteError` (one line) when the
     file system fails; the writer is then closed, the partial file removed
@@ -178,7 +173,7 @@ class SnapshotWriter:
             room = self.batch_size - len(self._pending)
             if self.commit_every is not None:
                 room = min(room, self.commit_every - (self._ops - self._committed_ops))
-            chunk = list(islice(it, max(room, 1)))
+            chunk: list[Any] = list(islice(it, max(room, 1)))  # records or (op, counters, digest)
             if not chunk:
                 return self._ops
             if OpRecord in set(map(type, chunk)):

@@ -245,7 +245,8 @@ def random_mutation(rnd: Any, parts: Parts) -> tuple[Parts, str]:
 COMMANDS = [["replay", "{f}"], ["replay", "{f}", "--verify"], ["replay", "{f}", "--json"],
             ["replay", "{f}", "--verify", "--json"], ["show", "{f}", "--at", "25"],
             ["show", "{f}", "--at", "15.3"], ["diff", "{f}", "{base}"],
-            ["diff", "{f}", "{base}", "--at", "25", "--json"]]
+            ["diff", "{f}", "{base}", "--at", "25", "--json"], ["run", "--from", "{f}"],
+            ["run", "--from", "{f}", "--json"]]
 
 
 def check_command(argv: list[str], time_limit: float = 30.0) -> tuple[int, str, str, float]:

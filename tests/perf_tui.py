@@ -55,7 +55,7 @@ class BigMachine(ApiMachine):
             vals = array("Q", (((pfn0 + i) << g.page_shift) & g.pte_addr_low | prot for i in range(ptrs)))
             pt.tables[(VA >> g.pmd_shift) + t] = vals
         vma = SimpleNamespace(name="heap", start=VA, end=VA + size, prot="rw", anon=True, shared=False)
-        self.procs = [SimpleNamespace(name="bench", mm=self.sim.mm, vmas=[vma])]
+        self.procs = [SimpleNamespace(name="bench", mm=self.sim.mm, alive=True, vmas=[vma], regions={})]
         self.current = self.procs[0]
         self.sim.mm.name = "bench"
 

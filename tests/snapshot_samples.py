@@ -15,13 +15,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's snapshots/, also as a script
 
 from snapshots import SnapshotHeader, open_snapshot
-from snapshots.format import (
-    COMMIT_BODY,
-    Kind,
-    encode_frame,
-    encode_preamble,
-    pack,
-)
+from snapshots.codec import pack
+from snapshots.framing import COMMIT_BODY, Kind, encode_frame, encode_preamble
 
 CREATED = "2025-01-31T12:00:00Z"
 COUNTERS = ("pte_reads", "pte_writes", "converts", "folds", "unfolds", "flush_tlb_range", "tlbi", "dsb")
@@ -122,7 +117,7 @@ def legacy_header_plain(h: SnapshotHeader, version: int) -> dict[str, Any]:
 def write_legacy(path: Any, version: int, h: SnapshotHeader, ops: list[tuple[dict, dict, Any]],
                  checkpoints: dict[int, Any], batch: int = 4) -> None:
     """A v1 or v2 file as those versions laid it out (no blobs; v1: one map per op)."""
-    from snapshots.format import encode_ops
+    from snapshots.op_batches import encode_ops
 
     out = [encode_preamble(version), encode_frame(Kind.HEADER, pack(legacy_header_plain(h, version)), 1)]
     offsets: dict[str, list[int]] = {"batches": [], "checkpoints": [], "blobs": []}

@@ -131,3 +131,14 @@ def test_host_pages_bigger_than_the_granule():
     assert [(a, n) for a, _, n in plan.actions()] == [(0x10000000, 16)]
     sim = build(cap, "4K").sim
     assert all(sim.raw(0x10000000 + k * 4096) & PTE_CONT for k in range(16))
+
+
+def test_a_capture_reopened_under_another_policy_runs_that_policy(cap):
+    from engine.capture.session import capture_session
+    from engine.machines import reopen
+
+    s = capture_session(build(cap, "4K", "v7.0"))
+    assert s.machine.policy.name == "mainline"
+    r = reopen(s, policy="never")
+    assert r.machine.policy.name == "never" and r.machine.arch.fold_policy is r.machine.policy
+    assert r.machine.digest() == s.machine.digest()  # the same captured start

@@ -211,3 +211,64 @@ def test_madv_pageout_leaves_a_pmd_thp_a_fork_shares_alone():
             "madvise m +1344K 176K pageout\n", "v6.12")
     assert r.machine.kernel.procs[0].mm.pt.get_pmd(0x23c00000)
     assert r.machine.kernel.procs[1].mm.pt.get_pmd(0x23c00000)
+
+
+def _present(r, name: str) -> list[int]:
+    """Page indices of mapping ``name`` that have a present PTE."""
+    m = r.machine
+    start, size = m.kernel.procs[0].regions[name][:2]
+    ps = m.g.page_size
+    return [i for i in range(size // ps) if _pte(r, start + i * ps) & PTE_VALID]
+
+
+def test_a_read_fault_that_reads_the_file_in_is_retried_and_faults_around():
+    """mm/filemap.c filemap_fault(): reading the page in drops the lock
+    (maybe_unlock_mmap_for_io()) and returns VM_FAULT_RETRY; arch/arm64/mm/fault.c
+    do_page_fault() retries with FAULT_FLAG_TRIED, and do_read_fault()'s fault-around
+    now maps the 64K around the page -- all but the PG_readahead folio (the 6.12
+    trace: handle_mm_fault twice at one address, then three contpte_set_ptes)."""
+    r = run("mmap c 1M file\ntouch c +512K 4K read\n", "v6.12")
+    # read-around: pages 112-143 in order-2 folios, PG_readahead on 136 (mark 112 + 32 - 8)
+    assert _present(r, "c") == list(range(128, 136)) + list(range(140, 144))
+    assert r.per_op[-1]["call:handle_mm_fault"] == 2
+
+
+def test_a_second_smaller_mapping_of_a_file_does_not_truncate_it():
+    """The guest's make_file() only grows a file (crosscheck/runtime.c); the engine's
+    files only grow: mapping 2M of a 4M file leaves the first mapping's pages."""
+    r = run("mmap a 4M file\ntouch a +3M 64K write\nmmap b 2M file=a shared\n", "v6.12")
+    assert len(_present(r, "a")) == 16
+
+
+def test_readahead_since_v6_16_starts_order_0_and_adds_2_per_asynchronous_round():
+    """mm/readahead.c (7.3) page_cache_async_ra(): ra->order += 2, the window's end
+    trimmed to that order; page_cache_ra_order() caps it at ilog2(size): the 7.3
+    16K build's readahead tracepoints on page-fault3 show order 0, 2, then 3."""
+    r = run("granule 16K\nmmap f 16M file shared\ntouch f write\n", "v7.3")
+    f = r.machine.kernel.pc.by_name("f")
+    orders = []
+    i = 0
+    while i < f.npages:
+        o = r.machine.folios.order_of(f.cache[i] - 1)
+        orders.append(o)
+        i += 1 << o
+    assert orders[:8] == [0] * 8 and orders[8:10] == [2, 2] and set(orders[10:]) == {3}
+    assert len(orders) == 136  # the kernel's 136 faults: one per folio (whole-folio finish_fault)
+    v612 = run("granule 16K\nmmap f 16M file shared\ntouch f write\n", "v6.12")
+    g = v612.machine.kernel.pc.by_name("f")
+    assert v612.machine.folios.order_of(g.cache[0] - 1) == 2  # before v6.16: order 0 + 2 at once
+
+
+def test_the_guest_reads_ahead_through_the_engines_window():
+    """block/blk-settings.c blk_apply_bdi_limits() (7.x): a rotational device without
+    io_opt (QEMU's virtio-blk) reads ahead twice max_sectors (8 MiB on the 16K build);
+    the crosscheck writes the engine's read_ahead_kb into the guest instead."""
+    from crosscheck.translate import plan
+    from engine.scenario import parse
+
+    p = plan(parse("mmap f 1M file\ntouch f read\n", "t"), "v7.3", "qemu-max", "16K")
+    assert ("/sys/block/vda/queue/read_ahead_kb", "128") in p.defaults
+    q = plan(parse("readahead 512K\nmmap f 1M file\ntouch f read\n", "t"), "v7.3", "qemu-max", "16K")
+    assert ("/sys/block/vda/queue/read_ahead_kb", "512") in q.defaults
+    anon = plan(parse("mmap a 1M\ntouch a write\n", "t"), "v7.3", "qemu-max", "16K")
+    assert not any("read_ahead_kb" in k for k, _ in anon.defaults)

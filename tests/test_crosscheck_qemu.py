@@ -58,7 +58,8 @@ def _orphaned_guests() -> list[int]:
 
 def test_crosscheck_612_json(tmp_path):
     _need_612()
-    targets = ["check-01-anon-64k-fault", "check-02-anon-32k-twice", "check-10-reclaim-young"]
+    files = str(ROOT / "tests" / "data" / "crosscheck-file-faults.pts")
+    targets = ["check-01-anon-64k-fault", "check-02-anon-32k-twice", "check-10-reclaim-young", files]
     r = _ptlab(*targets, "--debian", "6.12", "--json", "--keep", str(tmp_path / "keep"))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -66,7 +67,7 @@ def test_crosscheck_612_json(tmp_path):
     assert k["series"] == "6.12" and k["granule"] == 4096 and k["cpu"] == "qemu-max" and k["error"] is None
     assert len(k["boot_seconds"]) == 1 and 0 < k["boot_seconds"][0] < 600
     res = {t["target"]: t for t in out["targets"]}
-    assert list(res) == targets
+    assert list(res) == targets[:3] + ["crosscheck-file-faults"]
     # the first two are the checklist's simplest faults: they agree with the kernel, op by op
     # (PTEs compared: 16 after check-01's touch; 8 + 16 after check-02's two touches)
     for name, ptes in zip(targets[:2], (16, 24), strict=True):
@@ -80,6 +81,9 @@ def test_crosscheck_612_json(tmp_path):
     assert t["verdict"] == "agree" and t["ops"] == 3, t["divergences"]  # whole 64K folios swapped out
     assert t["rewrites"] == ["line 7: 'reclaim buf' runs as madvise buf pageout (MADV_PAGEOUT, the closest "
                              "real equivalent) on both sides"]
+    # file faults on XFS: retried read faults, fault-around, read(2), MADV_HUGEPAGE, exec
+    t = res["crosscheck-file-faults"]
+    assert t["verdict"] == "agree" and t["ops"] == 11, t["divergences"]
     assert out["exit_status"] == r.returncode == 0
     keep = tmp_path / "keep" / k["build"]
     assert (keep / "prog.c").is_file() and (keep / "console.log").is_file()

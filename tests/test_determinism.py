@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from snapshots.format import FRAME, FRAME_SIZE, PREAMBLE, frame_crc
+from snapshots.framing import FRAME, FRAME_SIZE, PREAMBLE, frame_crc
 from snapshots.reader import open_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,7 @@ DRIVER = r"""
 import contextlib, hashlib, io, json, sys
 from tui.cli import main
 from engine.session import Position
+from engine.machines import reopen
 from tui.targets import open_target
 out = []
 for i, (name, opts) in enumerate(json.loads(sys.argv[1])):
@@ -49,7 +50,7 @@ for i, (name, opts) in enumerate(json.loads(sys.argv[1])):
         rc = main(["run", name, *opts, "--save", f"case{i}.ptsnap", "--json"])
     s = open_target(name)
     if opts:
-        s = s.reopen(**{opts[0].lstrip("-"): opts[1]})
+        s = reopen(s, **{opts[0].lstrip("-"): opts[1]})
     s.run()
     h = hashlib.sha256()
     for k in range(0, s.n_ops, 1 if s.n_ops <= 60 else 3):  # (kbuild: every third op, 100k events)

@@ -68,7 +68,8 @@ def run_subprocess(argv: list[str], timeout: float = 30, **kw) -> subprocess.Com
 REFUSED = [n for n, (_, kind) in hs.CASES.items() if kind in ("refused", "refused-lazy")
            and n != "amplified-blob"]
 COMMANDS = [["replay", "{f}"], ["replay", "{f}", "--verify"], ["replay", "{f}", "--json"],
-            ["show", "{f}", "--at", "25"], ["diff", "{f}", "{base}"]]
+            ["show", "{f}", "--at", "25"], ["diff", "{f}", "{base}"], ["run", "--from", "{f}"],
+            ["run", "--from", "{f}", "--json"]]
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -407,7 +408,7 @@ def test_random_hostile_snapshots(base, tmp_path, report_line):
     r = hs.campaign(base, tmp_path, cases, seed=20250131, keep=tmp_path / "keep")
     counts = r["counts"]
     report_line(f"hostile fuzz: {cases} random hostile snapshots (seed 20250131) through replay/verify/show/"
-                f"diff in {r['seconds']:.0f} s (slowest {r['slowest']:.1f} s): "
+                f"diff/run --from in {r['seconds']:.0f} s (slowest {r['slowest']:.1f} s): "
                 + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     assert r["failures"] == [], r["failures"]
     assert counts.get("exit 2", 0) + counts.get("exit 1", 0) > cases // 4  # most lies are caught

@@ -61,19 +61,33 @@ def test_fork_of_swap_entries_duplicates_them_and_drops_exclusive():
 
 # --- file faults --------------------------------------------------------------------
 
-def test_readahead_grows_folio_orders():
-    r = run("mmap f 2M file\nread f\n")
-    k = r.machine.kernel
-    f = k.pc.by_name("f")
+def _folio_orders(r, name):
+    f = r.machine.kernel.pc.by_name(name)
     orders, last = [], -1
     for i in range(f.npages):
         h = f.cache[i] - 1
         if h != last:
             last = h
             orders.append(r.machine.folios.order_of(h))
+    return orders
+
+
+def test_readahead_grows_folio_orders_before_v6_16():
+    # page_cache_ra_order(ractl, ra, new_order) of 6.12: every call reads at the caller's order + 2
+    orders = _folio_orders(run("kernel v6.12\nmmap f 2M file\nread f\n"), "f")
     assert orders[:8] == [2] * 8  # the first 128K window: order 0 + 2
     assert orders[8:10] == [4] * 2  # the next window: 64K folios
     assert set(orders[10:]) == {5}  # then capped by the 128K readahead window
+
+
+def test_readahead_keeps_its_order_in_file_ra_state_since_v6_16():
+    # mm/readahead.c of 7.3: page_cache_sync_ra() opens an order-0 window (ra->order = 0),
+    # each page_cache_async_ra() adds 2 (and page_cache_ra_order() caps it at ilog2(size))
+    orders = _folio_orders(run("kernel v7.3\nmmap f 2M file\nread f\n"), "f")
+    assert orders[:32] == [0] * 32  # the first 128K window: order 0
+    assert orders[32:40] == [2] * 8  # the first asynchronous window: 16K folios
+    assert orders[40:42] == [4] * 2  # then 64K folios
+    assert set(orders[42:]) == {5}  # then capped by the 128K readahead window
 
 
 @pytest.mark.parametrize("kernel,nr", [("v6.9", [16]), ("v7.0", [32])])

@@ -8,8 +8,9 @@ import textwrap
 import pytest
 
 from engine.errors import ScenarioError
+from engine.expressions import parse_size
 from engine.machine import Machine
-from engine.scenario import builtin, builtin_list, builtin_names, parse, parse_size
+from engine.scenario import builtin, builtin_list, builtin_names, parse
 from tui.cli import main
 
 # --- values and syntax ---------------------------------------------------------------

@@ -24,18 +24,11 @@ from snapshot_samples import (
 )
 
 from snapshots import SnapshotFormatError, SnapshotVersionError, open_snapshot, save_snapshot
-from snapshots.format import (
-    FORMAT_VERSION,
-    OLDEST_VERSION,
-    Kind,
-    RecordError,
-    decode_ops,
-    encode_frame,
-    encode_ops,
-    encode_preamble,
-    pack,
-)
+from snapshots.codec import pack
+from snapshots.errors import RecordError
+from snapshots.framing import FORMAT_VERSION, OLDEST_VERSION, Kind, encode_frame, encode_preamble
 from snapshots.migrate import STEPS, migrate, peek_op_batch, v1_to_v2, v2_to_v3
+from snapshots.op_batches import decode_ops, encode_ops
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -22,20 +22,10 @@ from snapshots import (
     open_snapshot,
     save_snapshot,
 )
-from snapshots.format import (
-    COMMIT_BODY,
-    FRAME,
-    FRAME_SIZE,
-    PREAMBLE_SIZE,
-    Kind,
-    RecordError,
-    check_plain,
-    decompress,
-    encode_frame,
-    pack,
-    xor64_decode,
-    xor64_encode,
-)
+from snapshots.blobs import xor64_decode, xor64_encode
+from snapshots.codec import check_plain, pack
+from snapshots.errors import RecordError
+from snapshots.framing import COMMIT_BODY, FRAME, FRAME_SIZE, PREAMBLE_SIZE, Kind, decompress, encode_frame
 
 
 def records_of(ops):

@@ -385,7 +385,8 @@ def test_process_switch_with_two_address_spaces():
                 child.pt.set(VA + 0x200000 + i * 4096, ((0x90000 + i) << 12) | PAGE_READONLY)
             vma = SimpleNamespace(name="lib", start=VA + 0x200000, end=VA + 0x208000, prot="r", anon=False,
                                   shared=False)
-            self.procs = [self.current, SimpleNamespace(name="child", mm=child, vmas=[vma])]
+            self.procs = [self.current, SimpleNamespace(name="child", mm=child, alive=True, vmas=[vma],
+                                                        regions={})]
 
     s = Session(TwoProcs, [folio(0x80000, 16), ptep("set_ptes", VA, (0x80000 << 12) | PAGE_READONLY, 16)],
                 name="two")

@@ -18,7 +18,10 @@ from engine.pte import PAGE_SHARED, pte_mkdirty
 from engine.session import Position
 from tui import legend
 from tui.controller import do_step, gather
-from tui.grid_model import GUTTER, GridModel, Region, Summary, ViewState, regions_of
+from tui.grid_geometry import GUTTER
+from tui.grid_model import GridModel, ViewState
+from tui.grid_regions import Region, regions_of
+from tui.grid_summaries import Summary
 from tui.legend import PRIORITY, RANK
 
 PFN = 0x80000
@@ -178,7 +181,7 @@ def test_regions_from_vmas_when_the_process_has_them():
     s = api_session([folio(PFN, 16), ptep("set_ptes", VA, _pte(PFN), 16)])
     s.run()
     proc = s.machine.process_list()[0]
-    fake = SimpleNamespace(name="mm", mm=proc.mm, vmas=[
+    fake = SimpleNamespace(name="mm", mm=proc.mm, alive=True, regions={}, vmas=[
         SimpleNamespace(name="heap", start=VA, end=VA + 0x20000, prot="rw", anon=True, shared=False),
         SimpleNamespace(name="lib", start=VA + 0x100000, end=VA + 0x108000, prot="r", anon=False,
                         shared=False)])
@@ -204,7 +207,7 @@ def test_regions_from_vmas_when_the_process_has_them():
 def test_derived_regions_merge_adjacent_tables():
     g = SimpleNamespace(pmd_shift=21)
     pt = SimpleNamespace(tables={10: None, 11: None, 13: None}, pmd_leaves={})
-    regs = regions_of(SimpleNamespace(mm=SimpleNamespace(pt=pt)), g)
+    regs = regions_of(SimpleNamespace(mm=SimpleNamespace(pt=pt), vmas=None), g)
     assert [(r.start >> 21, r.end >> 21) for r in regs] == [(10, 12), (13, 14)]
     assert all(isinstance(r, Region) and r.kind == "mapped" for r in regs)
 

@@ -229,9 +229,7 @@ def test_step_at_the_frontier_stops_at_a_breakpoint_inside_the_op():
 
 # --- comparison -------------------------------------------------------------------------------------------
 def test_compare_under_another_kernel_finds_a_failing_op():
-    a = vector_session(1)  # a v7.0 trace that calls an entry point v6.9 lacks
-    a.reopen = lambda **kw: targets.api_session(a.ops, "4K", kw.get("kernel") or "v7.0", "neoverse-n1",  # type: ignore[attr-defined]
-                                                kw.get("policy"), name="b")
+    a = open_target(f"{DATA}:1")  # a v7.0 trace that calls an entry point v6.9 lacks
     res = run_compare(a, lambda: variant(a, kernel="v6.9"), "kernel v6.9")
     assert res.first is not None and "fails in B" in res.reason
     assert res.b.error is not None
@@ -250,9 +248,9 @@ def test_first_divergence_and_diff_addrs():
     assert d == {("mm", VA + i * 4096) for i in range(16)}
 
 
-def test_variant_without_reopen_or_config_is_a_user_error():
-    s = vector_session(1)
-    with pytest.raises(UserError):
+def test_variant_of_a_session_that_does_not_record_its_machine_is_a_user_error():
+    s = vector_session(1)  # a Session made directly, without meta: reopen cannot rebuild its machine
+    with pytest.raises(UserError, match="does not record how its machine was made"):
         variant(s, kernel="v6.9")
 
 

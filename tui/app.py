@@ -55,7 +55,7 @@ class PtlabApp(App[None]):
                 yield c
 
     @property
-    def main(self):  # type: ignore[no-untyped-def]
+    def main(self):
         from tui.screens.main import MainScreen
 
         for s in self.screen_stack:

@@ -18,7 +18,8 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from types import ModuleType
+from typing import Any, NoReturn
 
 from tui.commands import COMMAND_MODULES
 from tui.errors import CheckFailed, UserError
@@ -30,17 +31,17 @@ INTERNAL_ERROR = 70
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as UserError (one line, exit 2)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UserError(f"{self.prog}: {message}")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     parser = _Parser(prog="ptlab", description="A page-table lab for the Linux arm64 contpte work.")
     from engine import __version__
 
     parser.add_argument("--version", action="version", version=f"ptlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    modules: dict[str, object] = {}
+    modules: dict[str, ModuleType] = {}
     for name in COMMAND_MODULES:
         mod = importlib.import_module(name)
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
@@ -69,13 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tui":  # Textual writes its own escape sequences
             return int(modules[args.command].run(args) or 0)
         real = sys.stdout
-        sys.stdout = _SafeText(real)  # type: ignore[assignment]
+        sys.stdout = _SafeText(real)
         try:
             return int(modules[args.command].run(args) or 0)
         finally:
             sys.stdout = real
     except (UserError, CheckFailed) as e:
-        _report(str(e), e.exit_code, argv, json_done=getattr(e, "json_done", False))
+        _report(str(e), e.exit_code, argv, json_done=e.json_done)
         return e.exit_code
     except BrokenPipeError:
         _quiet_stdout()

@@ -20,7 +20,10 @@ SETTINGS = ("kernel", "policy", "cpu", "granule")
 def variant(session: Session, *, kernel: str | None = None, policy: str | None = None,
             cpu: str | None = None, granule: str | None = None) -> Session:
     """A new Session running session's ops with another kernel profile, policy (a built-in
-    name or FILE.py:CLASS), CPU profile (a built-in name or FILE.toml) or granule."""
+    name or FILE.py:CLASS), CPU profile (a built-in name or FILE.toml) or granule: the
+    session's recorded machine kind and configuration (session.meta) with these changes,
+    through engine.machines.reopen -- the one way to re-run under other settings."""
+    from engine.machines import reopen
     from tui.targets import Overrides, _check_names, check_granule
 
     asked = {"kernel": kernel, "policy": policy, "cpu": cpu, "granule": granule}
@@ -34,25 +37,11 @@ def variant(session: Session, *, kernel: str | None = None, policy: str | None =
         except ValueError as e:
             raise UserError(str(e)) from None
         # a scenario written for one granule (its offsets) is refused, as ptlab tui refuses it
-        src = session.source if isinstance(session.source, str) else ""
-        check_granule(session.name, src, granule)
-    fn = getattr(session, "reopen", None)
-    if callable(fn) and (getattr(session, "meta", None) or "reopen" in vars(session)):
-        try:
-            return fn(**changes)
-        except ValueError as e:
-            raise UserError(str(e)) from None
-    m = session.machine
-    cfg = getattr(m, "config", None)
-    if cfg is not None and dataclasses.is_dataclass(cfg):
-        bad = [k for k in changes if not hasattr(cfg, k)]
-        if bad:
-            raise UserError(f"this machine's configuration has no {', '.join(bad)} setting")
-        cfg2 = dataclasses.replace(cfg, **changes)
-        label = ", ".join(f"{k} {v}" for k, v in changes.items())
-        return Session(lambda: type(m)(cfg2), session.ops, name=f"{session.name} [{label}]",
-                       source=session.source)
-    raise UserError("this session cannot be re-run under another profile or policy")
+        check_granule(session.name, session.source, granule)
+    try:
+        return reopen(session, **changes)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def granules_for(session: Session) -> list[str]:
@@ -62,7 +51,7 @@ def granules_for(session: Session) -> list[str]:
     from tui.targets import declared_granules
 
     names = [g.name for g in GRANULES.values()]
-    declared = declared_granules(session.source or "") if isinstance(session.source, str) else None
+    declared = declared_granules(session.source)
     if not declared:
         return names
     out = []
@@ -109,13 +98,11 @@ def parse_variant(text: str, current: dict[str, str] | None = None) -> dict[str,
 
 
 def settings_of(session: Session) -> dict[str, str]:
+    """The kernel, CPU, granule and policy the session runs under, as a comparison names them.
+    The policy is the one its configuration gives (what reopen changes), else the machine's."""
     m = session.machine
     arch = m.arch
-    ts = getattr(session, "target_settings", None) or {}
-    pol = ts.get("policy") or getattr(getattr(m, "config", None), "policy", None)
-    if pol is None:
-        fp = getattr(arch, "fold_policy", None)
-        pol = getattr(fp, "name", None) if fp is not None else None
+    pol = session.meta.get("config", {}).get("policy") or m.policy.name
     return {"kernel": arch.profile.name, "cpu": arch.cpu.name, "granule": arch.g.name,
             "policy": str(pol or "mainline")}
 
@@ -241,6 +228,7 @@ def run_compare(a: Session, make_b: Callable[[], Session], label_b: str,
             break
     first, reason = first_divergence(a, b)
     first_cost, cost_reason = first_cost_divergence(a, b)
+    # (a_move, b_move: None until _place_both puts both sessions in place, below)
     res = CompareResult(a, b, first, reason, None, None, set(), label_b, interrupted,  # type: ignore[arg-type]
                         first_cost, cost_reason, differing_ops(a, b))
     at = first_cost if start == "costs" else first

@@ -94,15 +94,15 @@ def patch_textual() -> None:
     # a MouseDown starts a selection in the pressed widget's container and reads its region
     forward = require(Screen, "_forward_event", ("self", "event"), reads=("MouseDown", "region"))
 
-    def _move_page(self, direction):  # type: ignore[no-untyped-def]
+    def _move_page(self, direction):
         lines = self._index_to_line
         if isinstance(lines, Mapping) and (self.highlighted or 0) not in lines:
             return  # not laid out yet
         move_page(self, direction)
 
-    OptionList._move_page = _move_page
+    OptionList._move_page = _move_page  # type: ignore[method-assign]  # the patch this module makes
 
-    def _dismiss(self, result=None):  # type: ignore[no-untyped-def]
+    def _dismiss(self, result=None):
         try:
             on_top = self.app.screen is self
         except Exception:  # noqa: BLE001 - no app or an empty stack: nothing to pop
@@ -112,15 +112,15 @@ def patch_textual() -> None:
         return dismiss(self, result)
 
     _dismiss.__doc__ = dismiss.__doc__
-    Screen.dismiss = _dismiss
+    Screen.dismiss = _dismiss  # type: ignore[method-assign]  # the patch this module makes
 
-    def _watch__list_visible(self):  # type: ignore[no-untyped-def]
+    def _watch__list_visible(self):
         with contextlib.suppress(NoMatches):  # the palette is closing: its list is gone
             watch(self)
 
-    CommandPalette._watch__list_visible = _watch__list_visible
+    CommandPalette._watch__list_visible = _watch__list_visible  # type: ignore[method-assign]  # the patch this module makes
 
-    def _forward_event(self, event):  # type: ignore[no-untyped-def]
+    def _forward_event(self, event):
         try:
             return forward(self, event)
         except AttributeError as e:
@@ -128,5 +128,5 @@ def patch_textual() -> None:
                 return None  # the widget under the pointer is gone: nothing to select
             raise
 
-    Screen._forward_event = _forward_event
+    Screen._forward_event = _forward_event  # type: ignore[method-assign]  # the patch this module makes
     _applied = True

@@ -267,12 +267,8 @@ class SessionController:
 
     def _note_op_progress(self, now: float) -> None:
         s = self.session
-        log = getattr(s.machine, "log", None)
-        count = getattr(log, "events_so_far", None)
-        if count is None:
-            return
         k = s.k
-        done = count()
+        done = s.machine.log.events_so_far()
         if done == 0:
             return  # between ops
         total = None

@@ -9,14 +9,17 @@ append-only, so a prefix never changes) and adds at most STRIDE records.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 STRIDE = 256
 SPARK = "▁▂▃▄▅▆▇█"
 
 
 class CostModel:
-    def __init__(self, session: Any):
+    def __init__(self, session: Session):
         self.session = session
         self._prefix: list[Counter] = [Counter()]  # _prefix[i] = totals of records[: i * STRIDE]
 
@@ -28,13 +31,13 @@ class CostModel:
             c = Counter(self._prefix[-1])
             for r in recs[(i - 1) * STRIDE: i * STRIDE]:
                 c.update(r.counters)
-                c["cycles"] += r.cycles
+                c["cycles"] += r.cycles  # type: ignore[assignment]  # a float beside the counts
             self._prefix.append(c)
         base = upto // STRIDE
         c = Counter(self._prefix[base])
         for r in recs[base * STRIDE: upto]:
             c.update(r.counters)
-            c["cycles"] += r.cycles
+            c["cycles"] += r.cycles  # type: ignore[assignment]  # a float beside the counts
         return c
 
     def cycles_window(self, end: int, width: int) -> tuple[int, list[float | None]]:

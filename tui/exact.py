@@ -15,10 +15,13 @@ It runs in a session job.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import OpInterrupted
-from engine.events import EventLog
+
+if TYPE_CHECKING:
+    from engine.contract import MachineContract
+    from engine.session import Session
 
 
 class _Stop(BaseException):
@@ -26,7 +29,7 @@ class _Stop(BaseException):
     BaseException: the model's ``except Exception`` handlers must not eat it)."""
 
 
-class _StopAfter(list):
+class _StopAfter(list[tuple[Any, ...]]):
     """An event buffer that stops the op once it holds ``n`` events. Events are
     reported after the change they describe, so the machine then is exactly at
     the position ``n`` events into the op. A record-mode log appends every event
@@ -37,18 +40,18 @@ class _StopAfter(list):
         super().__init__()
         self.n = n
 
-    def append(self, ev: tuple) -> None:  # type: ignore[override]
+    def append(self, ev: tuple[Any, ...]) -> None:
         list.append(self, ev)
         if len(self) >= self.n:
             raise _Stop
 
-    def extend(self, evs: Any) -> None:  # type: ignore[override]
+    def extend(self, evs: Any) -> None:
         list.extend(self, evs)
         if len(self) >= self.n:
             raise _Stop
 
 
-def machine_at_event(session: Any) -> Any | None:
+def machine_at_event(session: Session) -> MachineContract | None:
     """A new machine in the state ``session.e`` events into op ``session.k``;
     the session's own machine when the position is an op boundary; None when
     the machine cannot be stopped there (no event log, no state copy) or the
@@ -57,9 +60,7 @@ def machine_at_event(session: Any) -> Any | None:
     m = session.machine
     if not e:
         return m
-    log = getattr(m, "log", None)
-    if not isinstance(log, EventLog) or not hasattr(m, "state"):
-        return None
+    log = m.log
     start = m.state()
     log.clear()
     log.set_recording(True)
@@ -93,7 +94,7 @@ def machine_at_event(session: Any) -> Any | None:
             m.restore(start)
 
 
-def _undo_writes(machine: Any, events: list[tuple]) -> None:
+def _undo_writes(machine: MachineContract, events: list[tuple[Any, ...]]) -> None:
     procs = {p.name: p for p in machine.process_list()}
     for ev in reversed(events):
         kind = ev[0]

@@ -25,7 +25,7 @@ def _ptep(call: str, *args: object) -> Op:
         d[f"a{i}"] = a
     text = f"{call}(" + ", ".join(hex(a) if isinstance(a, int) and not isinstance(a, bool) and a > 9
                                   else str(a) for a in args) + ")"
-    return Op("ptep", d, 0, text)  # type: ignore[arg-type]
+    return Op("ptep", d, 0, text)
 
 
 def _folio(pfn: int, nr: int) -> Op:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.export import ptdump, to_csv, to_json
 from engine.state.pagetable import PageTable
+
+if TYPE_CHECKING:
+    from engine.contract import MachineProcess
+    from engine.session import Session
 
 # extension -> format
 FORMATS = {".txt": "ptdump", ".ptdump": "ptdump", ".json": "json", ".csv": "csv", ".svg": "svg"}
@@ -34,7 +38,7 @@ def export_format(path: str) -> str:
     return fmt
 
 
-def tables_at_step(session: Any, proc: Any) -> PageTable:
+def tables_at_step(session: Session, proc: MachineProcess) -> PageTable:
     """The process's page table as it is at the session's position: mid-op,
     the descriptors the op has written so far (a convert's zeroed entries
     included) replace the stored ones."""
@@ -47,7 +51,7 @@ def tables_at_step(session: Any, proc: Any) -> PageTable:
     return pt
 
 
-def find_process(session: Any, name: str | None) -> Any:
+def find_process(session: Session, name: str | None) -> MachineProcess:
     """The named process at the current step, else the current (or first) one."""
     m = session.machine
     procs = m.process_list()
@@ -59,17 +63,17 @@ def find_process(session: Any, name: str | None) -> Any:
             raise ExportError(f"no process {name!r} at this step "
                               f"(processes: {', '.join(p.name for p in procs)})")
         return proc
-    cur = getattr(m, "current", None)
-    return cur if cur in procs else procs[0]
+    cur = m.current
+    return cur if cur is not None and cur in procs else procs[0]
 
 
-def render_tables(session: Any, proc: Any, fmt: str, target: str, start: int = 0,
+def render_tables(session: Session, proc: MachineProcess, fmt: str, target: str, start: int = 0,
                   end: int = 1 << 64) -> str:
     """The text ``ptlab show`` prints for this process and step."""
     m = session.machine
     pt = tables_at_step(session, proc)
     layout = m.arch.layout
-    vmas = getattr(proc, "vmas", None)
+    vmas = proc.vmas
     if fmt == "ptdump":
         head = (f"# {session.name}: {proc.name} at step {session.position} "
                 f"({m.arch.profile.name}, {m.arch.g.name})\n")

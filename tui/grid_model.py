@@ -1,23 +1,18 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """What the PTE grid shows, as plain data: rows of glyphs with style tags.
 
-No Textual here: :class:`GridModel` is given a machine (anything with
-``.arch`` and ``process_list()``), the process to show and the view of the
+No Textual here: :class:`GridModel` is given a machine (the contract of
+engine.contract: it reads ``.arch`` and ``process_list()``), the process to show and the view of the
 current session position (mid-op overlay, descriptors written by the last
 step), and answers "what is on row N" as a list of ``(text, tags)``
 segments. The widget (``tui.widgets.pte_grid``) only maps tags to theme
 styles and caches strips; tests drive this class without an app.
 
-Geometry
---------
-The address space is a list of :class:`Region` (VMAs when the process has
-them, otherwise ranges derived from the page tables). Each region gets a
-header row followed by data rows. At zoom 0 one cell is one descriptor and a
-row is one contiguous block (CONT_PTES cells; 16K's 128-entry blocks -- or
-any block when the pane is narrow -- wrap over several rows, bracketed in the
-gutter). At zoom ``z >= 1`` a cell summarises ``CONT_PTES * 16**(z-1)``
-descriptors and shows the most interesting state by the fixed priority of
-:data:`tui.legend.PRIORITY` -- never a sample.
+The model reads descriptors (the overlay applied) and builds cells and rows
+from them. Its parts, each in its own module: the regions it shows
+(``tui.grid_regions``), how regions become rows and rows cells
+(``tui.grid_geometry``), and what a zoomed-out cell or a range sums up to
+(``tui.grid_summaries``).
 
 Cost
 ----
@@ -30,76 +25,21 @@ ever touches a few tables, which are summarised per view.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tui.legend import PRIORITY, RANK, Classifier, glyph, is_cont
+from engine.pte import PTE_CONT, PTE_VALID
+from tui.grid_geometry import MAX_ZOOM, TAIL, GridGeometry, RowInfo
+from tui.grid_regions import Region, fmt_size, regions_of
+from tui.grid_summaries import GridSummaries, Summary
+from tui.legend import Classifier, glyph, is_cont
 
-_VALID = 1
-_CONT = 1 << 52
-_VALID_CONT = _VALID | _CONT
+if TYPE_CHECKING:
+    from engine.contract import MachineContract, MachineProcess
 
 # (text, tags): tags name legend states / marks; the widget turns them into styles.
 Segment = tuple[str, tuple[str, ...]]
-
-MAX_ZOOM = 4
-GUTTER = 14  # breakpoint mark, 12 hex digits of VA, block bracket
-TAIL = 9  # " o4  *16 ": folio order (zoom 0) or CONT share (zoom > 0), changed count
-
-
-@dataclass(frozen=True)
-class Region:
-    name: str
-    start: int
-    end: int
-    detail: str = ""
-    kind: str = "vma"  # "vma" | "mapped" (derived from the page tables)
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-    def contains(self, addr: int) -> bool:
-        return self.start <= addr < self.end
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Aggregate of a run of descriptors."""
-
-    rank: int  # min RANK over the entries (most interesting state)
-    present: int = 0  # non-zero entries (swap and migration entries included: see swapped)
-    valid: int = 0
-    cont: int = 0  # valid + CONT
-    total: int = 0
-    swapped: int = 0  # non-zero but not pte_present(): swap / migration entries
-
-    @property
-    def mapped(self) -> int:
-        """Entries pte_present() says are present (valid, or PROT_NONE)."""
-        return self.present - self.swapped
-
-    def state(self) -> str:
-        return PRIORITY[self.rank]
-
-    @property
-    def all_cont(self) -> bool:
-        return self.valid > 0 and self.cont == self.valid
-
-    def __add__(self, other: Summary) -> Summary:
-        return Summary(min(self.rank, other.rank), self.present + other.present, self.valid + other.valid,
-                       self.cont + other.cont, self.total + other.total, self.swapped + other.swapped)
-
-
-_NONE_RANK = RANK["none"]
-_OUT_RANK = RANK["outside"]
-_CLEARED_RANK = RANK["cleared"]
-
-
-def empty_summary(n: int) -> Summary:
-    return Summary(_NONE_RANK, 0, 0, 0, n)
 
 
 @dataclass
@@ -114,97 +54,6 @@ class Cell:
     outside: bool = False
 
 
-@dataclass
-class RowInfo:
-    kind: str  # "header" | "data"
-    region: Region
-    region_index: int
-    addr: int = 0  # first VA of a data row
-
-
-def _fmt_size(n: int) -> str:
-    for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
-        if n >= 1 << shift and n % (1 << (shift - 4)) == 0:
-            v = n / (1 << shift)
-            return f"{v:g}{unit}"
-    return f"{n}B" if n < 1024 else f"{n / 1024:.1f}K"
-
-
-def fmt_size(n: int) -> str:
-    return _fmt_size(n)
-
-
-def _vma_detail(vma: Any) -> str:
-    parts = []
-    prot = getattr(vma, "prot", None)
-    if prot is not None:
-        parts.append(prot if isinstance(prot, str) else str(prot))
-    anon = getattr(vma, "anon", None)
-    if anon is not None:
-        parts.append("anon" if anon else "file")
-    shared = getattr(vma, "shared", None)
-    if shared is not None:
-        parts.append("shared" if shared else "private")
-    return " ".join(parts)
-
-
-def _vma_pieces(v: Any, named: dict[str, list[int]]) -> list[Region]:
-    """One row group per scenario mapping: mmap() merges adjacent private
-    anonymous mappings into one VMA (as the kernel does), but the user still
-    looks for the names they wrote; a piece of a bigger VMA says so."""
-    start, end = int(v.start), int(v.end)
-    own = str(getattr(v, "name", "") or f"vma@{start:#x}")
-    detail = _vma_detail(v)
-    parts = sorted((max(a, start), min(a + n, end), k) for k, (a, n) in named.items()
-                   if a < end and a + n > start)
-    if len(parts) <= 1 and (not parts or (parts[0][0], parts[0][1]) == (start, end)):
-        return [Region(parts[0][2] if parts else own, start, end, detail)]
-    out: list[Region] = []
-    others = ", ".join(k for _a, _b, k in parts)
-    at = start
-    for a, b, k in parts:
-        if a < at:
-            continue  # an older region of the same name overlapping: keep the first
-        if a > at:
-            out.append(Region(own, at, a, f"{detail}; one VMA with {others}"))
-        out.append(Region(k, a, b, f"{detail}; one VMA with {others}"))
-        at = b
-    if at < end:
-        out.append(Region(own, at, end, f"{detail}; one VMA with {others}"))
-    return out
-
-
-def regions_of(proc: Any, g: Any, extra_addrs: Iterable[int] = ()) -> list[Region]:
-    """The mapped ranges of a process: its VMAs when it has them, otherwise the
-    PMD-sized regions that have a PTE table (merged when adjacent)."""
-    vmas = getattr(proc, "vmas", None)
-    if vmas is not None:
-        named = getattr(proc, "regions", None) or {}
-        out = []
-        for v in vmas:
-            out.extend(_vma_pieces(v, named))
-        out.sort(key=lambda r: r.start)
-        return out
-    pt = proc.mm.pt
-    # dict.copy() is one C call: safe while a session job inserts tables in its thread
-    keys = set(pt.tables.copy())
-    keys.update(pt.pmd_leaves.copy())
-    shift = g.pmd_shift
-    keys.update(a >> shift for a in extra_addrs)
-    out = []
-    run_start = run_end = None
-    for key in sorted(keys):
-        if run_end is not None and key == run_end:
-            run_end = key + 1
-            continue
-        if run_start is not None:
-            out.append(Region("mapped", run_start << shift, run_end << shift, "from page tables", "mapped"))
-        run_start, run_end = key, key + 1
-    if run_start is not None:
-        out.append(Region("mapped", run_start << shift, run_end << shift, "from page tables", "mapped"))
-    return out
-
-
 def writes_of(events: Iterable[tuple]) -> Iterable[tuple[str, int]]:
     """(process, VA) of every descriptor write in events."""
     for ev in events:
@@ -216,12 +65,6 @@ def writes_of(events: Iterable[tuple]) -> Iterable[tuple[str, int]]:
 
 
 @dataclass
-class _TableSummary:
-    blocks: list[Summary]
-    total: Summary
-
-
-@dataclass
 class ViewState:
     """Session facts at one position, gathered by whoever moved the session."""
 
@@ -229,9 +72,9 @@ class ViewState:
     changed: set[tuple[str, int]] = field(default_factory=set)
 
 
-class GridModel:
-    def __init__(self, machine: Any, process: str | None = None, *, zoom: int = 0, width: int = 80,
-                 breakpoints: Iterable[int] = ()):
+class GridModel(GridGeometry, GridSummaries):
+    def __init__(self, machine: MachineContract, process: str | None = None, *, zoom: int = 0,
+                 width: int = 80, breakpoints: Iterable[int] = ()):
         self.machine = machine
         arch = machine.arch
         self.g = arch.g
@@ -249,7 +92,7 @@ class GridModel:
         self.zoom = max(0, min(MAX_ZOOM, zoom))
         self.width = width
         self.view = ViewState()
-        self.exact: Any = None  # the machine at the exact mid-op position (tui.exact), when known
+        self.exact: MachineContract | None = None  # the machine at the exact mid-op position (tui.exact)
         self._overlay: dict[int, int] = {}  # VA -> value, this process
         self._overlay_tables: set[int] = set()
         self._changed: set[int] = set()
@@ -260,49 +103,15 @@ class GridModel:
         self.empty_hint = "nothing is mapped at this step  (n: step, r: run to the end)"
         self.generation = 0  # bumped by any change of what the rows show
         self.layout_gen = 0  # bumped when rows move: geometry, zoom, process, regions
-        self._tcache: dict[int, _TableSummary] = {}  # live tables
-        self._ocache: dict[int, _TableSummary] = {}  # tables patched by the overlay, this view
+        self._tcache = {}  # summaries of live tables (tui.grid_summaries)
+        self._ocache = {}  # summaries of tables patched by the overlay, this view
         self.regions: list[Region] = []
         self._row_starts: list[int] = []
         self.n_rows = 0
         self._geometry()
         self.refresh_regions()
 
-    # --- geometry ---------------------------------------------------------------------
-    def _geometry(self) -> None:
-        room = self.width - GUTTER - TAIL - 2
-        fit = max(8, room // 2)
-        p2 = 1 << (fit.bit_length() - 1)
-        tight = False
-        if self.zoom == 0:
-            self.ptes_per_cell = 1
-            self.cells_per_row = min(self.cont_ptes, p2, 64)
-            want = self.cont_ptes
-            if want <= 64 and self.cells_per_row < want and room >= want:
-                # a narrow pane (80 columns): a whole block on one row, cells side by side
-                self.cells_per_row, tight = want, True
-        else:
-            self.ptes_per_cell = self.cont_ptes * (16 ** (self.zoom - 1))
-            self.cells_per_row = min(p2, 32)
-        # wide panes: more room between cells (joiners and folio edges get longer)
-        self.sep = 0 if tight else max(1, min(3, (room // self.cells_per_row) - 1))
-        self.cell_bytes = self.ptes_per_cell * self.page_size
-        self.row_bytes = self.cell_bytes * self.cells_per_row
-        self.rows_per_block = max(1, self.cont_ptes // self.cells_per_row) if self.zoom == 0 else 1
-
-    @property
-    def cell_width(self) -> int:
-        """Columns per cell: the glyph and the separator after it."""
-        return 1 + self.sep
-
-    @property
-    def row_width(self) -> int:
-        return GUTTER + 2 + self.cell_width * self.cells_per_row - self.sep + TAIL
-
-    def col_at(self, x: int) -> int:
-        """The cell under column x of a row."""
-        return max(0, min(self.cells_per_row - 1, (x - GUTTER - 1) // self.cell_width))
-
+    # --- what is shown: width, zoom, regions, process ---------------------------------
     def set_width(self, width: int) -> bool:
         """The pane's width changed; True if the row layout changed."""
         old = (self.cells_per_row, self.ptes_per_cell, self.sep)
@@ -328,11 +137,6 @@ class GridModel:
         self.layout_gen += 1
         return True
 
-    def zoom_label(self) -> str:
-        if self.zoom == 0:
-            return "1 PTE/cell"
-        return f"{self.ptes_per_cell} PTEs/cell ({_fmt_size(self.cell_bytes)})"
-
     def refresh_regions(self) -> None:
         proc = self._proc()
         old = self.regions
@@ -344,19 +148,7 @@ class GridModel:
             self.layout_gen += 1
         self._layout_rows()
 
-    def _layout_rows(self) -> None:
-        starts = []
-        n = 0
-        rb = self.row_bytes
-        for r in self.regions:
-            starts.append(n)
-            first = r.start - r.start % rb
-            last = -(-r.end // rb) * rb
-            n += 1 + (last - first) // rb
-        self._row_starts = starts
-        self.n_rows = n
-
-    def _proc(self) -> Any:
+    def _proc(self) -> MachineProcess | None:
         for p in self.machine.process_list():
             if p.name == self.process:
                 return p
@@ -366,10 +158,10 @@ class GridModel:
         return [p.name for p in self.machine.process_list()]
 
     def alive(self, name: str | None = None) -> bool:
-        """The process has not exited (a machine without the notion: always)."""
+        """The process has not exited."""
         name = self.process if name is None else name
         p = next((q for q in self.machine.process_list() if q.name == name), None)
-        return p is not None and bool(getattr(p, "alive", True))
+        return p is not None and p.alive
 
     def set_process(self, name: str) -> None:
         if name == self.process:
@@ -380,71 +172,6 @@ class GridModel:
         self.refresh_regions()
         self.generation += 1
         self.layout_gen += 1
-
-    def row_info(self, row: int) -> RowInfo | None:
-        if not 0 <= row < self.n_rows:
-            return None
-        i = bisect_right(self._row_starts, row) - 1
-        r = self.regions[i]
-        j = row - self._row_starts[i]
-        if j == 0:
-            return RowInfo("header", r, i)
-        rb = self.row_bytes
-        return RowInfo("data", r, i, r.start - r.start % rb + (j - 1) * rb)
-
-    def region_at(self, addr: int) -> int | None:
-        starts = [r.start for r in self.regions]
-        i = bisect_right(starts, addr) - 1
-        if i >= 0 and self.regions[i].contains(addr):
-            return i
-        return None
-
-    def nearest_region(self, addr: int) -> int | None:
-        if not self.regions:
-            return None
-        best = min(range(len(self.regions)), key=lambda i: 0 if self.regions[i].contains(addr) else min(
-            abs(self.regions[i].start - addr), abs(self.regions[i].end - 1 - addr)))
-        return best
-
-    def locate(self, addr: int) -> tuple[int, int] | None:
-        """(row, col) of the cell showing addr, or None if addr is in no region."""
-        i = self.region_at(addr)
-        if i is None:
-            return None
-        r = self.regions[i]
-        rb = self.row_bytes
-        first = r.start - r.start % rb
-        row = self._row_starts[i] + 1 + (addr - first) // rb
-        col = (addr % rb) // self.cell_bytes
-        return row, col
-
-    def cell_addr(self, row: int, col: int) -> int | None:
-        info = self.row_info(row)
-        if info is None or info.kind != "data":
-            return None
-        col = max(0, min(self.cells_per_row - 1, col))
-        return info.addr + col * self.cell_bytes
-
-    def data_row(self, row: int, direction: int = 1) -> int:
-        """The nearest data row from row in direction (header rows are skipped)."""
-        if self.n_rows == 0:
-            return 0
-        row = max(0, min(self.n_rows - 1, row))
-        step = 1 if direction >= 0 else -1
-        r = row
-        while 0 <= r < self.n_rows:
-            info = self.row_info(r)
-            if info is not None and info.kind == "data":
-                return r
-            r += step
-        # nothing that way: the other way
-        r = row
-        while 0 <= r < self.n_rows:
-            info = self.row_info(r)
-            if info is not None and info.kind == "data":
-                return r
-            r -= step
-        return row
 
     # --- the view at a session position -------------------------------------------------
     def set_view(self, view: ViewState, dirty: Iterable[tuple[str, int]] | None) -> None:
@@ -508,8 +235,7 @@ class GridModel:
         proc = self._proc()
         if proc is None:
             return 0
-        leaves = getattr(proc.mm.pt, "pmd_leaves", None)
-        return leaves.get(addr >> self.pmd_shift, 0) if leaves else 0
+        return proc.mm.pt.pmd_leaves.get(addr >> self.pmd_shift, 0)
 
     def entries(self, addr: int, n: int) -> list[int]:
         """n consecutive descriptors from addr (within one PTE table), overlay applied.
@@ -548,7 +274,7 @@ class GridModel:
         grid's ◇ mark). Cheap first: only a block of valid, non-CONT entries is explained."""
         vals = self.entries(start, self.cont_ptes)
         for v in vals:
-            if not v & _VALID or v & _CONT:
+            if not v & PTE_VALID or v & PTE_CONT:
                 return False
         proc = self._proc()
         if proc is None or self.pmd_leaf(start):
@@ -561,167 +287,18 @@ class GridModel:
             return False
 
     @property
-    def detail(self) -> Any:
+    def detail(self) -> MachineContract:
         """Where folios are read: the machine at the exact mid-op event once known
         (``exact``, set by the screen), else the session's machine."""
         return self.exact if self.exact is not None else self.machine
 
-    def set_exact(self, machine: Any) -> None:
+    def set_exact(self, machine: MachineContract | None) -> None:
         if machine is not self.exact:
             self.exact = machine
             self.generation += 1
 
     def folio_of(self, pfn: int) -> tuple[int, int]:
         return self.detail.arch.folios.folio_of(pfn)
-
-    # --- summaries ----------------------------------------------------------------------
-    def _summarise(self, key: int) -> _TableSummary:
-        patched = key in self._overlay_tables
-        cache = self._ocache if patched else self._tcache
-        ts = cache.get(key)
-        if ts is not None:
-            return ts
-        proc = self._proc()
-        t = None if proc is None else proc.mm.pt.tables.get(key)
-        n = self.cont_ptes
-        if t is None and not patched:
-            leaf = self.pmd_leaf(key << self.pmd_shift)
-            if leaf:  # a PMD leaf: every slot "pmd", valid if the block descriptor is
-                v = 1 if leaf & _VALID else 0
-                b = Summary(RANK["pmd"], n, n * v, 0, n)
-                ts = _TableSummary([b] * (self.ptrs // n), Summary(RANK["pmd"], self.ptrs, self.ptrs * v, 0,
-                                                                   self.ptrs))
-            else:
-                ts = _TableSummary([empty_summary(n)] * (self.ptrs // n), empty_summary(self.ptrs))
-            cache[key] = ts
-            return ts
-        vals = [0] * self.ptrs if t is None else list(t)
-        cleared: set[int] = set()
-        if patched:
-            base = key << self.pmd_shift
-            ps_shift = self.page_shift
-            for a, v in self._overlay.items():
-                if a >> self.pmd_shift == key:
-                    i = (a - base) >> ps_shift
-                    if v == 0 and vals[i] != 0:
-                        cleared.add(i)
-                    vals[i] = v
-        classify = self.classify
-        present = self.layout.pte_present
-        rank = RANK
-        blocks = []
-        tot = empty_summary(0)
-        for b in range(0, self.ptrs, n):
-            chunk = vals[b:b + n]
-            zeros = chunk.count(0)
-            if zeros == n and not cleared:
-                s = empty_summary(n)
-            else:
-                r = _NONE_RANK if zeros else _OUT_RANK
-                valid = cont = swapped = 0
-                for v in chunk:
-                    if v:
-                        x = rank[classify(v)]
-                        if x < r:
-                            r = x
-                        if v & _VALID:
-                            valid += 1
-                            if v & _CONT:
-                                cont += 1
-                        elif not present(v):
-                            swapped += 1
-                if cleared and any(b <= i < b + n for i in cleared):
-                    r = min(r, _CLEARED_RANK)
-                s = Summary(r, n - zeros, valid, cont, n, swapped)
-            blocks.append(s)
-            tot = tot + s
-        ts = _TableSummary(blocks, tot)
-        cache[key] = ts
-        return ts
-
-    def summary(self, start: int, n_ptes: int) -> Summary:
-        """Aggregate of n_ptes descriptors from start (n_ptes: a power of two, a
-        multiple of CONT_PTES; start aligned to it)."""
-        n = self.cont_ptes
-        if n_ptes < n:
-            vals = self.entries(start, n_ptes)
-            r = _NONE_RANK
-            valid = cont = swapped = 0
-            ps = self.page_size
-            for j, v in enumerate(vals):
-                x = RANK[self.state_of(start + j * ps, v)]
-                r = min(r, x)
-                if v & _VALID:
-                    valid += 1
-                    cont += bool(v & _CONT)
-                elif v and not self.layout.pte_present(v):
-                    swapped += 1
-            return Summary(r, n_ptes - vals.count(0), valid, cont, n_ptes, swapped)
-        shift = self.pmd_shift
-        if n_ptes >= self.ptrs:
-            first = start >> shift
-            tot = empty_summary(0)
-            for key in range(first, first + n_ptes // self.ptrs):
-                tot = tot + self._summarise(key).total
-            return tot
-        ts = self._summarise(start >> shift)
-        i = ((start >> self.page_shift) & (self.ptrs - 1)) // n
-        tot = empty_summary(0)
-        for s in ts.blocks[i:i + n_ptes // n]:
-            tot = tot + s
-        return tot
-
-    def cell_summary(self, addr: int, region: Region | None = None) -> Summary:
-        """The summary a zoomed-out cell at addr shows: only the descriptors of its own
-        region (a cell straddling a region's edge never counts a neighbour's entries)."""
-        cb = self.cell_bytes
-        if region is None:
-            i = self.region_at(addr)
-            if i is None:
-                i = self.region_at(addr + cb - 1)
-            region = self.regions[i] if i is not None else None
-        if region is None or (region.start <= addr and addr + cb <= region.end):
-            return self.summary(addr, self.ptes_per_cell)
-        lo, hi = max(addr, region.start), min(addr + cb, region.end)
-        if hi <= lo:
-            return empty_summary(0)
-        return self.count_range(lo, hi)
-
-    def count_range(self, start: int, end: int) -> Summary:
-        """Aggregate of every descriptor in [start, end) (page aligned)."""
-        ps = self.page_size
-        tb = self.ptrs * ps
-        tot = empty_summary(0)
-        a = start
-        while a < end:
-            if a % tb == 0 and a + tb <= end:
-                tot = tot + self._summarise(a >> self.pmd_shift).total
-                a += tb
-                continue
-            bb = self.cont_ptes * ps
-            if a % bb == 0 and a + bb <= end:
-                ts = self._summarise(a >> self.pmd_shift)
-                tot = tot + ts.blocks[((a >> self.page_shift) & (self.ptrs - 1)) // self.cont_ptes]
-                a += bb
-                continue
-            nxt = min(end, (a // bb + 1) * bb)
-            tot = tot + self.summary_small(a, (nxt - a) // ps)
-            a = nxt
-        return tot
-
-    def summary_small(self, start: int, n: int) -> Summary:
-        vals = self.entries(start, n)
-        r = _NONE_RANK
-        valid = cont = swapped = 0
-        for v in vals:
-            if v:
-                r = min(r, RANK[self.classify(v)])
-                if v & _VALID:
-                    valid += 1
-                    cont += bool(v & _CONT)
-                elif not self.layout.pte_present(v):
-                    swapped += 1
-        return Summary(r, n - vals.count(0), valid, cont, n, swapped)
 
     # --- cells and rows ------------------------------------------------------------------------
     def cells(self, row: int) -> list[Cell]:
@@ -762,7 +339,7 @@ class GridModel:
         prev = None
         for j, c in enumerate(cells):
             cur = None
-            if c.raw and c.raw & _VALID and not c.outside:
+            if c.raw and c.raw & PTE_VALID and not c.outside:
                 pfn = self._pfn(c.raw)
                 cur = self.folio_of(pfn)
             if j and prev is not None and cur is not None and prev != cur and (prev[1] > 1 or cur[1] > 1):
@@ -828,7 +405,7 @@ class GridModel:
         n_changed = sum(1 for c in cells if c.changed)
         text = ""
         if self.zoom == 0:
-            first = next((c for c in cells if c.raw and c.raw & _VALID), None)
+            first = next((c for c in cells if c.raw and c.raw & PTE_VALID), None)
             if first is not None and first.raw is not None:
                 _, nr = self.folio_of(self._pfn(first.raw))
                 text = f"o{nr.bit_length() - 1}"
@@ -849,7 +426,7 @@ class GridModel:
 
     def _header_segments(self, info: RowInfo) -> list[Segment]:
         r = info.region
-        text = f"▸ {r.name}  {r.start:x}-{r.end:x}  {_fmt_size(r.size)}"
+        text = f"▸ {r.name}  {r.start:x}-{r.end:x}  {fmt_size(r.size)}"
         if r.detail:
             text += f"  {r.detail}"
         return [(" ", ("gutter",)), (text, ("header",))]

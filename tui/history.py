@@ -126,9 +126,7 @@ class BlockHistory:
 
 
 def _policy_name(session: Session) -> str:
-    pol = getattr(session.machine, "policy", None)
-    name = getattr(pol, "name", None)
-    return name if isinstance(name, str) else "mainline"
+    return session.machine.policy.name
 
 
 def _block_events(session: Session, k: int, events: list[tuple], proc: str, start: int, end: int,

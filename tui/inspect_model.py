@@ -8,13 +8,18 @@ the grid) and tests read the plain text.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.decode import decode
 from engine.explain import explain_block
 from engine.pte import BIT_NAMES_PRESENT
-from tui.grid_model import GridModel, Segment, fmt_size
+from tui.grid_model import GridModel, Segment
+from tui.grid_regions import fmt_size
 from tui.legend import BY_NAME, glyph, is_cont
+
+if TYPE_CHECKING:
+    from engine.contract import MachineContract
+    from engine.explain import BlockExplanation
 
 Line = list[Segment]
 EXPLAIN = object()  # "compute the explanation here"
@@ -28,7 +33,7 @@ def _kv(key: str, value: str, *tags: str) -> Line:
     return [_t(f"{key:<9} ", "label"), _t(value, *tags)]
 
 
-def folio_lines(model: GridModel, raw: int, addr: int, machine: Any = None) -> list[Line]:
+def folio_lines(model: GridModel, raw: int, addr: int, machine: MachineContract | None = None) -> list[Line]:
     """The folio of raw's pfn, read from ``machine`` (default: the model's, at the op boundary;
     inside an op the caller passes the machine as it is at the exact event)."""
     machine = machine if machine is not None else model.machine
@@ -42,22 +47,18 @@ def folio_lines(model: GridModel, raw: int, addr: int, machine: Any = None) -> l
         out.append(_kv("pfns", f"{head:#x}-{head + nr - 1:#x}  (this: +{pfn - head})"))
         va0 = addr - (pfn - head) * model.page_size
         out.append(_kv("as VA", f"{va0:#x}-{va0 + nr * model.page_size:#x} if mapped in order"))
-    info_fn = getattr(machine, "folio_info", None)
-    if callable(info_fn):
-        try:
-            info = info_fn(pfn)
-        except Exception as e:  # a machine may refuse an unknown pfn
-            out.append(_kv("info", f"unavailable ({e})", "dim"))
-        else:
-            out.extend(_folio_info_lines(info))
+    try:
+        info = machine.folio_info(pfn)
+    except Exception as e:  # a pfn the machine cannot know (ValueError); the inspector never fails
+        out.append(_kv("info", f"unavailable ({e})", "dim"))
+    else:
+        out.extend(_folio_info_lines(info))
     return out
 
 
-def _folio_info_lines(info: Any) -> list[Line]:
-    if info is None:
-        return []
-    d = info if isinstance(info, dict) else {k: getattr(info, k) for k in dir(info)
-                                              if not k.startswith("_") and not callable(getattr(info, k))}
+def _folio_info_lines(d: dict[str, Any]) -> list[Line]:
+    """What the machine's folio_info says beyond the geometry (the core-mm machine's counts
+    and flags; a ptep-call machine has none)."""
     out = []
     for key in ("mapcount", "refcount", "anon", "file", "flags"):
         if key in d:
@@ -137,7 +138,7 @@ def block_lines(model: GridModel, addr: int, cursor: bool = True) -> list[Line]:
     return out
 
 
-def explain(model: GridModel, addr: int, machine: Any = None) -> Any:
+def explain(model: GridModel, addr: int, machine: MachineContract | None = None) -> BlockExplanation | None:
     """The fold explainer for addr's block (engine.explain), or None.
 
     ``machine``: where to read the block (default the model's, at the op boundary;
@@ -239,7 +240,7 @@ def aggregate_lines(model: GridModel, addr: int, region: Any = None) -> list[Lin
 
 def inspect(model: GridModel, addr: int | None, *, since: str | None = None, mid_op: bool = False,
             header_row: Any = None, width: int = 44, explanation: Any = EXPLAIN,
-            machine: Any = None, region: Any = None, history: Any = None) -> list[Line]:
+            machine: MachineContract | None = None, region: Any = None, history: Any = None) -> list[Line]:
     """``machine``: the machine as it is at the position (inside an op: at the exact event,
     from tui.exact; None there while it is being computed)."""
     if addr is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -23,7 +24,7 @@ def an_event(kind: str) -> str:
 
 
 class PtlabCommands(Provider):
-    def _main(self):  # type: ignore[no-untyped-def]
+    def _main(self):
         from tui.screens.main import MainScreen
 
         for s in self.app.screen_stack:
@@ -71,7 +72,7 @@ class PtlabCommands(Provider):
                 yield (f"Compare with granule {g}", partial(main.compare_with, granule=g), "")
 
     @staticmethod
-    def _switch(main, name: str) -> None:  # type: ignore[no-untyped-def]
+    def _switch(main: Any, name: str) -> None:
         names = main.model.processes()
         while main.model.process != name and name in names:
             main.action_next_process()

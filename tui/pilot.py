@@ -15,11 +15,11 @@ async def settle(app: Any, pilot: Any, rounds: int = 400) -> None:
     for _ in range(rounds):
         if not main.ctl.idle:
             await app.workers.wait_for_complete()
-        if main.since_pending and main.ctl.idle:  # fire the debounced history lookup now
-            main._request_since()
+        if main.inspector_pane.since_pending and main.ctl.idle:  # fire the debounced history lookup now
+            main.inspector_pane.request_since()
             continue
         await pilot.pause(0)  # process pending messages; no need to wait for an idle CPU
-        if main.ctl.idle and not main.since_pending:
+        if main.ctl.idle and not main.inspector_pane.since_pending:
             await pilot.pause(0)
             return
     raise AssertionError("the app did not settle")

@@ -100,7 +100,7 @@ async def _take(target: str, name: str, size: tuple[int, int], prepare: Callable
 
     app = PtlabApp(open_target(target), use_keymap=False)
     async with app.run_test(size=size) as pilot:
-        app._settle = lambda: _settle(app, pilot)  # type: ignore[attr-defined]
+        app._settle = lambda: _settle(app, pilot)  # type: ignore[attr-defined]  # for the prepare steps
         await _settle(app, pilot)
         await prepare(app)
         await _settle(app, pilot)

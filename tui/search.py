@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.breakpoints import Breakpoint, BreakpointError, parse_condition
 from engine.events import FIELDS
 from engine.session import Hit, Position, Session
+
+if TYPE_CHECKING:
+    from tui.grid_model import GridModel
 
 MAX_TEXT_SCAN = 1_000_000  # ops whose text a search reads before giving up
 
@@ -107,7 +110,7 @@ def parse_pfn_query(text: str) -> tuple[str, int]:
     return what, n
 
 
-def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None,
+def find_pfn(model: GridModel, pfn: int, folio: bool = False, after: int | None = None,
              max_entries: int = 1 << 22) -> tuple[str, int, int] | None:
     """(process, VA, pfn found) of the next entry mapping ``pfn`` (``folio``: any page of
     pfn's folio) at the position shown: the current process from ``after`` on, then the
@@ -119,7 +122,7 @@ def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None
     if folio:
         head, nr = machine.arch.folios.folio_of(pfn)
         lo, hi = head, head + nr
-    procs = [p for p in machine.process_list() if getattr(p, "alive", True)]
+    procs = [p for p in machine.process_list() if p.alive]
     cur = next((p for p in procs if p.name == model.process), None)
     order = ([cur] if cur else []) + [p for p in procs if p is not cur] + ([cur] if cur else [])
     shift, mask, ps = model.page_shift, model.addr_mask, model.page_size
@@ -129,7 +132,7 @@ def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None
         pt = p.mm.pt
         start = (after + ps) if (n_proc == 0 and after is not None) else 0
         stop = (after + ps) if (n_proc == len(order) - 1 and p is cur and after is not None) else None
-        leaves = getattr(pt, "pmd_leaves", {}) or {}
+        leaves = pt.pmd_leaves
         for key in sorted(set(pt.tables) | set(leaves)):
             base = key << model.pmd_shift
             if base + model.g.pmd_size <= start or (stop is not None and base >= stop):
@@ -154,7 +157,7 @@ def find_pfn(model: Any, pfn: int, folio: bool = False, after: int | None = None
     return None
 
 
-def next_foldable(model: Any, after: int | None, reverse: bool = False) -> int | None:
+def next_foldable(model: GridModel, after: int | None, reverse: bool = False) -> int | None:
     """The first VA of the next (previous) block after the cursor that passes every fold
     check but is not folded (the grid's ◇), in the process shown; wraps around once."""
     size = model.cont_ptes * model.page_size

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 class SnapshotIOError(Exception):
     """Saving or opening failed; the message is one line for the user."""
 
 
-def save_session(session: Any, path: str | Path,
+def save_session(session: Session, path: str | Path,
                  report: Callable[[int, int], None] | None = None) -> str:
     """Write session (ops, settings, per-op records, checkpoints) to path,
     atomically: a failed save leaves any previous file as it was.
@@ -28,7 +31,7 @@ def save_session(session: Any, path: str | Path,
     from snapshots import SnapshotError
     from snapshots.session_io import save_session as save
 
-    if not getattr(session, "meta", None) or "machine" not in session.meta:
+    if "machine" not in session.meta:
         raise SnapshotIOError("this session does not record how its machine was made; it cannot be saved")
     keep = session.position
     remember_view(session)
@@ -54,7 +57,7 @@ def save_session(session: Any, path: str | Path,
     return f"saved {path}" if n == total else f"saved {n} of {total} ops to {path}{note}"
 
 
-def load_session(path: str | Path, **overrides: Any) -> Any:
+def load_session(path: str | Path, **overrides: Any) -> Session:
     """Open a .ptsnap file as a Session positioned at its start. Warnings
     (e.g. a fold policy that must be supplied again) are in session.warnings."""
     from snapshots import SnapshotError
@@ -69,7 +72,7 @@ def load_session(path: str | Path, **overrides: Any) -> Any:
         raise SnapshotIOError(str(e)) from None
     s = loaded.session
     s.snapshot_file = loaded.snapshot  # keep it open: checkpoints and op records load lazily
-    ui = getattr(getattr(loaded.snapshot, "header", None), "extra", {}).get("ui")
+    ui = loaded.header.extra.get("ui")
     s.saved_view = saved_view(ui)
     return s
 
@@ -89,9 +92,7 @@ def saved_view(ui: Any) -> dict[str, Any]:
     return out
 
 
-def remember_view(session: Any) -> None:
+def remember_view(session: Session) -> None:
     """Put the position and breakpoints into session.meta["ui"], saved with the snapshot."""
-    if getattr(session, "meta", None) is None:
-        return
     session.meta["ui"] = {"position": str(session.position),
                           "breakpoints": [b.text for b in session.breakpoints]}

@@ -188,19 +188,8 @@ def api_session(ops: list, granule: Any, kernel: str, cpu: str, policy: str | No
     from engine.machines import machine_factory
 
     cfg = {"granule": str(granule), "kernel": kernel, "cpu": cpu, "policy": policy}
-    s = Session(machine_factory("api", cfg), ops, name=name, source=source,
-                meta={"machine": "api", "config": cfg})
-    s.target_settings = dict(cfg)  # type: ignore[attr-defined]
-    return s
-
-
-def reopen(session: Session, **changes: Any) -> Session:
-    """The same ops under other settings (kernel, cpu, policy): for comparisons."""
-    _check_names(Overrides(changes.get("kernel"), None, changes.get("cpu"), changes.get("policy")))
-    try:
-        return session.reopen(**changes)
-    except ValueError as e:
-        raise UserError(f"tui: {e}") from None
+    return Session(machine_factory("api", cfg), ops, name=name, source=source,
+                   meta={"machine": "api", "config": cfg})
 
 
 # --- built-in resolvers ---------------------------------------------------------------------
@@ -218,8 +207,7 @@ def _example(spec: str, ov: Overrides) -> Session | None:
         raise UserError(f"tui: {e}") from None
     kernel = ov.kernel or "v7.0"
     ops = example_ops(g.name, get_profile(kernel).layout)
-    settings = {"granule": g.name, "kernel": kernel, "cpu": ov.cpu or "neoverse-n1", "policy": ov.policy}
-    return api_session(ops, g.name, kernel, settings["cpu"], ov.policy, name="example",
+    return api_session(ops, g.name, kernel, ov.cpu or "neoverse-n1", ov.policy, name="example",
                        source="built-in example trace")
 
 
@@ -270,11 +258,10 @@ def _vector_file(spec: str, ov: Overrides) -> Session | None:
         if want != g:
             raise UserError(f"tui: {path_s}:{index} is a {g.name} trace; its addresses fix the granule "
                             f"(--granule {ov.granule} cannot apply)")
-    settings = {"granule": g.name, "kernel": ov.kernel or trace.get("kernel", "v7.0"),
-                "cpu": ov.cpu or trace.get("cpu", "neoverse-n1"), "policy": ov.policy}
+    kernel = ov.kernel or trace.get("kernel", "v7.0")
+    cpu = ov.cpu or trace.get("cpu", "neoverse-n1")
     name = f"{path.name}:{index}"
-    return api_session(ops, g.name, settings["kernel"], settings["cpu"], ov.policy, name=name,
-                       source=str(path))
+    return api_session(ops, g.name, kernel, cpu, ov.policy, name=name, source=str(path))
 
 
 def _scenario(spec: str, ov: Overrides) -> Session | None:

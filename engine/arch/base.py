@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from engine.arch.profiles import KernelProfile
 from engine.events import EventLog
@@ -86,8 +86,8 @@ def arch_call(name: str) -> Callable[[F], F]:
                 log.ret(name, r)
                 return r
 
-        wrapper.kernel_name = name  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        wrapper.kernel_name = name
+        return cast(F, wrapper)  # (it takes and returns exactly what fn does)
 
     return deco
 

@@ -11,6 +11,7 @@ marked the same way here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import TypedDict
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class KernelProfile:
     mthp_swapin_sync: bool = False  # do_swap_page reads mTHP-sized runs from a synchronous device
     read_fault_dirty: bool = False  # set_pte_range dirties a read-fault PTE of a writable, dirty folio
     split_zeropage: bool = False  # splitting an anon folio maps its zero-filled pages to the zero page
+    ra_order_state: bool = False  # readahead keeps its folio order in file_ra_state (+2 per async round)
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -156,6 +158,14 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "back as the zero page)", "__split_huge_page() remaps with RMP_USE_SHARED_ZEROPAGE: "
      "remove_migration_pte() maps a zero-filled order-0 page to the shared zero page "
      "(try_to_map_unused_to_zeropage()) and the page is freed"),
+    ("ra_order_state", True, "v6.17", "'mm/readahead: Store folio order in struct "
+     "file_ra_state' and 'mm/filemap: Allow arch to request folio size for exec memory' (Ryan "
+     "Roberts; MM updates for 6.16, hashes unsure); confirmed by ptlab crosscheck on Debian's "
+     "7.3.4 16K build (page-fault3: the readahead tracepoints show order 0, 2, 3 and the "
+     "window aligned to the order)", "read-around and synchronous readahead read order-0 folios "
+     "(ra->order = 0), each asynchronous round adds 2 to ra->order and trims the window's end "
+     "to that alignment, a VM_HUGEPAGE mapping reads 2M folios at most, an executable mapping "
+     "exec_folio_order() (64K on arm64) folios"),
     ("numa_large_rebuild", True, "v6.10", "unsure hash",
      "mm: support multi-size THP numa balancing (Baolin Wang): numa_rebuild_large_mapping()"),
     ("reuse_large_anon", True, "v6.17", "unsure release (v6.15 per the series)",
@@ -176,7 +186,12 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "over-limit flush_tlb_mm(), ptep_try_set()"),
 )
 
-_SEED_BASE = dict(layout="v6.9", batched_fork_zap=True)
+class _SeedBase(TypedDict):  # (a TypedDict: each field keeps its own type through **)
+    layout: str
+    batched_fork_zap: bool
+
+
+_SEED_BASE: _SeedBase = {"layout": "v6.9", "batched_fork_zap": True}
 
 PROFILES: dict[str, KernelProfile] = {}
 
@@ -220,7 +235,8 @@ V6_17 = _add(replace(V6_12, name="v6.17",
                      layout="v6.17", bbml2_elision=True, get_early_exit=True,
                      flush_notifier_fixed=True, set_ptes_single_barrier=True, tlbbatch_range=True,
                      batched_mprotect=True, batched_mremap=True,
-                     reuse_large_anon=True, batched_unmap_lazyfree=True, read_fault_dirty=True))
+                     reuse_large_anon=True, batched_unmap_lazyfree=True, read_fault_dirty=True,
+                     ra_order_state=True))
 V6_19 = _add(replace(V6_17, name="v6.19",
                      description="+ local TLBI in set_access_flags, whole-folio file faults "
                                  "(v6.18), pte_mkwrite keeps clean entries read-only",

@@ -16,6 +16,9 @@ What the dispatch looks like depends on the kernel profile:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from engine.arch.base import MissingEntryPoint, arch_call
 from engine.arch.contpte import Contpte
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_UXN, PTE_VALID, PTE_WRITE, pte_mkdirty
@@ -361,10 +364,10 @@ class Arch(Ptep):
         "contpte_ptep_set_access_flags",
     )
 
-    def resolve(self, kernel_name: str):
+    def resolve(self, kernel_name: str) -> Callable[..., Any]:
         """The bound method for a kernel function name (``__set_ptes`` etc.)."""
         attr = self.KERNEL_ALIASES.get(kernel_name, kernel_name)
-        fn = getattr(self, attr, None)
+        fn: object = getattr(self, attr, None)
         if fn is None or not callable(fn) or attr.startswith("_"):
             raise AttributeError(f"no arm64 ptep entry point named {kernel_name!r}")
         return fn

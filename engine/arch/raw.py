@@ -15,6 +15,7 @@ as the load it amounts to, and the loop retries exactly like the kernel's.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from itertools import repeat
 from operator import xor
 
@@ -46,7 +47,7 @@ _WRPROTECT_XOR = {m: m ^ pte_wrprotect(m) for m in (
 _YD = PTE_WRITE | PTE_RDONLY | PTE_DIRTY | PTE_AF
 
 
-def wrprotect_values(values: array) -> array:
+def wrprotect_values(values: array[int]) -> array[int]:
     """array of pte_wrprotect(v) for each v, at C speed."""
     if len(values) <= 32:
         xs = _WRPROTECT_XOR
@@ -58,7 +59,7 @@ def wrprotect_values(values: array) -> array:
     return array("Q", map(xor, values, map(_WRPROTECT_XOR.__getitem__, map(_WRD.__and__, values))))
 
 
-def gather_young_dirty(pte: int, values, start: int) -> int:
+def gather_young_dirty(pte: int, values: Sequence[int], start: int) -> int:
     """pte with the dirty and young state of values[start:] ORed in, as the
     __get_and_clear_full_ptes() and contpte_convert() loops do one by one."""
     young = dirty = False
@@ -111,7 +112,7 @@ class RawHelpers(TlbFlush):
         self.log.pte_write(addr, old, 0, "xchg", mm.name)
         return old
 
-    def _cmpxchg(self, mm: MMStruct, t, i: int, addr: int, expected: int, new: int) -> int:
+    def _cmpxchg(self, mm: MMStruct, t: array[int], i: int, addr: int, expected: int, new: int) -> int:
         """cmpxchg_relaxed(): returns the value found."""
         cur = t[i]
         if cur == expected:
@@ -183,14 +184,14 @@ class RawHelpers(TlbFlush):
             # the same stores and events, a slice at a time
             end = pte + nr * ps
             new = array("Q", range(pte, end, ps))
-            old = t[i:i + nr]
+            olds = t[i:i + nr]
             t[i:i + nr] = new
-            log.pte_writes(addr, old, new, "store", mm.name)
+            log.pte_writes(addr, olds, new, "store", mm.name)
             pte = end
         if kernel and not per_entry:
             self._barrier_if_kernel(pte)
 
-    def _clear_range(self, mm: MMStruct, addr: int, nr: int) -> array:
+    def _clear_range(self, mm: MMStruct, addr: int, nr: int) -> array[int]:
         """nr xchg(ptep, 0), one event each; returns the old values."""
         t, i = mm.pt.locate(addr)
         if i + nr > len(t):

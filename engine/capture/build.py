@@ -61,6 +61,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,13 +134,14 @@ class MapPlan:
     layout: Layout
     vmas: list[BuiltVMA] = field(default_factory=list)
     folios: list[tuple[int, int]] = field(default_factory=list)  # (head pfn, nr) in granule pages
-    addrs: array = field(default_factory=lambda: array("Q"))
-    values: array = field(default_factory=lambda: array("Q"))
-    nrs: array = field(default_factory=lambda: array("Q"))
-    notes: Counter = field(default_factory=Counter)  # host pages not mapped, by reason
+    addrs: array[int] = field(default_factory=lambda: array("Q"))
+    values: array[int] = field(default_factory=lambda: array("Q"))
+    nrs: array[int] = field(default_factory=lambda: array("Q"))
+    notes: Counter[str] = field(default_factory=Counter)  # host pages not mapped, by reason
     host_pages_per_page: float = 1.0
 
-    def actions(self):
+    def actions(self) -> Iterator[tuple[int, int, int]]:
+        """(address, value, nr) of each call: set_ptes(addr, value, nr), or a PMD entry when nr is 0."""
         return zip(self.addrs, self.values, self.nrs, strict=True)
 
     def __len__(self) -> int:
@@ -164,7 +166,7 @@ class MapPlan:
 class Built:
     """The engine objects built from a capture (what a saved session starts from)."""
 
-    sim: Any  # engine.Simulator
+    sim: Simulator
     plan: MapPlan
     capture: Capture
 
@@ -203,7 +205,7 @@ class _GPage:
     folio: tuple[int, int]  # (head, nr) in granule pages
 
 
-def _granule_pages(cap: Capture, vma: CapturedVMA, g: Granule, notes: Counter) -> list[_GPage]:
+def _granule_pages(cap: Capture, vma: CapturedVMA, g: Granule, notes: Counter[str]) -> list[_GPage]:
     """The VMA's captured pages regrouped into granule pages."""
     hp = cap.page_size
     gp = g.page_size
@@ -327,7 +329,7 @@ def plan_mappings(cap: Capture, granule: int | str | Granule = "4K", kernel: str
     folios: dict[int, int] = {}
     ps = g.page_size
     table_mask = ~(g.pmd_size - 1)
-    pmd_ranges = set()
+    pmd_ranges: set[int] = set()
     if g.pmd_size == cap.pmd_size:
         for s, e in cap.pmd_mapped:
             pmd_ranges.update(range(s, e, g.pmd_size))
@@ -359,7 +361,7 @@ def plan_mappings(cap: Capture, granule: int | str | Granule = "4K", kernel: str
         for k, p in enumerate(pages):
             if p.present and p.folio[1] > 1:
                 members.setdefault(p.folio[0], []).append(k)
-        whole: dict[int, tuple[int, int]] = {}  # page index of head -> (nr, is_pmd)
+        whole: dict[int, tuple[int, bool]] = {}  # page index of head -> (nr, is_pmd)
         for head, ks in members.items():
             nr = pages[ks[0]].folio[1]
             folios[head] = nr
@@ -371,7 +373,7 @@ def plan_mappings(cap: Capture, granule: int | str | Granule = "4K", kernel: str
                 continue
             mask = g.pte_addr_low
             ok = all(pages[ks[q]].va == p0.va + q * ps and pages[ks[q]].pfn == head + q
-                     and ptes[ks[q]] is not None and (ptes[ks[q]] & ~mask) == (pte0 & ~mask)
+                     and (pq := ptes[ks[q]]) is not None and (pq & ~mask) == (pte0 & ~mask)
                      for q in range(nr))
             if ok:
                 is_pmd = p0.va in pmd_ranges and nr * ps == g.pmd_size
@@ -381,10 +383,11 @@ def plan_mappings(cap: Capture, granule: int | str | Granule = "4K", kernel: str
             p = pages[k]
             pte = ptes[k]
             if k in whole:
+                assert pte is not None  # a whole folio's entries are all there (see above)
                 nr, is_pmd = whole[k]
                 if is_pmd:
                     plan.addrs.append(p.va)
-                    plan.values.append(pte & ~PTE_TABLE_BIT)  # type: ignore[operator]
+                    plan.values.append(pte & ~PTE_TABLE_BIT)
                     plan.nrs.append(0)
                 else:
                     a = p.va
@@ -392,7 +395,7 @@ def plan_mappings(cap: Capture, granule: int | str | Granule = "4K", kernel: str
                     while left:  # never across a PTE table
                         n = min(left, (((a & table_mask) + g.pmd_size) - a) // ps)
                         plan.addrs.append(a)
-                        plan.values.append(layout_advance(pte, (a - p.va) // ps, g))  # type: ignore[arg-type]
+                        plan.values.append(layout_advance(pte, (a - p.va) // ps, g))
                         plan.nrs.append(n)
                         a += n * ps
                         left -= n
@@ -416,7 +419,7 @@ def layout_advance(pte: int, nr: int, g: Granule) -> int:
 
 
 # --- applying it ----------------------------------------------------------------------------------------
-def apply_plan(plan: MapPlan, sim: Any) -> None:
+def apply_plan(plan: MapPlan, sim: Simulator) -> None:
     """Register the plan's folios and make its calls on ``sim`` (a Simulator)."""
     for head, nr in plan.folios:
         sim.add_folio(head, nr)

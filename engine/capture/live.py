@@ -57,6 +57,7 @@ from engine.capture.procfs import (
     PAGE_IS_SWAPPED,
     BinFile,
     ProcReader,
+    ScanRegion,
     parse_maps,
 )
 
@@ -77,8 +78,8 @@ class _Gone(Exception):
 class _Attempt:
     vmas: list[CapturedVMA]
     have_smaps: bool
-    vfns: array = field(default_factory=lambda: array("Q"))
-    pagemap: array = field(default_factory=lambda: array("Q"))
+    vfns: array[int] = field(default_factory=lambda: array("Q"))
+    pagemap: array[int] = field(default_factory=lambda: array("Q"))
     zero: set[int] = field(default_factory=set)  # indices the scan reported as the zero page
     pmd_mapped: list[tuple[int, int]] = field(default_factory=list)
     scan_used: bool = False
@@ -96,7 +97,7 @@ class _FlagCache:
 
     def __init__(self, f: BinFile):
         self.f = f
-        self.chunks: dict[int, array] = {}
+        self.chunks: dict[int, array[int]] = {}
 
     def get(self, pfn: int) -> int:
         k, off = divmod(pfn, self.CHUNK)
@@ -335,7 +336,7 @@ def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _note_regions(att: _Attempt, cap: Capture, vma: CapturedVMA, regions) -> None:
+def _note_regions(att: _Attempt, cap: Capture, vma: CapturedVMA, regions: Sequence[ScanRegion]) -> None:
     """Record PMD-mapped ranges and zero-page pages that PAGEMAP_SCAN reported."""
     shift = cap.page_shift
     pmd = cap.pmd_size
@@ -436,8 +437,8 @@ def _assemble(cap: Capture, att: _Attempt, reader: ProcReader, warnings: list[st
     cap.pfns = array("Q", bytes(8 * n))
     cap.kpageflags = array("Q", bytes(8 * n))
     cap.kpagecount = array("Q", bytes(8 * n))
-    for i, v in enumerate(cap.pagemap):
-        cap.pfns[i] = v & PM_PFN_MASK
+    for i, entry in enumerate(cap.pagemap):
+        cap.pfns[i] = entry & PM_PFN_MASK
     cap.pmd_mapped = [(s, e) for s, e in att.pmd_mapped if any(v.start <= s and e <= v.end for v in vmas)]
     if att.scan_used:
         cap.pmd_source = "pagemap_scan"
@@ -562,7 +563,7 @@ def infer_pmd_mapped(cap: Capture, require_folio: bool) -> None:
             ok = first is not None and first + nr <= v.first + v.count \
                 and cap.vfns[first + nr - 1] == (a >> shift) + nr - 1 \
                 and all(cap.pagemap[first + k] & PM_PRESENT for k in range(nr))
-            if ok and require_folio:
+            if ok and require_folio and first is not None:  # (ok: first is not None)
                 head, size = cap.folio_of(cap.pfns[first])
                 ok = head == cap.pfns[first] and size == nr \
                     and cap.pfns[first + nr - 1] == head + nr - 1

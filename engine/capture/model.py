@@ -166,7 +166,7 @@ class CapturedVMA:
                    {str(k): int(v) for k, v in d["smaps"].items()}, int(d["first"]), int(d["count"]))
 
 
-def _u64() -> array:
+def _u64() -> array[int]:
     return array("Q")
 
 
@@ -185,11 +185,11 @@ class Capture:
     page_size: int
     pmd_size: int
     vmas: list[CapturedVMA] = field(default_factory=list)
-    vfns: array = field(default_factory=_u64)  # virtual page number of each captured page
-    pagemap: array = field(default_factory=_u64)  # raw pagemap entry
-    pfns: array = field(default_factory=_u64)  # pfn used for the page (0: not present)
-    kpageflags: array = field(default_factory=_u64)  # 0 where unknown
-    kpagecount: array = field(default_factory=_u64)  # 0 where unknown
+    vfns: array[int] = field(default_factory=_u64)  # virtual page number of each captured page
+    pagemap: array[int] = field(default_factory=_u64)  # raw pagemap entry
+    pfns: array[int] = field(default_factory=_u64)  # pfn used for the page (0: not present)
+    kpageflags: array[int] = field(default_factory=_u64)  # 0 where unknown
+    kpagecount: array[int] = field(default_factory=_u64)  # 0 where unknown
     folios: dict[int, int] = field(default_factory=dict)  # head pfn -> nr pages (large only)
     pmd_mapped: list[tuple[int, int]] = field(default_factory=list)  # [start, end) VAs
     pmd_source: str = "none"  # "pagemap_scan", "smaps" or "none"
@@ -293,7 +293,7 @@ class Capture:
         if d.get("format") != "ptlab-capture/1":
             raise ValueError(f"not a ptlab capture (format={d.get('format')!r})")
 
-        def col(name: str) -> array:
+        def col(name: str) -> array[int]:
             a = array("Q")
             a.frombytes(bytes(d[name]))
             return a

@@ -18,27 +18,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.apimachine import ApiMachine
+from engine.apimachine import ApiMachine, ApiState
+from engine.policy import load_policy
 from engine.session import Session
 from engine.text import escape_controls
 
 MAX_VMAS_IN_HEADER = 10_000  # the header holds at most this many VMAs (4 MiB header limit)
 
 
-def _empty(cfg: dict[str, Any]) -> Callable[[], Any]:
+if TYPE_CHECKING:
+    from engine.capture.build import Built
+
+
+def _empty(cfg: dict[str, Any]) -> Callable[[], ApiMachine]:
     g, kernel, cpu = cfg.get("granule", "4K"), cfg.get("kernel", "v7.0"), cfg.get("cpu", "neoverse-n1")
-    ApiMachine(g, kernel, cpu)  # fail now on a bad configuration
-    return lambda: ApiMachine(g, kernel, cpu)
+    # the policy too (machines.reopen may change it): loaded once, as for the "api" kind
+    pol = cfg.get("policy")
+    policy = load_policy(pol) if pol not in (None, "", "mainline") else None
+    ApiMachine(g, kernel, cpu, policy)  # fail now on a bad configuration
+    return lambda: ApiMachine(g, kernel, cpu, policy)
 
 
-
-def starting_from(cfg: dict[str, Any], start: Any) -> Callable[[], Any]:
+def starting_from(cfg: dict[str, Any], start: ApiState) -> Callable[[], ApiMachine]:
     """A machine factory whose machines begin at ``start`` (an ApiMachine state)."""
     empty = _empty(cfg)
 
-    def make() -> Any:
+    def make() -> ApiMachine:
         m = empty()
         m.restore(start)
         return m
@@ -46,11 +53,11 @@ def starting_from(cfg: dict[str, Any], start: Any) -> Callable[[], Any]:
     return make
 
 
-def start_digest(machine: Any) -> str:
+def start_digest(machine: ApiMachine) -> str:
     return machine.digest()
 
 
-def provenance(built: Any) -> dict[str, Any]:
+def provenance(built: Built) -> dict[str, Any]:
     cap = built.capture
     info = cap.info
     vmas = [v.to_plain() for v in built.vmas]
@@ -66,7 +73,7 @@ def provenance(built: Any) -> dict[str, Any]:
     }
 
 
-def capture_session(built: Any, cpu: str = "neoverse-n1") -> Session:
+def capture_session(built: Built, cpu: str = "neoverse-n1") -> Session:
     """The Session whose start is ``built`` (engine.capture.build.Built)."""
     cfg: dict[str, Any] = {"granule": built.granule.name, "kernel": built.plan.kernel, "cpu": cpu,
                            "policy": None}
@@ -77,7 +84,5 @@ def capture_session(built: Any, cpu: str = "neoverse-n1") -> Session:
     prov["start_digest"] = start_digest(m)
     cfg["capture"] = prov
     name = f"capture of PID {prov['pid']} ({prov['command']})"
-    s = Session(starting_from(cfg, start), [], name=name, source="",
-                meta={"machine": "capture", "config": cfg})
-    s.target_settings = {k: cfg[k] for k in ("granule", "kernel", "cpu", "policy")}  # type: ignore[attr-defined]
-    return s
+    return Session(starting_from(cfg, start), [], name=name, source="",
+                   meta={"machine": "capture", "config": cfg})

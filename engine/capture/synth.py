@@ -97,9 +97,9 @@ def synthesize(cap: Capture, zero: set[int], mthp_sizes: Sequence[int] | None = 
     for s, e in cap.pmd_mapped:
         for a in range(s, e, cap.pmd_size):
             first = index.get(a >> shift)
-            if window_ok(first, pmd_nr, a >> shift, anon_only=False):
-                windows.append((first, pmd_nr))  # type: ignore[arg-type]
-                taken[first:first + pmd_nr] = b"\x01" * pmd_nr  # type: ignore[misc]
+            if first is not None and window_ok(first, pmd_nr, a >> shift, anon_only=False):
+                windows.append((first, pmd_nr))
+                taken[first:first + pmd_nr] = b"\x01" * pmd_nr
                 kept_pmd.append((a, a + cap.pmd_size))
     cap.pmd_mapped = kept_pmd
 
@@ -122,9 +122,9 @@ def synthesize(cap: Capture, zero: set[int], mthp_sizes: Sequence[int] | None = 
                 if (w << shift) < vma.start or ((w + nr) << shift) > vma.end:
                     continue
                 first = index.get(w)
-                if window_ok(first, nr, w, anon_only=True):
-                    windows.append((first, nr))  # type: ignore[arg-type]
-                    taken[first:first + nr] = b"\x01" * nr  # type: ignore[misc]
+                if first is not None and window_ok(first, nr, w, anon_only=True):
+                    windows.append((first, nr))
+                    taken[first:first + nr] = b"\x01" * nr
                     used_sizes.add(size)
     windows.sort()
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.capture.model import (
     KPF_ANON,
@@ -55,7 +55,13 @@ from engine.capture.model import (
 )
 from engine.events import COUNTER_NAMES
 from engine.export import cont_block_starts
+from engine.granule import Granule
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID
+from engine.simulator import Simulator
+from engine.state.pagetable import PageTable
+
+if TYPE_CHECKING:
+    from engine.capture.build import Built
 
 Stats = dict[str, tuple[str, int]]  # label -> (type "anon"/"file", value in kB)
 
@@ -300,8 +306,8 @@ class VmaComparison:
     pmd_blocks: int = 0  # --cont blocks inside PMD-mapped memory (PMD leaves on this granule)
     folded: list[int] = field(default_factory=list)  # engine CONT block start VAs inside the VMA
     pmd_leaves: int = 0
-    reasons: Counter = field(default_factory=Counter)  # eligible, not folded
-    extra: Counter = field(default_factory=Counter)  # folded, not eligible
+    reasons: Counter[str] = field(default_factory=Counter)  # eligible, not folded
+    extra: Counter[str] = field(default_factory=Counter)  # folded, not eligible
 
     @property
     def folded_eligible(self) -> int:
@@ -326,7 +332,7 @@ class Report:
     vmas: list[VmaComparison]
     crossing: list[int]  # folded blocks that cross a VMA boundary
     pmd_included: bool  # PMD-mapped THPs count as eligible (the granule has no PMD that size)
-    notes: Counter
+    notes: Counter[str]
     counters: dict[str, int]
 
     @property
@@ -345,14 +351,14 @@ class Report:
     def pmd_leaves(self) -> int:
         return sum(v.pmd_leaves for v in self.vmas)
 
-    def reasons(self) -> Counter:
-        c: Counter = Counter()
+    def reasons(self) -> Counter[str]:
+        c: Counter[str] = Counter()
         for v in self.vmas:
             c.update(v.reasons)
         return c
 
-    def extra(self) -> Counter:
-        c: Counter = Counter()
+    def extra(self) -> Counter[str]:
+        c: Counter[str] = Counter()
         for v in self.vmas:
             c.update(v.extra)
         if self.crossing:
@@ -400,7 +406,7 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def engine_cont_blocks(pt, g) -> list[int]:
+def engine_cont_blocks(pt: PageTable, g: Granule) -> list[int]:
     """Start VAs of the blocks whose every entry is valid and CONT."""
     return cont_block_starts(pt, g)
 
@@ -417,7 +423,7 @@ _DIFF_NAMES = (
 )
 
 
-def why_not_folded(sim, addr: int, host_page_size: int | None = None) -> str:
+def why_not_folded(sim: Simulator, addr: int, host_page_size: int | None = None) -> str:
     """The reason the fold code (``__contpte_try_fold``) would give for the block at
     addr. ``host_page_size``: the captured machine's page size, if it differs from
     the granule (so missing entries can be blamed on granule-page formation)."""
@@ -459,7 +465,7 @@ def why_not_folded(sim, addr: int, host_page_size: int | None = None) -> str:
     return "every fold check passes, but no set_ptes() offered the block for folding"
 
 
-def compare(built, cont_orders: tuple[int, ...] | None = None) -> Report:
+def compare(built: Built, cont_orders: tuple[int, ...] | None = None) -> Report:
     """Set the thpmaps counters of the capture and the engine's CONT blocks side by side."""
     cap: Capture = built.capture
     sim = built.sim
@@ -470,7 +476,7 @@ def compare(built, cont_orders: tuple[int, ...] | None = None) -> Report:
         order = (block // cap.page_size).bit_length() - 1
     orders = tuple(cont_orders) if cont_orders is not None else ((order,) if order else ())
     pmd_included = g.pmd_size != cap.pmd_size
-    pmd_set = set()
+    pmd_set: set[int] = set()
     for s, e in cap.pmd_mapped:
         pmd_set.update(range(s, e, block))
     folded = engine_cont_blocks(sim.mm.pt, g)

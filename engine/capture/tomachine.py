@@ -46,8 +46,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.apimachine import ApiState
 from engine.errors import ScenarioError
 from engine.invariants import check_block
+from engine.machine import Machine
 from engine.mm.audit import audit
 from engine.mm.physmem import (
     F_ANON,
@@ -59,6 +61,7 @@ from engine.mm.physmem import (
     P_ANON_EXCLUSIVE,
     max_page_order,
 )
+from engine.mm.process import Process
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID, PTE_WRITE
@@ -73,7 +76,7 @@ KINDS = ("anon", "shmem", "file", "special")
 class Converted:
     """What :func:`populate` did: notes (what was dropped, by reason) and the names."""
 
-    notes: Counter = field(default_factory=Counter)
+    notes: Counter[str] = field(default_factory=Counter)
     names: list[tuple[str, int, int, str, str]] = field(default_factory=list)  # name, start, end, perms, path
 
     def warnings(self) -> list[str]:
@@ -118,7 +121,7 @@ def _flags(perms: str) -> int:
             | (VM_EXEC if perms[2] == "x" else 0) | (VM_SHARED if perms[3] == "s" else 0))
 
 
-def populate(m: Any, api_state: tuple, prov: Any) -> Converted:
+def populate(m: Machine, api_state: ApiState, prov: Any) -> Converted:
     """Fill the fresh machine ``m`` (engine.machine.Machine, nothing run on it)
     with the captured state ``api_state`` (an ApiMachine state: page tables and
     folio registry) and the header's provenance. Raises ScenarioError."""
@@ -154,18 +157,18 @@ def populate(m: Any, api_state: tuple, prov: Any) -> Converted:
                 f = files[key] = k.pc.create(escape_controls(key)[:MAX_PATH], pgoff + npages, shmem=shmem)
             f.resize(pgoff + npages)
             fid = f.fid
-        v = VMA(name, spec["start"], spec["end"], flags, 0, pgoff, fid, shmem)
-        v.page_prot = k.vma_page_prot(v)
+        vma = VMA(name, spec["start"], spec["end"], flags, 0, pgoff, fid, shmem)
+        vma.page_prot = k.vma_page_prot(vma)
         if fid == 0:
             # one anon_vma for every anonymous VMA (as if split from one another, which keeps
             # their anon_vma): a folio mapped across an mprotect split stays reachable
             if not anon_vma:
                 anon_vma = k.next_id("anon_vma")
-            v.anon_vma = anon_vma
-            v.avc = (anon_vma,)
-        proc.insert(v)
+            vma.anon_vma = anon_vma
+            vma.avc = (anon_vma,)
+        proc.insert(vma)
         proc.regions[name] = [spec["start"], spec["end"] - spec["start"]]
-        vmas.append((v, spec))
+        vmas.append((vma, spec))
         out.names.append((name, spec["start"], spec["end"], spec["perms"], spec["path"]))
     m._check_vma_room(proc, 0)
     m._check_mapped_room(0)
@@ -392,7 +395,7 @@ def populate(m: Any, api_state: tuple, prov: Any) -> Converted:
     return out
 
 
-def _unfold_broken_blocks(m: Any, proc: Any, notes: Counter) -> None:
+def _unfold_broken_blocks(m: Machine, proc: Process, notes: Counter[str]) -> None:
     n = m.g.cont_ptes
     vc = PTE_VALID | PTE_CONT
     pt = proc.mm.pt

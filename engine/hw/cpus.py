@@ -26,6 +26,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from engine.safeio import UnsafeFileError, read_user_text, shown
 
@@ -243,7 +244,7 @@ class CpuProfileError(ValueError):
     pass
 
 
-def load_cpu(spec: str | CpuProfile | dict | None) -> CpuProfile:
+def load_cpu(spec: str | CpuProfile | dict[str, Any] | None) -> CpuProfile:
     """A built-in name, a path to a TOML profile, a CpuProfile, or a profile
     embedded by value (``cpu_to_plain``'s map, as snapshots store a user's)."""
     if spec is None:
@@ -269,7 +270,7 @@ MAX_TLB_WAYS = 256
 MAX_PROFILE_BYTES = 1 << 20
 
 
-def _table(data: dict, key: str, path: Path) -> dict:
+def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     t = data.get(key, {})
     if not isinstance(t, dict):
         raise CpuProfileError(f"{path}: [{key}] must be a table")
@@ -288,7 +289,7 @@ def _load_toml(path: Path) -> CpuProfile:
     return _profile_from_data(data, path, str(path))
 
 
-def parse_toml(text: str) -> dict:
+def parse_toml(text: str) -> dict[str, Any]:
     """tomllib.loads, with nesting bounded (ValueError, not a RecursionError)."""
     if _toml_depth(text) > MAX_TOML_DEPTH:
         raise ValueError(f"invalid TOML: nested more than {MAX_TOML_DEPTH} levels")
@@ -318,7 +319,7 @@ def _toml_depth(text: str) -> int:
     return best
 
 
-def cpu_to_plain(p: CpuProfile) -> dict:
+def cpu_to_plain(p: CpuProfile) -> dict[str, Any]:
     """A CPU profile by value (plain data), as a snapshot embeds a user's."""
     return {"name": p.name, "description": p.description, "features": p.features(),
             "tlb": {"entries": p.tlb.entries, "ways": p.tlb.ways, "l1_entries": p.tlb.l1_entries,
@@ -326,18 +327,18 @@ def cpu_to_plain(p: CpuProfile) -> dict:
             "weights": dict(sorted(p.weights.items()))}
 
 
-def cpu_from_plain(d: dict) -> CpuProfile:
+def cpu_from_plain(d: object) -> CpuProfile:
     """The inverse of cpu_to_plain, checked like a TOML profile (CpuProfileError)."""
     if not isinstance(d, dict):
         raise CpuProfileError("an embedded CPU profile must be a map")
-    data = {"base": DEFAULT_CPU, **{k: d[k] for k in ("name", "description", "features", "tlb", "weights")
-                                    if k in d}}
+    data: dict[str, Any] = {"base": DEFAULT_CPU, **{k: d[k] for k in ("name", "description", "features",
+                                                                      "tlb", "weights") if k in d}}
     name = d.get("name")
     return _profile_from_data(data, Path(str(name) if isinstance(name, str) else "embedded"),
                               "embedded in the snapshot", embedded=True)
 
 
-def _profile_from_data(data: dict, path: Path, source: str, embedded: bool = False) -> CpuProfile:
+def _profile_from_data(data: dict[str, Any], path: Path, source: str, embedded: bool = False) -> CpuProfile:
     base_name = data.get("base", DEFAULT_CPU)
     if not isinstance(base_name, str) or base_name not in CPUS:
         raise CpuProfileError(f"{path}: unknown base CPU profile {base_name!r}")
@@ -350,7 +351,7 @@ def _profile_from_data(data: dict, path: Path, source: str, embedded: bool = Fal
         raise CpuProfileError(f"{path}: description must be a string")
     feats = _table(data, "features", path)
     known = set(base.features())
-    upd: dict = {}
+    upd: dict[str, Any] = {}
     for k, v in feats.items():
         if k not in known:
             raise CpuProfileError(f"{path}: unknown feature {k!r} (known: {', '.join(sorted(known))})")

@@ -20,6 +20,8 @@ Every fill, eviction and invalidation is an event.
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.events import EventLog
 from engine.hw.cpus import CpuProfile
 
@@ -202,20 +204,20 @@ class TLB:
         return sorted(set(out))
 
     # --- state ------------------------------------------------------------------------
-    def clone_state(self) -> tuple:
+    def clone_state(self) -> tuple[Any, Any]:
         return (tuple(dict(e) for e in self.entries), [list(s) for s in self.sets])
 
-    def restore_state(self, st: tuple) -> None:
+    def restore_state(self, st: tuple[Any, Any]) -> None:
         ents, sets = st
         self.entries = tuple(dict(e) for e in ents)  # type: ignore[assignment]
         self.sets = [list(s) for s in sets]
         self._conflict_free = False
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"entries": [[[k, d] for k, d in e.items()] for e in self.entries],
                 "sets": [[[c, k] for c, k in s] for s in self.sets]}
 
-    def from_plain(self, d: dict) -> None:
+    def from_plain(self, d: dict[str, Any]) -> None:
         self.entries = tuple({int(k): int(v) for k, v in e} for e in d["entries"])  # type: ignore
         self.sets = [[(int(c), int(k)) for c, k in s] for s in d["sets"]]
         self._conflict_free = False

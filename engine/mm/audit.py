@@ -28,13 +28,13 @@ def audit(k: Any) -> list[str]:
     pm = k.pm
     lay = k.layout
     folios = k.arch.folios
-    page_maps: Counter = Counter()
-    folio_maps: Counter = Counter()
-    swap_refs: Counter = Counter()
+    page_maps: Counter[int] = Counter()
+    folio_maps: Counter[int] = Counter()
+    swap_refs: Counter[int] = Counter()
     problems: list[str] = []
-    reachable: dict[int, set] = {}
+    reachable: dict[int, set[tuple[int, int, int]]] = {}  # head -> (pid, addr, pfn) of every rmap site
 
-    def rmap_sites(head: int) -> set:
+    def rmap_sites(head: int) -> set[tuple[int, int, int]]:
         if head not in reachable:
             n = 1 << folios.order_of(head)
             sites = set()

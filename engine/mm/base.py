@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from engine.arch import Arch
 from engine.arch.base import _positional_params, make_wrapper
@@ -31,7 +31,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # vm_fault_t bits (include/linux/mm_types.h) used by the fault paths
 VM_FAULT_OOM = 0x000001
 VM_FAULT_SIGBUS = 0x000002
+VM_FAULT_MAJOR = 0x000004
 VM_FAULT_NOPAGE = 0x000100
+VM_FAULT_RETRY = 0x000400
 VM_FAULT_FALLBACK = 0x000800
 VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS
 
@@ -79,8 +81,8 @@ def kfn(name: str) -> Callable[[F], F]:
                 log.kret(name, r)
                 return r
 
-        wrapper.kernel_name = name  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        wrapper.kernel_name = name
+        return cast(F, wrapper)  # (it takes and returns exactly what fn does)
 
     return deco
 
@@ -111,6 +113,9 @@ class KernelBase:
         self.fault_around_pages = max(1, 65536 >> self.pshift)  # fault_around_bytes = 64K
         self.max_ptes_none = self.ptrs - 1  # khugepaged/max_ptes_none
         self.ubc_pending = False  # deferred TLB flush started (never left set after an op)
+        # FAULT_FLAG_TRIED: the fault being handled is the retry after filemap_fault()
+        # dropped the lock for I/O (never left set after a fault)
+        self.fault_tried = False
         # Interrupts: every kfn call (and every page of a touch) counts down
         # ``ticks``; at zero, ``interrupt_poll()`` is asked whether to stop.
         self.interrupt_poll: Callable[[], bool] | None = None

@@ -18,6 +18,7 @@ high-order blocks scarce the way a long-running system's memory is.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from engine.state.chunks import as_chunks, freeze, thaw_bytearray
 
@@ -135,12 +136,12 @@ class Buddy:
                           tuple(freeze(b, pf[o] if pf else None) for o, b in enumerate(self.free)),
                           tuple(self.nr_free))
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"base": self.base, "npages": self.npages, "max_order": self.max_order,
                 "free": [bytes(b) for b in self.free], "nr_free": list(self.nr_free)}
 
     @classmethod
-    def from_plain(cls, d: dict) -> Buddy:
+    def from_plain(cls, d: dict[str, Any]) -> Buddy:
         other = cls.__new__(cls)
         other.base = int(d["base"])
         other.npages = int(d["npages"])
@@ -175,12 +176,12 @@ class BuddyState:
         b.nr_free = list(self.nr_free)
         return b
 
-    def to_plain(self, joined: bool = False) -> dict:
+    def to_plain(self, joined: bool = False) -> dict[str, Any]:
         return {"base": self.base, "npages": self.npages, "max_order": self.max_order,
                 "free": [b"".join(ch) if joined else list(ch) for ch in self.free],
                 "nr_free": list(self.nr_free)}
 
     @classmethod
-    def from_plain(cls, d: dict) -> BuddyState:
+    def from_plain(cls, d: dict[str, Any]) -> BuddyState:
         b = Buddy.from_plain(d)  # validates the sizes
         return b.freeze()

@@ -19,15 +19,19 @@ PMD-level faults and THP splitting live in huge.py.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engine.mm.base import (
     VM_FAULT_FALLBACK,
+    VM_FAULT_MAJOR,
     VM_FAULT_NOPAGE,
     VM_FAULT_OOM,
+    VM_FAULT_RETRY,
     VM_FAULT_SIGBUS,
     kfn,
 )
 from engine.mm.batch import Batch
-from engine.mm.filemap import Filemap
+from engine.mm.filemap import RETRY_MAJOR, RETRY_MINOR, Filemap
 from engine.mm.pagecache import File
 from engine.mm.physmem import F_ANON, F_DIRTY, F_LRU, F_SWAPBACKED, F_SWAPCACHE, F_UPTODATE, P_DATA
 from engine.mm.pmd import PmdOps
@@ -50,6 +54,9 @@ from engine.state.mmstruct import MMStruct
 
 
 class Faults(Batch, Filemap, PmdOps):
+    if TYPE_CHECKING:  # Huge's, which a Kernel (every Faults is one) has: declared, not defined
+        def handle_mm_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int: ...
+
     # --- entry point ------------------------------------------------------------------
     @kfn("handle_pte_fault")
     def handle_pte_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
@@ -159,6 +166,27 @@ class Faults(Batch, Filemap, PmdOps):
             return self.do_cow_fault(proc, vma, addr)
         return self.do_shared_fault(proc, vma, addr)
 
+    def _retry_or_oom(self, head: int) -> int:
+        if head == RETRY_MAJOR:
+            return VM_FAULT_RETRY | VM_FAULT_MAJOR
+        return VM_FAULT_RETRY if head == RETRY_MINOR else VM_FAULT_OOM
+
+    def retry_fault(self, proc: Process, vma: VMA, addr: int, write: bool, ret: int) -> int:
+        """arch/arm64/mm/fault.c do_page_fault(): a fault that returned
+        VM_FAULT_RETRY (filemap_fault() dropped the lock for I/O) is taken again
+        under the mmap lock, with FAULT_FLAG_TRIED if it was a major fault, and
+        again with it for as long as it asks."""
+        tried = bool(ret & VM_FAULT_MAJOR)  # the VMA-lock attempt read the page in
+        while True:
+            self.fault_tried = tried
+            try:
+                ret = self.handle_mm_fault(proc, vma, addr, write)
+            finally:
+                self.fault_tried = False
+            if not ret & VM_FAULT_RETRY or tried:
+                return ret  # with FAULT_FLAG_TRIED filemap_fault() keeps the lock
+            tried = True
+
     @kfn("do_read_fault")
     def do_read_fault(self, proc: Process, vma: VMA, addr: int) -> int:
         if self.fault_around_pages > 1:
@@ -167,7 +195,7 @@ class Faults(Batch, Filemap, PmdOps):
         f = self._file(vma)
         head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
-            return VM_FAULT_OOM
+            return self._retry_or_oom(head)
         self.folio_ref_add(head, 1)  # __do_fault() returns the folio with a reference
         ret = self.finish_fault(proc, vma, addr, False, head, -1)
         if ret:
@@ -332,8 +360,8 @@ class Faults(Batch, Filemap, PmdOps):
         f = self._file(vma)
         head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
-            self.folio_put_refs(new, 1)
-            return VM_FAULT_OOM
+            self.folio_put_refs(new, 1)  # uncharge_out: folio_put(vmf->cow_page)
+            return self._retry_or_oom(head)
         self.cost("mm_copy_page", addr, 1)
         ret = self.finish_fault(proc, vma, addr, True, head, new)
         if ret:
@@ -345,7 +373,7 @@ class Faults(Batch, Filemap, PmdOps):
         f = self._file(vma)
         head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
-            return VM_FAULT_OOM
+            return self._retry_or_oom(head)
         self.folio_ref_add(head, 1)
         ret = self.finish_fault(proc, vma, addr, True, head, -1)
         if ret:

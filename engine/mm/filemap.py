@@ -11,6 +11,21 @@ two each round, up to the window size and MAX_PAGECACHE_ORDER. A VM_HUGEPAGE
 mapping reads PMD-sized folios. An allocation failure falls back to order-0
 pages for the rest of the window (``do_page_cache_ra``). shmem (shared
 anonymous memory) allocates order-0 folios on fault and never reads ahead.
+
+Since v6.16 ("mm/readahead: Store folio order in struct file_ra_state", the
+``ra_order_state`` profile row) the order lives in file_ra_state: read-around
+and synchronous readahead read order-0 folios, each asynchronous round adds
+two and trims the window to that order's alignment, an executable mapping
+reads exec_folio_order() (64K on arm64) folios, and a read(2) follows
+filemap_get_pages(). Those profiles run the ``*_v616`` functions below, which
+follow Debian's linux-source-7.3 line by line; the others the older code.
+
+filemap_fault_retries: a fault that reads the page in, or that starts the next
+asynchronous window, drops the mmap lock for the I/O
+(maybe_unlock_mmap_for_io()) and returns VM_FAULT_RETRY; the fault is then
+taken again with FAULT_FLAG_TRIED, when a read fault's fault-around maps the
+folios now cached around it (all but PG_readahead ones). Every profile does
+this (filemap_fault() has since v2.6).
 """
 
 from __future__ import annotations
@@ -18,9 +33,18 @@ from __future__ import annotations
 from engine.mm.pagecache import File
 from engine.mm.physmem import F_LRU, F_PAGECACHE, F_SWAPBACKED, F_UPTODATE
 from engine.mm.rmap import Rmap
-from engine.mm.vma import VM_HUGEPAGE, VMA
+from engine.mm.vma import VM_EXEC, VM_HUGEPAGE, VMA
 
 MMAP_LOTSAMISS = 100
+#: what the ``read`` verb's read(2) calls ask for at a time (the crosscheck's
+#: guest reads with a 64 KiB buffer, crosscheck/runtime.c do_read())
+READ_CHUNK = 64 << 10
+SZ_2M = 2 << 20
+#: what filemap_get_folio() returns for VM_FAULT_RETRY (filemap_fault_retries): after
+#: reading the page in (a major fault), or after starting asynchronous readahead
+RETRY_MAJOR = -2
+RETRY_MINOR = -3
+SZ_64K = 64 << 10
 
 
 def _ilog2(x: int) -> int:
@@ -70,7 +94,7 @@ class Filemap(Rmap):
 
     # --- readahead --------------------------------------------------------------------
     def page_cache_ra_order(self, f: File, new_order: int) -> None:
-        start, size, async_size = f.ra
+        start, size, async_size = f.ra[:3]
         index = start
         limit = min(f.npages - 1, index + size - 1)
         mark = index + size - async_size
@@ -111,17 +135,20 @@ class Filemap(Rmap):
         return mx
 
     def do_sync_mmap_readahead(self, f: File, vma: VMA, index: int) -> None:
+        if self.profile.ra_order_state:
+            self.do_sync_mmap_readahead_v616(f, vma, index)
+            return
         ra_pages = self.pc.ra_pages
         if (vma.flags & VM_HUGEPAGE and self.thp.top != "never"
                 and self.pmd_order <= self.max_pagecache_order()):
             n = 1 << self.pmd_order
-            f.ra = [index & ~(n - 1), n, n // 2]
+            f.ra[:3] = [index & ~(n - 1), n, n // 2]
             self.page_cache_ra_order(f, self.pmd_order)
             return
         f.mmap_miss += 1
         if f.mmap_miss > MMAP_LOTSAMISS or ra_pages <= 1:
             return
-        f.ra = [max(0, index - ra_pages // 2), ra_pages, ra_pages // 4]
+        f.ra[:3] = [max(0, index - ra_pages // 2), ra_pages, ra_pages // 4]
         self.page_cache_ra_order(f, 0)
 
     def do_async_mmap_readahead(self, f: File, head: int) -> None:
@@ -130,7 +157,7 @@ class Filemap(Rmap):
         f.readahead.pop(index, None)
         if f.mmap_miss > 0:
             f.mmap_miss -= 1
-        start, size, async_size = f.ra
+        start, size, async_size = f.ra[:3]
         order = self.arch.folios.order_of(head)
         expected = -(-(start + size - async_size) // (1 << order)) * (1 << order)
         if index == expected or index == start + size:
@@ -149,31 +176,39 @@ class Filemap(Rmap):
             start = nxt
         if start >= f.npages:
             return
-        f.ra = [start, size, size]
+        f.ra[:3] = [start, size, size]
         self.page_cache_ra_order(f, order)
 
     # --- lookups used by the fault paths ---------------------------------------------------
     def filemap_get_folio(self, f: File, vma: VMA, index: int) -> int:
-        """filemap_fault(): the folio caching index, reading it in if needed."""
+        """filemap_fault(): the folio caching index, reading it in if needed;
+        RETRY_MAJOR or RETRY_MINOR when the fault must be retried (see filemap_fault_retries)."""
+        if f.shmem:
+            # shmem_fault() -> shmem_get_folio(): allocate (order-0: shmem mTHP
+            # sizes default to never); it never drops the lock to read
+            head = f.lookup(index)
+            return head if head >= 0 else self.filemap_add_folio(f, index, 0, False)
+        if self.profile.ra_order_state:
+            return self.filemap_get_folio_v616(f, vma, index)
         head = f.lookup(index)
         if head >= 0:
             pm = self.pm
-            if pm.index[head - pm.base] in f.readahead:
+            if pm.index[head - pm.base] in f.readahead and not self.fault_tried:
                 self.do_async_mmap_readahead(f, head)
+                return RETRY_MINOR
             return head
-        if f.shmem:
-            # shmem_get_folio(): allocate (order-0: shmem mTHP sizes default to never)
-            return self.filemap_add_folio(f, index, 0, False)
         self.do_sync_mmap_readahead(f, vma, index)
         head = f.lookup(index)
         if head < 0:
             head = self.filemap_add_folio(f, index, 0, False)
-        return head
+        return head if head < 0 or self.fault_tried else RETRY_MAJOR
 
     def file_read(self, f: File, first: int, last: int) -> int:
         """read(2) of pages [first, last] (filemap_get_pages): a missing page
         starts synchronous readahead (ondemand_readahead), a folio marked
         PG_readahead the next asynchronous window."""
+        if self.profile.ra_order_state:
+            return self.file_read_v616(f, first, last)
         index = first
         reads = 0
         pm = self.pm
@@ -184,7 +219,7 @@ class Filemap(Rmap):
                 mx = self.pc.ra_pages
                 size = 1 << max(0, (req - 1).bit_length())  # get_init_ra_size()
                 size = size * 4 if size <= mx // 32 else size * 2 if size <= mx // 4 else mx
-                f.ra = [index, size, size - req if size > req else size]
+                f.ra[:3] = [index, size, size - req if size > req else size]
                 self.page_cache_ra_order(f, 0)
                 reads += 1
                 head = f.lookup(index)
@@ -195,3 +230,227 @@ class Filemap(Rmap):
                 reads += 1
             index = pm.index[head - pm.base] + (1 << self.arch.folios.order_of(head))
         return reads
+
+    # --- since v6.16: the order in file_ra_state (mm/readahead.c, mm/filemap.c of 7.3) ---------
+    def page_cache_ra_order_v616(self, f: File, ra: list[int]) -> None:
+        """page_cache_ra_order(): read ra = [start, size, async_size, order]
+        in folios of ra's order, aligned down where the index needs it, no
+        marker when the window reaches EOF; what it cannot add falls back to
+        order-0 pages (do_page_cache_ra())."""
+        start, size, async_size, order = ra[:4]
+        index = start
+        limit = f.npages - 1
+        if limit > index + size - 1:
+            limit = index + size - 1
+            mark = index + size - async_size
+        else:
+            mark = -1  # ULONG_MAX: "we've reached the end, so don't set a readahead marker"
+        new_order = min(self.max_pagecache_order(), order, _ilog2(max(size, 1)))
+        ra[3] = new_order
+        self.log.call("page_cache_ra_order", (f.name, start, size, new_order))
+        err = f.shmem  # !mapping_large_folio_support(): ra->order = 0, fallback
+        if err:
+            ra[3] = 0
+        while not err and index <= limit:
+            o = new_order
+            if index & ((1 << o) - 1):
+                o = (index & -index).bit_length() - 1  # __ffs(index)
+            while o > 0 and index + (1 << o) - 1 > limit:
+                o -= 1
+            # ra_alloc_folio(): the marker goes on the folio holding round_down(mark, order)
+            marked = mark >= 0 and index == mark & ~((1 << o) - 1)
+            if self.filemap_add_folio(f, index, o, marked) < 0:
+                err = True
+                break
+            index += 1 << o
+        if err and size > index - start:
+            self.do_page_cache_ra(f, index, size - (index - start), async_size)
+        self.log.ret("page_cache_ra_order", None)
+
+    def do_page_cache_ra(self, f: File, index: int, nr_to_read: int, lookahead: int) -> None:
+        """do_page_cache_ra() + page_cache_ra_unbounded(): order-0 pages,
+        skipping what is cached, stopping at EOF and at an allocation failure."""
+        if f.npages == 0 or index > f.npages - 1:
+            return
+        end_index = f.npages - 1
+        if nr_to_read > end_index - index:
+            nr_to_read = end_index - index + 1
+            lookahead = 0
+        mark = nr_to_read - lookahead if lookahead <= nr_to_read else -1
+        for i in range(nr_to_read):
+            if f.cache[index + i]:
+                continue
+            if self.filemap_add_folio(f, index + i, 0, i == mark) < 0:
+                break  # -ENOMEM (nothing else is cached here: checked above)
+
+    def _ra_fresh(self) -> list[int]:
+        """file_ra_state_init() of a newly opened file: start, size, async_size,
+        order, prev_pos (-1), mmap_miss."""
+        return [0, 0, 0, 0, -1, 0]
+
+    def _get_init_ra_size(self, size: int, mx: int) -> int:
+        newsize = 1 << max(0, (size - 1).bit_length())  # roundup_pow_of_two()
+        if newsize <= mx // 32:
+            return newsize * 4
+        if newsize <= mx // 4:
+            return newsize * 2
+        return mx
+
+    def page_cache_sync_ra_v616(self, f: File, ra: list[int], index: int, req_count: int) -> None:
+        """page_cache_sync_ra(): a start of file, a sequential miss or an
+        oversized read opens a window of order 0; a cached run behind the miss
+        sizes it; a lone small read reads just what is asked."""
+        mx = self.pc.ra_pages  # ractl_max_pages(): bdi->io_pages is not modelled (reads fit ra_pages)
+        if mx == 0:
+            self.do_page_cache_ra(f, index, 1, 0)  # force_page_cache_ra(ractl, 1)
+            return
+        prev_index = ra[4] >> self.pshift if ra[4] >= 0 else -2  # prev_pos -1: never "sequential"
+        if not index or req_count > mx or 0 <= index - prev_index <= 1:
+            size = self._get_init_ra_size(req_count, mx)
+            ra[:3] = [index, size, size - req_count if size > req_count else size >> 1]
+        else:
+            miss = index - 1  # page_cache_prev_miss(index - 1, max_pages)
+            while miss >= 0 and index - 1 - miss < mx and f.cache[miss]:
+                miss -= 1
+            contig_count = index - miss - 1
+            if contig_count <= req_count:
+                self.do_page_cache_ra(f, index, req_count, 0)
+                return
+            if miss < 0:  # cached from the beginning: ULONG_MAX
+                contig_count *= 2
+            ra[:3] = [index, min(contig_count + req_count, mx), 1]
+        ra[3] = 0
+        self.page_cache_ra_order_v616(f, ra)
+
+    def page_cache_async_ra_v616(self, f: File, ra: list[int], head: int, index: int,
+                                 req_count: int) -> None:
+        """page_cache_async_ra(): hitting a PG_readahead folio at ``index``
+        pushes the window on (order + 2, its end aligned to that order)."""
+        mx = self.pc.ra_pages
+        if mx == 0:
+            return
+        pm = self.pm
+        f.readahead.pop(pm.index[head - pm.base], None)  # folio_clear_readahead()
+        nr = 1 << self.arch.folios.order_of(head)
+        start, size, async_size = ra[0], ra[1], ra[2]
+        expected = (start + size - async_size) & ~(nr - 1)
+        if index == expected:
+            start += size
+            size = max(size, self._next_ra_size(size))
+        else:
+            nxt = index + 1  # page_cache_next_miss(index + 1, max_pages)
+            while nxt < index + 1 + mx and nxt < f.npages and f.cache[nxt]:
+                nxt += 1
+            if nxt - index > mx:
+                return
+            start = nxt
+            size = self._next_ra_size(nxt - index + req_count)  # "old async_size" + req_count
+        order = ra[3] + 2
+        align = 1 << min(order, (mx & -mx).bit_length() - 1)  # ffs(max_pages) - 1
+        end = start + size
+        aligned_end = end & ~(align - 1)
+        if aligned_end > start:
+            size -= end - aligned_end
+        ra[:4] = [start, size, size, order]
+        self.page_cache_ra_order_v616(f, ra)
+
+    def do_sync_mmap_readahead_v616(self, f: File, vma: VMA, index: int) -> None:
+        ra = f.ra
+        ra_pages = self.pc.ra_pages
+        thp_order = -1
+        if vma.flags & VM_HUGEPAGE and not f.shmem:
+            # capped at 2M: "avoids memory pressure from very large forced readahead"
+            thp_order = min(self.max_pagecache_order(), _ilog2(SZ_2M >> self.pshift))
+        if thp_order < 0 and not ra_pages:
+            return
+        if not vma.flags & VM_EXEC:
+            f.mmap_miss = min(f.mmap_miss + 1, MMAP_LOTSAMISS * 10)
+            if f.mmap_miss > MMAP_LOTSAMISS:
+                return
+        if thp_order >= 0:
+            n = 1 << thp_order
+            ra[:4] = [index & ~(n - 1), 2 * n, n, thp_order]  # two folios, unless VM_RAND_READ
+        elif vma.flags & VM_EXEC:
+            order = max(0, _ilog2(SZ_64K >> self.pshift))  # arm64 exec_folio_order()
+            first = vma.pgoff
+            end = vma.pgoff + ((vma.end - vma.start) >> self.pshift)
+            start = max(index & ~((1 << order) - 1), first)
+            ra_end = min(-(-(start + ra_pages) >> order) << order, end)
+            ra[:4] = [start, ra_end - start, 0, order]
+        else:
+            ra[:4] = [max(0, index - ra_pages // 2), ra_pages, ra_pages // 4, 0]  # read-around
+        self.page_cache_ra_order_v616(f, ra)
+
+    def filemap_get_folio_v616(self, f: File, vma: VMA, index: int) -> int:
+        """filemap_fault(): a hit runs do_async_mmap_readahead() (one miss
+        fewer, and the next window if the folio is marked), a miss
+        do_sync_mmap_readahead() and then __filemap_get_folio(FGP_CREAT)."""
+        head = f.lookup(index)
+        if head >= 0:
+            if self.fault_tried:
+                return head  # no do_async_mmap_readahead() on a retried fault
+            if not vma.flags & VM_EXEC and f.mmap_miss:
+                f.mmap_miss -= 1
+            pm = self.pm
+            if pm.index[head - pm.base] in f.readahead and self.pc.ra_pages:
+                self.page_cache_async_ra_v616(f, f.ra, head, index, self.pc.ra_pages)
+                return RETRY_MINOR
+            return head
+        self.do_sync_mmap_readahead_v616(f, vma, index)
+        head = f.lookup(index)
+        if head < 0:
+            head = self.filemap_add_folio(f, index, 0, False)
+        return head if head < 0 or self.fault_tried else RETRY_MAJOR
+
+    def file_read_v616(self, f: File, first: int, last: int) -> int:
+        """open(), read(2) of pages [first, last] in READ_CHUNK calls, close():
+        each call is filemap_read(), whose filemap_get_pages() takes the cached
+        folios up to the first marked one, reads ahead synchronously when
+        there are none and asynchronously from a marked last one. A new open
+        file has its own file_ra_state (file_ra_state_init())."""
+        ra = self._ra_fresh()
+        ps = self.pshift
+        pm = self.pm
+        reads = 0
+        pos, end = first << ps, (last + 1) << ps
+        while pos < end:
+            count = min(READ_CHUNK, end - pos)
+            call_end = pos + count
+            while pos < call_end:  # filemap_read()
+                index = pos >> ps
+                last_index = -(-call_end >> ps)
+                batch = self._read_batch(f, index, last_index - 1)
+                if not batch:
+                    self.page_cache_sync_ra_v616(f, ra, index, last_index - index)
+                    reads += 1
+                    batch = self._read_batch(f, index, last_index - 1)
+                if not batch:  # filemap_create_folio()
+                    head = self.filemap_add_folio(f, index, 0, False)
+                    if head < 0:
+                        return reads
+                    batch = [head]
+                tail = batch[-1]
+                tail_index = pm.index[tail - pm.base]
+                if tail_index in f.readahead:  # filemap_readahead()
+                    self.page_cache_async_ra_v616(f, ra, tail, tail_index, last_index - tail_index)
+                    reads += 1
+                tail_end = (tail_index + (1 << self.arch.folios.order_of(tail))) << ps
+                pos = min(call_end, tail_end)
+            ra[4] = pos  # ra->prev_pos = last_pos
+        return reads
+
+    def _read_batch(self, f: File, index: int, max_index: int) -> list[int]:
+        """filemap_get_read_batch(): consecutive cached folios from index up to
+        max_index, ending after the first one marked PG_readahead."""
+        batch: list[int] = []
+        pm = self.pm
+        while index <= max_index:
+            head = f.lookup(index)
+            if head < 0:
+                break
+            batch.append(head)
+            fi = pm.index[head - pm.base]
+            if fi in f.readahead:
+                break
+            index = fi + (1 << self.arch.folios.order_of(head))
+        return batch

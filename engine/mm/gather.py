@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 from engine.arch.tlbflush import TLBI_TTL_UNKNOWN
 
 if TYPE_CHECKING:
-    from engine.mm.kernel import Kernel
+    from engine.mm.rmap import Rmap
     from engine.state.mmstruct import MMStruct
 
 MMU_GATHER_BUNDLE = 8
 
 
 class MMUGather:
-    def __init__(self, k: Kernel, mm: MMStruct, fullmm: bool = False):
+    def __init__(self, k: Rmap, mm: MMStruct, fullmm: bool = False):  # (any path mixin: all are Rmaps)
         self.k = k
         self.mm = mm
         self.fullmm = fullmm

@@ -22,9 +22,10 @@ from errno import EINVAL, ENOMEM
 
 from engine.mm.base import VM_FAULT_FALLBACK, kfn
 from engine.mm.fault import Faults
-from engine.mm.migrate import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, Migrate
+from engine.mm.migrate import Migrate
 from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE, P_DATA
 from engine.mm.process import Process
+from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
 from engine.mm.vma import VM_WRITE, VMA
 from engine.pte import PTE_AF, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
 

@@ -18,7 +18,6 @@ A PMD-mapped folio is migrated with a PMD migration entry
 from __future__ import annotations
 
 from engine.mm.base import kfn
-from engine.mm.fault import SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE
 from engine.mm.physmem import (
     F_ANON,
     F_DIRTY,
@@ -29,6 +28,7 @@ from engine.mm.physmem import (
     P_DATA,
 )
 from engine.mm.process import Process
+from engine.mm.swap import SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE
 from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, Unmap
 from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE, pte_mkdirty

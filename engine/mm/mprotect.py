@@ -26,6 +26,7 @@ from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
 from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_SPECIAL, PTE_SWBITS_MASK, PTE_TABLE_BIT, PTE_VALID, PTE_WRITE
+from engine.state.mmstruct import MMStruct
 
 MM_CP_TRY_CHANGE_WRITABLE = 1
 MM_CP_PROT_NUMA = 2
@@ -148,7 +149,7 @@ class Mprotect(Batch, PmdOps):
             return
         self.prot_commit_flush_ptes(tlb, mm, addr, oldpte, ptent, nr, 0, False)
 
-    def prot_commit_flush_ptes(self, tlb: MMUGather, mm, addr: int, oldpte: int, ptent: int,
+    def prot_commit_flush_ptes(self, tlb: MMUGather, mm: MMStruct, addr: int, oldpte: int, ptent: int,
                                nr: int, idx: int, set_write: bool) -> None:
         step = idx << self.pshift
         addr += idx * self.ps

@@ -5,13 +5,15 @@ A file's cache is an ``array('q')`` indexed by page index holding
 ``head pfn + 1`` of the folio caching that page (0: not cached), so a
 lookup is one array read and a large folio needs no per-page object.
 ``readahead`` holds the indices of folios marked PG_readahead, and ``ra``
-is struct file_ra_state (start, size, async_size) plus mmap_miss. The
+is struct file_ra_state (start, size, async_size, order) plus mmap_miss: one
+per file, as if every mapping of it shared one open file. The
 allocation and readahead logic is in engine/mm/filemap.py.
 """
 
 from __future__ import annotations
 
 from array import array
+from typing import Any
 
 
 class File:
@@ -24,7 +26,7 @@ class File:
         self.cache = array("q", bytes(8 * npages))
         self.shmem = shmem
         self.readahead: dict[int, None] = {}  # indices of PG_readahead folios
-        self.ra = [0, 0, 0]  # file_ra_state: start, size, async_size
+        self.ra = [0, 0, 0, 0]  # file_ra_state: start, size, async_size, order (v6.16+)
         self.mmap_miss = 0
 
     def resize(self, npages: int) -> None:
@@ -54,13 +56,13 @@ class File:
         f.mmap_miss = self.mmap_miss
         return f
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"fid": self.fid, "name": self.name, "npages": self.npages,
                 "cache": self.cache.tobytes(), "shmem": self.shmem,
                 "readahead": list(self.readahead), "ra": list(self.ra), "mmap_miss": self.mmap_miss}
 
     @classmethod
-    def from_plain(cls, d: dict) -> File:
+    def from_plain(cls, d: dict[str, Any]) -> File:
         f = cls(int(d["fid"]), str(d["name"]), 0, bool(d["shmem"]))
         f.npages = int(d["npages"])
         f.cache = array("q")
@@ -68,7 +70,10 @@ class File:
         if len(f.cache) != f.npages:
             raise ValueError(f"page cache of {f.name} does not match its size")
         f.readahead = {int(i): None for i in d["readahead"]}
-        f.ra = [int(x) for x in d["ra"]]
+        f.ra = [int(x) for x in d["ra"]][:4]
+        if len(f.ra) < 3:
+            raise ValueError(f"readahead state of {f.name} is not start, size, async_size[, order]")
+        f.ra += [0] * (4 - len(f.ra))  # saved before the order was kept
         f.mmap_miss = int(d["mmap_miss"])
         return f
 
@@ -98,12 +103,12 @@ class PageCache:
         pc.next_fid = self.next_fid
         return pc
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"page_shift": self.page_shift, "ra_pages": self.ra_pages, "next_fid": self.next_fid,
                 "files": [f.to_plain() for _, f in sorted(self.files.items())]}
 
     @classmethod
-    def from_plain(cls, d: dict) -> PageCache:
+    def from_plain(cls, d: dict[str, Any]) -> PageCache:
         pc = cls(int(d["page_shift"]), int(d["ra_pages"]))
         pc.next_fid = int(d["next_fid"])
         for fd in d["files"]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from array import array
+from typing import Any
 
 from engine.mm.buddy import Buddy, BuddyState
 from engine.state.chunks import as_chunks, freeze, thaw_array
@@ -232,7 +233,7 @@ class PhysMem:
         other.deferred = dict(self.deferred)
         return other
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         d = {name: getattr(self, name).tobytes() for name in self._ARRAYS}
         d.update(page_shift=self.page_shift, pmd_order=self.pmd_order, base=self.base,
                  npages=self.npages, aged=repr(self.aged), pinned=self.pinned,
@@ -242,7 +243,7 @@ class PhysMem:
         return d
 
     @classmethod
-    def from_plain(cls, d: dict, registry: FolioRegistry) -> PhysMem:
+    def from_plain(cls, d: dict[str, Any], registry: FolioRegistry) -> PhysMem:
         pm = cls.__new__(cls)
         pm.page_shift = int(d["page_shift"])
         pm.pmd_order = int(d["pmd_order"])
@@ -271,7 +272,7 @@ class PhysMemState:
 
     __slots__ = ("scalars", "arrays", "buddy", "entire", "deferred")
 
-    def __init__(self, scalars: dict, arrays: dict[str, tuple[bytes, ...]], buddy: BuddyState,
+    def __init__(self, scalars: dict[str, Any], arrays: dict[str, tuple[bytes, ...]], buddy: BuddyState,
                  entire: dict[int, int], deferred: dict[int, None]):
         self.scalars = scalars
         self.arrays = arrays
@@ -294,10 +295,10 @@ class PhysMemState:
         pm.deferred = dict(self.deferred)
         return pm
 
-    def to_plain(self, joined: bool = False) -> dict:
+    def to_plain(self, joined: bool = False) -> dict[str, Any]:
         """msgpack-able: each array as a list of chunks (``joined``: one bytes
         value each, the form PhysMem.to_plain() gives)."""
-        d: dict = {name: (b"".join(ch) if joined else list(ch)) for name, ch in self.arrays.items()}
+        d: dict[str, Any] = {name: (b"".join(ch) if joined else list(ch)) for name, ch in self.arrays.items()}
         sc = self.scalars
         d.update(page_shift=sc["page_shift"], pmd_order=sc["pmd_order"], base=sc["base"],
                  npages=sc["npages"], aged=repr(sc["aged"]), pinned=sc["pinned"],
@@ -307,7 +308,7 @@ class PhysMemState:
         return d
 
     @classmethod
-    def from_plain(cls, d: dict) -> PhysMemState:
+    def from_plain(cls, d: dict[str, Any]) -> PhysMemState:
         """From either plain form (arrays as one bytes value, or as chunks)."""
         scalars = {"page_shift": int(d["page_shift"]), "pmd_order": int(d["pmd_order"]),
                    "base": int(d["base"]), "npages": int(d["npages"]), "aged": float(d["aged"]),

@@ -13,6 +13,8 @@ special zero-page entries (set_pte_at each), which never fold.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engine.mm.base import VM_FAULT_FALLBACK, kfn
 from engine.mm.physmem import F_DIRTY, P_ANON_EXCLUSIVE
 from engine.mm.process import Process
@@ -28,6 +30,9 @@ def pmd_dirty(pmd: int) -> bool:
 
 
 class PmdOps(SwapCache):
+    if TYPE_CHECKING:  # Migrate's, which a Kernel (every PmdOps is one) has: declared, not defined
+        def make_migration_pte(self, pfn: int, kind: int, young: bool, dirty: bool) -> int: ...
+
     def mk_pmd(self, pfn: int, prot: int) -> int:
         return self.mk_pte(pfn, prot) & ~PTE_TABLE_BIT
 

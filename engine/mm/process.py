@@ -22,6 +22,7 @@ PMD_SIZE are PMD aligned (thp_get_unmapped_area / __get_unmapped_area,
 from __future__ import annotations
 
 import bisect
+from typing import Any
 
 from engine.granule import Granule
 from engine.mm.vma import VMA
@@ -249,7 +250,7 @@ class Process:
         other.alive = self.alive
         return other
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         pt = self.mm.pt
         return {"name": self.name, "pid": self.pid, "parent": self.parent, "asid": self.mm.asid,
                 "alive": self.alive, "vmas": [v.to_plain() for v in self.vmas],
@@ -258,7 +259,7 @@ class Process:
                 "pmds": [[k, v] for k, v in sorted(pt.pmd_leaves.items())]}
 
     @classmethod
-    def from_plain(cls, d: dict, g: Granule) -> Process:
+    def from_plain(cls, d: dict[str, Any], g: Granule) -> Process:
         from array import array
 
         mm = MMStruct(g, int(d["asid"]), True, str(d["name"]))

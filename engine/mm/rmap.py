@@ -27,6 +27,7 @@ from engine.mm.physmem import (
     F_UPTODATE,
     P_ANON_EXCLUSIVE,
 )
+from engine.mm.process import Process
 from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID, PTE_WRITE
 
@@ -233,7 +234,7 @@ class Rmap(KernelBase):
             fl[j] |= P_ANON_EXCLUSIVE
 
     # --- rmap queries -------------------------------------------------------------
-    def folio_mapped_in(self, head: int, nr: int) -> list:
+    def folio_mapped_in(self, head: int, nr: int) -> list[tuple[Process, VMA, int, int, int]]:
         """rmap windows of the folio that actually hold a present entry of it."""
         out = []
         for p, v, a, first, cnt in self.folio_addresses(head, nr):

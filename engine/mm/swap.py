@@ -11,6 +11,7 @@ be swapped whole and smaller large folios were split first.
 from __future__ import annotations
 
 from array import array
+from typing import Any
 
 from engine.state.chunks import as_chunks, freeze, thaw_array, thaw_bytearray
 
@@ -102,12 +103,12 @@ class SwapDevice:
                          freeze(self.used, prev.used if prev else None), dict(self.cache),
                          dict(self.slot_of), self.nr_used)
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"nslots": self.nslots, "count": self.count.tobytes(), "used": bytes(self.used),
                 "cache": [[s, h] for s, h in sorted(self.cache.items())], "nr_used": self.nr_used}
 
     @classmethod
-    def from_plain(cls, d: dict) -> SwapDevice:
+    def from_plain(cls, d: dict[str, Any]) -> SwapDevice:
         sd = cls.__new__(cls)
         sd.nslots = int(d["nslots"])
         sd.count = thaw_array("H", as_chunks(d["count"]))
@@ -144,12 +145,12 @@ class SwapState:
         sd.nr_used = self.nr_used
         return sd
 
-    def to_plain(self, joined: bool = False) -> dict:
+    def to_plain(self, joined: bool = False) -> dict[str, Any]:
         return {"nslots": self.nslots,
                 "count": b"".join(self.count) if joined else list(self.count),
                 "used": b"".join(self.used) if joined else list(self.used),
                 "cache": [[s, h] for s, h in sorted(self.cache.items())], "nr_used": self.nr_used}
 
     @classmethod
-    def from_plain(cls, d: dict) -> SwapState:
+    def from_plain(cls, d: dict[str, Any]) -> SwapState:
         return SwapDevice.from_plain(d).freeze()

@@ -14,6 +14,8 @@ include/linux/huge_mm.h).
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.mm.vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VMA
 
 SETTINGS = ("always", "inherit", "madvise", "never")
@@ -115,10 +117,10 @@ class ThpPolicy:
         other.per_order = dict(self.per_order)
         return other
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"top": self.top, "per_order": [[o, s] for o, s in sorted(self.per_order.items())]}
 
-    def load_plain(self, d: dict) -> None:
+    def load_plain(self, d: dict[str, Any]) -> None:
         self.top = str(d["top"])
         self.per_order = {int(o): str(s) for o, s in d["per_order"]}
         self._mask_val = None

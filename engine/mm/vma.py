@@ -9,6 +9,8 @@ scenario gave the mapping; VMAs split by mprotect/munmap keep it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.pte import (
     PAGE_READONLY,
     PAGE_READONLY_EXEC,
@@ -129,12 +131,12 @@ class VMA:
         v.avc = self.avc
         return v
 
-    def to_plain(self) -> list:
+    def to_plain(self) -> list[Any]:
         return [self.region, self.start, self.end, self.flags, self.page_prot, self.pgoff,
                 self.file, self.shmem, self.anon_vma, list(self.avc)]
 
     @classmethod
-    def from_plain(cls, row: list) -> VMA:
+    def from_plain(cls, row: list[Any]) -> VMA:
         v = cls(str(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]),
                 int(row[6]), bool(row[7]))
         v.anon_vma = int(row[8])

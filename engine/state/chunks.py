@@ -19,13 +19,13 @@ from array import array
 CHUNK = 1 << 14  # bytes
 
 
-def freeze(buf: array | bytearray, prev: tuple[bytes, ...] | None = None) -> tuple[bytes, ...]:
+def freeze(buf: array[int] | bytearray, prev: tuple[bytes, ...] | None = None) -> tuple[bytes, ...]:
     """The content of buf as chunks, sharing the chunks of prev that are unchanged."""
     data = buf.tobytes() if isinstance(buf, array) else bytes(buf)
     n = len(data)
     if prev is not None and (len(prev) != (n + CHUNK - 1) // CHUNK or sum(map(len, prev)) != n):
         prev = None
-    out = []
+    out: list[bytes] = []
     append = out.append
     startswith = data.startswith
     for k, lo in enumerate(range(0, n, CHUNK)):
@@ -38,7 +38,7 @@ def freeze(buf: array | bytearray, prev: tuple[bytes, ...] | None = None) -> tup
     return tuple(out)
 
 
-def thaw_array(typecode: str, chunks: tuple[bytes, ...] | list[bytes]) -> array:
+def thaw_array(typecode: str, chunks: tuple[bytes, ...] | list[bytes]) -> array[int]:
     a = array(typecode)
     a.frombytes(b"".join(chunks))
     return a
@@ -48,7 +48,7 @@ def thaw_bytearray(chunks: tuple[bytes, ...] | list[bytes]) -> bytearray:
     return bytearray(b"".join(chunks))
 
 
-def as_chunks(value: bytes | list | tuple) -> tuple[bytes, ...]:
+def as_chunks(value: bytes | list[bytes] | tuple[bytes, ...]) -> tuple[bytes, ...]:
     """A buffer from a plain checkpoint: one bytes value (older files) or a list of chunks."""
     if isinstance(value, (bytes, bytearray)):
         b = bytes(value)

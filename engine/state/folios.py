@@ -73,7 +73,7 @@ class FolioRegistry:
         return [[h, o] for h, o in sorted(self._by_head.items())]
 
     @classmethod
-    def from_plain(cls, rows: list) -> FolioRegistry:
+    def from_plain(cls, rows: list[list[int]]) -> FolioRegistry:
         reg = cls()
         for h, o in rows:
             reg.insert(int(h), int(o))

@@ -19,13 +19,14 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator
 from hashlib import blake2b
+from typing import Any
 
 from engine.granule import Granule
 
 _H = 16  # digest bytes
 
 
-def _table_hash(key: int, t: array) -> int:
+def _table_hash(key: int, t: array[int]) -> int:
     h = blake2b(key.to_bytes(8, "little"), digest_size=_H)
     h.update(t.tobytes())
     return int.from_bytes(h.digest(), "little")
@@ -34,7 +35,8 @@ def _table_hash(key: int, t: array) -> int:
 class PageTableSnapshot:
     __slots__ = ("tables", "pmd_leaves", "hashes", "xor")
 
-    def __init__(self, tables: dict, pmd_leaves: dict, hashes: dict, xor: int):
+    def __init__(self, tables: dict[int, array[int]], pmd_leaves: dict[int, int], hashes: dict[int, int],
+                 xor: int):
         self.tables = tables
         self.pmd_leaves = pmd_leaves
         self.hashes = hashes
@@ -47,7 +49,7 @@ class PageTable:
 
     def __init__(self, g: Granule):
         self.g = g
-        self.tables: dict[int, array] = {}
+        self.tables: dict[int, array[int]] = {}
         self.pmd_leaves: dict[int, int] = {}
         self._shift = g.pmd_shift
         self._page_shift = g.page_shift
@@ -59,7 +61,7 @@ class PageTable:
         self._xor = 0  # XOR of the valid hashes
 
     # --- copy on write -----------------------------------------------------------------
-    def _writable(self, key: int, t: array) -> array:
+    def _writable(self, key: int, t: array[int]) -> array[int]:
         if self._owned.get(key) != self._epoch:
             t = array("Q", t)
             self.tables[key] = t
@@ -74,7 +76,7 @@ class PageTable:
         self._epoch += 1
 
     # --- locating entries -----------------------------------------------------------
-    def table(self, addr: int, create: bool = True) -> array | None:
+    def table(self, addr: int, create: bool = True) -> array[int] | None:
         """The PTE table covering addr, writable (copied if shared with a snapshot)."""
         key = addr >> self._shift
         t = self.tables.get(key)
@@ -94,14 +96,14 @@ class PageTable:
     def index(self, addr: int) -> int:
         return (addr >> self._page_shift) & self._idx_mask
 
-    def locate(self, addr: int) -> tuple[array, int]:
+    def locate(self, addr: int) -> tuple[array[int], int]:
         """(writable table, index) for addr; creates the table if needed."""
         key = addr >> self._shift
         t = self.tables.get(key)
         # A hash is only ever cached for a frozen table, so the epoch test is enough.
         if t is None or self._owned.get(key) != self._epoch:
             t = self.table(addr)
-        return t, (addr >> self._page_shift) & self._idx_mask  # type: ignore[return-value]
+        return t, (addr >> self._page_shift) & self._idx_mask  # type: ignore[return-value]  # table() creates
 
     def get(self, addr: int) -> int:
         t = self.tables.get(addr >> self._shift)
@@ -225,13 +227,13 @@ class PageTable:
             if any(t):
                 yield key, t.tobytes()
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         """msgpack-able form: non-empty tables as packed little-endian bytes."""
         return {"tables": [[k, t.tobytes()] for k, t in sorted(self.tables.items()) if any(t)],
                 "pmd": [[k, v] for k, v in sorted(self.pmd_leaves.items())]}
 
     @classmethod
-    def from_plain(cls, g: Granule, plain: dict) -> PageTable:
+    def from_plain(cls, g: Granule, plain: dict[str, Any]) -> PageTable:
         pt = cls(g)
         size = 8 * g.ptrs_per_pte
         for k, b in plain.get("tables", []):

@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from tui.errors import UserError
+
+if TYPE_CHECKING:
+    from bench.cases import Case
 
 NAME = "bench"
 HELP = "benchmarks: throughput, seek, save, TUI latency and memory targets; the seed's tables"
@@ -28,12 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", help="mapping size for mm and seed (default 1G; seed scales linearly)")
     p.add_argument("--ops", type=int, default=1_000_000, help="ops in the session case (default 1000000)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes for 'seed' (default 2)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="mm: runs per case, each between two floor samples; medians are reported "
+                        "with their spread (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _size(text: str | None, default: str) -> tuple[str, int]:
     from engine.errors import ScenarioError
-    from engine.scenario import parse_size
+    from engine.expressions import parse_size
 
     t = text or default
     try:
@@ -53,18 +60,20 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("bench: --ops must be at least 1000")
     if args.jobs < 1:
         raise UserError("bench: --jobs must be at least 1")
+    if not 1 <= args.repeat <= 99:
+        raise UserError("bench: --repeat must be 1 to 99")
     from bench.cases import progress_done
 
     if what == "seed":
         from bench import seed
 
-        size, _ = _size(args.size, "1G")
-        rows = seed.run(size, args.jobs)
+        size_text, _ = _size(args.size, "1G")
+        rows = seed.run(size_text, args.jobs)
         progress_done()
         if args.json:
-            print(json.dumps({"size": size, "rows": rows}))
+            print(json.dumps({"size": size_text, "rows": rows}))
         else:
-            print(f"seed micro-benchmarks, {size} mappings: estimated cost of the fork/munmap op "
+            print(f"seed micro-benchmarks, {size_text} mappings: estimated cost of the fork/munmap op "
                   "relative to baseline, beside the seed's mean and stdev\n")
             print(seed.table(rows))
         return 0
@@ -79,28 +88,28 @@ def run(args: argparse.Namespace) -> int:
             print(usecase.table(rows))
         return 0
     _, size = _size(args.size, "1G")
-    cases = []
-    info: dict = {}
+    cases: list[Case] = []
+    info: dict[str, Any] = {}
     if what in ("all", "mm"):
         from bench import mm_bench
 
-        c, info["mm"] = mm_bench.run(size)
-        cases += c
+        got, info["mm"] = mm_bench.run(size, repeat=args.repeat)
+        cases += got
     if what in ("all", "session"):
         from bench import session_bench
 
-        c, info["session"] = session_bench.run(args.ops)
-        cases += c
+        got, info["session"] = session_bench.run(args.ops)
+        cases += got
     if what in ("all", "tui"):
         from bench import tui_bench
 
-        c, info["tui"] = tui_bench.run()
-        cases += c
+        got, info["tui"] = tui_bench.run()
+        cases += got
     if what in ("all", "memory"):
         from bench import memory_bench
 
-        c, info["memory"] = memory_bench.run()
-        cases += c
+        got, info["memory"] = memory_bench.run()
+        cases += got
     progress_done()
     if args.json:
         print(json.dumps({"cases": [c.as_dict() for c in cases], "info": info}))

@@ -61,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
         kw = {what: v} if what != "granule" else {"granule": v}
         s = open_target(args.target, **({"granule": one_granule} | kw), command="compare")
         m = s.machine
-        policy = (getattr(m, "policy", None) and m.policy.name) or (
-            s.meta.get("config", {}).get("policy") if getattr(s, "meta", None) else None) or "mainline"
-        runs.append(Run({"kernel": m.arch.profile.name, "policy": policy, "cpu": m.arch.cpu.name,
+        runs.append(Run({"kernel": m.arch.profile.name, "policy": m.policy.name, "cpu": m.arch.cpu.name,
                          "granule": m.arch.g.name}, s))
 
     def progress(label: str, k: int, n: int) -> None:

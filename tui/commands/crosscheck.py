@@ -258,7 +258,8 @@ def missing_features(build: KernelBuild) -> tuple[list[str], list[str]]:
     """(essential, other) CONFIG options the build lacks, as "CONFIG_X (what)"."""
     from crosscheck.kernels import REQUIRED
 
-    essential, other = [], []
+    essential: list[str] = []
+    other: list[str] = []
     for what, alts in REQUIRED:
         if not any(build.config.get(a) in ("y", "m") for a in alts):
             (essential if what in ESSENTIAL else other).append(f"{'/'.join(alts)} ({what})")
@@ -570,7 +571,7 @@ def run(args: argparse.Namespace) -> int:
                 print(reproducer_line(red))
     if status == 2:
         err = UserError(first_error(runs) or "crosscheck: a target could not be checked")
-        err.json_done = True  # type: ignore[attr-defined]
+        err.json_done = True
         raise err
     return status
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
+from tui.decode_text import describe, parse_value
 from tui.errors import UserError
 
 NAME = "decode"
@@ -18,17 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--granule", default="4K", help="4K, 16K or 64K (default 4K)")
     p.add_argument("--kernel", default="v7.0", help="kernel profile, for the layout (default v7.0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def parse_value(text: str) -> int:
-    t = text.strip().lower().replace("_", "")
-    try:
-        v = int(t, 16) if not t.startswith("0x") else int(t, 0)
-    except ValueError:
-        raise UserError(f"decode: {text!r} is not a hexadecimal value") from None
-    if not 0 <= v < 1 << 64:
-        raise UserError(f"decode: {text!r} does not fit in 64 bits")
-    return v
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,14 +42,3 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(value: int, d: Any, granule_name: str, profile_name: str) -> str:
-    """The text report of a decoded descriptor (also shown by the TUI's decode dialog)."""
-    lines = [f"{value:#018x}  ({granule_name} granule, {profile_name} layout {d.layout})",
-             f"  {d.kind}: {d.summary}"]
-    if d.flags:
-        lines.append("  flags: " + " ".join(d.flags))
-    for k, v in d.fields.items():
-        if isinstance(v, int) and not isinstance(v, bool) and k in ("pfn", "phys", "swp_offset"):
-            v = hex(v)
-        lines.append(f"  {k:>13}: {v}")
-    return "\n".join(lines)

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
             for w in res.warnings:
                 print(f"ptlab: warning: {escape_controls(w)}", file=sys.stderr)
             message = None
-            if not res.ok:
-                div = res.divergence
+            div = res.divergence
+            if div is not None:
                 if div.what == "record":
                     message = f"replay: {div.message()}"
                 elif div.what == "checkpoint":
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                     message = f"replay: {args.file}: diverges at {div.message()}"
             if args.json:
                 out = {"file": args.file, "ok": res.ok, "ops_checked": res.ops_checked,
-                       "first_divergence": None if res.ok else res.divergence.as_dict(),
+                       "first_divergence": None if div is None else div.as_dict(),
                        "warnings": res.warnings}
                 if message:
                     out["error"] = message
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{args.file}: {res.ops_checked} ops re-executed, every digest and cost matches")
             if message:
                 err = CheckFailed(message)
-                err.json_done = args.json  # type: ignore[attr-defined]
+                err.json_done = args.json
                 raise err
             return 0
         loaded = open_session(args.file, **overrides)

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 from tui.errors import UserError
 
 if TYPE_CHECKING:
+    from engine.contract import MachineContract
     from engine.errors import ScenarioError
+    from engine.machine import Machine
+    from engine.session import Session
 
 NAME = "run"
 HELP = "run a scenario (built-in name or .pts file) and print its counters"
@@ -104,13 +107,14 @@ def execute_and_save(target: str, path: str, kernel: str | None = None, granule:
     return (scenario, *run_session(session, target, path))
 
 
-def run_session(session: Any, target: str, path: str | None) -> tuple[Any, bool]:
+def run_session(session: Session, target: str, path: str | None) -> tuple[Machine, bool]:
     """Run a session to the end (and save it to path, if given); returns
     (machine, interrupted). The first Ctrl-C stops the run within
     milliseconds -- an op in progress is undone, so the session ends at an op
     boundary -- and saves the ops done; a second one abandons the save."""
     import signal
 
+    from engine.machine import Machine
     from engine.session import SessionError
     from snapshots import SnapshotError
     from snapshots.session_io import save_session
@@ -137,6 +141,7 @@ def run_session(session: Any, target: str, path: str | None) -> tuple[Any, bool]
             if sys.stderr.isatty():
                 print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
         m = session.machine
+        assert isinstance(m, Machine)  # ptlab run runs scenarios: the core-mm machine
         if not stop["flag"]:
             m.finish()
         if path is not None:
@@ -207,7 +212,7 @@ def start_session(target: str | None, start_path: str, kernel: str | None = None
     cfg["start"] = {"digest": m.digest(), **start.origin}
     empty = machine_factory("scenario-from", cfg)
 
-    def make() -> Any:
+    def make() -> MachineContract:
         mm = empty()
         mm.restore(st0)
         return mm

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
     from engine.text import escape_controls, escape_controls_keep_lines
 
-    for w in getattr(s, "warnings", []):  # truncation, a replaced policy, a checkpoint re-executed
+    for w in s.warnings:  # truncation, a replaced policy, a checkpoint re-executed
         print(f"ptlab: warning: {escape_controls(w)}", file=sys.stderr)
     try:
         proc = find_process(s, args.process)

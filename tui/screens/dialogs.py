@@ -5,8 +5,9 @@ choosing what to compare with."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +15,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 DIALOG_CSS = """
 {name} {{ align: center middle; background: $background 60%; }}
@@ -81,7 +85,7 @@ class BreakpointDialog(ModalScreen[None]):
             "addr:A[-B]  block:A  watch:A[-B]  watch-block:A  proc:NAME  cost:>N\n"
             "& = all at the same point, | = any   e.g.  event:unfold&block:0x7f0000010000")
 
-    def __init__(self, session: Any, on_change: Callable[[], None]) -> None:
+    def __init__(self, session: Session, on_change: Callable[[], None]) -> None:
         super().__init__(id="dialog-breakpoints")
         self.session = session
         self.on_change = on_change
@@ -197,7 +201,7 @@ class TextDialog(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,enter,q", "close", "close")]
 
-    def __init__(self, title: str, body: Text | str, hint: str = "Esc closes",
+    def __init__(self, title: str, body: RenderableType, hint: str = "Esc closes",
                  dialog_id: str = "text") -> None:
         super().__init__(id=f"dialog-{dialog_id}")
         self.title_text = title

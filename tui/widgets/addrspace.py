@@ -17,7 +17,8 @@ from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.grid_model import GridModel, fmt_size
+from tui.grid_model import GridModel
+from tui.grid_regions import fmt_size
 from tui.widgets.scrolling import set_virtual_size
 
 BARS = "·▁▂▃▄▅▆▇█"  # · = nothing in that slice

@@ -4,7 +4,7 @@ of cycles per op around the current op, and the costs of the last op."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widget import Widget
@@ -12,12 +12,15 @@ from textual.widget import Widget
 from tui.costs import CostModel, hit_rate, sparkline
 from tui.eventfmt import fmt_cycles
 
+if TYPE_CHECKING:
+    from engine.session import Session
+
 
 def _pair(a: str, av: str, b: str, bv: str) -> str:
     return f"{a:<8}{av:>6}  {b:<8}{bv:>6}"
 
 
-def cost_lines(costs: CostModel, session: Any, width: int) -> list[tuple[str, str]]:
+def cost_lines(costs: CostModel, session: Session, width: int) -> list[tuple[str, str]]:
     """(text, style name) lines of the panel; style names: title, value, spark, now, dim."""
     k = session.k
     tot = costs.totals(k)
@@ -63,10 +66,10 @@ class CostPanel(Widget):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.costs: CostModel | None = None
-        self.session: Any = None
+        self.session: Session | None = None
         self.lines: list[tuple[str, str]] = []
 
-    def set_session(self, session: Any) -> None:
+    def set_session(self, session: Session) -> None:
         self.session = session
         self.costs = CostModel(session)
         self.update_view()

@@ -9,7 +9,7 @@ repaints this pane.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -24,6 +24,10 @@ from textual.strip import Strip
 from tui import legend
 from tui.inspect_model import EXPLAIN, Line, inspect, plain
 from tui.widgets.scrolling import set_virtual_size
+
+if TYPE_CHECKING:
+    from engine.contract import MachineContract
+    from tui.grid_model import GridModel
 
 _OWN = ("label", "section", "dim", "value", "on")
 
@@ -79,11 +83,12 @@ class Inspector(ScrollView, can_focus=True):
                 st += self.get_component_rich_style(name, partial=True)
         return st
 
-    def show(self, model: Any, addr: int | None, *, since: str | None = None, history: Any = None,
-             mid_op: bool = False,
-             header_row: Any = None, explanation: Any = EXPLAIN, machine: Any = None,
+    def show(self, model: GridModel | None, addr: int | None, *, since: str | None = None,
+             history: Any = None, mid_op: bool = False,
+             header_row: Any = None, explanation: Any = EXPLAIN, machine: MachineContract | None = None,
              region: Any = None) -> None:
         self.addr = addr
+        lines: list[Line]
         if model is None:
             lines = [[("no session", ("dim",))]]
         else:

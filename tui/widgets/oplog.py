@@ -5,7 +5,7 @@ and events. Line API, so a session of a million ops scrolls like ten."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -21,6 +21,9 @@ from textual.strip import Strip
 from engine.session import Position
 from tui.eventfmt import call_depths, format_event, op_costs, op_text
 from tui.widgets.scrolling import set_virtual_size
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 class OpLog(ScrollView, can_focus=True):
@@ -62,7 +65,7 @@ class OpLog(ScrollView, can_focus=True):
             super().__init__()
             self.position = position
 
-    def __init__(self, session: Any = None, **kw: Any) -> None:
+    def __init__(self, session: Session | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.session = session
         self.position = Position(0, 0)
@@ -74,7 +77,7 @@ class OpLog(ScrollView, can_focus=True):
         self.follow = True
 
     # --- data -------------------------------------------------------------------------------
-    def set_session(self, session: Any) -> None:
+    def set_session(self, session: Session) -> None:
         self.session = session
         self.expanded.clear()
         self._reindex()
@@ -164,7 +167,7 @@ class OpLog(ScrollView, can_focus=True):
         if self.n_rows:
             self.cursor = 0 if direction < 0 else self.n_rows - 1
 
-    def action_toggle(self) -> None:
+    def action_toggle(self) -> None:  # type: ignore[override]  # this widget's own action, not DOMNode's
         op, ev = self.locate(self.cursor)
         self.post_message(self.Expand(op, op not in self.expanded))
 
@@ -192,6 +195,7 @@ class OpLog(ScrollView, can_focus=True):
 
     def row_segments(self, row: int, width: int) -> list[tuple[str, tuple[str, ...]]]:
         s = self.session
+        assert s is not None  # there are rows only once a session is set
         op, ev = self.locate(row)
         pos = self.position
         if ev is not None:
@@ -210,7 +214,8 @@ class OpLog(ScrollView, can_focus=True):
             kind = "next"
         else:
             kind = "future"
-        failed = s.error is not None and s.error[0] == op and rec is None
+        error = s.error if s.error is not None and s.error[0] == op and rec is None else None
+        failed = error is not None
         if failed:
             kind = "error"
         mark = "◐" if (op == pos.op and pos.event) else ("▶" if op == pos.op else " ")
@@ -222,8 +227,8 @@ class OpLog(ScrollView, can_focus=True):
         head = f"{exp}{op + 1:>5} "
         room = max(8, width - 1 - len(head) - len(costs) - 1)
         text = op_text(o)
-        if failed:  # the lasting mark: what failed, not only a notification
-            text += "  ✗ " + s.error[1].removeprefix(f"op {op + 1} ({o}): ")
+        if error is not None:  # the lasting mark: what failed, not only a notification
+            text += "  ✗ " + error[1].removeprefix(f"op {op + 1} ({o}): ")
         if len(text) > room:
             text = text[: room - 1] + "…"
         return [(mark, ("marker",)), (head + text.ljust(room) + " ", (kind,)), (costs, ("costs",))]
