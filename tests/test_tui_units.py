@@ -311,3 +311,21 @@ def test_controller_runs_one_job_at_a_time_and_drops_background_work():
         app.fn()
     assert done == ["history", "a", "b", "c"] and app.started == ["history", "a", "b", "c"]
     assert ctl.idle and not s.interrupt()
+
+
+def test_since_op_sees_a_change_of_the_pmd_above_the_block():
+    """mprotect of a whole PMD THP writes only the PMD (change_huge_pmd()): the block
+    under it changed at that op (the op's counter is pmd_writes, its event pmd_write)."""
+    from engine.machine import Machine
+    from engine.scenario import parse
+    from engine.session import Session
+
+    scn = parse("thp always\nmmap a 2M\ntouch a write\nmprotect a +0 2M r\ntouch a read\n", "pmd")
+    cfg = scn.config()
+    s = Session(lambda: Machine(cfg), scn.ops)
+    s.run()
+    a = s.machine.kernel.procs[0].regions["a"][0]
+    mprotect = s.records[2].counters
+    assert mprotect.get("pte_writes", 0) == 0 and mprotect["pmd_writes"] == 2  # xchg, then the new PMD
+    got = since_op(s, "p0", a + (64 << 10))
+    assert got.op == 2 and got.complete, got

@@ -26,20 +26,23 @@ class Since:
     text: str
 
 
-def _writes_block(events: list[tuple], proc: str, start: int, end: int) -> bool:
+def _writes_block(events: list[tuple], proc: str, start: int, end: int, pmd_size: int) -> bool:
     for ev in events:
         k = ev[0]
         if k == "pte_write":
             if start <= ev[1] < end and ev[5] == proc and ev[2] != ev[3]:
                 return True
-        elif k == "hw_update" and start <= ev[1] < end and ev[4] == proc and ev[2] != ev[3]:
-            return True
+        elif k == "hw_update":
+            if start <= ev[1] < end and ev[4] == proc and ev[2] != ev[3]:
+                return True
+        elif k == "pmd_write" and ev[1] <= start < ev[1] + pmd_size and ev[5] == proc and ev[2] != ev[3]:
+            return True  # the PMD above the block: a PMD mapping, or a table put in or taken out
     return False
 
 
 def _may_write(session: Session, j: int) -> bool:
     c = session.records[j].counters
-    return bool(c.get("pte_writes", 0) or c.get("hw_update", 0) or c.get("pmd_write", 0))
+    return bool(c.get("pte_writes", 0) or c.get("hw_update", 0) or c.get("pmd_writes", 0))
 
 
 def since_op(session: Session, proc: str, addr: int, max_ops: int = 5000) -> Since:
@@ -50,7 +53,7 @@ def since_op(session: Session, proc: str, addr: int, max_ops: int = 5000) -> Sin
     end = start + g.cont_pte_size
     keep = session.position
     k = keep.op
-    if keep.event and _writes_block(session.events_of(k)[: keep.event], proc, start, end):
+    if keep.event and _writes_block(session.events_of(k)[: keep.event], proc, start, end, g.pmd_size):
         return Since(k, 0, True, f"changed inside this op ({session.ops[k]})")
     hi = min(k, session.executed) - 1
     scanned = 0
@@ -70,7 +73,8 @@ def since_op(session: Session, proc: str, addr: int, max_ops: int = 5000) -> Sin
                     if session.interrupt():
                         interrupted = True
                         break
-                    if _may_write(session, j) and _writes_block(session.events_of(j), proc, start, end):
+                    if _may_write(session, j) and _writes_block(session.events_of(j), proc, start, end,
+                                                                g.pmd_size):
                         found = j
                     session.seek(Position(j + 1))
                     scanned += 1
