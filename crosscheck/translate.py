@@ -332,12 +332,16 @@ def _translate(m: Machine, op: Op, procs: list[str], parents: list[int], me: int
             # A PMD split that keeps the folio: splitting the VMA inside the PMD range
             # (__split_vma -> vma_adjust_trans_huge -> split_huge_pmd_if_needed), with a
             # flag that changes nothing else and is cleared again so the VMAs merge back.
-            haddr = start & ~(m.g.pmd_size - 1)
-            if not proc.mm.pt.get_pmd(haddr) or proc.mm.pt.tables.get(haddr >> m.g.pmd_shift):
-                return "return 0; /* no PMD mapping there: nothing to split */", -1, -1
-            page = guest_addr(haddr + ps)
-            return (f"if (madvise((void *){page:#x}UL, {ps:#x}UL, MADV_DONTFORK)) return errno; "
-                    f"return sys0(madvise((void *){page:#x}UL, {ps:#x}UL, MADV_DOFORK));", -1, -1)
+            # Every PMD mapping of the range, as the engine splits them all (the seed's
+            # 1 GiB order-9 scenarios split 512).
+            stmts = []
+            for haddr in range(start & ~(m.g.pmd_size - 1), end, m.g.pmd_size):
+                if not proc.mm.pt.get_pmd(haddr) or proc.mm.pt.tables.get(haddr >> m.g.pmd_shift):
+                    continue  # no PMD mapping there: nothing to split
+                page = guest_addr(haddr + ps)
+                stmts.append(f"if (madvise((void *){page:#x}UL, {ps:#x}UL, MADV_DONTFORK)) return errno; "
+                             f"if (madvise((void *){page:#x}UL, {ps:#x}UL, MADV_DOFORK)) return errno;")
+            return " ".join(stmts) + " return 0;", -1, -1
         order = a.get("order") or 0
         if a.get("order_size") is not None:
             order = (a["order_size"] >> m.g.page_shift).bit_length() - 1
