@@ -188,16 +188,16 @@ class Filemap(Rmap):
             # sizes default to never); it never drops the lock to read
             head = f.lookup(index)
             return head if head >= 0 else self.filemap_add_folio(f, index, 0, False)
-        if self.profile.ra_order_state:
-            return self.filemap_get_folio_v616(f, vma, index)
         head = f.lookup(index)
         if head >= 0:
+            if self.profile.ra_order_state:
+                return self._filemap_fault_hit_v616(f, vma, head, index)
             pm = self.pm
             if pm.index[head - pm.base] in f.readahead and not self.fault_tried:
                 self.do_async_mmap_readahead(f, head)
                 return RETRY_MINOR
             return head
-        self.do_sync_mmap_readahead(f, vma, index)
+        self.do_sync_mmap_readahead(f, vma, index)  # chooses its profile's version
         head = f.lookup(index)
         if head < 0:
             head = self.filemap_add_folio(f, index, 0, False)
@@ -285,8 +285,8 @@ class Filemap(Rmap):
 
     def _ra_fresh(self) -> list[int]:
         """file_ra_state_init() of a newly opened file: start, size, async_size,
-        order, prev_pos (-1), mmap_miss."""
-        return [0, 0, 0, 0, -1, 0]
+        order, prev_pos (-1)."""
+        return [0, 0, 0, 0, -1]
 
     def _get_init_ra_size(self, size: int, mx: int) -> int:
         newsize = 1 << max(0, (size - 1).bit_length())  # roundup_pow_of_two()
@@ -381,26 +381,19 @@ class Filemap(Rmap):
             ra[:4] = [max(0, index - ra_pages // 2), ra_pages, ra_pages // 4, 0]  # read-around
         self.page_cache_ra_order_v616(f, ra)
 
-    def filemap_get_folio_v616(self, f: File, vma: VMA, index: int) -> int:
-        """filemap_fault(): a hit runs do_async_mmap_readahead() (one miss
-        fewer, and the next window if the folio is marked), a miss
-        do_sync_mmap_readahead() and then __filemap_get_folio(FGP_CREAT)."""
-        head = f.lookup(index)
-        if head >= 0:
-            if self.fault_tried:
-                return head  # no do_async_mmap_readahead() on a retried fault
-            if not vma.flags & VM_EXEC and f.mmap_miss:
-                f.mmap_miss -= 1
-            pm = self.pm
-            if pm.index[head - pm.base] in f.readahead and self.pc.ra_pages:
-                self.page_cache_async_ra_v616(f, f.ra, head, index, self.pc.ra_pages)
-                return RETRY_MINOR
+    def _filemap_fault_hit_v616(self, f: File, vma: VMA, head: int, index: int) -> int:
+        """filemap_fault() finding the folio: do_async_mmap_readahead() counts
+        one miss fewer and, if the folio is marked, starts the next window (and
+        the fault is retried); a retried fault does neither."""
+        if self.fault_tried:
             return head
-        self.do_sync_mmap_readahead_v616(f, vma, index)
-        head = f.lookup(index)
-        if head < 0:
-            head = self.filemap_add_folio(f, index, 0, False)
-        return head if head < 0 or self.fault_tried else RETRY_MAJOR
+        if not vma.flags & VM_EXEC and f.mmap_miss:
+            f.mmap_miss -= 1
+        pm = self.pm
+        if pm.index[head - pm.base] in f.readahead and self.pc.ra_pages:
+            self.page_cache_async_ra_v616(f, f.ra, head, index, self.pc.ra_pages)
+            return RETRY_MINOR
+        return head
 
     def file_read_v616(self, f: File, first: int, last: int) -> int:
         """open(), read(2) of pages [first, last] in READ_CHUNK calls, close():
