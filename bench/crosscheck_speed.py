@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """ptlab beside the real thing: the engine's time and a real kernel's, per built-in scenario.
 
-    python -m bench.crosscheck_speed [--debian 6.12] [--all] [--json] [NAME...]
+    python -m bench.crosscheck_speed [--debian 6.12] [--granule 16K] [--all] [--json] [NAME...]
 
 Runs the built-in scenarios the guest can express (by default those mapping
 at most a few MiB; ``--all`` adds the 1 GiB seed micro-benchmarks) through
@@ -79,12 +79,14 @@ def table(d: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.crosscheck_speed", description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help="built-in scenarios (default: every expressible small one)")
-    ap.add_argument("--debian", default="6.12")
+    ap.add_argument("--debian", default="6.12", help="6.12, 7.0 or newest (default 6.12)")
+    ap.add_argument("--granule", default="4K", choices=("4K", "16K"),
+                    help="the build's page size (default 4K)")
     ap.add_argument("--all", action="store_true", help="include the 1 GiB seed micro-benchmarks")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     names = a.names or [n for n in builtin_names() if a.all or n not in BIG]
-    d = measure(names, a.debian)
+    d = measure(names, a.debian, 16384 if a.granule == "16K" else 4096)
     print(json.dumps(d) if a.json else table(d))
     return 0
 

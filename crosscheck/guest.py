@@ -115,7 +115,8 @@ def qemu_command(
         QEMU, "-M", "virt", "-cpu", "max", "-smp", str(cpus), "-m", f"{memory_mb}M",
         "-nographic", "-no-reboot", "-monitor", "none", "-nic", "none",
         "-kernel", str(build.image), "-initrd", str(initrd),
-        "-append", f"console=ttyAMA0 rdinit=/init panic=-1 {append}".strip(),
+        # damon_stat.enabled=N: DAMON_STAT would start at boot and age access flags (guest_script)
+        "-append", f"console=ttyAMA0 rdinit=/init panic=-1 damon_stat.enabled=N {append}".strip(),
         "-device", "virtio-serial-pci,id=vser0",
         "-chardev", f"file,id=ptlabout,path={out_file}",
         "-device", f"virtserialport,bus=vser0.0,chardev=ptlabout,name={PORT_NAME}",

@@ -19,8 +19,9 @@ sets up, and why:
   take a vma -- fork fills the child's page tables from the parent's task,
   so the process is the mm's, not the task's;
 * the guest's background activity off: khugepaged asleep, no proactive
-  compaction, no NUMA balancing, no periodic or background writeback (dirty
-  thresholds 80%/90%), so every page-table change comes from the program;
+  compaction, no NUMA balancing, no DAMON, no periodic or background
+  writeback (dirty thresholds 80%/90%), so every page-table change comes
+  from the program;
 * a zram swap device, so MADV_PAGEOUT swaps (SWP_SYNCHRONOUS_IO, like the
   kernel's fast swap-in path);
 * XFS at /mnt/ptlab for file mappings when the guest has a disk (/dev/vda,
@@ -73,6 +74,17 @@ echo 0 > $T/events/ptlab/vmnp/enable
 [ -w $KH/alloc_sleep_millisecs ] && echo 86400000 > $KH/alloc_sleep_millisecs
 [ -w /proc/sys/vm/compaction_proactiveness ] && echo 0 > /proc/sys/vm/compaction_proactiveness
 [ -w /proc/sys/kernel/numa_balancing ] && echo 0 > /proc/sys/kernel/numa_balancing
+# no DAMON: DAMON_STAT (v6.17, on by default in Debian's 7.x builds) samples all of RAM every 5 ms
+# and clears the access flag of one page per region (damon_pa_mkold() -> rmap walk ->
+# damon_ptep_mkold() -> ptep_test_and_clear_young()), so a scenario's entries turned old between
+# ops, more often the slower the guest ran. The command line says damon_stat.enabled=N (it then
+# never starts); this catches DAMON modules of a user's kernel too. A kdamond left running (one
+# started some other way) would age entries the same way: that is a setup error, not a divergence.
+for m in damon_stat damon_reclaim damon_lru_sort; do
+  [ -w /sys/module/$m/parameters/enabled ] && echo N > /sys/module/$m/parameters/enabled
+done
+grep -sx 'kdamond[.0-9]*' /proc/[0-9]*/comm > /out/kdamond.txt
+[ -s /out/kdamond.txt ] && echo "a kdamond is running (DAMON ages access flags); stop it in your kernel's config or command line" >> /out/setup-errors.txt
 # no address-space randomisation: with it the static program's brk heap starts anywhere in the
 # 1 GiB above its bss (arch_randomize_brk()), where a scenario's `mmap ... at ADDR` may land,
 # and MAP_FIXED_NOREPLACE then fails with EEXIST (random-1-126 on 6.12)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from crosscheck import cache, guest, initramfs, kernels, setup
+from crosscheck.guest_script import guest_script
 
 # ---------------------------------------------------------------------------- cache
 
@@ -625,3 +626,17 @@ def test_setup_is_offline_when_cached(tmp_path, monkeypatch):
     assert setup.run_setup(tmp_path, stream=out) == 1
     last = out.getvalue().splitlines()[-1]
     assert last == "crosscheck: install the host packages: apt-get install qemu-system-arm"
+
+
+def test_guest_runs_without_damon():
+    """DAMON_STAT (mm/damon/stat.c, on by default in Debian's 7.x builds) clears access flags of
+    sampled pages through damon_pa_mkold() every few ms: the guest must not run it."""
+    b = _build(image=Path("/k/Image"))
+    cmd = guest.qemu_command(b, Path("/i"), Path("/o"), memory_mb=512, cpus=1, numa_nodes=1)
+    assert "damon_stat.enabled=N" in cmd[cmd.index("-append") + 1].split()
+    script = guest_script(1)
+    assert "for m in damon_stat damon_reclaim damon_lru_sort; do" in script
+    assert "echo N > /sys/module/$m/parameters/enabled" in script
+    # a kdamond still running is a setup error (every target: error), not a divergence
+    assert "/proc/[0-9]*/comm > /out/kdamond.txt" in script
+    assert '[ -s /out/kdamond.txt ] && echo "a kdamond is running' in script
