@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""ptlab crosscheck against a real kernel: the cached Debian 6.12 build under QEMU.
+"""ptlab crosscheck against a real kernel: the cached Debian 6.12 and 16K builds under QEMU.
 
 Each test is one boot (10-40 s under TCG on two shared cores), so there are
 few. They skip with one line when qemu-system-aarch64, the cross compiler or
@@ -31,6 +31,15 @@ def _need_612() -> None:
                     "libc6-dev-arm64-cross)")
     if not pick(installed_kernels(), "6.12", 4096) or not cache.busybox_path(cache.cache_root()).is_file():
         pytest.skip("no cached Debian 6.12 kernel (run: ptlab crosscheck --setup)")
+
+
+def _need_16k() -> None:
+    from crosscheck import cache
+    from crosscheck.kernels import installed_kernels, pick
+
+    _need_612()
+    if not pick(installed_kernels(), "newest", 16384) or not cache.busybox_path(cache.cache_root()).is_file():
+        pytest.skip("no cached Debian 16K kernel (run: ptlab crosscheck --setup)")
 
 
 def _ptlab(*argv: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -99,4 +108,25 @@ def test_crosscheck_guest_timeout_is_one_line(tmp_path):
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("ptlab: crosscheck: debian-6.12")
     assert "guest did not finish within 2 s" in r.stderr
     assert "error" in r.stdout  # the per-target line
+    assert not _orphaned_guests()
+
+
+def test_crosscheck_16k_file_faults_without_damon(tmp_path):
+    """Debian's 16K 7.3 build: file faults (readahead orders kept in file_ra_state since v6.16)
+    agree, and no kdamond runs in the guest (DAMON_STAT, on by default there, cleared access
+    flags between ops: mm/damon/paddr.c damon_pa_mkold())."""
+    _need_16k()
+    files = str(ROOT / "tests" / "data" / "crosscheck-file-faults.pts")
+    r = _ptlab("page-fault3", files, "--debian", "newest", "--granule", "16K", "--json",
+               "--keep", str(tmp_path / "keep"))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    (k,) = out["kernels"]
+    assert k["granule"] == 16384 and k["error"] is None
+    res = {t["target"]: t for t in out["targets"]}
+    assert res["page-fault3"]["verdict"] == "agree" and res["page-fault3"]["ops"] == 6
+    assert res["crosscheck-file-faults"]["verdict"] == "agree" and res["crosscheck-file-faults"]["ops"] == 11
+    guest_out = tmp_path / "keep" / k["build"] / "out"
+    assert (guest_out / "kdamond.txt").read_text() == ""  # the check ran, and found none
+    assert not (guest_out / "setup-errors.txt").exists()
     assert not _orphaned_guests()
