@@ -7,7 +7,7 @@ Runs in a fresh child process (so nothing measured before pollutes it): a
 core-mm machine with 17 GiB of physical memory maps 16 GiB of 64K mTHP
 anonymous memory and writes every page (4M PTEs, 256K folios), then reports
 the process's resident set size (psutil) -- the page tables, per-page
-physical-memory metadata, the TLB and the interpreter. Target (issue #8):
+physical-memory metadata, the TLB and the interpreter. Target (docs/benchmarks.md):
 <= 300 MB.
 """
 

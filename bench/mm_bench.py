@@ -154,7 +154,7 @@ def run(size: int = 1 << 30, repeat: int = 3, record_size: int = 64 << 20,
                 rate = median(rates)
                 batched = name in BATCHED
                 need = 1_000_000 if batched else 300_000
-                bound = 4 if batched else 6  # issue #16: order-0 within 6x the floor
+                bound = 4 if batched else 6  # order-0 within 6x the floor (docs/benchmarks.md)
                 label = f"mm {mode}: {phase} {name}"
                 if mode == "count":
                     note = "" if rate >= need else _limit_note(name, phase, rate, need)

@@ -8,7 +8,7 @@ The session is a scenario with ``repeat`` (``SCENARIO`` below: 64 MiB of
 another one read-only and back, MADV_DONTNEED a third -- so VMAs split and
 merge, folios come and go, and checkpoints differ) run through
 engine.session.Session on the core-mm machine with the settings the TUI
-uses. Targets (issue #8): seek to random steps median <= 20 ms, p99 <= 100 ms;
+uses. Targets (docs/benchmarks.md): seek to random steps median <= 20 ms, p99 <= 100 ms;
 save <= 10 s, file <= 100 MB, reopen + seek <= 1 s.
 """
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Benchmark the ``.ptsnap`` container: save, size, reopen, seek, read.
 
-Targets (issue #5): a one-million-op session saves in <= 10 s into <= 100 MB,
+Targets (docs/benchmarks.md): a one-million-op session saves in <= 10 s into <= 100 MB,
 and reopens + seeks to a checkpoint in <= 1 s.
 
 The session is synthetic but shaped like a real one: each op is a scenario

@@ -12,7 +12,7 @@ the key press until the first frame rendered after the new view was applied
 (the grid's new rows written, the screen composited). The same measurement
 on an empty Textual app (a key that updates one Static) is the reference.
 "First frame" is the time from starting the app on that session to its first
-composited frame. Targets (issue #8): median <= 30 ms and <= 3x the empty
+composited frame. Targets (docs/benchmarks.md): median <= 30 ms and <= 3x the empty
 app; first frame <= 2 s.
 """
 

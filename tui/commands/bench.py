@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 NAME = "bench"
 HELP = "benchmarks: throughput, seek, save, TUI latency and memory targets; the seed's tables"
 DESCRIPTION = (
-    "Without WHAT (or with 'all'): every target of issue #8 -- mm (fault-in, fork, munmap of "
+    "Without WHAT (or with 'all'): every speed target (docs/benchmarks.md) -- mm (fault-in, fork, munmap of "
     "1 GiB, against a floor measured in the same run), session (seek, save and reopen a "
     "one-million-op session), tui (keypress -> repaint with 1 GiB mapped), memory (16 GiB "
     "mapped) -- as a table, or {\"cases\": [...]} with --json. 'seed' prints the seed series' "
