@@ -602,8 +602,9 @@ def test_keyboard_interrupt_kills_qemu(tmp_path):
 def test_setup_is_offline_when_cached(tmp_path, monkeypatch):
     import io
 
-    for ver, flav, gran in (("6.12.1+deb13-arm64", "arm64", 4096), ("7.0.1+deb13-arm64", "arm64", 4096),
-                            ("7.3.1+deb13-arm64-16k", "arm64-16k", 16384)):
+    builds = (("6.12.1+deb13-arm64", "arm64", 4096), ("7.0.1+deb13-arm64", "arm64", 4096),
+              ("7.3.1+deb13-arm64-16k", "arm64-16k", 16384), ("7.3.1+deb13-arm64", "arm64", 4096))
+    for ver, flav, gran in builds:
         d = tmp_path / "kernels" / ver
         d.mkdir(parents=True)
         (d / "Image").write_bytes(_fake_image())
@@ -616,6 +617,11 @@ def test_setup_is_offline_when_cached(tmp_path, monkeypatch):
         raise AssertionError("setup went online although everything is cached")
 
     monkeypatch.setattr(setup, "_fetch_all", no_network)
+    assert setup.is_set_up(tmp_path)
+    (tmp_path / "kernels" / "7.3.1+deb13-arm64" / "build.json").unlink()  # no 7.x 4K build with modules
+    assert not setup.is_set_up(tmp_path)
+    (tmp_path / "kernels" / "7.3.1+deb13-arm64" / "build.json").write_text(
+        '{"version": "7.3.1+deb13-arm64", "flavour": "arm64", "granule": 4096}')
     monkeypatch.setattr(setup, "ensure_xfs_image", lambda *_a, **_k: None)
     monkeypatch.setattr(setup, "missing_host_packages", lambda: [])
     out = io.StringIO()
@@ -626,6 +632,27 @@ def test_setup_is_offline_when_cached(tmp_path, monkeypatch):
     assert setup.run_setup(tmp_path, stream=out) == 1
     last = out.getvalue().splitlines()[-1]
     assert last == "crosscheck: install the host packages: apt-get install qemu-system-arm"
+
+
+def test_plan_kernels_takes_the_newest_4k_build_too():
+    """7.0's modules are gone from the archive, so the newest 4K build (with zram and XFS) is
+    fetched as well; when the newest 4K build is the 7.0 one, it is planned once."""
+    class Apt:
+        def show(self, name):
+            return {"Package": name, "Version": "1", "Size": "10", "Depends": ""}
+
+    names = ["linux-image-6.12.9+deb13-arm64-unsigned", "linux-image-6.12.10+deb13-arm64-unsigned",
+             "linux-image-7.0.9+deb13-arm64", "linux-image-7.0.13+deb13-arm64",
+             "linux-image-7.3.4+deb13-arm64", "linux-image-7.3.4+deb13-arm64-16k",
+             "linux-image-7.2.12+deb13-arm64"]
+    plans = setup.plan_kernels(Apt(), names)  # type: ignore[arg-type]
+    assert [(p.label, p.release, p.flavour) for p in plans] == [
+        ("6.12 4K", "6.12.10+deb13-arm64", "arm64"), ("7.0 4K", "7.0.13+deb13-arm64", "arm64"),
+        ("newest 16K", "7.3.4+deb13-arm64-16k", "arm64-16k"), ("newest 4K", "7.3.4+deb13-arm64", "arm64")]
+    older = [n for n in names if not n.startswith(("linux-image-7.3", "linux-image-7.2"))]
+    older.append("linux-image-7.0.13+deb13-arm64-16k")
+    assert [p.release for p in setup.plan_kernels(Apt(), older)] == [  # type: ignore[arg-type]
+        "6.12.10+deb13-arm64", "7.0.13+deb13-arm64", "7.0.13+deb13-arm64-16k"]
 
 
 def test_guest_runs_without_damon():
