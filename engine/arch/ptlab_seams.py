@@ -9,6 +9,7 @@ pieces of the arch layer: engine.arch.ptlab_race, engine.arch.ptlab_fast.)
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from engine.arch.api import PtepApi
@@ -27,11 +28,16 @@ class FoldPolicySeam(PtepApi):
     def fold_policy(self, policy: Any) -> None:
         # Installing a policy shadows the profile's contpte_try_fold() on this
         # instance, so the kernel's function never tests for a policy.
+        # (setattr/delattr, not self.__dict__: touching __dict__ makes CPython
+        # build the instance's dict, which slows every later self.<attr> of
+        # the arch layer by a few percent.)
         self._fold_policy = policy
-        if policy is None:
-            self.__dict__.pop("contpte_try_fold", None)
+        if policy is not None:
+            self.contpte_try_fold = self.policy_try_fold
         else:
-            self.__dict__["contpte_try_fold"] = self.policy_try_fold
+            # (AttributeError: no policy was installed, the class's version is in force)
+            with suppress(AttributeError):
+                del self.contpte_try_fold
 
     def policy_try_fold(self, mm: MMStruct, addr: int, pte: int) -> None:
         """contpte_try_fold() while a policy is installed: the policy decides
