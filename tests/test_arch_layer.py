@@ -99,3 +99,16 @@ def test_a_fold_policy_shadows_contpte_try_fold_and_leaves_the_kernels_alone():
 @pytest.mark.parametrize("module", KERNEL_SHAPED)
 def test_kernel_shaped_modules_never_ask_the_profile(module):
     assert not re.search(r"\bprofile\.", (ARCH / module).read_text())
+
+
+def test_every_recorded_version_gets_the_fast_compiled_wrapper():
+    """arch_call compiles a positional wrapper only for plain parameters; a
+    version it could not compile falls back to the *args wrapper, several
+    times slower per call (the pgtable.h aliases once did: baseline ran 10%
+    slower)."""
+    for p in PROFILES.values():
+        cls = compose(Arch, p)
+        for name in cls.LAYER:
+            fn = getattr(cls, name)
+            if hasattr(fn, "kernel_name"):
+                assert fn.__code__.co_filename.startswith("<wrapper of"), (p.name, name)

@@ -45,7 +45,8 @@ def _alias(public: str, raw: Callable[..., Any]) -> Callable[..., Any]:
     recorded as a call of ``public``."""
     params = list(inspect.signature(raw).parameters)[2:]
     args = ", ".join(params)
-    src = (f"def {public}_nocontpte(self, mm, {args}, /):\n"
+    # (plain parameters: arch_call compiles its fast positional wrapper only for those)
+    src = (f"def {public}_nocontpte(self, mm, {args}):\n"
            f"    return self.{raw.__name__}(mm, {args})\n")
     ns: dict[str, Any] = {}
     exec(compile(src, f"<pgtable.h alias {public}>", "exec"), ns)  # noqa: S102 - our own source
