@@ -74,10 +74,10 @@ class Contpte(LocklessSeam):
             start = self.contpte_align_down(start)
         return start, end
 
-    # static in contpte.c (static inline in pgtable.h before v6.12), but Debian's
-    # GCC builds it out of line (v6.12 and v7.0 list it in
-    # available_filter_functions): recorded, so the crosscheck can compare it;
-    # engine.costs does not count it as a call
+    # static (linux-mm's contpte.c; older trees had it static inline in
+    # pgtable.h), but Debian's GCC builds it out of line (v6.12 and v7.0 list
+    # it in available_filter_functions): recorded, so the crosscheck can
+    # compare it; engine.costs does not count it as a call
     @arch_call("contpte_try_unfold_partial")
     def contpte_try_unfold_partial(self, mm: MMStruct, addr: int, nr: int) -> None:
         n = self.cont_ptes
