@@ -111,9 +111,6 @@ class ArchBase:
         self.cont_mask = g.cont_pte_mask
         self.cont_size = g.cont_pte_size
         self.addr_low = g.pte_addr_low
-        # The fold policy decides whether set_ptes(nr == 1) tries to fold; None
-        # means the profile's own heuristic (contpte_try_fold in pgtable.h).
-        self.fold_policy: Any = None
         # Called with (op, asid, addr, pages) for each TLBI; the TLB model hooks in here.
         self.tlbi_listener: Callable[[str, int, int, int], None] | None = None
         # Called before each read of contpte_ptep_get_lockless (to interleave a racing CPU).

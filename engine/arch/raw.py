@@ -15,11 +15,10 @@ as the load it amounts to, and the loop retries exactly like the kernel's.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
 from itertools import repeat
-from operator import xor
 
 from engine.arch.base import ArchError, arch_call
+from engine.arch.ptlab_fast import gather_young_dirty, wrprotect_values
 from engine.arch.tlbflush import TlbFlush
 from engine.pte import (
     PTE_AF,
@@ -30,7 +29,6 @@ from engine.pte import (
     PTE_VALID,
     PTE_WRITE,
     pte_mkclean,
-    pte_mkdirty,
     pte_mkold,
     pte_wrprotect,
 )
@@ -38,42 +36,6 @@ from engine.state.mmstruct import MMStruct
 
 CYDP_CLEAR_YOUNG = 1
 CYDP_CLEAR_DIRTY = 2
-
-_WRD = PTE_WRITE | PTE_RDONLY | PTE_DIRTY
-# pte_wrprotect() only changes WRITE, RDONLY and DIRTY, as a function of those
-# three bits: new = old ^ _WRPROTECT_XOR[old & _WRD]
-_WRPROTECT_XOR = {m: m ^ pte_wrprotect(m) for m in (
-    w | r | dd for w in (0, PTE_WRITE) for r in (0, PTE_RDONLY) for dd in (0, PTE_DIRTY))}
-_YD = PTE_WRITE | PTE_RDONLY | PTE_DIRTY | PTE_AF
-
-
-def wrprotect_values(values: array[int]) -> array[int]:
-    """array of pte_wrprotect(v) for each v, at C speed."""
-    if len(values) <= 32:
-        xs = _WRPROTECT_XOR
-        return array("Q", [v ^ xs[v & _WRD] for v in values])
-    flags = set(map(_WRD.__and__, values))
-    if len(flags) == 1:
-        x = _WRPROTECT_XOR[flags.pop()]
-        return array("Q", map(x.__xor__, values)) if x else array("Q", values)
-    return array("Q", map(xor, values, map(_WRPROTECT_XOR.__getitem__, map(_WRD.__and__, values))))
-
-
-def gather_young_dirty(pte: int, values: Sequence[int], start: int) -> int:
-    """pte with the dirty and young state of values[start:] ORed in, as the
-    __get_and_clear_full_ptes() and contpte_convert() loops do one by one."""
-    young = dirty = False
-    for f in set(map(_YD.__and__, values[start:] if start else values)):
-        if f & PTE_DIRTY or (f & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
-            dirty = True
-        if f & PTE_AF:
-            young = True
-    if dirty:
-        pte = pte_mkdirty(pte)
-    if young:
-        pte |= PTE_AF
-    return pte
-
 
 class RawHelpers(TlbFlush):
     # --- single entries ------------------------------------------------------------
@@ -161,6 +123,8 @@ class RawHelpers(TlbFlush):
         v6.15 (__set_pte() per entry), once after the loop from v6.16
         (f89b399e8d6e, __set_pte_complete() on the last value).
         """
+        if nr < 1:
+            raise ValueError("set_ptes() needs nr >= 1")  # (a caller's contract, not a kernel check)
         t, i = mm.pt.locate(addr)
         ps = self.page_size
         kernel = (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN)

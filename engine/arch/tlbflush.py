@@ -21,6 +21,7 @@ over-limit flush (tlbf_t API).
 from __future__ import annotations
 
 from engine.arch.base import ArchBase, arch_call
+from engine.arch.variants import variant
 from engine.state.mmstruct import MMStruct
 
 MAX_TLBI_RANGE_PAGES = 32 << 16  # __TLBI_RANGE_PAGES(31, 3)
@@ -132,6 +133,26 @@ class TlbFlush(ArchBase):
                         notify: bool = True) -> None:
         self._flush_range(mm, start, end, stride, last_level, tlb_level, sync, broadcast,
                           notify, False)
+
+    @variant("local_flush_tlb_contpte", since="local_access_flush")
+    def local_flush_tlb_contpte(self, mm: MMStruct, addr: int) -> None:
+        """local_flush_tlb_contpte() (v6.19, cb1fa2e99955): this CPU's TLB
+        entries for addr's block, synchronously (DSB NSHST; TLBI VALE1 per page
+        or a range op; DSB NSH)."""
+        start = addr & self.cont_mask
+        self.flush_tlb_range(mm, start, start + self.cont_size, self.page_size, True, 3,
+                             sync=True, broadcast=False)
+
+    # ptlab-only: no kernel before cb1fa2e99955 has local_flush_tlb_contpte(), and
+    # none after it flushes the block broadcast. A profile with
+    # raw_access_flags_check but not local_access_flush (what ``ptlab crosscheck
+    # --features`` runs when it flips local_access_flush alone on v7.0) still runs
+    # v7.0's contpte_ptep_set_access_flags(), so its call here keeps the
+    # pre-v6.19 broadcast flush of the block: each row flips on its own.
+    @variant("local_flush_tlb_contpte", until="local_access_flush")
+    def broadcast_flush_tlb_contpte(self, mm: MMStruct, addr: int) -> None:
+        start = addr & self.cont_mask
+        self.flush_tlb_range(mm, start, start + self.cont_size, self.page_size, True, 3)
 
     def _flush_range(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,
                      tlb_level: int, sync: bool, broadcast: bool, notify: bool,

@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The arch layer is composed once per kernel profile (engine.arch.layer):
+each kernel name gets one whole-function version, chosen from
+FEATURE_HISTORY rows, and no kernel-named body tests the profile."""
+
+import inspect
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from engine import Simulator
+from engine.arch import PROFILES, Arch, MissingEntryPoint
+from engine.arch.layer import compose
+from engine.arch.profiles import FEATURE_HISTORY
+from engine.arch.variants import variants_of
+from engine.policy import MainlinePolicy
+
+ARCH = Path(__file__).resolve().parents[1] / "engine" / "arch"
+# the modules written in the kernel's shape: no body may ask the profile which kernel it is
+KERNEL_SHAPED = ("contpte.py", "pgtable_contpte.py", "pgtable_generic.py", "pgtable_nocontpte.py",
+                 "mmu.py")
+
+
+def boolean_flips():
+    fields = sorted({r[0] for r in FEATURE_HISTORY if isinstance(r[1], bool)})
+    for p in PROFILES.values():
+        for f in fields:
+            yield replace(p, **{f: not getattr(p, f)})
+
+
+def test_every_profile_and_every_one_row_flip_composes_without_ambiguity():
+    """``ptlab crosscheck --features`` flips one row at a time: each such
+    profile must still get exactly one version of every function."""
+    for p in [*PROFILES.values(), *boolean_flips()]:
+        cls = compose(Arch, p)
+        assert set(cls.LAYER) <= set(variants_of(Arch))
+
+
+def test_a_profile_is_composed_once_and_its_class_names_it():
+    a = Simulator(kernel="v6.9").arch
+    b = Simulator(kernel="v6.9").arch
+    assert type(a) is type(b) and type(a).__name__ == "Arch[v6.9]" and isinstance(a, Arch)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_each_public_name_is_installed_or_missing_by_name(name):
+    arch = Simulator(kernel=name).arch
+    layer = type(arch).LAYER
+    for api in Arch.PUBLIC_API:
+        if api in layer:
+            assert getattr(type(arch), api) is getattr(Arch, layer[api].attr)
+        else:
+            with pytest.raises(MissingEntryPoint, match=api):
+                getattr(arch, api)(None, 0)
+
+
+def test_versions_follow_the_feature_history_rows():
+    def attr(kernel, name):
+        return type(Simulator(kernel=kernel).arch).LAYER[name].attr
+
+    assert attr("baseline", "set_ptes") == "set_ptes_nocontpte"
+    assert attr("seed-basic", "clear_full_ptes") == "clear_full_ptes_generic"
+    assert attr("seed-basic", "ptep_set_wrprotect") == "ptep_set_wrprotect_contpte"
+    assert attr("seed-batch", "ptep_set_wrprotect") == "ptep_set_wrprotect_batch"
+    assert attr("seed-inline", "contpte_try_fold") == "contpte_try_fold_none"
+    assert attr("v6.9", "contpte_ptep_get") == "contpte_ptep_get_v6_9"
+    assert attr("v6.17", "contpte_ptep_get") == "contpte_ptep_get_v6_17"
+    assert attr("v6.9", "contpte_convert") == "contpte_convert_v6_9"
+    assert attr("v6.17", "contpte_convert") == "contpte_convert_v6_17"
+    assert attr("v6.17", "contpte_ptep_set_access_flags") == "contpte_ptep_set_access_flags_v6_9"
+    assert attr("v6.19", "contpte_ptep_set_access_flags") == "contpte_ptep_set_access_flags_v6_19"
+    assert attr("v7.0", "contpte_ptep_set_access_flags") == "contpte_ptep_set_access_flags_v7_0"
+    assert attr("v6.19", "ptep_test_and_clear_young") == "ptep_test_and_clear_young_contpte"
+    assert attr("v7.0", "ptep_test_and_clear_young") == "ptep_test_and_clear_young_v7_0"
+    assert "contpte_ptep_test_and_clear_young" not in type(Simulator(kernel="v7.0").arch).LAYER
+
+
+def test_flipping_local_access_flush_alone_on_v7_0_keeps_the_broadcast_block_flush():
+    """A profile no kernel had (raw sub-entry check, broadcast flush) still
+    runs v7.0's contpte_ptep_set_access_flags(), and its block flush is the
+    pre-v6.19 broadcast one: each row flips on its own."""
+    cls = compose(Arch, replace(PROFILES["v7.0"], local_access_flush=False))
+    assert cls.LAYER["contpte_ptep_set_access_flags"].attr == "contpte_ptep_set_access_flags_v7_0"
+    assert cls.LAYER["local_flush_tlb_contpte"].attr == "broadcast_flush_tlb_contpte"
+
+
+def test_a_fold_policy_shadows_contpte_try_fold_and_leaves_the_kernels_alone():
+    arch = Simulator(kernel="v7.0").arch
+    kernel_fold = type(arch).contpte_try_fold
+    arch.fold_policy = MainlinePolicy()
+    assert arch.contpte_try_fold.__func__ is type(arch).policy_try_fold
+    arch.fold_policy = None
+    assert arch.contpte_try_fold.__func__ is kernel_fold
+    assert "policy" not in inspect.getsource(Arch.contpte_try_fold_v6_9)
+
+
+@pytest.mark.parametrize("module", KERNEL_SHAPED)
+def test_kernel_shaped_modules_never_ask_the_profile(module):
+    assert not re.search(r"\bprofile\.", (ARCH / module).read_text())
+
+
+def test_every_recorded_version_gets_the_fast_compiled_wrapper():
+    """arch_call compiles a positional wrapper only for plain parameters; a
+    version it could not compile falls back to the *args wrapper, several
+    times slower per call (the pgtable.h aliases once did: baseline ran 10%
+    slower)."""
+    for p in PROFILES.values():
+        cls = compose(Arch, p)
+        for name in cls.LAYER:
+            fn = getattr(cls, name)
+            if hasattr(fn, "kernel_name"):
+                assert fn.__code__.co_filename.startswith("<wrapper of"), (p.name, name)
