@@ -44,13 +44,17 @@ BUFFER_KB = 196608  # the trace buffer, per CPU (the guest runs on one)
 
 
 def guest_script(n_targets: int, swap_mb: int = 1024, extra_probes: tuple[str, ...] = (),
-                 extra_events: tuple[str, ...] = ()) -> str:
+                 extra_events: tuple[str, ...] = (), stack_probes: tuple[str, ...] = ()) -> str:
     """``extra_probes``: more kernel functions to mark in the trace (events
     ``ptlab/x*``); ``extra_events``: trace events to enable (``group`` or
-    ``group:event``). Both are ignored by the comparison; for reading a trace by hand."""
+    ``group:event``); ``stack_probes``: contpte or extra-probe functions whose every hit also
+    records the kernel stack (a ``stacktrace`` trigger: who called it). All are ignored by the
+    comparison; for reading a trace by hand."""
     events = "".join(f"echo 1 > $T/events/{e.replace(':', '/')}/enable || true\n" for e in extra_events)
     extra = "".join(f"echo 'p:ptlab/x{i} {f}' >> $T/kprobe_events || true\n"
+                    + (f"echo stacktrace > $T/events/ptlab/x{i}/trigger || true\n" if f in stack_probes else "")
                     for i, f in enumerate(extra_probes))
+    stacks = " ".join(("", *stack_probes, ""))
     return f"""
 T=/sys/kernel/tracing
 echo 0 > $T/tracing_on
@@ -59,10 +63,12 @@ echo > $T/kprobe_events
 echo {BUFFER_KB} > $T/buffer_size_kb
 echo 0 > $T/options/overwrite
 grep -E '^_*contpte_[a-z0-9_.]*( |$)' $T/available_filter_functions | cut -d' ' -f1 | sort -u > /out/functions.txt
+STACKS="{stacks}"
 i=0
 for f in $(cat /out/functions.txt); do
   echo "p:ptlab/c$i $f a0=%x0:x64 a1=%x1:x64 a3=%x3:x64 v16=+16(%x0):x64" >> $T/kprobe_events || echo "kprobe $f failed" >> /out/setup-errors.txt
   echo "r:ptlab/r$i $f" >> $T/kprobe_events || echo "kretprobe $f failed" >> /out/setup-errors.txt
+  case "$STACKS" in *" $f "*) echo stacktrace > $T/events/ptlab/c$i/trigger || true;; esac
   i=$((i+1))
 done
 echo 'p:ptlab/fault handle_mm_fault addr=%x1:x64 flags=%x2:x32' >> $T/kprobe_events || echo "kprobe handle_mm_fault failed" >> /out/setup-errors.txt

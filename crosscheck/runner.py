@@ -104,6 +104,17 @@ def extra_probes() -> tuple[str, ...]:
     return names
 
 
+def stack_probes() -> tuple[str, ...]:
+    """PTLAB_XC_STACKS=fn1,fn2: contpte functions (or PTLAB_XC_PROBES ones) whose every hit in
+    the guest's trace is followed by the kernel stack that made it, to find the call site of a
+    call the engine does not make. Only symbol names are accepted."""
+    names = tuple(f for f in os.environ.get("PTLAB_XC_STACKS", "").split(",") if f)
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,127}", n)]
+    if bad:
+        raise CrosscheckError(f"PTLAB_XC_STACKS: {bad[0][:40]!r} is not a kernel symbol name")
+    return names
+
+
 def extra_events() -> tuple[str, ...]:
     """PTLAB_XC_EVENTS=group[:event],...: kernel trace events enabled in the guest's trace
     (e.g. readahead for the page_cache_*_ra tracepoints, filemap:mm_filemap_add_to_page_cache),
@@ -221,7 +232,8 @@ def run_targets(scenarios: list[Any], build: Any, *, profile: str | None = None,
         budget = timeout or (240 + 60 * len(plans) + 60 * (mapped >> 28))
         try:
             extra = extra_probes()
-            script = guest_script(len(plans), extra_probes=extra, extra_events=extra_events())
+            script = guest_script(len(plans), extra_probes=extra, extra_events=extra_events(),
+                                  stack_probes=stack_probes())
             disk = xfs_image if any(p.files for p in plans) else None
             run = boot_guest(build, script, {"/ptlab/prog": (prog, 0o755)}, memory_mb=memory,
                              numa_nodes=numa, timeout_s=budget, keep_dir=keep, progress=say, disk=disk)

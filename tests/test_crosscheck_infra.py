@@ -667,3 +667,20 @@ def test_guest_runs_without_damon():
     # a kdamond still running is a setup error (every target: error), not a divergence
     assert "/proc/[0-9]*/comm > /out/kdamond.txt" in script
     assert '[ -s /out/kdamond.txt ] && echo "a kdamond is running' in script
+
+
+def test_stack_probes_put_a_stacktrace_trigger_on_the_named_functions(monkeypatch):
+    from crosscheck.runner import CrosscheckError, stack_probes
+
+    monkeypatch.setenv("PTLAB_XC_STACKS", "contpte_ptep_get_lockless,try_to_migrate_one")
+    names = stack_probes()
+    assert names == ("contpte_ptep_get_lockless", "try_to_migrate_one")
+    script = guest_script(1, extra_probes=("try_to_migrate_one", "rmap_walk"), stack_probes=names)
+    assert 'STACKS=" contpte_ptep_get_lockless try_to_migrate_one "' in script
+    assert 'case "$STACKS" in *" $f "*) echo stacktrace > $T/events/ptlab/c$i/trigger' in script
+    assert "echo stacktrace > $T/events/ptlab/x0/trigger" in script  # try_to_migrate_one
+    assert "ptlab/x1/trigger" not in script  # rmap_walk: marked, no stack
+    assert 'STACKS=" "' in guest_script(1)
+    monkeypatch.setenv("PTLAB_XC_STACKS", "x; reboot")
+    with pytest.raises(CrosscheckError, match="not a kernel symbol name"):
+        stack_probes()
