@@ -37,6 +37,7 @@ from engine.contract import MachineContract, MachineFactory, MachineProcess, Mac
 from engine.errors import OpInterrupted
 from engine.explain import explain_block
 from engine.ops import Op
+from engine.writes import written, written_values
 
 GRAINS = ("op", "call", "event")
 LAZY = object()  # a checkpoint not loaded yet (see Session.checkpoint_loader)
@@ -501,14 +502,7 @@ class Session:
         """(process name, VA) -> descriptor value changed by the shown part of op k."""
         if not self.e:
             return {}
-        out: dict[tuple[str, int], int] = {}
-        for ev in self.events_of(self.k)[: self.e]:
-            kind = ev[0]
-            if kind == "pte_write" or kind == "pmd_write":
-                out[(ev[5], ev[1])] = ev[3]
-            elif kind == "hw_update":
-                out[(ev[4], ev[1])] = ev[3]
-        return out
+        return written_values(self.events_of(self.k)[: self.e])
 
     def pte(self, process: str, addr: int) -> int:
         """The raw descriptor as it is at the current position (mid-op aware)."""
@@ -527,19 +521,10 @@ class Session:
         """Descriptors written by the op (or event) that led to this position."""
         k, e = self.k, self.e
         if e:
-            ev = self.events_of(k)[e - 1]
-            return set(self._writes((ev,)))
+            return written(self.events_of(k)[e - 1:e])
         if k == 0:
             return set()
-        return set(self._writes(self.events_of(k - 1)))
-
-    @staticmethod
-    def _writes(events: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, int]]:
-        for ev in events:
-            if ev[0] in ("pte_write", "pmd_write"):
-                yield ev[5], ev[1]
-            elif ev[0] == "hw_update":
-                yield ev[4], ev[1]
+        return written(self.events_of(k - 1))
 
     def call_stack(self) -> list[tuple[Any, ...]]:
         """The arch/core-mm calls open at the current position, outermost first."""

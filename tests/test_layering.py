@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.pte",),
     ("engine.recorder",),  # not in the table: generated from engine.events.FIELDS, imports nothing
     ("engine.events",),
+    ("engine.writes",),  # not in the table: which descriptors events wrote (reads event tuples only)
     ("engine.state",),
     ("engine.hw",),
     ("engine.arch",),

@@ -18,7 +18,7 @@ from engine.explain import explain_block
 from engine.machine import Machine, MachineConfig
 from engine.pte import PTE_CONT
 from engine.scenario import parse
-from engine.session import Session
+from engine.session import Position, Session
 from engine.summary import folded_blocks, machine_summary
 from tui.summary import process_summary
 
@@ -120,3 +120,61 @@ def test_foldable_holds_exactly_when_trying_to_fold_the_last_entry_folds(setup, 
         seen.add(ex.foldable)
     if setup["policy"] == "never" and prefix == PREFIXES[0] and not program:
         assert True in seen  # the unfolded block is foldable, and the fold folds it
+
+
+# --- which descriptors did these events write (engine.writes) -----------------------------------
+
+def test_descriptor_writes_reads_each_kind_from_its_own_fields():
+    from engine.writes import Write, changes_block, descriptor_writes, may_write, written, written_values
+
+    evs = [("pte_write", 0x1000, 1, 2, "store", "p0"),
+           ("pte_read", 0x1000, 2, "p0"),
+           ("hw_update", 0x12000, 3, 4, "p1"),  # (mm is the 4th field here, the 5th in the others)
+           ("pmd_write", 0x200000, 0, 5, "xchg", "p0"),
+           ("pte_write", 0x1000, 2, 7, "xchg", "p0")]
+    assert list(descriptor_writes(evs)) == [
+        Write("p0", 0x1000, 1, 2, False), Write("p1", 0x12000, 3, 4, False),
+        Write("p0", 0x200000, 0, 5, True), Write("p0", 0x1000, 2, 7, False)]
+    assert written(evs) == {("p0", 0x1000), ("p1", 0x12000), ("p0", 0x200000)}
+    assert written_values(evs) == {("p0", 0x1000): 7, ("p1", 0x12000): 4, ("p0", 0x200000): 5}
+    assert may_write({"pmd_writes": 1}) and may_write({"hw_update": 2}) and not may_write({"pte_reads": 9})
+    pmd = 2 << 20
+    assert changes_block(evs, "p0", 0, 0x10000, pmd)
+    assert changes_block(evs, "p1", 0x10000, 0x20000, pmd)
+    assert not changes_block(evs, "p0", 0x10000, 0x20000, pmd)
+    assert changes_block(evs, "p0", 0x210000, 0x220000, pmd)  # under the PMD entry written
+    assert not changes_block([("pte_write", 0x1000, 5, 5, "store", "p0")], "p0", 0, 0x10000, pmd)
+
+
+def test_the_overlay_and_the_last_step_s_writes_are_what_the_op_left():
+    """Session.overlay() after an op's last event shows every descriptor it wrote with the
+    value the machine holds after the op; changed_by_last_step() names the same ones."""
+    scn = parse("mthp 64K=always\nmmap a 128K\ntouch a write\nmprotect a +0 64K r\n", "t")
+    s = Session(lambda: Machine(scn.config()), scn.ops)
+    s.run()
+    k = 2  # the mprotect: an unfold, the writes, a refold
+    events = s.events_of(k)
+    last = max(j for j, ev in enumerate(events) if ev[0] in ("pte_write", "hw_update", "pmd_write"))
+    assert last + 1 < len(events)  # (returns follow: the position after it is inside the op)
+    s.seek(Position(k, last + 1))
+    ov = s.overlay()
+    s.seek(k + 1)
+    after = {(p, a): s.pte(p, a) for p, a in ov}
+    assert ov == after and len(ov) == 16
+    assert s.changed_by_last_step() == set(ov)
+
+
+def test_a_watchpoint_stops_at_an_op_that_writes_only_a_pmd():
+    """A THP fault and mprotect of a whole THP write only the PMD (counter pmd_writes):
+    the watchpoint's pre-filter asked for a counter "pmd_write" nothing counts and skipped them."""
+    scn = parse("thp always\nmmap a 2M\ntouch a write\nmprotect a +0 2M r\ntouch a read\n", "pmd")
+    s = Session(lambda: Machine(scn.config()), scn.ops)
+    s.run()
+    a = s.machine.kernel.procs[0].regions["a"][0]
+    assert s.records[2].counters.get("pte_writes", 0) == 0 and s.records[2].counters["pmd_writes"]
+    s.seek(0)
+    s.add_breakpoint(f"watch:{a:#x}")
+    hits = [s.continue_() for _ in range(4)]
+    # the fault's PMD; mprotect's two (get_and_clear, then the new one); then the end
+    assert [h and (h.op, h.event[0]) for h in hits] == [(1, "pmd_write"), (2, "pmd_write"), (2, "pmd_write"),
+                                                         None]
