@@ -122,6 +122,27 @@ def test_foldable_holds_exactly_when_trying_to_fold_the_last_entry_folds(setup, 
         assert True in seen  # the unfolded block is foldable, and the fold folds it
 
 
+# --- the folded-block count: one definition, also behind the exports ----------------------------
+
+def test_the_exports_count_a_misprogrammed_block_as_the_summaries_do():
+    """engine.export (ptlab show --format json, the capture comparison) lists folded
+    blocks from the same definition as the counts: all of them agree on a block whose
+    entry 3 lost PTE_CONT, and on the block's neighbours."""
+    from engine.export import cont_block_starts, to_json
+
+    m = run("mthp 64K=always\nmmap b 128K\ntouch b write\n", "v6.12").machine
+    p0 = m.kernel.procs[0]
+    b = p0.regions["b"][0]
+    blocks = [b, b + m.g.cont_pte_size]
+    assert cont_block_starts(p0.mm.pt, m.g) == blocks
+    t, i = p0.mm.pt.locate(b + 3 * m.g.page_size)
+    t[i] &= ~PTE_CONT
+    assert cont_block_starts(p0.mm.pt, m.g) == blocks[1:]
+    j = to_json(p0.mm.pt, m.layout)
+    assert j["summary"]["cont_blocks"] == 1 == m.cont_blocks() == _counts(m)[1] == _counts(m)[2]
+    assert [blk["folded"] for blk in j["blocks"]] == [False, True]
+
+
 # --- which descriptors did these events write (engine.writes) -----------------------------------
 
 def test_descriptor_writes_reads_each_kind_from_its_own_fields():
