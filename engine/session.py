@@ -35,7 +35,6 @@ from typing import Any, Literal, Protocol, overload
 from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
 from engine.contract import MachineContract, MachineFactory, MachineProcess, MachineState
 from engine.errors import OpInterrupted
-from engine.explain import explain_block
 from engine.ops import Op
 from engine.writes import written, written_values
 
@@ -688,50 +687,6 @@ class Session:
             hi = c - 1
         self.seek(Position(0))
         return None
-
-    # --- explaining blocks over time -----------------------------------------------------
-    def block_history(self, process: str, addr: int, max_ops: int = 20_000) -> int | None:
-        """The most recent op (index) at or before the current position that wrote
-        a descriptor of addr's block in ``process``, or None if none in range."""
-        g = self.machine.arch.g
-        start = addr & g.cont_pte_mask
-        end = start + g.cont_pte_size
-        k = self.k
-        if self.e:
-            for ev in self.events_of(k)[: self.e]:
-                if ev[0] in ("pte_write", "hw_update") and start <= ev[1] < end:
-                    return k
-        keep = self.position
-        try:
-            for j in range(k - 1, max(-1, k - 1 - max_ops), -1):
-                rec = self.records[j]
-                if not (rec.counters.get("pte_writes", 0) or rec.counters.get("hw_update", 0)):
-                    continue
-                for ev in self.events_of(j):
-                    if ev[0] in ("pte_write", "hw_update") and start <= ev[1] < end:
-                        mm = ev[5] if ev[0] == "pte_write" else ev[4]
-                        if mm == process:
-                            return j
-        except SessionInterrupted:
-            return None
-        finally:
-            with self.uninterruptible():
-                self._place(keep)
-        return None
-
-    def explain(self, process: str, addr: int) -> dict[str, Any]:
-        """Fold explanation for addr's block at the current op boundary, plus
-        since which op the block has been in this state."""
-        proc = self.process(process)
-        ex = explain_block(self.machine.arch, proc.mm, addr)
-        since = self.block_history(process, addr)
-        d = ex.as_dict()
-        d["summary"] = ex.summary()
-        d["since_op"] = since
-        d["since_text"] = (f"since op {since + 1} ({self.ops[since]})" if since is not None
-                           else "since the start of the session")
-        d["mid_op"] = bool(self.e)
-        return d
 
 
 @dataclass

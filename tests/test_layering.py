@@ -53,6 +53,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.scenario",),
     ("engine.breakpoints",),  # not in the table: the session's breakpoint conditions
     ("engine.session",),
+    ("engine.queries",),  # not in the table: questions about sessions, answered once for CLI and TUI
     ("engine.compare",),  # not in the table: two sessions side by side
     # above the session: it builds machines and sessions from a capture (tomachine.py -> engine.mm,
     # build.py -> engine.simulator, session.py -> engine.session); the table listed it between

@@ -199,3 +199,104 @@ def test_a_watchpoint_stops_at_an_op_that_writes_only_a_pmd():
     # the fault's PMD; mprotect's two (get_and_clear, then the new one); then the end
     assert [h and (h.op, h.event[0]) for h in hits] == [(1, "pmd_write"), (2, "pmd_write"), (2, "pmd_write"),
                                                          None]
+
+
+# --- since when does this block look like this (engine.queries.since_op) -------------------------
+
+SINCE = ("mthp 64K=always\nmmap a 256K\ntouch a write\nmadvise a +64K 64K dontneed\n"
+         "touch a +64K 4K read\nmprotect a +128K 64K r\n")
+
+
+def test_since_op_names_the_last_op_that_changed_each_block():
+    from engine.queries import since_op
+    from tui.screens import inspector_pane
+
+    assert inspector_pane.since_op is since_op  # the inspector asks the engine
+    scn = parse(SINCE, "t")
+    s = Session(lambda: Machine(scn.config()), scn.ops)
+    s.run()
+    a = s.machine.kernel.procs[0].regions["a"][0]
+    blk = 64 << 10
+    # block 0 and 3: faulted by op 1 only; block 1: zapped by op 2, refaulted by op 3 (the
+    # last change); block 2: mprotect, op 4
+    assert [since_op(s, "p0", a + i * blk).op for i in range(4)] == [1, 3, 4, 1]
+    assert since_op(s, "p0", a + 2 * blk).text == "in this state since op 5 (mprotect a +128K 64K r)"
+    s.seek(3)  # before the refault: op 2's zap is the last change of block 1
+    assert since_op(s, "p0", a + blk).op == 2 and s.position == Position(3)
+    assert since_op(s, "p0", a + 2 * blk).op == 1
+
+
+# --- where do two runs part (engine.queries.first_divergence) ------------------------------------
+
+def _session(src, **config):
+    import dataclasses
+
+    scn = parse(src, "t")
+    cfg = dataclasses.replace(scn.config(), **config)
+    s = Session(lambda: Machine(cfg), scn.ops, meta={})
+    s.run()
+    return s
+
+
+def test_first_divergence_of_tables_costs_and_length():
+    from engine.queries import COSTS, LENGTH, TABLES, FirstDivergence, first_divergence
+
+    a = _session(SINCE)
+    assert first_divergence(a, _session(SINCE)) == FirstDivergence(None)
+    # no contpte: op 2 (touch) maps the same pages unfolded
+    assert first_divergence(a, _session(SINCE, kernel="baseline")) == FirstDivergence(1, TABLES)
+    # another CPU: the same tables, other cycles from the first op that costs anything
+    other_cpu = _session(SINCE, cpu="apple-m2")
+    assert first_divergence(a, other_cpu) == FirstDivergence(None)
+    assert first_divergence(a, other_cpu, costs=True) == FirstDivergence(1, COSTS)
+    short = _session(SINCE)
+    short.seek(0)
+    short.records = list(short.records[:3])  # a run that stopped after 3 ops
+    assert first_divergence(a, short) == first_divergence(short, a) == FirstDivergence(3, LENGTH)
+
+
+def test_first_divergence_of_an_op_that_fails_in_one_run():
+    import json
+    from pathlib import Path
+
+    from engine.apimachine import ApiMachine, ops_from_vector_trace
+    from engine.queries import ERROR, first_divergence
+    from engine.session import SessionError
+
+    trace = json.loads((Path(__file__).parent / "data" / "ptep-vectors.json").read_text())["traces"][1]
+    ops = ops_from_vector_trace(trace)
+    a = Session(lambda: ApiMachine(trace["granule"], "v7.0", trace["cpu"]), ops)
+    b = Session(lambda: ApiMachine(trace["granule"], "v6.9", trace["cpu"]), ops)
+    a.run()
+    with contextlib.suppress(SessionError):
+        b.run()
+    d = first_divergence(a, b)
+    assert (d.op, d.why, d.side) == (70, ERROR, 1) and "test_and_clear_young_ptes" in d.error
+
+
+def test_compare_the_tui_and_diff_report_the_same_first_divergence(tmp_path, capsys):
+    """ptlab compare (engine.compare), the TUI's comparison (tui.compare) and ptlab diff
+    all name the op engine.queries.first_divergence names."""
+    import json
+
+    from engine.compare import Run, compare_sessions
+    from tui.cli import main
+    from tui.compare import first_divergence as tui_first
+
+    a, b = _session(SINCE), _session(SINCE, kernel="baseline")
+    c = compare_sessions([Run({"kernel": "v7.0"}, a), Run({"kernel": "baseline"}, b)])
+    assert c.first_divergence is not None and c.first_divergence.op == 1
+    assert tui_first(a, b) == (1, "page tables differ after this op")
+    f = tmp_path / "s.pts"
+    f.write_text(SINCE)
+    outs = {}
+    for name, extra in (("a", []), ("b", ["--kernel", "baseline"]), ("c", ["--cpu", "apple-m2"])):
+        assert main(["run", str(f), "--save", str(tmp_path / f"{name}.ptsnap"), *extra]) == 0
+    capsys.readouterr()
+    for other in ("b", "c"):
+        assert main(["diff", str(tmp_path / "a.ptsnap"), str(tmp_path / f"{other}.ptsnap"), "--json"]) == 1
+        outs[other] = json.loads(capsys.readouterr().out)["first_divergence"]
+    assert (outs["b"]["op"], outs["b"]["reason"]) == (2, "the page tables differ after it")
+    # the same tables under another CPU: the costs part them, from op 2 on (the cycles)
+    assert (outs["c"]["op"], outs["c"]["reason"]) == (2, "its costs differ")
+    assert set(outs["c"]["counters"]) == {"cycles"}
