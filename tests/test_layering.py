@@ -52,6 +52,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.machine",),
     ("engine.scenario",),
     ("engine.breakpoints",),  # not in the table: the session's breakpoint conditions
+    # not in the table: the session's parts, below it (it imports them): a place in a session,
+    # its checkpoints, and the breakpoint search (which drives the session it is handed)
+    ("engine.position", "engine.checkpoints"),
+    ("engine.breakpoint_search",),
     ("engine.session",),
     ("engine.queries",),  # not in the table: questions about sessions, answered once for CLI and TUI
     ("engine.compare",),  # not in the table: two sessions side by side
