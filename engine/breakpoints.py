@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.events import FIELDS
+from engine.writes import WRITE_KINDS, may_write
 
 _ADDR_KINDS = {  # event kind -> (field index of start, field index of end or None)
     "pte_read": (1, None), "pte_write": (1, None), "pmd_write": (1, None), "hw_update": (1, None),
@@ -45,8 +46,8 @@ _ADDR_KINDS = {  # event kind -> (field index of start, field index of end or No
     "tlb_evict": (1, None), "tlb_conflict": (1, None), "page_fault": (1, None),
     "invariant_violation": (2, None), "mm": (2, None),
 }
-_WRITE_KINDS = {"pte_write", "pmd_write", "hw_update"}
-_MM_FIELD = {"pte_read": 3, "pte_write": 5, "pmd_write": 5, "hw_update": 4}
+_WRITE_KINDS = frozenset(WRITE_KINDS)  # (engine.writes: old and new follow addr in each)
+_MM_FIELD = {"pte_read": 1 + FIELDS["pte_read"].index("mm"), **{k: i[3] for k, i in WRITE_KINDS.items()}}
 
 # kind -> counter that must be non-zero for an op to contain such an event
 _KIND_COUNTER = {"fold": "folds", "unfold": "unfolds", "convert": "converts",
@@ -188,9 +189,9 @@ class Watch(Condition):
                 and ev[2] != ev[3])
 
     def may_match(self, ctx: OpContext) -> bool:
-        return ctx.counters is None or (ctx.counters.get("pte_writes", 0)
-                                        + ctx.counters.get("hw_update", 0)
-                                        + ctx.counters.get("pmd_write", 0)) > 0
+        # (the counter of pmd_write events is pmd_writes: asking for "pmd_write" skipped
+        # every op that wrote only a PMD, e.g. mprotect of a whole THP)
+        return ctx.counters is None or may_write(ctx.counters)
 
     def __str__(self) -> str:
         return f"{self.label}:{self.start:#x}-{self.end:#x}"
@@ -218,8 +219,7 @@ class BlockChange(Condition):
 
     def may_match(self, ctx: OpContext) -> bool:
         c = ctx.counters
-        return c is None or (c.get("pte_writes", 0) + c.get("hw_update", 0) + c.get("pmd_write", 0)
-                             + c.get("converts", 0)) > 0
+        return c is None or may_write(c) or c.get("converts", 0) > 0
 
     def __str__(self) -> str:
         return f"{self.label}:{self.start:#x}-{self.end:#x}"

@@ -8,11 +8,11 @@ differ (per-op digests), with the first differing descriptor.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.queries import TABLES, cost_counters_differing, first_differing_entry, first_divergence
 from engine.session import Position, Session
 from engine.summary import folded_blocks
 
@@ -82,38 +82,6 @@ def count_cont_blocks(session: Session) -> int:
     return sum(folded_blocks(p.mm.pt, n) for p in session.machine.process_list())
 
 
-def iter_differences(a: Session, b: Session) -> Iterator[tuple[str, int | None, int | None, int | None]]:
-    """(process, addr, value in a, value in b) for every differing descriptor,
-    processes by name then addresses ascending; a process missing on one side
-    yields (name, None, None, None) once."""
-    pa = {p.name: p for p in a.machine.process_list()}
-    pb = {p.name: p for p in b.machine.process_list()}
-    g = a.machine.arch.g
-    for name in sorted(set(pa) | set(pb)):
-        if name not in pa or name not in pb:
-            yield name, None, None, None
-            continue
-        ta, tb = pa[name].mm.pt, pb[name].mm.pt
-        for key in sorted(set(ta.tables) | set(tb.tables)):
-            x, y = ta.tables.get(key), tb.tables.get(key)
-            if x == y:
-                continue
-            base = key << g.pmd_shift
-            for i in range(g.ptrs_per_pte):
-                vx = x[i] if x is not None else 0
-                vy = y[i] if y is not None else 0
-                if vx != vy:
-                    yield name, base + i * g.page_size, vx, vy
-        for key in sorted(set(ta.pmd_leaves) | set(tb.pmd_leaves)):
-            if ta.pmd_leaves.get(key) != tb.pmd_leaves.get(key):
-                yield name, key << g.pmd_shift, ta.pmd_leaves.get(key, 0), tb.pmd_leaves.get(key, 0)
-
-
-def first_differing_entry(a: Session, b: Session) -> tuple[str | None, int | None, int | None, int | None]:
-    """(process, addr, value in a, value in b) of the lowest differing descriptor."""
-    return next(iter_differences(a, b), (None, None, None, None))
-
-
 def _labelled(progress: Callable[[str, int, int], None], label: str) -> Callable[[int, int], None]:
     return lambda k, n: progress(label, k, n)
 
@@ -125,11 +93,13 @@ def compare_sessions(runs: list[Run], progress: Callable[[str, int, int], None] 
     base = runs[0]
     div: Divergence | None = None
     n = min(r.session.executed for r in runs)
-    for k in range(n):
-        d0 = base.session.records[k].digest
-        other = next((r for r in runs[1:] if r.session.records[k].digest != d0), None)
-        if other is None:
-            continue
+    # the first op after which the tables of any run differ from the first run's (the same
+    # ops run in each: only the tables can part them before the shortest run's end)
+    parts = [(d.op, i) for i, r in enumerate(runs[1:], 1)
+             if (d := first_divergence(base.session, r.session)).why == TABLES and d.op is not None]
+    if parts:
+        k, i = min(parts)
+        other = runs[i]
         base.session.seek(Position(k + 1))
         other.session.seek(Position(k + 1))
         proc, addr, va, vb = first_differing_entry(base.session, other.session)
@@ -138,16 +108,14 @@ def compare_sessions(runs: list[Run], progress: Callable[[str, int, int], None] 
             (r.session.pte(proc, addr) if proc is not None and addr is not None else None)
             for r in runs[1:]]
         div = Divergence(k, str(op), op.line, proc, addr, values)
-        break
     diffs: list[dict[str, Any]] = []
     if len(runs) >= 2:
         other = runs[1]
         for k in range(n):
             ca, cb = base.session.records[k].cycles, other.session.records[k].cycles
             if ca != cb:
-                ka, kb = Counter(base.session.records[k].counters), Counter(other.session.records[k].counters)
-                changed = {c: [ka.get(c, 0), kb.get(c, 0)] for c in sorted(set(ka) | set(kb))
-                           if ka.get(c, 0) != kb.get(c, 0) and not c.startswith("call:") and c != "events"}
+                ka, kb = base.session.records[k].counters, other.session.records[k].counters
+                changed = {c: [ka.get(c, 0), kb.get(c, 0)] for c in cost_counters_differing(ka, kb)}
                 diffs.append({"op": k + 1, "text": str(base.session.ops[k]), "cycles": [ca, cb],
                               "delta": cb - ca, "counters": changed})
         diffs.sort(key=lambda d: -abs(d["delta"]))

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""The error a user's scenario (text or op) can cause."""
+"""The errors of a user's scenario (text or op), of a long op stopped part way, and of a session."""
 
 from __future__ import annotations
 
@@ -37,3 +37,13 @@ class OpInterrupted(Exception):
     The machine is left *mid-op*: whoever ran the op must put it back at the
     op's start state (``Session`` does so from its checkpoints) or discard it.
     """
+
+
+class SessionError(RuntimeError):
+    """A session cannot do what was asked (no such op or grain, an op that failed:
+    ``Session.error`` says which and why)."""
+
+
+class SessionInterrupted(SessionError):
+    """``interrupt()`` stopped an op part way; the session is back at that
+    op's start (a consistent op boundary, ``position``)."""

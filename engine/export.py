@@ -105,22 +105,40 @@ def iter_entries(pt: PageTable, start: int = 0, end: int = END) -> Iterator[tupl
                     yield va, v, "PTE"
 
 
-def cont_block_starts(pt: PageTable, g: Granule, start: int = 0, end: int = END) -> list[int]:
-    """Start addresses of the blocks whose every entry is valid and CONT (folded)."""
-    out = []
+def folded_block_starts(pt: PageTable, start: int = 0, end: int = END) -> Iterator[int]:
+    """The one definition of a folded (contpte-mapped) block, for every count and
+    list ptlab shows (run's counters, compare, the summaries, the exports): an
+    aligned block of CONT_PTES entries that are all valid and all have PTE_CONT.
+    A misprogrammed block (some entries CONT, some not) is not folded; the
+    invariant checker reports it. Yields, ascending, the start of each block whose
+    first entry lies in [start, end)."""
+    g = pt.g
     n = g.cont_ptes
     vc = PTE_VALID | PTE_CONT
-    for key in sorted(pt.tables):
-        base = key << g.pmd_shift
-        if base + g.pmd_size <= start or base >= end:
+    shift = g.pmd_shift
+    pshift = g.page_shift
+    tables = pt.tables
+    if end - start < len(tables) << shift:
+        # a range (one VMA of many): only the tables it covers, not every table
+        # of the process once per VMA
+        keys = [k for k in range(start >> shift, ((end - 1) >> shift) + 1) if k in tables]
+    else:
+        keys = sorted(tables)
+    for key in keys:
+        t = tables[key]
+        base = key << shift
+        if base + (len(t) << pshift) <= start or base >= end:
             continue
-        t = pt.tables[key]
         for i in range(0, len(t), n):
-            if t[i] & vc == vc and all(t[j] & vc == vc for j in range(i + 1, i + n)):
-                va = base + (i << g.page_shift)
-                if start <= va < end:
-                    out.append(va)
-    return out
+            if t[i] & vc == vc and start <= base + (i << pshift) < end:
+                if all(v & vc == vc for v in t[i + 1:i + n]):
+                    yield base + (i << pshift)
+
+
+def cont_block_starts(pt: PageTable, g: Granule, start: int = 0, end: int = END) -> list[int]:
+    """Start addresses of the folded blocks (folded_block_starts) in [start, end)."""
+    assert g is pt.g or g.page_size == pt.g.page_size
+    return list(folded_block_starts(pt, start, end))
 
 
 def _kind(raw: int, layout: Layout) -> str:
@@ -329,8 +347,9 @@ def to_json(pt: PageTable, layout: Layout, vmas: Sequence[VMALike] | None = None
         blk["entries"] += 1
         blk["valid"] += bool(raw & PTE_VALID)
         blk["cont"] += bool(raw & PTE_VALID and raw & PTE_CONT)
-    for blk in blocks.values():
-        blk["folded"] = blk["cont"] == n
+    folded = set(folded_block_starts(pt, start, end))
+    for b, blk in blocks.items():
+        blk["folded"] = b in folded
     return {
         "format": "ptlab-pagetable/1", "granule": g.name, "layout": layout.name,
         "cont_ptes": n,

@@ -19,27 +19,40 @@ recorded by re-running it from its start state when the user steps into it
 ops at deterministic places (every ``checkpoint_ops`` ops or
 ``checkpoint_events`` events of work), so seeking anywhere restores the
 nearest checkpoint and re-runs at most one interval.
+
+Parts
+-----
+This module keeps the stepping API (run, step, back, seek, the view at the
+position). The checkpoints are an engine.checkpoints.CheckpointStore; running
+to the next or previous breakpoint hit is engine.breakpoint_search; a place is
+an engine.position.Position; the errors are engine.errors'. Their names are
+imported here too, where callers have always found them.
 """
 
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Any, Literal, Protocol, overload
 
-from engine.breakpoints import Breakpoint, BreakpointError, Condition, op_context, parse_condition
+from engine import breakpoint_search
+from engine.breakpoint_search import Hit as Hit
+from engine.breakpoints import Breakpoint, BreakpointError, Condition, parse_condition
+from engine.checkpoints import LAZY as LAZY
+from engine.checkpoints import CheckpointStore
 from engine.contract import MachineContract, MachineFactory, MachineProcess, MachineState
 from engine.errors import OpInterrupted
-from engine.explain import explain_block
+from engine.errors import SessionError as SessionError
+from engine.errors import SessionInterrupted as SessionInterrupted
 from engine.ops import Op
+from engine.position import Position as Position
+from engine.writes import written, written_values
 
 GRAINS = ("op", "call", "event")
-LAZY = object()  # a checkpoint not loaded yet (see Session.checkpoint_loader)
 
 
 def tables_digest(procs: Iterable[MachineProcess]) -> bytes:
@@ -49,15 +62,6 @@ def tables_digest(procs: Iterable[MachineProcess]) -> bytes:
         h.update(p.name.encode() + b"\0")
         h.update(p.mm.pt.digest())
     return h.digest()
-
-
-class SessionError(RuntimeError):
-    pass
-
-
-class SessionInterrupted(SessionError):
-    """``interrupt()`` stopped an op part way; the session is back at that
-    op's start (a consistent op boundary, ``position``)."""
 
 
 @dataclass(slots=True)
@@ -84,24 +88,6 @@ class OpRecords(Protocol):
     def append(self, rec: OpRecord) -> None: ...
 
 
-@dataclass(frozen=True, order=True)
-class Position:
-    op: int
-    event: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.op}" if not self.event else f"{self.op}.{self.event}"
-
-
-@dataclass
-class Hit:
-    breakpoint: Breakpoint
-    position: Position
-    op: int
-    event_index: int | None  # index in the op's events, None for an op-start hit
-    event: tuple[Any, ...] | None
-
-
 @dataclass
 class SessionStats:
     restores: int = 0
@@ -125,8 +111,6 @@ class Session:
         # What created this session (machine kind, configuration): plain data,
         # used to save it and to build it again from a snapshot.
         self.meta: dict[str, Any] = dict(meta or {})
-        # Checkpoints may be stored lazily (LAZY) and fetched by this loader.
-        self.checkpoint_loader: Callable[[int], MachineState] | None = None
         self.warnings: list[str] = []
         # Opened from a snapshot: the open file its records and checkpoints load from (kept
         # open as long as the session), and the UI view saved with it (tui.snapshot_io).
@@ -135,16 +119,11 @@ class Session:
         self.name = name
         self.source = source
         self.cost_fn = cost_fn or self.machine.cycles_of
-        self.checkpoint_ops = checkpoint_ops
-        self.checkpoint_events = checkpoint_events
-        self.max_checkpoints = max_checkpoints
-        self.on_checkpoint = on_checkpoint
+        self.store = CheckpointStore(self.machine.state(), every_ops=checkpoint_ops,
+                                     every_events=checkpoint_events, max_count=max_checkpoints,
+                                     on_checkpoint=on_checkpoint)
         self.records: OpRecords = []
-        self.checkpoints: dict[int, MachineState] = {0: self.machine.state()}
-        self._cp_tag: tuple[int, int] | None = None
         self._interned: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
-        self._cp_keys: list[int] = []
-        self._since_checkpoint = 0  # events run since the last checkpoint
         self.k = 0  # ops completed on the live machine
         self.e = 0  # events of op k shown
         self._events_cache: OrderedDict[int, list[tuple[Any, ...]]] = OrderedDict()
@@ -261,58 +240,46 @@ class Session:
             self.stats.ops_replayed += 1
         self.k = k + 1
         self.e = 0
-        n = self.records[k].n_events
-        self._since_checkpoint += max(n, 1)
-        self._maybe_checkpoint()
+        self.store.after_op(self.k, self.records[k].n_events, self.machine.state)
         return events
 
-    def _maybe_checkpoint(self) -> None:
-        k = self.k
-        if k in self.checkpoints:
-            self._since_checkpoint = 0
-            return
-        keys = self._checkpoint_keys()
-        prev = keys[bisect_right(keys, k) - 1]
-        if k - prev >= self.checkpoint_ops or self._since_checkpoint >= self.checkpoint_events:
-            if k > keys[-1]:  # only extend the frontier's checkpoint chain
-                st = self.machine.state()
-                self.checkpoints[k] = st
-                if self.on_checkpoint is not None:
-                    self.on_checkpoint(k, st)
-                self._thin_checkpoints()
-            self._since_checkpoint = 0
+    # --- the checkpoints (engine.checkpoints; these names are the session's API) -------------
+    @property
+    def checkpoints(self) -> dict[int, MachineState]:
+        """op number -> machine state before it (or LAZY); may be replaced or extended."""
+        return self.store.states
 
-    def _checkpoint_keys(self) -> list[int]:
-        """The checkpoint op numbers, sorted (cached; the dict may be replaced or
-        extended from outside, e.g. by a snapshot loader, which changes its identity
-        or its length)."""
-        cp = self.checkpoints
-        tag = (id(cp), len(cp))
-        if self._cp_tag != tag:
-            self._cp_keys = sorted(cp)
-            self._cp_tag = tag
-        return self._cp_keys
+    @checkpoints.setter
+    def checkpoints(self, states: dict[int, MachineState]) -> None:
+        self.store.states = states
+
+    @property
+    def checkpoint_loader(self) -> Callable[[int], MachineState] | None:
+        """Fetches a checkpoint stored as LAZY (a snapshot's, on disk)."""
+        return self.store.loader
+
+    @checkpoint_loader.setter
+    def checkpoint_loader(self, loader: Callable[[int], MachineState] | None) -> None:
+        self.store.loader = loader
+
+    @property
+    def checkpoint_ops(self) -> int:
+        return self.store.every_ops
+
+    @checkpoint_ops.setter
+    def checkpoint_ops(self, n: int) -> None:
+        self.store.every_ops = n
+
+    @property
+    def checkpoint_events(self) -> int:
+        return self.store.every_events
+
+    @checkpoint_events.setter
+    def checkpoint_events(self, n: int) -> None:
+        self.store.every_events = n
 
     def checkpoint(self, c: int) -> MachineState:
-        st = self.checkpoints[c]
-        if st is LAZY:
-            if self.checkpoint_loader is None:
-                raise SessionError(f"checkpoint {c} is not loaded and there is no loader")
-            st = self.checkpoint_loader(c)
-            self.checkpoints[c] = st
-        return st
-
-    def _thin_checkpoints(self) -> None:
-        if len(self.checkpoints) <= self.max_checkpoints:
-            return
-        # keep 0 and every other checkpoint, then space future ones twice as far
-        keys = sorted(self.checkpoints)
-        for i, key in enumerate(keys):
-            if key and i % 2 == 1:
-                del self.checkpoints[key]
-        self._cp_tag = None  # the length alone may come back to a cached value
-        self.checkpoint_ops *= 2
-        self.checkpoint_events *= 2
+        return self.store.get(c)
 
     def _restore_op_start(self, k: int, start_state: MachineState = None) -> None:
         """The live machine ran part of op k: put it back at the boundary before k."""
@@ -324,8 +291,8 @@ class Session:
                 self.machine.restore(start_state)
                 self.k = k
             else:
-                c = max(c for c in self.checkpoints if c <= k)
-                self.machine.restore(self.checkpoint(c))
+                c = self.store.at_or_before(k)
+                self.machine.restore(self.store.get(c))
                 self.k = c
                 self.e = 0
                 while self.k < k:
@@ -337,10 +304,9 @@ class Session:
         """Put the live machine at the boundary before op k (k <= executed)."""
         if k == self.k and self.e == 0:
             return
-        keys = self._checkpoint_keys()
-        c = keys[bisect_right(keys, k) - 1]
+        c = self.store.at_or_before(k)
         if not (c <= self.k <= k):
-            self.machine.restore(self.checkpoint(c))
+            self.machine.restore(self.store.get(c))
             self.stats.restores += 1
             self.k = c
         self.e = 0
@@ -501,14 +467,7 @@ class Session:
         """(process name, VA) -> descriptor value changed by the shown part of op k."""
         if not self.e:
             return {}
-        out: dict[tuple[str, int], int] = {}
-        for ev in self.events_of(self.k)[: self.e]:
-            kind = ev[0]
-            if kind == "pte_write" or kind == "pmd_write":
-                out[(ev[5], ev[1])] = ev[3]
-            elif kind == "hw_update":
-                out[(ev[4], ev[1])] = ev[3]
-        return out
+        return written_values(self.events_of(self.k)[: self.e])
 
     def pte(self, process: str, addr: int) -> int:
         """The raw descriptor as it is at the current position (mid-op aware)."""
@@ -527,19 +486,10 @@ class Session:
         """Descriptors written by the op (or event) that led to this position."""
         k, e = self.k, self.e
         if e:
-            ev = self.events_of(k)[e - 1]
-            return set(self._writes((ev,)))
+            return written(self.events_of(k)[e - 1:e])
         if k == 0:
             return set()
-        return set(self._writes(self.events_of(k - 1)))
-
-    @staticmethod
-    def _writes(events: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, int]]:
-        for ev in events:
-            if ev[0] in ("pte_write", "pmd_write"):
-                yield ev[5], ev[1]
-            elif ev[0] == "hw_update":
-                yield ev[4], ev[1]
+        return written(self.events_of(k - 1))
 
     def call_stack(self) -> list[tuple[Any, ...]]:
         """The arch/core-mm calls open at the current position, outermost first."""
@@ -598,158 +548,10 @@ class Session:
         if len(self.breakpoints) == before:
             raise BreakpointError(f"no breakpoint #{bp_id}")
 
-    def _needs_events(self, k: int) -> bool:
-        rec = self.records[k] if k < self.executed else None
-        ctx = op_context(k, self.ops[k].verb, rec)
-        return any(b.enabled and b.condition.event_level and b.condition.may_match(ctx)
-                   for b in self.breakpoints)
-
-    def _points(self, k: int, events: list[tuple[Any, ...]] | None = None
-                ) -> Iterator[tuple[Position, Breakpoint, int | None, tuple[Any, ...] | None]]:
-        """Every (position, breakpoint, event index, event) hit inside op k, in
-        order. Op k must be recorded; ``events`` are its events if known."""
-        rec = self.records[k]
-        ctx = op_context(k, self.ops[k].verb, rec)
-        active = [b for b in self.breakpoints if b.enabled]
-        for b in active:
-            if not b.condition.event_level and b.condition.match(ctx, None):
-                yield Position(k, 0), b, None, None
-        ev_level = [b for b in active if b.condition.event_level and b.condition.may_match(ctx)]
-        if not ev_level:
-            return
-        if events is None:
-            events = self.events_of(k)
-        for j, ev in enumerate(events):
-            for b in ev_level:
-                if b.condition.match(ctx, ev):
-                    yield Position(k, j + 1 if b.condition.stop_after(ev) else j), b, j, ev
-
-    def _hit(self, bp: Breakpoint, pos: Position, k: int, j: int | None, ev: tuple[Any, ...] | None) -> Hit:
-        bp.hits += 1
-        self.seek(pos)
-        return Hit(bp, self.position, k, j, ev)
-
     def continue_(self, limit_ops: int | None = None) -> Hit | None:
-        """Run forward to the next breakpoint hit (or the end). Returns the hit.
-
-        Each op is run once: in record mode when a breakpoint might match inside
-        it (the events are kept in the cache), in count mode otherwise.
-        """
-        start = self.position
-        stop = self.n_ops if limit_ops is None else min(self.n_ops, start.op + limit_ops)
-        if start.event:  # finish the current op first
-            for pos, bp, j, ev in self._points(start.op):
-                if self._normalise(pos) > start:
-                    return self._hit(bp, self._normalise(pos), start.op, j, ev)
-            self._place(Position(start.op + 1))
-        while self.k < stop:
-            if self.interrupt():
-                return None
-            k = self.k
-            events = None
-            try:
-                if self._needs_events(k) or k >= self.executed:
-                    st = self.machine.state()
-                    events = self._advance(record=True, start_state=st)
-                    self._cache_events(k, events)
-                else:
-                    self._advance(record=False)
-                    st = None
-            except SessionInterrupted:
-                return None
-            for pos, bp, j, ev in self._points(k, events):
-                npos = self._normalise(pos)
-                if npos > start:
-                    if st is not None and npos.op == k:
-                        self.machine.restore(st)  # back to the op's start, no replay
-                        self.k, self.e = k, 0
-                    return self._hit(bp, npos, k, j, ev)
-        return None
+        """Run forward to the next breakpoint hit (or the end): engine.breakpoint_search."""
+        return breakpoint_search.continue_(self, limit_ops)
 
     def reverse_continue(self) -> Hit | None:
-        """Run backward to the previous breakpoint hit (or the start).
-
-        Works one checkpoint interval at a time: restore the checkpoint, run the
-        interval forward once (recording the ops that might match), then scan
-        those ops backwards.
-        """
-        start = self.position
-        hi = min(start.op, self.n_ops - 1)
-        if start.event == 0:
-            hi = start.op - 1
-        while hi >= 0:
-            if self.interrupt():
-                return None
-            keys = self._checkpoint_keys()
-            c = keys[bisect_right(keys, hi) - 1]
-            recorded: dict[int, list[tuple[Any, ...]]] = {}
-            try:
-                self._reload(c)
-                while self.k <= hi:
-                    k = self.k
-                    if self._needs_events(k):
-                        events = self._advance(record=True)
-                        recorded[k] = events
-                        self._cache_events(k, events)
-                    else:
-                        self._advance(record=False)
-            except SessionInterrupted:
-                return None
-            for k in range(hi, c - 1, -1):
-                hits = [h for h in self._points(k, recorded.get(k)) if self._normalise(h[0]) < start]
-                if hits:
-                    pos, bp, j, ev = hits[-1]
-                    return self._hit(bp, self._normalise(pos), k, j, ev)
-            hi = c - 1
-        self.seek(Position(0))
-        return None
-
-    # --- explaining blocks over time -----------------------------------------------------
-    def block_history(self, process: str, addr: int, max_ops: int = 20_000) -> int | None:
-        """The most recent op (index) at or before the current position that wrote
-        a descriptor of addr's block in ``process``, or None if none in range."""
-        g = self.machine.arch.g
-        start = addr & g.cont_pte_mask
-        end = start + g.cont_pte_size
-        k = self.k
-        if self.e:
-            for ev in self.events_of(k)[: self.e]:
-                if ev[0] in ("pte_write", "hw_update") and start <= ev[1] < end:
-                    return k
-        keep = self.position
-        try:
-            for j in range(k - 1, max(-1, k - 1 - max_ops), -1):
-                rec = self.records[j]
-                if not (rec.counters.get("pte_writes", 0) or rec.counters.get("hw_update", 0)):
-                    continue
-                for ev in self.events_of(j):
-                    if ev[0] in ("pte_write", "hw_update") and start <= ev[1] < end:
-                        mm = ev[5] if ev[0] == "pte_write" else ev[4]
-                        if mm == process:
-                            return j
-        except SessionInterrupted:
-            return None
-        finally:
-            with self.uninterruptible():
-                self._place(keep)
-        return None
-
-    def explain(self, process: str, addr: int) -> dict[str, Any]:
-        """Fold explanation for addr's block at the current op boundary, plus
-        since which op the block has been in this state."""
-        proc = self.process(process)
-        ex = explain_block(self.machine.arch, proc.mm, addr)
-        since = self.block_history(process, addr)
-        d = ex.as_dict()
-        d["summary"] = ex.summary()
-        d["since_op"] = since
-        d["since_text"] = (f"since op {since + 1} ({self.ops[since]})" if since is not None
-                           else "since the start of the session")
-        d["mid_op"] = bool(self.e)
-        return d
-
-
-@dataclass
-class RunSummary:
-    totals: Counter[str]
-    records: list[OpRecord] = field(default_factory=list)
+        """Run backward to the previous breakpoint hit (or the start): engine.breakpoint_search."""
+        return breakpoint_search.reverse_continue(self)

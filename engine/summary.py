@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.pte import PTE_CONT, PTE_SPECIAL, PTE_VALID
+from engine.export import folded_block_starts
+from engine.pte import PTE_SPECIAL
 
 if TYPE_CHECKING:  # (the machine is built above this module: for annotations only)
     from engine.machine import Machine
@@ -15,33 +16,10 @@ if TYPE_CHECKING:  # (the machine is built above this module: for annotations on
 
 
 def folded_blocks(pt: Any, cont_ptes: int, start: int = 0, end: int = 1 << 64) -> int:
-    """The one definition of a folded (contpte-mapped) block, for every count
-    ptlab shows (run's counters, compare, the TUI's summaries): an aligned
-    block of CONT_PTES entries that are all valid and all have PTE_CONT.  A
-    misprogrammed block (some entries CONT, some not) is not folded; the
-    invariant checker reports it.  Counts the blocks whose first entry lies
-    in [start, end)."""
-    vc = PTE_VALID | PTE_CONT
-    shift = pt.g.pmd_shift
-    pshift = pt.g.page_shift
-    total = 0
-    tables = pt.tables
-    if end - start < len(tables) << shift:
-        # a range (one VMA of many): only the tables it covers, not every table
-        # of the process once per VMA
-        keys = [k for k in range(start >> shift, ((end - 1) >> shift) + 1) if k in tables]
-    else:
-        keys = list(tables)
-    for key in keys:
-        t = tables[key]
-        base = key << shift
-        if base + (len(t) << pshift) <= start or base >= end:
-            continue
-        for i in range(0, len(t), cont_ptes):
-            if t[i] & vc == vc and start <= base + (i << pshift) < end:
-                if all(v & vc == vc for v in t[i + 1:i + cont_ptes]):
-                    total += 1
-    return total
+    """How many folded blocks (engine.export.folded_block_starts, the one definition)
+    have their first entry in [start, end)."""
+    assert cont_ptes == pt.g.cont_ptes  # (the page table's granule says it; callers pass it too)
+    return sum(1 for _ in folded_block_starts(pt, start, end))
 
 
 def vma_summary(machine: Machine, proc: Process, vma: VMA) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.simulator import Simulator
+from engine.writes import descriptor_writes
 
 FORMAT = "ptlab-ptep-vectors/1"
 
@@ -82,9 +83,9 @@ def replay_trace(trace: dict[str, Any], index: int = 0) -> Iterator[Mismatch]:
             yield Mismatch(index, ci, name, args, "TLB flushes", call["flushes"], flushes)
         if "after" in call:
             first_old: dict[int, int] = {}
-            for e in events:
-                if e[0] in ("pte_write", "hw_update") and e[1] not in first_old:
-                    first_old[e[1]] = e[2]
+            for w in descriptor_writes(events):
+                if not w.pmd and w.addr not in first_old:
+                    first_old[w.addr] = w.old
             changed = {a: sim.raw(a) for a, old in first_old.items() if sim.raw(a) != old}
             expected = {int(k, 16): v for k, v in call["after"].items()}
             if changed != expected:

@@ -22,12 +22,12 @@ from typing import Any, overload
 
 from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.session import starting_from
-from engine.compare import first_differing_entry
 from engine.contract import MachineContract, MachineState, PlainState
 from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
 from engine.machine import Machine
 from engine.machines import machine_factory
 from engine.ops import Op
+from engine.queries import first_differing_entry
 from engine.session import LAZY, OpRecord, Position, Session, tables_digest
 from engine.text import escape_controls
 from snapshots.errors import SnapshotCorruptError, SnapshotError, SnapshotFormatError, display_name

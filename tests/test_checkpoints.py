@@ -115,3 +115,36 @@ def test_freeze_shares_by_content_never_by_hash() -> None:
     b = array("i", a)
     b.append(0)  # a different size shares nothing
     assert thaw_array("i", freeze(b, second)) == b
+
+
+# --- where a session keeps them (engine.checkpoints.CheckpointStore) ---------------------------
+
+def test_the_store_takes_checkpoints_every_interval_and_thins_them_to_its_bound():
+    from engine.checkpoints import CheckpointStore
+
+    store = CheckpointStore("s0", every_ops=2, every_events=1000, max_count=4)
+    for k in range(1, 13):
+        store.after_op(k, 1, lambda k=k: f"s{k}")
+    # 2, 4, 6, 8 taken; the fifth made it thin to 0, 4, 8 and space them 4 apart: then 12
+    assert store.keys() == [0, 4, 8, 12] and store.every_ops == 4
+    assert [store.at_or_before(k) for k in (0, 3, 4, 11, 99)] == [0, 0, 4, 8, 12]
+    assert store.get(8) == "s8"
+    by_events = CheckpointStore("s0", every_ops=100, every_events=10)
+    by_events.after_op(1, 6, lambda: "s1")
+    by_events.after_op(2, 5, lambda: "s2")  # 11 events of work since op 0
+    assert by_events.keys() == [0, 2]
+
+
+def test_a_lazy_checkpoint_is_loaded_once_through_the_loader():
+    import pytest
+
+    from engine.checkpoints import LAZY, CheckpointStore
+    from engine.errors import SessionError
+
+    store = CheckpointStore("s0")
+    store.states[5] = LAZY
+    with pytest.raises(SessionError, match="checkpoint 5 is not loaded"):
+        store.get(5)
+    loads = []
+    store.loader = lambda c: loads.append(c) or f"loaded {c}"
+    assert store.get(5) == store.get(5) == "loaded 5" and loads == [5]

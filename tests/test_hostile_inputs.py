@@ -395,7 +395,7 @@ def test_the_tui_opens_a_forged_checkpoint_file_on_re_executed_state(tmp_path, b
     truth = load_session(base)
     s.seek(25)
     truth.seek(25)
-    from engine.compare import first_differing_entry
+    from engine.queries import first_differing_entry
 
     assert first_differing_entry(s, truth) == (None, None, None, None)
     assert any("the checkpoint after op 20 does not match the op log" in w for w in s.warnings)

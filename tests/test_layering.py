@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.pte",),
     ("engine.recorder",),  # not in the table: generated from engine.events.FIELDS, imports nothing
     ("engine.events",),
+    ("engine.writes",),  # not in the table: which descriptors events wrote (reads event tuples only)
     ("engine.state",),
     ("engine.hw",),
     ("engine.arch",),
@@ -51,7 +52,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.machine",),
     ("engine.scenario",),
     ("engine.breakpoints",),  # not in the table: the session's breakpoint conditions
+    # not in the table: the session's parts, below it (it imports them): a place in a session,
+    # its checkpoints, and the breakpoint search (which drives the session it is handed)
+    ("engine.position", "engine.checkpoints"),
+    ("engine.breakpoint_search",),
     ("engine.session",),
+    ("engine.queries",),  # not in the table: questions about sessions, answered once for CLI and TUI
     ("engine.compare",),  # not in the table: two sessions side by side
     # above the session: it builds machines and sessions from a capture (tomachine.py -> engine.mm,
     # build.py -> engine.simulator, session.py -> engine.session); the table listed it between

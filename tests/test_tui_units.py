@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from tui_support import DATA, VA, vector_session
 
+from engine.queries import since_op
 from engine.session import Position
 from tui import snapshot_io, targets
 from tui.compare import diff_addrs, first_divergence, run_compare, variant
@@ -21,7 +22,6 @@ from tui.controller import do_back, do_continue, do_run_to_end, do_seek, do_step
 from tui.costs import CostModel, sparkline
 from tui.errors import UserError
 from tui.eventfmt import call_depths, format_event, op_costs
-from tui.history import since_op
 from tui.keymap import load_keymap, parse_keymap
 from tui.targets import open_target
 

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from engine import queries
 from engine.session import Position, Session, SessionError
 from tui.controller import MoveResult, gather
 from tui.errors import UserError
@@ -112,33 +113,30 @@ def same_granule(a: Session, b: Session) -> bool:
 
 
 def first_divergence(a: Session, b: Session) -> tuple[int | None, str]:
-    """(op index, reason) of the first op after which the two states differ."""
-    n = min(len(a.records), len(b.records))
-    for k in range(n):
-        if a.records[k].digest != b.records[k].digest:
-            if not same_granule(a, b):
-                return k, "page tables differ after this op (other granule: other tables)"
-            return k, "page tables differ after this op"
-    for s, label in ((a, "A"), (b, "B")):
-        if s.error is not None and s.error[0] <= n:
-            return s.error[0], f"op fails in {label}: {s.error[1]}"
-    if len(a.records) != len(b.records):
-        return n, "one session stopped early"
+    """(op index, reason) of the first op after which the two states differ
+    (engine.queries.first_divergence, worded for the comparison screen)."""
+    d = queries.first_divergence(a, b)
+    if d.why == queries.TABLES:
+        if not same_granule(a, b):
+            return d.op, "page tables differ after this op (other granule: other tables)"
+        return d.op, "page tables differ after this op"
+    if d.why == queries.ERROR:
+        return d.op, f"op fails in {'AB'[d.side or 0]}: {d.error}"
+    if d.why == queries.LENGTH:
+        return d.op, "one session stopped early"
+    if d.why == queries.OPS:  # (a variant runs the same ops: only two opened sessions could)
+        return d.op, "the ops differ"
     return None, "no divergence"
 
 
-# counters that are bookkeeping, not cost (call:NAME counts are the call chain, not work)
-_NOT_COST = ("events", "ops")
-
-
 def op_cost_difference(a: Session, b: Session, k: int) -> str | None:
-    """How op k's costs differ (cycles first, then the counters), or None if they do not."""
+    """How op k's costs differ (cycles first, then the counters), or None if they do not
+    (engine.queries.costs_differ)."""
     ra, rb = a.records[k], b.records[k]
-    ca, cb = ra.counters, rb.counters
-    keys = sorted(k2 for k2 in set(ca) | set(cb)
-                  if k2 not in _NOT_COST and not k2.startswith("call:") and ca.get(k2, 0) != cb.get(k2, 0))
-    if not keys and (ra.cycles or 0) == (rb.cycles or 0):
+    if not queries.costs_differ(ra, rb):
         return None
+    ca, cb = ra.counters, rb.counters
+    keys = queries.cost_counters_differing(ca, cb)
     parts = []
     if (ra.cycles or 0) != (rb.cycles or 0):
         from tui.eventfmt import fmt_cycles

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.session import Hit, Position, Session, SessionError, SessionInterrupted
-from tui.grid_model import ViewState, writes_of
+from engine.writes import written
+from tui.grid_model import ViewState
 
 MAX_QUEUE = 64
 
@@ -53,9 +54,9 @@ def writes_between(session: Session, a: Position, b: Position) -> set[tuple[str,
     if lo.op >= session.n_ops:
         return set()
     if hi.op == lo.op:
-        return set(writes_of(session.events_of(lo.op)[lo.event:hi.event]))
+        return written(session.events_of(lo.op)[lo.event:hi.event])
     if hi.op == lo.op + 1 and hi.event == 0:
-        return set(writes_of(session.events_of(lo.op)[lo.event:]))
+        return written(session.events_of(lo.op)[lo.event:])
     return None
 
 
@@ -96,7 +97,7 @@ def _gather(session: Session, before: Position, *, hit: Hit | None = None, messa
     if before.op == after.op:
         dirty: set[tuple[str, int]] | None = set()
     elif abs(before.op - after.op) == 1:
-        dirty = set(writes_of(session.events_of(min(before.op, after.op))))
+        dirty = written(session.events_of(min(before.op, after.op)))
     else:
         dirty = None
     view = ViewState(session.overlay(), changed)

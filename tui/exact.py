@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import OpInterrupted
+from engine.writes import descriptor_writes
 
 if TYPE_CHECKING:
     from engine.contract import MachineContract
@@ -96,15 +97,10 @@ def machine_at_event(session: Session) -> MachineContract | None:
 
 def _undo_writes(machine: MachineContract, events: list[tuple[Any, ...]]) -> None:
     procs = {p.name: p for p in machine.process_list()}
-    for ev in reversed(events):
-        kind = ev[0]
-        if kind == "pte_write":
-            proc = procs.get(ev[5])
-        elif kind == "hw_update":
-            proc = procs.get(ev[4])
-        else:
-            continue
+    for w in reversed(list(descriptor_writes(events))):
+        # (a PMD entry is not in the PTE tables locate() reaches: left as it is)
+        proc = None if w.pmd else procs.get(w.proc)
         if proc is None:
             continue
-        t, i = proc.mm.pt.locate(ev[1])
-        t[i] = ev[2]
+        t, i = proc.mm.pt.locate(w.addr)
+        t[i] = w.old

@@ -54,16 +54,6 @@ class Cell:
     outside: bool = False
 
 
-def writes_of(events: Iterable[tuple]) -> Iterable[tuple[str, int]]:
-    """(process, VA) of every descriptor write in events."""
-    for ev in events:
-        k = ev[0]
-        if k == "pte_write" or k == "pmd_write":
-            yield ev[5], ev[1]
-        elif k == "hw_update":
-            yield ev[4], ev[1]
-
-
 @dataclass
 class ViewState:
     """Session facts at one position, gathered by whoever moved the session."""

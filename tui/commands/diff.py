@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 MAX_LIMIT = 1_000_000
+# engine.queries.first_divergence's answer, as this command words it
+REASONS = {"ops": "the ops differ", "tables": "the page tables differ after it", "costs": "its costs differ",
+           "length": "one session is longer"}
 
 
 def _limit(text: str) -> int:
@@ -38,7 +41,8 @@ def _limit(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.compare import iter_differences
+    from engine import queries
+    from engine.queries import iter_differences
     from engine.session import Position
     from engine.text import escape_controls as esc
     from snapshots import SnapshotError
@@ -58,22 +62,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         sa, sb = la.session, lb.session
         n = min(sa.executed, sb.executed)
-        first = None
-        reason = ""
-        for k in range(n):
-            oa, ob = sa.ops[k], sb.ops[k]
-            if oa.verb != ob.verb or oa.args != ob.args:
-                first, reason = k, "the ops differ"
-                break
-            if sa.records[k].digest != sb.records[k].digest:
-                first, reason = k, "the page tables differ after it"
-                break
-            ca, cb = sa.records[k].counters, sb.records[k].counters
-            if any(ca.get(c, 0) != cb.get(c, 0) for c in set(ca) | set(cb)):  # absent == 0
-                first, reason = k, "its costs differ"
-                break
-        if first is None and sa.executed != sb.executed:
-            first, reason = n, "one session is longer"
+        div = queries.first_divergence(sa, sb, costs=True)
+        first = div.op
+        reason = ("" if first is None else REASONS.get(div.why)
+                  or f"op fails in {'AB'[div.side or 0]}: {div.error}")
         at = args.at if args.at is not None else (first + 1 if first is not None else n)
         if at < 0:
             raise UserError("diff: --at must be 0 or more")
@@ -84,11 +76,13 @@ def run(args: argparse.Namespace) -> int:
         warnings = [f"{w}" for w in sa.warnings + sb.warnings]
         if first is None and diffs:  # the records agree but the states do not: say so, never "identical"
             first, reason = min(at, n), "the records agree but the page tables differ"
-        counters = {}
-        if first is not None and first < n and reason == "its costs differ":
-            ca, cb = sa.records[first].counters, sb.records[first].counters
-            counters = {c: [ca.get(c, 0), cb.get(c, 0)] for c in sorted(set(ca) | set(cb))
-                        if ca.get(c, 0) != cb.get(c, 0) and not c.startswith("call:")}
+        counters: dict[str, list[float]] = {}
+        if first is not None and first < n and div.why == queries.COSTS:
+            ra, rb = sa.records[first], sb.records[first]
+            ca, cb = ra.counters, rb.counters
+            counters = {c: [ca.get(c, 0), cb.get(c, 0)] for c in queries.cost_counters_differing(ca, cb)}
+            if ra.cycles != rb.cycles:  # (under two CPU profiles the same counts cost differently)
+                counters["cycles"] = [round(ra.cycles, 1), round(rb.cycles, 1)]
         if args.json:
             print(json.dumps({
                 "a": args.a, "b": args.b, "ops": [sa.executed, sb.executed], "warnings": warnings,

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from textual.timer import Timer
 
+from engine.queries import since_op
 from engine.session import Position, Session
 from tui.controller import Job
 from tui.exact import machine_at_event
-from tui.history import BlockHistory, block_history, since_op
+from tui.history import BlockHistory, block_history
 from tui.inspect_model import HISTORY_SHOWN, explain
 
 if TYPE_CHECKING:
