@@ -215,7 +215,7 @@ def test_escape_inside_a_long_op_in_the_tui(tmp_path, monkeypatch):
     pressed, so the op cannot end first however fast the machine is."""
     import threading
 
-    from engine.mm.base import KernelBase as Kernel
+    from engine.mm.base import MmContext as Kernel
     from tui.app import PtlabApp
     from tui.targets import open_target
 

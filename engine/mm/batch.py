@@ -13,7 +13,7 @@ batch hint buys (mm/internal.h folio_pte_batch()).
 
 from __future__ import annotations
 
-from engine.mm.base import KernelBase
+from engine.mm.base import MmContext
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_WRITE, pte_mkdirty
 from engine.state.mmstruct import MMStruct
 
@@ -35,7 +35,7 @@ def _clear_ignored(pte: int, flags: int) -> int:
     return pte & ~PTE_AF  # pte_mkold
 
 
-class Batch(KernelBase):
+class Batch(MmContext):
     def folio_pte_batch_flags(self, mm: MMStruct, head: int, nr_folio: int, addr: int, pte: int,
                               max_nr: int, flags: int = 0) -> tuple[int, int]:
         """(batch length, pte with merged bits) for consecutive entries mapping

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from array import array
 
-from engine.mm.base import KernelBase
+from engine.mm.base import MmContext
 from engine.mm.physmem import (
     F_ACTIVE,
     F_ANON,
@@ -34,7 +34,7 @@ from engine.pte import PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID, PTE_WRITE
 _NOT_EXCLUSIVE = 0xFFFFFFFF & ~P_ANON_EXCLUSIVE
 
 
-class Rmap(KernelBase):
+class Rmap(MmContext):
     # --- anon_vma -----------------------------------------------------------------
     def anon_vma_prepare(self, vma: VMA) -> None:
         if not vma.anon_vma:
