@@ -30,12 +30,25 @@ from engine.mm.base import (
     VM_FAULT_SIGBUS,
     kfn,
 )
-from engine.mm.batch import Batch
+from engine.mm.batch import pte_range_none, swap_pte_batch
 from engine.mm.filemap import RETRY_MAJOR, RETRY_MINOR, Filemap
 from engine.mm.pagecache import File
 from engine.mm.physmem import F_ANON, F_DIRTY, F_LRU, F_SWAPBACKED, F_SWAPCACHE, F_UPTODATE, P_DATA
 from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
+from engine.mm.rmap import (
+    anon_vma_prepare,
+    can_change_pte_writable,
+    folio_add_anon_rmap_ptes,
+    folio_add_file_rmap_ptes,
+    folio_add_new_anon_rmap,
+    folio_mapped_in,
+    folio_put_refs,
+    folio_ref_add,
+    folio_remove_rmap_ptes,
+    page_anon_exclusive,
+    set_anon_exclusive,
+)
 from engine.mm.swap import (  # noqa: F401 -- the migration types are re-exported
     SWP_MIGRATION_READ,
     SWP_MIGRATION_READ_EXCLUSIVE,
@@ -53,7 +66,7 @@ from engine.pte import (
 from engine.state.mmstruct import MMStruct
 
 
-class Faults(Batch, Filemap, PmdOps):
+class Faults(Filemap, PmdOps):
     if TYPE_CHECKING:  # Huge's, which a Kernel (every Faults is one) has: declared, not defined
         def handle_mm_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int: ...
 
@@ -101,7 +114,7 @@ class Faults(Batch, Filemap, PmdOps):
             while orders:
                 order = orders.bit_length() - 1
                 size = ps << order
-                if self.pte_range_none(mm, addr & ~(size - 1), 1 << order):
+                if pte_range_none(self, mm, addr & ~(size - 1), 1 << order):
                     break
                 orders &= ~(1 << order)
             while orders:
@@ -137,7 +150,7 @@ class Faults(Batch, Filemap, PmdOps):
                 return 0
             arch.set_ptes(mm, addr, entry, 1)
             return 0
-        self.anon_vma_prepare(vma)
+        anon_vma_prepare(self, vma)
         head, order = self._alloc_anon_folio(proc, vma, addr)
         if head < 0:
             return VM_FAULT_OOM
@@ -146,11 +159,11 @@ class Faults(Batch, Filemap, PmdOps):
         entry = self.mk_pte(head, vma.page_prot)  # AF is part of the prot: pte_sw_mkyoung is a no-op
         if vma.flags & VM_WRITE:
             entry = self.pte_mkwrite(pte_mkdirty(entry))
-        if (nr == 1 and arch.ptep_get(mm, addr)) or (nr > 1 and not self.pte_range_none(mm, addr, nr)):
-            self.folio_put_refs(head, 1)
+        if (nr == 1 and arch.ptep_get(mm, addr)) or (nr > 1 and not pte_range_none(self, mm, addr, nr)):
+            folio_put_refs(self, head, 1)
             return 0
-        self.folio_ref_add(head, nr - 1)
-        self.folio_add_new_anon_rmap(head, nr, vma, addr, True)
+        folio_ref_add(self, head, nr - 1)
+        folio_add_new_anon_rmap(self, head, nr, vma, addr, True)
         arch.set_ptes(mm, addr, entry, nr)
         return 0
 
@@ -196,10 +209,10 @@ class Faults(Batch, Filemap, PmdOps):
         head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
             return self._retry_or_oom(head)
-        self.folio_ref_add(head, 1)  # __do_fault() returns the folio with a reference
+        folio_ref_add(self, head, 1)  # __do_fault() returns the folio with a reference
         ret = self.finish_fault(proc, vma, addr, False, head, -1)
         if ret:
-            self.folio_put_refs(head, 1)
+            folio_put_refs(self, head, 1)
         return ret
 
     @kfn("do_fault_around")
@@ -260,7 +273,7 @@ class Faults(Batch, Filemap, PmdOps):
                     run += 1
                 elif run:
                     ra = vma.addr_of_index(run_start, ps)
-                    self.folio_ref_add(head, run)
+                    folio_ref_add(self, head, run)
                     prefault = not ra <= fault_addr < ra + (run << ps)
                     self.set_pte_range(proc, vma, head, head + run_start - fidx, run, ra, False,
                                        prefault)
@@ -287,9 +300,9 @@ class Faults(Batch, Filemap, PmdOps):
               and self.pm.flags[head - self.pm.base] & F_DIRTY):
             entry = pte_mkdirty(entry)  # not in v6.12's set_pte_range()
         if write and not vma.flags & VM_SHARED:
-            self.folio_add_new_anon_rmap(head, 1, vma, addr, True)
+            folio_add_new_anon_rmap(self, head, 1, vma, addr, True)
         else:
-            self.folio_add_file_rmap_ptes(head, pfn, nr, addr)
+            folio_add_file_rmap_ptes(self, head, pfn, nr, addr)
         self.arch.set_ptes(proc.mm, addr, entry, nr)
         self.log.ret("set_pte_range", None)
 
@@ -337,20 +350,20 @@ class Faults(Batch, Filemap, PmdOps):
             pfn = map_head if cow_head >= 0 else pfn
             if arch.ptep_get(mm, addr):
                 return VM_FAULT_NOPAGE
-        elif not self.pte_range_none(mm, start, nr):
+        elif not pte_range_none(self, mm, start, nr):
             nr = 1
             start = addr
             pfn = head + index - self.pm.index[head - self.pm.base]
             if arch.ptep_get(mm, addr):
                 return VM_FAULT_NOPAGE
         if cow_head < 0:
-            self.folio_ref_add(map_head, nr - 1)
+            folio_ref_add(self, map_head, nr - 1)
         self.set_pte_range(proc, vma, map_head, pfn, nr, start, write, False)
         return 0
 
     @kfn("do_cow_fault")
     def do_cow_fault(self, proc: Process, vma: VMA, addr: int) -> int:
-        self.anon_vma_prepare(vma)
+        anon_vma_prepare(self, vma)
         new = self.pm.alloc_folio(0, 0)  # folio_prealloc(..., need_zero = false)
         if new < 0:
             self.mm_event("oom", addr, 0)
@@ -360,12 +373,12 @@ class Faults(Batch, Filemap, PmdOps):
         f = self._file(vma)
         head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
-            self.folio_put_refs(new, 1)  # uncharge_out: folio_put(vmf->cow_page)
+            folio_put_refs(self, new, 1)  # uncharge_out: folio_put(vmf->cow_page)
             return self._retry_or_oom(head)
         self.cost("mm_copy_page", addr, 1)
         ret = self.finish_fault(proc, vma, addr, True, head, new)
         if ret:
-            self.folio_put_refs(new, 1)
+            folio_put_refs(self, new, 1)
         return ret
 
     @kfn("do_shared_fault")
@@ -374,10 +387,10 @@ class Faults(Batch, Filemap, PmdOps):
         head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
             return self._retry_or_oom(head)
-        self.folio_ref_add(head, 1)
+        folio_ref_add(self, head, 1)
         ret = self.finish_fault(proc, vma, addr, True, head, -1)
         if ret:
-            self.folio_put_refs(head, 1)
+            folio_put_refs(self, head, 1)
             return ret
         # fault_dirty_shared_page() -> folio_mark_dirty()
         self.pm.set_flag(head, F_DIRTY)
@@ -396,7 +409,7 @@ class Faults(Batch, Filemap, PmdOps):
         if pm.lmap[i] != pm.ref[i]:
             return False
         n = 1 << self.arch.folios.order_of(head)
-        return all(p is proc for p, _v, _a, _first, _cnt in self.folio_mapped_in(head, n))
+        return all(p is proc for p, _v, _a, _first, _cnt in folio_mapped_in(self, head, n))
 
     @kfn("do_wp_page")
     def do_wp_page(self, proc: Process, vma: VMA, addr: int, orig: int) -> int:
@@ -417,7 +430,7 @@ class Faults(Batch, Filemap, PmdOps):
         head, n = self.arch.folios.folio_of(pfn)
         i = head - pm.base
         if pm.flags[i] & F_ANON:
-            reuse = self.page_anon_exclusive(pfn)
+            reuse = page_anon_exclusive(self, pfn)
             if not reuse:
                 if n > 1:
                     reuse = self.profile.reuse_large_anon and self._can_reuse_large_anon(head, proc)
@@ -426,7 +439,7 @@ class Faults(Batch, Filemap, PmdOps):
                         self.folio_free_swap(head)
                     reuse = pm.ref[i] == 1
                 if reuse:
-                    self.set_anon_exclusive(pfn)
+                    set_anon_exclusive(self, pfn)
             if reuse:
                 return self.wp_page_reuse(proc, vma, addr, orig)
         return self.wp_page_copy(proc, vma, addr, orig, head)
@@ -441,7 +454,7 @@ class Faults(Batch, Filemap, PmdOps):
     def wp_page_copy(self, proc: Process, vma: VMA, addr: int, orig: int, old_head: int) -> int:
         mm = proc.mm
         arch = self.arch
-        self.anon_vma_prepare(vma)
+        anon_vma_prepare(self, vma)
         new = self.pm.alloc_folio(0, 0)
         if new < 0:
             self.mm_event("oom", addr, 0)
@@ -450,16 +463,16 @@ class Faults(Batch, Filemap, PmdOps):
         self.cost("mm_folio", addr, 1)
         self.cost("mm_zero_page" if old_head < 0 else "mm_copy_page", addr, 1)
         if arch.ptep_get(mm, addr) != orig:
-            self.folio_put_refs(new, 1)
+            folio_put_refs(self, new, 1)
             return 0
         entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pte(new, vma.page_prot)), vma)
         arch.ptep_clear_flush(mm, addr)
-        self.folio_add_new_anon_rmap(new, 1, vma, addr, True)
+        folio_add_new_anon_rmap(self, new, 1, vma, addr, True)
         arch.set_ptes(mm, addr, entry, 1)
         if old_head >= 0:
             old_pfn = self.pte_pfn(orig)
-            self.folio_remove_rmap_ptes(old_head, old_pfn, 1, addr)
-            self.folio_put_refs(old_head, 1)
+            folio_remove_rmap_ptes(self, old_head, old_pfn, 1, addr)
+            folio_put_refs(self, old_head, 1)
         return 0
 
     # --- page contents ------------------------------------------------------------------
@@ -517,7 +530,7 @@ class Faults(Batch, Filemap, PmdOps):
             idx = page & (n - 1)
             start = addr - idx * self.ps
             first = orig - (idx << lay.swp_offset_shift)
-            if (self.arch.ptep_get(mm, start) == first and self.swap_pte_batch(mm, start, n, first) == n
+            if (self.arch.ptep_get(mm, start) == first and swap_pte_batch(self, mm, start, n, first) == n
                     and all(self.swap_cache_lookup(s) < 0 for s in range(slot - idx, slot - idx + n))):
                 return order
             orders &= ~(1 << order)
@@ -533,7 +546,7 @@ class Faults(Batch, Filemap, PmdOps):
         pm = self.pm
         head = self.swap_cache_lookup(slot)
         if head >= 0:
-            self.folio_ref_add(head, 1)  # the lookup's reference
+            folio_ref_add(self, head, 1)  # the lookup's reference
         else:
             # swapin_readahead() of the one page: a fresh order-0 folio, added to
             # the swap cache; its allocation reference becomes the mapping's. On a
@@ -559,7 +572,7 @@ class Faults(Batch, Filemap, PmdOps):
             self.add_to_swap_cache(head, first, nr_in)
             self.swap_read_data(head, first, nr_in)
         if arch.ptep_get(mm, addr) != orig:
-            self.folio_put_refs(head, 1)
+            folio_put_refs(self, head, 1)
             return 0
         i = head - pm.base
         n = 1 << self.arch.folios.order_of(head)
@@ -574,7 +587,7 @@ class Faults(Batch, Filemap, PmdOps):
             if (fstart >= max(addr & ~(self.pmd_size - 1), vma.start)
                     and fstart + n * self.ps <= min((addr | (self.pmd_size - 1)) + 1, vma.end)
                     and arch.ptep_get(mm, fstart) == first_pte
-                    and self.swap_pte_batch(mm, fstart, n, first_pte) == n):
+                    and swap_pte_batch(self, mm, fstart, n, first_pte) == n):
                 nr, start, pfn = n, fstart, head
                 slot = first_slot
         exclusive = lay.swp_exclusive(orig)
@@ -584,14 +597,14 @@ class Faults(Batch, Filemap, PmdOps):
             if write:
                 entry = pte_mkdirty(entry)
                 write = False
-        self.folio_ref_add(head, nr - 1)
+        folio_ref_add(self, head, nr - 1)
         if not pm.flags[i] & F_ANON:
             # a fresh folio: __folio_set_anon(), with the oldest anon_vma unless exclusive
-            self.anon_vma_prepare(vma)
+            anon_vma_prepare(self, vma)
             pm.flags[i] |= F_ANON | F_SWAPBACKED
             pm.mapping[i] = vma.anon_vma if exclusive else vma.avc[0]
             pm.index[i] = vma.linear_index(start, self.pshift) - (pfn - head)
-        self.folio_add_anon_rmap_ptes(head, pfn, nr, vma, start, exclusive)
+        folio_add_anon_rmap_ptes(self, head, pfn, nr, vma, start, exclusive)
         arch.set_ptes(mm, start, entry, nr)
         self.swap.put(slot, nr)  # folio_put_swap(): the PTEs no longer reference the slots
         self.mm_event("swap_free", slot, nr)
@@ -612,7 +625,7 @@ class Faults(Batch, Filemap, PmdOps):
         pte = self.pte_modify(orig, vma.page_prot)
         writable = bool(pte & PTE_WRITE)
         upgrade = bool(vma.flags & VM_WRITE)
-        if not writable and upgrade and self.can_change_pte_writable(vma, addr, pte):
+        if not writable and upgrade and can_change_pte_writable(self, vma, addr, pte):
             writable = True
         pfn = self.pte_pfn(orig)
         head, n = self.arch.folios.folio_of(pfn)
@@ -650,7 +663,7 @@ class Faults(Batch, Filemap, PmdOps):
                 if head <= p < head + n:
                     ptent = self.pte_modify(ptent, vma.page_prot)
                     writable = bool(ptent & PTE_WRITE)
-                    if not writable and upgrade and self.can_change_pte_writable(vma, a, ptent):
+                    if not writable and upgrade and can_change_pte_writable(self, vma, a, ptent):
                         writable = True
                     self.numa_rebuild_single_mapping(proc, vma, a, writable)
             a += ps

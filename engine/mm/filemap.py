@@ -30,9 +30,10 @@ this (filemap_fault() has since v2.6).
 
 from __future__ import annotations
 
+from engine.mm.base import MmContext
 from engine.mm.pagecache import File
 from engine.mm.physmem import F_LRU, F_PAGECACHE, F_SWAPBACKED, F_UPTODATE
-from engine.mm.rmap import Rmap
+from engine.mm.rmap import folio_put_refs
 from engine.mm.vma import VM_EXEC, VM_HUGEPAGE, VMA
 
 MMAP_LOTSAMISS = 100
@@ -51,7 +52,7 @@ def _ilog2(x: int) -> int:
     return x.bit_length() - 1
 
 
-class Filemap(Rmap):
+class Filemap(MmContext):
     def max_pagecache_order(self) -> int:
         # min(MAX_XAS_ORDER = 2 * XA_CHUNK_SHIFT - 1 = 11, PREFERRED = HPAGE_PMD_ORDER)
         return min(11, self.pmd_order)
@@ -90,7 +91,7 @@ class Filemap(Rmap):
             f.cache[k] = 0
         f.readahead.pop(index, None)
         self.mm_event("pagecache_remove", index, n)
-        self.folio_put_refs(head, n)
+        folio_put_refs(self, head, n)
 
     # --- readahead --------------------------------------------------------------------
     def page_cache_ra_order(self, f: File, new_order: int) -> None:

@@ -14,17 +14,23 @@ flushed once at the end (flush_tlb_mm(oldmm)).
 from __future__ import annotations
 
 from engine.mm.base import kfn
-from engine.mm.batch import FPB_MERGE_WRITE, FPB_RESPECT_DIRTY, Batch
+from engine.mm.batch import FPB_MERGE_WRITE, FPB_RESPECT_DIRTY, folio_pte_batch_flags
 from engine.mm.physmem import F_ANON
 from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
+from engine.mm.rmap import (
+    folio_add_file_rmap_ptes,
+    folio_dup_pmd,
+    folio_ref_add,
+    folio_try_dup_anon_rmap_ptes,
+)
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_SPECIAL, PTE_SWP_EXCLUSIVE, PTE_WRITE, pte_mkclean, pte_wrprotect
 from engine.state.mmstruct import MMStruct
 
 
-class Fork(Batch, PmdOps):
+class Fork(PmdOps):
     @kfn("dup_mmap")
     def dup_mmap(self, parent: Process, child: Process) -> int:
         for v in parent.vmas:
@@ -101,15 +107,15 @@ class Fork(Batch, PmdOps):
             flags = FPB_MERGE_WRITE
             if not shared:
                 flags |= FPB_RESPECT_DIRTY
-            nr, pte = self.folio_pte_batch_flags(smm, head, n, addr, pte, max_nr, flags)
+            nr, pte = folio_pte_batch_flags(self, smm, head, n, addr, pte, max_nr, flags)
         pm.ref[head - pm.base] += nr  # folio_ref_add()
         # per batch: vm_normal_page(), page_folio(), the folio refcount atomic,
         # rss counters, the copy loop's own bookkeeping (mm/memory.c copy_present_ptes())
         self.cost("mm_batch", addr, 1)
         if pm.flags[head - pm.base] & F_ANON:
-            self.folio_try_dup_anon_rmap_ptes(head, pfn, nr, addr)
+            folio_try_dup_anon_rmap_ptes(self, head, pfn, nr, addr)
         else:
-            self.folio_add_file_rmap_ptes(head, pfn, nr, addr)
+            folio_add_file_rmap_ptes(self, head, pfn, nr, addr)
         self._copy_present_ptes(smm, dmm, cow, shared, addr, pte, nr)
         return nr
 
@@ -139,8 +145,8 @@ class Fork(Batch, PmdOps):
         pmd = smm.pt.get_pmd(addr)
         head = self.pte_pfn(pmd)
         if head != self.pm.huge_zero_pfn:
-            self.folio_ref_add(head, 1)
-            self.folio_dup_pmd(head, addr)
+            folio_ref_add(self, head, 1)
+            folio_dup_pmd(self, head, addr)
             if src.is_cow and pmd & PTE_WRITE:
                 new = pte_wrprotect(pmd)  # pmdp_set_wrprotect(): cmpxchg of the PMD
                 smm.pt.pmd_leaves[addr >> self.g.pmd_shift] = new

@@ -10,13 +10,13 @@ released at once: long-term pins are not modelled.
 
 from __future__ import annotations
 
-from engine.mm.base import kfn
+from engine.mm.base import MmContext, kfn
 from engine.mm.process import Process
-from engine.mm.rmap import Rmap
+from engine.mm.rmap import folio_put_refs, folio_ref_add
 from engine.pte import PTE_SPECIAL, PTE_WRITE
 
 
-class Gup(Rmap):
+class Gup(MmContext):
     @kfn("gup_fast")
     def gup_fast(self, proc: Process, start: int, end: int, write: bool) -> int:
         mm = proc.mm
@@ -31,11 +31,11 @@ class Gup(Rmap):
                     or (write and not pte & PTE_WRITE)):
                 continue  # the slow path would fault it in
             head, _ = arch.folios.folio_of(self.pte_pfn(pte))
-            self.folio_ref_add(head, 1)  # try_grab_folio_fast()
+            folio_ref_add(self, head, 1)  # try_grab_folio_fast()
             if arch.ptep_get(mm, va) != pte:
-                self.folio_put_refs(head, 1)
+                folio_put_refs(self, head, 1)
                 continue
             self.mm_event("gup_pin", va, head)
-            self.folio_put_refs(head, 1)  # unpin_user_page()
+            folio_put_refs(self, head, 1)  # unpin_user_page()
             got += 1
         return got

@@ -21,10 +21,22 @@ from __future__ import annotations
 from errno import EINVAL, ENOMEM
 
 from engine.mm.base import VM_FAULT_FALLBACK, kfn
+from engine.mm.batch import folio_pte_batch
 from engine.mm.fault import Faults
 from engine.mm.migrate import Migrate
 from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE, P_DATA
 from engine.mm.process import Process
+from engine.mm.rmap import (
+    anon_vma_prepare,
+    can_change_pte_writable,
+    folio_add_new_anon_rmap,
+    folio_is_anon,
+    folio_put_refs,
+    folio_remove_rmap_ptes,
+    maybe_deferred_split,
+    page_anon_exclusive,
+    set_anon_exclusive,
+)
 from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
 from engine.mm.vma import VM_WRITE, VMA
 from engine.pte import PTE_AF, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
@@ -62,7 +74,7 @@ class Huge(Faults, Migrate):
     @kfn("do_huge_pmd_anonymous_page")
     def do_huge_pmd_anonymous_page(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
         haddr = addr & ~(self.pmd_size - 1)
-        self.anon_vma_prepare(vma)
+        anon_vma_prepare(self, vma)
         if not write:
             zero = self.pm.get_huge_zero_pfn()
             if zero < 0:
@@ -77,7 +89,7 @@ class Huge(Faults, Migrate):
         self.cost("mm_folio", addr, 1)
         self.cost("mm_zero_page", addr, 1 << self.pmd_order)
         entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(head, vma.page_prot)), vma)
-        self.folio_add_new_anon_rmap(head, 1 << self.pmd_order, vma, haddr, True, pmd=True)
+        folio_add_new_anon_rmap(self, head, 1 << self.pmd_order, vma, haddr, True, pmd=True)
         self.set_pmd_at(proc.mm, haddr, entry)
         return 0
 
@@ -101,9 +113,9 @@ class Huge(Faults, Migrate):
         head = self.pte_pfn(pmd)
         pm = self.pm
         if head != pm.huge_zero_pfn and pm.flags[head - pm.base] & F_ANON:
-            reuse = self.page_anon_exclusive(head)
+            reuse = page_anon_exclusive(self, head)
             if not reuse and pm.ref[head - pm.base] == 1 and not pm.flags[head - pm.base] & F_SWAPCACHE:
-                self.set_anon_exclusive(head, 1 << self.pmd_order)
+                set_anon_exclusive(self, head, 1 << self.pmd_order)
                 reuse = True
             if reuse:
                 entry = self.maybe_mkwrite(pte_mkdirty(pmd | PTE_AF), vma)
@@ -128,7 +140,7 @@ class Huge(Faults, Migrate):
         old = proc.mm.pt.get_pmd(haddr)
         pmd = self.pte_modify(old, vma.page_prot) & ~PTE_TABLE_BIT  # pmd_modify keeps the block type
         writable = bool(pmd & PTE_WRITE)
-        if not writable and vma.flags & VM_WRITE and self.can_change_pte_writable(vma, haddr, pmd):
+        if not writable and vma.flags & VM_WRITE and can_change_pte_writable(self, vma, haddr, pmd):
             writable = True
         pmd |= PTE_AF
         if writable:
@@ -192,9 +204,9 @@ class Huge(Faults, Migrate):
                 self.remove_migration_ptes(h, h, step, zeropage)
         for h in heads:
             if new_order >= 2:
-                self._maybe_deferred_split(h)
+                maybe_deferred_split(self, h)
         for h in heads:
-            self.folio_put_refs(h, 1)
+            folio_put_refs(self, h, 1)
         return heads[0]
 
     # --- khugepaged -------------------------------------------------------------------
@@ -230,7 +242,7 @@ class Huge(Faults, Migrate):
             if pte & PTE_SPECIAL:
                 self.mm_event("collapse_fail", haddr, "entry not suitable")  # SCAN_PAGE_NULL
                 return -EINVAL
-            if not self.folio_is_anon(self.arch.folios.folio_of(self.pte_pfn(pte))[0]):
+            if not folio_is_anon(self, self.arch.folios.folio_of(self.pte_pfn(pte))[0]):
                 self.mm_event("collapse_fail", haddr, "not anonymous")  # SCAN_PAGE_ANON
                 return -EINVAL
         if not writable:
@@ -270,7 +282,7 @@ class Huge(Faults, Migrate):
         self._collapse_copy_succeeded(proc, vma, haddr)
         mm.pt.drop_table(haddr >> self.g.pmd_shift)  # the old table is freed
         entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(new, vma.page_prot)), vma)
-        self.folio_add_new_anon_rmap(new, nr, vma, haddr, True, pmd=True)
+        folio_add_new_anon_rmap(self, new, nr, vma, haddr, True, pmd=True)
         self.set_pmd_at(mm, haddr, entry)
         return 0
 
@@ -295,10 +307,10 @@ class Huge(Faults, Migrate):
                 continue
             head, n = arch.folios.folio_of(pfn)
             if n > 1 and batched:
-                nr = self.folio_pte_batch(mm, head, n, addr, pte, (end - addr) // ps)
+                nr = folio_pte_batch(self, mm, head, n, addr, pte, (end - addr) // ps)
                 arch.clear_ptes(mm, addr, nr)
             else:
                 arch.ptep_get_and_clear(mm, addr)
-            self.folio_remove_rmap_ptes(head, pfn, nr, addr)
-            self.folio_put_refs(head, nr)
+            folio_remove_rmap_ptes(self, head, pfn, nr, addr)
+            folio_put_refs(self, head, nr)
             addr += nr * ps

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from engine.arch import CYDP_CLEAR_DIRTY, CYDP_CLEAR_YOUNG
 from engine.mm.base import kfn
-from engine.mm.batch import FPB_MERGE_YOUNG_DIRTY
+from engine.mm.batch import FPB_MERGE_YOUNG_DIRTY, folio_pte_batch_flags, swap_pte_batch
 from engine.mm.gather import MMUGather
 from engine.mm.physmem import F_ACTIVE, F_ANON, F_DIRTY, F_REFERENCED, F_SWAPBACKED, F_SWAPCACHE
 from engine.mm.process import Process
 from engine.mm.reclaim import Reclaim
+from engine.mm.rmap import folio_mapped_in
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE, pte_mkclean
@@ -36,7 +37,7 @@ class Madvise(Reclaim):
     def _mapped_shared(self, proc: Process, head: int, n: int) -> bool:
         """folio_maybe_mapped_shared(): mapped by another mm too -- by PTEs, or by a
         PMD (a PMD THP a fork shares; 6.12 crosscheck: random-1-141)."""
-        if any(p is not proc for p, *_ in self.folio_mapped_in(head, n)):
+        if any(p is not proc for p, *_ in folio_mapped_in(self, head, n)):
             return True
         return n == 1 << self.pmd_order and any(p is not proc for p, _v, _a in self.folio_pmd_walk(head))
 
@@ -79,7 +80,7 @@ class Madvise(Reclaim):
                 continue
             if not lay.pte_present(ptent):
                 if lay.swp_type(ptent) == SWP_TYPE:
-                    nr = self.swap_pte_batch(mm, addr, (end - addr) // ps, ptent)
+                    nr = swap_pte_batch(self, mm, addr, (end - addr) // ps, ptent)
                     slot = lay.swp_offset(ptent)
                     self.swap.put(slot, nr)
                     self.mm_event("swap_free", slot, nr)
@@ -97,7 +98,7 @@ class Madvise(Reclaim):
                 continue
             if n > 1:
                 if batched:
-                    nr, ptent = self.folio_pte_batch_flags(mm, head, n, addr, ptent, (end - addr) // ps,
+                    nr, ptent = folio_pte_batch_flags(self, mm, head, n, addr, ptent, (end - addr) // ps,
                                                            FPB_MERGE_YOUNG_DIRTY)
                 if not batched or nr < n:
                     if not self._madvise_split(proc, head, n):
@@ -194,7 +195,7 @@ class Madvise(Reclaim):
             head, n = arch.folios.folio_of(self.pte_pfn(ptent))
             if n > 1:
                 if batched:
-                    nr, ptent = self.folio_pte_batch_flags(mm, head, n, addr, ptent, (end - addr) // ps,
+                    nr, ptent = folio_pte_batch_flags(self, mm, head, n, addr, ptent, (end - addr) // ps,
                                                            FPB_MERGE_YOUNG_DIRTY)
                 if not batched or nr < n:
                     if not self._madvise_split(proc, head, n):

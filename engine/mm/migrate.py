@@ -28,6 +28,17 @@ from engine.mm.physmem import (
     P_DATA,
 )
 from engine.mm.process import Process
+from engine.mm.rmap import (
+    folio_add_anon_rmap_ptes,
+    folio_add_file_rmap_ptes,
+    folio_put_refs,
+    folio_ref_add,
+    folio_remove_rmap_pmd,
+    folio_remove_rmap_ptes,
+    page_anon_exclusive,
+    set_anon_exclusive,
+    unqueue_deferred,
+)
 from engine.mm.swap import SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE
 from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, Unmap
 from engine.mm.vma import VMA
@@ -105,8 +116,8 @@ class Migrate(Unmap):
             pm.flags[pfn - pm.base] &= ~P_ANON_EXCLUSIVE  # folio_try_share_anon_rmap_pte()
         swp = self.make_migration_pte(pfn, kind, bool(pteval & PTE_AF), dirty)
         arch.set_ptes(mm, addr, swp, 1)
-        self.folio_remove_rmap_ptes(head, pfn, 1, addr)
-        self.folio_put_refs(head, 1)
+        folio_remove_rmap_ptes(self, head, pfn, 1, addr)
+        folio_put_refs(self, head, 1)
 
     # --- restoring ------------------------------------------------------------------
     @kfn("remove_migration_ptes")
@@ -158,12 +169,12 @@ class Migrate(Unmap):
             if dirty:
                 pte = pte_mkdirty(pte)
         pm = self.pm
-        self.folio_ref_add(head, 1)
+        folio_ref_add(self, head, 1)
         if pm.flags[head - pm.base] & F_ANON:
             excl = kind != SWP_MIGRATION_READ
-            self.folio_add_anon_rmap_ptes(head, pfn, 1, vma, addr, excl)
+            folio_add_anon_rmap_ptes(self, head, pfn, 1, vma, addr, excl)
         else:
-            self.folio_add_file_rmap_ptes(head, pfn, 1, addr)
+            folio_add_file_rmap_ptes(self, head, pfn, 1, addr)
         self.arch.set_ptes(proc.mm, addr, pte, 1)
 
     # --- migrating one folio ------------------------------------------------------------
@@ -195,7 +206,7 @@ class Migrate(Unmap):
             pm.ref[di] += nr
             pm.ref[si] -= nr
         if src in pm.deferred:
-            self.unqueue_deferred(src)
+            unqueue_deferred(self, src)
 
     @kfn("migrate_folio")
     def migrate_one_folio(self, head: int, batch_flush: bool) -> int:
@@ -219,8 +230,8 @@ class Migrate(Unmap):
         self.move_folio_metadata(head, dst, nr)
         self.remove_migration_ptes(head, dst, nr)
         self.mm_event("migrated", head, dst)
-        self.folio_put_refs(dst, 1)  # putback drops the allocation reference
-        self.folio_put_refs(head, pm.ref[head - pm.base])  # frees the source
+        folio_put_refs(self, dst, 1)  # putback drops the allocation reference
+        folio_put_refs(self, head, pm.ref[head - pm.base])  # frees the source
         return dst
 
     # --- PMD migration entries --------------------------------------------------------
@@ -228,14 +239,14 @@ class Migrate(Unmap):
         mm = proc.mm
         old = self.pmdp_invalidate(proc, haddr)
         kind = SWP_MIGRATION_WRITE if old & PTE_WRITE else (
-            SWP_MIGRATION_READ_EXCLUSIVE if self.page_anon_exclusive(head) else SWP_MIGRATION_READ)
+            SWP_MIGRATION_READ_EXCLUSIVE if page_anon_exclusive(self, head) else SWP_MIGRATION_READ)
         dirty = bool(old & PTE_DIRTY) or (old & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
         if dirty:
             self.pm.set_flag(head, F_DIRTY)
         entry = self.make_migration_pte(head, kind, bool(old & PTE_AF), dirty)
         self.set_pmd_at(mm, haddr, entry)
-        self.folio_remove_rmap_pmd(head, haddr)
-        self.folio_put_refs(head, 1)
+        folio_remove_rmap_pmd(self, head, haddr)
+        folio_put_refs(self, head, 1)
 
     def remove_migration_pmd(self, proc: Process, vma: VMA, haddr: int, src: int, dst: int) -> None:
         mig = self.decode_migration_pte(proc.mm.pt.get_pmd(haddr))
@@ -249,10 +260,10 @@ class Migrate(Unmap):
             pmd = self.pte_mkwrite(pmd)
         if dirty:
             pmd = pte_mkdirty(pmd)
-        self.folio_ref_add(dst, 1)
+        folio_ref_add(self, dst, 1)
         pm = self.pm
         pm.entire[dst] = pm.entire.get(dst, 0) + 1
         pm.lmap[dst - pm.base] += 1
         if kind != SWP_MIGRATION_READ and pm.flags[dst - pm.base] & F_ANON:
-            self.set_anon_exclusive(dst, 1 << self.pmd_order)
+            set_anon_exclusive(self, dst, 1 << self.pmd_order)
         self.set_pmd_at(proc.mm, haddr, pmd)

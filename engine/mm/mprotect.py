@@ -19,11 +19,12 @@ dirty file folios are skipped.
 from __future__ import annotations
 
 from engine.mm.base import kfn
-from engine.mm.batch import FPB_RESPECT_WRITE, Batch
+from engine.mm.batch import FPB_RESPECT_WRITE, folio_pte_batch_flags
 from engine.mm.gather import MMUGather
 from engine.mm.physmem import F_ANON, F_DIRTY, P_ANON_EXCLUSIVE
 from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
+from engine.mm.rmap import can_change_pte_writable, folio_is_anon, folio_mapped_in
 from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_SPECIAL, PTE_SWBITS_MASK, PTE_TABLE_BIT, PTE_VALID, PTE_WRITE
 from engine.state.mmstruct import MMStruct
@@ -39,7 +40,7 @@ def pte_needs_flush(old: int, new: int) -> bool:
     return bool((old ^ new) & ~PTE_SWBITS_MASK)
 
 
-class Mprotect(Batch, PmdOps):
+class Mprotect(PmdOps):
     def vma_wants_manual_pte_write_upgrade(self, vma: VMA) -> bool:
         if vma.flags & VM_SHARED:
             return bool(vma.flags & VM_WRITE) and bool(vma.file) and not vma.shmem  # writenotify
@@ -79,7 +80,7 @@ class Mprotect(Batch, PmdOps):
         fl = pm.flags[head - pm.base]
         if vma.is_cow and fl & F_ANON:
             n = 1 << self.arch.folios.order_of(head)
-            if any(p is not proc for p, *_ in self.folio_mapped_in(head, n)):
+            if any(p is not proc for p, *_ in folio_mapped_in(self, head, n)):
                 return True
         return not fl & F_ANON and bool(fl & F_DIRTY)
 
@@ -105,12 +106,12 @@ class Mprotect(Batch, PmdOps):
                 head, n = (-1, 1) if oldpte & PTE_SPECIAL else arch.folios.folio_of(pfn)
                 if prot_numa and (head < 0 or self._numa_skip(proc, vma, oldpte, head)):
                     if batched and n > 1:
-                        nr = self.folio_pte_batch_flags(mm, head, n, addr, oldpte, max_nr, 0)[0]
+                        nr = folio_pte_batch_flags(self, mm, head, n, addr, oldpte, max_nr, 0)[0]
                     addr += nr * ps
                     continue
                 if batched:
                     if n > 1:
-                        nr = self.folio_pte_batch_flags(mm, head, n, addr, oldpte, max_nr,
+                        nr = folio_pte_batch_flags(self, mm, head, n, addr, oldpte, max_nr,
                                                         FPB_RESPECT_WRITE)[0]
                     self.change_present_ptes(tlb, proc, vma, addr, nr, newprot, cp_flags, head)
                 else:
@@ -127,10 +128,10 @@ class Mprotect(Batch, PmdOps):
         ptent = self.pte_modify(oldpte, newprot)
         if cp_flags & MM_CP_TRY_CHANGE_WRITABLE and not ptent & PTE_WRITE:
             if vma.flags & VM_SHARED:
-                w = self.can_change_pte_writable(vma, addr, ptent)
+                w = can_change_pte_writable(self, vma, addr, ptent)
                 self.prot_commit_flush_ptes(tlb, mm, addr, oldpte, ptent, nr, 0, w)
                 return
-            is_anon = head >= 0 and self.folio_is_anon(head)
+            is_anon = head >= 0 and folio_is_anon(self, head)
             if not (vma.flags & VM_WRITE and not self.layout.pte_protnone(ptent) and is_anon):
                 self.prot_commit_flush_ptes(tlb, mm, addr, oldpte, ptent, nr, 0, False)
                 return
@@ -169,7 +170,7 @@ class Mprotect(Batch, PmdOps):
         oldpte = arch.ptep_modify_prot_start(mm, addr)
         ptent = self.pte_modify(oldpte, newprot)
         if (cp_flags & MM_CP_TRY_CHANGE_WRITABLE and not ptent & PTE_WRITE
-                and self.can_change_pte_writable(vma, addr, ptent)):
+                and can_change_pte_writable(self, vma, addr, ptent)):
             ptent = self.pte_mkwrite(ptent)
         arch.ptep_modify_prot_commit(mm, addr, oldpte, ptent)
         if pte_needs_flush(oldpte, ptent):
@@ -188,7 +189,7 @@ class Mprotect(Batch, PmdOps):
         old = self.pmdp_invalidate(proc, addr)
         new = self.pte_modify(old, newprot) & ~PTE_TABLE_BIT  # keep the block type (pmd_modify)
         if (cp_flags & MM_CP_TRY_CHANGE_WRITABLE and not new & PTE_WRITE and new & PTE_VALID
-                and self.can_change_pte_writable(vma, addr, new)):
+                and can_change_pte_writable(self, vma, addr, new)):
             new = self.pte_mkwrite(new)
         self.set_pmd_at(mm, addr, new)
         if pte_needs_flush(old, new):

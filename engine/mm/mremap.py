@@ -15,7 +15,7 @@ present moved.
 from __future__ import annotations
 
 from engine.mm.base import kfn
-from engine.mm.batch import FPB_RESPECT_WRITE
+from engine.mm.batch import FPB_RESPECT_WRITE, folio_pte_batch_flags
 from engine.mm.process import Process
 from engine.mm.vma import VMA
 from engine.mm.zap import Zap
@@ -106,7 +106,7 @@ class Mremap(Zap):
                         and not pte & PTE_SPECIAL:
                     head, n = arch.folios.folio_of(self.pte_pfn(pte))
                     if n > 1:
-                        nr = self.folio_pte_batch_flags(mm, head, n, oa, pte, max_nr,
+                        nr = folio_pte_batch_flags(self, mm, head, n, oa, pte, max_nr,
                                                         FPB_RESPECT_WRITE)[0]
             if batched:
                 pte = arch.get_and_clear_ptes(mm, oa, nr)

@@ -18,6 +18,15 @@ from typing import TYPE_CHECKING
 from engine.mm.base import VM_FAULT_FALLBACK, kfn
 from engine.mm.physmem import F_DIRTY, P_ANON_EXCLUSIVE
 from engine.mm.process import Process
+from engine.mm.rmap import (
+    folio_add_anon_rmap_ptes,
+    folio_add_file_rmap_pmd,
+    folio_is_anon,
+    folio_put_refs,
+    folio_ref_add,
+    folio_remove_rmap_pmd,
+    page_anon_exclusive,
+)
 from engine.mm.swap import SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE
 from engine.mm.swapcache import SwapCache
 from engine.mm.vma import VM_WRITE, VMA
@@ -85,26 +94,26 @@ class PmdOps(SwapCache):
             self._split_huge_zero_page_pmd(proc, vma, haddr)
             return
         head = pfn
-        if not self.folio_is_anon(head):
+        if not folio_is_anon(self, head):
             # file THP: zap the PMD, later faults map PTEs from the page cache
             old = self.pmdp_huge_get_and_clear(mm, haddr)
             self.flush_pmd_tlb_range(mm, haddr)
             if pmd_dirty(old):
                 self.pm.set_flag(head, F_DIRTY)
-            self.folio_remove_rmap_pmd(head, haddr)
-            self.folio_put_refs(head, 1)
+            folio_remove_rmap_pmd(self, head, haddr)
+            folio_put_refs(self, head, 1)
             return
         old = self.pmdp_invalidate(proc, haddr)
         nr = 1 << self.pmd_order
         write = bool(old & PTE_WRITE)
         young = bool(old & PTE_AF)
         dirty = pmd_dirty(old)
-        exclusive = self.page_anon_exclusive(head)
+        exclusive = page_anon_exclusive(self, head)
         if freeze:
             self._freeze_huge_pmd(proc, haddr, head, old, exclusive)
             return
-        self.folio_ref_add(head, nr - 1)
-        self.folio_add_anon_rmap_ptes(head, head, nr, vma, haddr, exclusive)
+        folio_ref_add(self, head, nr - 1)
+        folio_add_anon_rmap_ptes(self, head, head, nr, vma, haddr, exclusive)
         entry = self.mk_pte(head, vma.page_prot)
         if write:
             entry = self.pte_mkwrite(entry)
@@ -117,7 +126,7 @@ class PmdOps(SwapCache):
         mm.pt.pmd_leaves.pop(key, None)
         mm.pt.table(haddr)
         self.arch.set_ptes(mm, haddr, entry, nr)
-        self.folio_remove_rmap_pmd(head, haddr)  # its reference went to the PTEs above
+        folio_remove_rmap_pmd(self, head, haddr)  # its reference went to the PTEs above
         self.log.pmd_write(haddr, old, 0, "pmd_populate", mm.name)
 
     def _freeze_huge_pmd(self, proc: Process, haddr: int, head: int, old: int, exclusive: bool) -> None:
@@ -143,8 +152,8 @@ class PmdOps(SwapCache):
         ps = self.ps
         for k in range(nr):
             self.arch.set_ptes(mm, haddr + k * ps, self.make_migration_pte(head + k, kind, young, dirty), 1)
-        self.folio_remove_rmap_pmd(head, haddr)
-        self.folio_put_refs(head, 1)  # if (freeze) put_page(page): the PMD's reference
+        folio_remove_rmap_pmd(self, head, haddr)
+        folio_put_refs(self, head, 1)  # if (freeze) put_page(page): the PMD's reference
         self.log.pmd_write(haddr, old, 0, "pmd_populate", mm.name)
 
     def _split_huge_zero_page_pmd(self, proc: Process, vma: VMA, haddr: int) -> None:
@@ -177,6 +186,6 @@ class PmdOps(SwapCache):
         entry = self.mk_pmd(head, vma.page_prot)
         if write and vma.flags & VM_WRITE:
             entry = self.pte_mkwrite(pte_mkdirty(entry))
-        self.folio_add_file_rmap_pmd(head, haddr)
+        folio_add_file_rmap_pmd(self, head, haddr)
         self.set_pmd_at(proc.mm, haddr, entry)
         return 0

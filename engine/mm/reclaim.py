@@ -20,6 +20,7 @@ partially mapped are split and their unmapped pages freed.
 from __future__ import annotations
 
 from engine.mm.base import kfn
+from engine.mm.batch import folio_pte_batch
 from engine.mm.huge import Huge
 from engine.mm.physmem import (
     F_ACTIVE,
@@ -33,6 +34,7 @@ from engine.mm.physmem import (
     F_SWAPCACHE,
 )
 from engine.mm.process import Process
+from engine.mm.rmap import folio_put_refs, unqueue_deferred
 from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
 from engine.mm.zap import Zap
 from engine.pte import PTE_AF, PTE_SPECIAL
@@ -65,7 +67,7 @@ class Reclaim(Zap, Huge):
                 n = 1
                 if batched:
                     end = min((va | (self.pmd_size - 1)) + 1, v.end)
-                    n = self.folio_pte_batch(p.mm, head, nr, va, pte, (end - va) // ps)
+                    n = folio_pte_batch(self, p.mm, head, nr, va, pte, (end - va) // ps)
                     young = arch.clear_flush_young_ptes(p.mm, va, n)
                 else:
                     young = arch.ptep_clear_flush_young(p.mm, va)
@@ -132,11 +134,11 @@ class Reclaim(Zap, Huge):
             flags |= TTU_SYNC  # mm/vmscan.c shrink_folio_list(): large folios unmap with TTU_SYNC
         if pm.lmap[i] and not self.try_to_unmap(head, flags):
             self.try_to_unmap_flush()
-            self.folio_put_refs(head, 1)
+            folio_put_refs(self, head, 1)
             return "kept"
         self.try_to_unmap_flush()
         if pm.lmap[i]:
-            self.folio_put_refs(head, 1)
+            folio_put_refs(self, head, 1)
             return "kept"
         fl = pm.flags[i]
         if fl & F_DIRTY and (not anon or fl & F_SWAPBACKED):
@@ -144,7 +146,7 @@ class Reclaim(Zap, Huge):
             pm.flags[i] &= ~F_DIRTY
             self.mm_event("pageout", head, 1 << order)
             if not anon:
-                self.folio_put_refs(head, 1)
+                folio_put_refs(self, head, 1)
                 return "kept"  # written back; reclaimable on a later pass
         # __remove_mapping()
         if fl & F_SWAPCACHE:
@@ -152,7 +154,7 @@ class Reclaim(Zap, Huge):
         elif fl & F_PAGECACHE:
             self.filemap_remove_folio(self.pc.files[pm.mapping[i]], head)
         self.mm_event("reclaimed", head, 1 << order)
-        self.folio_put_refs(head, 1)
+        folio_put_refs(self, head, 1)
         return "freed"
 
     def _split_and_shrink(self, head: int, ignore_references: bool) -> str:
@@ -190,7 +192,7 @@ class Reclaim(Zap, Huge):
                 if self.split_folio(head, 0) >= 0:
                     split += 1
             else:
-                self.unqueue_deferred(head)
+                unqueue_deferred(self, head)
         return split
 
     def lru_folios(self, procs: list[Process], start: int = 0, end: int = 1 << 64,

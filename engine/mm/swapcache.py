@@ -10,12 +10,13 @@ its slots (folio_free_swap) or when reclaim frees it after writeback.
 
 from __future__ import annotations
 
+from engine.mm.base import MmContext
 from engine.mm.physmem import F_DIRTY, F_SWAPCACHE, P_DATA
-from engine.mm.rmap import Rmap
+from engine.mm.rmap import folio_put_refs
 from engine.mm.swap import SLOT_DATA, SLOT_USED
 
 
-class SwapCache(Rmap):
+class SwapCache(MmContext):
     def swap_cache_lookup(self, slot: int) -> int:
         """swap_cache_get_folio(): the cached folio owning slot, or -1."""
         cache = self.swap.cache
@@ -77,4 +78,4 @@ class SwapCache(Rmap):
         pm.flags[head - pm.base] &= ~F_SWAPCACHE
         self.swap.put(slot, n)
         self.mm_event("swapcache_del", slot, n)
-        self.folio_put_refs(head, n)
+        folio_put_refs(self, head, n)

@@ -15,10 +15,11 @@ their DSB (arch_tlbbatch_add_pending) and try_to_unmap_flush() adds the DSB.
 from __future__ import annotations
 
 from engine.mm.base import kfn
-from engine.mm.batch import Batch
+from engine.mm.batch import folio_pte_batch
 from engine.mm.physmem import F_ANON, F_DIRTY, F_SWAPBACKED, P_ANON_EXCLUSIVE
 from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
+from engine.mm.rmap import folio_put_refs, folio_remove_rmap_ptes
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VMA
 from engine.pte import PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE
@@ -28,7 +29,7 @@ TTU_SPLIT_HUGE_PMD = 2
 TTU_SYNC = 4  # PVMW_SYNC: take the PTE lock at once, without reading the entry first
 
 
-class Unmap(Batch, PmdOps):
+class Unmap(PmdOps):
     # --- deferred TLB flush batch (arch_tlbbatch_*) --------------------------------------
     def set_tlb_ubc_flush_pending(self, proc: Process, addr: int, nr: int) -> None:
         """arch_tlbbatch_add_pending(): the TLBIs go out now, without their DSB."""
@@ -104,7 +105,7 @@ class Unmap(Batch, PmdOps):
                 n = 1
                 if batch:
                     end = min((va | (self.pmd_size - 1)) + 1, v.end)
-                    n = self.folio_pte_batch(p.mm, head, nr, va, pte, (end - va) // ps)
+                    n = folio_pte_batch(self, p.mm, head, nr, va, pte, (end - va) // ps)
                 if self.try_to_unmap_one(p, v, va, head, pfn, n, flags) < 0:
                     return False
                 k += n
@@ -143,6 +144,6 @@ class Unmap(Batch, PmdOps):
                 excl = bool(pm.flags[j] & P_ANON_EXCLUSIVE)
                 pm.flags[j] &= ~P_ANON_EXCLUSIVE
                 arch.set_ptes(mm, addr, self.layout.swp_entry_to_pte(SWP_TYPE, slot, exclusive=excl), 1)
-        self.folio_remove_rmap_ptes(head, pfn, nr, addr)
-        self.folio_put_refs(head, nr)
+        folio_remove_rmap_ptes(self, head, pfn, nr, addr)
+        folio_put_refs(self, head, nr)
         return nr

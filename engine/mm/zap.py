@@ -15,17 +15,18 @@ folios need their rmap removed after the flush, and at the end.
 from __future__ import annotations
 
 from engine.mm.base import kfn
-from engine.mm.batch import Batch
+from engine.mm.batch import folio_pte_batch, swap_pte_batch
 from engine.mm.gather import MMUGather
 from engine.mm.physmem import F_ANON, F_DIRTY
 from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
+from engine.mm.rmap import folio_is_anon, folio_mark_accessed, folio_remove_rmap_pmd, folio_remove_rmap_ptes
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE
 
 
-class Zap(Batch, PmdOps):
+class Zap(PmdOps):
     @kfn("zap_pte_range")
     def zap_pte_range(self, tlb: MMUGather, proc: Process, vma: VMA, start: int, end: int) -> int:
         """Zap [start, end) inside one PTE table; returns where it stopped."""
@@ -86,7 +87,7 @@ class Zap(Batch, PmdOps):
         head, n = arch.folios.folio_of(pfn)
         nr = 1
         if n > 1 and max_nr != 1:
-            nr = self.folio_pte_batch(mm, head, n, addr, pte, max_nr)
+            nr = folio_pte_batch(self, mm, head, n, addr, pte, max_nr)
         # per batch: vm_normal_page(), page_folio(), rss counters, the zap loop's
         # own bookkeeping (mm/memory.c zap_present_ptes())
         self.cost("mm_batch", addr, 1)
@@ -100,7 +101,7 @@ class Zap(Batch, PmdOps):
                 delay_rmap = True  # tlb_delay_rmap(): the rmap goes after the flush
                 force_flush = True
             if ptent & PTE_AF:
-                self.folio_mark_accessed(head)
+                folio_mark_accessed(self, head)
         else:
             arch.clear_full_ptes(mm, addr, nr, int(tlb.fullmm))
         # tlb_remove_tlb_entries(): widen the gather's range
@@ -113,7 +114,7 @@ class Zap(Batch, PmdOps):
         if delay_rmap:
             tlb.delayed.append((head, pfn, nr, addr))
         else:
-            self.folio_remove_rmap_ptes(head, pfn, nr, addr)
+            folio_remove_rmap_ptes(self, head, pfn, nr, addr)
         full = tlb.remove_folio_pages(head, nr, delay_rmap)
         return nr, force_flush or full, full
 
@@ -122,7 +123,7 @@ class Zap(Batch, PmdOps):
         lay = self.layout
         nr = 1
         if lay.swp_type(pte) == SWP_TYPE:
-            nr = self.swap_pte_batch(proc.mm, addr, max_nr, pte)
+            nr = swap_pte_batch(self, proc.mm, addr, max_nr, pte)
             self.swap.put(lay.swp_offset(pte), nr)  # swap_put_entries_direct()
             self.mm_event("swap_free", lay.swp_offset(pte), nr)
             self._maybe_free_swap_cache(lay.swp_offset(pte), nr)
@@ -170,10 +171,10 @@ class Zap(Batch, PmdOps):
         head = self.pte_pfn(old)
         if head == self.pm.huge_zero_pfn:
             return
-        if not self.folio_is_anon(head):
+        if not folio_is_anon(self, head):
             if old & PTE_DIRTY or (old & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
                 self.pm.set_flag(head, F_DIRTY)
-        self.folio_remove_rmap_pmd(head, addr)
+        folio_remove_rmap_pmd(self, head, addr)
         tlb.remove_folio_pages(head, 1)
 
     def free_pgtables(self, tlb: MMUGather, proc: Process, start: int, end: int) -> None:
