@@ -40,6 +40,7 @@ from engine.errors import ScenarioError
 from engine.expressions import looks_like_size, parse_size
 from engine.limits import human
 from engine.mm.base import VM_FAULT_OOM, VM_FAULT_RETRY
+from engine.mm.gup import gup_fast
 from engine.mm.vma import PROTS, VM_EXEC, VM_HUGEPAGE, VM_READ, VM_SHARED, VM_WRITE, prot_flags
 
 if TYPE_CHECKING:
@@ -651,7 +652,7 @@ def _gup(m: Machine, op: Op) -> Callable[[], object]:
 
     def run() -> None:
         if not race:
-            k.gup_fast(proc, start, end, write)
+            gup_fast(k, proc, start, end, write)
             return
         # Another CPU unfolds the block while the first lockless gather is
         # half way through it (the reader's third read).
@@ -667,7 +668,7 @@ def _gup(m: Machine, op: Op) -> Callable[[], object]:
 
         arch.lockless_hook = racing_cpu
         try:
-            k.gup_fast(proc, start, end, write)
+            gup_fast(k, proc, start, end, write)
         finally:
             arch.lockless_hook = None
 

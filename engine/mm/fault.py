@@ -31,7 +31,7 @@ from engine.mm.base import (
     kfn,
 )
 from engine.mm.batch import pte_range_none, swap_pte_batch
-from engine.mm.filemap import RETRY_MAJOR, RETRY_MINOR, Filemap
+from engine.mm.filemap import RETRY_MAJOR, RETRY_MINOR, filemap_get_folio
 from engine.mm.pagecache import File
 from engine.mm.physmem import F_ANON, F_DIRTY, F_LRU, F_SWAPBACKED, F_SWAPCACHE, F_UPTODATE, P_DATA
 from engine.mm.pmd import PmdOps
@@ -55,6 +55,13 @@ from engine.mm.swap import (  # noqa: F401 -- the migration types are re-exporte
     SWP_MIGRATION_WRITE,
     SWP_TYPE,
 )
+from engine.mm.swapcache import (
+    add_to_swap_cache,
+    folio_free_swap,
+    swap_cache_lookup,
+    swap_read_data,
+    swap_unreferenced,
+)
 from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
 from engine.pte import (
     PTE_AF,
@@ -66,7 +73,7 @@ from engine.pte import (
 from engine.state.mmstruct import MMStruct
 
 
-class Faults(Filemap, PmdOps):
+class Faults(PmdOps):
     if TYPE_CHECKING:  # Huge's, which a Kernel (every Faults is one) has: declared, not defined
         def handle_mm_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int: ...
 
@@ -206,7 +213,7 @@ class Faults(Filemap, PmdOps):
             if self.do_fault_around(proc, vma, addr) == VM_FAULT_NOPAGE:
                 return 0
         f = self._file(vma)
-        head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
+        head = filemap_get_folio(self, f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
             return self._retry_or_oom(head)
         folio_ref_add(self, head, 1)  # __do_fault() returns the folio with a reference
@@ -371,7 +378,7 @@ class Faults(Filemap, PmdOps):
         self.mm_event("folio_alloc", addr, 0)
         self.cost("mm_folio", addr, 1)
         f = self._file(vma)
-        head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
+        head = filemap_get_folio(self, f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
             folio_put_refs(self, new, 1)  # uncharge_out: folio_put(vmf->cow_page)
             return self._retry_or_oom(head)
@@ -384,7 +391,7 @@ class Faults(Filemap, PmdOps):
     @kfn("do_shared_fault")
     def do_shared_fault(self, proc: Process, vma: VMA, addr: int) -> int:
         f = self._file(vma)
-        head = self.filemap_get_folio(f, vma, vma.linear_index(addr, self.pshift))
+        head = filemap_get_folio(self, f, vma, vma.linear_index(addr, self.pshift))
         if head < 0:
             return self._retry_or_oom(head)
         folio_ref_add(self, head, 1)
@@ -405,7 +412,7 @@ class Faults(Filemap, PmdOps):
         if pm.lmap[i] <= 1 or pm.entire.get(head):
             return False
         if pm.flags[i] & F_SWAPCACHE:
-            self.folio_free_swap(head)
+            folio_free_swap(self, head)
         if pm.lmap[i] != pm.ref[i]:
             return False
         n = 1 << self.arch.folios.order_of(head)
@@ -436,7 +443,7 @@ class Faults(Filemap, PmdOps):
                     reuse = self.profile.reuse_large_anon and self._can_reuse_large_anon(head, proc)
                 else:
                     if pm.flags[i] & F_SWAPCACHE:
-                        self.folio_free_swap(head)
+                        folio_free_swap(self, head)
                     reuse = pm.ref[i] == 1
                 if reuse:
                     set_anon_exclusive(self, pfn)
@@ -531,7 +538,7 @@ class Faults(Filemap, PmdOps):
             start = addr - idx * self.ps
             first = orig - (idx << lay.swp_offset_shift)
             if (self.arch.ptep_get(mm, start) == first and swap_pte_batch(self, mm, start, n, first) == n
-                    and all(self.swap_cache_lookup(s) < 0 for s in range(slot - idx, slot - idx + n))):
+                    and all(swap_cache_lookup(self, s) < 0 for s in range(slot - idx, slot - idx + n))):
                 return order
             orders &= ~(1 << order)
         return 0
@@ -544,7 +551,7 @@ class Faults(Filemap, PmdOps):
             return 0  # migration entry: would wait for migration to finish
         slot = lay.swp_offset(orig)
         pm = self.pm
-        head = self.swap_cache_lookup(slot)
+        head = swap_cache_lookup(self, slot)
         if head >= 0:
             folio_ref_add(self, head, 1)  # the lookup's reference
         else:
@@ -569,8 +576,8 @@ class Faults(Filemap, PmdOps):
             self.cost("mm_folio", addr, 1)
             nr_in = 1 << order
             first = slot - ((addr >> self.pshift) & (nr_in - 1))
-            self.add_to_swap_cache(head, first, nr_in)
-            self.swap_read_data(head, first, nr_in)
+            add_to_swap_cache(self, head, first, nr_in)
+            swap_read_data(self, head, first, nr_in)
         if arch.ptep_get(mm, addr) != orig:
             folio_put_refs(self, head, 1)
             return 0
@@ -608,8 +615,8 @@ class Faults(Filemap, PmdOps):
         arch.set_ptes(mm, start, entry, nr)
         self.swap.put(slot, nr)  # folio_put_swap(): the PTEs no longer reference the slots
         self.mm_event("swap_free", slot, nr)
-        if write or self.swap_unreferenced(head):
-            self.folio_free_swap(head)  # should_try_to_free_swap()
+        if write or swap_unreferenced(self, head):
+            folio_free_swap(self, head)  # should_try_to_free_swap()
         if write:
             return self.do_wp_page(proc, vma, addr, arch.ptep_get(mm, addr))
         return 0

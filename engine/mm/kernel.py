@@ -10,8 +10,8 @@ ScenarioError) before anything changes.
 from __future__ import annotations
 
 from engine.mm.base import kfn
+from engine.mm.filemap import file_read
 from engine.mm.fork import Fork
-from engine.mm.gup import Gup
 from engine.mm.madvise import Madvise
 from engine.mm.mprotect import Mprotect
 from engine.mm.mremap import Mremap
@@ -21,7 +21,7 @@ from engine.pte import PTE_SPECIAL
 from engine.state.mmstruct import MMStruct
 
 
-class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
+class Kernel(Fork, Mprotect, Madvise, Mremap):
     # --- processes ------------------------------------------------------------------------
     def new_process(self, name: str, parent: str | None = None) -> Process:
         pid = self.next_id("pid")
@@ -203,4 +203,4 @@ class Kernel(Fork, Mprotect, Madvise, Mremap, Gup):
 
     @kfn("ksys_read")
     def read_file(self, fid: int, first: int, last: int) -> int:
-        return self.file_read(self.pc.files[fid], first, last)
+        return file_read(self, self.pc.files[fid], first, last)

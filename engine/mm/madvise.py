@@ -25,6 +25,7 @@ from engine.mm.process import Process
 from engine.mm.reclaim import Reclaim
 from engine.mm.rmap import folio_mapped_in
 from engine.mm.swap import SWP_TYPE
+from engine.mm.swapcache import folio_free_swap
 from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE, pte_mkclean
 
@@ -110,7 +111,7 @@ class Madvise(Reclaim):
                 if self._mapped_shared(proc, head, n):
                     addr += nr * ps
                     continue
-                if fl & F_SWAPCACHE and not self.folio_free_swap(head):
+                if fl & F_SWAPCACHE and not folio_free_swap(self, head):
                     addr += nr * ps
                     continue
                 pm.clear_flag(head, F_DIRTY)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.mm.base import VM_FAULT_FALLBACK, kfn
+from engine.mm.base import VM_FAULT_FALLBACK, MmContext, kfn
 from engine.mm.physmem import F_DIRTY, P_ANON_EXCLUSIVE
 from engine.mm.process import Process
 from engine.mm.rmap import (
@@ -28,7 +28,6 @@ from engine.mm.rmap import (
     page_anon_exclusive,
 )
 from engine.mm.swap import SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE
-from engine.mm.swapcache import SwapCache
 from engine.mm.vma import VM_WRITE, VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
 from engine.state.mmstruct import MMStruct
@@ -38,7 +37,7 @@ def pmd_dirty(pmd: int) -> bool:
     return bool(pmd & PTE_DIRTY) or (pmd & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE
 
 
-class PmdOps(SwapCache):
+class PmdOps(MmContext):
     if TYPE_CHECKING:  # Migrate's, which a Kernel (every PmdOps is one) has: declared, not defined
         def make_migration_pte(self, pfn: int, kind: int, young: bool, dirty: bool) -> int: ...
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from engine.mm.base import kfn
 from engine.mm.batch import folio_pte_batch
+from engine.mm.filemap import filemap_remove_folio
 from engine.mm.huge import Huge
 from engine.mm.physmem import (
     F_ACTIVE,
@@ -35,6 +36,7 @@ from engine.mm.physmem import (
 )
 from engine.mm.process import Process
 from engine.mm.rmap import folio_put_refs, unqueue_deferred
+from engine.mm.swapcache import add_to_swap_cache, delete_from_swap_cache
 from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
 from engine.mm.zap import Zap
 from engine.pte import PTE_AF, PTE_SPECIAL
@@ -91,7 +93,7 @@ class Reclaim(Zap, Huge):
         slot = self.swap.alloc(order)
         if slot < 0:
             return -1
-        self.add_to_swap_cache(head, slot, 1 << order)
+        add_to_swap_cache(self, head, slot, 1 << order)
         self.pm.set_flag(head, F_DIRTY)  # swap content must be written
         return slot
 
@@ -150,9 +152,9 @@ class Reclaim(Zap, Huge):
                 return "kept"  # written back; reclaimable on a later pass
         # __remove_mapping()
         if fl & F_SWAPCACHE:
-            self.delete_from_swap_cache(head)
+            delete_from_swap_cache(self, head)
         elif fl & F_PAGECACHE:
-            self.filemap_remove_folio(self.pc.files[pm.mapping[i]], head)
+            filemap_remove_folio(self, self.pc.files[pm.mapping[i]], head)
         self.mm_event("reclaimed", head, 1 << order)
         folio_put_refs(self, head, 1)
         return "freed"

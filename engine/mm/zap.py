@@ -22,6 +22,7 @@ from engine.mm.pmd import PmdOps
 from engine.mm.process import Process
 from engine.mm.rmap import folio_is_anon, folio_mark_accessed, folio_remove_rmap_pmd, folio_remove_rmap_ptes
 from engine.mm.swap import SWP_TYPE
+from engine.mm.swapcache import delete_from_swap_cache, swap_cache_lookup, swap_unreferenced
 from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE
 
@@ -136,11 +137,11 @@ class Zap(PmdOps):
         """free_swap_and_cache_nr(): a swap-cache folio nobody refers to goes."""
         seen = set()
         for s in range(slot, slot + nr):
-            head = self.swap_cache_lookup(s)
+            head = swap_cache_lookup(self, s)
             if head >= 0 and head not in seen:
                 seen.add(head)
-                if self.swap_unreferenced(head) and not self.pm.lmap[head - self.pm.base]:
-                    self.delete_from_swap_cache(head)
+                if swap_unreferenced(self, head) and not self.pm.lmap[head - self.pm.base]:
+                    delete_from_swap_cache(self, head)
 
     # --- over a range of VMAs ---------------------------------------------------------
     def zap_vma_range(self, tlb: MMUGather, proc: Process, vma: VMA, start: int, end: int) -> None:
