@@ -28,13 +28,14 @@ from engine.mm.base import (
     VM_FAULT_OOM,
     VM_FAULT_RETRY,
     VM_FAULT_SIGBUS,
+    MmContext,
     kfn,
 )
 from engine.mm.batch import pte_range_none, swap_pte_batch
 from engine.mm.filemap import RETRY_MAJOR, RETRY_MINOR, filemap_get_folio
 from engine.mm.pagecache import File
 from engine.mm.physmem import F_ANON, F_DIRTY, F_LRU, F_SWAPBACKED, F_SWAPCACHE, F_UPTODATE, P_DATA
-from engine.mm.pmd import PmdOps
+from engine.mm.pmd import do_set_pmd
 from engine.mm.process import Process
 from engine.mm.rmap import (
     anon_vma_prepare,
@@ -73,7 +74,7 @@ from engine.pte import (
 from engine.state.mmstruct import MMStruct
 
 
-class Faults(PmdOps):
+class Faults(MmContext):
     if TYPE_CHECKING:  # Huge's, which a Kernel (every Faults is one) has: declared, not defined
         def handle_mm_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int: ...
 
@@ -335,7 +336,7 @@ class Faults(PmdOps):
                           and f.npages < self.pm.index[head - self.pm.base] + nr_folio)
         if cow_head < 0 and mm.pt.tables.get(addr >> self.g.pmd_shift) is None:
             if not needs_fallback and nr_folio == 1 << self.pmd_order:
-                if self.do_set_pmd(proc, vma, addr, head, write) != VM_FAULT_FALLBACK:
+                if do_set_pmd(self, proc, vma, addr, head, write) != VM_FAULT_FALLBACK:
                     return 0
         mm.pt.table(addr)
         nr = nr_folio

@@ -13,10 +13,10 @@ flushed once at the end (flush_tlb_mm(oldmm)).
 
 from __future__ import annotations
 
-from engine.mm.base import kfn
+from engine.mm.base import MmContext, kfn
 from engine.mm.batch import FPB_MERGE_WRITE, FPB_RESPECT_DIRTY, folio_pte_batch_flags
 from engine.mm.physmem import F_ANON
-from engine.mm.pmd import PmdOps
+from engine.mm.pmd import set_pmd_at
 from engine.mm.process import Process
 from engine.mm.rmap import (
     folio_add_file_rmap_ptes,
@@ -30,7 +30,7 @@ from engine.pte import PTE_AF, PTE_SPECIAL, PTE_SWP_EXCLUSIVE, PTE_WRITE, pte_mk
 from engine.state.mmstruct import MMStruct
 
 
-class Fork(PmdOps):
+class Fork(MmContext):
     @kfn("dup_mmap")
     def dup_mmap(self, parent: Process, child: Process) -> int:
         for v in parent.vmas:
@@ -152,5 +152,5 @@ class Fork(PmdOps):
                 smm.pt.pmd_leaves[addr >> self.g.pmd_shift] = new
                 self.log.pmd_write(addr, pmd, new, "cmpxchg", smm.name)
                 pmd = new
-        self.set_pmd_at(child.mm, addr, pmd & ~PTE_AF)
+        set_pmd_at(self, child.mm, addr, pmd & ~PTE_AF)
         return 0

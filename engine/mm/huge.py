@@ -23,8 +23,9 @@ from errno import EINVAL, ENOMEM
 from engine.mm.base import VM_FAULT_FALLBACK, kfn
 from engine.mm.batch import folio_pte_batch
 from engine.mm.fault import Faults
-from engine.mm.migrate import Migrate
+from engine.mm.migrate import remove_migration_ptes, try_to_migrate
 from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE, P_DATA
+from engine.mm.pmd import mk_pmd, set_pmd_at, split_huge_pmd
 from engine.mm.process import Process
 from engine.mm.rmap import (
     anon_vma_prepare,
@@ -37,12 +38,12 @@ from engine.mm.rmap import (
     page_anon_exclusive,
     set_anon_exclusive,
 )
-from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
+from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, try_to_unmap, try_to_unmap_flush
 from engine.mm.vma import VM_WRITE, VMA
 from engine.pte import PTE_AF, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
 
 
-class Huge(Faults, Migrate):
+class Huge(Faults):
     # --- the fault entry --------------------------------------------------------------
     @kfn("handle_mm_fault")
     def handle_mm_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
@@ -79,7 +80,7 @@ class Huge(Faults, Migrate):
             zero = self.pm.get_huge_zero_pfn()
             if zero < 0:
                 return VM_FAULT_FALLBACK
-            self.set_pmd_at(proc.mm, haddr, self.mk_pmd(zero, vma.page_prot) | PTE_SPECIAL)
+            set_pmd_at(self, proc.mm, haddr, mk_pmd(self, zero, vma.page_prot) | PTE_SPECIAL)
             return 0
         head = self.pm.alloc_folio(self.pmd_order, 0)
         if head < 0:
@@ -88,9 +89,9 @@ class Huge(Faults, Migrate):
         self.mm_event("folio_alloc", addr, self.pmd_order)
         self.cost("mm_folio", addr, 1)
         self.cost("mm_zero_page", addr, 1 << self.pmd_order)
-        entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(head, vma.page_prot)), vma)
+        entry = self.maybe_mkwrite(pte_mkdirty(mk_pmd(self, head, vma.page_prot)), vma)
         folio_add_new_anon_rmap(self, head, 1 << self.pmd_order, vma, haddr, True, pmd=True)
-        self.set_pmd_at(proc.mm, haddr, entry)
+        set_pmd_at(self, proc.mm, haddr, entry)
         return 0
 
     def _pmdp_set_access_flags(self, proc: Process, haddr: int, entry: int, dirty: bool) -> bool:
@@ -121,7 +122,7 @@ class Huge(Faults, Migrate):
                 entry = self.maybe_mkwrite(pte_mkdirty(pmd | PTE_AF), vma)
                 self._pmdp_set_access_flags(proc, haddr, entry, True)
                 return 0
-        self.split_huge_pmd(proc, vma, haddr)
+        split_huge_pmd(self, proc, vma, haddr)
         return VM_FAULT_FALLBACK
 
     def huge_pmd_set_accessed(self, proc: Process, addr: int, write: bool) -> None:
@@ -145,7 +146,7 @@ class Huge(Faults, Migrate):
         pmd |= PTE_AF
         if writable:
             pmd = self.pte_mkwrite(pmd)
-        self.set_pmd_at(proc.mm, haddr, pmd)
+        set_pmd_at(self, proc.mm, haddr, pmd)
         return 0
 
     # --- splitting folios --------------------------------------------------------------
@@ -166,10 +167,10 @@ class Huge(Faults, Migrate):
         # mm/huge_memory.c unmap_folio(): TTU_RMAP_LOCKED | TTU_SYNC | TTU_BATCH_FLUSH
         flags = TTU_BATCH_FLUSH | TTU_SYNC | (TTU_SPLIT_HUGE_PMD if order == self.pmd_order else 0)
         if anon:
-            self.try_to_migrate(head, flags)
+            try_to_migrate(self, head, flags)
         else:
-            self.try_to_unmap(head, flags)
-        self.try_to_unmap_flush()
+            try_to_unmap(self, head, flags)
+        try_to_unmap_flush(self)
         # __split_folio_to_order(): refcounts follow the caches that hold pages
         cache_refs = pm.ref[i] - 1
         slot = self.swap.slot_of.pop(head, -1)
@@ -201,7 +202,7 @@ class Huge(Faults, Migrate):
             # folios (v6.12+); try_to_map_unused_to_zeropage() skips compound pages
             zeropage = self.profile.split_zeropage and new_order == 0
             for h in heads:
-                self.remove_migration_ptes(h, h, step, zeropage)
+                remove_migration_ptes(self, h, h, step, zeropage)
         for h in heads:
             if new_order >= 2:
                 maybe_deferred_split(self, h)
@@ -281,9 +282,9 @@ class Huge(Faults, Migrate):
                 fl[new - pm.base + k] |= P_DATA
         self._collapse_copy_succeeded(proc, vma, haddr)
         mm.pt.drop_table(haddr >> self.g.pmd_shift)  # the old table is freed
-        entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(new, vma.page_prot)), vma)
+        entry = self.maybe_mkwrite(pte_mkdirty(mk_pmd(self, new, vma.page_prot)), vma)
         folio_add_new_anon_rmap(self, new, nr, vma, haddr, True, pmd=True)
-        self.set_pmd_at(mm, haddr, entry)
+        set_pmd_at(self, mm, haddr, entry)
         return 0
 
     def _collapse_copy_succeeded(self, proc: Process, vma: VMA, haddr: int) -> None:

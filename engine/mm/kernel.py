@@ -13,8 +13,10 @@ from engine.mm.base import kfn
 from engine.mm.filemap import file_read
 from engine.mm.fork import Fork
 from engine.mm.madvise import Madvise
+from engine.mm.migrate import migrate_one_folio
 from engine.mm.mprotect import Mprotect
 from engine.mm.mremap import Mremap
+from engine.mm.pmd import split_huge_pmd, split_vmas
 from engine.mm.process import Process
 from engine.mm.vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VMA
 from engine.pte import PTE_SPECIAL
@@ -64,7 +66,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
     @kfn("madvise")
     def madvise(self, proc: Process, start: int, end: int, advice: str) -> int:
         if advice in ("hugepage", "nohugepage"):
-            for v in self.split_vmas(proc, start, end):
+            for v in split_vmas(self, proc, start, end):
                 if advice == "hugepage":
                     v.flags = (v.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE
                 else:
@@ -92,7 +94,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
         """mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of the region ``name``: a region
         inside a bigger VMA is split off first (move_vma()'s unmap of the old
         range splits in the kernel)."""
-        vma = self.split_vmas(proc, start, end)[0]
+        vma = split_vmas(self, proc, start, end)[0]
         addr = self.move_vma(proc, vma, new_addr)
         region = proc.regions.get(name)
         if region is not None:
@@ -144,7 +146,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
         for h in heads:
             if not self.pm.ref[h - self.pm.base] or self.arch.folios.folio_of(h)[0] != h:
                 continue
-            if self.migrate_one_folio(h, False) >= 0:
+            if migrate_one_folio(self, h, False) >= 0:
                 moved += 1
                 continue
             n = 1 << self.arch.folios.order_of(h)
@@ -152,7 +154,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
             if first < 0:
                 continue
             for p in range(first, first + n):
-                if self.pm.ref[p - self.pm.base] and self.migrate_one_folio(p, False) >= 0:
+                if self.pm.ref[p - self.pm.base] and migrate_one_folio(self, p, False) >= 0:
                     moved += 1
         return moved
 
@@ -169,7 +171,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
                 a = s & ~(self.pmd_size - 1)
                 while a < e:
                     if proc.mm.pt.get_pmd(a):
-                        self.split_huge_pmd(proc, v, a)
+                        split_huge_pmd(self, proc, v, a)
                         n += 1
                     a += self.pmd_size
                 continue

@@ -21,11 +21,13 @@ from engine.mm.base import kfn
 from engine.mm.batch import FPB_MERGE_YOUNG_DIRTY, folio_pte_batch_flags, swap_pte_batch
 from engine.mm.gather import MMUGather
 from engine.mm.physmem import F_ACTIVE, F_ANON, F_DIRTY, F_REFERENCED, F_SWAPBACKED, F_SWAPCACHE
+from engine.mm.pmd import pmdp_invalidate, set_pmd_at
 from engine.mm.process import Process
 from engine.mm.reclaim import Reclaim
 from engine.mm.rmap import folio_mapped_in
 from engine.mm.swap import SWP_TYPE
 from engine.mm.swapcache import folio_free_swap
+from engine.mm.unmap import folio_pmd_walk
 from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE, pte_mkclean
 
@@ -40,7 +42,7 @@ class Madvise(Reclaim):
         PMD (a PMD THP a fork shares; 6.12 crosscheck: random-1-141)."""
         if any(p is not proc for p, *_ in folio_mapped_in(self, head, n)):
             return True
-        return n == 1 << self.pmd_order and any(p is not proc for p, _v, _a in self.folio_pmd_walk(head))
+        return n == 1 << self.pmd_order and any(p is not proc for p, _v, _a in folio_pmd_walk(self, head))
 
     def _madvise_split(self, proc: Process, head: int, n: int) -> bool:
         """Split a large folio that the range only partly covers (or, before
@@ -147,8 +149,8 @@ class Madvise(Reclaim):
         pm.clear_flag(head, F_DIRTY)
         if pmd & PTE_AF or _dirty(pmd):
             haddr = addr & ~(self.pmd_size - 1)
-            self.pmdp_invalidate(proc, haddr)
-            self.set_pmd_at(mm, haddr, pte_mkclean(pmd & ~PTE_AF))
+            pmdp_invalidate(self, proc, haddr)
+            set_pmd_at(self, mm, haddr, pte_mkclean(pmd & ~PTE_AF))
             tlb.remove_pmd_tlb_entry(haddr)
         pm.clear_flag(head, F_SWAPBACKED | F_ACTIVE | F_REFERENCED)  # folio_mark_lazyfree()
         self.mm_event("lazyfree", addr, 1 << self.pmd_order)
@@ -236,8 +238,8 @@ class Madvise(Reclaim):
         if head == self.pm.huge_zero_pfn:
             return
         if not pageout and pmd & PTE_AF:
-            self.pmdp_invalidate(proc, addr)
-            self.set_pmd_at(proc.mm, addr, pmd & ~PTE_AF)
+            pmdp_invalidate(self, proc, addr)
+            set_pmd_at(self, proc.mm, addr, pmd & ~PTE_AF)
             tlb.remove_pmd_tlb_entry(addr)
         self.pm.clear_flag(head, F_REFERENCED)
         if pageout:

@@ -18,11 +18,11 @@ dirty file folios are skipped.
 
 from __future__ import annotations
 
-from engine.mm.base import kfn
+from engine.mm.base import MmContext, kfn
 from engine.mm.batch import FPB_RESPECT_WRITE, folio_pte_batch_flags
 from engine.mm.gather import MMUGather
 from engine.mm.physmem import F_ANON, F_DIRTY, P_ANON_EXCLUSIVE
-from engine.mm.pmd import PmdOps
+from engine.mm.pmd import pmdp_invalidate, set_pmd_at, split_huge_pmd, split_vmas
 from engine.mm.process import Process
 from engine.mm.rmap import can_change_pte_writable, folio_is_anon, folio_mapped_in
 from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
@@ -40,7 +40,7 @@ def pte_needs_flush(old: int, new: int) -> bool:
     return bool((old ^ new) & ~PTE_SWBITS_MASK)
 
 
-class Mprotect(PmdOps):
+class Mprotect(MmContext):
     def vma_wants_manual_pte_write_upgrade(self, vma: VMA) -> bool:
         if vma.flags & VM_SHARED:
             return bool(vma.flags & VM_WRITE) and bool(vma.file) and not vma.shmem  # writenotify
@@ -60,7 +60,7 @@ class Mprotect(PmdOps):
             nxt = min((addr | (pmd_size - 1)) + 1, end)
             if pt.get_pmd(addr):
                 if nxt - addr != pmd_size:
-                    self.split_huge_pmd(proc, vma, addr)
+                    split_huge_pmd(self, proc, vma, addr)
                 else:
                     pages += self.change_huge_pmd(tlb, proc, vma, addr, newprot, cp_flags)
                     addr = nxt
@@ -186,12 +186,12 @@ class Mprotect(PmdOps):
             head = self.pte_pfn(pmd)
             if lay.pte_protnone(pmd) or head == self.pm.huge_zero_pfn:
                 return 0
-        old = self.pmdp_invalidate(proc, addr)
+        old = pmdp_invalidate(self, proc, addr)
         new = self.pte_modify(old, newprot) & ~PTE_TABLE_BIT  # keep the block type (pmd_modify)
         if (cp_flags & MM_CP_TRY_CHANGE_WRITABLE and not new & PTE_WRITE and new & PTE_VALID
                 and can_change_pte_writable(self, vma, addr, new)):
             new = self.pte_mkwrite(new)
-        self.set_pmd_at(mm, addr, new)
+        set_pmd_at(self, mm, addr, new)
         if pte_needs_flush(old, new):
             tlb.remove_pmd_tlb_entry(addr)
         return 1 << self.pmd_order
@@ -208,7 +208,7 @@ class Mprotect(PmdOps):
             # split, no page-table walk (found by ptlab crosscheck: mprotect rw of part of
             # an rw folded block keeps it folded on 6.12)
             if (v.flags & ~rwx) | vm_flags != v.flags:
-                vmas += self.split_vmas(proc, max(start, v.start), min(end, v.end))
+                vmas += split_vmas(self, proc, max(start, v.start), min(end, v.end))
         pages = 0
         tlb = MMUGather(self, proc.mm)  # do_mprotect_pkey(): one gather for the whole range
         for v in vmas:

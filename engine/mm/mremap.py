@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from engine.mm.base import kfn
 from engine.mm.batch import FPB_RESPECT_WRITE, folio_pte_batch_flags
+from engine.mm.pmd import flush_pmd_tlb_range, pmdp_huge_get_and_clear, set_pmd_at, split_huge_pmd
 from engine.mm.process import Process
 from engine.mm.vma import VMA
 from engine.mm.zap import Zap
@@ -59,7 +60,7 @@ class Mremap(Zap):
                     self.move_huge_pmd(proc, oa, na)
                     done += extent
                     continue
-                self.split_huge_pmd(proc, old, oa)
+                split_huge_pmd(self, proc, old, oa)
             if okey in pt.tables:
                 if extent == pmd_size and (na >> self.g.pmd_shift) not in pt.tables:
                     self.move_normal_pmd(proc, oa, na)
@@ -77,9 +78,9 @@ class Mremap(Zap):
     @kfn("move_huge_pmd")
     def move_huge_pmd(self, proc: Process, old_addr: int, new_addr: int) -> None:
         mm = proc.mm
-        pmd = self.pmdp_huge_get_and_clear(mm, old_addr)
-        self.set_pmd_at(mm, new_addr, pmd)
-        self.flush_pmd_tlb_range(mm, old_addr)
+        pmd = pmdp_huge_get_and_clear(self, mm, old_addr)
+        set_pmd_at(self, mm, new_addr, pmd)
+        flush_pmd_tlb_range(self, mm, old_addr)
 
     @kfn("move_ptes")
     def move_ptes(self, proc: Process, vma: VMA, old_addr: int, new_addr: int, length: int) -> int:

@@ -37,7 +37,15 @@ from engine.mm.physmem import (
 from engine.mm.process import Process
 from engine.mm.rmap import folio_put_refs, unqueue_deferred
 from engine.mm.swapcache import add_to_swap_cache, delete_from_swap_cache
-from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
+from engine.mm.unmap import (
+    TTU_BATCH_FLUSH,
+    TTU_SPLIT_HUGE_PMD,
+    TTU_SYNC,
+    folio_pmd_walk,
+    pvmw_pte,
+    try_to_unmap,
+    try_to_unmap_flush,
+)
 from engine.mm.zap import Zap
 from engine.pte import PTE_AF, PTE_SPECIAL
 
@@ -50,7 +58,7 @@ class Reclaim(Zap, Huge):
         arch = self.arch
         ps = self.ps
         referenced = 0
-        for p, _v, a in self.folio_pmd_walk(head):
+        for p, _v, a in folio_pmd_walk(self, head):
             pmd = p.mm.pt.get_pmd(a)
             if pmd & PTE_AF:  # pmdp_clear_flush_young()
                 p.mm.pt.pmd_leaves[a >> self.g.pmd_shift] = pmd & ~PTE_AF
@@ -62,7 +70,7 @@ class Reclaim(Zap, Huge):
             k = 0
             while k < cnt:
                 va = a + k * ps
-                pte = self.pvmw_pte(p, va, head + first + k, k == 0)
+                pte = pvmw_pte(self, p, va, head + first + k, k == 0)
                 if not pte:
                     k += 1
                     continue
@@ -134,11 +142,11 @@ class Reclaim(Zap, Huge):
         flags = TTU_BATCH_FLUSH | (TTU_SPLIT_HUGE_PMD if self._pmd_mapped(head) else 0)
         if order and self.profile.ttu_sync_large_reclaim:
             flags |= TTU_SYNC  # mm/vmscan.c shrink_folio_list(): large folios unmap with TTU_SYNC
-        if pm.lmap[i] and not self.try_to_unmap(head, flags):
-            self.try_to_unmap_flush()
+        if pm.lmap[i] and not try_to_unmap(self, head, flags):
+            try_to_unmap_flush(self)
             folio_put_refs(self, head, 1)
             return "kept"
-        self.try_to_unmap_flush()
+        try_to_unmap_flush(self)
         if pm.lmap[i]:
             folio_put_refs(self, head, 1)
             return "kept"

@@ -14,11 +14,11 @@ folios need their rmap removed after the flush, and at the end.
 
 from __future__ import annotations
 
-from engine.mm.base import kfn
+from engine.mm.base import MmContext, kfn
 from engine.mm.batch import folio_pte_batch, swap_pte_batch
 from engine.mm.gather import MMUGather
 from engine.mm.physmem import F_ANON, F_DIRTY
-from engine.mm.pmd import PmdOps
+from engine.mm.pmd import pmdp_huge_get_and_clear, split_huge_pmd, split_vmas
 from engine.mm.process import Process
 from engine.mm.rmap import folio_is_anon, folio_mark_accessed, folio_remove_rmap_pmd, folio_remove_rmap_ptes
 from engine.mm.swap import SWP_TYPE
@@ -27,7 +27,7 @@ from engine.mm.vma import VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE
 
 
-class Zap(PmdOps):
+class Zap(MmContext):
     @kfn("zap_pte_range")
     def zap_pte_range(self, tlb: MMUGather, proc: Process, vma: VMA, start: int, end: int) -> int:
         """Zap [start, end) inside one PTE table; returns where it stopped."""
@@ -153,7 +153,7 @@ class Zap(PmdOps):
             nxt = min((addr | (pmd_size - 1)) + 1, end)
             if mm.pt.get_pmd(addr):
                 if nxt - addr != pmd_size:
-                    self.split_huge_pmd(proc, vma, addr)
+                    split_huge_pmd(self, proc, vma, addr)
                 else:
                     self.zap_huge_pmd(tlb, proc, vma, addr)
                     addr = nxt
@@ -165,7 +165,7 @@ class Zap(PmdOps):
     @kfn("zap_huge_pmd")
     def zap_huge_pmd(self, tlb: MMUGather, proc: Process, vma: VMA, addr: int) -> None:
         mm = proc.mm
-        old = self.pmdp_huge_get_and_clear(mm, addr)
+        old = pmdp_huge_get_and_clear(self, mm, addr)
         tlb.remove_pmd_tlb_entry(addr)
         if not self.layout.pte_present(old):
             return
@@ -198,7 +198,7 @@ class Zap(PmdOps):
     def unmap_region(self, proc: Process, start: int, end: int) -> None:
         """do_vmi_munmap(): split the VMAs at the edges, zap, free page tables,
         flush the TLB, then remove the VMAs."""
-        vmas = self.split_vmas(proc, start, end)
+        vmas = split_vmas(self, proc, start, end)
         tlb = MMUGather(self, proc.mm, fullmm=False)
         for v in vmas:
             self.zap_vma_range(tlb, proc, v, v.start, v.end)
