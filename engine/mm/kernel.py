@@ -11,19 +11,20 @@ from __future__ import annotations
 
 from engine.mm.base import kfn
 from engine.mm.filemap import file_read
-from engine.mm.fork import Fork
+from engine.mm.fork import dup_mmap
 from engine.mm.madvise import Madvise
 from engine.mm.migrate import migrate_one_folio
-from engine.mm.mprotect import Mprotect
-from engine.mm.mremap import Mremap
+from engine.mm.mprotect import change_prot_numa, mprotect_fixup
+from engine.mm.mremap import move_vma
 from engine.mm.pmd import split_huge_pmd, split_vmas
 from engine.mm.process import Process
 from engine.mm.vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VMA
+from engine.mm.zap import exit_mmap, unmap_region, zap_vma_range
 from engine.pte import PTE_SPECIAL
 from engine.state.mmstruct import MMStruct
 
 
-class Kernel(Fork, Mprotect, Madvise, Mremap):
+class Kernel(Madvise):
     # --- processes ------------------------------------------------------------------------
     def new_process(self, name: str, parent: str | None = None) -> Process:
         pid = self.next_id("pid")
@@ -36,12 +37,12 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
     @kfn("kernel_clone")
     def fork(self, parent: Process, child_name: str) -> Process:
         child = self.new_process(child_name, parent.name)
-        self.dup_mmap(parent, child)
+        dup_mmap(self, parent, child)
         return child
 
     @kfn("do_exit")
     def exit(self, proc: Process) -> None:
-        self.exit_mmap(proc)
+        exit_mmap(self, proc)
 
     # --- mappings -------------------------------------------------------------------------
     @kfn("do_mmap")
@@ -58,10 +59,10 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
         return addr
 
     def munmap(self, proc: Process, start: int, end: int) -> None:
-        self.unmap_region(proc, start, end)
+        unmap_region(self, proc, start, end)
 
     def mprotect(self, proc: Process, start: int, end: int, vm_flags: int) -> int:
-        return self.mprotect_fixup(proc, start, end, vm_flags)
+        return mprotect_fixup(self, proc, start, end, vm_flags)
 
     @kfn("madvise")
     def madvise(self, proc: Process, start: int, end: int, advice: str) -> int:
@@ -81,7 +82,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
                 from engine.mm.gather import MMUGather
 
                 tlb = MMUGather(self, proc.mm)
-                self.zap_vma_range(tlb, proc, v, s, e)
+                zap_vma_range(self, tlb, proc, v, s, e)
                 tlb.finish()
             elif advice == "free":
                 if v.anon and not v.flags & VM_SHARED:
@@ -95,7 +96,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
         inside a bigger VMA is split off first (move_vma()'s unmap of the old
         range splits in the kernel)."""
         vma = split_vmas(self, proc, start, end)[0]
-        addr = self.move_vma(proc, vma, new_addr)
+        addr = move_vma(self, proc, vma, new_addr)
         region = proc.regions.get(name)
         if region is not None:
             region[0] = new_addr
@@ -159,7 +160,7 @@ class Kernel(Fork, Mprotect, Madvise, Mremap):
         return moved
 
     def numa_scan(self, proc: Process, start: int, end: int) -> int:
-        return self.change_prot_numa(proc, start, end)
+        return change_prot_numa(self, proc, start, end)
 
     @kfn("split")
     def split_range(self, proc: Process, start: int, end: int, order: int, pmd_only: bool) -> int:

@@ -29,6 +29,7 @@ from engine.mm.swap import SWP_TYPE
 from engine.mm.swapcache import folio_free_swap
 from engine.mm.unmap import folio_pmd_walk
 from engine.mm.vma import VMA
+from engine.mm.zap import maybe_free_swap_cache
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE, pte_mkclean
 
 
@@ -87,7 +88,7 @@ class Madvise(Reclaim):
                     slot = lay.swp_offset(ptent)
                     self.swap.put(slot, nr)
                     self.mm_event("swap_free", slot, nr)
-                    self._maybe_free_swap_cache(slot, nr)
+                    maybe_free_swap_cache(self, slot, nr)
                     for k in range(nr):
                         arch.pte_clear(mm, addr + k * ps)
                 addr += nr * ps

@@ -46,11 +46,10 @@ from engine.mm.unmap import (
     try_to_unmap,
     try_to_unmap_flush,
 )
-from engine.mm.zap import Zap
 from engine.pte import PTE_AF, PTE_SPECIAL
 
 
-class Reclaim(Zap, Huge):
+class Reclaim(Huge):
     # --- aging -------------------------------------------------------------------------
     @kfn("folio_referenced")
     def folio_referenced(self, head: int) -> int:
