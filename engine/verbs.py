@@ -40,7 +40,9 @@ from engine.errors import ScenarioError
 from engine.expressions import looks_like_size, parse_size
 from engine.limits import human
 from engine.mm.base import VM_FAULT_OOM, VM_FAULT_RETRY
+from engine.mm.fault import retry_fault, user_wrote
 from engine.mm.gup import gup_fast
+from engine.mm.huge import handle_mm_fault
 from engine.mm.vma import PROTS, VM_EXEC, VM_HUGEPAGE, VM_READ, VM_SHARED, VM_WRITE, prot_flags
 
 if TYPE_CHECKING:
@@ -332,7 +334,7 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
     def run() -> None:
         mm = proc.mm
         access = mmu.device_access if smmu else mmu.access
-        handle = k.handle_mm_fault
+        handle = handle_mm_fault
         vma = None
         hit_run = None if smmu else mmu.hit_run
         va = start
@@ -357,16 +359,16 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                 if vma is None or not vma.start <= va < vma.end:
                     vma = proc.find_vma(va)
                     assert vma is not None  # [start, end) is covered by VMAs (checked above)
-                ret = handle(proc, vma, va, write)
+                ret = handle(k, proc, vma, va, write)
                 if ret & VM_FAULT_RETRY:
-                    ret = k.retry_fault(proc, vma, va, write, ret)
+                    ret = retry_fault(k, proc, vma, va, write, ret)
                 if ret & VM_FAULT_OOM:
                     if write:
-                        k.user_wrote(mm, start, va)
+                        user_wrote(k, mm, start, va)
                     return
             va += ps
         if write:
-            k.user_wrote(mm, start, end)
+            user_wrote(k, mm, start, end)
 
     return run
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from engine.mm.base import kfn
 from engine.mm.filemap import file_read
 from engine.mm.fork import dup_mmap
+from engine.mm.huge import collapse_huge_page, split_folio
 from engine.mm.madvise import Madvise
 from engine.mm.migrate import migrate_one_folio
 from engine.mm.mprotect import change_prot_numa, mprotect_fixup
@@ -151,7 +152,7 @@ class Kernel(Madvise):
                 moved += 1
                 continue
             n = 1 << self.arch.folios.order_of(h)
-            first = self.split_folio(h, 0)
+            first = split_folio(self, h, 0)
             if first < 0:
                 continue
             for p in range(first, first + n):
@@ -192,13 +193,13 @@ class Kernel(Madvise):
                         0 if pt.tables.get(va >> self.g.pmd_shift) is not None
                         else (va & (self.pmd_size - 1)) >> self.pshift))[0]
                     if (self.pm.ref[h - self.pm.base] and self.arch.folios.order_of(h) > order
-                            and self.split_folio(h, order) >= 0):
+                            and split_folio(self, h, order) >= 0):
                         n += 1
                 va += self.ps
         return n
 
     def collapse(self, proc: Process, vma: VMA, haddr: int) -> int:
-        r = self.collapse_huge_page(proc, vma, haddr)
+        r = collapse_huge_page(self, proc, vma, haddr)
         if r < 0:
             # what madvise(MADV_COLLAPSE) returns: the crosscheck compares it with the kernel's
             self.mm_event("syscall_error", haddr, -r)

@@ -20,6 +20,7 @@ from engine.arch import CYDP_CLEAR_DIRTY, CYDP_CLEAR_YOUNG
 from engine.mm.base import kfn
 from engine.mm.batch import FPB_MERGE_YOUNG_DIRTY, folio_pte_batch_flags, swap_pte_batch
 from engine.mm.gather import MMUGather
+from engine.mm.huge import split_folio
 from engine.mm.physmem import F_ACTIVE, F_ANON, F_DIRTY, F_REFERENCED, F_SWAPBACKED, F_SWAPCACHE
 from engine.mm.pmd import pmdp_invalidate, set_pmd_at
 from engine.mm.process import Process
@@ -50,7 +51,7 @@ class Madvise(Reclaim):
         v6.10, any large folio); False if it is shared and left alone."""
         if self._mapped_shared(proc, head, n):
             return False
-        return self.split_folio(head, 0) >= 0
+        return split_folio(self, head, 0) >= 0
 
     @kfn("madvise_free_pte_range")
     def madvise_free_range(self, proc: Process, vma: VMA, start: int, end: int) -> int:
@@ -145,7 +146,7 @@ class Madvise(Reclaim):
         if head == pm.huge_zero_pfn or self._mapped_shared(proc, head, 1 << self.pmd_order):
             return False
         if nxt - addr != self.pmd_size:
-            self.split_folio(head, 0)
+            split_folio(self, head, 0)
             return False
         pm.clear_flag(head, F_DIRTY)
         if pmd & PTE_AF or _dirty(pmd):
@@ -181,7 +182,7 @@ class Madvise(Reclaim):
                     # a part of the PMD: split_folio() itself (its unmap_folio() turns the
                     # PMD into migration entries, remap_page() maps the pages back), then
                     # the PTE walk (regular_folio); if the split fails the PMD is skipped
-                    if self.split_folio(head, 0) < 0:
+                    if split_folio(self, head, 0) < 0:
                         addr = nxt
                         continue
                 else:

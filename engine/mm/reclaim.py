@@ -19,10 +19,10 @@ partially mapped are split and their unmapped pages freed.
 
 from __future__ import annotations
 
-from engine.mm.base import kfn
+from engine.mm.base import MmContext, kfn
 from engine.mm.batch import folio_pte_batch
 from engine.mm.filemap import filemap_remove_folio
-from engine.mm.huge import Huge
+from engine.mm.huge import split_folio
 from engine.mm.physmem import (
     F_ACTIVE,
     F_ANON,
@@ -49,7 +49,7 @@ from engine.mm.unmap import (
 from engine.pte import PTE_AF, PTE_SPECIAL
 
 
-class Reclaim(Huge):
+class Reclaim(MmContext):
     # --- aging -------------------------------------------------------------------------
     @kfn("folio_referenced")
     def folio_referenced(self, head: int) -> int:
@@ -168,7 +168,7 @@ class Reclaim(Huge):
 
     def _split_and_shrink(self, head: int, ignore_references: bool) -> str:
         n = 1 << self.arch.folios.order_of(head)
-        first = self.split_folio(head, 0)
+        first = split_folio(self, head, 0)
         if first < 0:
             return "kept"
         # the head goes on as an order-0 folio; the tails are queued on folio_list and
@@ -198,7 +198,7 @@ class Reclaim(Huge):
             if head not in pm.deferred:
                 continue
             if pm.flags[head - pm.base] & F_PARTIAL and pm.lmap[head - pm.base]:
-                if self.split_folio(head, 0) >= 0:
+                if split_folio(self, head, 0) >= 0:
                     split += 1
             else:
                 unqueue_deferred(self, head)
