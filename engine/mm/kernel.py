@@ -9,23 +9,24 @@ ScenarioError) before anything changes.
 
 from __future__ import annotations
 
-from engine.mm.base import kfn
+from engine.mm.base import MmContext, kfn
 from engine.mm.filemap import file_read
 from engine.mm.fork import dup_mmap
 from engine.mm.huge import collapse_huge_page, split_folio
-from engine.mm.madvise import Madvise
+from engine.mm.madvise import madvise_cold_range, madvise_free_range
 from engine.mm.migrate import migrate_one_folio
 from engine.mm.mprotect import change_prot_numa, mprotect_fixup
 from engine.mm.mremap import move_vma
 from engine.mm.pmd import split_huge_pmd, split_vmas
 from engine.mm.process import Process
+from engine.mm.reclaim import lru_folios, reclaim_pass
 from engine.mm.vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VMA
 from engine.mm.zap import exit_mmap, unmap_region, zap_vma_range
 from engine.pte import PTE_SPECIAL
 from engine.state.mmstruct import MMStruct
 
 
-class Kernel(Madvise):
+class Kernel(MmContext):
     # --- processes ------------------------------------------------------------------------
     def new_process(self, name: str, parent: str | None = None) -> Process:
         pid = self.next_id("pid")
@@ -87,9 +88,9 @@ class Kernel(Madvise):
                 tlb.finish()
             elif advice == "free":
                 if v.anon and not v.flags & VM_SHARED:
-                    done += self.madvise_free_range(proc, v, s, e)
+                    done += madvise_free_range(self, proc, v, s, e)
             elif advice in ("cold", "pageout"):
-                done += self.madvise_cold_range(proc, v, s, e, advice == "pageout")
+                done += madvise_cold_range(self, proc, v, s, e, advice == "pageout")
         return done
 
     def mremap(self, proc: Process, name: str, start: int, end: int, new_addr: int) -> int:
@@ -105,14 +106,14 @@ class Kernel(Madvise):
 
     # --- memory management operations ------------------------------------------------------
     def reclaim(self, procs: list[Process], start: int, end: int, global_pass: bool) -> int:
-        return self.reclaim_pass(procs, start, end, global_pass)
+        return reclaim_pass(self, procs, start, end, global_pass)
 
     def migrate_targets(self, proc: Process, start: int, end: int) -> list[tuple[int, int]]:
         """(folio head, address) of each folio mapped in the range, in the order
         migrate visits them: the address is the folio's first mapped page there
         (its PMD for a PMD mapping) -- what ``move_pages()`` is given, one page
         per folio, by the crosscheck's guest."""
-        heads = self.lru_folios([proc], start, end, include_unmapped=False)
+        heads = lru_folios(self, [proc], start, end, include_unmapped=False)
         first: dict[int, int] = {}
         pt = proc.mm.pt
         folios = self.arch.folios
