@@ -335,13 +335,14 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
         mm = proc.mm
         access = mmu.device_access if smmu else mmu.access
         handle = handle_mm_fault
+        ctx = k.ctx
         vma = None
         hit_run = None if smmu else mmu.hit_run
         va = start
         while va < end:
-            k.ticks -= 1  # an interrupt point per page or run of TLB hits
-            if k.ticks < 0:
-                k.poll_interrupt()
+            ctx.ticks -= 1  # an interrupt point per page or run of TLB hits
+            if ctx.ticks < 0:
+                ctx.poll_interrupt()
             if hit_run is not None:
                 n = hit_run(mm, va, end, write)
                 if n:
@@ -359,16 +360,16 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                 if vma is None or not vma.start <= va < vma.end:
                     vma = proc.find_vma(va)
                     assert vma is not None  # [start, end) is covered by VMAs (checked above)
-                ret = handle(k, proc, vma, va, write)
+                ret = handle(ctx, proc, vma, va, write)
                 if ret & VM_FAULT_RETRY:
-                    ret = retry_fault(k, proc, vma, va, write, ret)
+                    ret = retry_fault(ctx, proc, vma, va, write, ret)
                 if ret & VM_FAULT_OOM:
                     if write:
-                        user_wrote(k, mm, start, va)
+                        user_wrote(ctx, mm, start, va)
                     return
             va += ps
         if write:
-            user_wrote(k, mm, start, end)
+            user_wrote(ctx, mm, start, end)
 
     return run
 
@@ -654,7 +655,7 @@ def _gup(m: Machine, op: Op) -> Callable[[], object]:
 
     def run() -> None:
         if not race:
-            gup_fast(k, proc, start, end, write)
+            gup_fast(k.ctx, proc, start, end, write)
             return
         # Another CPU unfolds the block while the first lockless gather is
         # half way through it (the reader's third read).
@@ -670,7 +671,7 @@ def _gup(m: Machine, op: Op) -> Callable[[], object]:
 
         arch.lockless_hook = racing_cpu
         try:
-            gup_fast(k, proc, start, end, write)
+            gup_fast(k.ctx, proc, start, end, write)
         finally:
             arch.lockless_hook = None
 

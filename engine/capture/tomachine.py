@@ -126,7 +126,7 @@ def populate(m: Machine, api_state: ApiState, prov: Any) -> Converted:
     """Fill the fresh machine ``m`` (engine.machine.Machine, nothing run on it)
     with the captured state ``api_state`` (an ApiMachine state: page tables and
     folio registry) and the header's provenance. Raises ScenarioError."""
-    k = m.kernel
+    k = m.kernel.ctx  # the core-mm context: the capture fills its state directly
     g = m.g
     ps, shift = g.page_size, g.page_shift
     layout = k.layout
