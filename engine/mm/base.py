@@ -4,11 +4,11 @@ the event recorder, physical memory, swap, the page cache, THP settings, the
 process list and sysfs-like knobs -- and the ``kfn`` bracket that records a
 kernel function as ``call``/``ret`` events exactly like ``arch_call`` does.
 
-Core-mm paths are functions per kernel file over an explicit context, named
-as in the kernel with the context first (``zap_pte_range(ctx, tlb, proc, vma,
-start, end)``). Files not converted yet are still mixins over MmContext;
-:class:`engine.mm.kernel.Kernel` is the context plus the system-call level
-entry points (see engine/mm/kernel.py for which files are which).
+Core-mm paths are functions per kernel file over this explicit context,
+named as in the kernel with the context first (``zap_pte_range(ctx, tlb,
+proc, vma, start, end)``); a file calls another's functions directly.
+:class:`engine.mm.kernel.Kernel` owns the context and keeps the system-call
+level entry points.
 """
 
 from __future__ import annotations
