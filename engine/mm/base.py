@@ -23,7 +23,7 @@ from engine.errors import OpInterrupted
 from engine.events import EventLog
 from engine.granule import Granule
 from engine.mm.pagecache import PageCache
-from engine.mm.physmem import PhysMem
+from engine.mm.physmem import F_ANON, PhysMem
 from engine.mm.process import Process
 from engine.mm.swap import SwapDevice
 from engine.mm.thp import ThpPolicy
@@ -222,8 +222,6 @@ class MmContext:
         """The VMAs that may map the folio (anon_vma chain or i_mmap)."""
         if self._rmap_built != self._rmap_gen:
             self._build_rmap_index()
-        from engine.mm.physmem import F_ANON
-
         i = head - self.pm.base
         mapping = self.pm.mapping[i]
         if self.pm.flags[i] & F_ANON:

@@ -25,7 +25,7 @@ from engine.mm.physmem import F_ANON, F_DIRTY, P_ANON_EXCLUSIVE
 from engine.mm.pmd import pmdp_invalidate, set_pmd_at, split_huge_pmd, split_vmas
 from engine.mm.process import Process
 from engine.mm.rmap import can_change_pte_writable, folio_is_anon, folio_mapped_in
-from engine.mm.vma import VM_SHARED, VM_WRITE, VMA
+from engine.mm.vma import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_SPECIAL, PTE_SWBITS_MASK, PTE_TABLE_BIT, PTE_VALID, PTE_WRITE
 from engine.state.mmstruct import MMStruct
 
@@ -206,8 +206,6 @@ def change_huge_pmd(ctx: MmContext, tlb: MMUGather, proc: Process, vma: VMA, add
 # --- the syscalls -------------------------------------------------------------------
 @kfn("mprotect_fixup")
 def mprotect_fixup(ctx: MmContext, proc: Process, start: int, end: int, vm_flags: int) -> int:
-    from engine.mm.vma import VM_EXEC, VM_READ
-
     rwx = VM_READ | VM_WRITE | VM_EXEC
     vmas = []
     for v in list(proc.vmas_in(start, end)):

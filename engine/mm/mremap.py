@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from engine.mm.base import MmContext, kfn
 from engine.mm.batch import FPB_RESPECT_WRITE, folio_pte_batch_flags
+from engine.mm.gather import MMUGather
 from engine.mm.pmd import flush_pmd_tlb_range, pmdp_huge_get_and_clear, set_pmd_at, split_huge_pmd
 from engine.mm.process import Process
 from engine.mm.vma import VMA
@@ -37,8 +38,6 @@ def move_vma(ctx: MmContext, proc: Process, vma: VMA, new_addr: int) -> int:
     ctx.vmas_changed()
     # do_vmi_munmap() of the old range: its entries are gone already, only
     # the page tables nobody uses any more are freed
-    from engine.mm.gather import MMUGather
-
     tlb = MMUGather(ctx, proc.mm)
     free_pgtables(ctx, tlb, proc, old_start, old_end)
     tlb.finish()
