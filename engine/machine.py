@@ -122,7 +122,7 @@ class Machine(Verbs):
         except ValueError as e:
             raise ScenarioError(str(e)) from None
         self.kernel = Kernel(self.arch, self.log, pm, swap, pc, thp)
-        self.kernel.fault_around_pages = max(1, cfg.fault_around >> g.page_shift)
+        self.kernel.ctx.fault_around_pages = max(1, cfg.fault_around >> g.page_shift)
         try:
             self.policy = load_policy(cfg.policy)
         except ValueError as e:
@@ -197,8 +197,8 @@ class Machine(Verbs):
         """Long ops call ``poll()`` every millisecond or so; when it returns
         True the op stops part way with OpInterrupted, leaving the machine
         mid-op (restore a state taken before the op, or discard the machine)."""
-        self.kernel.interrupt_poll = poll
-        self.kernel.ticks = 0
+        self.kernel.ctx.interrupt_poll = poll
+        self.kernel.ctx.ticks = 0
 
     def run(self, ops: Iterable[Op]) -> dict[str, float | int]:
         for op in ops:
@@ -307,7 +307,7 @@ class Machine(Verbs):
         """A checkpoint. Page tables are shared copy-on-write with the live
         machine; physical-memory and swap maps are frozen into chunks shared
         with the previous checkpoint where unchanged (engine.state.chunks)."""
-        k = self.kernel
+        k = self.kernel.ctx
         reg = self.folios.clone()
         pm = k.pm.freeze(self._frozen[0])
         swap = k.swap.freeze(self._frozen[1])
@@ -321,7 +321,7 @@ class Machine(Verbs):
         }
 
     def restore(self, st: dict[str, Any]) -> None:
-        k = self.kernel
+        k = self.kernel.ctx
         self.folios.assign(st["folios"])
         k.pm = st["pm"].thaw(self.folios)
         k.pc = st["pc"].clone()

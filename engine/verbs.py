@@ -40,6 +40,9 @@ from engine.errors import ScenarioError
 from engine.expressions import looks_like_size, parse_size
 from engine.limits import human
 from engine.mm.base import VM_FAULT_OOM, VM_FAULT_RETRY
+from engine.mm.fault import retry_fault, user_wrote
+from engine.mm.gup import gup_fast
+from engine.mm.huge import handle_mm_fault
 from engine.mm.vma import PROTS, VM_EXEC, VM_HUGEPAGE, VM_READ, VM_SHARED, VM_WRITE, prot_flags
 
 if TYPE_CHECKING:
@@ -331,14 +334,15 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
     def run() -> None:
         mm = proc.mm
         access = mmu.device_access if smmu else mmu.access
-        handle = k.handle_mm_fault
+        handle = handle_mm_fault
+        ctx = k.ctx
         vma = None
         hit_run = None if smmu else mmu.hit_run
         va = start
         while va < end:
-            k.ticks -= 1  # an interrupt point per page or run of TLB hits
-            if k.ticks < 0:
-                k.poll_interrupt()
+            ctx.ticks -= 1  # an interrupt point per page or run of TLB hits
+            if ctx.ticks < 0:
+                ctx.poll_interrupt()
             if hit_run is not None:
                 n = hit_run(mm, va, end, write)
                 if n:
@@ -356,16 +360,16 @@ def _touch(m: Machine, op: Op) -> Callable[[], object]:
                 if vma is None or not vma.start <= va < vma.end:
                     vma = proc.find_vma(va)
                     assert vma is not None  # [start, end) is covered by VMAs (checked above)
-                ret = handle(proc, vma, va, write)
+                ret = handle(ctx, proc, vma, va, write)
                 if ret & VM_FAULT_RETRY:
-                    ret = k.retry_fault(proc, vma, va, write, ret)
+                    ret = retry_fault(ctx, proc, vma, va, write, ret)
                 if ret & VM_FAULT_OOM:
                     if write:
-                        k.user_wrote(mm, start, va)
+                        user_wrote(ctx, mm, start, va)
                     return
             va += ps
         if write:
-            k.user_wrote(mm, start, end)
+            user_wrote(ctx, mm, start, end)
 
     return run
 
@@ -651,7 +655,7 @@ def _gup(m: Machine, op: Op) -> Callable[[], object]:
 
     def run() -> None:
         if not race:
-            k.gup_fast(proc, start, end, write)
+            gup_fast(k.ctx, proc, start, end, write)
             return
         # Another CPU unfolds the block while the first lockless gather is
         # half way through it (the reader's third read).
@@ -667,7 +671,7 @@ def _gup(m: Machine, op: Op) -> Callable[[], object]:
 
         arch.lockless_hook = racing_cpu
         try:
-            k.gup_fast(proc, start, end, write)
+            gup_fast(k.ctx, proc, start, end, write)
         finally:
             arch.lockless_hook = None
 

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.machine import Machine  # noqa: E402
-from engine.mm.base import KernelBase as Kernel  # noqa: E402
+from engine.mm.base import MmContext as Kernel  # noqa: E402
 
 
 def main() -> int:

@@ -377,7 +377,7 @@ def test_run_from_a_live_capture_end_to_end(helper, tmp_path, capsys):
 
     m = Machine(MachineConfig(**{**start.config, "record": False}))
     m.restore(start.state)
-    assert audit(m.kernel) == [] and m.check_invariants() == []
+    assert audit(m.kernel.ctx) == [] and m.check_invariants() == []
     assert m.cont_blocks() >= 31  # the split THP's folded blocks stay folded
 
     pts = tmp_path / "what-if.pts"

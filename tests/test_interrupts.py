@@ -116,7 +116,7 @@ def test_an_interrupted_recording_keeps_a_mid_op_position(reference):
     s.seek(Position(5, 3))
     s._events_cache.clear()
     s.interrupt = Countdown(1)
-    s.machine.kernel.ticks = 0  # poll at the op's first kernel call (a short op may not poll at all)
+    s.machine.kernel.ctx.ticks = 0  # poll at the op's first kernel call (a short op may not poll at all)
     with pytest.raises(SessionInterrupted):
         s.events_of(5)
     assert s.position == Position(5, 3) and s.machine.digest() == digests[5]
@@ -215,7 +215,7 @@ def test_escape_inside_a_long_op_in_the_tui(tmp_path, monkeypatch):
     pressed, so the op cannot end first however fast the machine is."""
     import threading
 
-    from engine.mm.base import KernelBase as Kernel
+    from engine.mm.base import MmContext as Kernel
     from tui.app import PtlabApp
     from tui.targets import open_target
 

@@ -35,7 +35,7 @@ def test_fork_shares_folios_with_refcounts_mapcounts_and_exclusivity():
     assert not child & PTE_AF and not parent & (1 << 51)  # PTE_WRITE gone
     # the shared mapping is not copied at fork (vma_needs_copy): the child refaults it
     assert _pte(r, "s", proc="c") == 0
-    assert not audit(r.machine.kernel)
+    assert not audit(r.machine.kernel.ctx)
 
 
 def test_cow_after_fork_both_sides_then_exclusive_again():
@@ -45,7 +45,7 @@ def test_cow_after_fork_both_sides_then_exclusive_again():
     # the child's copy is gone; the parent now reuses the large folio
     assert f["refcount"] == 16 and f["mapcount"] == 16
     assert _folio(r, "a", 4096)["anon_exclusive"]
-    assert not audit(r.machine.kernel)
+    assert not audit(r.machine.kernel.ctx)
 
 
 def test_fork_of_swap_entries_duplicates_them_and_drops_exclusive():
@@ -56,7 +56,7 @@ def test_fork_of_swap_entries_duplicates_them_and_drops_exclusive():
     k = r.machine.kernel
     slot = r.machine.layout.swp_offset(parent)
     assert k.swap.count[slot] == 2
-    assert not audit(k)
+    assert not audit(k.ctx)
 
 
 # --- file faults --------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_swap_in_order_and_exclusivity(kernel, order, hw):
     # an exclusive swap entry is mapped writable at once: the write needs no fault;
     # the CPU's DBM marks it dirty where pte_mkwrite() keeps it clean (v6.12.y, v6.18+)
     assert wr["page_faults"] == 0 and wr["hw_update"] == hw
-    assert not audit(r.machine.kernel)
+    assert not audit(r.machine.kernel.ctx)
 
 
 def test_lazyfree_is_discarded_unless_written_again():
@@ -197,7 +197,7 @@ def test_mremap_to_a_misaligned_address_cannot_keep_cont():
     r = run("mthp 64K=always\nmmap a 64K at 0x7f0000000000\ntouch a write\n"
             "mremap a 0x7f0000101000\n", "v7.0")
     assert r.totals["cont_blocks"] == 0
-    assert not audit(r.machine.kernel)
+    assert not audit(r.machine.kernel.ctx)
 
 
 def test_mremap_of_a_whole_pmd_moves_the_table():
@@ -235,7 +235,7 @@ def test_split_to_order_refolds_only_what_a_new_folio_covers(order, cont):
     assert sp["unfolds"] == 32  # every block unfolds on its first migration entry
     assert sp["folds"] == cont
     assert _folio(r, "a")["order"] == order
-    assert not audit(r.machine.kernel)
+    assert not audit(r.machine.kernel.ctx)
 
 
 def test_partial_munmap_queues_deferred_split_and_reclaim_splits():
@@ -245,7 +245,7 @@ def test_partial_munmap_queues_deferred_split_and_reclaim_splits():
     assert r.op_counts(3)["call:deferred_split_scan"] == 1
     assert r.op_counts(3)["call:split_huge_page_to_list_to_order"] == 1
     assert not k.pm.deferred
-    assert not audit(k)
+    assert not audit(k.ctx)
 
 
 @pytest.mark.parametrize("kernel", ["v6.9", "v7.0"])
@@ -259,7 +259,7 @@ def test_collapse_maps_a_pmd(kernel):
         assert r.nrs("clear_full_ptes") == [16] * 16  # clear_ptes(): one call per 64K folio
     else:
         assert co["call:ptep_get_and_clear"] == 256
-    assert not audit(r.machine.kernel)
+    assert not audit(r.machine.kernel.ctx)
 
 
 def test_huge_pmd_cow_after_fork_splits_and_falls_back():
@@ -267,7 +267,7 @@ def test_huge_pmd_cow_after_fork_splits_and_falls_back():
     w = r.op_counts(3)
     assert w["call:__split_huge_pmd"] == 1 and w["call:wp_page_copy"] == 1
     assert r.nrs("set_ptes")[0] == 512
-    assert not audit(r.machine.kernel)
+    assert not audit(r.machine.kernel.ctx)
 
 
 def test_splitting_a_vma_inside_a_pmd_mapping_splits_the_pmd():
@@ -278,4 +278,4 @@ def test_splitting_a_vma_inside_a_pmd_mapping_splits_the_pmd():
     assert r.op_counts(2)["call:__split_huge_pmd"] == 1
     f = _folio(r, "a")
     assert f["mapcount"] == 1024 and f["refcount"] == 1024
-    assert not audit(r.machine.kernel)
+    assert not audit(r.machine.kernel.ctx)

@@ -116,7 +116,7 @@ def run_program(config: dict, program: list, check_state: bool = True) -> Machin
 @given(config=CONFIG, program=PROGRAM)
 def test_random_programs_keep_every_invariant(config, program):
     m = run_program(config, program)
-    problems = audit(m.kernel)
+    problems = audit(m.kernel.ctx)
     assert not problems, "\n".join(problems[:10])
 
 
@@ -137,7 +137,7 @@ def test_random_programs_on_large_granules(program, granule):
             continue
         assert not [e for e in m.log.buf[mark:] if e[0] in ("invariant_violation", "tlb_conflict")]
         m.log.clear()
-    assert not audit(m.kernel)
+    assert not audit(m.kernel.ctx)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

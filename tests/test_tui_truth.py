@@ -164,7 +164,7 @@ def test_interrupted_back_step_leaves_one_position_everywhere(tmp_path, monkeypa
     import threading
 
     from engine.machine import Machine
-    from engine.mm.base import KernelBase as Kernel
+    from engine.mm.base import MmContext as Kernel
 
     (tmp_path / "big.pts").write_text(BIG)
     s = open_target(str(tmp_path / "big.pts"))

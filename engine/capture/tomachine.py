@@ -62,6 +62,7 @@ from engine.mm.physmem import (
     max_page_order,
 )
 from engine.mm.process import Process
+from engine.mm.rmap import anon_vma_prepare
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID, PTE_WRITE
@@ -125,7 +126,7 @@ def populate(m: Machine, api_state: ApiState, prov: Any) -> Converted:
     """Fill the fresh machine ``m`` (engine.machine.Machine, nothing run on it)
     with the captured state ``api_state`` (an ApiMachine state: page tables and
     folio registry) and the header's provenance. Raises ScenarioError."""
-    k = m.kernel
+    k = m.kernel.ctx  # the core-mm context: the capture fills its state directly
     g = m.g
     ps, shift = g.page_size, g.page_shift
     layout = k.layout
@@ -328,7 +329,7 @@ def populate(m: Machine, api_state: ApiState, prov: Any) -> Converted:
             reg_m.insert(h, nr.bit_length() - 1)
         i = h - pm.base
         if anon:
-            k.anon_vma_prepare(v)
+            anon_vma_prepare(k, v)
             pm.flags[i] |= F_ANON | F_SWAPBACKED | F_UPTODATE | F_LRU
             pm.mapping[i] = v.anon_vma
         else:

@@ -17,14 +17,15 @@ a long run. Returns a list of problems (empty when consistent).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
+from engine.mm.base import MmContext
 from engine.mm.physmem import F_PAGECACHE, F_RESERVED, F_SWAPCACHE
 from engine.mm.swap import SWP_TYPE
+from engine.mm.swapcache import swap_cache_lookup
 from engine.pte import PTE_SPECIAL
 
 
-def audit(k: Any) -> list[str]:
+def audit(k: MmContext) -> list[str]:
     pm = k.pm
     lay = k.layout
     folios = k.arch.folios
@@ -100,7 +101,7 @@ def audit(k: Any) -> list[str]:
     sw = k.swap
     for slot in range(1, sw.nslots):
         expect = swap_refs.get(slot, 0)
-        head = k.swap_cache_lookup(slot) if sw.cache else -1
+        head = swap_cache_lookup(k, slot) if sw.cache else -1
         if head >= 0:
             expect += 1
         if sw.count[slot] != expect:

@@ -1,10 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""What every core-mm path shares: the arch layer, physical memory, the
-process list, sysfs-like knobs, and the ``kfn`` bracket that records a
+"""What every core-mm path shares: :class:`MmContext` -- the arch layer,
+the event recorder, physical memory, swap, the page cache, THP settings, the
+process list and sysfs-like knobs -- and the ``kfn`` bracket that records a
 kernel function as ``call``/``ret`` events exactly like ``arch_call`` does.
 
-Core-mm paths live in mixins (fault.py, fork.py, zap.py, ...) over
-:class:`KernelBase`; :class:`engine.mm.kernel.Kernel` combines them.
+Core-mm paths are functions per kernel file over this explicit context,
+named as in the kernel with the context first (``zap_pte_range(ctx, tlb,
+proc, vma, start, end)``); a file calls another's functions directly.
+:class:`engine.mm.kernel.Kernel` owns the context and keeps the system-call
+level entry points.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from engine.errors import OpInterrupted
 from engine.events import EventLog
 from engine.granule import Granule
 from engine.mm.pagecache import PageCache
-from engine.mm.physmem import PhysMem
+from engine.mm.physmem import F_ANON, PhysMem
 from engine.mm.process import Process
 from engine.mm.swap import SwapDevice
 from engine.mm.thp import ThpPolicy
@@ -46,22 +50,23 @@ POLL_EVERY = 16
 # (engine.events), so the wrapper never tests the mode. kcall/kret record
 # processes and VMAs by name, and only when the log keeps the events.
 _KFN_TEMPLATE = """
-def {name}(self, {params}):
-    self.ticks -= 1  # cooperative interrupt point (see KernelBase.poll_interrupt)
-    if self.ticks < 0:
-        self.poll_interrupt()
-    log = self.log
+def {name}(ctx, {params}):
+    ctx.ticks -= 1  # cooperative interrupt point (see MmContext.poll_interrupt)
+    if ctx.ticks < 0:
+        ctx.poll_interrupt()
+    log = ctx.log
     log.kcall(NAME, ({args}{comma}))
-    r = fn(self{sep}{args})
+    r = fn(ctx{sep}{args})
     log.kret(NAME, r)
     return r
 """
 
 
 def kfn(name: str) -> Callable[[F], F]:
-    """Bracket a core-mm method with ``call``/``ret`` events named after the
-    kernel function it models. Arguments are recorded as plain data
-    (processes and VMAs by name)."""
+    """Bracket a core-mm function (its first argument the MmContext) with
+    ``call``/``ret`` events named after the kernel function it models.
+    Arguments after the context are recorded as plain data (processes and
+    VMAs by name)."""
 
     def deco(fn: F) -> F:
         names = _positional_params(fn, 1)
@@ -71,13 +76,13 @@ def kfn(name: str) -> Callable[[F], F]:
             functools.update_wrapper(wrapper, fn)
         else:
             @functools.wraps(fn)
-            def wrapper(self: KernelBase, *args: Any, **kw: Any) -> Any:
-                self.ticks -= 1  # cooperative interrupt point (see KernelBase.poll_interrupt)
-                if self.ticks < 0:
-                    self.poll_interrupt()
-                log = self.log
+            def wrapper(ctx: MmContext, *args: Any, **kw: Any) -> Any:
+                ctx.ticks -= 1  # cooperative interrupt point (see MmContext.poll_interrupt)
+                if ctx.ticks < 0:
+                    ctx.poll_interrupt()
+                log = ctx.log
                 log.kcall(name, (*args, *kw.values()) if kw else args)
-                r = fn(self, *args, **kw)
+                r = fn(ctx, *args, **kw)
                 log.kret(name, r)
                 return r
 
@@ -87,7 +92,19 @@ def kfn(name: str) -> Callable[[F], F]:
     return deco
 
 
-class KernelBase:
+class MmContext:
+    """The state every core-mm path reads and changes, passed explicitly as
+    ``ctx``: ``arch`` (the arm64 ptep API over the page tables, folios, TLB
+    flushes), ``log`` (the event recorder), ``pm`` (physical memory: folio
+    flags, refcounts, mapcounts), ``swap`` (the swap device and swap cache
+    maps), ``pc`` (the page cache), ``thp`` (the sysfs THP/mTHP settings),
+    ``procs`` (every process, with its mm and VMAs), ``ids`` (pid, asid and
+    anon_vma numbering), sysfs/debugfs knobs, the per-op flags
+    ``ubc_pending``/``fault_tried``, the interrupt countdown, and the
+    reverse-map index. Granule constants are cached flat for the hot paths.
+    Helpers that every file uses (``mk_pte``, ``pte_pfn``, ``mm_event``,
+    ``cost``, the rmap walk's VMA lookup) are methods here."""
+
     def __init__(self, arch: Arch, log: EventLog, pm: PhysMem, swap: SwapDevice,
                  pagecache: PageCache, thp: ThpPolicy):
         self.arch = arch
@@ -205,8 +222,6 @@ class KernelBase:
         """The VMAs that may map the folio (anon_vma chain or i_mmap)."""
         if self._rmap_built != self._rmap_gen:
             self._build_rmap_index()
-        from engine.mm.physmem import F_ANON
-
         i = head - self.pm.base
         mapping = self.pm.mapping[i]
         if self.pm.flags[i] & F_ANON:

@@ -16,21 +16,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.arch.tlbflush import TLBI_TTL_UNKNOWN
+from engine.mm.rmap import folio_put_refs, folio_remove_rmap_ptes
 
 if TYPE_CHECKING:
-    from engine.mm.rmap import Rmap
+    from engine.mm.base import MmContext
     from engine.state.mmstruct import MMStruct
 
 MMU_GATHER_BUNDLE = 8
 
 
 class MMUGather:
-    def __init__(self, k: Rmap, mm: MMStruct, fullmm: bool = False):  # (any path mixin: all are Rmaps)
-        self.k = k
+    def __init__(self, ctx: MmContext, mm: MMStruct, fullmm: bool = False):
+        self.ctx = ctx
         self.mm = mm
         self.fullmm = fullmm
         # MAX_GATHER_BATCH = (PAGE_SIZE - sizeof(struct mmu_gather_batch)) / sizeof(void *)
-        per_batch = (k.ps - 16) // 8
+        per_batch = (ctx.ps - 16) // 8
         self.capacity = MMU_GATHER_BUNDLE + (10000 // per_batch) * per_batch
         self.pages: list[tuple[int, int]] = []  # (folio head, references to drop)
         self.slots = 0
@@ -48,12 +49,12 @@ class MMUGather:
     def remove_tlb_entries(self, addr: int, nr: int) -> None:
         """tlb_remove_tlb_entries(): widen the flush range, note PTEs cleared."""
         self.start = min(self.start, addr)
-        self.end = max(self.end, addr + nr * self.k.ps)
+        self.end = max(self.end, addr + nr * self.ctx.ps)
         self.cleared_ptes = True
 
     def remove_pmd_tlb_entry(self, addr: int) -> None:
         self.start = min(self.start, addr)
-        self.end = max(self.end, addr + self.k.pmd_size)
+        self.end = max(self.end, addr + self.ctx.pmd_size)
         self.cleared_pmds = True
 
     def flush_pte_range(self, addr: int, size: int) -> None:
@@ -65,7 +66,7 @@ class MMUGather:
     def free_table(self, addr: int) -> None:
         """pte_free_tlb(): a page table was freed (needs a walk-cache flush)."""
         self.start = min(self.start, addr)
-        self.end = max(self.end, addr + self.k.pmd_size)
+        self.end = max(self.end, addr + self.ctx.pmd_size)
         self.freed_tables = True
 
     def remove_folio_pages(self, head: int, nr: int, delay_rmap: bool = False) -> bool:
@@ -81,9 +82,9 @@ class MMUGather:
             return
         if not self.end and not self.freed_tables:
             return
-        k = self.k
-        arch = k.arch
-        log = k.log
+        ctx = self.ctx
+        arch = ctx.arch
+        log = ctx.log
         log.call("tlb_flush", (self.mm.name, self.start if self.end else 0, self.end, self.fullmm,
                                self.freed_tables))
         last_level = not self.freed_tables
@@ -91,7 +92,7 @@ class MMUGather:
             if not last_level:
                 arch.flush_tlb_mm(self.mm)
         elif self.end:
-            stride = k.ps if self.cleared_ptes else k.pmd_size
+            stride = ctx.ps if self.cleared_ptes else ctx.pmd_size
             if self.freed_tables:
                 level = TLBI_TTL_UNKNOWN
             elif self.cleared_ptes and not self.cleared_pmds:
@@ -107,16 +108,16 @@ class MMUGather:
 
     def flush_rmaps(self) -> None:
         """tlb_flush_rmaps(): the delayed rmap removals of dirty file folios."""
-        k = self.k
+        ctx = self.ctx
         for head, pfn, nr, addr in self.delayed:
-            k.folio_remove_rmap_ptes(head, pfn, nr, addr)
+            folio_remove_rmap_ptes(ctx, head, pfn, nr, addr)
         self.delayed.clear()
 
     def flush_mmu_free(self) -> None:
         """tlb_batch_pages_flush(): drop the queued folio references."""
-        k = self.k
+        ctx = self.ctx
         for head, nr in self.pages:
-            k.folio_put_refs(head, nr)
+            folio_put_refs(ctx, head, nr)
         self.pages.clear()
         self.slots = 0
 

@@ -10,32 +10,31 @@ released at once: long-term pins are not modelled.
 
 from __future__ import annotations
 
-from engine.mm.base import kfn
+from engine.mm.base import MmContext, kfn
 from engine.mm.process import Process
-from engine.mm.rmap import Rmap
+from engine.mm.rmap import folio_put_refs, folio_ref_add
 from engine.pte import PTE_SPECIAL, PTE_WRITE
 
 
-class Gup(Rmap):
-    @kfn("gup_fast")
-    def gup_fast(self, proc: Process, start: int, end: int, write: bool) -> int:
-        mm = proc.mm
-        arch = self.arch
-        lay = self.layout
-        got = 0
-        for va in range(start, end, self.ps):
-            if mm.pt.tables.get(va >> self.g.pmd_shift) is None:
-                continue
-            pte = arch.ptep_get_lockless(mm, va)
-            if (not pte or not lay.pte_present(pte) or lay.pte_protnone(pte) or pte & PTE_SPECIAL
-                    or (write and not pte & PTE_WRITE)):
-                continue  # the slow path would fault it in
-            head, _ = arch.folios.folio_of(self.pte_pfn(pte))
-            self.folio_ref_add(head, 1)  # try_grab_folio_fast()
-            if arch.ptep_get(mm, va) != pte:
-                self.folio_put_refs(head, 1)
-                continue
-            self.mm_event("gup_pin", va, head)
-            self.folio_put_refs(head, 1)  # unpin_user_page()
-            got += 1
-        return got
+@kfn("gup_fast")
+def gup_fast(ctx: MmContext, proc: Process, start: int, end: int, write: bool) -> int:
+    mm = proc.mm
+    arch = ctx.arch
+    lay = ctx.layout
+    got = 0
+    for va in range(start, end, ctx.ps):
+        if mm.pt.tables.get(va >> ctx.g.pmd_shift) is None:
+            continue
+        pte = arch.ptep_get_lockless(mm, va)
+        if (not pte or not lay.pte_present(pte) or lay.pte_protnone(pte) or pte & PTE_SPECIAL
+                or (write and not pte & PTE_WRITE)):
+            continue  # the slow path would fault it in
+        head, _ = arch.folios.folio_of(ctx.pte_pfn(pte))
+        folio_ref_add(ctx, head, 1)  # try_grab_folio_fast()
+        if arch.ptep_get(mm, va) != pte:
+            folio_put_refs(ctx, head, 1)
+            continue
+        ctx.mm_event("gup_pin", va, head)
+        folio_put_refs(ctx, head, 1)  # unpin_user_page()
+        got += 1
+    return got

@@ -20,285 +20,305 @@ from __future__ import annotations
 
 from errno import EINVAL, ENOMEM
 
-from engine.mm.base import VM_FAULT_FALLBACK, kfn
-from engine.mm.fault import Faults
-from engine.mm.migrate import Migrate
+from engine.mm.base import VM_FAULT_FALLBACK, MmContext, kfn
+from engine.mm.batch import folio_pte_batch
+from engine.mm.fault import do_swap_page, handle_pte_fault
+from engine.mm.migrate import remove_migration_ptes, try_to_migrate
 from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE, P_DATA
+from engine.mm.pmd import mk_pmd, set_pmd_at, split_huge_pmd
 from engine.mm.process import Process
-from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
+from engine.mm.rmap import (
+    anon_vma_prepare,
+    can_change_pte_writable,
+    folio_add_new_anon_rmap,
+    folio_is_anon,
+    folio_put_refs,
+    folio_remove_rmap_ptes,
+    maybe_deferred_split,
+    page_anon_exclusive,
+    set_anon_exclusive,
+)
+from engine.mm.unmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, try_to_unmap, try_to_unmap_flush
 from engine.mm.vma import VM_WRITE, VMA
 from engine.pte import PTE_AF, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
 
 
-class Huge(Faults, Migrate):
-    # --- the fault entry --------------------------------------------------------------
-    @kfn("handle_mm_fault")
-    def handle_mm_fault(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
-        pt = proc.mm.pt
-        key = addr >> self.g.pmd_shift
-        pmd = pt.pmd_leaves.get(key, 0)
-        if not pmd and key not in pt.tables:
-            if (vma.anon and not vma.shmem
-                    and self.thp.allowable_orders(vma, 1 << self.pmd_order)
-                    and self.thp.suitable_orders(vma, addr, 1 << self.pmd_order)):
-                ret = self.do_huge_pmd_anonymous_page(proc, vma, addr, write)
-                if ret != VM_FAULT_FALLBACK:
-                    return ret
-        elif pmd:
-            lay = self.layout
-            if not lay.pte_present(pmd):
-                return 0  # PMD migration entry: wait for it
-            if lay.pte_protnone(pmd) and vma.accessible:
-                return self.do_huge_pmd_numa_page(proc, vma, addr)
-            if write and not pmd & PTE_WRITE:
-                ret = self.do_huge_pmd_wp_page(proc, vma, addr)
-                if ret != VM_FAULT_FALLBACK:
-                    return ret
-            else:
-                self.huge_pmd_set_accessed(proc, addr, write)
-                return 0
-        return self.handle_pte_fault(proc, vma, addr, write)
-
-    @kfn("do_huge_pmd_anonymous_page")
-    def do_huge_pmd_anonymous_page(self, proc: Process, vma: VMA, addr: int, write: bool) -> int:
-        haddr = addr & ~(self.pmd_size - 1)
-        self.anon_vma_prepare(vma)
-        if not write:
-            zero = self.pm.get_huge_zero_pfn()
-            if zero < 0:
-                return VM_FAULT_FALLBACK
-            self.set_pmd_at(proc.mm, haddr, self.mk_pmd(zero, vma.page_prot) | PTE_SPECIAL)
-            return 0
-        head = self.pm.alloc_folio(self.pmd_order, 0)
-        if head < 0:
-            self.mm_event("thp_fault_fallback", addr, self.pmd_order)
-            return VM_FAULT_FALLBACK
-        self.mm_event("folio_alloc", addr, self.pmd_order)
-        self.cost("mm_folio", addr, 1)
-        self.cost("mm_zero_page", addr, 1 << self.pmd_order)
-        entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(head, vma.page_prot)), vma)
-        self.folio_add_new_anon_rmap(head, 1 << self.pmd_order, vma, haddr, True, pmd=True)
-        self.set_pmd_at(proc.mm, haddr, entry)
-        return 0
-
-    def _pmdp_set_access_flags(self, proc: Process, haddr: int, entry: int, dirty: bool) -> bool:
-        """pmdp_set_access_flags(): __ptep_set_access_flags on the PMD."""
-        pt = proc.mm.pt
-        key = haddr >> self.g.pmd_shift
-        old = pt.pmd_leaves.get(key, 0)
-        if old == entry:
-            return False
-        pt.pmd_leaves[key] = entry
-        self.log.pmd_write(haddr, old, entry, "cmpxchg", proc.mm.name)
-        if dirty:
-            self.arch.flush_tlb_page(proc.mm, haddr, broadcast=not self.profile.local_access_flush)
-        return True
-
-    @kfn("do_huge_pmd_wp_page")
-    def do_huge_pmd_wp_page(self, proc: Process, vma: VMA, addr: int) -> int:
-        haddr = addr & ~(self.pmd_size - 1)
-        pmd = proc.mm.pt.get_pmd(haddr)
-        head = self.pte_pfn(pmd)
-        pm = self.pm
-        if head != pm.huge_zero_pfn and pm.flags[head - pm.base] & F_ANON:
-            reuse = self.page_anon_exclusive(head)
-            if not reuse and pm.ref[head - pm.base] == 1 and not pm.flags[head - pm.base] & F_SWAPCACHE:
-                self.set_anon_exclusive(head, 1 << self.pmd_order)
-                reuse = True
-            if reuse:
-                entry = self.maybe_mkwrite(pte_mkdirty(pmd | PTE_AF), vma)
-                self._pmdp_set_access_flags(proc, haddr, entry, True)
-                return 0
-        self.split_huge_pmd(proc, vma, haddr)
-        return VM_FAULT_FALLBACK
-
-    def huge_pmd_set_accessed(self, proc: Process, addr: int, write: bool) -> None:
-        haddr = addr & ~(self.pmd_size - 1)
-        pmd = proc.mm.pt.get_pmd(haddr)
-        entry = pmd | PTE_AF
-        if write:
-            entry = pte_mkdirty(entry)
-        self._pmdp_set_access_flags(proc, haddr, entry, write)
-
-    @kfn("do_huge_pmd_numa_page")
-    def do_huge_pmd_numa_page(self, proc: Process, vma: VMA, addr: int) -> int:
-        """One node: never misplaced, so the PMD is restored (young, writable
-        if the VMA allows it and the folio is exclusive / dirty)."""
-        haddr = addr & ~(self.pmd_size - 1)
-        old = proc.mm.pt.get_pmd(haddr)
-        pmd = self.pte_modify(old, vma.page_prot) & ~PTE_TABLE_BIT  # pmd_modify keeps the block type
-        writable = bool(pmd & PTE_WRITE)
-        if not writable and vma.flags & VM_WRITE and self.can_change_pte_writable(vma, haddr, pmd):
-            writable = True
-        pmd |= PTE_AF
-        if writable:
-            pmd = self.pte_mkwrite(pmd)
-        self.set_pmd_at(proc.mm, haddr, pmd)
-        return 0
-
-    # --- splitting folios --------------------------------------------------------------
-    @kfn("split_huge_page_to_list_to_order")
-    def split_folio(self, head: int, new_order: int) -> int:
-        """Split the folio to new_order; returns the first new head (-1 if it
-        cannot be split: not large, or pinned)."""
-        folios = self.arch.folios
-        order = folios.order_of(head)
-        if order <= new_order or head == self.pm.huge_zero_pfn:
-            return -1
-        pm = self.pm
-        i = head - pm.base
-        nr = 1 << order
-        anon = bool(pm.flags[i] & F_ANON)
-        pm.ref[i] += 1  # the splitter's reference
-        # unmap_folio()
-        # mm/huge_memory.c unmap_folio(): TTU_RMAP_LOCKED | TTU_SYNC | TTU_BATCH_FLUSH
-        flags = TTU_BATCH_FLUSH | TTU_SYNC | (TTU_SPLIT_HUGE_PMD if order == self.pmd_order else 0)
-        if anon:
-            self.try_to_migrate(head, flags)
+# --- the fault entry --------------------------------------------------------------
+@kfn("handle_mm_fault")
+def handle_mm_fault(ctx: MmContext, proc: Process, vma: VMA, addr: int, write: bool) -> int:
+    pt = proc.mm.pt
+    key = addr >> ctx.g.pmd_shift
+    pmd = pt.pmd_leaves.get(key, 0)
+    if not pmd and key not in pt.tables:
+        if (vma.anon and not vma.shmem
+                and ctx.thp.allowable_orders(vma, 1 << ctx.pmd_order)
+                and ctx.thp.suitable_orders(vma, addr, 1 << ctx.pmd_order)):
+            ret = do_huge_pmd_anonymous_page(ctx, proc, vma, addr, write)
+            if ret != VM_FAULT_FALLBACK:
+                return ret
+    elif pmd:
+        lay = ctx.layout
+        if not lay.pte_present(pmd):
+            return 0  # PMD migration entry: wait for it
+        if lay.pte_protnone(pmd) and vma.accessible:
+            return do_huge_pmd_numa_page(ctx, proc, vma, addr)
+        if write and not pmd & PTE_WRITE:
+            ret = do_huge_pmd_wp_page(ctx, proc, vma, addr)
+            if ret != VM_FAULT_FALLBACK:
+                return ret
         else:
-            self.try_to_unmap(head, flags)
-        self.try_to_unmap_flush()
-        # __split_folio_to_order(): refcounts follow the caches that hold pages
-        cache_refs = pm.ref[i] - 1
-        slot = self.swap.slot_of.pop(head, -1)
-        if slot >= 0:
-            del self.swap.cache[slot]
-        f = self.pc.files.get(pm.mapping[i]) if pm.flags[i] & F_PAGECACHE else None
-        marked = f is not None and pm.index[i] in f.readahead
-        heads = pm.split_meta(head, new_order)
-        step = 1 << new_order
-        per_cache = cache_refs // nr * step if cache_refs else 0
-        for k, h in enumerate(heads):
-            j = h - pm.base
-            pm.ref[j] = 1 + per_cache
-            if slot >= 0:
-                s = slot + k * step
-                self.swap.cache[s] = h
-                self.swap.slot_of[h] = s
-            if f is not None:
-                idx = pm.index[j]
-                for p in range(idx, idx + step):
-                    f.cache[p] = h + 1
-        if marked and f is not None:
-            f.readahead[pm.index[heads[0] - pm.base]] = None
-        self.mm_event("folio_split", head, (order << 8) | new_order)
-        self.cost("mm_folio", head, len(heads))
-        # remap_page(): each new folio gets its pages' migration entries back
-        if anon:
-            # __split_huge_page(): remap_page(..., RMP_USE_SHARED_ZEROPAGE) for anon
-            # folios (v6.12+); try_to_map_unused_to_zeropage() skips compound pages
-            zeropage = self.profile.split_zeropage and new_order == 0
-            for h in heads:
-                self.remove_migration_ptes(h, h, step, zeropage)
-        for h in heads:
-            if new_order >= 2:
-                self._maybe_deferred_split(h)
-        for h in heads:
-            self.folio_put_refs(h, 1)
-        return heads[0]
+            huge_pmd_set_accessed(ctx, proc, addr, write)
+            return 0
+    return handle_pte_fault(ctx, proc, vma, addr, write)
 
-    # --- khugepaged -------------------------------------------------------------------
-    @kfn("collapse_huge_page")
-    def collapse_huge_page(self, proc: Process, vma: VMA, haddr: int) -> int:
-        """MADV_COLLAPSE of one PMD range (mm/khugepaged.c madvise_collapse() ->
-        hpage_collapse_scan_pmd() -> collapse_huge_page()); returns 0 or a
-        negative errno, madvise_collapse_errno() of the scan result."""
-        mm = proc.mm
-        arch = self.arch
-        lay = self.layout
-        ps = self.ps
-        nr = 1 << self.pmd_order
-        pm = self.pm
-        if mm.pt.get_pmd(haddr):
-            return 0  # SCAN_PMD_MAPPED: counts as collapsed
-        if mm.pt.tables.get(haddr >> self.g.pmd_shift) is None:
-            self.mm_event("collapse_fail", haddr, "no PTE table")  # SCAN_PMD_NULL / SCAN_PMD_NONE
-            return -EINVAL
-        # hpage_collapse_scan_pmd(): ptep_get() of every entry under the PTE lock
-        none = unmapped = 0
-        writable = False
-        for k in range(nr):
-            pte = arch.ptep_get(mm, haddr + k * ps)
-            if lay.is_swap_pte(pte):
-                unmapped += 1  # no max_ptes_swap limit for MADV_COLLAPSE
-                continue
-            if pte == 0 or (pte & PTE_SPECIAL and self.pte_pfn(pte) == pm.zero_pfn):
-                none += 1  # pte_none_or_zero(): no max_ptes_none limit for MADV_COLLAPSE
-                continue
-            if pte & PTE_WRITE:
-                writable = True
-            if pte & PTE_SPECIAL:
-                self.mm_event("collapse_fail", haddr, "entry not suitable")  # SCAN_PAGE_NULL
-                return -EINVAL
-            if not self.folio_is_anon(self.arch.folios.folio_of(self.pte_pfn(pte))[0]):
-                self.mm_event("collapse_fail", haddr, "not anonymous")  # SCAN_PAGE_ANON
-                return -EINVAL
-        if not writable:
-            # SCAN_PAGE_RO, also when every entry is none or the zero page
-            self.mm_event("collapse_fail", haddr, "no writable entry")
-            return -EINVAL
-        new = pm.alloc_folio(self.pmd_order, 0)
-        if new < 0:
-            self.mm_event("collapse_fail", haddr, "no PMD-sized folio free")
-            return -ENOMEM  # SCAN_ALLOC_HUGE_PAGE_FAIL
-        self.mm_event("folio_alloc", haddr, self.pmd_order)
-        self.cost("mm_folio", haddr, 1)
-        if unmapped:
-            # __collapse_huge_page_swapin(): ptep_get_lockless() of every entry
-            for k in range(nr):
-                a = haddr + k * ps
-                orig = arch.ptep_get_lockless(mm, a)
-                if lay.is_swap_pte(orig) and self.do_swap_page(proc, vma, a, orig, False):
-                    self.mm_event("collapse_fail", haddr, "swap-in failed")
-                    pm.free_folio(new)
-                    return -EINVAL  # SCAN_FAIL
-        # pmdp_collapse_flush(): detach the table, flush the range
-        self.log.pmd_write(haddr, 0, 0, "collapse_detach", mm.name)
-        arch.flush_tlb_user_range(mm, haddr, haddr + self.pmd_size)
-        for k in range(nr):
-            arch.ptep_get(mm, haddr + k * ps)  # __collapse_huge_page_isolate() reads each entry
-        for k in range(nr):
-            arch.ptep_get(mm, haddr + k * ps)  # so does __collapse_huge_page_copy()
-        self.cost("mm_copy_page", haddr, nr - none)
-        self.cost("mm_zero_page", haddr, none)
-        # __collapse_huge_page_copy(): each page's contents go to its new place
-        fl = pm.flags
-        for k in range(nr):
-            pte = mm.pt.get(haddr + k * ps)
-            if pte and lay.pte_present(pte) and fl[self.pte_pfn(pte) - pm.base] & P_DATA:
-                fl[new - pm.base + k] |= P_DATA
-        self._collapse_copy_succeeded(proc, vma, haddr)
-        mm.pt.drop_table(haddr >> self.g.pmd_shift)  # the old table is freed
-        entry = self.maybe_mkwrite(pte_mkdirty(self.mk_pmd(new, vma.page_prot)), vma)
-        self.folio_add_new_anon_rmap(new, nr, vma, haddr, True, pmd=True)
-        self.set_pmd_at(mm, haddr, entry)
+
+@kfn("do_huge_pmd_anonymous_page")
+def do_huge_pmd_anonymous_page(ctx: MmContext, proc: Process, vma: VMA, addr: int, write: bool) -> int:
+    haddr = addr & ~(ctx.pmd_size - 1)
+    anon_vma_prepare(ctx, vma)
+    if not write:
+        zero = ctx.pm.get_huge_zero_pfn()
+        if zero < 0:
+            return VM_FAULT_FALLBACK
+        set_pmd_at(ctx, proc.mm, haddr, mk_pmd(ctx, zero, vma.page_prot) | PTE_SPECIAL)
         return 0
+    head = ctx.pm.alloc_folio(ctx.pmd_order, 0)
+    if head < 0:
+        ctx.mm_event("thp_fault_fallback", addr, ctx.pmd_order)
+        return VM_FAULT_FALLBACK
+    ctx.mm_event("folio_alloc", addr, ctx.pmd_order)
+    ctx.cost("mm_folio", addr, 1)
+    ctx.cost("mm_zero_page", addr, 1 << ctx.pmd_order)
+    entry = ctx.maybe_mkwrite(pte_mkdirty(mk_pmd(ctx, head, vma.page_prot)), vma)
+    folio_add_new_anon_rmap(ctx, head, 1 << ctx.pmd_order, vma, haddr, True, pmd=True)
+    set_pmd_at(ctx, proc.mm, haddr, entry)
+    return 0
 
-    def _collapse_copy_succeeded(self, proc: Process, vma: VMA, haddr: int) -> None:
-        mm = proc.mm
-        arch = self.arch
-        ps = self.ps
-        pm = self.pm
-        end = haddr + self.pmd_size
-        addr = haddr
-        batched = self.profile.batched_mprotect  # clear_ptes() exists
-        while addr < end:
-            nr = 1
-            pte = arch.ptep_get(mm, addr)
-            if pte == 0:
-                addr += ps
-                continue
-            pfn = self.pte_pfn(pte)
-            if pfn == pm.zero_pfn:
-                arch.ptep_get_and_clear(mm, addr)  # ptep_clear()
-                addr += ps
-                continue
-            head, n = arch.folios.folio_of(pfn)
-            if n > 1 and batched:
-                nr = self.folio_pte_batch(mm, head, n, addr, pte, (end - addr) // ps)
-                arch.clear_ptes(mm, addr, nr)
-            else:
-                arch.ptep_get_and_clear(mm, addr)
-            self.folio_remove_rmap_ptes(head, pfn, nr, addr)
-            self.folio_put_refs(head, nr)
-            addr += nr * ps
+
+def _pmdp_set_access_flags(ctx: MmContext, proc: Process, haddr: int, entry: int, dirty: bool) -> bool:
+    """pmdp_set_access_flags(): __ptep_set_access_flags on the PMD."""
+    pt = proc.mm.pt
+    key = haddr >> ctx.g.pmd_shift
+    old = pt.pmd_leaves.get(key, 0)
+    if old == entry:
+        return False
+    pt.pmd_leaves[key] = entry
+    ctx.log.pmd_write(haddr, old, entry, "cmpxchg", proc.mm.name)
+    if dirty:
+        ctx.arch.flush_tlb_page(proc.mm, haddr, broadcast=not ctx.profile.local_access_flush)
+    return True
+
+
+@kfn("do_huge_pmd_wp_page")
+def do_huge_pmd_wp_page(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> int:
+    haddr = addr & ~(ctx.pmd_size - 1)
+    pmd = proc.mm.pt.get_pmd(haddr)
+    head = ctx.pte_pfn(pmd)
+    pm = ctx.pm
+    if head != pm.huge_zero_pfn and pm.flags[head - pm.base] & F_ANON:
+        reuse = page_anon_exclusive(ctx, head)
+        if not reuse and pm.ref[head - pm.base] == 1 and not pm.flags[head - pm.base] & F_SWAPCACHE:
+            set_anon_exclusive(ctx, head, 1 << ctx.pmd_order)
+            reuse = True
+        if reuse:
+            entry = ctx.maybe_mkwrite(pte_mkdirty(pmd | PTE_AF), vma)
+            _pmdp_set_access_flags(ctx, proc, haddr, entry, True)
+            return 0
+    split_huge_pmd(ctx, proc, vma, haddr)
+    return VM_FAULT_FALLBACK
+
+
+def huge_pmd_set_accessed(ctx: MmContext, proc: Process, addr: int, write: bool) -> None:
+    haddr = addr & ~(ctx.pmd_size - 1)
+    pmd = proc.mm.pt.get_pmd(haddr)
+    entry = pmd | PTE_AF
+    if write:
+        entry = pte_mkdirty(entry)
+    _pmdp_set_access_flags(ctx, proc, haddr, entry, write)
+
+
+@kfn("do_huge_pmd_numa_page")
+def do_huge_pmd_numa_page(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> int:
+    """One node: never misplaced, so the PMD is restored (young, writable
+    if the VMA allows it and the folio is exclusive / dirty)."""
+    haddr = addr & ~(ctx.pmd_size - 1)
+    old = proc.mm.pt.get_pmd(haddr)
+    pmd = ctx.pte_modify(old, vma.page_prot) & ~PTE_TABLE_BIT  # pmd_modify keeps the block type
+    writable = bool(pmd & PTE_WRITE)
+    if not writable and vma.flags & VM_WRITE and can_change_pte_writable(ctx, vma, haddr, pmd):
+        writable = True
+    pmd |= PTE_AF
+    if writable:
+        pmd = ctx.pte_mkwrite(pmd)
+    set_pmd_at(ctx, proc.mm, haddr, pmd)
+    return 0
+
+
+# --- splitting folios --------------------------------------------------------------
+@kfn("split_huge_page_to_list_to_order")
+def split_folio(ctx: MmContext, head: int, new_order: int) -> int:
+    """Split the folio to new_order; returns the first new head (-1 if it
+    cannot be split: not large, or pinned)."""
+    folios = ctx.arch.folios
+    order = folios.order_of(head)
+    if order <= new_order or head == ctx.pm.huge_zero_pfn:
+        return -1
+    pm = ctx.pm
+    i = head - pm.base
+    nr = 1 << order
+    anon = bool(pm.flags[i] & F_ANON)
+    pm.ref[i] += 1  # the splitter's reference
+    # unmap_folio()
+    # mm/huge_memory.c unmap_folio(): TTU_RMAP_LOCKED | TTU_SYNC | TTU_BATCH_FLUSH
+    flags = TTU_BATCH_FLUSH | TTU_SYNC | (TTU_SPLIT_HUGE_PMD if order == ctx.pmd_order else 0)
+    if anon:
+        try_to_migrate(ctx, head, flags)
+    else:
+        try_to_unmap(ctx, head, flags)
+    try_to_unmap_flush(ctx)
+    # __split_folio_to_order(): refcounts follow the caches that hold pages
+    cache_refs = pm.ref[i] - 1
+    slot = ctx.swap.slot_of.pop(head, -1)
+    if slot >= 0:
+        del ctx.swap.cache[slot]
+    f = ctx.pc.files.get(pm.mapping[i]) if pm.flags[i] & F_PAGECACHE else None
+    marked = f is not None and pm.index[i] in f.readahead
+    heads = pm.split_meta(head, new_order)
+    step = 1 << new_order
+    per_cache = cache_refs // nr * step if cache_refs else 0
+    for k, h in enumerate(heads):
+        j = h - pm.base
+        pm.ref[j] = 1 + per_cache
+        if slot >= 0:
+            s = slot + k * step
+            ctx.swap.cache[s] = h
+            ctx.swap.slot_of[h] = s
+        if f is not None:
+            idx = pm.index[j]
+            for p in range(idx, idx + step):
+                f.cache[p] = h + 1
+    if marked and f is not None:
+        f.readahead[pm.index[heads[0] - pm.base]] = None
+    ctx.mm_event("folio_split", head, (order << 8) | new_order)
+    ctx.cost("mm_folio", head, len(heads))
+    # remap_page(): each new folio gets its pages' migration entries back
+    if anon:
+        # __split_huge_page(): remap_page(..., RMP_USE_SHARED_ZEROPAGE) for anon
+        # folios (v6.12+); try_to_map_unused_to_zeropage() skips compound pages
+        zeropage = ctx.profile.split_zeropage and new_order == 0
+        for h in heads:
+            remove_migration_ptes(ctx, h, h, step, zeropage)
+    for h in heads:
+        if new_order >= 2:
+            maybe_deferred_split(ctx, h)
+    for h in heads:
+        folio_put_refs(ctx, h, 1)
+    return heads[0]
+
+
+# --- khugepaged -------------------------------------------------------------------
+@kfn("collapse_huge_page")
+def collapse_huge_page(ctx: MmContext, proc: Process, vma: VMA, haddr: int) -> int:
+    """MADV_COLLAPSE of one PMD range (mm/khugepaged.c madvise_collapse() ->
+    hpage_collapse_scan_pmd() -> collapse_huge_page()); returns 0 or a
+    negative errno, madvise_collapse_errno() of the scan result."""
+    mm = proc.mm
+    arch = ctx.arch
+    lay = ctx.layout
+    ps = ctx.ps
+    nr = 1 << ctx.pmd_order
+    pm = ctx.pm
+    if mm.pt.get_pmd(haddr):
+        return 0  # SCAN_PMD_MAPPED: counts as collapsed
+    if mm.pt.tables.get(haddr >> ctx.g.pmd_shift) is None:
+        ctx.mm_event("collapse_fail", haddr, "no PTE table")  # SCAN_PMD_NULL / SCAN_PMD_NONE
+        return -EINVAL
+    # hpage_collapse_scan_pmd(): ptep_get() of every entry under the PTE lock
+    none = unmapped = 0
+    writable = False
+    for k in range(nr):
+        pte = arch.ptep_get(mm, haddr + k * ps)
+        if lay.is_swap_pte(pte):
+            unmapped += 1  # no max_ptes_swap limit for MADV_COLLAPSE
+            continue
+        if pte == 0 or (pte & PTE_SPECIAL and ctx.pte_pfn(pte) == pm.zero_pfn):
+            none += 1  # pte_none_or_zero(): no max_ptes_none limit for MADV_COLLAPSE
+            continue
+        if pte & PTE_WRITE:
+            writable = True
+        if pte & PTE_SPECIAL:
+            ctx.mm_event("collapse_fail", haddr, "entry not suitable")  # SCAN_PAGE_NULL
+            return -EINVAL
+        if not folio_is_anon(ctx, ctx.arch.folios.folio_of(ctx.pte_pfn(pte))[0]):
+            ctx.mm_event("collapse_fail", haddr, "not anonymous")  # SCAN_PAGE_ANON
+            return -EINVAL
+    if not writable:
+        # SCAN_PAGE_RO, also when every entry is none or the zero page
+        ctx.mm_event("collapse_fail", haddr, "no writable entry")
+        return -EINVAL
+    new = pm.alloc_folio(ctx.pmd_order, 0)
+    if new < 0:
+        ctx.mm_event("collapse_fail", haddr, "no PMD-sized folio free")
+        return -ENOMEM  # SCAN_ALLOC_HUGE_PAGE_FAIL
+    ctx.mm_event("folio_alloc", haddr, ctx.pmd_order)
+    ctx.cost("mm_folio", haddr, 1)
+    if unmapped:
+        # __collapse_huge_page_swapin(): ptep_get_lockless() of every entry
+        for k in range(nr):
+            a = haddr + k * ps
+            orig = arch.ptep_get_lockless(mm, a)
+            if lay.is_swap_pte(orig) and do_swap_page(ctx, proc, vma, a, orig, False):
+                ctx.mm_event("collapse_fail", haddr, "swap-in failed")
+                pm.free_folio(new)
+                return -EINVAL  # SCAN_FAIL
+    # pmdp_collapse_flush(): detach the table, flush the range
+    ctx.log.pmd_write(haddr, 0, 0, "collapse_detach", mm.name)
+    arch.flush_tlb_user_range(mm, haddr, haddr + ctx.pmd_size)
+    for k in range(nr):
+        arch.ptep_get(mm, haddr + k * ps)  # __collapse_huge_page_isolate() reads each entry
+    for k in range(nr):
+        arch.ptep_get(mm, haddr + k * ps)  # so does __collapse_huge_page_copy()
+    ctx.cost("mm_copy_page", haddr, nr - none)
+    ctx.cost("mm_zero_page", haddr, none)
+    # __collapse_huge_page_copy(): each page's contents go to its new place
+    fl = pm.flags
+    for k in range(nr):
+        pte = mm.pt.get(haddr + k * ps)
+        if pte and lay.pte_present(pte) and fl[ctx.pte_pfn(pte) - pm.base] & P_DATA:
+            fl[new - pm.base + k] |= P_DATA
+    _collapse_copy_succeeded(ctx, proc, vma, haddr)
+    mm.pt.drop_table(haddr >> ctx.g.pmd_shift)  # the old table is freed
+    entry = ctx.maybe_mkwrite(pte_mkdirty(mk_pmd(ctx, new, vma.page_prot)), vma)
+    folio_add_new_anon_rmap(ctx, new, nr, vma, haddr, True, pmd=True)
+    set_pmd_at(ctx, mm, haddr, entry)
+    return 0
+
+
+def _collapse_copy_succeeded(ctx: MmContext, proc: Process, vma: VMA, haddr: int) -> None:
+    mm = proc.mm
+    arch = ctx.arch
+    ps = ctx.ps
+    pm = ctx.pm
+    end = haddr + ctx.pmd_size
+    addr = haddr
+    batched = ctx.profile.batched_mprotect  # clear_ptes() exists
+    while addr < end:
+        nr = 1
+        pte = arch.ptep_get(mm, addr)
+        if pte == 0:
+            addr += ps
+            continue
+        pfn = ctx.pte_pfn(pte)
+        if pfn == pm.zero_pfn:
+            arch.ptep_get_and_clear(mm, addr)  # ptep_clear()
+            addr += ps
+            continue
+        head, n = arch.folios.folio_of(pfn)
+        if n > 1 and batched:
+            nr = folio_pte_batch(ctx, mm, head, n, addr, pte, (end - addr) // ps)
+            arch.clear_ptes(mm, addr, nr)
+        else:
+            arch.ptep_get_and_clear(mm, addr)
+        folio_remove_rmap_ptes(ctx, head, pfn, nr, addr)
+        folio_put_refs(ctx, head, nr)
+        addr += nr * ps

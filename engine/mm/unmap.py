@@ -14,11 +14,12 @@ their DSB (arch_tlbbatch_add_pending) and try_to_unmap_flush() adds the DSB.
 
 from __future__ import annotations
 
-from engine.mm.base import kfn
-from engine.mm.batch import Batch
+from engine.mm.base import MmContext, kfn
+from engine.mm.batch import folio_pte_batch
 from engine.mm.physmem import F_ANON, F_DIRTY, F_SWAPBACKED, P_ANON_EXCLUSIVE
-from engine.mm.pmd import PmdOps
+from engine.mm.pmd import split_huge_pmd
 from engine.mm.process import Process
+from engine.mm.rmap import folio_put_refs, folio_remove_rmap_ptes
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VMA
 from engine.pte import PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_WRITE
@@ -28,121 +29,125 @@ TTU_SPLIT_HUGE_PMD = 2
 TTU_SYNC = 4  # PVMW_SYNC: take the PTE lock at once, without reading the entry first
 
 
-class Unmap(Batch, PmdOps):
-    # --- deferred TLB flush batch (arch_tlbbatch_*) --------------------------------------
-    def set_tlb_ubc_flush_pending(self, proc: Process, addr: int, nr: int) -> None:
-        """arch_tlbbatch_add_pending(): the TLBIs go out now, without their DSB."""
-        self.arch.flush_tlb_range(proc.mm, addr, addr + nr * self.ps, self.ps, True, 3, sync=False)
-        self.ubc_pending = True
+# --- deferred TLB flush batch (arch_tlbbatch_*) --------------------------------------
+def set_tlb_ubc_flush_pending(ctx: MmContext, proc: Process, addr: int, nr: int) -> None:
+    """arch_tlbbatch_add_pending(): the TLBIs go out now, without their DSB."""
+    ctx.arch.flush_tlb_range(proc.mm, addr, addr + nr * ctx.ps, ctx.ps, True, 3, sync=False)
+    ctx.ubc_pending = True
 
-    def try_to_unmap_flush(self) -> None:
-        """try_to_unmap_flush() -> arch_tlbbatch_flush(): the DSB that completes them."""
-        if self.ubc_pending:
-            log = self.log
-            log.call("arch_tlbbatch_flush", ())
-            log.dsb("ish")
-            log.ret("arch_tlbbatch_flush", None)
-            self.ubc_pending = False
 
-    # --- the rmap walk ------------------------------------------------------------------
-    def pvmw_pte(self, proc: Process, va: int, pfn: int, first: bool = True, sync: bool = False) -> int:
-        """page_vma_mapped_walk()'s step to one entry (mm/page_vma_mapped.c): the
-        entry if it is a present, normal mapping of pfn, else 0. ``first``: the
-        walk's first entry in this page table, which map_pte() reads with
-        ptep_get() unless PVMW_SYNC (then it only takes the lock); later
-        entries are reached by next_pte's ``pte_none(ptep_get())`` loop. Then
-        check_pte() reads the entry again."""
-        pt = proc.mm.pt
-        if pt.tables.get(va >> self.g.pmd_shift) is None:
-            return 0
-        mm = proc.mm
-        get = self.arch.ptep_get
-        if first:
-            if not sync and not self.layout.pte_present(get(mm, va)):  # map_pte()
-                return 0
-        elif not get(mm, va):  # next_pte: pte_none(ptep_get(pvmw->pte))
-            return 0
-        pte = get(mm, va)  # check_pte()
-        if self.layout.pte_present(pte) and not pte & PTE_SPECIAL and self.pte_pfn(pte) == pfn:
-            return pte
+def try_to_unmap_flush(ctx: MmContext) -> None:
+    """try_to_unmap_flush() -> arch_tlbbatch_flush(): the DSB that completes them."""
+    if ctx.ubc_pending:
+        log = ctx.log
+        log.call("arch_tlbbatch_flush", ())
+        log.dsb("ish")
+        log.ret("arch_tlbbatch_flush", None)
+        ctx.ubc_pending = False
+
+
+# --- the rmap walk ------------------------------------------------------------------
+def pvmw_pte(ctx: MmContext, proc: Process, va: int, pfn: int, first: bool = True, sync: bool = False) -> int:
+    """page_vma_mapped_walk()'s step to one entry (mm/page_vma_mapped.c): the
+    entry if it is a present, normal mapping of pfn, else 0. ``first``: the
+    walk's first entry in this page table, which map_pte() reads with
+    ptep_get() unless PVMW_SYNC (then it only takes the lock); later
+    entries are reached by next_pte's ``pte_none(ptep_get())`` loop. Then
+    check_pte() reads the entry again."""
+    pt = proc.mm.pt
+    if pt.tables.get(va >> ctx.g.pmd_shift) is None:
         return 0
+    mm = proc.mm
+    get = ctx.arch.ptep_get
+    if first:
+        if not sync and not ctx.layout.pte_present(get(mm, va)):  # map_pte()
+            return 0
+    elif not get(mm, va):  # next_pte: pte_none(ptep_get(pvmw->pte))
+        return 0
+    pte = get(mm, va)  # check_pte()
+    if ctx.layout.pte_present(pte) and not pte & PTE_SPECIAL and ctx.pte_pfn(pte) == pfn:
+        return pte
+    return 0
 
-    def folio_pmd_walk(self, head: int) -> list[tuple[Process, VMA, int]]:
-        """The PMD mappings of a PMD-sized folio."""
-        out = []
-        for p, v, a, first, cnt in self.folio_addresses(head, 1 << self.pmd_order):
-            if first == 0 and cnt == 1 << self.pmd_order:
-                pmd = p.mm.pt.get_pmd(a)
-                if pmd and self.pte_pfn(pmd) == head:
-                    out.append((p, v, a))
-        return out
 
-    @kfn("try_to_unmap")
-    def try_to_unmap(self, head: int, flags: int) -> bool:
-        """True if every mapping is gone; False if a redirtied lazyfree folio
-        was mapped back (the walk aborts)."""
-        nr = 1 << self.arch.folios.order_of(head)
-        if flags & TTU_SPLIT_HUGE_PMD:
-            for p, v, a in self.folio_pmd_walk(head):
-                self.split_huge_pmd(p, v, a)
-        pm = self.pm
-        fl = pm.flags[head - pm.base]
-        batch = nr > 1 and (
-            (self.profile.batched_unmap_lazyfree and fl & F_ANON and not fl & F_SWAPBACKED)
-            or (self.profile.batched_unmap_file and not fl & F_ANON))
-        ps = self.ps
-        sync = bool(flags & TTU_SYNC)
-        for p, v, a, first, cnt in self.folio_addresses(head, nr):
-            k = 0
-            while k < cnt:
-                va = a + k * ps
-                pfn = head + first + k
-                pte = self.pvmw_pte(p, va, pfn, k == 0, sync)
-                if not pte:
-                    k += 1
-                    continue
-                n = 1
-                if batch:
-                    end = min((va | (self.pmd_size - 1)) + 1, v.end)
-                    n = self.folio_pte_batch(p.mm, head, nr, va, pte, (end - va) // ps)
-                if self.try_to_unmap_one(p, v, va, head, pfn, n, flags) < 0:
-                    return False
-                k += n
-        return True
+def folio_pmd_walk(ctx: MmContext, head: int) -> list[tuple[Process, VMA, int]]:
+    """The PMD mappings of a PMD-sized folio."""
+    out = []
+    for p, v, a, first, cnt in ctx.folio_addresses(head, 1 << ctx.pmd_order):
+        if first == 0 and cnt == 1 << ctx.pmd_order:
+            pmd = p.mm.pt.get_pmd(a)
+            if pmd and ctx.pte_pfn(pmd) == head:
+                out.append((p, v, a))
+    return out
 
-    def try_to_unmap_one(self, proc: Process, vma: VMA, addr: int, head: int, pfn: int, nr: int,
-                         flags: int) -> int:
-        """Returns -1 if a lazyfree folio turned out dirty and was mapped back."""
-        mm = proc.mm
-        arch = self.arch
-        pm = self.pm
-        arch.ptep_get(mm, addr)  # mm/rmap.c try_to_unmap_one(): pteval = ptep_get(pvmw.pte)
-        if self.profile.batched_mprotect:  # get_and_clear_ptes() exists
-            pteval = arch.get_and_clear_ptes(mm, addr, nr)
+
+@kfn("try_to_unmap")
+def try_to_unmap(ctx: MmContext, head: int, flags: int) -> bool:
+    """True if every mapping is gone; False if a redirtied lazyfree folio
+    was mapped back (the walk aborts)."""
+    nr = 1 << ctx.arch.folios.order_of(head)
+    if flags & TTU_SPLIT_HUGE_PMD:
+        for p, v, a in folio_pmd_walk(ctx, head):
+            split_huge_pmd(ctx, p, v, a)
+    pm = ctx.pm
+    fl = pm.flags[head - pm.base]
+    batch = nr > 1 and (
+        (ctx.profile.batched_unmap_lazyfree and fl & F_ANON and not fl & F_SWAPBACKED)
+        or (ctx.profile.batched_unmap_file and not fl & F_ANON))
+    ps = ctx.ps
+    sync = bool(flags & TTU_SYNC)
+    for p, v, a, first, cnt in ctx.folio_addresses(head, nr):
+        k = 0
+        while k < cnt:
+            va = a + k * ps
+            pfn = head + first + k
+            pte = pvmw_pte(ctx, p, va, pfn, k == 0, sync)
+            if not pte:
+                k += 1
+                continue
+            n = 1
+            if batch:
+                end = min((va | (ctx.pmd_size - 1)) + 1, v.end)
+                n = folio_pte_batch(ctx, p.mm, head, nr, va, pte, (end - va) // ps)
+            if try_to_unmap_one(ctx, p, v, va, head, pfn, n, flags) < 0:
+                return False
+            k += n
+    return True
+
+
+def try_to_unmap_one(ctx: MmContext, proc: Process, vma: VMA, addr: int, head: int, pfn: int, nr: int,
+                     flags: int) -> int:
+    """Returns -1 if a lazyfree folio turned out dirty and was mapped back."""
+    mm = proc.mm
+    arch = ctx.arch
+    pm = ctx.pm
+    arch.ptep_get(mm, addr)  # mm/rmap.c try_to_unmap_one(): pteval = ptep_get(pvmw.pte)
+    if ctx.profile.batched_mprotect:  # get_and_clear_ptes() exists
+        pteval = arch.get_and_clear_ptes(mm, addr, nr)
+    else:
+        pteval = arch.ptep_get_and_clear(mm, addr)
+    if flags & TTU_BATCH_FLUSH:
+        set_tlb_ubc_flush_pending(ctx, proc, addr, nr)
+    else:
+        arch.flush_tlb_user_range(mm, addr, addr + nr * ctx.ps)
+    i = head - pm.base
+    if pteval & PTE_DIRTY or (pteval & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
+        pm.flags[i] |= F_DIRTY  # folio_mark_dirty()
+    fl = pm.flags[i]
+    if fl & F_ANON:
+        if not fl & F_SWAPBACKED:
+            if fl & F_DIRTY:
+                # a lazyfree folio written again: map it back and keep it
+                arch.set_ptes(mm, addr, pteval, nr)
+                pm.flags[i] |= F_SWAPBACKED
+                return -1
         else:
-            pteval = arch.ptep_get_and_clear(mm, addr)
-        if flags & TTU_BATCH_FLUSH:
-            self.set_tlb_ubc_flush_pending(proc, addr, nr)
-        else:
-            arch.flush_tlb_user_range(mm, addr, addr + nr * self.ps)
-        i = head - pm.base
-        if pteval & PTE_DIRTY or (pteval & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
-            pm.flags[i] |= F_DIRTY  # folio_mark_dirty()
-        fl = pm.flags[i]
-        if fl & F_ANON:
-            if not fl & F_SWAPBACKED:
-                if fl & F_DIRTY:
-                    # a lazyfree folio written again: map it back and keep it
-                    arch.set_ptes(mm, addr, pteval, nr)
-                    pm.flags[i] |= F_SWAPBACKED
-                    return -1
-            else:
-                slot = self.swap.slot_of[head] + (pfn - head)
-                self.swap.dup(slot)  # swap_duplicate()
-                j = pfn - pm.base
-                excl = bool(pm.flags[j] & P_ANON_EXCLUSIVE)
-                pm.flags[j] &= ~P_ANON_EXCLUSIVE
-                arch.set_ptes(mm, addr, self.layout.swp_entry_to_pte(SWP_TYPE, slot, exclusive=excl), 1)
-        self.folio_remove_rmap_ptes(head, pfn, nr, addr)
-        self.folio_put_refs(head, nr)
-        return nr
+            slot = ctx.swap.slot_of[head] + (pfn - head)
+            ctx.swap.dup(slot)  # swap_duplicate()
+            j = pfn - pm.base
+            excl = bool(pm.flags[j] & P_ANON_EXCLUSIVE)
+            pm.flags[j] &= ~P_ANON_EXCLUSIVE
+            arch.set_ptes(mm, addr, ctx.layout.swp_entry_to_pte(SWP_TYPE, slot, exclusive=excl), 1)
+    folio_remove_rmap_ptes(ctx, head, pfn, nr, addr)
+    folio_put_refs(ctx, head, nr)
+    return nr
