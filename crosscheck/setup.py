@@ -294,7 +294,7 @@ def _vkey(name: str) -> tuple[int, ...]:
 
 def plan_kernels(apt: PrivateApt, names: list[str]) -> list[KernelPlan]:
     """One plan per TARGETS entry: the newest matching image package and its split-out parts."""
-    plans = []
+    plans: list[KernelPlan] = []
     for label, rx in TARGETS:
         cands = sorted((n for n in names if re.fullmatch(rx, n)), key=_vkey)
         if not cands:
