@@ -23,7 +23,7 @@ sets up, and why:
   writeback (dirty thresholds 80%/90%), so every page-table change comes
   from the program;
 * a zram swap device, so MADV_PAGEOUT swaps (SWP_SYNCHRONOUS_IO, like the
-  kernel's fast swap-in path);
+  kernel's fast swap-in path), made afresh before every target;
 * XFS at /mnt/ptlab for file mappings when the guest has a disk (/dev/vda,
   the cached image, see guest.boot_guest's *disk*) and the xfs module loaded:
   a filesystem with large folios from readahead, like the engine's file
@@ -104,9 +104,18 @@ V=/proc/sys/vm
 [ -w $V/dirty_writeback_centisecs ] && echo 8640000 > $V/dirty_writeback_centisecs
 [ -w $V/dirty_expire_centisecs ] && echo 8640000 > $V/dirty_expire_centisecs
 [ -w $V/dirty_ratio ] && echo 90 > $V/dirty_ratio && echo 80 > $V/dirty_background_ratio
-if [ -e /sys/block/zram0/disksize ]; then
+# a fresh swap device for every target, as the engine's scenario starts with one: the allocator's
+# state (the per-CPU cluster "next" offsets, the slots cache) otherwise carries over from earlier
+# targets, and where a target's slots land decides whether 16 order-0 slots happen to line up
+# with a 64K-aligned address, which do_swap_page()'s alloc_swap_folio() then swaps in as one
+# folio (random-1-232 on 6.12)
+fresh_swap() {{
+  [ -e /sys/block/zram0/disksize ] || return 0
+  grep -qs '^/dev/zram0 ' /proc/swaps && swapoff /dev/zram0
+  echo 1 > /sys/block/zram0/reset
   echo {swap_mb}M > /sys/block/zram0/disksize && mkswap /dev/zram0 > /dev/null && swapon /dev/zram0 || echo "zram swap failed" >> /out/setup-errors.txt
-fi
+}}
+fresh_swap
 mkdir -p /mnt/ptlab
 if [ -d /sys/module/virtio_blk ] && grep -qs 0x0002 /sys/bus/virtio/devices/*/device; then
   n=0; while [ ! -b /dev/vda ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
@@ -128,6 +137,7 @@ while [ $t -lt {n_targets} ]; do
   # (the program then writes the engine's defaults and the scenario's settings)
   for f in $THP/hugepages-*/enabled; do echo never > $f; done
   echo never > $THP/enabled
+  [ $t -gt 0 ] && fresh_swap
   echo > $T/trace
   echo 1 > $T/tracing_on
   grep -E '^(pgscan|pgrefill|pgsteal|kswapd|pageoutrun|allocstall)' /proc/vmstat > /out/vmstat0-$t.txt
