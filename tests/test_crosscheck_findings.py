@@ -272,3 +272,19 @@ def test_the_guest_reads_ahead_through_the_engines_window():
     assert ("/sys/block/vda/queue/read_ahead_kb", "512") in q.defaults
     anon = plan(parse("mmap a 1M\ntouch a write\n", "t"), "v7.3", "qemu-max", "16K")
     assert not any("read_ahead_kb" in k for k, _ in anon.defaults)
+
+
+def test_page_vma_mapped_walk_reads_unlocked_entries_locklessly_since_v7():
+    """mm/page_vma_mapped.c map_pte(): ptent = ptep_get_lockless(pvmw->pte) before the lock is
+    taken, and next_pte reads with ptep_get_lockless() while !pvmw->ptl. Debian's 7.3.4 4K build
+    shows contpte_ptep_get_lockless() from page_vma_mapped_walk() in a migration (check-11);
+    its 7.0.13 build reads with ptep_get() there, as 6.12 does."""
+    folded = "mthp 64K=always\nmmap buf 64K\ntouch buf write\nmigrate buf\n"
+    old, new = run(folded, "v7.0").per_op[-1], run(folded, "v7.3").per_op[-1]
+    assert old["call:contpte_ptep_get_lockless"] == 0 and old["call:contpte_ptep_get"] == 4
+    assert new["call:contpte_ptep_get_lockless"] == 1 and new["call:contpte_ptep_get"] == 3
+    # the folio's first entry zapped: map_pte() finds none and takes no lock, so the next entry
+    # is read locklessly too; from there on the lock is held and ptep_get() reads
+    hole = "mthp 64K=always\nmmap buf 64K\ntouch buf write\nmadvise buf +0 4K dontneed\nmigrate buf\n"
+    assert run(hole, "v7.3").per_op[-1]["call:ptep_get_lockless"] == 2
+    assert run(hole, "v7.0").per_op[-1]["call:ptep_get_lockless"] == 0

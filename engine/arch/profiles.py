@@ -60,6 +60,7 @@ class KernelProfile:
     read_fault_dirty: bool = False  # set_pte_range dirties a read-fault PTE of a writable, dirty folio
     split_zeropage: bool = False  # splitting an anon folio maps its zero-filled pages to the zero page
     ra_order_state: bool = False  # readahead keeps its folio order in file_ra_state (+2 per async round)
+    pvmw_lockless: bool = False  # page_vma_mapped_walk() reads unlocked entries with ptep_get_lockless()
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -178,6 +179,14 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
     ("raw_access_flags_check", True, "v7.0", "97c5550b7631 (v7.0-rc, merged after "
      "io_uring-7.0-20260305; Fixes: 4602e5757bcc)",
      "arm64: contpte: fix set_access_flags() no-op check for SMMU/ATS faults"),
+    ("pvmw_lockless", True, "v7.3", "between v7.0 and v7.3, commit not identified: Debian's "
+     "7.0.13 reads the entry in map_pte() with ptep_get(), its 7.3.4 4K build with "
+     "ptep_get_lockless() (ptlab crosscheck check-11-migrate-64k, PTLAB_XC_STACKS: "
+     "page_vma_mapped_walk -> contpte_ptep_get_lockless), as linux-mm's "
+     "mm/page_vma_mapped.c does",
+     "page_vma_mapped_walk(): map_pte() reads the first entry of a page table with "
+     "ptep_get_lockless() before taking the lock, and next_pte reads entries with "
+     "ptep_get_lockless() while the lock is not held (after map_pte() found no present entry)"),
     ("tlbf_flags_api", True, "v7.3", "'arm64: Refactor TLB invalidation API' was posted "
      "2026-03-02, after the v7.0 merge window (so v7.1 at the earliest, release unsure); "
      "tlbf_t is in Debian's linux-source-7.3 (arch/arm64/include/asm/tlbflush.h) and in "
@@ -248,9 +257,10 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     raw_access_flags_check=True, batched_young=True, batched_reclaim_young=True,
                     tlbi_repeat_at_sync=True, batched_unmap_file=True))
 V7_3 = _add(replace(V7_0, name="v7.3",
-                    description="+ tlbf_t flush API (after v7.0): the newest linux-mm code, "
-                                "and Debian's newest build (7.3)",
-                    tlbf_flags_api=True))
+                    description="+ tlbf_t flush API and lockless page_vma_mapped_walk() reads "
+                                "(after v7.0): the newest linux-mm code, and Debian's newest "
+                                "build (7.3)",
+                    tlbf_flags_api=True, pvmw_lockless=True))
 
 DEFAULT_KERNEL = "v7.3"
 

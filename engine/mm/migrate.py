@@ -45,6 +45,7 @@ from engine.mm.unmap import (
     TTU_BATCH_FLUSH,
     TTU_SPLIT_HUGE_PMD,
     TTU_SYNC,
+    PvmwLock,
     folio_pmd_walk,
     pvmw_pte,
     set_tlb_ubc_flush_pending,
@@ -96,9 +97,10 @@ def try_to_migrate(ctx: MmContext, head: int, flags: int) -> int:
     count = 0
     ps = ctx.ps
     for p, _v, a, first, cnt in ctx.folio_addresses(head, nr):
+        lock = PvmwLock()
         for k in range(cnt):
             pfn = head + first + k
-            if pvmw_pte(ctx, p, a + k * ps, pfn, k == 0, bool(flags & TTU_SYNC)):
+            if pvmw_pte(ctx, p, a + k * ps, pfn, k == 0, bool(flags & TTU_SYNC), lock):
                 try_to_migrate_one(ctx, p, a + k * ps, head, pfn, flags)
                 count += 1
     return count

@@ -41,6 +41,7 @@ from engine.mm.unmap import (
     TTU_BATCH_FLUSH,
     TTU_SPLIT_HUGE_PMD,
     TTU_SYNC,
+    PvmwLock,
     folio_pmd_walk,
     pvmw_pte,
     try_to_unmap,
@@ -66,9 +67,10 @@ def folio_referenced(ctx: MmContext, head: int) -> int:
     batched = ctx.profile.batched_reclaim_young and nr > 1
     for p, v, a, first, cnt in ctx.folio_addresses(head, nr):
         k = 0
+        lock = PvmwLock()
         while k < cnt:
             va = a + k * ps
-            pte = pvmw_pte(ctx, p, va, head + first + k, k == 0)
+            pte = pvmw_pte(ctx, p, va, head + first + k, k == 0, False, lock)
             if not pte:
                 k += 1
                 continue

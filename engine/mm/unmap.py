@@ -47,23 +47,47 @@ def try_to_unmap_flush(ctx: MmContext) -> None:
 
 
 # --- the rmap walk ------------------------------------------------------------------
-def pvmw_pte(ctx: MmContext, proc: Process, va: int, pfn: int, first: bool = True, sync: bool = False) -> int:
+class PvmwLock:
+    """Whether a page_vma_mapped_walk() holds the page-table lock when it reaches next_pte:
+    map_pte() takes it when it finds a present entry (or at once with PVMW_SYNC); otherwise
+    the walk steps on unlocked, and since v7.x (row pvmw_lockless) reads those entries with
+    ptep_get_lockless(). One per walk of one mapping of a folio."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = False
+
+
+def pvmw_pte(ctx: MmContext, proc: Process, va: int, pfn: int, first: bool = True, sync: bool = False,
+             lock: PvmwLock | None = None) -> int:
     """page_vma_mapped_walk()'s step to one entry (mm/page_vma_mapped.c): the
     entry if it is a present, normal mapping of pfn, else 0. ``first``: the
-    walk's first entry in this page table, which map_pte() reads with
-    ptep_get() unless PVMW_SYNC (then it only takes the lock); later
-    entries are reached by next_pte's ``pte_none(ptep_get())`` loop. Then
-    check_pte() reads the entry again."""
+    walk's first entry (and an entry that starts a page table: the walk
+    restarts there), which map_pte() reads -- with ptep_get(), or
+    ptep_get_lockless() since v7.x -- unless PVMW_SYNC (then it only takes the
+    lock); later entries are reached by next_pte's ``pte_none()`` loop, which
+    reads with ptep_get_lockless() while ``lock`` is not held (v7.x) and
+    ptep_get() otherwise. Then check_pte() reads the entry again with ptep_get()."""
     pt = proc.mm.pt
     if pt.tables.get(va >> ctx.g.pmd_shift) is None:
         return 0
     mm = proc.mm
-    get = ctx.arch.ptep_get
-    if first:
-        if not sync and not ctx.layout.pte_present(get(mm, va)):  # map_pte()
-            return 0
-    elif not get(mm, va):  # next_pte: pte_none(ptep_get(pvmw->pte))
+    arch = ctx.arch
+    get = arch.ptep_get
+    lockless = ctx.profile.pvmw_lockless
+    held = lock.held if lock is not None else True
+    if first or not va & (ctx.pmd_size - 1):  # map_pte(), after `restart`
+        if not sync:
+            ent = arch.ptep_get_lockless(mm, va) if lockless else get(mm, va)
+            if not ctx.layout.pte_present(ent):
+                if lock is not None:
+                    lock.held = False
+                return 0
+    elif not (arch.ptep_get_lockless if lockless and not held else get)(mm, va):  # next_pte
         return 0
+    if lock is not None:
+        lock.held = True
     pte = get(mm, va)  # check_pte()
     if ctx.layout.pte_present(pte) and not pte & PTE_SPECIAL and ctx.pte_pfn(pte) == pfn:
         return pte
@@ -98,10 +122,11 @@ def try_to_unmap(ctx: MmContext, head: int, flags: int) -> bool:
     sync = bool(flags & TTU_SYNC)
     for p, v, a, first, cnt in ctx.folio_addresses(head, nr):
         k = 0
+        lock = PvmwLock()
         while k < cnt:
             va = a + k * ps
             pfn = head + first + k
-            pte = pvmw_pte(ctx, p, va, pfn, k == 0, sync)
+            pte = pvmw_pte(ctx, p, va, pfn, k == 0, sync, lock)
             if not pte:
                 k += 1
                 continue
