@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.machine import (
+from engine.scenario import builtin, builtin_names, parse  # noqa: E402
+from engine.scenario_machine import (
     Machine,  # noqa: E402
     MachineConfig,
 )
-from engine.scenario import builtin, builtin_names, parse  # noqa: E402
 
 SEED_KERNELS = ("baseline", "seed-basic", "seed-batch", "seed-inline", "seed-fold", "v7.0")
 KERNELS = ("v6.9", "v6.17", "v7.0")

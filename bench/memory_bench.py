@@ -26,8 +26,8 @@ import psutil
 
 from bench.cases import Case, print_cases  # noqa: E402
 from engine.expressions import parse_size
-from engine.machine import Machine, MachineConfig
 from engine.ops import Op
+from engine.scenario_machine import Machine, MachineConfig
 
 
 def child(size: int) -> dict:

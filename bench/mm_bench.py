@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cases import Case, median, progress_line  # noqa: E402
 from engine.expressions import parse_size
-from engine.machine import Machine, MachineConfig
 from engine.ops import Op
+from engine.scenario_machine import Machine, MachineConfig
 
 # folio layouts: the MachineConfig fields (thp, mthp) each sets
 LAYOUTS: dict[str, dict[str, Any]] = {

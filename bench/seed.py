@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cases import progress_line  # noqa: E402
-from engine.machine import Machine
 from engine.scenario import builtin, parse
+from engine.scenario_machine import Machine
 
 BENCHMARKS = (("fork", 0, "seed-fork-order0"), ("fork", 9, "seed-fork-order9"),
               ("munmap", 0, "seed-munmap-order0"), ("munmap", 9, "seed-munmap-order9"))

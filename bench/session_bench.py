@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil
 
 from bench.cases import Case, print_cases, progress_line  # noqa: E402
-from engine.machines import machine_factory
+from engine.machine_kinds import machine_factory
 from engine.scenario import parse
 from engine.session import Position, Session
-from snapshots.session_io import open_session, save_session
+from snapshots.sessions import open_session, save_session
 
 SCENARIO = """\
 # bench: four small ops a round on a 64 MiB heap of 64K folios

@@ -33,7 +33,7 @@ from textual.widgets import Static
 
 from bench.cases import Case, print_cases, progress_line  # noqa: E402
 from engine.expressions import parse_size
-from engine.machines import machine_factory
+from engine.machine_kinds import machine_factory
 from engine.scenario import parse
 from engine.session import Position, Session
 from tui.app import PtlabApp

@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cases import progress_line  # noqa: E402
-from engine.machine import Machine
 from engine.scenario import builtin
+from engine.scenario_machine import Machine
 
 CONFIGS = (
     ("baseline", "baseline", {"16K": "never", "32K": "never", "64K": "never"}),

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from crosscheck import cache
-from crosscheck.compare import Comparison, compare_runs
 from crosscheck.features import FeatureEvidence, gather
 from crosscheck.guest_script import guest_script
+from crosscheck.observation_diff import Comparison, compare_runs
 from crosscheck.observe import EngineObserver
 from crosscheck.trace import KernelRun, TraceError, parse_pagemap, parse_trace
 from crosscheck.translate import GUEST_FILE_DIR, Plan, Untranslatable, c_source, plan

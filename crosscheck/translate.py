@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ScenarioError
-from engine.machine import Machine, MachineConfig
 from engine.mm.thp import size_name
 from engine.ops import Op
+from engine.scenario_machine import Machine, MachineConfig
 
 SHIFT = 1 << 44  # 16 TiB
 TOP_HALF = 1 << 47

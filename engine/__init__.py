@@ -3,6 +3,6 @@
 
 __version__ = "0.1.0"
 
-from engine.simulator import Simulator  # noqa: E402
+from engine.python_api import Simulator  # noqa: E402
 
 __all__ = ["Simulator", "__version__"]

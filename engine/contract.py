@@ -1,15 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """The machine contract: what a Session, the snapshots and the UI may ask of a machine.
 
-Every machine kind implements all of it -- the core-mm :class:`engine.machine.Machine`
-and the direct-ptep-call :class:`engine.apimachine.ApiMachine` -- so callers use
+Every machine kind implements all of it -- the core-mm :class:`engine.scenario_machine.Machine`
+and the direct-ptep-call :class:`engine.ptep_machine.ApiMachine` -- so callers use
 each member directly and never probe for it (``getattr(machine, name, default)``).
 A machine kind that cannot model a member still provides it with its own meaning,
 said here (``folio_info`` of a machine without refcounts, ``set_interrupt_poll`` of
 a machine whose ops are all short).
 
 The machines satisfy these Protocols structurally; mypy checks it where
-``engine.machines`` registers their factories. docs/architecture.md describes the
+``engine.machine_kinds`` registers their factories. docs/architecture.md describes the
 rules every machine also keeps (determinism, bad input, self-contained ops).
 """
 

@@ -195,7 +195,7 @@ def count_events(events: Iterable[tuple[Any, ...]], into: Counter[str] | None = 
                 c["call:" + name] += cnt
             # single-entry calls of the batch APIs: set_ptes(nr == 1) runs the
             # contpte_try_fold() fast-path test; set_ptes(1), clear_full_ptes(1) and
-            # get_and_clear_full_ptes(1) call contpte_try_unfold() (engine/costs.py)
+            # get_and_clear_full_ptes(1) call contpte_try_unfold() (engine/cycles.py)
             for name, pos in NR_ONE.items():
                 if name in names:
                     ones = sum(1 for ev in evs if ev[1] == name and ev[2][pos] == 1)

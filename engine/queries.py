@@ -13,7 +13,7 @@ answers, so they cannot disagree:
 
 "Which descriptors did these events write" is engine.writes (the session's
 overlay needs it, below this module); the folded-block count is
-engine.summary.folded_blocks.
+engine.mapping_summary.folded_blocks.
 """
 
 from __future__ import annotations

@@ -47,11 +47,11 @@ from engine.errors import ScenarioError
 from engine.expressions import parse_size, show_token, substitute
 from engine.granule import granule
 from engine.hw.cpus import load_cpu
-from engine.machine import CHECK_MODES, MachineConfig
 from engine.mm.thp import SETTINGS, TOP_SETTINGS, ThpPolicy
 from engine.ops import Op
 from engine.policy import check_policy_spec
 from engine.safeio import UnsafeFileError, read_user_text, shown
+from engine.scenario_machine import CHECK_MODES, MachineConfig
 from engine.verbs import SYNTAX, VERBS
 
 DIRECTIVES = ("kernel", "granule", "cpu", "seed", "mthp", "thp", "policy", "memory", "swap",

@@ -75,7 +75,7 @@ class OpRecord:
 
 class OpRecords(Protocol):
     """A session's per-op records: a list, or a view that reads them from a snapshot
-    (snapshots.session_io) and appends new ones after them."""
+    (snapshots.sessions) and appends new ones after them."""
 
     def __len__(self) -> int: ...
 
@@ -113,7 +113,7 @@ class Session:
         self.meta: dict[str, Any] = dict(meta or {})
         self.warnings: list[str] = []
         # Opened from a snapshot: the open file its records and checkpoints load from (kept
-        # open as long as the session), and the UI view saved with it (tui.snapshot_io).
+        # open as long as the session), and the UI view saved with it (tui.snapshot_files).
         self.snapshot_file: object | None = None
         self.saved_view: dict[str, Any] = {}
         self.name = name

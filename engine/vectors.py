@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.simulator import Simulator
+from engine.python_api import Simulator
 from engine.writes import descriptor_writes
 
 FORMAT = "ptlab-ptep-vectors/1"

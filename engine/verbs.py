@@ -47,10 +47,10 @@ from engine.mm.vma import PROTS, VM_EXEC, VM_HUGEPAGE, VM_READ, VM_SHARED, VM_WR
 
 if TYPE_CHECKING:
     from engine.granule import Granule
-    from engine.machine import Machine
     from engine.mm.kernel import Kernel
     from engine.mm.process import Process
     from engine.ops import Op
+    from engine.scenario_machine import Machine
 
 # A page that still faults after this many handled faults is a fault loop:
 # the kernel returned without making progress (the 2026 SMMU bug).

@@ -24,18 +24,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine import limits
-from engine.apimachine import ApiState
 from engine.capture.tomachine import populate
 from engine.errors import ScenarioError
 from engine.granule import Granule
 from engine.granule import granule as to_granule
-from engine.machine import Machine, MachineConfig
 from engine.mm.physmem import max_page_order
+from engine.ptep_machine import ApiState
+from engine.scenario_machine import Machine, MachineConfig
 from engine.session import SessionError
 from engine.state.pagetable import PageTable
 from engine.text import escape_controls
 from snapshots.errors import display_name
-from snapshots.session_io import open_session
+from snapshots.sessions import open_session
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -49,7 +49,7 @@ FIXED_BY_START = ("memory", "aged", "swap", "readahead", "fault_around")
 
 @dataclass
 class Start:
-    state: Any  # engine.machine.Machine.state()
+    state: Any  # engine.scenario_machine.Machine.state()
     config: dict[str, Any]  # MachineConfig fields of the machine the state belongs to
     origin: dict[str, Any]  # plain data: file, kind, scenario name or captured PID and command
     warnings: list[str] = field(default_factory=list)

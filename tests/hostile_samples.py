@@ -34,7 +34,7 @@ Parts = tuple[SnapshotHeader, list[list[Any]], dict[int, Any]]
 
 def base_file(path: str | Path, target: str = "demo", checkpoint_ops: int = CHECKPOINT_OPS) -> Path:
     """A real run of ``target`` saved with a checkpoint every ``checkpoint_ops`` ops."""
-    from snapshots.session_io import save_session
+    from snapshots.sessions import save_session
     from tui.targets import scenario_session
 
     s = scenario_session(target)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from engine.machine import Machine
 from engine.scenario import builtin, parse
+from engine.scenario_machine import Machine
 
 
 @dataclass

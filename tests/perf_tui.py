@@ -28,9 +28,9 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.apimachine import ApiMachine  # noqa: E402
 from engine.ops import Op  # noqa: E402
 from engine.pte import PAGE_SHARED, PTE_CONT, pte_mkold  # noqa: E402
+from engine.ptep_machine import ApiMachine  # noqa: E402
 from engine.session import Session  # noqa: E402
 
 VA = 0x7F0000000000

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import OpInterrupted, ScenarioError
-from engine.machine import Machine
 from engine.policy import PolicyError
 from engine.scenario import _builtin_dir, builtin_names, parse
+from engine.scenario_machine import Machine
 
 FILE = "fuzz.pts"
 _LOCATED = re.compile(r"^fuzz\.pts:[1-9]\d*: \S")

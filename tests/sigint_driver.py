@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.machine import Machine  # noqa: E402
 from engine.mm.base import MmContext as Kernel  # noqa: E402
+from engine.scenario_machine import Machine  # noqa: E402
 
 
 def main() -> int:

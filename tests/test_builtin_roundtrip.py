@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from engine.scenario import builtin, builtin_names
-from snapshots.session_io import open_session, save_session, verify
+from snapshots.sessions import open_session, save_session, verify
 from tui.targets import scenario_session
 
 

@@ -135,7 +135,7 @@ def test_host_pages_bigger_than_the_granule():
 
 def test_a_capture_reopened_under_another_policy_runs_that_policy(cap):
     from engine.capture.session import capture_session
-    from engine.machines import reopen
+    from engine.machine_kinds import reopen
 
     s = capture_session(build(cap, "4K", "v7.0"))
     assert s.machine.policy.name == "mainline"

@@ -357,7 +357,7 @@ def test_run_from_a_live_capture_end_to_end(helper, tmp_path, capsys):
     from snapshots.start import load_start
     from tui.app import PtlabApp
     from tui.pilot import settle
-    from tui.snapshot_io import load_session
+    from tui.snapshot_files import load_session
 
     cap_file = tmp_path / "cap.ptsnap"
     assert main(["capture", str(helper["pid"]), "--save", str(cap_file)]) == 0
@@ -373,7 +373,7 @@ def test_run_from_a_live_capture_end_to_end(helper, tmp_path, capsys):
     # the captured state, as a machine: the engine's own audit finds it consistent
     start = load_start(str(cap_file))
     assert start.origin["pfns"] == "real"
-    from engine.machine import Machine, MachineConfig
+    from engine.scenario_machine import Machine, MachineConfig
 
     m = Machine(MachineConfig(**{**start.config, "record": False}))
     m.restore(start.state)

@@ -13,8 +13,8 @@ from array import array
 
 import msgpack
 
-from engine.machine import Machine, MachineConfig
 from engine.scenario import parse
+from engine.scenario_machine import Machine, MachineConfig
 from engine.state.chunks import CHUNK, freeze, thaw_array
 
 OPS = list(parse("""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.machine import Machine, MachineConfig
 from engine.scenario import builtin, parse
+from engine.scenario_machine import Machine, MachineConfig
 
 ANON = """
 mmap buf 4M

@@ -79,8 +79,8 @@ def test_a_read_fault_maps_a_dirty_shmem_page_clean_in_6_12_and_dirty_later():
 def test_split_huge_pages_looks_every_page_up():
     """mm/huge_memory.c split_huge_pages_pid(): folio_walk_start() reads the entry at
     each address before splitting the folio found there."""
-    from engine.machine import Machine
     from engine.scenario import parse
+    from engine.scenario_machine import Machine
 
     scn = parse("mthp 64K=always\nmmap buf 64K\ntouch buf write\nsplit buf +16K\n", "s.pts")
     m = Machine(scn.config(kernel="v6.12"))

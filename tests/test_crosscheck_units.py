@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from crosscheck import randomgen, reduce
-from crosscheck.compare import Divergence, compare_op, compare_runs, oa_mask
 from crosscheck.kernels import KernelBuild
+from crosscheck.observation_diff import Divergence, compare_op, compare_runs, oa_mask
 from crosscheck.observe import OpObservation, PageInfo
 from crosscheck.runner import TargetResult
 from crosscheck.trace import KernelRun, TraceError, parse_pagemap, parse_trace
@@ -366,7 +366,7 @@ def test_random_rejects_other_granules():
 
 class _Res:
     def __init__(self, divs: list[Divergence]):
-        from crosscheck.compare import Comparison
+        from crosscheck.observation_diff import Comparison
 
         self.comparison = Comparison(divs)
 
@@ -518,7 +518,7 @@ def test_escape_and_human_output():
     assert cmd.esc("\x1b[31mred\r\n\u202e") == "\\x1b[31mred\\x0d\\x0a\\u202e"
     build = KernelBuild("debian-6.12.117+deb13-arm64", "6.12.117+deb13-arm64", "6.12", "arm64", 4096,
                         Path("/nonexistent"))
-    from crosscheck.compare import Comparison
+    from crosscheck.observation_diff import Comparison
 
     r1 = TargetResult("check-01", build.name, "v6.10", 4096, ops=2, engine_seconds=0.02, guest_seconds=0.3,
                       boot_seconds=12.0)
@@ -570,7 +570,7 @@ def test_progress_on_a_terminal_redraws_one_line_and_clears_it(capsys, monkeypat
 
 
 def test_text_output_caps_divergences_per_target():
-    from crosscheck.compare import Comparison
+    from crosscheck.observation_diff import Comparison
 
     divs = [Divergence(k, k + 3, "touch buf write", "faults", VA, f"page fault {k}") for k in range(14)]
     r = TargetResult("t", "b", "v6.10", 4096, verdict="diverge", comparison=Comparison(divs), ops=14)

@@ -41,7 +41,7 @@ DRIVER = r"""
 import contextlib, hashlib, io, json, sys
 from tui.cli import main
 from engine.session import Position
-from engine.machines import reopen
+from engine.machine_kinds import reopen
 from tui.targets import open_target
 out = []
 for i, (name, opts) in enumerate(json.loads(sys.argv[1])):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from engine import Simulator
-from engine.machine import Machine, MachineConfig
 from engine.pte import PAGE_SHARED
 from engine.scenario import parse
+from engine.scenario_machine import Machine, MachineConfig
 
 BASE = 0x7F0000000000
 

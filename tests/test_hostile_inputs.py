@@ -222,7 +222,7 @@ def test_terminal_escapes_from_a_snapshot_never_reach_the_terminal(name, tmp_pat
     code, out, _ = cli(["replay", f], capsys)
     if name == "scenario-name-escapes":
         assert "\\x1b[2J\\x1b[31mred\\x1b]0;pwned title\\x07\\nsecond line" in out.splitlines()[0]
-    from snapshots.session_io import open_session
+    from snapshots.sessions import open_session
 
     loaded = open_session(str(f))
     try:
@@ -389,7 +389,7 @@ def test_the_tui_refuses_a_hostile_snapshot_in_one_line(name, tmp_path, base, ca
 
 
 def test_the_tui_opens_a_forged_checkpoint_file_on_re_executed_state(tmp_path, base):
-    from tui.snapshot_io import load_session
+    from tui.snapshot_files import load_session
 
     s = load_session(crafted("forged-checkpoint", tmp_path, base))
     truth = load_session(base)
@@ -438,7 +438,7 @@ def test_the_tui_renders_names_from_a_file_escaped(tmp_path, base):
 
     from tui.app import PtlabApp
     from tui.pilot import settle
-    from tui.snapshot_io import load_session
+    from tui.snapshot_files import load_session
 
     s = load_session(crafted("scenario-name-escapes", tmp_path, base))
 
@@ -500,7 +500,7 @@ def _big_file_with_one_bad_record(tmp_path: Path, parts: hs.Parts, bad_op: int,
                                   change: Any) -> Path:
     """More ops than open_session checks eagerly, one record bad far in: only a
     check of every record finds it before the TUI starts."""
-    import snapshots.session_io as sio
+    import snapshots.sessions as sio
 
     h, ops, _cps = parts
     n = sio.EAGER_CHECK_OPS + 1000
@@ -534,7 +534,7 @@ def test_a_crash_inside_the_tui_is_one_line_and_not_exit_0(tmp_path, base, monke
     from tui.commands.tui_cmd import exit_status, quiet_crashes
     from tui.errors import UserError
     from tui.pilot import settle
-    from tui.snapshot_io import load_session
+    from tui.snapshot_files import load_session
 
     monkeypatch.delenv("PTLAB_DEBUG", raising=False)
     s = load_session(base)
@@ -567,7 +567,7 @@ def test_the_tui_opens_a_file_whose_index_has_two_batches_at_one_offset(tmp_path
     from snapshots.writer import save_snapshot
     from tui.app import PtlabApp
     from tui.pilot import settle
-    from tui.snapshot_io import load_session
+    from tui.snapshot_files import load_session
 
     h, ops, cps = hs.read_parts(hs.base_file(tmp_path / "demo.ptsnap"))
     good = tmp_path / "good.ptsnap"
@@ -634,7 +634,7 @@ def test_run_from_refuses_what_contradicts_the_start(body, text, tmp_path, base,
 
 
 def test_run_from_needs_a_snapshot_of_processes(tmp_path, capsys):
-    from snapshots.session_io import save_session
+    from snapshots.sessions import save_session
     from tui.targets import open_target
 
     f = tmp_path / "api.ptsnap"

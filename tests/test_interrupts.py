@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from tui_support import settle
 
-from engine.machine import Machine
 from engine.scenario import builtin, parse
+from engine.scenario_machine import Machine
 from engine.session import Position, Session, SessionInterrupted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,11 +189,11 @@ def test_ctrl_c_in_ptlab_run(tmp_path, report_line):
 
 def test_ctrl_c_in_replay_verify(tmp_path):
     """A snapshot whose second op is long: --verify is interrupted inside it."""
-    from snapshots.session_io import save_session
+    from snapshots.sessions import save_session
 
     scn = parse("memory 512M\nmmap buf 256M\ntouch buf write\n", "v.pts")
     cfg = scn.config(record=False, check="end").summary()
-    from engine.machines import machine_factory
+    from engine.machine_kinds import machine_factory
 
     s = Session(machine_factory("scenario", cfg), scn.ops, name="v",
                 meta={"machine": "scenario", "config": cfg})

@@ -40,16 +40,16 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.export",),
     ("engine.ops",),
     ("engine.mm",),
-    ("engine.costs",),
+    ("engine.cycles",),
     ("engine.invariants",),
     ("engine.contract",),
     # not in the table: the Python API (DESIGN "Python API") over arch/hw/state, and what uses it
-    ("engine.simulator",),
-    ("engine.vectors", "engine.apimachine"),
+    ("engine.python_api",),
+    ("engine.vectors", "engine.ptep_machine"),
     ("engine",),  # engine/__init__.py: re-exports Simulator
     ("engine.verbs",),
-    ("engine.summary",),
-    ("engine.machine",),
+    ("engine.mapping_summary",),
+    ("engine.scenario_machine",),
     ("engine.scenario",),
     ("engine.breakpoints",),  # not in the table: the session's breakpoint conditions
     # not in the table: the session's parts, below it (it imports them): a place in a session,
@@ -58,12 +58,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.breakpoint_search",),
     ("engine.session",),
     ("engine.queries",),  # not in the table: questions about sessions, answered once for CLI and TUI
-    ("engine.compare",),  # not in the table: two sessions side by side
+    ("engine.compare_configs",),  # not in the table: two sessions side by side
     # above the session: it builds machines and sessions from a capture (tomachine.py -> engine.mm,
-    # build.py -> engine.simulator, session.py -> engine.session); the table listed it between
+    # build.py -> engine.python_api, session.py -> engine.session); the table listed it between
     # export and ops until this test
     ("engine.capture",),
-    ("engine.machines",),  # not in the table: open / reopen any kind of machine (capture included)
+    ("engine.machine_kinds",),  # not in the table: open / reopen any kind of machine (capture included)
     # DESIGN: snapshots know the engine; crosscheck imports engine/ and only the CLI imports it
     ("snapshots", "crosscheck"),
     ("tui",),  # the Textual app

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from mm_program import to_op
 
 from engine.errors import ScenarioError
-from engine.machine import Machine, MachineConfig
 from engine.mm.audit import audit
 from engine.mm.physmem import F_DIRTY, F_SWAPCACHE
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_VALID, PTE_WRITE
+from engine.scenario_machine import Machine, MachineConfig
 
 CHOICE = st.tuples(*(st.integers(0, 999) for _ in range(4)))
 PROGRAM = st.lists(CHOICE, min_size=5, max_size=28)

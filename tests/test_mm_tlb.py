@@ -47,7 +47,7 @@ def test_without_coalescing_every_page_is_an_entry():
     import dataclasses
 
     cpu = dataclasses.replace(CPUS["neoverse-n1"], tlb=TlbGeometry(1280, 5, 48, cont_coalesce=False))
-    from engine.machine import Machine, MachineConfig
+    from engine.scenario_machine import Machine, MachineConfig
 
     m = Machine(MachineConfig(cpu=cpu, mthp={"64K": "always"}))
     m.apply(Op("mmap", {"name": "b", "size": 65536}))

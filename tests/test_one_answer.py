@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """One answer per question (issue #15 item 5): every folded-block count ptlab
-shows comes from engine.summary.folded_blocks, and they agree, also on a
+shows comes from engine.mapping_summary.folded_blocks, and they agree, also on a
 misprogrammed block; the explainer's "foldable" is what the fold does."""
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 from mm_program import to_op
 from mmhelp import run
 
-from engine.compare import count_cont_blocks
+from engine.compare_configs import count_cont_blocks
 from engine.errors import ScenarioError
 from engine.explain import explain_block
-from engine.machine import Machine, MachineConfig
+from engine.mapping_summary import folded_blocks, machine_summary
 from engine.pte import PTE_CONT
 from engine.scenario import parse
+from engine.scenario_machine import Machine, MachineConfig
 from engine.session import Position, Session
-from engine.summary import folded_blocks, machine_summary
-from tui.summary import process_summary
+from tui.position_summary import process_summary
 
 
 def _counts(m, session=None) -> tuple[int, ...]:
@@ -259,7 +259,7 @@ def test_first_divergence_of_an_op_that_fails_in_one_run():
     import json
     from pathlib import Path
 
-    from engine.apimachine import ApiMachine, ops_from_vector_trace
+    from engine.ptep_machine import ApiMachine, ops_from_vector_trace
     from engine.queries import ERROR, first_divergence
     from engine.session import SessionError
 
@@ -275,13 +275,13 @@ def test_first_divergence_of_an_op_that_fails_in_one_run():
 
 
 def test_compare_the_tui_and_diff_report_the_same_first_divergence(tmp_path, capsys):
-    """ptlab compare (engine.compare), the TUI's comparison (tui.compare) and ptlab diff
+    """ptlab compare (engine.compare_configs), the TUI's comparison (tui.variants) and ptlab diff
     all name the op engine.queries.first_divergence names."""
     import json
 
-    from engine.compare import Run, compare_sessions
+    from engine.compare_configs import Run, compare_sessions
     from tui.cli import main
-    from tui.compare import first_divergence as tui_first
+    from tui.variants import first_divergence as tui_first
 
     a, b = _session(SINCE), _session(SINCE, kernel="baseline")
     c = compare_sessions([Run({"kernel": "v7.0"}, a), Run({"kernel": "baseline"}, b)])

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from tui_support import settle
 
-from engine.machine import Machine
 from engine.policy import PolicyError, _load_user_policy
 from engine.scenario import builtin
+from engine.scenario_machine import Machine
 from engine.session import Position, Session, SessionError
 from tui.cli import main
 

@@ -18,9 +18,9 @@ import random
 
 import pytest
 
-from engine.machine import Machine
 from engine.policy import GuardedPolicy, PolicyError
 from engine.scenario import builtin
+from engine.scenario_machine import Machine
 from engine.session import Position, Session, SessionError
 
 CASES = int(os.environ.get("PTLAB_FUZZ_POLICY_CASES", 120))

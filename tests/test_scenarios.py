@@ -9,8 +9,8 @@ import pytest
 
 from engine.errors import ScenarioError
 from engine.expressions import parse_size
-from engine.machine import Machine
 from engine.scenario import builtin, builtin_list, builtin_names, parse
+from engine.scenario_machine import Machine
 from tui.cli import main
 
 # --- values and syntax ---------------------------------------------------------------

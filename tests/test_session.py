@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.apimachine import ApiMachine, ops_from_vector_trace
+from engine.ptep_machine import ApiMachine, ops_from_vector_trace
 from engine.session import Position, Session, SessionError
 
 DATA = Path(__file__).resolve().parent / "data" / "ptep-vectors.json"
@@ -49,7 +49,7 @@ def test_forward_run_matches_the_plain_simulator(traces):
     s.run()
     assert s.executed == len(s.ops) and s.at_end
     # the machine's final tables equal a straight replay
-    from engine.apimachine import ApiMachine as M
+    from engine.ptep_machine import ApiMachine as M
 
     m = M(t["granule"], t["kernel"], t["cpu"])
     for op in s.ops:

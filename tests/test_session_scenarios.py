@@ -12,9 +12,9 @@ import pytest
 from mm_program import to_op
 
 from engine.errors import ScenarioError
-from engine.machine import Machine, MachineConfig
+from engine.scenario_machine import Machine, MachineConfig
 from engine.session import Position, Session
-from snapshots.session_io import open_session, save_session
+from snapshots.sessions import open_session, save_session
 from tui.targets import scenario_session
 
 CFG = dict(memory=64 << 20, swap=16 << 20, mthp={"64K": "always", "16K": "always"}, check="op")

@@ -372,8 +372,8 @@ def test_process_switch_with_two_address_spaces():
 
     from tui_support import folio, ptep
 
-    from engine.apimachine import ApiMachine
     from engine.pte import PAGE_READONLY
+    from engine.ptep_machine import ApiMachine
     from engine.session import Session
     from engine.state.mmstruct import MMStruct
 

@@ -123,7 +123,7 @@ def test_dismiss_from_a_screen_below_the_top_is_a_no_op():
 def test_two_comparisons_asked_for_in_a_row_open_one_screen():
     from tui_support import settle
 
-    from tui.screens.compare import CompareScreen
+    from tui.screens.side_by_side import CompareScreen
 
     async def body(app, pilot):  # type: ignore[no-untyped-def]
         app.main.compare_with(policy="never")
@@ -143,7 +143,7 @@ def test_a_comparison_step_that_ends_after_the_screen_closed():
     from tui_monkey import _key
     from tui_support import settle
 
-    from tui.screens.compare import CompareScreen
+    from tui.screens.side_by_side import CompareScreen
 
     async def body(app, pilot):  # type: ignore[no-untyped-def]
         app.main.compare_with(policy="never")

@@ -163,8 +163,8 @@ def test_interrupted_back_step_leaves_one_position_everywhere(tmp_path, monkeypa
     for the changed cells) is what Esc interrupts."""
     import threading
 
-    from engine.machine import Machine
     from engine.mm.base import MmContext as Kernel
+    from engine.scenario_machine import Machine
 
     (tmp_path / "big.pts").write_text(BIG)
     s = open_target(str(tmp_path / "big.pts"))
@@ -316,7 +316,7 @@ def test_inspector_counts_present_as_the_kernel_does():
 def test_compare_counts_cont_blocks_at_the_end(capsys):
     import json
 
-    from engine.compare import count_cont_blocks
+    from engine.compare_configs import count_cont_blocks
     from tui.cli import main as cli_main
 
     assert cli_main(["compare", "demo", "--policy", "mainline", "--policy", "never", "--json"]) == 0

@@ -51,7 +51,7 @@ def test_compare_screen_names_both_divergences_and_opens_at_the_chosen_one(start
 
 
 def test_compare_screen_next_difference_walks_the_differing_ops():
-    from tui.compare import differing_ops
+    from tui.variants import differing_ops
 
     s = open_target("demo")
 
@@ -100,8 +100,8 @@ def test_compare_screen_inspects_both_sides_of_the_pair():
 
 
 def test_compare_with_a_cpu_toml_and_a_policy_file_and_a_granule(tmp_path):
-    from tui.compare import parse_variant, settings_of, variant
     from tui.errors import UserError
+    from tui.variants import parse_variant, settings_of, variant
 
     assert parse_variant("x.toml") == {"cpu": "x.toml"}
     assert parse_variant("p.py:Mine") == {"policy": "p.py:Mine"}
@@ -405,7 +405,7 @@ def test_event_text_uses_the_one_hex_style():
 
 
 def test_only_the_granules_a_scenario_is_written_for_are_offered():
-    from tui.compare import granules_for
+    from tui.variants import granules_for
 
     assert granules_for(open_target("demo")) == ["4K"]
     assert granules_for(open_target("page-fault3")) == ["4K", "16K", "64K"]

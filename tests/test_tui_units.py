@@ -16,14 +16,14 @@ from tui_support import DATA, VA, vector_session
 
 from engine.queries import since_op
 from engine.session import Position
-from tui import snapshot_io, targets
-from tui.compare import diff_addrs, first_divergence, run_compare, variant
+from tui import snapshot_files, targets
 from tui.controller import do_back, do_continue, do_run_to_end, do_seek, do_step
-from tui.costs import CostModel, sparkline
+from tui.cost_totals import CostModel, sparkline
 from tui.errors import UserError
 from tui.eventfmt import call_depths, format_event, op_costs
 from tui.keymap import load_keymap, parse_keymap
 from tui.targets import open_target
+from tui.variants import diff_addrs, first_divergence, run_compare, variant
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,24 +104,24 @@ def test_cli_registers_the_tui_command():
 
 
 # --- snapshot I/O ------------------------------------------------------------------------------
-def test_snapshot_io_round_trip_and_errors(tmp_path):
+def test_snapshot_files_round_trip_and_errors(tmp_path):
     s = open_target("example")
     s.run()
     path = tmp_path / "x.ptsnap"
-    snapshot_io.save_session(s, path)
-    t = snapshot_io.load_session(path)
+    snapshot_files.save_session(s, path)
+    t = snapshot_files.load_session(path)
     assert t.executed == s.executed and t.records[3].digest == s.records[3].digest
-    with pytest.raises(snapshot_io.SnapshotIOError):
-        snapshot_io.load_session(tmp_path / "missing.ptsnap")
-    with pytest.raises(snapshot_io.SnapshotIOError):
-        snapshot_io.save_session(s, tmp_path)  # a directory
+    with pytest.raises(snapshot_files.SnapshotIOError):
+        snapshot_files.load_session(tmp_path / "missing.ptsnap")
+    with pytest.raises(snapshot_files.SnapshotIOError):
+        snapshot_files.save_session(s, tmp_path)  # a directory
 
 
 # --- costs ------------------------------------------------------------------------------------------
 def test_cost_prefix_sums_equal_session_totals(monkeypatch):
-    import tui.costs
+    import tui.cost_totals
 
-    monkeypatch.setattr(tui.costs, "STRIDE", 7)
+    monkeypatch.setattr(tui.cost_totals, "STRIDE", 7)
     s = vector_session(1)
     s.run()
     cm = CostModel(s)
@@ -316,8 +316,8 @@ def test_controller_runs_one_job_at_a_time_and_drops_background_work():
 def test_since_op_sees_a_change_of_the_pmd_above_the_block():
     """mprotect of a whole PMD THP writes only the PMD (change_huge_pmd()): the block
     under it changed at that op (the op's counter is pmd_writes, its event pmd_write)."""
-    from engine.machine import Machine
     from engine.scenario import parse
+    from engine.scenario_machine import Machine
     from engine.session import Session
 
     scn = parse("thp always\nmmap a 2M\ntouch a write\nmprotect a +0 2M r\ntouch a read\n", "pmd")

@@ -4,7 +4,7 @@
 mypy runs with the configuration in pyproject.toml ([tool.mypy]: every package,
 strict on the engine and the snapshot container except the modules listed there
 with their reasons) and must report nothing. The engine's machine contract
-(engine.contract) is checked this way: engine.machines registers every machine
+(engine.contract) is checked this way: engine.machine_kinds registers every machine
 kind with the contract's types.
 """
 

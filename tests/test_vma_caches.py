@@ -9,10 +9,10 @@ from __future__ import annotations
 import random
 
 from engine.granule import granule
-from engine.machine import Machine
 from engine.mm.process import MMAP_BASE, MMAP_MIN_ADDR
 from engine.ops import Op
 from engine.scenario import parse
+from engine.scenario_machine import Machine
 
 
 def scan_unmapped_area(vmas, length: int, g, thp_align: bool) -> int:

@@ -8,8 +8,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.apimachine import ApiMachine, ops_from_vector_trace
 from engine.ops import Op
+from engine.ptep_machine import ApiMachine, ops_from_vector_trace
 from engine.session import Session
 from tui.app import PtlabApp
 from tui.pilot import settle  # noqa: F401 - the tests import it from here

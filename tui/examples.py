@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """A built-in example: a short, hand-written trace of ptep calls.
 
-It drives the arm64 ptep API directly (``engine.apimachine``), so it works
+It drives the arm64 ptep API directly (``engine.ptep_machine``), so it works
 before the core-mm machine and its scenarios exist, and it shows every cell
 state the grid knows: a block painted CONT by set_ptes(nr=16), a block that
 folds on its last single-entry write, young/dirty updates by the hardware

@@ -54,7 +54,7 @@ class PtlabCommands(Provider):
         from engine.arch.profiles import PROFILES
         from engine.hw.cpus import CPUS
         from engine.policy import BUILTIN_POLICIES
-        from tui.compare import granules_for
+        from tui.variants import granules_for
 
         st = main.settings()
         for p in PROFILES:

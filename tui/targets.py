@@ -185,7 +185,7 @@ def _check_names(ov: Overrides) -> None:
 def api_session(ops: list, granule: Any, kernel: str, cpu: str, policy: str | None, *, name: str,
                 source: str = "") -> Session:
     """A Session over an ApiMachine (direct ptep calls), with an optional fold policy."""
-    from engine.machines import machine_factory
+    from engine.machine_kinds import machine_factory
 
     cfg = {"granule": str(granule), "kernel": kernel, "cpu": cpu, "policy": policy}
     return Session(machine_factory("api", cfg), ops, name=name, source=source,
@@ -241,8 +241,8 @@ def _vector_file(spec: str, ov: Overrides) -> Session | None:
     if not 0 <= index < len(traces):
         raise UserError(f"tui: {path_s}: trace {index} out of range (0..{len(traces) - 1})")
     trace = traces[index]
-    from engine.apimachine import ops_from_vector_trace
     from engine.granule import granule as to_granule
+    from engine.ptep_machine import ops_from_vector_trace
 
     _check_names(ov)
     try:
@@ -290,7 +290,7 @@ def scenario_session(target: str, *, kernel: str | None = None, granule: str | N
     """A Session running a scenario (built-in name or .pts file) on the core-mm
     machine. Raises ScenarioError for bad scenario text or settings. ``check``
     overrides when the invariant checker runs ("op", "end", "off")."""
-    from engine.machines import machine_factory
+    from engine.machine_kinds import machine_factory
     from engine.scenario import resolve
 
     scn = resolve(target)
@@ -304,7 +304,7 @@ def scenario_session(target: str, *, kernel: str | None = None, granule: str | N
 def _snapshot(spec: str, ov: Overrides) -> Session | None:
     if not spec.endswith(".ptsnap"):
         return None
-    from tui.snapshot_io import SnapshotIOError, load_session
+    from tui.snapshot_files import SnapshotIOError, load_session
 
     _check_names(ov)
     try:

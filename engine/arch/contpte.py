@@ -77,7 +77,7 @@ class Contpte(LocklessSeam):
     # static (linux-mm's contpte.c; older trees had it static inline in
     # pgtable.h), but Debian's GCC builds it out of line (v6.12 and v7.0 list
     # it in available_filter_functions): recorded, so the crosscheck can
-    # compare it; engine.costs does not count it as a call
+    # compare it; engine.cycles does not count it as a call
     @arch_call("contpte_try_unfold_partial")
     def contpte_try_unfold_partial(self, mm: MMStruct, addr: int, nr: int) -> None:
         n = self.cont_ptes

@@ -91,7 +91,7 @@ from engine.pte import (
     pte_mkdirty,
     pte_mkspecial,
 )
-from engine.simulator import Simulator
+from engine.python_api import Simulator
 
 MAX_VA = 1 << 48  # arm64 user VA with 48-bit VA (the engine's page tables)
 

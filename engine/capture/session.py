@@ -10,8 +10,8 @@ provenance: PID, command, kernel release and machine, whether PFNs were real
 or synthetic, the VMA layout, the folio count, and the digest of the starting
 page tables (a damaged checkpoint 0 is refused).
 
-Machine kind ``"capture"`` (registered in engine.machines): built empty from its configuration; the session
-layer (snapshots.session_io) restores checkpoint 0 into it.
+Machine kind ``"capture"`` (registered in engine.machine_kinds): built empty from its
+configuration; the session layer (snapshots.sessions) restores checkpoint 0 into it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.apimachine import ApiMachine, ApiState
 from engine.policy import load_policy
+from engine.ptep_machine import ApiMachine, ApiState
 from engine.session import Session
 from engine.text import escape_controls
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 def _empty(cfg: dict[str, Any]) -> Callable[[], ApiMachine]:
     g, kernel, cpu = cfg.get("granule", "4K"), cfg.get("kernel", "v7.0"), cfg.get("cpu", "neoverse-n1")
-    # the policy too (machines.reopen may change it): loaded once, as for the "api" kind
+    # the policy too (machine_kinds.reopen may change it): loaded once, as for the "api" kind
     pol = cfg.get("policy")
     policy = load_policy(pol) if pol not in (None, "", "mainline") else None
     ApiMachine(g, kernel, cpu, policy)  # fail now on a bad configuration

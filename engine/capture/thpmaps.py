@@ -57,7 +57,7 @@ from engine.events import COUNTER_NAMES
 from engine.export import cont_block_starts
 from engine.granule import Granule
 from engine.pte import PTE_AF, PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID
-from engine.simulator import Simulator
+from engine.python_api import Simulator
 from engine.state.pagetable import PageTable
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ A saved capture (engine.capture.session) holds page tables and folio
 boundaries built through the ptep API, plus the VMA layout in its header --
 enough to look at, not enough for fork, mprotect or reclaim, which need
 processes, VMAs, struct-page bookkeeping, a page cache and swap. This module
-builds all of that in a fresh :class:`~engine.machine.Machine`:
+builds all of that in a fresh :class:`~engine.scenario_machine.Machine`:
 
 * **one process**, ``p0`` (the machine's first process, so a scenario written
   for a fresh machine runs unchanged; the captured command and PID are in the
@@ -46,10 +46,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.apimachine import ApiState
 from engine.errors import ScenarioError
 from engine.invariants import check_block
-from engine.machine import Machine
 from engine.mm.audit import audit
 from engine.mm.physmem import (
     F_ANON,
@@ -66,6 +64,8 @@ from engine.mm.rmap import anon_vma_prepare
 from engine.mm.swap import SWP_TYPE
 from engine.mm.vma import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, VMA
 from engine.pte import PTE_CONT, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_VALID, PTE_WRITE
+from engine.ptep_machine import ApiState
+from engine.scenario_machine import Machine
 from engine.state.pagetable import PageTable
 from engine.text import escape_controls
 
@@ -123,7 +123,7 @@ def _flags(perms: str) -> int:
 
 
 def populate(m: Machine, api_state: ApiState, prov: Any) -> Converted:
-    """Fill the fresh machine ``m`` (engine.machine.Machine, nothing run on it)
+    """Fill the fresh machine ``m`` (engine.scenario_machine.Machine, nothing run on it)
     with the captured state ``api_state`` (an ApiMachine state: page tables and
     folio registry) and the header's provenance. Raises ScenarioError."""
     k = m.kernel.ctx  # the core-mm context: the capture fills its state directly

@@ -95,7 +95,7 @@ def save_capture(built, path: str, cpu: str) -> None:
     """The captured state as a snapshot: checkpoint 0 is the state, the header the provenance."""
     from engine.capture.session import capture_session
     from snapshots import SnapshotError
-    from snapshots.session_io import save_session
+    from snapshots.sessions import save_session
 
     if not path.endswith(".ptsnap"):
         raise UserError(f"capture: --save {path!r}: the file name must end in .ptsnap")

@@ -49,7 +49,7 @@ def _variants(args: argparse.Namespace) -> tuple[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.compare import Run, compare_sessions
+    from engine.compare_configs import Run, compare_sessions
     from tui.targets import open_target
 
     what, values = _variants(args)

@@ -3,7 +3,7 @@
 
 Every target is translated into a static aarch64 program (crosscheck.translate),
 all targets share one boot per kernel (batches of at most BATCH targets), and
-each target's trace is compared with the engine's run of it (crosscheck.compare).
+each target's trace is compared with the engine's run of it (crosscheck.observation_diff).
 Exit status: 0 every target agrees, 1 any divergence, 2 bad input (an op the
 guest cannot express, a missing tool or kernel, a kernel image without what the
 guest needs, a guest that fails to boot or times out).

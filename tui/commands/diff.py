@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.session import Position
     from engine.text import escape_controls as esc
     from snapshots import SnapshotError
-    from snapshots.session_io import open_session
+    from snapshots.sessions import open_session
 
     if not 1 <= args.limit <= MAX_LIMIT:
         raise UserError(f"diff: --limit must be between 1 and {MAX_LIMIT:,}")

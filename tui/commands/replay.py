@@ -41,9 +41,9 @@ def _progress(k: int, n: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.text import escape_controls
     from snapshots import SnapshotError
-    from snapshots.session_io import open_session, verify
+    from snapshots.sessions import open_session, verify
     from tui.commands.show import parse_step
-    from tui.summary import position_summary
+    from tui.position_summary import position_summary
 
     overrides = {"kernel": args.kernel, "cpu": args.cpu, "policy": args.policy}
     to = parse_step(args.to, "replay", "--to")  # N or N.E, as show --at takes

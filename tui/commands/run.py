@@ -14,7 +14,7 @@ from tui.errors import UserError
 if TYPE_CHECKING:
     from engine.contract import MachineContract
     from engine.errors import ScenarioError
-    from engine.machine import Machine
+    from engine.scenario_machine import Machine
     from engine.session import Session
 
 NAME = "run"
@@ -71,9 +71,9 @@ def execute(target: str, kernel: str | None = None, granule: str | None = None,
             cpu: str | None = None, policy: str | None = None) -> tuple[Any, Any]:
     """Run target to the end; returns (scenario, machine). Raises ScenarioError."""
     from engine.errors import ScenarioError
-    from engine.machine import Machine
     from engine.policy import PolicyError
     from engine.scenario import resolve
+    from engine.scenario_machine import Machine
 
     scenario = resolve(target)
     # count mode: a run only needs the counters, and memory stays flat however
@@ -114,10 +114,10 @@ def run_session(session: Session, target: str, path: str | None) -> tuple[Machin
     boundary -- and saves the ops done; a second one abandons the save."""
     import signal
 
-    from engine.machine import Machine
+    from engine.scenario_machine import Machine
     from engine.session import SessionError
     from snapshots import SnapshotError
-    from snapshots.session_io import save_session
+    from snapshots.sessions import save_session
 
     stop = {"flag": False}
 
@@ -161,9 +161,9 @@ def start_session(target: str | None, start_path: str, kernel: str | None = None
     state of the snapshot at start_path (see DESCRIPTION). Raises
     ScenarioError, SnapshotError or UserError."""
     from engine.errors import ScenarioError
-    from engine.machine import Machine, MachineConfig
-    from engine.machines import machine_factory
+    from engine.machine_kinds import machine_factory
     from engine.scenario import parse, resolve
+    from engine.scenario_machine import Machine, MachineConfig
     from engine.session import Session
     from snapshots.start import FIXED_BY_START, load_start
 
@@ -261,7 +261,7 @@ def _progress(k: int, n: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.errors import ScenarioError
-    from engine.summary import machine_summary, memory_summary
+    from engine.mapping_summary import machine_summary, memory_summary
     from snapshots import SnapshotError
 
     interrupted = False

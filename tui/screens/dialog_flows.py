@@ -19,7 +19,7 @@ from textual.screen import Screen
 
 from engine.breakpoints import BreakpointError
 from engine.session import Position, Session
-from tui import snapshot_io
+from tui import snapshot_files
 from tui.controller import Job, MoveResult, do_seek, gather
 from tui.history import BlockHistory, block_history
 from tui.screens.inspector_pane import SINCE_MAX_OPS
@@ -318,7 +318,7 @@ class DialogFlows(_ScreenBase):
             return
 
         def fail(e: BaseException) -> None:
-            if isinstance(e, snapshot_io.SnapshotIOError):
+            if isinstance(e, snapshot_files.SnapshotIOError):
                 self.say(f"save failed: {e}", "error")
             elif isinstance(e, OSError):
                 self.say(f"save failed: {path}: {e.strerror or e}", "error")
@@ -332,7 +332,8 @@ class DialogFlows(_ScreenBase):
             self.say(message, "information" if message == f"saved {path}" else "warning")
             self._view_after_job()
 
-        self.ctl.submit(Job("save", lambda s: snapshot_io.save_session(s, path, self.ctl.report), done, fail))
+        self.ctl.submit(Job("save", lambda s: snapshot_files.save_session(s, path, self.ctl.report),
+                            done, fail))
 
     def _view_after_job(self) -> None:
         """A job that ran ops (and put the session back) may have changed what is cached."""
@@ -351,8 +352,8 @@ class DialogFlows(_ScreenBase):
         if not self._require_idle("open a snapshot"):
             return
         try:
-            s = snapshot_io.load_session(path)
-        except snapshot_io.SnapshotIOError as e:
+            s = snapshot_files.load_session(path)
+        except snapshot_files.SnapshotIOError as e:
             self.say(f"cannot open {path}: {e}", "error")
             return
         except OSError as e:
@@ -478,8 +479,8 @@ class DialogFlows(_ScreenBase):
         from engine.arch.profiles import PROFILES
         from engine.hw.cpus import CPUS
         from engine.policy import BUILTIN_POLICIES
-        from tui.compare import granules_for
         from tui.screens.dialogs import ChoiceDialog
+        from tui.variants import granules_for
 
         st = self.settings()
         at = ("the first page-table divergence" if self.compare_start == "tables"
@@ -517,9 +518,9 @@ class DialogFlows(_ScreenBase):
             dialog_id="compare" if self.compare_start == "tables" else "compare-costs"), done)
 
     def _compare_other(self) -> None:
-        from tui.compare import parse_variant
         from tui.errors import UserError
         from tui.screens.dialogs import InputDialog
+        from tui.variants import parse_variant
 
         def check(text: str) -> str | None:
             try:
@@ -540,9 +541,9 @@ class DialogFlows(_ScreenBase):
 
     def compare_with(self, kernel: str | None = None, policy: str | None = None, cpu: str | None = None,
                      granule: str | None = None, start: str | None = None) -> None:
-        from tui.compare import run_compare, variant
         from tui.errors import UserError
-        from tui.screens.compare import CompareScreen
+        from tui.screens.side_by_side import CompareScreen
+        from tui.variants import run_compare, variant
 
         asked = {"kernel": kernel, "policy": policy, "cpu": cpu, "granule": granule}
         label = ", ".join(f"{k} {v}" for k, v in asked.items() if v is not None)

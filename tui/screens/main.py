@@ -268,7 +268,7 @@ class MainScreen(DialogFlows, Screen):
             self.model, info.region_index if info is not None else None)
 
     def settings(self) -> dict[str, str]:
-        from tui.compare import settings_of
+        from tui.variants import settings_of
 
         return settings_of(self.session)
 

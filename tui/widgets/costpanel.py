@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.costs import CostModel, hit_rate, sparkline
+from tui.cost_totals import CostModel, hit_rate, sparkline
 from tui.eventfmt import fmt_cycles
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ HEADER_DELAY = 0.1  # the progress timer's interval: the header names a running 
 
 def header_text(s: Session, model: GridModel, running: Job | None, snapshot_path: str | None) -> str:
     """The header: most wanted first (a narrow terminal cuts the end)."""
-    from tui.compare import settings_of
+    from tui.variants import settings_of
 
     st = settings_of(s)
     name = s.name or "session"

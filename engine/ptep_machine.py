@@ -24,13 +24,13 @@ from typing import Any, TypeAlias
 
 from engine.arch import ArchError
 from engine.arch.profiles import KernelProfile
-from engine.costs import cycles
+from engine.cycles import cycles
 from engine.granule import Granule
 from engine.hw.cpus import CpuProfile
 from engine.mm.vma import VMA
 from engine.ops import Op
 from engine.policy import FoldPolicy, MainlinePolicy, load_policy
-from engine.simulator import Simulator
+from engine.python_api import Simulator
 from engine.state.folios import FolioRegistry
 from engine.state.mmstruct import MMStruct
 from engine.state.pagetable import PageTable, PageTableSnapshot

@@ -4,8 +4,8 @@
 import json
 from pathlib import Path
 
-from engine.apimachine import ApiMachine, ops_from_vector_trace
-from engine.compare import Run, compare_sessions
+from engine.compare_configs import Run, compare_sessions
+from engine.ptep_machine import ApiMachine, ops_from_vector_trace
 from engine.session import Session
 
 DATA = Path(__file__).resolve().parent / "data" / "ptep-vectors.json"

@@ -19,7 +19,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from engine.session import Session
-from tui.compare import (
+from tui.controller import Job, SessionController
+from tui.eventfmt import fmt_cycles, op_costs
+from tui.grid_model import GridModel
+from tui.variants import (
     SETTINGS,
     CompareResult,
     next_differing_op,
@@ -28,9 +31,6 @@ from tui.compare import (
     settings_of,
     step_both,
 )
-from tui.controller import Job, SessionController
-from tui.eventfmt import fmt_cycles, op_costs
-from tui.grid_model import GridModel
 from tui.widgets.legend_bar import LegendBar
 from tui.widgets.pte_grid import PteGrid
 

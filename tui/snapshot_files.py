@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Saving and opening ``.ptsnap`` snapshots from the TUI (snapshots.session_io).
+"""Saving and opening ``.ptsnap`` snapshots from the TUI (snapshots.sessions).
 
 Both functions raise :class:`SnapshotIOError` (a bad path, a damaged file, a
 full disk) with a one-line message; the UI shows it and carries on.
@@ -29,7 +29,7 @@ def save_session(session: Session, path: str | Path,
     session keeps its position. Returns a one-line message for the user."""
     from engine.session import SessionError
     from snapshots import SnapshotError
-    from snapshots.session_io import save_session as save
+    from snapshots.sessions import save_session as save
 
     if "machine" not in session.meta:
         raise SnapshotIOError("this session does not record how its machine was made; it cannot be saved")
@@ -61,7 +61,7 @@ def load_session(path: str | Path, **overrides: Any) -> Session:
     """Open a .ptsnap file as a Session positioned at its start. Warnings
     (e.g. a fold policy that must be supplied again) are in session.warnings."""
     from snapshots import SnapshotError
-    from snapshots.session_io import open_session
+    from snapshots.sessions import open_session
 
     try:
         # every record checked first, whatever the file's size: the TUI's widgets read records

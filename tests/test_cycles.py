@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Cycle estimates from counters and CPU weights (engine/costs.py)."""
+"""Cycle estimates from counters and CPU weights (engine/cycles.py)."""
 
 from collections import Counter
 
 import pytest
 
 from engine.arch.profiles import PROFILES
-from engine.costs import cycles
+from engine.cycles import cycles
 from engine.hw.cpus import CPUS
 
 N1 = CPUS["neoverse-n1"]

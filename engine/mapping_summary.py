@@ -10,9 +10,9 @@ from engine.export import folded_block_starts
 from engine.pte import PTE_SPECIAL
 
 if TYPE_CHECKING:  # (the machine is built above this module: for annotations only)
-    from engine.machine import Machine
     from engine.mm.process import Process
     from engine.mm.vma import VMA
+    from engine.scenario_machine import Machine
 
 
 def folded_blocks(pt: Any, cont_ptes: int, start: int = 0, end: int = 1 << 64) -> int:

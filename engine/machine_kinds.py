@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.apimachine import ApiMachine
 from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.session import _empty
 from engine.contract import MachineContract, MachineFactory
-from engine.machine import Machine, MachineConfig
 from engine.policy import load_policy
+from engine.ptep_machine import ApiMachine
+from engine.scenario_machine import Machine, MachineConfig
 from engine.session import Session
 
 KindFactory = Callable[[dict[str, Any]], MachineFactory]

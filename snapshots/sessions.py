@@ -24,10 +24,10 @@ from engine.arch.profiles import DEFAULT_KERNEL
 from engine.capture.session import starting_from
 from engine.contract import MachineContract, MachineState, PlainState
 from engine.hw.cpus import CPUS, CpuProfile, cpu_to_plain, load_cpu
-from engine.machine import Machine
-from engine.machines import machine_factory
+from engine.machine_kinds import machine_factory
 from engine.ops import Op
 from engine.queries import first_differing_entry
+from engine.scenario_machine import Machine
 from engine.session import LAZY, OpRecord, Position, Session, tables_digest
 from engine.text import escape_controls
 from snapshots.errors import SnapshotCorruptError, SnapshotError, SnapshotFormatError, display_name

@@ -23,8 +23,8 @@ def variant(session: Session, *, kernel: str | None = None, policy: str | None =
     """A new Session running session's ops with another kernel profile, policy (a built-in
     name or FILE.py:CLASS), CPU profile (a built-in name or FILE.toml) or granule: the
     session's recorded machine kind and configuration (session.meta) with these changes,
-    through engine.machines.reopen -- the one way to re-run under other settings."""
-    from engine.machines import reopen
+    through engine.machine_kinds.reopen -- the one way to re-run under other settings."""
+    from engine.machine_kinds import reopen
     from tui.targets import Overrides, _check_names, check_granule
 
     asked = {"kernel": kernel, "policy": policy, "cpu": cpu, "granule": granule}

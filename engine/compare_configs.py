@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.mapping_summary import folded_blocks
 from engine.queries import TABLES, cost_counters_differing, first_differing_entry, first_divergence
 from engine.session import Position, Session
-from engine.summary import folded_blocks
 
 TOTAL_KEYS = ("ops", "pte_reads", "pte_writes", "converts", "folds", "unfolds", "flush_tlb_range", "tlbi",
               "dsb", "page_faults", "tlb_hits", "tlb_misses", "tlb_conflicts", "invariant_violations",
@@ -77,7 +77,7 @@ class Comparison:
 
 
 def count_cont_blocks(session: Session) -> int:
-    """Folded blocks over every process, at the current position (engine.summary.folded_blocks)."""
+    """Folded blocks over every process, at the current position (engine.mapping_summary.folded_blocks)."""
     n = session.machine.arch.cont_ptes
     return sum(folded_blocks(p.mm.pt, n) for p in session.machine.process_list())
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from engine import limits
 from engine.arch import DEFAULT_KERNEL, Arch, get_profile
-from engine.costs import cycles
+from engine.cycles import cycles
 from engine.errors import ScenarioError
 from engine.events import COUNTER_NAMES, EventLog, count_events
 from engine.granule import Granule
@@ -32,6 +32,7 @@ from engine.hw.cpus import load_cpu
 from engine.hw.mmu import MMU
 from engine.hw.tlb import TLB
 from engine.invariants import Violation, check_block, check_mm, check_tlb
+from engine.mapping_summary import folded_blocks
 from engine.mm.kernel import Kernel
 from engine.mm.pagecache import PageCache
 from engine.mm.physmem import (
@@ -49,7 +50,6 @@ from engine.ops import Op
 from engine.policy import MainlinePolicy, PolicyError, load_policy
 from engine.pte import LAYOUTS, PTE_CONT, PTE_VALID
 from engine.state.folios import FolioRegistry
-from engine.summary import folded_blocks
 from engine.verbs import VERBS, Verbs
 
 CHECK_MODES = ("op", "end", "off")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.apimachine import ApiMachine, ops_from_vector_trace
+from engine.ptep_machine import ApiMachine, ops_from_vector_trace
 from engine.session import Position, Session
 from snapshots import SnapshotError
-from snapshots.session_io import open_session, save_session, verify
+from snapshots.sessions import open_session, save_session, verify
 
 DATA = Path(__file__).resolve().parent / "data" / "ptep-vectors.json"
 

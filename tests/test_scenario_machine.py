@@ -9,9 +9,9 @@ import pytest
 
 from engine.errors import ScenarioError
 from engine.events import COUNTER_NAMES
-from engine.machine import Machine, MachineConfig
 from engine.ops import Op
 from engine.scenario import parse
+from engine.scenario_machine import Machine, MachineConfig
 
 PROGRAM = """
 mthp 64K=always

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.compare import TOTAL_KEYS
+from engine.compare_configs import TOTAL_KEYS
+from engine.mapping_summary import folded_blocks
 from engine.pte import PTE_VALID
-from engine.summary import folded_blocks
 
 if TYPE_CHECKING:
     from engine.arch import Arch
