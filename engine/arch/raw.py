@@ -41,7 +41,9 @@ class RawHelpers(TlbFlush):
     # --- single entries ------------------------------------------------------------
     def raw_ptep_get(self, mm: MMStruct, addr: int) -> int:
         """__ptep_get(): READ_ONCE(*ptep)."""
-        v = mm.pt.get(addr)
+        # mm.pt.get(addr), inline: this read runs several times per order-0 PTE
+        t = mm.pt.tables.get(addr >> self.pmd_shift)
+        v = t[(addr >> self.page_shift) & self.idx_mask] if t is not None else 0
         self.log.pte_read(addr, v, mm.name)
         return v
 
