@@ -552,7 +552,14 @@ class CountLog(CountKinds, EventLog):
             d = self.nr_one
             d[name] = d.get(name, 0) + 1
 
-    kcall = call  # the arguments are not kept: nothing to make plain
+    def kcall(self, name: str, args: tuple[Any, ...]) -> None:
+        # call() without its NR_ONE test (no core-mm function is a batch API),
+        # and the arguments are not kept: nothing to make plain
+        calls = self.calls
+        try:
+            calls[name] += 1
+        except KeyError:
+            calls[name] = 1
 
     def kret(self, name: str, value: Any) -> None:
         self.n_ret += 1

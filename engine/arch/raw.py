@@ -169,6 +169,14 @@ class RawHelpers(TlbFlush):
 
     @arch_call("__clear_full_ptes")
     def raw_clear_full_ptes(self, mm: MMStruct, addr: int, nr: int, full: int) -> None:
+        if nr == 1:
+            # one xchg (every order-0 PTE of a munmap): _clear_range()'s store and
+            # event without its arrays
+            t, i = mm.pt.locate(addr)
+            old = t[i]
+            t[i] = 0
+            self.log.pte_write(addr, old, 0, "xchg", mm.name)
+            return
         self._clear_range(mm, addr, nr)
 
     @arch_call("__get_and_clear_full_ptes")

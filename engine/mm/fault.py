@@ -108,7 +108,8 @@ def _alloc_anon_folio(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> tup
     log = ctx.log
     log.call("alloc_anon_folio", (proc.name, addr))
     orders = ctx.thp.allowable_orders(vma, (1 << ctx.pmd_order) - 1)
-    orders = ctx.thp.suitable_orders(vma, addr, orders)
+    if orders:  # (nothing to filter otherwise: the common order-0 case)
+        orders = ctx.thp.suitable_orders(vma, addr, orders)
     head = -1
     order = 0
     if orders:

@@ -51,10 +51,19 @@ def folio_add_new_anon_rmap(ctx: MmContext, head: int, nr: int, vma: VMA, addr: 
     pm = ctx.pm
     i = head - pm.base
     pm.mapping[i] = vma.anon_vma
-    pm.index[i] = vma.linear_index(addr, ctx.pshift)
-    pm.flags[i] |= F_ANON | F_SWAPBACKED | F_UPTODATE | F_LRU
-    mc = pm.mapcount
+    pm.index[i] = ((addr - vma.start) >> ctx.pshift) + vma.pgoff  # vma.linear_index(addr), inline
     fl = pm.flags
+    if nr == 1 and not pmd:
+        # an order-0 fault: the loops below for one page, without the loops
+        fl[i] |= (F_ANON | F_SWAPBACKED | F_UPTODATE | F_LRU
+                  | (P_ANON_EXCLUSIVE if exclusive else 0))
+        pm.mapcount[i] = 1
+        pm.lmap[i] = 1
+        ctx.mm_event("rmap_add_new_anon", addr, 1)
+        ctx.cost("mm_page", addr, 1)
+        return
+    fl[i] |= F_ANON | F_SWAPBACKED | F_UPTODATE | F_LRU
+    mc = pm.mapcount
     if pmd:
         pm.entire[head] = 1
         pm.lmap[i] = 1
@@ -110,7 +119,10 @@ def folio_try_dup_anon_rmap_ptes(ctx: MmContext, head: int, pfn: int, nr: int, a
     i = pfn - pm.base
     mc = pm.mapcount
     fl = pm.flags
-    if nr < 16:
+    if nr == 1:
+        fl[i] &= _NOT_EXCLUSIVE
+        mc[i] += 1
+    elif nr < 16:
         for j in range(i, i + nr):
             fl[j] &= ~P_ANON_EXCLUSIVE
             mc[j] += 1
@@ -143,7 +155,9 @@ def folio_remove_rmap_ptes(ctx: MmContext, head: int, pfn: int, nr: int, addr: i
     pm = ctx.pm
     i = pfn - pm.base
     mc = pm.mapcount
-    if nr < 16:
+    if nr == 1:
+        mc[i] -= 1
+    elif nr < 16:
         for j in range(i, i + nr):
             mc[j] -= 1
     else:
