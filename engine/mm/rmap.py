@@ -59,8 +59,9 @@ def folio_add_new_anon_rmap(ctx: MmContext, head: int, nr: int, vma: VMA, addr: 
                   | (P_ANON_EXCLUSIVE if exclusive else 0))
         pm.mapcount[i] = 1
         pm.lmap[i] = 1
-        ctx.mm_event("rmap_add_new_anon", addr, 1)
-        ctx.cost("mm_page", addr, 1)
+        log = ctx.log  # ctx.mm_event() and ctx.cost() without their extra call
+        log.mm("rmap_add_new_anon", addr, 1)
+        log.mm_cost("mm_page", addr, 1)
         return
     fl[i] |= F_ANON | F_SWAPBACKED | F_UPTODATE | F_LRU
     mc = pm.mapcount
@@ -130,8 +131,9 @@ def folio_try_dup_anon_rmap_ptes(ctx: MmContext, head: int, pfn: int, nr: int, a
         fl[i:i + nr] = array("I", map(_NOT_EXCLUSIVE.__and__, fl[i:i + nr]))
         mc[i:i + nr] = array("i", map((1).__add__, mc[i:i + nr]))
     pm.lmap[head - pm.base] += nr
-    ctx.mm_event("rmap_dup_anon", addr, nr)
-    ctx.cost("mm_page", addr, nr)
+    log = ctx.log  # ctx.mm_event() and ctx.cost() without their extra call: once per fork batch
+    log.mm("rmap_dup_anon", addr, nr)
+    log.mm_cost("mm_page", addr, nr)
     return 0
 
 
@@ -164,8 +166,9 @@ def folio_remove_rmap_ptes(ctx: MmContext, head: int, pfn: int, nr: int, addr: i
         mc[i:i + nr] = array("i", map((-1).__add__, mc[i:i + nr]))
     h = head - pm.base
     pm.lmap[h] -= nr
-    ctx.mm_event("rmap_remove", addr, nr)
-    ctx.cost("mm_page", addr, nr)
+    log = ctx.log  # ctx.mm_event() and ctx.cost() without their extra call: once per zap batch
+    log.mm("rmap_remove", addr, nr)
+    log.mm_cost("mm_page", addr, nr)
     if pm.flags[h] & F_ANON and pm.lmap[h] and ctx.arch.folios.order_of(head) >= 2:
         maybe_deferred_split(ctx, head)
 
