@@ -329,6 +329,11 @@ class EventLog(Counters):
         """n tlb_hit events, for the pages from addr on."""
         raise NotImplementedError
 
+    def mm_cost(self, what: str, addr: int, n: int) -> None:
+        """The ``mm`` event of a cost counter (``what`` = ``mm_*``, adding n
+        units): exactly ``mm(what, addr, n)``, without testing the name."""
+        raise NotImplementedError
+
     def kcall(self, name: str, args: tuple[Any, ...]) -> None:
         """The call event of a core-mm function: like call(), with the
         arguments recorded as plain data (see :func:`plain`)."""
@@ -498,6 +503,9 @@ class RecordLog(RecordKinds, EventLog):
         self.buf.extend(zip(repeat("tlb_hit"), range(addr, addr + n * ps, ps), repeat(asid),
                             repeat(size)))
 
+    def mm_cost(self, what: str, addr: int, n: int) -> None:
+        self.buf.append(("mm", what, addr, n))
+
     def kcall(self, name: str, args: tuple[Any, ...]) -> None:
         self.buf.append(("call", name, tuple([a if a.__class__ in _SIMPLE else plain(a) for a in args])))
 
@@ -544,7 +552,14 @@ class CountLog(CountKinds, EventLog):
             d = self.nr_one
             d[name] = d.get(name, 0) + 1
 
-    kcall = call  # the arguments are not kept: nothing to make plain
+    def kcall(self, name: str, args: tuple[Any, ...]) -> None:
+        # call() without its NR_ONE test (no core-mm function is a batch API),
+        # and the arguments are not kept: nothing to make plain
+        calls = self.calls
+        try:
+            calls[name] += 1
+        except KeyError:
+            calls[name] = 1
 
     def kret(self, name: str, value: Any) -> None:
         self.n_ret += 1
@@ -558,6 +573,15 @@ class CountLog(CountKinds, EventLog):
         if what.startswith("mm_"):  # a cost counter: adds detail units
             c = self.mm_costs
             c[what] = c.get(what, 0) + detail
+
+    def mm_cost(self, what: str, addr: int, n: int) -> None:
+        d = self.mm_events
+        try:
+            d[what] += 1
+        except KeyError:
+            d[what] = 1
+        c = self.mm_costs
+        c[what] = c.get(what, 0) + n
 
     def pte_reads(self, addr: int, values: Sequence[int], mm: str) -> None:
         self.n_pte_read += len(values)

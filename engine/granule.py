@@ -9,10 +9,15 @@ ARM64_CONT_PTE_SHIFT) and CONT_PMD_SHIFT to 4/5/5.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
 class Granule:
+    # The derived constants are cached_property: hot paths read g.pmd_shift and
+    # friends per fault or per PTE, and a property would recompute them each time
+    # (cached_property writes the instance __dict__ directly, frozen or not).
+
     name: str
     page_shift: int
     cont_pte_log2: int  # CONFIG_ARM64_CONT_PTE_SHIFT
@@ -20,69 +25,69 @@ class Granule:
     tg: int  # TLBI TG/TTL granule encoding: 1=4K, 2=16K, 3=64K (get_trans_granule)
     va_levels: int  # translation levels for a 48-bit VA
 
-    @property
+    @cached_property
     def page_size(self) -> int:
         return 1 << self.page_shift
 
-    @property
+    @cached_property
     def page_mask(self) -> int:
         return ~(self.page_size - 1)
 
-    @property
+    @cached_property
     def ptrs_per_pte(self) -> int:
         return 1 << (self.page_shift - 3)
 
-    @property
+    @cached_property
     def cont_ptes(self) -> int:
         return 1 << self.cont_pte_log2
 
-    @property
+    @cached_property
     def cont_pte_shift(self) -> int:
         return self.page_shift + self.cont_pte_log2
 
-    @property
+    @cached_property
     def cont_pte_size(self) -> int:
         return 1 << self.cont_pte_shift
 
-    @property
+    @cached_property
     def cont_pte_mask(self) -> int:
         return ~(self.cont_pte_size - 1)
 
-    @property
+    @cached_property
     def pmd_shift(self) -> int:
         # (PAGE_SHIFT - 3) * (4 - 2) + 3
         return (self.page_shift - 3) * 2 + 3
 
-    @property
+    @cached_property
     def pmd_size(self) -> int:
         return 1 << self.pmd_shift
 
-    @property
+    @cached_property
     def pmd_order(self) -> int:
         return self.pmd_shift - self.page_shift
 
-    @property
+    @cached_property
     def cont_pmds(self) -> int:
         return 1 << self.cont_pmd_log2
 
-    @property
+    @cached_property
     def cont_pmd_size(self) -> int:
         return self.cont_pmds * self.pmd_size
 
-    @property
+    @cached_property
     def pud_shift(self) -> int:
         return (self.page_shift - 3) * 3 + 3
 
-    @property
+    @cached_property
     def pud_size(self) -> int:
         return 1 << self.pud_shift
 
-    @property
+    @cached_property
     def max_dvm_ops(self) -> int:
         # MAX_DVM_OPS == PTRS_PER_PTE (tlbflush.h)
         return self.ptrs_per_pte
 
-    @property
+    @cached_property
     def pte_addr_low(self) -> int:
         # PTE_ADDR_LOW: output address bits [49:PAGE_SHIFT] (non-52-bit builds)
         return ((1 << (50 - self.page_shift)) - 1) << self.page_shift

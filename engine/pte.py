@@ -258,7 +258,11 @@ class Layout:
         return (pte & (PTE_VALID | self.protnone_bit)) == self.protnone_bit
 
     def pte_present(self, pte: int) -> bool:
-        return bool(pte & PTE_VALID) or self.pte_present_invalid(pte)
+        # pte_valid() || pte_present_invalid(), without a call for the valid case:
+        # the fork and zap loops ask once per PTE
+        if pte & PTE_VALID:
+            return True
+        return (pte & self.protnone_bit) == self.protnone_bit
 
     def pte_protnone(self, pte: int) -> bool:
         if not self.pte_present_invalid(pte):

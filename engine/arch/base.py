@@ -111,6 +111,8 @@ class ArchBase:
         self.cont_mask = g.cont_pte_mask
         self.cont_size = g.cont_pte_size
         self.addr_low = g.pte_addr_low
+        self.pmd_shift = g.pmd_shift
+        self.idx_mask = g.ptrs_per_pte - 1
         # Called with (op, asid, addr, pages) for each TLBI; the TLB model hooks in here.
         self.tlbi_listener: Callable[[str, int, int, int], None] | None = None
         # Called before each read of contpte_ptep_get_lockless (to interleave a racing CPU).

@@ -41,7 +41,9 @@ class RawHelpers(TlbFlush):
     # --- single entries ------------------------------------------------------------
     def raw_ptep_get(self, mm: MMStruct, addr: int) -> int:
         """__ptep_get(): READ_ONCE(*ptep)."""
-        v = mm.pt.get(addr)
+        # mm.pt.get(addr), inline: this read runs several times per order-0 PTE
+        t = mm.pt.tables.get(addr >> self.pmd_shift)
+        v = t[(addr >> self.page_shift) & self.idx_mask] if t is not None else 0
         self.log.pte_read(addr, v, mm.name)
         return v
 
@@ -167,6 +169,14 @@ class RawHelpers(TlbFlush):
 
     @arch_call("__clear_full_ptes")
     def raw_clear_full_ptes(self, mm: MMStruct, addr: int, nr: int, full: int) -> None:
+        if nr == 1:
+            # one xchg (every order-0 PTE of a munmap): _clear_range()'s store and
+            # event without its arrays
+            t, i = mm.pt.locate(addr)
+            old = t[i]
+            t[i] = 0
+            self.log.pte_write(addr, old, 0, "xchg", mm.name)
+            return
         self._clear_range(mm, addr, nr)
 
     @arch_call("__get_and_clear_full_ptes")

@@ -41,53 +41,60 @@ class MMU:
         self.pmd_shift = g.pmd_shift
         self.addr_low = g.pte_addr_low
         self.cont_mask = g.cont_ptes - 1
+        # Granule properties and CPU flags read on every access: cached flat (a
+        # property call per access is measurable on an order-0 fault-in)
+        self.idx_mask = g.ptrs_per_pte - 1
+        self.hw_af = cpu.hw_af
+        self.hw_dbm = cpu.hw_dbm
 
     # --- one access -------------------------------------------------------------------
     def access(self, mm: MMStruct, va: int, write: bool) -> str:
         asid = mm.asid
         log = self.log
-        hit = self.tlb.lookup(asid, va)
+        tlb = self.tlb
+        hit = tlb.lookup(asid, va)
         if hit is not None:
             cls, desc = hit
             if not write or (desc & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
-                log.tlb_hit(va, asid, 1 << self.tlb.shifts[cls])
+                log.tlb_hit(va, asid, 1 << tlb.shifts[cls])
                 self._check_stale(mm, va, cls, desc, write)
                 return ""
-            if not (desc & PTE_WRITE and self.cpu.hw_dbm):
-                log.tlb_hit(va, asid, 1 << self.tlb.shifts[cls])
+            if not (desc & PTE_WRITE and self.hw_dbm):
+                log.tlb_hit(va, asid, 1 << tlb.shifts[cls])
                 log.page_fault(va, write, "permission")
                 return "permission"
             # clean entry written with DBM: the walker must update the descriptor
         log.tlb_miss(va, asid)
         pt = mm.pt
-        pmd = pt.pmd_leaves.get(va >> self.pmd_shift)
+        key = va >> self.pmd_shift
+        pmd = pt.pmd_leaves.get(key)
         if pmd is not None:
-            new, fault = walk_descriptor(pmd, write, self.cpu.hw_af, self.cpu.hw_dbm)
+            new, fault = walk_descriptor(pmd, write, self.hw_af, self.hw_dbm)
             if fault:
                 log.page_fault(va, write, fault)
                 return fault
             if new != pmd:
-                haddr = (va >> self.pmd_shift) << self.pmd_shift
-                pt.pmd_leaves[va >> self.pmd_shift] = new
+                haddr = key << self.pmd_shift
+                pt.pmd_leaves[key] = new
                 log.hw_update(haddr, pmd, new, mm.name)
-            self.tlb.fill(asid, va, PMD, new)
+            tlb.fill(asid, va, PMD, new)
             return ""
-        t = pt.tables.get(va >> self.pmd_shift)
-        idx = (va >> self.ps) & (self.g.ptrs_per_pte - 1)
-        old = t[idx] if t is not None else 0
-        new, fault = walk_descriptor(old, write, self.cpu.hw_af, self.cpu.hw_dbm)
+        t = pt.tables.get(key)
+        ps = self.ps
+        old = t[(va >> ps) & self.idx_mask] if t is not None else 0
+        new, fault = walk_descriptor(old, write, self.hw_af, self.hw_dbm)
         if fault:
             log.page_fault(va, write, fault)
             return fault
         if new != old:
-            page = (va >> self.ps) << self.ps
+            page = (va >> ps) << ps
             pt.set(page, new)  # through the table's copy-on-write, never in place
             log.hw_update(page, old, new, mm.name)
         if new & PTE_CONT:
             # cache the block: rebase the descriptor on the block's first page
-            self.tlb.fill(asid, va, CONT, new - (((va >> self.ps) & self.cont_mask) << self.ps))
+            tlb.fill(asid, va, CONT, new - (((va >> ps) & self.cont_mask) << ps))
         else:
-            self.tlb.fill(asid, va, PAGE, new)
+            tlb.fill(asid, va, PAGE, new)
         return ""
 
     def hit_run(self, mm: MMStruct, va: int, end: int, write: bool) -> int:
@@ -97,6 +104,12 @@ class MMU:
         how many. 0 means: use access() (a miss, a fault, a page-sized entry,
         or anything unusual)."""
         tlb = self.tlb
+        e0, e1, e2 = tlb.entries
+        if not e1 and not e2:
+            # no CONT or PMD entry cached: nothing to run over. The lookup this
+            # skips would leave the TLB as access() leaves it (a hit on a page
+            # entry makes it the most recent of its set, which access() repeats).
+            return 0
         asid = mm.asid
         hit = tlb.lookup(asid, va)
         if hit is None:
@@ -112,7 +125,6 @@ class MMU:
             return 0
         base = asid << 52
         # lookup() prefers smaller entries: none may translate a page of the run
-        e0, e1, _ = tlb.entries
         if e0 and any(base | v in e0 for v in range(va >> ps, (va >> ps) + k)):
             return 0
         if cls == PMD and e1:
@@ -131,7 +143,7 @@ class MMU:
             t = pt.tables.get(va >> self.pmd_shift)
             if t is None:
                 return 0
-            i = (va >> ps) & (self.g.ptrs_per_pte - 1)
+            i = (va >> ps) & self.idx_mask
             first = pfn + ((va >> ps) & self.cont_mask)
             for j, cur in enumerate(t[i:i + k]):
                 if (not cur & PTE_VALID or (cur & alow) >> ps != first + j

@@ -27,6 +27,8 @@ from engine.hw.cpus import CpuProfile
 
 PAGE, CONT, PMD = 0, 1, 2
 SIZE_NAMES = ("page", "cont", "pmd")
+_OTHERS = ((CONT, PMD), (PAGE, PMD), (PAGE, CONT))  # per size class, the other two
+_VFN_MASK = (1 << 52) - 1  # a key without its ASID
 
 
 class TLB:
@@ -94,9 +96,14 @@ class TLB:
             cls = PAGE
         shift = self.shifts[cls]
         key = (asid << 52) | (va >> shift)
-        self._check_conflict(asid, va, cls)
-        ents = self.entries[cls]
-        s = self._set_of(key)
+        entries = self.entries
+        # only entries of another size can clash: skip the scan when there are none
+        # (the common case of order-0 memory: page entries only)
+        o1, o2 = _OTHERS[cls]
+        if entries[o1] or entries[o2]:
+            self._check_conflict(asid, va, cls)
+        ents = entries[cls]
+        s = self.sets[(key & _VFN_MASK) % self.nsets]  # _set_of(key)
         if key in ents:
             s.remove((cls, key))
         elif len(s) >= self.ways:

@@ -166,7 +166,7 @@ class MmContext:
     def cost(self, what: str, addr: int, n: int = 1) -> None:
         """A cost counter of core-mm work the arch layer does not see:
         ``mm_page``, ``mm_folio``, ``mm_zero_page`` or ``mm_copy_page``."""
-        self.log.mm(what, addr, n)
+        self.log.mm_cost(what, addr, n)  # log.mm() without its test of the name
 
     def mk_pte(self, pfn: int, prot: int) -> int:
         return ((pfn << self.pshift) & self.addr_low) | prot

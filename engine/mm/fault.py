@@ -108,7 +108,8 @@ def _alloc_anon_folio(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> tup
     log = ctx.log
     log.call("alloc_anon_folio", (proc.name, addr))
     orders = ctx.thp.allowable_orders(vma, (1 << ctx.pmd_order) - 1)
-    orders = ctx.thp.suitable_orders(vma, addr, orders)
+    if orders:  # (nothing to filter otherwise: the common order-0 case)
+        orders = ctx.thp.suitable_orders(vma, addr, orders)
     head = -1
     order = 0
     if orders:
@@ -131,9 +132,10 @@ def _alloc_anon_folio(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> tup
         order = 0
         head = ctx.pm.alloc_folio(0, 0)  # folio_prealloc(..., need_zero = true)
     if head >= 0:
-        ctx.mm_event("folio_alloc", addr, order)
-        ctx.cost("mm_folio", addr, 1)
-        ctx.cost("mm_zero_page", addr, 1 << order)
+        # ctx.mm_event() and ctx.cost() straight to the log: once per order-0 fault
+        log.mm("folio_alloc", addr, order)
+        log.mm_cost("mm_folio", addr, 1)
+        log.mm_cost("mm_zero_page", addr, 1 << order)
     else:
         ctx.mm_event("oom", addr, 0)
     log.ret("alloc_anon_folio", order if head >= 0 else -1)

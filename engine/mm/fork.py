@@ -113,7 +113,7 @@ def copy_present_ptes(ctx: MmContext, smm: MMStruct, dmm: MMStruct, cow: bool, s
     pm.ref[head - pm.base] += nr  # folio_ref_add()
     # per batch: vm_normal_page(), page_folio(), the folio refcount atomic,
     # rss counters, the copy loop's own bookkeeping (mm/memory.c copy_present_ptes())
-    ctx.cost("mm_batch", addr, 1)
+    ctx.log.mm_cost("mm_batch", addr, 1)  # ctx.cost(), without the extra call per batch
     if pm.flags[head - pm.base] & F_ANON:
         folio_try_dup_anon_rmap_ptes(ctx, head, pfn, nr, addr)
     else:

@@ -51,10 +51,20 @@ def folio_add_new_anon_rmap(ctx: MmContext, head: int, nr: int, vma: VMA, addr: 
     pm = ctx.pm
     i = head - pm.base
     pm.mapping[i] = vma.anon_vma
-    pm.index[i] = vma.linear_index(addr, ctx.pshift)
-    pm.flags[i] |= F_ANON | F_SWAPBACKED | F_UPTODATE | F_LRU
-    mc = pm.mapcount
+    pm.index[i] = ((addr - vma.start) >> ctx.pshift) + vma.pgoff  # vma.linear_index(addr), inline
     fl = pm.flags
+    if nr == 1 and not pmd:
+        # an order-0 fault: the loops below for one page, without the loops
+        fl[i] |= (F_ANON | F_SWAPBACKED | F_UPTODATE | F_LRU
+                  | (P_ANON_EXCLUSIVE if exclusive else 0))
+        pm.mapcount[i] = 1
+        pm.lmap[i] = 1
+        log = ctx.log  # ctx.mm_event() and ctx.cost() without their extra call
+        log.mm("rmap_add_new_anon", addr, 1)
+        log.mm_cost("mm_page", addr, 1)
+        return
+    fl[i] |= F_ANON | F_SWAPBACKED | F_UPTODATE | F_LRU
+    mc = pm.mapcount
     if pmd:
         pm.entire[head] = 1
         pm.lmap[i] = 1
@@ -110,7 +120,10 @@ def folio_try_dup_anon_rmap_ptes(ctx: MmContext, head: int, pfn: int, nr: int, a
     i = pfn - pm.base
     mc = pm.mapcount
     fl = pm.flags
-    if nr < 16:
+    if nr == 1:
+        fl[i] &= _NOT_EXCLUSIVE
+        mc[i] += 1
+    elif nr < 16:
         for j in range(i, i + nr):
             fl[j] &= ~P_ANON_EXCLUSIVE
             mc[j] += 1
@@ -118,8 +131,9 @@ def folio_try_dup_anon_rmap_ptes(ctx: MmContext, head: int, pfn: int, nr: int, a
         fl[i:i + nr] = array("I", map(_NOT_EXCLUSIVE.__and__, fl[i:i + nr]))
         mc[i:i + nr] = array("i", map((1).__add__, mc[i:i + nr]))
     pm.lmap[head - pm.base] += nr
-    ctx.mm_event("rmap_dup_anon", addr, nr)
-    ctx.cost("mm_page", addr, nr)
+    log = ctx.log  # ctx.mm_event() and ctx.cost() without their extra call: once per fork batch
+    log.mm("rmap_dup_anon", addr, nr)
+    log.mm_cost("mm_page", addr, nr)
     return 0
 
 
@@ -143,15 +157,18 @@ def folio_remove_rmap_ptes(ctx: MmContext, head: int, pfn: int, nr: int, addr: i
     pm = ctx.pm
     i = pfn - pm.base
     mc = pm.mapcount
-    if nr < 16:
+    if nr == 1:
+        mc[i] -= 1
+    elif nr < 16:
         for j in range(i, i + nr):
             mc[j] -= 1
     else:
         mc[i:i + nr] = array("i", map((-1).__add__, mc[i:i + nr]))
     h = head - pm.base
     pm.lmap[h] -= nr
-    ctx.mm_event("rmap_remove", addr, nr)
-    ctx.cost("mm_page", addr, nr)
+    log = ctx.log  # ctx.mm_event() and ctx.cost() without their extra call: once per zap batch
+    log.mm("rmap_remove", addr, nr)
+    log.mm_cost("mm_page", addr, nr)
     if pm.flags[h] & F_ANON and pm.lmap[h] and ctx.arch.folios.order_of(head) >= 2:
         maybe_deferred_split(ctx, head)
 

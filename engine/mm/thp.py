@@ -81,9 +81,12 @@ class ThpPolicy:
         """thp_vma_allowable_orders(vma, vm_flags, TVA_PAGEFAULT, mask) for
         anonymous private memory (file and shmem folios are sized by the
         page cache instead)."""
+        masks = self._mask_val
+        plain, hp = masks if masks is not None else self._masks()
+        if not (plain | hp) & mask:
+            return 0  # no order enabled at all (order-0 memory): the VMA does not matter
         if vma.flags & VM_NOHUGEPAGE or vma.file or vma.shmem or vma.shared:
             return 0
-        plain, hp = self._masks()
         return (hp if vma.flags & VM_HUGEPAGE else plain) & mask
 
     def suitable_orders(self, vma: VMA, addr: int, orders: int) -> int:
