@@ -61,6 +61,7 @@ class KernelProfile:
     split_zeropage: bool = False  # splitting an anon folio maps its zero-filled pages to the zero page
     ra_order_state: bool = False  # readahead keeps its folio order in file_ra_state (+2 per async round)
     pvmw_lockless: bool = False  # page_vma_mapped_walk() reads unlocked entries with ptep_get_lockless()
+    collapse_readonly: bool = False  # MADV_COLLAPSE/khugepaged collapse ranges with no writable entry
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -187,6 +188,14 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "page_vma_mapped_walk(): map_pte() reads the first entry of a page table with "
      "ptep_get_lockless() before taking the lock, and next_pte reads entries with "
      "ptep_get_lockless() while the lock is not held (after map_pte() found no present entry)"),
+    ("collapse_readonly", True, "v7.0", "release unsure, after v6.17 and by v7.0: Dev Jain's "
+     "'mm: enable khugepaged anonymous collapse on non-writable regions' and 'mm: drop all "
+     "references of writable and SCAN_PAGE_RO' (posted 2025-09-03, "
+     "<20250903054635.19949-2-dev.jain@arm.com>); the SCAN_PAGE_RO tracepoint string "
+     "'no_writable_page' is in Debian's 6.12.117 Image, not in its 7.0.13 or 7.3.4 ones; "
+     "confirmed by ptlab crosscheck on 7.3.4 (random-1-141) and 7.0.13",
+     "hpage_collapse_scan_pmd() (collapse_scan_pmd()) no longer fails with SCAN_PAGE_RO when "
+     "no present entry is writable: MADV_COLLAPSE of a range a fork left read-only collapses"),
     ("tlbf_flags_api", True, "v7.3", "'arm64: Refactor TLB invalidation API' was posted "
      "2026-03-02, after the v7.0 merge window (so v7.1 at the earliest, release unsure); "
      "tlbf_t is in Debian's linux-source-7.3 (arch/arm64/include/asm/tlbflush.h) and in "
@@ -255,7 +264,7 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     description="+ raw-entry no-op check in set_access_flags, batched young "
                                 "clearing, tlbf_t flush API",
                     raw_access_flags_check=True, batched_young=True, batched_reclaim_young=True,
-                    tlbi_repeat_at_sync=True, batched_unmap_file=True))
+                    tlbi_repeat_at_sync=True, batched_unmap_file=True, collapse_readonly=True))
 V7_3 = _add(replace(V7_0, name="v7.3",
                     description="+ tlbf_t flush API and lockless page_vma_mapped_walk() reads "
                                 "(after v7.0): the newest linux-mm code, and Debian's newest "

@@ -252,8 +252,11 @@ def collapse_huge_page(ctx: MmContext, proc: Process, vma: VMA, haddr: int) -> i
         if not folio_is_anon(ctx, ctx.arch.folios.folio_of(ctx.pte_pfn(pte))[0]):
             ctx.mm_event("collapse_fail", haddr, "not anonymous")  # SCAN_PAGE_ANON
             return -EINVAL
-    if not writable:
-        # SCAN_PAGE_RO, also when every entry is none or the zero page
+    if not writable and not ctx.profile.collapse_readonly:
+        # SCAN_PAGE_RO, also when every entry is none or the zero page; since v7.0 (row
+        # collapse_readonly: 'mm: drop all references of writable and SCAN_PAGE_RO')
+        # collapse_scan_pmd() no longer looks at pte_write(), and MADV_COLLAPSE (no
+        # max_ptes_none limit) collapses a read-only range, or one of zero pages only
         ctx.mm_event("collapse_fail", haddr, "no writable entry")
         return -EINVAL
     new = pm.alloc_folio(ctx.pmd_order, 0)
