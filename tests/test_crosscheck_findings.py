@@ -288,3 +288,40 @@ def test_page_vma_mapped_walk_reads_unlocked_entries_locklessly_since_v7():
     hole = "mthp 64K=always\nmmap buf 64K\ntouch buf write\nmadvise buf +0 4K dontneed\nmigrate buf\n"
     assert run(hole, "v7.3").per_op[-1]["call:ptep_get_lockless"] == 2
     assert run(hole, "v7.0").per_op[-1]["call:ptep_get_lockless"] == 0
+
+
+def test_madv_collapse_of_a_range_a_fork_left_read_only_collapses_since_v7():
+    """mm/khugepaged.c hpage_collapse_scan_pmd() (collapse_scan_pmd()): the SCAN_PAGE_RO test is
+    gone ('mm: drop all references of writable and SCAN_PAGE_RO'; its tracepoint string is in
+    Debian's 6.12.117 Image, not in 7.0.13's or 7.3.4's). After fork and exit the parent's
+    entries stay read-only: 6.12 fails with EINVAL, 7.0 and 7.3 collapse (random-1-141)."""
+    from errno import EINVAL
+
+    from engine.pte import PTE_WRITE
+
+    src = ("thp never\nmthp 16K=never\nmmap m 2M at 0x20400000\ntouch m +404K 88K write\n"
+           "fork c\nexit c\ncollapse m +0\n")
+    for kernel, errors in (("v6.12", [EINVAL]), ("v7.0", []), ("v7.3", [])):
+        r = run(src, kernel)
+        assert [ev[3] for ev in r.events if ev[0] == "mm" and ev[1] == "syscall_error"] == errors
+        pmd = r.machine.kernel.procs[0].mm.pt.get_pmd(0x20400000)
+        assert (pmd & PTE_WRITE != 0) == (not errors) and (pmd != 0) == (not errors)
+
+
+def test_a_write_fault_on_the_huge_zero_page_maps_a_new_thp_since_v6_13():
+    """mm/huge_memory.c do_huge_pmd_wp_page() -> do_huge_zero_wp_pmd() (1ced09e0331f, v6.13): a
+    write fault on the huge zero PMD allocates a PMD-sized folio and maps it in its place
+    (pmdp_huge_clear_flush(), map_anon_folio_pmd()); 6.12 splits the PMD into zero-page PTEs
+    and then copies on write page by page (random-1-215: 1 fault on 7.0.13 and 7.3.4)."""
+    from engine.pte import PTE_WRITE
+
+    src = "mthp 16K=always 64K=always 2M=always\nmmap m0 2M\ntouch m0 +0 2M read\ntouch m0 +768K 860K write\n"
+    old, new = run(src, "v6.12"), run(src, "v7.0")
+    assert old.per_op[-1]["page_faults"] == 215 and new.per_op[-1]["page_faults"] == 1
+    base = new.machine.kernel.procs[0].regions["m0"][0]
+    pmd = new.machine.kernel.procs[0].mm.pt.get_pmd(base)
+    ctx = new.machine.kernel.ctx
+    assert pmd & PTE_WRITE and ctx.pte_pfn(pmd) != ctx.pm.huge_zero_pfn
+    assert ctx.arch.folios.order_of(ctx.pte_pfn(pmd)) == 9
+    assert old.machine.kernel.procs[0].mm.pt.get_pmd(base) == 0
+    assert new.calls("do_huge_zero_wp_pmd") and not old.calls("do_huge_zero_wp_pmd")

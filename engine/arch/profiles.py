@@ -61,6 +61,8 @@ class KernelProfile:
     split_zeropage: bool = False  # splitting an anon folio maps its zero-filled pages to the zero page
     ra_order_state: bool = False  # readahead keeps its folio order in file_ra_state (+2 per async round)
     pvmw_lockless: bool = False  # page_vma_mapped_walk() reads unlocked entries with ptep_get_lockless()
+    huge_zero_wp_thp: bool = False  # a write fault on the huge zero PMD maps a new THP (no split)
+    collapse_readonly: bool = False  # MADV_COLLAPSE/khugepaged collapse ranges with no writable entry
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -187,6 +189,22 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "page_vma_mapped_walk(): map_pte() reads the first entry of a page table with "
      "ptep_get_lockless() before taking the lock, and next_pte reads entries with "
      "ptep_get_lockless() while the lock is not held (after map_pte() found no present entry)"),
+    ("huge_zero_wp_thp", True, "v6.17", "1ced09e0331f 'mm: allocate THP on hugezeropage "
+     "wp-fault' (Dev Jain; v6.13 by its posting dates and its Fixes: citations, release "
+     "unsure); absent from Debian's 6.12.117 (the engine agreed there), confirmed by ptlab "
+     "crosscheck on 7.0.13 and 7.3.4 (random-1-215: one write fault on a read-faulted 2M "
+     "mapping, a PMD-mapped THP after it)",
+     "do_huge_pmd_wp_page(): a write fault on the huge zero page goes to do_huge_zero_wp_pmd(), "
+     "which allocates a PMD-sized folio, clears and flushes the PMD (pmdp_huge_clear_flush()) "
+     "and maps the folio (map_anon_folio_pmd()); only without a folio is the PMD split"),
+    ("collapse_readonly", True, "v7.0", "release unsure, after v6.17 and by v7.0: Dev Jain's "
+     "'mm: enable khugepaged anonymous collapse on non-writable regions' and 'mm: drop all "
+     "references of writable and SCAN_PAGE_RO' (posted 2025-09-03, "
+     "<20250903054635.19949-2-dev.jain@arm.com>); the SCAN_PAGE_RO tracepoint string "
+     "'no_writable_page' is in Debian's 6.12.117 Image, not in its 7.0.13 or 7.3.4 ones; "
+     "confirmed by ptlab crosscheck on 7.3.4 (random-1-141) and 7.0.13",
+     "hpage_collapse_scan_pmd() (collapse_scan_pmd()) no longer fails with SCAN_PAGE_RO when "
+     "no present entry is writable: MADV_COLLAPSE of a range a fork left read-only collapses"),
     ("tlbf_flags_api", True, "v7.3", "'arm64: Refactor TLB invalidation API' was posted "
      "2026-03-02, after the v7.0 merge window (so v7.1 at the earliest, release unsure); "
      "tlbf_t is in Debian's linux-source-7.3 (arch/arm64/include/asm/tlbflush.h) and in "
@@ -245,7 +263,7 @@ V6_17 = _add(replace(V6_12, name="v6.17",
                      flush_notifier_fixed=True, set_ptes_single_barrier=True, tlbbatch_range=True,
                      batched_mprotect=True, batched_mremap=True,
                      reuse_large_anon=True, batched_unmap_lazyfree=True, read_fault_dirty=True,
-                     ra_order_state=True))
+                     ra_order_state=True, huge_zero_wp_thp=True))
 V6_19 = _add(replace(V6_17, name="v6.19",
                      description="+ local TLBI in set_access_flags, whole-folio file faults "
                                  "(v6.18), pte_mkwrite keeps clean entries read-only",
@@ -255,7 +273,7 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     description="+ raw-entry no-op check in set_access_flags, batched young "
                                 "clearing, tlbf_t flush API",
                     raw_access_flags_check=True, batched_young=True, batched_reclaim_young=True,
-                    tlbi_repeat_at_sync=True, batched_unmap_file=True))
+                    tlbi_repeat_at_sync=True, batched_unmap_file=True, collapse_readonly=True))
 V7_3 = _add(replace(V7_0, name="v7.3",
                     description="+ tlbf_t flush API and lockless page_vma_mapped_walk() reads "
                                 "(after v7.0): the newest linux-mm code, and Debian's newest "

@@ -25,7 +25,7 @@ from engine.mm.batch import folio_pte_batch
 from engine.mm.fault import do_swap_page, handle_pte_fault
 from engine.mm.migrate import remove_migration_ptes, try_to_migrate
 from engine.mm.physmem import F_ANON, F_PAGECACHE, F_SWAPCACHE, P_DATA
-from engine.mm.pmd import mk_pmd, set_pmd_at, split_huge_pmd
+from engine.mm.pmd import flush_pmd_tlb_range, mk_pmd, pmdp_huge_get_and_clear, set_pmd_at, split_huge_pmd
 from engine.mm.process import Process
 from engine.mm.rmap import (
     anon_vma_prepare,
@@ -82,16 +82,47 @@ def do_huge_pmd_anonymous_page(ctx: MmContext, proc: Process, vma: VMA, addr: in
             return VM_FAULT_FALLBACK
         set_pmd_at(ctx, proc.mm, haddr, mk_pmd(ctx, zero, vma.page_prot) | PTE_SPECIAL)
         return 0
+    head = vma_alloc_anon_folio_pmd(ctx, addr)
+    if head < 0:
+        return VM_FAULT_FALLBACK
+    map_anon_folio_pmd(ctx, proc, vma, haddr, head)
+    return 0
+
+
+def vma_alloc_anon_folio_pmd(ctx: MmContext, addr: int) -> int:
+    """vma_alloc_anon_folio_pmd(): a zeroed PMD-sized folio, or -1 (THP_FAULT_FALLBACK)."""
     head = ctx.pm.alloc_folio(ctx.pmd_order, 0)
     if head < 0:
         ctx.mm_event("thp_fault_fallback", addr, ctx.pmd_order)
-        return VM_FAULT_FALLBACK
+        return -1
     ctx.mm_event("folio_alloc", addr, ctx.pmd_order)
     ctx.cost("mm_folio", addr, 1)
     ctx.cost("mm_zero_page", addr, 1 << ctx.pmd_order)
+    return head
+
+
+def map_anon_folio_pmd(ctx: MmContext, proc: Process, vma: VMA, haddr: int, head: int) -> None:
+    """map_anon_folio_pmd(): a dirty PMD, writable if the VMA is, for a new anon folio."""
     entry = ctx.maybe_mkwrite(pte_mkdirty(mk_pmd(ctx, head, vma.page_prot)), vma)
     folio_add_new_anon_rmap(ctx, head, 1 << ctx.pmd_order, vma, haddr, True, pmd=True)
     set_pmd_at(ctx, proc.mm, haddr, entry)
+
+
+@kfn("do_huge_zero_wp_pmd")
+def do_huge_zero_wp_pmd(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> int:
+    """mm/huge_memory.c do_huge_zero_wp_pmd() (1ced09e0331f, v6.13; row huge_zero_wp_thp):
+    a write fault on the huge zero page allocates a PMD-sized folio and maps it in the
+    zero page's place -- pmdp_huge_clear_flush(), then map_anon_folio_pmd() -- instead of
+    splitting the PMD into zero-page PTEs. Without a folio the caller falls back to the
+    split."""
+    haddr = addr & ~(ctx.pmd_size - 1)
+    head = vma_alloc_anon_folio_pmd(ctx, addr)
+    if head < 0:
+        return VM_FAULT_FALLBACK
+    mm = proc.mm
+    pmdp_huge_get_and_clear(ctx, mm, haddr)  # pmdp_huge_clear_flush()
+    flush_pmd_tlb_range(ctx, mm, haddr)
+    map_anon_folio_pmd(ctx, proc, vma, haddr, head)
     return 0
 
 
@@ -115,7 +146,11 @@ def do_huge_pmd_wp_page(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> i
     pmd = proc.mm.pt.get_pmd(haddr)
     head = ctx.pte_pfn(pmd)
     pm = ctx.pm
-    if head != pm.huge_zero_pfn and pm.flags[head - pm.base] & F_ANON:
+    if head == pm.huge_zero_pfn and ctx.profile.huge_zero_wp_thp:
+        if do_huge_zero_wp_pmd(ctx, proc, vma, addr) != VM_FAULT_FALLBACK:
+            return 0
+        # no THP: fall back to splitting the PMD
+    elif head != pm.huge_zero_pfn and pm.flags[head - pm.base] & F_ANON:
         reuse = page_anon_exclusive(ctx, head)
         if not reuse and pm.ref[head - pm.base] == 1 and not pm.flags[head - pm.base] & F_SWAPCACHE:
             set_anon_exclusive(ctx, head, 1 << ctx.pmd_order)
@@ -252,8 +287,11 @@ def collapse_huge_page(ctx: MmContext, proc: Process, vma: VMA, haddr: int) -> i
         if not folio_is_anon(ctx, ctx.arch.folios.folio_of(ctx.pte_pfn(pte))[0]):
             ctx.mm_event("collapse_fail", haddr, "not anonymous")  # SCAN_PAGE_ANON
             return -EINVAL
-    if not writable:
-        # SCAN_PAGE_RO, also when every entry is none or the zero page
+    if not writable and not ctx.profile.collapse_readonly:
+        # SCAN_PAGE_RO, also when every entry is none or the zero page; since v7.0 (row
+        # collapse_readonly: 'mm: drop all references of writable and SCAN_PAGE_RO')
+        # collapse_scan_pmd() no longer looks at pte_write(), and MADV_COLLAPSE (no
+        # max_ptes_none limit) collapses a read-only range, or one of zero pages only
         ctx.mm_event("collapse_fail", haddr, "no writable entry")
         return -EINVAL
     new = pm.alloc_folio(ctx.pmd_order, 0)
