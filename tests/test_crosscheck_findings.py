@@ -288,3 +288,25 @@ def test_page_vma_mapped_walk_reads_unlocked_entries_locklessly_since_v7():
     hole = "mthp 64K=always\nmmap buf 64K\ntouch buf write\nmadvise buf +0 4K dontneed\nmigrate buf\n"
     assert run(hole, "v7.3").per_op[-1]["call:ptep_get_lockless"] == 2
     assert run(hole, "v7.0").per_op[-1]["call:ptep_get_lockless"] == 0
+
+
+def test_a_swap_in_reads_a_whole_mthp_run_a_fork_shares_since_v7():
+    """mm/memory.c do_swap_page(): 'mm, swap: never bypass the swap cache even for
+    SWP_SYNCHRONOUS_IO' dropped the `__swap_count(entry) == 1` test, so on zram
+    alloc_swap_folio() reads the aligned run of swap entries as one mTHP folio even when a
+    fork shares them (swapin_folio() keeps it in the swap cache for the child). Debian's
+    7.3.4 4K build maps the 16K folio back with one contpte_set_ptes() (random-1-97); 6.12
+    swaps in one page at a time there."""
+    src = ("mthp 16K=always\nmmap buf 32K\ntouch buf +0 4K write\nmadvise buf +0 16K pageout\n"
+           "fork child\ntouch buf +0 4K read\n")
+    base = 0xFFFFF7FF8000  # the 32K mapping's address
+    new, old = run(src, "v7.3"), run(src, "v6.12")
+    for r, pages in ((new, 4), (old, 1)):
+        m = r.machine
+        assert m.folio_info(m.arch.pte_pfn(_pte(r, base)))["order"] == pages.bit_length() - 1
+        valid = [bool(_pte(r, base + i * 4096) & PTE_VALID) for i in range(4)]
+        assert valid == [True] * pages + [False] * (4 - pages)
+    assert new.per_op[-1]["call:contpte_set_ptes"] == 1 and old.per_op[-1]["call:contpte_set_ptes"] == 0
+    # the child still references the slots: the folio stays in the swap cache, read-only
+    assert _pte(new, base) & PTE_RDONLY
+

@@ -61,6 +61,7 @@ class KernelProfile:
     split_zeropage: bool = False  # splitting an anon folio maps its zero-filled pages to the zero page
     ra_order_state: bool = False  # readahead keeps its folio order in file_ra_state (+2 per async round)
     pvmw_lockless: bool = False  # page_vma_mapped_walk() reads unlocked entries with ptep_get_lockless()
+    swapin_any_count: bool = False  # do_swap_page: alloc_swap_folio() on a sync device, any swap count
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -187,6 +188,16 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "page_vma_mapped_walk(): map_pte() reads the first entry of a page table with "
      "ptep_get_lockless() before taking the lock, and next_pte reads entries with "
      "ptep_get_lockless() while the lock is not held (after map_pte() found no present entry)"),
+    ("swapin_any_count", True, "v7.3", "'mm, swap: never bypass the swap cache even for "
+     "SWP_SYNCHRONOUS_IO' (Kairui Song, swap table phase II, [PATCH 03/19] posted 2025-10-29, "
+     "<20251029-swap-table-p2-v1-3-3d43f3b6ec32@tencent.com>); release not identified: it may "
+     "be in 7.0 already, but Debian's 7.0.13 has no zram to check it with. Its do_swap_page() "
+     "is linux-mm's mm/memory.c; confirmed by ptlab crosscheck on Debian's 7.3.4 4K build "
+     "(random-1-97: after a fork shares the swap entries, a read fault swaps the whole 16K "
+     "folio back in with contpte_set_ptes)",
+     "do_swap_page() on a SWP_SYNCHRONOUS_IO device calls alloc_swap_folio() whatever the "
+     "swap count (the '__swap_count(entry) == 1' test is gone) and swapin_folio() puts the "
+     "folio in the swap cache"),
     ("tlbf_flags_api", True, "v7.3", "'arm64: Refactor TLB invalidation API' was posted "
      "2026-03-02, after the v7.0 merge window (so v7.1 at the earliest, release unsure); "
      "tlbf_t is in Debian's linux-source-7.3 (arch/arm64/include/asm/tlbflush.h) and in "
@@ -257,10 +268,11 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     raw_access_flags_check=True, batched_young=True, batched_reclaim_young=True,
                     tlbi_repeat_at_sync=True, batched_unmap_file=True))
 V7_3 = _add(replace(V7_0, name="v7.3",
-                    description="+ tlbf_t flush API and lockless page_vma_mapped_walk() reads "
-                                "(after v7.0): the newest linux-mm code, and Debian's newest "
-                                "build (7.3)",
-                    tlbf_flags_api=True, pvmw_lockless=True))
+                    description="+ tlbf_t flush API, lockless page_vma_mapped_walk() reads, "
+                                "synchronous swap-in through the swap cache whatever the swap "
+                                "count (after v7.0): the newest linux-mm code, and Debian's "
+                                "newest build (7.3)",
+                    tlbf_flags_api=True, pvmw_lockless=True, swapin_any_count=True))
 
 DEFAULT_KERNEL = "v7.3"
 
