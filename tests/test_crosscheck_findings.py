@@ -310,3 +310,18 @@ def test_a_swap_in_reads_a_whole_mthp_run_a_fork_shares_since_v7():
     # the child still references the slots: the folio stays in the swap cache, read-only
     assert _pte(new, base) & PTE_RDONLY
 
+
+def test_contpte_set_ptes_leaves_prot_none_entries_without_the_contiguous_bit_since_v7():
+    """arch/arm64/mm/contpte.c contpte_set_ptes(): Debian's 7.3.4 build returns __set_ptes()
+    for an invalid pte, as for a kernel mm ('tbz w3, #0' after the mm_is_user() test in its
+    disassembly), so mprotect(PROT_NONE) of a 64K folio -- modify_prot_commit_ptes() ->
+    set_ptes(nr = 16) -> contpte_set_ptes() -- writes the entries without PTE_CONT;
+    7.0.13 sets it (random-1-92). Going back to read/write sets it again."""
+    src = "mthp 64K=always\nmmap buf 64K\ntouch buf write\nmprotect buf +0 64K none\n"
+    for kernel, cont in (("v7.3", 0), ("v7.0", PTE_CONT)):
+        r = run(src, kernel)
+        ptes = [_pte(r, BUF + i * 4096) for i in range(16)]
+        assert all(p and not p & PTE_VALID and p & PTE_CONT == cont for p in ptes), kernel
+        assert r.per_op[-1]["call:contpte_set_ptes"] == 1, kernel
+    back = run(src + "mprotect buf +0 64K rw\n", "v7.3")
+    assert all(_pte(back, BUF + i * 4096) & (PTE_VALID | PTE_CONT) == PTE_VALID | PTE_CONT for i in range(16))

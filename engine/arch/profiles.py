@@ -62,6 +62,7 @@ class KernelProfile:
     ra_order_state: bool = False  # readahead keeps its folio order in file_ra_state (+2 per async round)
     pvmw_lockless: bool = False  # page_vma_mapped_walk() reads unlocked entries with ptep_get_lockless()
     swapin_any_count: bool = False  # do_swap_page: alloc_swap_folio() on a sync device, any swap count
+    set_ptes_valid_only: bool = False  # contpte_set_ptes() writes invalid (PROT_NONE) ptes without CONT
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -188,6 +189,14 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "page_vma_mapped_walk(): map_pte() reads the first entry of a page table with "
      "ptep_get_lockless() before taking the lock, and next_pte reads entries with "
      "ptep_get_lockless() while the lock is not held (after map_pte() found no present entry)"),
+    ("set_ptes_valid_only", True, "v7.3", "between v7.0 and v7.3, commit not identified (not in "
+     "linux-mm@28791578's arch/arm64/mm/contpte.c): Debian's 7.3.4 4K contpte_set_ptes() "
+     "(0x138 bytes, 0x128 in 7.0.13) branches to __set_ptes() on 'tbz w3, #0' -- the pte's "
+     "PTE_VALID bit -- right after the mm_is_user() test (its disassembly, the address from "
+     "/proc/kallsyms); ptlab crosscheck random-1-92: mprotect(PROT_NONE) of 64K folios gets the "
+     "same contpte_set_ptes() calls on 7.0.13 and 7.3.4, and only 7.0.13 leaves PTE_CONT set",
+     "contpte_set_ptes() returns __set_ptes() for an invalid entry, as for a kernel mm: "
+     "PROT_NONE (present-invalid) blocks are written without PTE_CONT"),
     ("swapin_any_count", True, "v7.3", "'mm, swap: never bypass the swap cache even for "
      "SWP_SYNCHRONOUS_IO' (Kairui Song, swap table phase II, [PATCH 03/19] posted 2025-10-29, "
      "<20251029-swap-table-p2-v1-3-3d43f3b6ec32@tencent.com>); release not identified: it may "
@@ -269,10 +278,12 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     tlbi_repeat_at_sync=True, batched_unmap_file=True))
 V7_3 = _add(replace(V7_0, name="v7.3",
                     description="+ tlbf_t flush API, lockless page_vma_mapped_walk() reads, "
+                                "contpte_set_ptes() without PTE_CONT for invalid entries, "
                                 "synchronous swap-in through the swap cache whatever the swap "
                                 "count (after v7.0): the newest linux-mm code, and Debian's "
                                 "newest build (7.3)",
-                    tlbf_flags_api=True, pvmw_lockless=True, swapin_any_count=True))
+                    tlbf_flags_api=True, pvmw_lockless=True, swapin_any_count=True,
+                    set_ptes_valid_only=True))
 
 DEFAULT_KERNEL = "v7.3"
 
