@@ -325,3 +325,40 @@ def test_a_write_fault_on_the_huge_zero_page_maps_a_new_thp_since_v6_13():
     assert ctx.arch.folios.order_of(ctx.pte_pfn(pmd)) == 9
     assert old.machine.kernel.procs[0].mm.pt.get_pmd(base) == 0
     assert new.calls("do_huge_zero_wp_pmd") and not old.calls("do_huge_zero_wp_pmd")
+
+
+def test_a_swap_in_reads_a_whole_mthp_run_a_fork_shares_since_v7():
+    """mm/memory.c do_swap_page(): 'mm, swap: never bypass the swap cache even for
+    SWP_SYNCHRONOUS_IO' dropped the `__swap_count(entry) == 1` test, so on zram
+    alloc_swap_folio() reads the aligned run of swap entries as one mTHP folio even when a
+    fork shares them (swapin_folio() keeps it in the swap cache for the child). Debian's
+    7.3.4 4K build maps the 16K folio back with one contpte_set_ptes() (random-1-97); 6.12
+    swaps in one page at a time there."""
+    src = ("mthp 16K=always\nmmap buf 32K\ntouch buf +0 4K write\nmadvise buf +0 16K pageout\n"
+           "fork child\ntouch buf +0 4K read\n")
+    base = 0xFFFFF7FF8000  # the 32K mapping's address
+    new, old = run(src, "v7.3"), run(src, "v6.12")
+    for r, pages in ((new, 4), (old, 1)):
+        m = r.machine
+        assert m.folio_info(m.arch.pte_pfn(_pte(r, base)))["order"] == pages.bit_length() - 1
+        valid = [bool(_pte(r, base + i * 4096) & PTE_VALID) for i in range(4)]
+        assert valid == [True] * pages + [False] * (4 - pages)
+    assert new.per_op[-1]["call:contpte_set_ptes"] == 1 and old.per_op[-1]["call:contpte_set_ptes"] == 0
+    # the child still references the slots: the folio stays in the swap cache, read-only
+    assert _pte(new, base) & PTE_RDONLY
+
+
+def test_contpte_set_ptes_leaves_prot_none_entries_without_the_contiguous_bit_since_v7():
+    """arch/arm64/mm/contpte.c contpte_set_ptes(): Debian's 7.3.4 build returns __set_ptes()
+    for an invalid pte, as for a kernel mm ('tbz w3, #0' after the mm_is_user() test in its
+    disassembly), so mprotect(PROT_NONE) of a 64K folio -- modify_prot_commit_ptes() ->
+    set_ptes(nr = 16) -> contpte_set_ptes() -- writes the entries without PTE_CONT;
+    7.0.13 sets it (random-1-92). Going back to read/write sets it again."""
+    src = "mthp 64K=always\nmmap buf 64K\ntouch buf write\nmprotect buf +0 64K none\n"
+    for kernel, cont in (("v7.3", 0), ("v7.0", PTE_CONT)):
+        r = run(src, kernel)
+        ptes = [_pte(r, BUF + i * 4096) for i in range(16)]
+        assert all(p and not p & PTE_VALID and p & PTE_CONT == cont for p in ptes), kernel
+        assert r.per_op[-1]["call:contpte_set_ptes"] == 1, kernel
+    back = run(src + "mprotect buf +0 64K rw\n", "v7.3")
+    assert all(_pte(back, BUF + i * 4096) & (PTE_VALID | PTE_CONT) == PTE_VALID | PTE_CONT for i in range(16))

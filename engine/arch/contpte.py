@@ -13,6 +13,8 @@ So ``type(arch).contpte_ptep_get`` is the one version the profile runs, and
 Versions (FEATURE_HISTORY):
 * contpte_convert: v6.9; v6.17 skips the flush on BBML2_NOABORT CPUs (83bbd6be7d17);
 * contpte_ptep_get[_lockless]: v6.9; v6.17 stops once young and dirty are known (093ae7a033cf);
+* contpte_set_ptes: v6.9; v7.3 writes an invalid entry with __set_ptes(), no PTE_CONT
+  (set_ptes_valid_only, commit not identified: Debian's 7.3.4 build);
 * young: contpte_ptep_{test_and_clear,clear_flush}_young (v6.9 .. v6.19) became
   contpte_{test_and_clear,clear_flush}_young_ptes (v7.0, batched_young);
 * contpte_ptep_set_access_flags: v6.9; v6.19 flushes locally (cb1fa2e99955);
@@ -54,6 +56,7 @@ class Contpte(LocklessSeam):
     contpte_convert: Callable[[MMStruct, int, int], None]
     contpte_ptep_get: Callable[[MMStruct, int, int], int]
     contpte_ptep_get_lockless: Callable[[MMStruct, int], int]
+    contpte_set_ptes: Callable[[MMStruct, int, int, int], None]
     contpte_ptep_test_and_clear_young: Callable[[MMStruct, int], bool]
     contpte_ptep_clear_flush_young: Callable[[MMStruct, int], bool]
     contpte_test_and_clear_young_ptes: Callable[[MMStruct, int, int], bool]
@@ -299,13 +302,32 @@ class Contpte(LocklessSeam):
         return orig
 
     # --- setters and clearers ---------------------------------------------------------
+    @variant("contpte_set_ptes")
     @arch_call("contpte_set_ptes")
-    def contpte_set_ptes(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
+    def contpte_set_ptes_v6_9(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
         if nr == 1:
             self.log.warn("contpte_set_ptes called with nr == 1")  # VM_WARN_ON(nr == 1)
         if not mm.is_user:
             self.raw_set_ptes(mm, addr, pte, nr)
             return
+        self._contpte_set_blocks(mm, addr, pte, nr)
+
+    @variant("contpte_set_ptes", since="set_ptes_valid_only")
+    @arch_call("contpte_set_ptes")
+    def contpte_set_ptes_v7_3(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
+        """Debian's 7.3.4 build (its disassembly): 'if (!mm_is_user(mm) || !pte_valid(pte))
+        return __set_ptes(...)' -- an invalid entry (PROT_NONE, present but not valid) is
+        written as given, without PTE_CONT, like a kernel mapping."""
+        if nr == 1:
+            self.log.warn("contpte_set_ptes called with nr == 1")  # VM_WARN_ON(nr == 1)
+        if not mm.is_user or not pte & PTE_VALID:
+            self.raw_set_ptes(mm, addr, pte, nr)
+            return
+        self._contpte_set_blocks(mm, addr, pte, nr)
+
+    def _contpte_set_blocks(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
+        """contpte_set_ptes()'s loop: each aligned block that the range covers whole
+        (virtually and physically) gets PTE_CONT, the partial ends do not."""
         ps = self.page_size
         end = addr + nr * ps
         pfn = self.pte_pfn(pte)

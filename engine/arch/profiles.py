@@ -63,6 +63,8 @@ class KernelProfile:
     pvmw_lockless: bool = False  # page_vma_mapped_walk() reads unlocked entries with ptep_get_lockless()
     huge_zero_wp_thp: bool = False  # a write fault on the huge zero PMD maps a new THP (no split)
     collapse_readonly: bool = False  # MADV_COLLAPSE/khugepaged collapse ranges with no writable entry
+    swapin_any_count: bool = False  # do_swap_page: alloc_swap_folio() on a sync device, any swap count
+    set_ptes_valid_only: bool = False  # contpte_set_ptes() writes invalid (PROT_NONE) ptes without CONT
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -205,6 +207,24 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "confirmed by ptlab crosscheck on 7.3.4 (random-1-141) and 7.0.13",
      "hpage_collapse_scan_pmd() (collapse_scan_pmd()) no longer fails with SCAN_PAGE_RO when "
      "no present entry is writable: MADV_COLLAPSE of a range a fork left read-only collapses"),
+    ("set_ptes_valid_only", True, "v7.3", "between v7.0 and v7.3, commit not identified (not in "
+     "linux-mm@28791578's arch/arm64/mm/contpte.c): Debian's 7.3.4 4K contpte_set_ptes() "
+     "(0x138 bytes, 0x128 in 7.0.13) branches to __set_ptes() on 'tbz w3, #0' -- the pte's "
+     "PTE_VALID bit -- right after the mm_is_user() test (its disassembly, the address from "
+     "/proc/kallsyms); ptlab crosscheck random-1-92: mprotect(PROT_NONE) of 64K folios gets the "
+     "same contpte_set_ptes() calls on 7.0.13 and 7.3.4, and only 7.0.13 leaves PTE_CONT set",
+     "contpte_set_ptes() returns __set_ptes() for an invalid entry, as for a kernel mm: "
+     "PROT_NONE (present-invalid) blocks are written without PTE_CONT"),
+    ("swapin_any_count", True, "v7.3", "'mm, swap: never bypass the swap cache even for "
+     "SWP_SYNCHRONOUS_IO' (Kairui Song, swap table phase II, [PATCH 03/19] posted 2025-10-29, "
+     "<20251029-swap-table-p2-v1-3-3d43f3b6ec32@tencent.com>); release not identified: it may "
+     "be in 7.0 already, but Debian's 7.0.13 has no zram to check it with. Its do_swap_page() "
+     "is linux-mm's mm/memory.c; confirmed by ptlab crosscheck on Debian's 7.3.4 4K build "
+     "(random-1-97: after a fork shares the swap entries, a read fault swaps the whole 16K "
+     "folio back in with contpte_set_ptes)",
+     "do_swap_page() on a SWP_SYNCHRONOUS_IO device calls alloc_swap_folio() whatever the "
+     "swap count (the '__swap_count(entry) == 1' test is gone) and swapin_folio() puts the "
+     "folio in the swap cache"),
     ("tlbf_flags_api", True, "v7.3", "'arm64: Refactor TLB invalidation API' was posted "
      "2026-03-02, after the v7.0 merge window (so v7.1 at the earliest, release unsure); "
      "tlbf_t is in Debian's linux-source-7.3 (arch/arm64/include/asm/tlbflush.h) and in "
@@ -275,10 +295,13 @@ V7_0 = _add(replace(V6_19, name="v7.0",
                     raw_access_flags_check=True, batched_young=True, batched_reclaim_young=True,
                     tlbi_repeat_at_sync=True, batched_unmap_file=True, collapse_readonly=True))
 V7_3 = _add(replace(V7_0, name="v7.3",
-                    description="+ tlbf_t flush API and lockless page_vma_mapped_walk() reads "
-                                "(after v7.0): the newest linux-mm code, and Debian's newest "
-                                "build (7.3)",
-                    tlbf_flags_api=True, pvmw_lockless=True))
+                    description="+ tlbf_t flush API, lockless page_vma_mapped_walk() reads, "
+                                "contpte_set_ptes() without PTE_CONT for invalid entries, "
+                                "synchronous swap-in through the swap cache whatever the swap "
+                                "count (after v7.0): the newest linux-mm code, and Debian's "
+                                "newest build (7.3)",
+                    tlbf_flags_api=True, pvmw_lockless=True, swapin_any_count=True,
+                    set_ptes_valid_only=True))
 
 DEFAULT_KERNEL = "v7.3"
 

@@ -579,9 +579,14 @@ def do_swap_page(ctx: MmContext, proc: Process, vma: VMA, addr: int, orig: int, 
         # the swap cache; its allocation reference becomes the mapping's. On a
         # synchronous device (zram) with one reference to the slot, v6.12+ reads
         # the largest mTHP-sized, aligned run of swap entries at once
-        # (alloc_swap_folio()); the folio is then mapped whole below.
+        # (alloc_swap_folio()); the folio is then mapped whole below. Since
+        # "mm, swap: never bypass the swap cache even for SWP_SYNCHRONOUS_IO"
+        # (row swapin_any_count) the `__swap_count(entry) == 1` test is gone:
+        # do_swap_page() calls alloc_swap_folio() on such a device whatever the
+        # swap count (a slot a fork shares too), then swapin_folio() adds the
+        # folio to the swap cache.
         order = 0
-        if ctx.profile.mthp_swapin_sync and ctx.swap.count[slot] == 1:
+        if ctx.profile.mthp_swapin_sync and (ctx.profile.swapin_any_count or ctx.swap.count[slot] == 1):
             order = _swapin_orders(ctx, proc, vma, addr, orig, slot)
         head = -1
         while head < 0:
