@@ -93,38 +93,39 @@ def profile_for(series: str) -> str:
     return best[1]
 
 
+def _env_names(var: str, pattern: str, what: str) -> tuple[str, ...]:
+    """The comma-separated names in environment variable *var*, each matching *pattern*
+    (they go into the guest's shell script, so nothing else is accepted)."""
+    names = tuple(f for f in os.environ.get(var, "").split(",") if f)
+    bad = [n for n in names if not re.fullmatch(pattern, n)]
+    if bad:
+        raise CrosscheckError(f"{var}: {bad[0][:40]!r} is not {what}")
+    return names
+
+
+_SYMBOL = r"[A-Za-z_][A-Za-z0-9_.]{0,127}"
+_EVENT_WORD = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+
+
 def extra_probes() -> tuple[str, ...]:
     """PTLAB_XC_PROBES=fn1,fn2: more kernel functions marked in the guest's trace (kprobe
-    events ptlab/x*, ignored by the comparison), for reading a kept trace by hand. Only
-    symbol names are accepted: they go into the guest's shell script."""
-    names = tuple(f for f in os.environ.get("PTLAB_XC_PROBES", "").split(",") if f)
-    bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,127}", n)]
-    if bad:
-        raise CrosscheckError(f"PTLAB_XC_PROBES: {bad[0][:40]!r} is not a kernel symbol name")
-    return names
+    events ptlab/x*, ignored by the comparison), for reading a kept trace by hand."""
+    return _env_names("PTLAB_XC_PROBES", _SYMBOL, "a kernel symbol name")
 
 
 def stack_probes() -> tuple[str, ...]:
     """PTLAB_XC_STACKS=fn1,fn2: contpte functions (or PTLAB_XC_PROBES ones) whose every hit in
     the guest's trace is followed by the kernel stack that made it, to find the call site of a
-    call the engine does not make. Only symbol names are accepted."""
-    names = tuple(f for f in os.environ.get("PTLAB_XC_STACKS", "").split(",") if f)
-    bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,127}", n)]
-    if bad:
-        raise CrosscheckError(f"PTLAB_XC_STACKS: {bad[0][:40]!r} is not a kernel symbol name")
-    return names
+    call the engine does not make."""
+    return _env_names("PTLAB_XC_STACKS", _SYMBOL, "a kernel symbol name")
 
 
 def extra_events() -> tuple[str, ...]:
     """PTLAB_XC_EVENTS=group[:event],...: kernel trace events enabled in the guest's trace
     (e.g. readahead for the page_cache_*_ra tracepoints, filemap:mm_filemap_add_to_page_cache),
-    ignored by the comparison, for reading a kept trace by hand. Only names are accepted."""
-    names = tuple(f for f in os.environ.get("PTLAB_XC_EVENTS", "").split(",") if f)
-    word = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
-    bad = [n for n in names if not re.fullmatch(f"{word}(:{word})?", n)]
-    if bad:
-        raise CrosscheckError(f"PTLAB_XC_EVENTS: {bad[0][:40]!r} is not a trace event group or group:event")
-    return names
+    ignored by the comparison, for reading a kept trace by hand."""
+    return _env_names("PTLAB_XC_EVENTS", f"{_EVENT_WORD}(:{_EVENT_WORD})?",
+                      "a trace event group or group:event")
 
 
 def build_profile(name: str, build: Any) -> Any:

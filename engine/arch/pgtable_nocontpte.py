@@ -56,7 +56,7 @@ def _alias(public: str, raw: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class PgtableNoContpte(PgtableGeneric):
-    pass
+    """The #else of pgtable.h: the public names, filled in below as aliases of the raw helpers."""
 
 
 for _public, _raw in NOCONTPTE_ALIASES.items():

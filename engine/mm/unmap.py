@@ -59,8 +59,8 @@ class PvmwLock:
         self.held = False
 
 
-def pvmw_pte(ctx: MmContext, proc: Process, va: int, pfn: int, first: bool = True, sync: bool = False,
-             lock: PvmwLock | None = None) -> int:
+def pvmw_pte(ctx: MmContext, proc: Process, va: int, pfn: int, first: bool, sync: bool,
+             lock: PvmwLock) -> int:
     """page_vma_mapped_walk()'s step to one entry (mm/page_vma_mapped.c): the
     entry if it is a present, normal mapping of pfn, else 0. ``first``: the
     walk's first entry (and an entry that starts a page table: the walk
@@ -76,18 +76,15 @@ def pvmw_pte(ctx: MmContext, proc: Process, va: int, pfn: int, first: bool = Tru
     arch = ctx.arch
     get = arch.ptep_get
     lockless = ctx.profile.pvmw_lockless
-    held = lock.held if lock is not None else True
     if first or not va & (ctx.pmd_size - 1):  # map_pte(), after `restart`
         if not sync:
             ent = arch.ptep_get_lockless(mm, va) if lockless else get(mm, va)
             if not ctx.layout.pte_present(ent):
-                if lock is not None:
-                    lock.held = False
+                lock.held = False
                 return 0
-    elif not (arch.ptep_get_lockless if lockless and not held else get)(mm, va):  # next_pte
+    elif not (arch.ptep_get_lockless if lockless and not lock.held else get)(mm, va):  # next_pte
         return 0
-    if lock is not None:
-        lock.held = True
+    lock.held = True
     pte = get(mm, va)  # check_pte()
     if ctx.layout.pte_present(pte) and not pte & PTE_SPECIAL and ctx.pte_pfn(pte) == pfn:
         return pte
