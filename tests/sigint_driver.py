@@ -26,6 +26,9 @@ from engine.scenario_machine import Machine  # noqa: E402
 
 
 def main() -> int:
+    # a terminal's Ctrl-C finds Python's handler; a background job of a non-interactive
+    # shell starts with SIGINT ignored, and the tests must not depend on how they were run
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     report, line, n, sep, *args = sys.argv[1:]
     assert sep == "--", "usage: sigint_driver.py REPORT LINE N -- ARGS..."
     line_no, after = int(line), int(n)

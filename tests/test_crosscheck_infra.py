@@ -570,33 +570,98 @@ def test_panicking_guest_is_one_line_error():
     assert not _qemu_pids(os.getpid())
 
 
-def test_keyboard_interrupt_kills_qemu(tmp_path):
-    build = _real_build("6.12")
+# A child started from a non-interactive shell's background job inherits an ignored SIGINT,
+# and Python then installs no KeyboardInterrupt handler: the drivers restore it, as a
+# terminal's Ctrl-C would find it.
+_SIGINT_AS_A_TERMINAL = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
+def _start_with_qemu(tmp_path: Path, body: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Run a driver script (after _SIGINT_AS_A_TERMINAL); return it and its QEMU's pid."""
     driver = tmp_path / "driver.py"
-    driver.write_text(
-        "import sys\nfrom crosscheck import guest, kernels\n"
-        "b = kernels.pick(kernels.installed_kernels(), '6.12', 4096)[0]\n"
-        "try:\n    guest.boot_guest(b, 'sleep 1000\\n', memory_mb=512, timeout_s=600)\n"
-        "except KeyboardInterrupt:\n    sys.exit(42)\n")
+    driver.write_text(_SIGINT_AS_A_TERMINAL + body)
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, str(driver)], cwd=root,
-                            env={**os.environ, "PYTHONPATH": str(root)})
+    proc = subprocess.Popen([sys.executable, str(driver)], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    deadline = time.monotonic() + 60
+    child = None
+    while child is None and time.monotonic() < deadline and proc.poll() is None:
+        child = next(iter(_qemu_pids(proc.pid)), None)
+        time.sleep(0.2)
+    if child is None:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"QEMU never started: {err.decode()[-500:]}")
+    time.sleep(1)
+    return proc, child
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()  # waits and closes the pipes
+
+
+def _gone_soon(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state == "Z":  # killed, waiting for a parent's wait()
+            return True
+        time.sleep(0.1)
+    return False
+
+
+_BOOT_AND_SLEEP = ("from crosscheck import guest, kernels\n"
+                   "b = kernels.pick(kernels.installed_kernels(), '6.12', 4096)[0]\n")
+
+
+def test_keyboard_interrupt_kills_qemu(tmp_path):
+    _real_build("6.12")
+    proc, child = _start_with_qemu(tmp_path, "import sys\n" + _BOOT_AND_SLEEP + (
+        "try:\n    guest.boot_guest(b, 'sleep 1000\\n', memory_mb=512, timeout_s=600)\n"
+        "except KeyboardInterrupt:\n    sys.exit(42)\n"))
     try:
-        deadline = time.monotonic() + 60
-        child = None
-        while child is None and time.monotonic() < deadline:
-            child = next(iter(_qemu_pids(proc.pid)), None)
-            time.sleep(0.2)
-        assert child is not None, "QEMU never started"
-        time.sleep(1)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 42
+        proc.communicate(timeout=30)
+        assert proc.returncode == 42
         assert not Path(f"/proc/{child}").exists(), "QEMU outlived the interrupted boot_guest"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    del build
+        _reap(proc)
+
+
+def test_sigterm_to_ptlab_crosscheck_kills_qemu_and_exits_143(tmp_path):
+    """tui/cli.py: SIGTERM unwinds like Ctrl-C (boot_guest's clean-up runs), one line, 143."""
+    _real_build("6.12")
+    proc, child = _start_with_qemu(tmp_path, (
+        "import sys\nfrom tui.cli import main\n"
+        "sys.exit(main(['crosscheck', 'check-01-anon-64k-fault', '--debian', '6.12']))\n"))
+    try:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert (proc.returncode, err.decode().strip().splitlines()[-1:]) == (143, ["ptlab: terminated"])
+        assert not Path(f"/proc/{child}").exists(), "QEMU outlived the terminated crosscheck"
+    finally:
+        _reap(proc)
+
+
+def test_a_killed_ptlab_takes_its_qemu_with_it(tmp_path):
+    """crosscheck/guest.py _die_with_parent(): SIGKILL reaches no handler, PR_SET_PDEATHSIG
+    makes the kernel kill QEMU all the same."""
+    _real_build("6.12")
+    proc, child = _start_with_qemu(tmp_path, _BOOT_AND_SLEEP + (
+        "guest.boot_guest(b, 'sleep 1000\\n', memory_mb=512, timeout_s=600)\n"))
+    try:
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert _gone_soon(child), "QEMU outlived its killed parent"
+    finally:
+        _reap(proc)
+        if Path(f"/proc/{child}").exists():
+            os.kill(child, signal.SIGKILL)
 
 
 def test_setup_is_offline_when_cached(tmp_path, monkeypatch):

@@ -4,8 +4,9 @@
 ``ptlab`` with no arguments opens the TUI on the built-in demo scenario; every
 other job is a subcommand (see ``ptlab --help``). A user's mistake ends with
 one line on stderr and exit status 2; a failed check with exit status 1;
-Ctrl-C with 130. Anything else is a bug in ptlab, still reported in one line
-(exit status 70; ``PTLAB_DEBUG=1`` shows the traceback).
+Ctrl-C with 130, SIGTERM (after the same clean-up) with 143. Anything else
+is a bug in ptlab, still reported in one line (exit status 70;
+``PTLAB_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -57,8 +58,40 @@ def _wants_json(argv: Sequence[str]) -> bool:
         a == "--format" and b == "json" for a, b in zip(argv, argv[1:], strict=False))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so the same clean-up as Ctrl-C's runs
+    (a crosscheck's QEMU is killed, temporary files go) before the exit (143)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:  # noqa: ARG001
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Any:
+    """Turn SIGTERM into Terminated while a command runs (main thread only; a handler
+    someone else installed, or an ignored SIGTERM, is left alone)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    with _sigterm_unwinds():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         parser, modules = build_parser()
         if not argv:
@@ -95,9 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("PTLAB_DEBUG"):
             raise
         return _internal(e, argv)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if sys.stderr.isatty():
             print(file=sys.stderr)  # off the progress line
+        if isinstance(e, Terminated):
+            _report("terminated", 143, argv)
+            return 143
         _report("interrupted", 130, argv)
         return 130
     except SystemExit as e:  # --help, --version
