@@ -362,3 +362,41 @@ def test_contpte_set_ptes_leaves_prot_none_entries_without_the_contiguous_bit_si
         assert r.per_op[-1]["call:contpte_set_ptes"] == 1, kernel
     back = run(src + "mprotect buf +0 64K rw\n", "v7.3")
     assert all(_pte(back, BUF + i * 4096) & (PTE_VALID | PTE_CONT) == PTE_VALID | PTE_CONT for i in range(16))
+
+
+def _pmd_and_ptes(r, proc: int, addr: int) -> tuple[int, int]:
+    pt = r.machine.kernel.procs[proc].mm.pt
+    return pt.get_pmd(addr), sum(1 for i in range(512) if pt.get(addr + i * 4096))
+
+
+def test_a_2m_page_cache_folio_is_pmd_mapped_by_fault_around_whatever_thp_enabled_says():
+    """mm/filemap.c filemap_map_pages() -> filemap_map_pmd() -> mm/memory.c do_set_pmd():
+    the first up-to-date folio fault-around finds is mapped with one PMD when it is
+    PMD-sized and no PTE table is there yet; do_set_pmd() tests the VMA's THP state, not the
+    sysfs 'enabled' knob (2b0f922323cc). Debian's 7.3.4 4K build PMD-maps both 2M readahead
+    folios of an MADV_HUGEPAGE file mapping (tests/data/crosscheck-file-faults.pts,
+    do_set_pmd() from do_fault()); the engine used to PTE-map them, CONT."""
+    src = "mmap g 8M file\nmadvise g hugepage\ntouch g +1M 2M read\n"
+    g = 0xFFFFF7800000  # the 8M mapping's address
+    for thp in ("", "thp never\n"):
+        r = run(thp + src, "v7.3")
+        for half in (g, g + 0x200000):
+            pmd, ptes = _pmd_and_ptes(r, 0, half)
+            assert pmd and ptes == 0, (thp, hex(half))
+            ctx = r.machine.kernel.ctx
+            assert ctx.arch.folios.order_of(ctx.pte_pfn(pmd)) == 9
+        assert r.calls("do_set_pmd") and not r.per_op[-1]["call:contpte_set_ptes"]
+        assert _pmd_and_ptes(r, 0, g + 0x400000) == (0, 0)  # not touched, not read ahead
+
+
+def test_do_set_pmd_refuses_a_nohugepage_vma_since_v6_12():
+    """mm/memory.c do_set_pmd(): 'if (thp_disabled_by_hw() || vma_thp_disabled(vma,
+    vma->vm_flags)) return ret;' (2b0f922323cc, v6.12-rc5): a second, MADV_NOHUGEPAGE mapping
+    of a file whose 2M folios are in the page cache maps them with PTEs (whole-folio
+    set_ptes, so CONT); before it, do_set_pmd() PMD-mapped them there too."""
+    src = ("mmap g 4M file\nmadvise g hugepage\ntouch g +0 4K read\n"
+           "mmap h 4M file=g\nmadvise h nohugepage\ntouch h +0 4K read\n")
+    h = 0xFFFFF7800000  # the second mapping lies below the first
+    new, old = run(src, "v6.12"), run(src, "v6.10")
+    assert _pmd_and_ptes(new, 0, h)[0] == 0 and _pmd_and_ptes(new, 0, h)[1] > 0
+    assert _pmd_and_ptes(old, 0, h)[0] != 0 and _pmd_and_ptes(old, 0, h)[1] == 0

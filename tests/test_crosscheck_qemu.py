@@ -130,3 +130,30 @@ def test_crosscheck_16k_file_faults_without_damon(tmp_path):
     assert (guest_out / "kdamond.txt").read_text() == ""  # the check ran, and found none
     assert not (guest_out / "setup-errors.txt").exists()
     assert not _orphaned_guests()
+
+
+def _need_newest_4k() -> None:
+    from crosscheck import cache
+    from crosscheck.kernels import installed_kernels, pick
+
+    _need_612()
+    if not pick(installed_kernels(), "newest", 4096) or not cache.busybox_path(cache.cache_root()).is_file():
+        pytest.skip("no cached Debian 4K 7.x kernel (run: ptlab crosscheck --setup)")
+
+
+def test_crosscheck_newest_4k_pmd_maps_a_readahead_thp():
+    """Debian's newest 4K build (7.3.4): an MADV_HUGEPAGE file mapping's 2M readahead folios
+    are PMD-mapped (mm/filemap.c filemap_map_pmd(), mm/memory.c do_set_pmd()), and
+    page_vma_mapped_walk() reads lockless during a migration (check-11-migrate-64k,
+    pvmw_lockless): the engine agrees on both."""
+    _need_newest_4k()
+    files = str(ROOT / "tests" / "data" / "crosscheck-file-faults.pts")
+    r = _ptlab("check-11-migrate-64k", files, "--debian", "newest", "--granule", "4K", "--json")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    out = json.loads(r.stdout)
+    (k,) = out["kernels"]
+    assert k["granule"] == 4096 and k["error"] is None and k["profile"] == "v7.3", k
+    res = {t["target"]: t for t in out["targets"]}
+    assert res["crosscheck-file-faults"]["verdict"] == "agree" and res["crosscheck-file-faults"]["ops"] == 11
+    assert res["check-11-migrate-64k"]["verdict"] == "agree"
+    assert not _orphaned_guests()

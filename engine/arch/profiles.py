@@ -65,6 +65,7 @@ class KernelProfile:
     collapse_readonly: bool = False  # MADV_COLLAPSE/khugepaged collapse ranges with no writable entry
     swapin_any_count: bool = False  # do_swap_page: alloc_swap_folio() on a sync device, any swap count
     set_ptes_valid_only: bool = False  # contpte_set_ptes() writes invalid (PROT_NONE) ptes without CONT
+    set_pmd_vma_thp_disabled: bool = False  # do_set_pmd() refuses a VM_NOHUGEPAGE VMA (not sysfs)
 
     def summary(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -157,6 +158,15 @@ FEATURE_HISTORY: tuple[tuple[str, object, str, str, str], ...] = (
      "on Debian's 6.12.117 (a read after MADV_PAGEOUT maps the whole 256K folio back with "
      "contpte_set_ptes)", "do_swap_page() skips the swap cache on a synchronous device (zram) and "
      "alloc_swap_folio() reads the largest aligned mTHP run of contiguous swap entries"),
+    ("set_pmd_vma_thp_disabled", True, "v6.12", "2b0f922323cc 'mm: don't install PMD mappings "
+     "when THPs are disabled by the hw/process/vma' (v6.12-rc5, David Hildenbrand, Kefeng Wang; "
+     "backported to the stable series); confirmed by ptlab crosscheck on Debian's 7.3.4 4K build "
+     "(tests/data/crosscheck-file-faults.pts: a 2M readahead folio of an MADV_HUGEPAGE mapping "
+     "is PMD-mapped, do_set_pmd() called from do_fault())",
+     "do_set_pmd() refuses with VM_FAULT_FALLBACK when the VMA (VM_NOHUGEPAGE), the process "
+     "(prctl) or the hardware disables THP; the sysfs 'enabled' setting is not consulted -- a "
+     "PMD-sized page-cache folio is PMD-mapped whatever it says. Before it, do_set_pmd() had "
+     "no such test"),
     ("split_zeropage", True, "v6.12", "'mm: remap unused subpages to shared zeropage when "
      "splitting isolated thp' (Yu Zhao, Usama Arif; MM updates for 6.12, hash unsure); confirmed "
      "by ptlab crosscheck on Debian's 6.12.117 (an untouched page of a split 256K folio comes "
@@ -273,7 +283,8 @@ V6_10 = _add(replace(V6_9, name="v6.10",
 V6_12 = _add(replace(V6_10, name="v6.12",
                      description="+ POE in pte_modify (the layout of Debian's 6.12 builds, which "
                                  "ptlab crosscheck runs)",
-                     layout="v6.12", mthp_swapin_sync=True, split_zeropage=True))
+                     layout="v6.12", mthp_swapin_sync=True, split_zeropage=True,
+                     set_pmd_vma_thp_disabled=True))
 V6_17 = _add(replace(V6_12, name="v6.17",
                      description="+ BBML2_NOABORT flush elision, early-exit gather, batched "
                                  "mprotect/mremap (and v6.12-v6.16: POE, notifier-range fix, "

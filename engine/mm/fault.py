@@ -257,6 +257,7 @@ def filemap_map_pages(ctx: MmContext, proc: Process, vma: VMA, fault_addr: int, 
     index = start
     whole = ctx.profile.whole_folio_file_fault
     pmd_mask = ~(ctx.pmd_size - 1)
+    first = True
     while index <= end and index < f.npages:
         head = f.lookup(index)
         if head < 0:
@@ -268,6 +269,14 @@ def filemap_map_pages(ctx: MmContext, proc: Process, vma: VMA, fault_addr: int, 
         if fidx in f.readahead or not pm.flags[head - pm.base] & F_UPTODATE:
             index = fidx + n  # leave PG_readahead folios to filemap_fault()
             continue
+        if first:
+            # the first up-to-date folio: filemap_map_pmd() may map it whole with a PMD
+            # (never across i_size, except shmem); otherwise it installs the PTE table
+            # do_fault_around() preallocated
+            first = False
+            if ((fidx + n <= f.npages or f.shmem)
+                    and filemap_map_pmd(ctx, proc, vma, fault_addr, head, n)):
+                return VM_FAULT_NOPAGE
         lo, hi = index, min(end, fidx + n - 1)
         if whole and n > 1:
             # 357b92761d94: map the entire folio if it lies inside the VMA, one
@@ -302,6 +311,23 @@ def filemap_map_pages(ctx: MmContext, proc: Process, vma: VMA, fault_addr: int, 
     if mapped:
         f.mmap_miss = max(0, f.mmap_miss - mapped)
     return ret
+
+
+def filemap_map_pmd(ctx: MmContext, proc: Process, vma: VMA, fault_addr: int, head: int,
+                    nr: int) -> bool:
+    """mm/filemap.c filemap_map_pmd(): True when the fault is handled at the PMD level --
+    a PMD mapping is already there, or do_set_pmd() maps this PMD-sized folio (taking
+    over the reference next_uptodate_folio() took). Otherwise the PTE table is installed
+    (pmd_install()), so a later finish_fault() finds it and maps PTEs."""
+    pt = proc.mm.pt
+    if pt.get_pmd(fault_addr):
+        return True
+    if pt.tables.get(fault_addr >> ctx.g.pmd_shift) is None:
+        if nr == 1 << ctx.pmd_order and do_set_pmd(ctx, proc, vma, fault_addr, head, False) == 0:
+            folio_ref_add(ctx, head, 1)
+            return True
+        pt.table(fault_addr)
+    return False
 
 
 def set_pte_range(ctx: MmContext, proc: Process, vma: VMA, head: int, pfn: int, nr: int, addr: int,

@@ -26,7 +26,7 @@ from engine.mm.rmap import (
     page_anon_exclusive,
 )
 from engine.mm.swap import SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE
-from engine.mm.vma import VM_WRITE, VMA
+from engine.mm.vma import VM_NOHUGEPAGE, VM_WRITE, VMA
 from engine.pte import PTE_AF, PTE_DIRTY, PTE_RDONLY, PTE_SPECIAL, PTE_TABLE_BIT, PTE_WRITE, pte_mkdirty
 from engine.state.mmstruct import MMStruct
 
@@ -185,8 +185,15 @@ def split_vmas(ctx: MmContext, proc: Process, start: int, end: int) -> list[VMA]
 # --- mapping a PMD-sized page-cache folio ------------------------------------------------
 @kfn("do_set_pmd")
 def do_set_pmd(ctx: MmContext, proc: Process, vma: VMA, addr: int, head: int, write: bool) -> int:
+    """mm/memory.c do_set_pmd(): map a PMD-sized page-cache folio with one PMD. Only
+    a VMA with THP disabled refuses (set_pmd_vma_thp_disabled, 2b0f922323cc): the
+    sysfs "enabled" setting is not consulted -- the large folio already exists."""
     haddr = addr & ~(ctx.pmd_size - 1)
-    if ctx.thp.top == "never" or not ctx.thp.suitable_orders(vma, haddr, 1 << ctx.pmd_order):
+    if ctx.profile.set_pmd_vma_thp_disabled and vma.flags & VM_NOHUGEPAGE:
+        return VM_FAULT_FALLBACK  # vma_thp_disabled()
+    if not ctx.thp.suitable_orders(vma, haddr, 1 << ctx.pmd_order):
+        return VM_FAULT_FALLBACK  # thp_vma_suitable_order()
+    if ctx.arch.folios.order_of(head) != ctx.pmd_order:
         return VM_FAULT_FALLBACK
     entry = mk_pmd(ctx, head, vma.page_prot)
     if write and vma.flags & VM_WRITE:
