@@ -10,6 +10,11 @@ merge, folios come and go, and checkpoints differ) run through
 engine.session.Session on the core-mm machine with the settings the TUI
 uses. Targets (docs/benchmarks.md): seek to random steps median <= 20 ms, p99 <= 100 ms;
 save <= 10 s, file <= 100 MB, reopen + seek <= 1 s.
+
+``step_back()`` times what the TUI does for a step forward and a step back over each op
+of the seed's 1 GiB scenarios (tui.controller do_step / do_back: the move, then the
+cells the step changed, which need the op's events): a step back over an op should cost
+at most twice the step forward over it.
 """
 
 from __future__ import annotations
@@ -109,12 +114,66 @@ def run(n_ops: int = 1_000_000, seeks: int = 200, seed: int = 1, tmpdir: str | N
     return cases, info
 
 
+# ops whose step forward takes less than this are not held to the ratio: a step back
+# then costs what freeing a big op's cached events or restoring a checkpoint costs
+STEP_RATIO_FLOOR_S = 0.1
+
+
+def step_back(size: int = 1 << 30, names: tuple[str, ...] = ("seed-fork-order0", "seed-munmap-order0"),
+              quiet: bool = False) -> tuple[list[Case], dict]:
+    """Step forward over every op of each scenario (its first run, recording the op as the
+    TUI does), then back over every op; the case is the worst back/forward ratio among
+    ops whose forward step takes at least STEP_RATIO_FLOOR_S."""
+    from engine.scenario import builtin
+    from tui.controller import do_back, do_step
+
+    info: dict[str, Any] = {"size": size, "ops": {}}
+    worst = (0.0, "")
+    slowest_small = 0.0
+    for name in names:
+        scn = builtin(name)
+        scn = parse(scn.source.replace("1G", str(size)), f"{name}.pts", name)
+        cfg = scn.config(record=False).summary()
+        s = Session(machine_factory("scenario", cfg), scn.ops, name=name,
+                    meta={"machine": "scenario", "config": cfg})
+        fwd, back = [], []
+        for k in range(s.n_ops):
+            if not quiet:
+                progress_line(f"step back: {name} forward over op {k + 1}")
+            t0 = time.perf_counter()
+            do_step(s, "op")
+            fwd.append(time.perf_counter() - t0)
+        for k in range(s.n_ops):
+            if not quiet:
+                progress_line(f"step back: {name} back over op {s.n_ops - k}")
+            t0 = time.perf_counter()
+            do_back(s, "op")
+            back.append(time.perf_counter() - t0)
+        back.reverse()
+        for k, (f, b) in enumerate(zip(fwd, back, strict=True)):
+            info["ops"][f"{name} op {k + 1} ({s.ops[k]})"] = {"forward_s": round(f, 3), "back_s": round(b, 3)}
+            if f >= STEP_RATIO_FLOOR_S:
+                if b / f > worst[0]:
+                    worst = (b / f, f"{name} op {k + 1}")
+            else:
+                slowest_small = max(slowest_small, b)
+    cases = [Case("step back over one op / step forward over it, worst", worst[0], "x", "<= 2x",
+                  worst[0] <= 2, note=f"at {worst[1]}; ops under {STEP_RATIO_FLOOR_S:g} s forward: "
+                  f"back in {slowest_small:.2f} s at most")]
+    return cases, info
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ops", type=int, default=1_000_000)
     ap.add_argument("--seeks", type=int, default=200)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--step-back", action="store_true", help="only the step-back case")
     a = ap.parse_args(argv)
+    if a.step_back:
+        cases, info = step_back()
+        print_cases(cases, info, a.json)
+        return 0
     cases, info = run(a.ops, a.seeks)
     print_cases(cases, info, a.json)
     return 0

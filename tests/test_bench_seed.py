@@ -41,3 +41,18 @@ def test_every_sign_agrees_or_is_explained(rows: list[dict]) -> None:
             assert r.get("reason"), r
     # the model explains the rest: no more rows left unexplained than documented
     assert sum(1 for r in rows if r["ok"] is False) <= len(seed.UNEXPLAINED)
+
+
+def test_step_back_bench_times_every_op_both_ways():
+    """bench/session_bench.py step_back(): one forward and one back time per op of each
+    scenario, through the TUI's own do_step / do_back; the case is the worst ratio."""
+    from bench.session_bench import step_back
+
+    cases, info = step_back(size=4 << 20, quiet=True)
+    assert [c.name for c in cases] == ["step back over one op / step forward over it, worst"]
+    ops = info["ops"]
+    assert list(ops) == [f"{n} op {k} ({v})" for n in ("seed-fork-order0", "seed-munmap-order0")
+                         for k, v in ((1, "mmap buf 4194304"), (2, "touch buf write"),
+                                      (3, "fork child" if "fork" in n else "munmap buf"))]
+    assert all(t["forward_s"] >= 0 and t["back_s"] >= 0 for t in ops.values())
+    assert cases[0].ok is (cases[0].value <= 2)

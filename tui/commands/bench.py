@@ -18,7 +18,8 @@ HELP = "benchmarks: throughput, seek, save, TUI latency and memory targets; the 
 DESCRIPTION = (
     "Without WHAT (or with 'all'): every speed target (docs/benchmarks.md) -- mm (fault-in, fork, munmap of "
     "1 GiB, against a floor measured in the same run), session (seek, save and reopen a "
-    "one-million-op session), tui (keypress -> repaint with 1 GiB mapped), memory (16 GiB "
+    "one-million-op session; a step back over each op of the seed's --size scenarios against "
+    "the step forward), tui (keypress -> repaint with 1 GiB mapped), memory (16 GiB "
     "mapped) -- as a table, or {\"cases\": [...]} with --json. 'seed' prints the seed series' "
     "micro-benchmark tables as the cost model sees them ({\"rows\": [...]}); 'usecase' the "
     "kernel-compile mix's page faults and TLB misses beside the seed's kern/user time. "
@@ -99,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         from bench import session_bench
 
         got, info["session"] = session_bench.run(args.ops)
+        cases += got
+        got, info["step_back"] = session_bench.step_back(size)
         cases += got
     if what in ("all", "tui"):
         from bench import tui_bench
