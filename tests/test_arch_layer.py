@@ -14,13 +14,13 @@ from engine import Simulator
 from engine.arch import PROFILES, Arch, MissingEntryPoint
 from engine.arch.layer import compose
 from engine.arch.profiles import FEATURE_HISTORY
-from engine.arch.variants import variants_of
+from engine.arch.variants import first_row, variants_of
 from engine.policy import MainlinePolicy
 
 ARCH = Path(__file__).resolve().parents[1] / "engine" / "arch"
 # the modules written in the kernel's shape: no body may ask the profile which kernel it is
 KERNEL_SHAPED = ("contpte.py", "pgtable_contpte.py", "pgtable_generic.py", "pgtable_nocontpte.py",
-                 "mmu.py")
+                 "mmu.py", "raw.py")
 
 
 def boolean_flips():
@@ -112,3 +112,40 @@ def test_every_recorded_version_gets_the_fast_compiled_wrapper():
             fn = getattr(cls, name)
             if hasattr(fn, "kernel_name"):
                 assert fn.__code__.co_filename.startswith("<wrapper of"), (p.name, name)
+
+
+# Rows whose functions used to test the profile inside their bodies (issue #15
+# item 3), with every function each row changes.
+ROW_FUNCTIONS = {
+    "set_ptes_single_barrier": ("raw_set_ptes",),
+    "local_access_flush": ("raw_ptep_set_access_flags", "local_flush_tlb_contpte",
+                           "contpte_ptep_set_access_flags"),
+    "tlbi_repeat_at_sync": ("tlbi", "tlbi_sync_s1ish"),
+    "tlb_limit": ("flush_tlb_range_limit_excess",),
+    "tlbf_flags_api": ("flush_tlb_page",),
+    "tlbbatch_range": ("arch_tlbbatch_add_pending",),
+}
+
+
+@pytest.mark.parametrize("field", sorted(ROW_FUNCTIONS))
+def test_a_rows_versions_are_chosen_once_when_the_layer_is_composed(field):
+    """The profile before a row and the first one with it get different
+    function objects, installed on their composed classes: the choice is made
+    at composition, and no version asks the profile when it runs. Flipping the
+    row alone on the newer profile gives the older version back."""
+    _, value, first, _, _ = first_row(field)
+    order = list(PROFILES)
+    after = PROFILES[first]
+    before = PROFILES[order[order.index(first) - 1]]
+    assert getattr(before, field) != value and getattr(after, field) == value
+    flipped = replace(after, **{field: getattr(before, field)})
+    old_cls, new_cls, flipped_cls = (compose(Arch, p) for p in (before, after, flipped))
+    for name in ROW_FUNCTIONS[field]:
+        old, new = getattr(old_cls, name), getattr(new_cls, name)
+        assert old is not new, name
+        assert old is getattr(Arch, old_cls.LAYER[name].attr)
+        assert new is getattr(Arch, new_cls.LAYER[name].attr)
+        assert field in (new_cls.LAYER[name].since, old_cls.LAYER[name].until), name
+        assert getattr(flipped_cls, name) is old, name
+        for fn in (old, new):
+            assert not re.search(r"\bprofile\.", inspect.getsource(fn)), fn.__name__

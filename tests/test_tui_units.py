@@ -248,6 +248,31 @@ def test_first_divergence_and_diff_addrs():
     assert d == {("mm", VA + i * 4096) for i in range(16)}
 
 
+def test_diff_addrs_marks_what_the_engine_finds():
+    """diff_addrs() words engine.queries.iter_differences as (process, VA) marks: a
+    differing PMD leaf is marked at its first VA, a process one machine lacks at every
+    entry it maps, and under two granules nothing is marked."""
+    from engine.queries import iter_differences
+
+    a = open_target("check-03-fork-pte-mapped-2m")
+    b = variant(a, kernel="v6.9")
+    a.run()
+    b.run()
+    a.seek(Position(2))  # the 2M THP PMD-mapped
+    b.seek(Position(1))  # nothing mapped yet
+    (leaf,) = list(iter_differences(a, b))
+    assert diff_addrs(a, b) == {leaf[:2]}
+    a.seek(Position(4))  # split and forked
+    b.seek(Position(3))  # split, no child yet
+    marks = diff_addrs(a, b)
+    assert {(p, x) for p, x, _, _ in iter_differences(a, b) if x is not None} <= marks
+    assert len([m for m in marks if m[0] == "child"]) == 512
+    g = variant(a, granule="16K")
+    g.run()
+    g.seek(Position(4))
+    assert next(iter_differences(a, g), None) is not None and diff_addrs(a, g) == set()
+
+
 def test_variant_of_a_session_that_does_not_record_its_machine_is_a_user_error():
     s = vector_session(1)  # a Session made directly, without meta: reopen cannot rebuild its machine
     with pytest.raises(UserError, match="does not record how its machine was made"):

@@ -165,28 +165,22 @@ def differing_ops(a: Session, b: Session) -> list[int]:
 
 
 def diff_addrs(a: Session, b: Session) -> set[tuple[str, int]]:
-    """(process, VA) of every descriptor that differs between the two live machines.
-    Under two granules entries are not compared one by one (none are marked)."""
+    """(process, VA) of every descriptor that differs between the two live machines: the
+    entries engine.queries.iter_differences finds (a PMD leaf at its first VA), and every
+    entry a process maps that the other machine does not have at all. Under two granules
+    entries are not compared one by one (none are marked)."""
     out: set[tuple[str, int]] = set()
     if not same_granule(a, b):
         return out
-    pa = {p.name: p for p in a.machine.process_list()}
-    pb = {p.name: p for p in b.machine.process_list()}
-    g = a.machine.arch.g
-    for name in set(pa) | set(pb):
-        ta = pa[name].mm.pt.tables if name in pa else {}
-        tb = pb[name].mm.pt.tables if name in pb else {}
-        for key in set(ta) | set(tb):
-            x, y = ta.get(key), tb.get(key)
-            if x == y:
-                continue
-            base = key << g.pmd_shift
-            n = g.ptrs_per_pte
-            for i in range(n):
-                va = x[i] if x is not None else 0
-                vb = y[i] if y is not None else 0
-                if va != vb:
-                    out.add((name, base + i * g.page_size))
+    for name, addr, _va, _vb in queries.iter_differences(a, b):
+        if addr is not None:
+            out.add((name, addr))
+            continue
+        # a process only one side has: each entry it maps differs from the other's none
+        for s in (a, b):
+            for p in s.machine.process_list():
+                if p.name == name:
+                    out.update((name, va) for va, _v in p.mm.pt.iter_present())
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from engine.arch.base import MissingEntryPoint
 from engine.arch.profiles import FEATURE_HISTORY, KernelProfile
-from engine.arch.variants import Variant, choose, first_row, variants_of
+from engine.arch.variants import Variant, choose, first_row, has_row, variants_of
 
 T = TypeVar("T")
 
@@ -29,13 +29,13 @@ def _first_profile(field: str) -> str:
 
 
 def _missing(name: str, candidates: list[Variant], p: KernelProfile) -> Callable[..., Any]:
-    gone = [v.until for v in candidates if v.until is not None and getattr(p, v.until)]
+    gone = [v.until for v in candidates if v.until is not None and has_row(p, v.until)]
     since = sorted({v.since for v in candidates if v.since is not None},
                    key=lambda f: FEATURE_HISTORY.index(first_row(f)))
     if gone and not since:
         why = f"removed in {_first_profile(gone[0])}"
     elif since:
-        lacking = [f for f in since if not getattr(p, f)] or since
+        lacking = [f for f in since if not has_row(p, f)] or since
         why = f"added in {_first_profile(lacking[0])}"
     else:
         why = "not in this configuration"

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.arch.base import arch_call
 from engine.arch.pgtable_generic import PgtableGeneric
-from engine.arch.variants import variant
+from engine.arch.variants import variant, variants_of
 
 # public name -> raw helper (Python name; the kernel's is the comment). The
 # table is pgtable.h's #else block, plus ptep_get_lockless(), whose generic
@@ -40,18 +40,19 @@ NOCONTPTE_ALIASES: dict[str, str] = {
 _REQUIRES = {"clear_young_dirty_ptes": ("clear_young_dirty_ptes",)}
 
 
-def _alias(public: str, raw: Callable[..., Any]) -> Callable[..., Any]:
+def _alias(public: str, raw: str, impl: Callable[..., Any]) -> Callable[..., Any]:
     """``def public(self, mm, <raw's arguments>): return self.<raw>(mm, ...)``,
-    recorded as a call of ``public``."""
-    params = list(inspect.signature(raw).parameters)[2:]
+    recorded as a call of ``public``; ``impl`` is raw or, for a raw helper
+    with versions, one of them (they share the arguments)."""
+    params = list(inspect.signature(impl).parameters)[2:]
     args = ", ".join(params)
     # (plain parameters: arch_call compiles its fast positional wrapper only for those)
     src = (f"def {public}_nocontpte(self, mm, {args}):\n"
-           f"    return self.{raw.__name__}(mm, {args})\n")
+           f"    return self.{raw}(mm, {args})\n")
     ns: dict[str, Any] = {}
     exec(compile(src, f"<pgtable.h alias {public}>", "exec"), ns)  # noqa: S102 - our own source
     fn: Callable[..., Any] = ns[f"{public}_nocontpte"]
-    fn.__doc__ = f"#define {public} {raw.__name__.replace('raw_', '__')}"
+    fn.__doc__ = f"#define {public} {raw.replace('raw_', '__')}"
     return variant(public, until="contpte", requires=_REQUIRES.get(public, ()))(arch_call(public)(fn))
 
 
@@ -59,6 +60,11 @@ class PgtableNoContpte(PgtableGeneric):
     """The #else of pgtable.h: the public names, filled in below as aliases of the raw helpers."""
 
 
+# the raw helpers with versions (engine.arch.raw) are installed by the layer, not defined
+_RAW_VERSIONS = variants_of(PgtableNoContpte)
 for _public, _raw in NOCONTPTE_ALIASES.items():
-    _fn = _alias(_public, getattr(PgtableNoContpte, _raw))
+    _impl = getattr(PgtableNoContpte, _raw, None)
+    if _impl is None:
+        _impl = getattr(PgtableNoContpte, _RAW_VERSIONS[_raw][0].attr)
+    _fn = _alias(_public, _raw, _impl)
     setattr(PgtableNoContpte, _fn.__name__, _fn)

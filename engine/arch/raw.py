@@ -15,11 +15,13 @@ as the load it amounts to, and the loop retries exactly like the kernel's.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from itertools import repeat
 
 from engine.arch.base import ArchError, arch_call
 from engine.arch.ptlab_fast import gather_young_dirty, wrprotect_values
 from engine.arch.tlbflush import TlbFlush
+from engine.arch.variants import variant
 from engine.pte import (
     PTE_AF,
     PTE_DIRTY,
@@ -38,6 +40,11 @@ CYDP_CLEAR_YOUNG = 1
 CYDP_CLEAR_DIRTY = 2
 
 class RawHelpers(TlbFlush):
+    # The helpers engine.arch.layer fills in with the profile's version
+    # (declared here so callers type-check).
+    raw_set_ptes: Callable[[MMStruct, int, int, int], None]
+    raw_ptep_set_access_flags: Callable[[MMStruct, int, int, int], int]
+
     # --- single entries ------------------------------------------------------------
     def raw_ptep_get(self, mm: MMStruct, addr: int) -> int:
         """__ptep_get(): READ_ONCE(*ptep)."""
@@ -117,45 +124,72 @@ class RawHelpers(TlbFlush):
         self.raw_ptep_set_wrprotect_seeded(mm, addr, self.raw_ptep_get(mm, addr))
 
     # --- ranges ------------------------------------------------------------------------
+    @variant("raw_set_ptes")
     @arch_call("__set_ptes")
-    def raw_set_ptes(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
-        """__set_ptes(): nr plain stores, the pfn advancing by one each time.
-
-        A valid kernel entry needs DSB ISHST; ISB: after every store until
-        v6.15 (__set_pte() per entry), once after the loop from v6.16
-        (f89b399e8d6e, __set_pte_complete() on the last value).
-        """
+    def raw_set_ptes_v6_9(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
+        """__set_ptes() of pgtable.h up to v6.15: __set_pte() on each of nr
+        entries, the pfn advancing by one each time, so a valid kernel entry
+        gets its DSB ISHST; ISB after every store."""
         if nr < 1:
             raise ValueError("set_ptes() needs nr >= 1")  # (a caller's contract, not a kernel check)
         t, i = mm.pt.locate(addr)
         ps = self.page_size
         kernel = (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN)
-        per_entry = kernel and not self.profile.set_ptes_single_barrier
         log = self.log
-        if per_entry or i + nr > len(t):
+        if kernel or i + nr > len(t):
             for j in range(i, i + nr):
                 old = t[j]
                 t[j] = pte
                 log.pte_write(addr, old, pte, "store", mm.name)
-                if per_entry:
-                    self._barrier_if_kernel(pte)
+                if kernel:  # __set_pte(): pte_valid_not_user()
+                    log.dsb("ishst")
+                    log.isb()
                 addr += ps
                 pte += ps  # pte_advance_pfn(pte, 1): OA bits sit above PAGE_SHIFT
         elif nr == 1:
             old = t[i]
             t[i] = pte
             log.pte_write(addr, old, pte, "store", mm.name)
-            pte += ps
         else:
-            # the same stores and events, a slice at a time
-            end = pte + nr * ps
-            new = array("Q", range(pte, end, ps))
+            # a user entry's __set_pte() has no barrier: the same stores and
+            # events, a slice at a time
+            new = array("Q", range(pte, pte + nr * ps, ps))
             olds = t[i:i + nr]
             t[i:i + nr] = new
             log.pte_writes(addr, olds, new, "store", mm.name)
-            pte = end
-        if kernel and not per_entry:
-            self._barrier_if_kernel(pte)
+
+    @variant("raw_set_ptes", since="set_ptes_single_barrier")
+    @arch_call("__set_ptes")
+    def raw_set_ptes_v6_16(self, mm: MMStruct, addr: int, pte: int, nr: int) -> None:
+        """__set_ptes() from v6.16 (f89b399e8d6e "arm64/mm: hoist barriers out
+        of set_ptes_anysz() loop", FEATURE_HISTORY set_ptes_single_barrier):
+        __set_pte_nosync() on each entry, then __set_pte_complete() once on
+        the last value -- one DSB ISHST; ISB for a valid kernel entry."""
+        if nr < 1:
+            raise ValueError("set_ptes() needs nr >= 1")  # (a caller's contract, not a kernel check)
+        t, i = mm.pt.locate(addr)
+        ps = self.page_size
+        log = self.log
+        if i + nr > len(t):
+            for j in range(i, i + nr):
+                old = t[j]
+                t[j] = pte
+                log.pte_write(addr, old, pte, "store", mm.name)
+                addr += ps
+                pte += ps  # pte_advance_pfn(pte, 1): OA bits sit above PAGE_SHIFT
+        elif nr == 1:
+            old = t[i]
+            t[i] = pte
+            log.pte_write(addr, old, pte, "store", mm.name)
+        else:
+            # the same stores and events, a slice at a time
+            new = array("Q", range(pte, pte + nr * ps, ps))
+            olds = t[i:i + nr]
+            t[i:i + nr] = new
+            log.pte_writes(addr, olds, new, "store", mm.name)
+        if (pte & (PTE_VALID | PTE_USER | PTE_UXN)) == (PTE_VALID | PTE_UXN):
+            log.dsb("ishst")  # __set_pte_complete()
+            log.isb()
 
     def _clear_range(self, mm: MMStruct, addr: int, nr: int) -> array[int]:
         """nr xchg(ptep, 0), one event each; returns the old values."""
@@ -221,8 +255,12 @@ class RawHelpers(TlbFlush):
             addr += ps
 
     # --- fault.c ------------------------------------------------------------------------
+    @variant("raw_ptep_set_access_flags")
     @arch_call("__ptep_set_access_flags")
-    def raw_ptep_set_access_flags(self, mm: MMStruct, addr: int, entry: int, dirty: int) -> int:
+    def raw_ptep_set_access_flags_v6_9(self, mm: MMStruct, addr: int, entry: int,
+                                       dirty: int) -> int:
+        """__ptep_set_access_flags() of arch/arm64/mm/fault.c up to v6.18: the
+        stale read-only entry is invalidated with a broadcast flush_tlb_page()."""
         t, i = mm.pt.locate(addr)
         pte = t[i]
         self.log.pte_read(addr, pte, mm.name)
@@ -238,7 +276,31 @@ class RawHelpers(TlbFlush):
             if pte == old:
                 break
         if dirty:
-            # Invalidate the stale read-only entry: broadcast until v6.19,
-            # then local (remote CPUs take a spurious fault instead).
-            self.flush_tlb_page(mm, addr, sync=True, broadcast=not self.profile.local_access_flush)
+            self.flush_tlb_page(mm, addr, sync=True)
+        return 1
+
+    @variant("raw_ptep_set_access_flags", since="local_access_flush")
+    @arch_call("__ptep_set_access_flags")
+    def raw_ptep_set_access_flags_v6_19(self, mm: MMStruct, addr: int, entry: int,
+                                        dirty: int) -> int:
+        """__ptep_set_access_flags() from v6.19 (cb1fa2e99955, FEATURE_HISTORY
+        local_access_flush): local_flush_tlb_page(), this CPU only; a remote
+        CPU still holding the read-only entry takes a spurious fault
+        (flush_tlb_fix_spurious_fault())."""
+        t, i = mm.pt.locate(addr)
+        pte = t[i]
+        self.log.pte_read(addr, pte, mm.name)
+        if pte == entry:
+            return 0
+        # Only the access flags and write permission are taken from entry, and
+        # PTE_RDONLY becomes the more permissive (lower) of the two.
+        keep = (entry & (PTE_RDONLY | PTE_AF | PTE_WRITE | PTE_DIRTY)) ^ PTE_RDONLY
+        while True:
+            old = pte
+            new = ((old ^ PTE_RDONLY) | keep) ^ PTE_RDONLY
+            pte = self._cmpxchg(mm, t, i, addr, old, new)
+            if pte == old:
+                break
+        if dirty:
+            self.flush_tlb_page(mm, addr, sync=True, broadcast=False)
         return 1

@@ -10,15 +10,33 @@ choice. Each call is one ``flush_tlb_range`` event followed by the DSBs and
 TLBIs it becomes.
 
 What differs between releases is selected by the kernel profile (see
-engine.arch.profiles.FEATURE_HISTORY and docs/fidelity.md): the limit that
-turns a range into flush_tlb_mm() (v6.10), the DSB/notifier order before the
-v6 series split the function (baseline), the empty notifier range before
-f7edb07ad7c6 (v6.14), where the ARM64_WORKAROUND_REPEAT_TLBI repeat goes
-(v7.0), level hints on single-page flushes and the completion after an
-over-limit flush (tlbf_t API).
+engine.arch.profiles.FEATURE_HISTORY and docs/fidelity.md). Where a whole
+function changed there is one Python function per version, tagged with its
+row (engine.arch.variants) and installed under the kernel's name, less its
+leading underscores, when the profile's Arch is composed (engine.arch.layer):
+
+* tlbi (``__tlbi()`` with its ``__tlbi_user()`` copy): v6.9 repeats every
+  TLBI for ARM64_WORKAROUND_REPEAT_TLBI; v7.0 (a8f78680ee6b,
+  tlbi_repeat_at_sync) issues each once;
+* tlbi_sync_s1ish: v6.9 is a plain DSB ISH; v7.0's ``__tlbi_sync_s1ish()``
+  adds the erratum's one dummy TLBI (same row);
+* flush_tlb_range_limit_excess: v6.9 turns a range of MAX_TLBI_RANGE_PAGES
+  into flush_tlb_mm(); v6.10 (73301e464a72, tlb_limit) does not;
+* flush_tlb_page: level hint 3 only with the tlbf_t API (tlbf_flags_api);
+* arch_tlbbatch_add_pending: one address before v6.15, a range from v6.15
+  (2f4ab3ac10e1, tlbbatch_range);
+* local_flush_tlb_contpte: v6.19 (cb1fa2e99955, local_access_flush).
+
+Inside __flush_tlb_range (:meth:`TlbFlush._flush_range`) the profile still
+picks the DSB/notifier order before the v6 series split the function
+(baseline), the empty notifier range before f7edb07ad7c6 (v6.14) and the
+completion after an over-limit flush (tlbf_t API).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
 
 from engine.arch.base import ArchBase, arch_call
 from engine.arch.variants import variant
@@ -38,7 +56,25 @@ def tlbi_range_num(pages: int, scale: int) -> int:
     return (min(pages, tlbi_range_pages(31, scale)) >> (5 * scale + 1)) - 1
 
 
+class _Tlbi(Protocol):
+    def __call__(self, op: str, operand: int, addr: int, pages: int, asid: int, level: int,
+                 broadcast: bool, user_copy: bool = True) -> None: ...
+
+
+class _FlushTlbPage(Protocol):
+    def __call__(self, mm: MMStruct, addr: int, sync: bool = True, broadcast: bool = True,
+                 notify: bool = True) -> None: ...
+
+
 class TlbFlush(ArchBase):
+    # The kernel names engine.arch.layer fills in with the profile's version
+    # (declared here so callers type-check).
+    tlbi: _Tlbi
+    tlbi_sync_s1ish: Callable[[], None]
+    flush_tlb_range_limit_excess: Callable[[int, int, int, int], bool]
+    flush_tlb_page: _FlushTlbPage
+    arch_tlbbatch_add_pending: Callable[[MMStruct, int, int], None]
+
     # --- operand encodings (__TLBI_VADDR, __TLBI_VADDR_RANGE, __tlbi_level) ---------
     def _vaddr_operand(self, va: int, asid: int, level: int) -> int:
         arg = ((va >> 12) & ((1 << 44) - 1)) | ((asid & 0xFFFF) << 48)
@@ -56,17 +92,18 @@ class TlbFlush(ArchBase):
         arg |= (asid & 0xFFFF) << 48
         return arg
 
-    def _tlbi(self, op: str, operand: int, addr: int, pages: int, asid: int, level: int,
-              broadcast: bool, user_copy: bool = True) -> None:
-        """One __tlbi() (plus its __tlbi_user() copy under KPTI).
-
-        Before v7.0 the ARM64_WORKAROUND_REPEAT_TLBI alternative sits inside
-        __TLBI_0/__TLBI_1, so every TLBI -- local or broadcast, kernel or user
-        ASID -- is issued as TLBI; DSB ISH; TLBI. From v7.0 (a8f78680ee6b) the
-        repeat is one dummy TLBI at completion time (see _sync_ish).
-        """
+    # --- __tlbi() and __tlbi_user() -----------------------------------------------------
+    @variant("tlbi")
+    def tlbi_v6_9(self, op: str, operand: int, addr: int, pages: int, asid: int, level: int,
+                  broadcast: bool, user_copy: bool = True) -> None:
+        """__tlbi(op, operand) and, under KPTI, its __tlbi_user() copy for the
+        user ASID (user_copy=False: a plain __tlbi()), as tlbflush.h has them
+        before v7.0: the ARM64_WORKAROUND_REPEAT_TLBI alternative sits inside
+        __TLBI_0/__TLBI_1, so on an affected CPU every TLBI -- local or
+        broadcast, kernel or user ASID -- is issued as TLBI; DSB ISH; TLBI.
+        (Whether the CPU has the erratum is the CPU profile's question.)"""
         log = self.log
-        repeat = self.cpu.repeat_tlbi and not self.profile.tlbi_repeat_at_sync
+        repeat = self.cpu.repeat_tlbi
         log.tlbi(op, operand, addr, pages, asid, level, broadcast)
         if repeat:
             log.dsb("ish")
@@ -81,6 +118,21 @@ class TlbFlush(ArchBase):
         if self.tlbi_listener is not None:
             self.tlbi_listener(op, asid, addr, pages)
 
+    @variant("tlbi", since="tlbi_repeat_at_sync")
+    def tlbi_v7_0(self, op: str, operand: int, addr: int, pages: int, asid: int, level: int,
+                  broadcast: bool, user_copy: bool = True) -> None:
+        """__tlbi() and its __tlbi_user() copy from v7.0 (a8f78680ee6b,
+        FEATURE_HISTORY tlbi_repeat_at_sync): one TLBI each, erratum or not;
+        the REPEAT_TLBI workaround moved to the completion
+        (tlbi_sync_s1ish_v7_0)."""
+        log = self.log
+        log.tlbi(op, operand, addr, pages, asid, level, broadcast)
+        if user_copy and self.cpu.kpti:
+            log.tlbi(op, operand | (USER_ASID_FLAG << 48), addr, pages, asid | USER_ASID_FLAG,
+                     level, broadcast)
+        if self.tlbi_listener is not None:
+            self.tlbi_listener(op, asid, addr, pages)
+
     def _range_op(self, op: str, asid: int, start: int, pages: int, stride: int, level: int,
                   broadcast: bool) -> None:
         """__flush_tlb_range_op(): per-VA TLBIs, or range TLBIs with FEAT_TLBIRANGE."""
@@ -92,39 +144,58 @@ class TlbFlush(ArchBase):
         while addr != end:
             left = (end - addr) >> ps
             if not has_range or left == 1:
-                self._tlbi(op, self._vaddr_operand(addr, asid, level), addr, stride >> ps, asid,
-                           level, broadcast)
+                self.tlbi(op, self._vaddr_operand(addr, asid, level), addr, stride >> ps, asid,
+                          level, broadcast)
                 addr += stride
                 continue
             num = tlbi_range_num(left, scale)
             if num >= 0:
                 n = tlbi_range_pages(num, scale)
-                self._tlbi("r" + op, self._range_operand(addr, asid, scale, num, level), addr, n,
-                           asid, level, broadcast)
+                self.tlbi("r" + op, self._range_operand(addr, asid, scale, num, level), addr, n,
+                          asid, level, broadcast)
                 addr += n << ps
             scale -= 1
 
-    def _limit_excess(self, start: int, end: int, pages: int, stride: int) -> bool:
-        max_dvm = self.g.max_dvm_ops
-        if self.profile.tlb_limit == "v6.9":
-            # v6.9: (!range && (end - start) >= MAX_DVM_OPS * stride) || pages >= MAX_TLBI_RANGE_PAGES
-            return ((not self.cpu.tlb_range and ((end - start) & _U64) >= max_dvm * stride)
-                    or pages >= MAX_TLBI_RANGE_PAGES)
-        # v6.10 (73301e464a72) allows exactly MAX_TLBI_RANGE_PAGES; the later
-        # rewrites of the check (__flush_tlb_range_limit_excess(), its
-        # "simplify" and the tlbf_t version) compute the same answer.
+    # --- the limit check and the completion ----------------------------------------------
+    @variant("flush_tlb_range_limit_excess", until="tlb_limit")
+    def flush_tlb_range_limit_excess_v6_9(self, start: int, end: int, pages: int,
+                                          stride: int) -> bool:
+        """v6.9's test, inline in __flush_tlb_range_nosync() (tlbflush.h; it
+        became __flush_tlb_range_limit_excess() later):
+        (!system_supports_tlb_range() && (end - start) >= MAX_DVM_OPS * stride)
+        || pages >= MAX_TLBI_RANGE_PAGES."""
+        return ((not self.cpu.tlb_range and ((end - start) & _U64) >= self.g.max_dvm_ops * stride)
+                or pages >= MAX_TLBI_RANGE_PAGES)
+
+    @variant("flush_tlb_range_limit_excess", since="tlb_limit")
+    def flush_tlb_range_limit_excess_v6_10(self, start: int, end: int, pages: int,
+                                           stride: int) -> bool:
+        """From v6.10 (73301e464a72, FEATURE_HISTORY tlb_limit) a range op may
+        cover exactly MAX_TLBI_RANGE_PAGES ('>', not '>='). Written as the
+        newest __flush_tlb_range_limit_excess() (after Will Deacon's
+        "simplify"); the forms in between compute the same answer."""
         if self.cpu.tlb_range:
             return pages > MAX_TLBI_RANGE_PAGES
-        return pages >= (max_dvm * stride) >> self.page_shift
+        return pages >= (self.g.max_dvm_ops * stride) >> self.page_shift
 
-    def _sync_ish(self) -> None:
-        """Completion of broadcast maintenance: DSB ISH, and from v7.0
-        (__tlbi_sync_s1ish) the REPEAT_TLBI erratum's dummy TLBI VALE1IS of
-        operand 0 -- a plain __tlbi(), so no KPTI copy -- and a second DSB ISH."""
+    @variant("tlbi_sync_s1ish")
+    def tlbi_sync_s1ish_v6_9(self) -> None:
+        """Completion of broadcast maintenance before v7.0: the plain dsb(ish)
+        each flush of tlbflush.h ends with (__tlbi_sync_s1ish() came with
+        a8f78680ee6b)."""
         self.log.dsb("ish")
-        if self.cpu.repeat_tlbi and self.profile.tlbi_repeat_at_sync:
-            self._tlbi("vale1is", 0, 0, 1, 0, 0, True, user_copy=False)
-            self.log.dsb("ish")
+
+    @variant("tlbi_sync_s1ish", since="tlbi_repeat_at_sync")
+    def tlbi_sync_s1ish_v7_0(self) -> None:
+        """__tlbi_sync_s1ish() (v7.0, a8f78680ee6b, FEATURE_HISTORY
+        tlbi_repeat_at_sync): DSB ISH, then on a CPU with the REPEAT_TLBI
+        erratum one dummy TLBI VALE1IS of operand 0 -- a plain __tlbi(), so no
+        KPTI copy -- and a second DSB ISH."""
+        log = self.log
+        log.dsb("ish")
+        if self.cpu.repeat_tlbi:
+            self.tlbi("vale1is", 0, 0, 1, 0, 0, True, user_copy=False)
+            log.dsb("ish")
 
     # --- the flush entry points -------------------------------------------------------
     @arch_call("__flush_tlb_range")
@@ -165,7 +236,7 @@ class TlbFlush(ArchBase):
         # local_flush_tlb_contpte()) and the single-page helpers have no limit
         # check; they never span enough pages for one to matter.
         excess = ((broadcast or p.tlbf_flags_api) and not single_page
-                  and self._limit_excess(start, end, pages, stride))
+                  and self.flush_tlb_range_limit_excess(start, end, pages, stride))
         log = self.log
         log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast, excess)
         if excess:
@@ -175,7 +246,7 @@ class TlbFlush(ArchBase):
             # its _nosync half (once split, v6 11/18 d9d8dc2bd3fb).
             self.flush_tlb_mm(mm)
             if sync and p.flush_nosync_split and not p.tlbf_flags_api:
-                self._sync_ish()
+                self.tlbi_sync_s1ish()
             return
         log.dsb("ishst" if broadcast else "nshst")
         if broadcast:
@@ -185,7 +256,7 @@ class TlbFlush(ArchBase):
         self._range_op(op, mm.asid, start, pages, stride, tlb_level, broadcast)
         if sync and broadcast and not p.flush_nosync_split:
             # baseline: DSB ISH before the notifier (pre-d9d8dc2bd3fb order)
-            self._sync_ish()
+            self.tlbi_sync_s1ish()
             sync = False
         if notify:
             # Until f7edb07ad7c6 (v6.14) __flush_tlb_range_op() advanced the
@@ -195,7 +266,7 @@ class TlbFlush(ArchBase):
             log.mmu_notifier(nstart, end)
         if sync:
             if broadcast:
-                self._sync_ish()
+                self.tlbi_sync_s1ish()
             else:
                 log.dsb("nsh")
 
@@ -204,40 +275,56 @@ class TlbFlush(ArchBase):
         log = self.log
         log.flush_tlb_mm(mm.asid)
         log.dsb("ishst")
-        self._tlbi("aside1is", (mm.asid & 0xFFFF) << 48, 0, 0, mm.asid, 0, True)
-        self._sync_ish()
+        self.tlbi("aside1is", (mm.asid & 0xFFFF) << 48, 0, 0, mm.asid, 0, True)
+        self.tlbi_sync_s1ish()
         log.mmu_notifier(0, _U64)
 
-    def flush_tlb_page(self, mm: MMStruct, addr: int, sync: bool = True, broadcast: bool = True,
-                       notify: bool = True) -> None:
-        """flush_tlb_page[_nosync] / local_flush_tlb_page[_nonotify] / __flush_tlb_page(flags).
-
-        Before the tlbf_t API the single-page helpers carried no level hint.
-        """
+    @variant("flush_tlb_page")
+    def flush_tlb_page_v6_9(self, mm: MMStruct, addr: int, sync: bool = True,
+                            broadcast: bool = True, notify: bool = True) -> None:
+        """flush_tlb_page[_nosync]() and local_flush_tlb_page[_nonotify]() of
+        tlbflush.h before the tlbf_t API: __TLBI_VADDR() of the page, with
+        no level hint."""
         start = addr & ~(self.page_size - 1)
-        level = 3 if self.profile.tlbf_flags_api else TLBI_TTL_UNKNOWN
         ps = self.page_size
-        self._page_flush(mm, start, start + ps, ps, True, level, sync, broadcast, notify)
+        self._page_flush(mm, start, start + ps, ps, True, TLBI_TTL_UNKNOWN, sync, broadcast,
+                         notify)
 
-    def arch_tlbbatch_add_pending(self, mm: MMStruct, start: int, end: int) -> None:
-        """Deferred unmap flush (try_to_unmap with TTU_BATCH_FLUSH): the TLBIs go
-        out now without waiting; arch_tlbbatch_flush() completes them later.
+    @variant("flush_tlb_page", since="tlbf_flags_api")
+    def flush_tlb_page_v7_3(self, mm: MMStruct, addr: int, sync: bool = True,
+                            broadcast: bool = True, notify: bool = True) -> None:
+        """__flush_tlb_page(vma, uaddr, flags) of the tlbf_t API ("arm64:
+        Refactor TLB invalidation API", FEATURE_HISTORY tlbf_flags_api; in
+        the v7.3 profile, release unsure): the page's flush carries level
+        hint 3. sync, broadcast and notify stand for its flags."""
+        start = addr & ~(self.page_size - 1)
+        ps = self.page_size
+        self._page_flush(mm, start, start + ps, ps, True, 3, sync, broadcast, notify)
 
-        Before v6.15 it took one address (a nosync page flush, no level hint);
-        from v6.15 a range, flushed leaf-only at level 3 without the DSB.
+    @variant("arch_tlbbatch_add_pending")
+    def arch_tlbbatch_add_pending_v6_9(self, mm: MMStruct, start: int, end: int) -> None:
+        """Deferred unmap flush (try_to_unmap with TTU_BATCH_FLUSH): the TLBIs
+        go out now without waiting; arch_tlbbatch_flush() completes them later.
+
+        Before v6.15 arch_tlbbatch_add_pending() took one address:
+        __flush_tlb_page_nosync() of each page (no level hint).
         """
-        if self.profile.tlbbatch_range:
-            self.flush_tlb_range(mm, start, end, self.page_size, True, 3, sync=False)
-        else:
-            a = start & ~(self.page_size - 1)
-            while a < end:
-                self._page_flush(mm, a, a + self.page_size, self.page_size, True, TLBI_TTL_UNKNOWN,
-                                 False, True, True)
-                a += self.page_size
+        ps = self.page_size
+        a = start & ~(ps - 1)
+        while a < end:
+            self._page_flush(mm, a, a + ps, ps, True, TLBI_TTL_UNKNOWN, False, True, True)
+            a += ps
+
+    @variant("arch_tlbbatch_add_pending", since="tlbbatch_range")
+    def arch_tlbbatch_add_pending_v6_15(self, mm: MMStruct, start: int, end: int) -> None:
+        """From v6.15 (2f4ab3ac10e1, FEATURE_HISTORY tlbbatch_range) it takes a
+        range: __flush_tlb_range_nosync(mm, start, end, PAGE_SIZE, true, 3),
+        leaf-only at level 3, without the DSB."""
+        self.flush_tlb_range(mm, start, end, self.page_size, True, 3, sync=False)
 
     def arch_tlbbatch_flush(self, mm: MMStruct) -> None:
         """Complete every pending batched TLBI: a DSB ISH."""
-        self._sync_ish()
+        self.tlbi_sync_s1ish()
 
     @arch_call("__flush_tlb_range")
     def _page_flush(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,

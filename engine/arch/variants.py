@@ -13,9 +13,12 @@ engine.arch.layer picks, for each kernel name, the one variant whose
 conditions hold for the profile and installs it under the kernel name, so
 no function body tests the profile to decide which kernel it is.
 
-A variant holds for a profile when its ``since`` field is set (None: from the
-first release that has the function), its ``until`` field is not set, and
-every field in ``requires`` is set. Among the variants that hold, the one
+A variant holds for a profile when the profile has its ``since`` row (None:
+from the first release that has the function), lacks its ``until`` row, and
+has every row in ``requires``. A profile has a row when the field holds the
+row's value: a bool field is set, ``tlb_limit`` is "v6.10". A field with
+several rows (``layout``, one per descriptor layout) cannot tag a variant:
+it has no one "before" and "after". Among the variants that hold, the one
 whose ``since`` row comes latest in FEATURE_HISTORY wins; none holding means
 the function does not exist in that profile. Each field is tested on its
 own, so a profile with one field flipped (``ptlab crosscheck --features``)
@@ -38,6 +41,18 @@ for _i, _row in enumerate(FEATURE_HISTORY):
     _RANK.setdefault(_row[0], _i)
 
 
+# The value a field's one FEATURE_HISTORY row gives it (True for every bool field).
+_VALUE: dict[str, object] = {}
+for _row in FEATURE_HISTORY:
+    if sum(r[0] == _row[0] for r in FEATURE_HISTORY) == 1:
+        _VALUE[_row[0]] = _row[1]
+
+
+def has_row(p: KernelProfile, field: str) -> bool:
+    """Whether profile p carries the change of field's FEATURE_HISTORY row."""
+    return bool(getattr(p, field) == _VALUE[field])
+
+
 def first_row(field: str) -> tuple[str, object, str, str, str]:
     """The FEATURE_HISTORY row that introduced a field: (field, value, first profile, commit, note)."""
     return FEATURE_HISTORY[_RANK[field]]
@@ -52,9 +67,9 @@ class Variant:
     requires: tuple[str, ...]
 
     def holds(self, p: KernelProfile) -> bool:
-        return ((self.since is None or bool(getattr(p, self.since)))
-                and (self.until is None or not getattr(p, self.until))
-                and all(getattr(p, f) for f in self.requires))
+        return ((self.since is None or has_row(p, self.since))
+                and (self.until is None or not has_row(p, self.until))
+                and all(has_row(p, f) for f in self.requires))
 
     @property
     def rank(self) -> int:
@@ -77,6 +92,8 @@ def variant(kernel_name: str, *, since: str | None = None, until: str | None = N
     for f in (since, until, *req):
         if f is not None and f not in _RANK:
             raise ValueError(f"{f!r} is not a FEATURE_HISTORY field")
+        if f is not None and f not in _VALUE:
+            raise ValueError(f"{f!r} has several FEATURE_HISTORY rows: no variant can follow it")
 
     def deco(fn: F) -> F:
         tags: list[Variant] = list(getattr(fn, "ptlab_variants", ()))
