@@ -13,6 +13,7 @@ the path from the user's command to it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import errno
 import os
 import shutil
@@ -29,6 +30,8 @@ from tui.cli import main
 # A tiny scenario with little memory (checkpoints of 4 GiB of page metadata take a while to
 # compress), in a directory anybody may read (the permission test runs as nobody).
 _DIR = Path(tempfile.mkdtemp(prefix="ptlab-save-scn-"))
+# every xdist worker imports this module, but only one may run its tests: each removes its own
+atexit.register(shutil.rmtree, _DIR, True)
 os.chmod(_DIR, 0o755)
 SCENARIO = str(_DIR / "small.pts")
 Path(SCENARIO).write_text("memory 64M\nmthp 64K=always\nmmap buf 256K\ntouch buf write\n"
