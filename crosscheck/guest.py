@@ -29,6 +29,7 @@ import re
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -140,6 +141,49 @@ def qemu_command(
     return cmd
 
 
+GUEST_DIR_PREFIX = "ptlab-guest-"
+OWNER_FILE = "owner"
+
+
+def _owner_tag(pid: int) -> str | None:
+    """'PID STARTTIME' of a live process (its start time in clock ticks since boot, from
+    /proc/PID/stat), so a recycled PID is not taken for the owner; None if it is gone."""
+    try:
+        line = Path(f"/proc/{pid}/stat").read_text()
+        return f"{pid} {line.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        return None
+
+
+def sweep_stale_guest_dirs(parent: Path) -> int:
+    """Remove the temporary directories of boots whose ptlab was killed outright (SIGKILL:
+    no clean-up ran; QEMU itself died with it, PR_SET_PDEATHSIG): this user's
+    ptlab-guest-* directories whose owner file names a process that no longer runs.
+    A directory without a readable owner file, or not ours, is left alone. Returns how
+    many went."""
+    gone = 0
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return 0
+    for d in entries:
+        if not d.name.startswith(GUEST_DIR_PREFIX):
+            continue
+        try:
+            st = d.lstat()
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            owner = (d / OWNER_FILE).read_text(encoding="ascii", errors="strict")[:64].split()
+            pid = int(owner[0])
+        except (OSError, ValueError, IndexError, UnicodeDecodeError):
+            continue
+        if _owner_tag(pid) == " ".join(owner):
+            continue  # its ptlab is still running
+        shutil.rmtree(d, ignore_errors=True)
+        gone += 1
+    return gone
+
+
 def _die_with_parent() -> Callable[[], None] | None:
     """A preexec function that makes the child get SIGKILL when this process dies
     (prctl(PR_SET_PDEATHSIG)): a ptlab killed with SIGKILL, which no handler sees,
@@ -222,8 +266,10 @@ def boot_guest(
     say("building initramfs")
     initrd_blob = build_initramfs(bb, INIT_PROLOGUE, all_files, dict(build.modules()))
 
-    with tempfile.TemporaryDirectory(prefix="ptlab-guest-") as tmpname:
+    sweep_stale_guest_dirs(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=GUEST_DIR_PREFIX) as tmpname:
         tmp = Path(tmpname)
+        (tmp / OWNER_FILE).write_text(_owner_tag(os.getpid()) or "")
         initrd = tmp / "initramfs.cpio.gz"
         initrd.write_bytes(initrd_blob)
         out_file = tmp / "out.tar"

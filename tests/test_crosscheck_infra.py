@@ -749,3 +749,34 @@ def test_stack_probes_put_a_stacktrace_trigger_on_the_named_functions(monkeypatc
     monkeypatch.setenv("PTLAB_XC_STACKS", "x; reboot")
     with pytest.raises(CrosscheckError, match="not a kernel symbol name"):
         stack_probes()
+
+
+def test_stale_guest_directories_of_killed_runs_are_swept(tmp_path):
+    """crosscheck/guest.py sweep_stale_guest_dirs(): a SIGKILLed ptlab leaves its
+    ptlab-guest-* directory behind; the next boot removes it when the owner file names a
+    process that is gone, and leaves everything else alone."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    tag = guest._owner_tag(dead.pid)
+    dead.wait()
+    assert tag is not None and guest._owner_tag(dead.pid) is None
+    stale = tmp_path / "ptlab-guest-stale"
+    stale.mkdir()
+    (stale / "owner").write_text(tag)
+    (stale / "initramfs.cpio.gz").write_bytes(b"x" * 100)
+    live = tmp_path / "ptlab-guest-live"
+    live.mkdir()
+    (live / "owner").write_text(guest._owner_tag(os.getpid()) or "")
+    recycled = tmp_path / "ptlab-guest-recycled"  # our pid, another start time: not ours
+    recycled.mkdir()
+    (recycled / "owner").write_text(f"{os.getpid()} 1")
+    unowned = tmp_path / "ptlab-guest-unowned"  # an older ptlab's, or anybody's: left alone
+    unowned.mkdir()
+    other = tmp_path / "somebody-else"
+    other.mkdir()
+    (other / "owner").write_text(tag)
+    link = tmp_path / "ptlab-guest-link"
+    link.symlink_to(stale)
+    assert guest.sweep_stale_guest_dirs(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ptlab-guest-link", "ptlab-guest-live", "ptlab-guest-unowned", "somebody-else"]
+    assert guest.sweep_stale_guest_dirs(tmp_path / "missing") == 0
