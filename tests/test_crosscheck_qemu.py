@@ -148,7 +148,9 @@ def test_crosscheck_newest_4k_pmd_maps_a_readahead_thp():
     pvmw_lockless): the engine agrees on both."""
     _need_newest_4k()
     files = str(ROOT / "tests" / "data" / "crosscheck-file-faults.pts")
-    r = _ptlab("check-11-migrate-64k", files, "--debian", "newest", "--granule", "4K", "--json")
+    thp = str(ROOT / "tests" / "data" / "crosscheck-file-thp.pts")  # PMD-mapped file THPs under fork,
+    # mprotect, munmap and MADV_PAGEOUT
+    r = _ptlab("check-11-migrate-64k", files, thp, "--debian", "newest", "--granule", "4K", "--json")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
     out = json.loads(r.stdout)
     (k,) = out["kernels"]
@@ -156,4 +158,5 @@ def test_crosscheck_newest_4k_pmd_maps_a_readahead_thp():
     res = {t["target"]: t for t in out["targets"]}
     assert res["crosscheck-file-faults"]["verdict"] == "agree" and res["crosscheck-file-faults"]["ops"] == 11
     assert res["check-11-migrate-64k"]["verdict"] == "agree"
+    assert res["crosscheck-file-thp"]["verdict"] == "agree" and res["crosscheck-file-thp"]["ops"] == 14
     assert not _orphaned_guests()
