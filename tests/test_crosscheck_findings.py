@@ -400,3 +400,22 @@ def test_do_set_pmd_refuses_a_nohugepage_vma_since_v6_12():
     new, old = run(src, "v6.12"), run(src, "v6.10")
     assert _pmd_and_ptes(new, 0, h)[0] == 0 and _pmd_and_ptes(new, 0, h)[1] > 0
     assert _pmd_and_ptes(old, 0, h)[0] != 0 and _pmd_and_ptes(old, 0, h)[1] == 0
+
+
+def test_madvise_collapse_needs_an_anon_vma_even_without_the_writable_test():
+    """mm/khugepaged.c collapse_huge_page() -> hugepage_vma_revalidate(expect_anon = true):
+    a VMA with no anon_vma gives SCAN_PAGE_ANON, so MADV_COLLAPSE of a range that only
+    ever read-faulted (zero pages and none entries) fails with EINVAL even where the
+    SCAN_PAGE_RO test is gone (collapse_readonly): Debian's 7.3.4 4K build, random-1-265.
+    The folio it allocated first (alloc_charge_folio()) goes back."""
+    src = ("mmap m1 2M at 0x21c00000\ntouch m1 +1548K 476K read\ncollapse m1 +0\n")
+    r = run(src, "v7.3")
+    assert r.calls("collapse_huge_page") and r.machine.kernel.procs[0].mm.pt.get_pmd(0x21C00000) == 0
+    assert ("mm", "collapse_fail", 0x21C00000, "no anon_vma") in r.events
+    assert ("mm", "syscall_error", 0x21C00000, 22) in r.events
+    before = run(src.rsplit("collapse", 1)[0], "v7.3")
+    assert r.machine.kernel.pm.stats() == before.machine.kernel.pm.stats()
+    # with an anon_vma (a write fault elsewhere in the VMA) the zero pages collapse
+    ok = run("mmap m1 4M at 0x21c00000\ntouch m1 +2M 4K write\ntouch m1 +1548K 476K read\n"
+             "collapse m1 +0 2M\n", "v7.3")
+    assert ok.machine.kernel.procs[0].mm.pt.get_pmd(0x21C00000)

@@ -292,12 +292,20 @@ def collapse_huge_page(ctx: MmContext, proc: Process, vma: VMA, haddr: int) -> i
         # collapse_readonly: 'mm: drop all references of writable and SCAN_PAGE_RO')
         # collapse_scan_pmd() no longer looks at pte_write(), and MADV_COLLAPSE (no
         # max_ptes_none limit) collapses a read-only range, or one of zero pages only
+        # if the VMA has an anon_vma (below)
         ctx.mm_event("collapse_fail", haddr, "no writable entry")
         return -EINVAL
-    new = pm.alloc_folio(ctx.pmd_order, 0)
+    new = pm.alloc_folio(ctx.pmd_order, 0)  # alloc_charge_folio()
     if new < 0:
         ctx.mm_event("collapse_fail", haddr, "no PMD-sized folio free")
         return -ENOMEM  # SCAN_ALLOC_HUGE_PAGE_FAIL
+    if not vma.anon_vma:
+        # collapse_huge_page() -> hugepage_vma_revalidate(expect_anon = true): a VMA that
+        # only ever mapped the zero page has no anon_vma -- SCAN_PAGE_ANON, EINVAL (7.3.4 4K:
+        # random-1-265, a range of zero pages and none entries; 6.12 stops at SCAN_PAGE_RO)
+        pm.free_folio(new)
+        ctx.mm_event("collapse_fail", haddr, "no anon_vma")
+        return -EINVAL
     ctx.mm_event("folio_alloc", haddr, ctx.pmd_order)
     ctx.cost("mm_folio", haddr, 1)
     if unmapped:
