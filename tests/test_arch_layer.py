@@ -5,7 +5,7 @@ FEATURE_HISTORY rows, and no kernel-named body tests the profile."""
 
 import inspect
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -13,14 +13,14 @@ import pytest
 from engine import Simulator
 from engine.arch import PROFILES, Arch, MissingEntryPoint
 from engine.arch.layer import compose
-from engine.arch.profiles import FEATURE_HISTORY
+from engine.arch.profiles import FEATURE_HISTORY, KernelProfile
 from engine.arch.variants import first_row, variants_of
 from engine.policy import MainlinePolicy
 
 ARCH = Path(__file__).resolve().parents[1] / "engine" / "arch"
 # the modules written in the kernel's shape: no body may ask the profile which kernel it is
 KERNEL_SHAPED = ("contpte.py", "pgtable_contpte.py", "pgtable_generic.py", "pgtable_nocontpte.py",
-                 "mmu.py", "raw.py")
+                 "mmu.py", "raw.py", "tlbflush.py")
 
 
 def boolean_flips():
@@ -119,11 +119,13 @@ def test_every_recorded_version_gets_the_fast_compiled_wrapper():
 ROW_FUNCTIONS = {
     "set_ptes_single_barrier": ("raw_set_ptes",),
     "local_access_flush": ("raw_ptep_set_access_flags", "local_flush_tlb_contpte",
-                           "contpte_ptep_set_access_flags"),
+                           "contpte_ptep_set_access_flags", "pmdp_set_access_flags"),
     "tlbi_repeat_at_sync": ("tlbi", "tlbi_sync_s1ish"),
     "tlb_limit": ("flush_tlb_range_limit_excess",),
-    "tlbf_flags_api": ("flush_tlb_page",),
+    "tlbf_flags_api": ("flush_tlb_page", "flush_tlb_range_fallback"),
     "tlbbatch_range": ("arch_tlbbatch_add_pending",),
+    "flush_nosync_split": ("flush_tlb_range_fallback", "flush_tlb_range_complete"),
+    "flush_notifier_fixed": ("flush_tlb_range_op",),
 }
 
 
@@ -149,3 +151,33 @@ def test_a_rows_versions_are_chosen_once_when_the_layer_is_composed(field):
         assert getattr(flipped_cls, name) is old, name
         for fn in (old, new):
             assert not re.search(r"\bprofile\.", inspect.getsource(fn)), fn.__name__
+
+
+def test_flipping_flush_nosync_split_alone_on_v7_3_keeps_the_tlbf_fallback():
+    """The two rows in __flush_tlb_range's pieces flip on their own: v7.3
+    without d9d8dc2bd3fb keeps __do_flush_tlb_range()'s limit check and early
+    return (no DSB after flush_tlb_mm()) and puts the DSB ISH back before the
+    notifier."""
+    p = replace(PROFILES["v7.3"], flush_nosync_split=False)
+    cls = compose(Arch, p)
+    assert cls.LAYER["flush_tlb_range_fallback"].attr == "flush_tlb_range_fallback_v7_3"
+    assert cls.LAYER["flush_tlb_range_complete"].attr == "flush_tlb_range_complete_baseline"
+    sim = Simulator(4096, p)
+    base = 1 << 30
+    sim.arch.flush_tlb_range(sim.mm, base, base + 4 * 4096, 4096, True, 3)
+    kinds = [e.kind for e in sim.events if e.kind in ("dsb", "mmu_notifier")]
+    assert kinds == ["dsb", "dsb", "mmu_notifier"]
+
+
+# the profile fields of the arch layer: KernelProfile declares them first, up to pa_bits
+_NAMES = [f.name for f in fields(KernelProfile)]
+ARCH_ROWS = _NAMES[_NAMES.index("contpte"):_NAMES.index("pa_bits")]
+
+
+def test_core_mm_reads_no_arch_row():
+    """Core mm calls the arch layer's functions; which release of arm64 they
+    are is chosen when the layer is composed, never asked in core mm."""
+    mm_dir = ARCH.parent / "mm"
+    pattern = re.compile(r"\bprofile\.(" + "|".join(ARCH_ROWS) + r")\b")
+    for path in sorted(mm_dir.glob("*.py")):
+        assert not pattern.search(path.read_text()), path.name

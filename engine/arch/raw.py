@@ -44,6 +44,7 @@ class RawHelpers(TlbFlush):
     # (declared here so callers type-check).
     raw_set_ptes: Callable[[MMStruct, int, int, int], None]
     raw_ptep_set_access_flags: Callable[[MMStruct, int, int, int], int]
+    pmdp_set_access_flags: Callable[[MMStruct, int, int, bool], bool]
 
     # --- single entries ------------------------------------------------------------
     def raw_ptep_get(self, mm: MMStruct, addr: int) -> int:
@@ -304,3 +305,42 @@ class RawHelpers(TlbFlush):
         if dirty:
             self.flush_tlb_page(mm, addr, sync=True, broadcast=False)
         return 1
+
+    # --- pmdp_set_access_flags() (pgtable.h, CONFIG_TRANSPARENT_HUGEPAGE) -----------------
+    # arm64 defines it as __ptep_set_access_flags() on the PMD cast to a pte_t *,
+    # so it changes with that function (cb1fa2e99955, local_access_flush). ptlab
+    # keeps PMD leaves out of the PTE tables (mm.pt.pmd_leaves) and writes the
+    # new PMD as one cmpxchg event, so the two versions are written for those.
+    @variant("pmdp_set_access_flags")
+    def pmdp_set_access_flags_v6_9(self, mm: MMStruct, haddr: int, entry: int,
+                                   dirty: bool) -> bool:
+        """pmdp_set_access_flags() up to v6.18: the PMD takes entry if it
+        differs, and a dirtying change is flushed with a broadcast
+        flush_tlb_page(), as raw_ptep_set_access_flags_v6_9 flushes a PTE."""
+        leaves = mm.pt.pmd_leaves
+        key = haddr >> self.g.pmd_shift
+        old = leaves.get(key, 0)
+        if old == entry:
+            return False
+        leaves[key] = entry
+        self.log.pmd_write(haddr, old, entry, "cmpxchg", mm.name)
+        if dirty:
+            self.flush_tlb_page(mm, haddr, sync=True)
+        return True
+
+    @variant("pmdp_set_access_flags", since="local_access_flush")
+    def pmdp_set_access_flags_v6_19(self, mm: MMStruct, haddr: int, entry: int,
+                                    dirty: bool) -> bool:
+        """pmdp_set_access_flags() from v6.19 (cb1fa2e99955, FEATURE_HISTORY
+        local_access_flush): __ptep_set_access_flags() flushes with
+        local_flush_tlb_page(), this CPU only (raw_ptep_set_access_flags_v6_19)."""
+        leaves = mm.pt.pmd_leaves
+        key = haddr >> self.g.pmd_shift
+        old = leaves.get(key, 0)
+        if old == entry:
+            return False
+        leaves[key] = entry
+        self.log.pmd_write(haddr, old, entry, "cmpxchg", mm.name)
+        if dirty:
+            self.flush_tlb_page(mm, haddr, sync=True, broadcast=False)
+        return True

@@ -25,12 +25,20 @@ leading underscores, when the profile's Arch is composed (engine.arch.layer):
 * flush_tlb_page: level hint 3 only with the tlbf_t API (tlbf_flags_api);
 * arch_tlbbatch_add_pending: one address before v6.15, a range from v6.15
   (2f4ab3ac10e1, tlbbatch_range);
-* local_flush_tlb_contpte: v6.19 (cb1fa2e99955, local_access_flush).
+* local_flush_tlb_contpte: v6.19 (cb1fa2e99955, local_access_flush);
+* flush_tlb_range_op (``__flush_tlb_range_op()``): until f7edb07ad7c6
+  (v6.14, flush_notifier_fixed) a macro that advanced the caller's start, so
+  the notifier after it saw [end, end);
+* flush_tlb_range_fallback, the limit check with its flush_tlb_mm()
+  fallback: before d9d8dc2bd3fb (baseline, flush_nosync_split) it returns
+  early; after it __flush_tlb_range() still adds its DSB ISH; the tlbf_t
+  ``__do_flush_tlb_range()`` (tlbf_flags_api) checks local flushes too and
+  adds none;
+* flush_tlb_range_complete, the notifier and the completing DSB: DSB ISH
+  first before d9d8dc2bd3fb (flush_nosync_split), the notifier first after.
 
-Inside __flush_tlb_range (:meth:`TlbFlush._flush_range`) the profile still
-picks the DSB/notifier order before the v6 series split the function
-(baseline), the empty notifier range before f7edb07ad7c6 (v6.14) and the
-completion after an over-limit flush (tlbf_t API).
+:meth:`TlbFlush._flush_range`, the body of __flush_tlb_range that calls
+them, is the same in every release and reads no row.
 """
 
 from __future__ import annotations
@@ -74,6 +82,10 @@ class TlbFlush(ArchBase):
     flush_tlb_range_limit_excess: Callable[[int, int, int, int], bool]
     flush_tlb_page: _FlushTlbPage
     arch_tlbbatch_add_pending: Callable[[MMStruct, int, int], None]
+    flush_tlb_range_op: Callable[[str, int, int, int, int, int, bool], int]
+    flush_tlb_range_fallback: Callable[[MMStruct, int, int, int, int, bool, int, bool, bool, bool],
+                                       bool]
+    flush_tlb_range_complete: Callable[[int, int, bool, bool, bool], None]
 
     # --- operand encodings (__TLBI_VADDR, __TLBI_VADDR_RANGE, __tlbi_level) ---------
     def _vaddr_operand(self, va: int, asid: int, level: int) -> int:
@@ -133,9 +145,45 @@ class TlbFlush(ArchBase):
         if self.tlbi_listener is not None:
             self.tlbi_listener(op, asid, addr, pages)
 
-    def _range_op(self, op: str, asid: int, start: int, pages: int, stride: int, level: int,
-                  broadcast: bool) -> None:
-        """__flush_tlb_range_op(): per-VA TLBIs, or range TLBIs with FEAT_TLBIRANGE."""
+    # --- __flush_tlb_range_op() -------------------------------------------------------
+    @variant("flush_tlb_range_op", until="flush_notifier_fixed")
+    def flush_tlb_range_op_v6_9(self, op: str, asid: int, start: int, pages: int, stride: int,
+                                level: int, broadcast: bool) -> int:
+        """__flush_tlb_range_op() of tlbflush.h before f7edb07ad7c6 ("fix mmu
+        notifiers for range-based invalidates", v6.14-rc7, FEATURE_HISTORY
+        flush_notifier_fixed): per-VA TLBIs, or range TLBIs
+        with FEAT_TLBIRANGE, from the largest scale down. It was a macro that
+        walked the caller's own ``start`` (and ``pages``), so when it is done
+        the caller's start has reached the end of the range, and the
+        mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end) after it
+        was told about the empty [end, end). Returns that start."""
+        ps = self.page_shift
+        end = start + (pages << ps)
+        scale = 3
+        has_range = self.cpu.tlb_range
+        while start != end:
+            left = (end - start) >> ps
+            if not has_range or left == 1:
+                self.tlbi(op, self._vaddr_operand(start, asid, level), start, stride >> ps, asid,
+                          level, broadcast)
+                start += stride
+                continue
+            num = tlbi_range_num(left, scale)
+            if num >= 0:
+                n = tlbi_range_pages(num, scale)
+                self.tlbi("r" + op, self._range_operand(start, asid, scale, num, level), start, n,
+                          asid, level, broadcast)
+                start += n << ps
+            scale -= 1
+        return start
+
+    @variant("flush_tlb_range_op", since="flush_notifier_fixed")
+    def flush_tlb_range_op_v6_14(self, op: str, asid: int, start: int, pages: int, stride: int,
+                                 level: int, broadcast: bool) -> int:
+        """__flush_tlb_range_op() from f7edb07ad7c6 (v6.14-rc7, FEATURE_HISTORY
+        flush_notifier_fixed; later an __always_inline function): the same
+        TLBIs, walked with a copy of start, so the caller's start is left
+        alone and the notifier after it covers [start, end). Returns start."""
         ps = self.page_shift
         addr = start
         end = start + (pages << ps)
@@ -155,6 +203,7 @@ class TlbFlush(ArchBase):
                           asid, level, broadcast)
                 addr += n << ps
             scale -= 1
+        return start
 
     # --- the limit check and the completion ----------------------------------------------
     @variant("flush_tlb_range_limit_excess", until="tlb_limit")
@@ -225,50 +274,123 @@ class TlbFlush(ArchBase):
         start = addr & self.cont_mask
         self.flush_tlb_range(mm, start, start + self.cont_size, self.page_size, True, 3)
 
+    # --- __flush_tlb_range() in pieces ---------------------------------------------------
+    # flush_tlb_range() and _page_flush() round the range, then run the pieces
+    # below in the order every release has them: the limit check (with its
+    # flush_tlb_mm() fallback), DSB ST, __flush_tlb_range_op(), then the
+    # notifier and the completing DSB. A release changed one piece at a time,
+    # so each piece has its versions and the glue reads no row.
     def _flush_range(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,
                      tlb_level: int, sync: bool, broadcast: bool, notify: bool,
                      single_page: bool) -> None:
-        p = self.profile
         start = start & ~(stride - 1)
         end = (end + stride - 1) & ~(stride - 1)
         pages = ((end - start) & _U64) >> self.page_shift
-        # Before the tlbf_t API the local helpers (local_flush_tlb_page*(),
-        # local_flush_tlb_contpte()) and the single-page helpers have no limit
-        # check; they never span enough pages for one to matter.
-        excess = ((broadcast or p.tlbf_flags_api) and not single_page
-                  and self.flush_tlb_range_limit_excess(start, end, pages, stride))
-        log = self.log
-        log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast, excess)
-        if excess:
-            # flush_tlb_mm() is broadcast and synchronous even when a local or
-            # nosync flush was requested. With the old API a synchronous
-            # __flush_tlb_range() still completes after the early return of
-            # its _nosync half (once split, v6 11/18 d9d8dc2bd3fb).
-            self.flush_tlb_mm(mm)
-            if sync and p.flush_nosync_split and not p.tlbf_flags_api:
-                self.tlbi_sync_s1ish()
+        # The single-page helpers (__flush_tlb_page_nosync() and the local
+        # ones) have no limit check; they never span enough pages for one to
+        # matter.
+        if self.flush_tlb_range_fallback(mm, start, end, pages, stride, last_level, tlb_level,
+                                         sync, broadcast, not single_page):
             return
-        log.dsb("ishst" if broadcast else "nshst")
+        self.log.dsb("ishst" if broadcast else "nshst")
         if broadcast:
             op = "vale1is" if last_level else "vae1is"
         else:
             op = "vale1" if last_level else "vae1"
-        self._range_op(op, mm.asid, start, pages, stride, tlb_level, broadcast)
-        if sync and broadcast and not p.flush_nosync_split:
-            # baseline: DSB ISH before the notifier (pre-d9d8dc2bd3fb order)
+        after = self.flush_tlb_range_op(op, mm.asid, start, pages, stride, tlb_level, broadcast)
+        # the single-page helpers issue their TLBI directly, not through
+        # __flush_tlb_range_op(), so their notifier range is never emptied
+        self.flush_tlb_range_complete(start if single_page else after, end, sync, broadcast,
+                                      notify)
+
+    @variant("flush_tlb_range_fallback", until="flush_nosync_split")
+    def flush_tlb_range_fallback_baseline(self, mm: MMStruct, start: int, end: int, pages: int,
+                                          stride: int, last_level: bool, tlb_level: int,
+                                          sync: bool, broadcast: bool, limit: bool) -> bool:
+        """The head of __flush_tlb_range() before d9d8dc2bd3fb (v6 11/18,
+        FEATURE_HISTORY flush_nosync_split): records the flush, and when the
+        range is over the limit (flush_tlb_range_limit_excess) flushes the
+        whole mm with flush_tlb_mm() -- broadcast and synchronous whatever was
+        asked -- and returns True: the function returns there, with no
+        further DSB. ``limit`` is False for the helpers with no limit check;
+        a local flush (broadcast False: the v6.19 local helpers) never has
+        one before the tlbf_t API."""
+        excess = limit and broadcast and self.flush_tlb_range_limit_excess(start, end, pages,
+                                                                            stride)
+        self.log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast,
+                                 excess)
+        if excess:
+            self.flush_tlb_mm(mm)
+        return excess
+
+    @variant("flush_tlb_range_fallback", since="flush_nosync_split")
+    def flush_tlb_range_fallback_v6_9(self, mm: MMStruct, start: int, end: int, pages: int,
+                                      stride: int, last_level: bool, tlb_level: int, sync: bool,
+                                      broadcast: bool, limit: bool) -> bool:
+        """From d9d8dc2bd3fb (v6 11/18, FEATURE_HISTORY flush_nosync_split)
+        the limit check and its early return sit in
+        __flush_tlb_range_nosync(), and __flush_tlb_range() is that plus
+        dsb(ish): a synchronous flush over the limit gets one more completion
+        after flush_tlb_mm() has returned. Otherwise as
+        flush_tlb_range_fallback_baseline (no limit check on local flushes)."""
+        excess = limit and broadcast and self.flush_tlb_range_limit_excess(start, end, pages,
+                                                                            stride)
+        self.log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast,
+                                 excess)
+        if excess:
+            self.flush_tlb_mm(mm)
+            if sync:
+                self.tlbi_sync_s1ish()  # __flush_tlb_range()'s dsb(ish)
+        return excess
+
+    @variant("flush_tlb_range_fallback", since="tlbf_flags_api")
+    def flush_tlb_range_fallback_v7_3(self, mm: MMStruct, start: int, end: int, pages: int,
+                                      stride: int, last_level: bool, tlb_level: int, sync: bool,
+                                      broadcast: bool, limit: bool) -> bool:
+        """__do_flush_tlb_range() of the tlbf_t API ("arm64: Refactor TLB
+        invalidation API", FEATURE_HISTORY tlbf_flags_api; v7.3 profile,
+        release unsure): one function for every flag, so a local
+        (TLBF_NOBROADCAST) range flush has the limit check too, and over the
+        limit it returns after flush_tlb_mm(), which completes itself, with
+        no DSB for TLBF_NOSYNC to skip."""
+        excess = limit and self.flush_tlb_range_limit_excess(start, end, pages, stride)
+        self.log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast,
+                                 excess)
+        if excess:
+            self.flush_tlb_mm(mm)
+        return excess
+
+    @variant("flush_tlb_range_complete", until="flush_nosync_split")
+    def flush_tlb_range_complete_baseline(self, start: int, end: int, sync: bool,
+                                          broadcast: bool, notify: bool) -> None:
+        """The tail of __flush_tlb_range() before d9d8dc2bd3fb (v6 11/18,
+        FEATURE_HISTORY flush_nosync_split): dsb(ish), then
+        mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end). start is
+        what the caller's start is after __flush_tlb_range_op(). A local flush
+        (no such kernel has one) notifies, then DSB NSH."""
+        if sync and broadcast:
             self.tlbi_sync_s1ish()
             sync = False
         if notify:
-            # Until f7edb07ad7c6 (v6.14) __flush_tlb_range_op() advanced the
-            # caller's 'start', so the notifier saw the empty range [end, end);
-            # the single-page helpers never went through that macro.
-            nstart = start if (p.flush_notifier_fixed or single_page) else end
-            log.mmu_notifier(nstart, end)
+            self.log.mmu_notifier(start, end)
+        if sync:
+            self.log.dsb("nsh")
+
+    @variant("flush_tlb_range_complete", since="flush_nosync_split")
+    def flush_tlb_range_complete_v6_9(self, start: int, end: int, sync: bool, broadcast: bool,
+                                      notify: bool) -> None:
+        """From d9d8dc2bd3fb (v6 11/18, FEATURE_HISTORY flush_nosync_split):
+        __flush_tlb_range_nosync() ends with the notifier, and
+        __flush_tlb_range() adds the dsb(ish) after it; the v6.19 local
+        helpers and the tlbf_t __do_flush_tlb_range() keep that order (DSB
+        NSH for a local flush, __tlbi_sync_s1ish() from v7.0)."""
+        if notify:
+            self.log.mmu_notifier(start, end)
         if sync:
             if broadcast:
                 self.tlbi_sync_s1ish()
             else:
-                log.dsb("nsh")
+                self.log.dsb("nsh")
 
     @arch_call("flush_tlb_mm")
     def flush_tlb_mm(self, mm: MMStruct) -> None:

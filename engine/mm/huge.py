@@ -126,20 +126,6 @@ def do_huge_zero_wp_pmd(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> i
     return 0
 
 
-def _pmdp_set_access_flags(ctx: MmContext, proc: Process, haddr: int, entry: int, dirty: bool) -> bool:
-    """pmdp_set_access_flags(): __ptep_set_access_flags on the PMD."""
-    pt = proc.mm.pt
-    key = haddr >> ctx.g.pmd_shift
-    old = pt.pmd_leaves.get(key, 0)
-    if old == entry:
-        return False
-    pt.pmd_leaves[key] = entry
-    ctx.log.pmd_write(haddr, old, entry, "cmpxchg", proc.mm.name)
-    if dirty:
-        ctx.arch.flush_tlb_page(proc.mm, haddr, broadcast=not ctx.profile.local_access_flush)
-    return True
-
-
 @kfn("do_huge_pmd_wp_page")
 def do_huge_pmd_wp_page(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> int:
     haddr = addr & ~(ctx.pmd_size - 1)
@@ -157,7 +143,7 @@ def do_huge_pmd_wp_page(ctx: MmContext, proc: Process, vma: VMA, addr: int) -> i
             reuse = True
         if reuse:
             entry = ctx.maybe_mkwrite(pte_mkdirty(pmd | PTE_AF), vma)
-            _pmdp_set_access_flags(ctx, proc, haddr, entry, True)
+            ctx.arch.pmdp_set_access_flags(proc.mm, haddr, entry, True)
             return 0
     split_huge_pmd(ctx, proc, vma, haddr)
     return VM_FAULT_FALLBACK
@@ -169,7 +155,7 @@ def huge_pmd_set_accessed(ctx: MmContext, proc: Process, addr: int, write: bool)
     entry = pmd | PTE_AF
     if write:
         entry = pte_mkdirty(entry)
-    _pmdp_set_access_flags(ctx, proc, haddr, entry, write)
+    ctx.arch.pmdp_set_access_flags(proc.mm, haddr, entry, write)
 
 
 @kfn("do_huge_pmd_numa_page")
