@@ -256,17 +256,15 @@ class RawHelpers(TlbFlush):
             addr += ps
 
     # --- fault.c ------------------------------------------------------------------------
-    @variant("raw_ptep_set_access_flags")
-    @arch_call("__ptep_set_access_flags")
-    def raw_ptep_set_access_flags_v6_9(self, mm: MMStruct, addr: int, entry: int,
-                                       dirty: int) -> int:
-        """__ptep_set_access_flags() of arch/arm64/mm/fault.c up to v6.18: the
-        stale read-only entry is invalidated with a broadcast flush_tlb_page()."""
+    def _merge_access_flags(self, mm: MMStruct, addr: int, entry: int) -> bool:
+        """The body both versions of __ptep_set_access_flags() share: read the entry,
+        stop if it already is entry (False), else cmpxchg in entry's access flags and
+        write permission (True)."""
         t, i = mm.pt.locate(addr)
         pte = t[i]
         self.log.pte_read(addr, pte, mm.name)
         if pte == entry:
-            return 0
+            return False
         # Only the access flags and write permission are taken from entry, and
         # PTE_RDONLY becomes the more permissive (lower) of the two.
         keep = (entry & (PTE_RDONLY | PTE_AF | PTE_WRITE | PTE_DIRTY)) ^ PTE_RDONLY
@@ -275,7 +273,16 @@ class RawHelpers(TlbFlush):
             new = ((old ^ PTE_RDONLY) | keep) ^ PTE_RDONLY
             pte = self._cmpxchg(mm, t, i, addr, old, new)
             if pte == old:
-                break
+                return True
+
+    @variant("raw_ptep_set_access_flags")
+    @arch_call("__ptep_set_access_flags")
+    def raw_ptep_set_access_flags_v6_9(self, mm: MMStruct, addr: int, entry: int,
+                                       dirty: int) -> int:
+        """__ptep_set_access_flags() of arch/arm64/mm/fault.c up to v6.18: the
+        stale read-only entry is invalidated with a broadcast flush_tlb_page()."""
+        if not self._merge_access_flags(mm, addr, entry):
+            return 0
         if dirty:
             self.flush_tlb_page(mm, addr, sync=True)
         return 1
@@ -288,20 +295,8 @@ class RawHelpers(TlbFlush):
         local_access_flush): local_flush_tlb_page(), this CPU only; a remote
         CPU still holding the read-only entry takes a spurious fault
         (flush_tlb_fix_spurious_fault())."""
-        t, i = mm.pt.locate(addr)
-        pte = t[i]
-        self.log.pte_read(addr, pte, mm.name)
-        if pte == entry:
+        if not self._merge_access_flags(mm, addr, entry):
             return 0
-        # Only the access flags and write permission are taken from entry, and
-        # PTE_RDONLY becomes the more permissive (lower) of the two.
-        keep = (entry & (PTE_RDONLY | PTE_AF | PTE_WRITE | PTE_DIRTY)) ^ PTE_RDONLY
-        while True:
-            old = pte
-            new = ((old ^ PTE_RDONLY) | keep) ^ PTE_RDONLY
-            pte = self._cmpxchg(mm, t, i, addr, old, new)
-            if pte == old:
-                break
         if dirty:
             self.flush_tlb_page(mm, addr, sync=True, broadcast=False)
         return 1

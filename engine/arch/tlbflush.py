@@ -146,17 +146,10 @@ class TlbFlush(ArchBase):
             self.tlbi_listener(op, asid, addr, pages)
 
     # --- __flush_tlb_range_op() -------------------------------------------------------
-    @variant("flush_tlb_range_op", until="flush_notifier_fixed")
-    def flush_tlb_range_op_v6_9(self, op: str, asid: int, start: int, pages: int, stride: int,
-                                level: int, broadcast: bool) -> int:
-        """__flush_tlb_range_op() of tlbflush.h before f7edb07ad7c6 ("fix mmu
-        notifiers for range-based invalidates", v6.14-rc7, FEATURE_HISTORY
-        flush_notifier_fixed): per-VA TLBIs, or range TLBIs
-        with FEAT_TLBIRANGE, from the largest scale down. It was a macro that
-        walked the caller's own ``start`` (and ``pages``), so when it is done
-        the caller's start has reached the end of the range, and the
-        mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end) after it
-        was told about the empty [end, end). Returns that start."""
+    def _walk_tlbi_range(self, op: str, asid: int, start: int, pages: int, stride: int,
+                         level: int, broadcast: bool) -> None:
+        """The TLBIs of __flush_tlb_range_op(), the same in every release: per-VA TLBIs,
+        or range TLBIs with FEAT_TLBIRANGE, from the largest scale down."""
         ps = self.page_shift
         end = start + (pages << ps)
         scale = 3
@@ -175,7 +168,20 @@ class TlbFlush(ArchBase):
                           asid, level, broadcast)
                 start += n << ps
             scale -= 1
-        return start
+
+    @variant("flush_tlb_range_op", until="flush_notifier_fixed")
+    def flush_tlb_range_op_v6_9(self, op: str, asid: int, start: int, pages: int, stride: int,
+                                level: int, broadcast: bool) -> int:
+        """__flush_tlb_range_op() of tlbflush.h before f7edb07ad7c6 ("fix mmu
+        notifiers for range-based invalidates", v6.14-rc7, FEATURE_HISTORY
+        flush_notifier_fixed): per-VA TLBIs, or range TLBIs
+        with FEAT_TLBIRANGE, from the largest scale down. It was a macro that
+        walked the caller's own ``start`` (and ``pages``), so when it is done
+        the caller's start has reached the end of the range, and the
+        mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end) after it
+        was told about the empty [end, end). Returns that start."""
+        self._walk_tlbi_range(op, asid, start, pages, stride, level, broadcast)
+        return start + (pages << self.page_shift)
 
     @variant("flush_tlb_range_op", since="flush_notifier_fixed")
     def flush_tlb_range_op_v6_14(self, op: str, asid: int, start: int, pages: int, stride: int,
@@ -184,25 +190,7 @@ class TlbFlush(ArchBase):
         flush_notifier_fixed; later an __always_inline function): the same
         TLBIs, walked with a copy of start, so the caller's start is left
         alone and the notifier after it covers [start, end). Returns start."""
-        ps = self.page_shift
-        addr = start
-        end = start + (pages << ps)
-        scale = 3
-        has_range = self.cpu.tlb_range
-        while addr != end:
-            left = (end - addr) >> ps
-            if not has_range or left == 1:
-                self.tlbi(op, self._vaddr_operand(addr, asid, level), addr, stride >> ps, asid,
-                          level, broadcast)
-                addr += stride
-                continue
-            num = tlbi_range_num(left, scale)
-            if num >= 0:
-                n = tlbi_range_pages(num, scale)
-                self.tlbi("r" + op, self._range_operand(addr, asid, scale, num, level), addr, n,
-                          asid, level, broadcast)
-                addr += n << ps
-            scale -= 1
+        self._walk_tlbi_range(op, asid, start, pages, stride, level, broadcast)
         return start
 
     # --- the limit check and the completion ----------------------------------------------
