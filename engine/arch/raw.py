@@ -306,12 +306,8 @@ class RawHelpers(TlbFlush):
     # so it changes with that function (cb1fa2e99955, local_access_flush). ptlab
     # keeps PMD leaves out of the PTE tables (mm.pt.pmd_leaves) and writes the
     # new PMD as one cmpxchg event, so the two versions are written for those.
-    @variant("pmdp_set_access_flags")
-    def pmdp_set_access_flags_v6_9(self, mm: MMStruct, haddr: int, entry: int,
-                                   dirty: bool) -> bool:
-        """pmdp_set_access_flags() up to v6.18: the PMD takes entry if it
-        differs, and a dirtying change is flushed with a broadcast
-        flush_tlb_page(), as raw_ptep_set_access_flags_v6_9 flushes a PTE."""
+    def _write_pmd_if_changed(self, mm: MMStruct, haddr: int, entry: int) -> bool:
+        """The PMD takes entry unless it already is entry (one cmpxchg event)."""
         leaves = mm.pt.pmd_leaves
         key = haddr >> self.g.pmd_shift
         old = leaves.get(key, 0)
@@ -319,6 +315,16 @@ class RawHelpers(TlbFlush):
             return False
         leaves[key] = entry
         self.log.pmd_write(haddr, old, entry, "cmpxchg", mm.name)
+        return True
+
+    @variant("pmdp_set_access_flags")
+    def pmdp_set_access_flags_v6_9(self, mm: MMStruct, haddr: int, entry: int,
+                                   dirty: bool) -> bool:
+        """pmdp_set_access_flags() up to v6.18: the PMD takes entry if it
+        differs, and a dirtying change is flushed with a broadcast
+        flush_tlb_page(), as raw_ptep_set_access_flags_v6_9 flushes a PTE."""
+        if not self._write_pmd_if_changed(mm, haddr, entry):
+            return False
         if dirty:
             self.flush_tlb_page(mm, haddr, sync=True)
         return True
@@ -329,13 +335,8 @@ class RawHelpers(TlbFlush):
         """pmdp_set_access_flags() from v6.19 (cb1fa2e99955, FEATURE_HISTORY
         local_access_flush): __ptep_set_access_flags() flushes with
         local_flush_tlb_page(), this CPU only (raw_ptep_set_access_flags_v6_19)."""
-        leaves = mm.pt.pmd_leaves
-        key = haddr >> self.g.pmd_shift
-        old = leaves.get(key, 0)
-        if old == entry:
+        if not self._write_pmd_if_changed(mm, haddr, entry):
             return False
-        leaves[key] = entry
-        self.log.pmd_write(haddr, old, entry, "cmpxchg", mm.name)
         if dirty:
             self.flush_tlb_page(mm, haddr, sync=True, broadcast=False)
         return True
