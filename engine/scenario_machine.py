@@ -130,6 +130,7 @@ class Machine(Verbs):
         # The arch's own heuristic is MainlinePolicy exactly; None skips a call per set_ptes.
         self.arch.fold_policy = None if type(self.policy) is MainlinePolicy else self.policy
         self._frozen: tuple[Any, Any] = (None, None)  # last checkpointed pm and swap (for sharing)
+        self._rng_state: Any = None  # the last checkpoint's rng state (for sharing)
         self.current: Process | None = self.kernel.new_process("p0")
         self.totals: Counter[str] = Counter()  # with the (float) "cycles"
         self.last_op: Counter[str] = Counter()
@@ -312,10 +313,17 @@ class Machine(Verbs):
         pm = k.pm.freeze(self._frozen[0])
         swap = k.swap.freeze(self._frozen[1])
         self._frozen = (pm, swap)
+        # the generator's state is 625 ints: share the last checkpoint's tuple while
+        # nothing has drawn from it (most ops do not), as the chunks above are shared
+        rng = self.rng.getstate()
+        if rng == self._rng_state:
+            rng = self._rng_state
+        else:
+            self._rng_state = rng
         return {
             "folios": reg, "pm": pm, "pc": k.pc.clone(), "swap": swap,
             "thp": k.thp.clone(), "procs": [p.clone() for p in k.procs], "ids": dict(k.ids),
-            "tlb": self.mmu.tlb.clone_state(), "rng": self.rng.getstate(),
+            "tlb": self.mmu.tlb.clone_state(), "rng": rng,
             "totals": Counter(self.totals), "nops": self.nops,
             "current": self.current.pid if self.current else 0,
         }
@@ -346,7 +354,7 @@ class Machine(Verbs):
             "folios": st["folios"].to_plain(), "pm": st["pm"].to_plain(joined),
             "pc": st["pc"].to_plain(), "swap": st["swap"].to_plain(joined), "thp": st["thp"].to_plain(),
             "procs": [p.to_plain() for p in st["procs"]], "ids": dict(st["ids"]),
-            "tlb": _tlb_plain(st["tlb"]), "rng": [version, list(internal), gauss],
+            "tlb": TLB.state_to_plain(st["tlb"]), "rng": [version, list(internal), gauss],
             "totals": {k: v for k, v in sorted(st["totals"].items())}, "nops": st["nops"],
             "current": st["current"],
         }
@@ -359,7 +367,7 @@ class Machine(Verbs):
             "swap": SwapState.from_plain(d["swap"]), "thp": _thp_from(d["thp"], self.g),
             "procs": [Process.from_plain(p, self.g) for p in d["procs"]],
             "ids": {str(k): int(v) for k, v in d["ids"].items()},
-            "tlb": _tlb_from_plain(d["tlb"]), "rng": (int(version), tuple(internal), gauss),
+            "tlb": TLB.state_from_plain(d["tlb"]), "rng": (int(version), tuple(internal), gauss),
             "totals": Counter(d["totals"]), "nops": int(d["nops"]), "current": int(d["current"]),
         }
 
@@ -371,18 +379,6 @@ class Machine(Verbs):
         h = hashlib.blake2b(digest_size=16)
         _feed(h, plain)
         return h.hexdigest()
-
-
-def _tlb_plain(st: tuple[Any, Any]) -> dict[str, Any]:
-    ents, sets = st
-    return {"entries": [[[k, d] for k, d in sorted(e.items())] for e in ents],
-            "sets": [[[c, k] for c, k in s] for s in sets]}
-
-
-def _tlb_from_plain(d: dict[str, Any]) -> tuple[Any, Any]:
-    ents = tuple({int(k): int(v) for k, v in e} for e in d["entries"])
-    sets = [[(int(c), int(k)) for c, k in s] for s in d["sets"]]
-    return ents, sets
 
 
 def _thp_from(d: dict[str, Any], g: Granule) -> ThpPolicy:

@@ -20,6 +20,7 @@ Every fill, eviction and invalidation is an event.
 
 from __future__ import annotations
 
+from itertools import chain, islice
 from typing import Any
 
 from engine.events import EventLog
@@ -29,6 +30,15 @@ PAGE, CONT, PMD = 0, 1, 2
 SIZE_NAMES = ("page", "cont", "pmd")
 _OTHERS = ((CONT, PMD), (PAGE, PMD), (PAGE, CONT))  # per size class, the other two
 _VFN_MASK = (1 << 52) - 1  # a key without its ASID
+
+# clone_state(): per size class (key, descriptor, key, ...); each set's length; every
+# set's (class, key) pairs, set after set
+TlbState = tuple[tuple[tuple[int, ...], ...], tuple[int, ...], tuple[tuple[int, int], ...]]
+
+
+def _pairs_dict(flat: tuple[int, ...]) -> dict[int, int]:
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
 
 
 class TLB:
@@ -156,8 +166,19 @@ class TLB:
         if op.startswith("aside"):
             self.invalidate_asid(asid)
             return
-        end = addr + (max(pages, 1) << self.page_shift)
         base = asid << 52
+        if pages <= 1 and not addr & ((1 << self.page_shift) - 1):
+            # one page (most TLBIs): at most one entry of each size covers it -- the
+            # same entries, dropped in the same order, as the range walk below finds
+            for cls in (PAGE, CONT, PMD):
+                ents = self.entries[cls]
+                if ents:
+                    k = base | (addr >> self.shifts[cls])
+                    if k in ents:
+                        self._set_of(k).remove((cls, k))
+                        self._drop(cls, k, "tlbi")
+            return
+        end = addr + (max(pages, 1) << self.page_shift)
         for cls in (PAGE, CONT, PMD):
             ents = self.entries[cls]
             if not ents:
@@ -211,14 +232,35 @@ class TLB:
         return sorted(set(out))
 
     # --- state ------------------------------------------------------------------------
-    def clone_state(self) -> tuple[Any, Any]:
-        return (tuple(dict(e) for e in self.entries), [list(s) for s in self.sets])
+    # A session keeps thousands of these (one per checkpoint), so the state is
+    # flat tuples: each size class's entries as key, descriptor, key, ...; the
+    # sets' (class, key) pairs in set order with each set's length. That is a
+    # quarter of the memory of dict and list copies, and restoring rebuilds them.
+    def clone_state(self) -> TlbState:
+        return (tuple(tuple(chain.from_iterable(e.items())) for e in self.entries),
+                tuple(map(len, self.sets)), tuple(chain.from_iterable(self.sets)))
 
-    def restore_state(self, st: tuple[Any, Any]) -> None:
-        ents, sets = st
-        self.entries = tuple(dict(e) for e in ents)  # type: ignore[assignment]
-        self.sets = [list(s) for s in sets]
+    def restore_state(self, st: TlbState) -> None:
+        flat_entries, lens, pairs = st
+        self.entries = tuple(_pairs_dict(f) for f in flat_entries)  # type: ignore[assignment]
+        it = iter(pairs)
+        self.sets = [list(islice(it, n)) for n in lens]
         self._conflict_free = False
+
+    @staticmethod
+    def state_to_plain(st: TlbState) -> dict[str, Any]:
+        """msgpack-able form of a clone_state() (the snapshot format: entries sorted per class)."""
+        flat_entries, lens, pairs = st
+        it = iter(pairs)
+        return {"entries": [sorted([k, d] for k, d in _pairs_dict(f).items()) for f in flat_entries],
+                "sets": [[[c, k] for c, k in islice(it, n)] for n in lens]}
+
+    @staticmethod
+    def state_from_plain(d: dict[str, Any]) -> TlbState:
+        ents = [{int(k): int(v) for k, v in e} for e in d["entries"]]
+        sets = [[(int(c), int(k)) for c, k in s] for s in d["sets"]]
+        return (tuple(tuple(chain.from_iterable(e.items())) for e in ents),
+                tuple(map(len, sets)), tuple(chain.from_iterable(sets)))
 
     def to_plain(self) -> dict[str, Any]:
         return {"entries": [[[k, d] for k, d in e.items()] for e in self.entries],
