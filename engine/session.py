@@ -42,8 +42,8 @@ from typing import Any, Literal, Protocol, overload
 from engine import breakpoint_search
 from engine.breakpoint_search import Hit as Hit
 from engine.breakpoints import Breakpoint, BreakpointError, Condition, parse_condition
+from engine.checkpoints import EVERY_EVENTS, EVERY_OPS, MAX_COUNT, CheckpointStore
 from engine.checkpoints import LAZY as LAZY
-from engine.checkpoints import CheckpointStore
 from engine.contract import MachineContract, MachineFactory, MachineProcess, MachineState
 from engine.errors import OpInterrupted
 from engine.errors import SessionError as SessionError
@@ -101,8 +101,8 @@ class Session:
 
     def __init__(self, make_machine: MachineFactory, ops: Sequence[Op], *,
                  cost_fn: Callable[[Mapping[str, int]], float] | None = None,
-                 checkpoint_ops: int = 500, checkpoint_events: int = 200_000,
-                 max_checkpoints: int = 4096, name: str = "", source: str = "",
+                 checkpoint_ops: int = EVERY_OPS, checkpoint_events: int = EVERY_EVENTS,
+                 max_checkpoints: int = MAX_COUNT, name: str = "", source: str = "",
                  on_checkpoint: Callable[[int, MachineState], None] | None = None,
                  meta: dict[str, Any] | None = None):
         self.make_machine = make_machine
@@ -185,8 +185,9 @@ class Session:
             ret = m.apply(self.ops[k])
         finally:
             self.stats.seconds_running += time.perf_counter() - t0
-        # a machine that counts (and costs) the op itself returns its counters
-        counters = Counter(ret) if isinstance(ret, Counter) else log.totals()
+        # a machine that counts (and costs) the op itself returns its counters (the
+        # caller copies them if it keeps them: a replayed op's are not needed)
+        counters = ret if isinstance(ret, Counter) else log.totals()
         events = list(log.buf) if record else None
         log.clear()
         log.set_recording(False)
@@ -221,6 +222,7 @@ class Session:
             self._restore_op_start(k, start_state)
             raise SessionError(msg) from e
         if k == len(self.records):
+            counters = Counter(counters)
             counters["ops"] = 1
             given = counters.pop("cycles", None)  # a machine that costs its ops gives the (float) cycles
             cycles = float(given) if given is not None else self.cost_fn(counters)

@@ -113,7 +113,9 @@ def save_session(session: Session, path: str, *, created: str = "",
                 o = plain_ops[id(op)] = (op, op.to_plain())
             yield o[1], c[1], r.digest
 
-    cps = sorted(c for c in session.checkpoints if c <= n)
+    records = session.records
+    # the live session checkpoints densely for quick seeks; the file keeps them spaced
+    cps = [c for c in session.store.saved(lambda j: records[j].n_events) if c <= n]
 
     class _Plain(Mapping[int, PlainState]):  # converted one at a time: big sessions do not double in memory
         def __iter__(self) -> Iterator[int]:

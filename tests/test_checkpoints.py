@@ -148,3 +148,42 @@ def test_a_lazy_checkpoint_is_loaded_once_through_the_loader():
     loads = []
     store.loader = lambda c: loads.append(c) or f"loaded {c}"
     assert store.get(5) == store.get(5) == "loaded 5" and loads == [5]
+
+
+def test_a_snapshot_keeps_every_other_checkpoint_by_ops_or_by_events():
+    from engine.checkpoints import CheckpointStore, spaced
+
+    store = CheckpointStore("s0", every_ops=2, every_events=1000)
+    for k in range(1, 11):
+        store.after_op(k, 1, lambda k=k: f"s{k}")
+    assert store.keys() == [0, 2, 4, 6, 8, 10]
+    assert store.saved(lambda j: 1) == [0, 4, 8]  # twice the store's intervals
+    # ops heavy in events are kept one by one: 60 events an op, 50 events an interval
+    events = {0: 60, 1: 60, 2: 1, 3: 1, 4: 1, 5: 1, 6: 30, 7: 30}
+    assert spaced(list(range(9)), events.__getitem__, every_ops=4, every_events=50) == [0, 1, 2, 6, 8]
+
+
+def test_a_checkpoint_shares_an_undrawn_rng_and_keeps_the_tlb_flat() -> None:
+    m = _machine(record=False)
+    for op in OPS[:3]:
+        m.apply(op)
+    a = m.state()
+    m.apply(OPS[3])  # a touch draws nothing from the generator
+    b = m.state()
+    assert b["rng"] is a["rng"]
+    m.rng.random()
+    c = m.state()
+    assert c["rng"] is not b["rng"] and c["rng"] == m.rng.getstate()
+    # the flat TLB state gives back the same entries, LRU sets and snapshot form
+    tlb = m.mmu.tlb
+    entries, sets = tuple(dict(e) for e in tlb.entries), [list(s) for s in tlb.sets]
+    assert sum(map(len, entries)) > 100
+    plain = tlb.state_to_plain(c["tlb"])
+    assert plain == {"entries": [[[k, d] for k, d in sorted(e.items())] for e in entries],
+                     "sets": [[[cls, key] for cls, key in s] for s in sets]}
+    flat_entries, lens, pairs = tlb.state_from_plain(plain)  # entries sorted, as files have them
+    assert (lens, pairs) == c["tlb"][1:]
+    assert [dict(zip(f[::2], f[1::2], strict=True)) for f in flat_entries] == list(entries)
+    m.apply(OPS[4])
+    tlb.restore_state(c["tlb"])
+    assert tlb.entries == entries and tlb.sets == sets
