@@ -36,11 +36,12 @@ from engine.hw.cpus import CpuProfile
 # still build it out of line; its call events exist for the crosscheck).
 _CONTPTE = frozenset(n for n in Arch.CONTPTE_FUNCTIONS if n.startswith(("contpte", "__contpte"))
                      and n != "contpte_try_unfold_partial")
+_CONTPTE_KEYS = frozenset("call:" + n for n in _CONTPTE)
 
 
 def outofline_calls(counters: Mapping[str, int], profile: KernelProfile) -> int:
     """Real function calls among the arch entry points the counters record."""
-    n = sum(v for k, v in counters.items() if k.startswith("call:") and k[5:] in _CONTPTE)
+    n = sum(v for k, v in counters.items() if k in _CONTPTE_KEYS)
     if profile.contpte and not profile.always_inline:
         g = counters.get
         n += g("call:set_ptes", 0)
