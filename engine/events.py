@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +241,9 @@ _SIMPLE = frozenset((int, str, bool, type(None)))
 _PLAIN_COUNTERS: tuple[tuple[str, str | None], ...] = tuple(
     (slot, None if kind == "ret" else "pmd_writes" if kind == "pmd_write" else _RENAMED.get(kind, kind))
     for slot, kind in ((s, s[2:]) for s in COUNT_SLOTS))
+# every CountKinds counter in one call (an op folds and clears them twice: ~20 getattr each)
+_ALL_SLOTS = attrgetter(*COUNT_SLOTS)
+_CALL_KEYS: dict[str, str] = {}  # function name -> its "call:" counter (names are few)
 
 
 class EventLog(Counters):
@@ -294,6 +297,8 @@ class EventLog(Counters):
         self.recording = record
         self.written = None if record else set()
         self.bind_granule(4096, 16)
+        for slot in COUNT_SLOTS:
+            setattr(self, slot, 0)
         self._zero()
 
     def bind_granule(self, page_size: int, cont_ptes: int) -> None:
@@ -350,8 +355,9 @@ class EventLog(Counters):
 
     # --- modes and counters ---------------------------------------------------------
     def _zero(self) -> None:
-        for slot in COUNT_SLOTS:
-            setattr(self, slot, 0)
+        for slot, v in zip(COUNT_SLOTS, _ALL_SLOTS(self), strict=True):
+            if v:
+                setattr(self, slot, 0)
         self.n_pte_write = self.n_flush_tlb_range = self.n_whole_mm = 0
         self.atomics = {}
         self.calls = {}
@@ -364,42 +370,51 @@ class EventLog(Counters):
     def _fold(self) -> None:
         """Move count mode's live counters into ``_counts``, named as count_events names them."""
         c = self._counts
+        # c[k] = get(k, 0) + v rather than c[k] += v: the counts start empty every op, and a
+        # Counter's __missing__ is a Python call per new key (the call names: dozens)
+        get = c.get
         events = 0
-        for slot, key in _PLAIN_COUNTERS:
-            v = getattr(self, slot)
+        for (slot, key), v in zip(_PLAIN_COUNTERS, _ALL_SLOTS(self), strict=True):
             if v:
                 events += v
                 if key is not None:
-                    c[key] += v
+                    c[key] = get(key, 0) + v
                 setattr(self, slot, 0)
         if self.n_pte_write:
             events += self.n_pte_write
-            c["pte_writes"] += self.n_pte_write
+            c["pte_writes"] = get("pte_writes", 0) + self.n_pte_write
             self.n_pte_write = 0
             for atomic, v in self.atomics.items():
-                c["pte_" + atomic] += v
+                k = "pte_" + atomic
+                c[k] = get(k, 0) + v
             self.atomics.clear()
         if self.n_flush_tlb_range:
             events += self.n_flush_tlb_range
-            c["flush_tlb_range"] += self.n_flush_tlb_range
+            c["flush_tlb_range"] = get("flush_tlb_range", 0) + self.n_flush_tlb_range
             if self.n_whole_mm:
-                c["flush_tlb_range_whole_mm"] += self.n_whole_mm
+                c["flush_tlb_range_whole_mm"] = get("flush_tlb_range_whole_mm", 0) + self.n_whole_mm
             self.n_flush_tlb_range = self.n_whole_mm = 0
         for kind, by in (("tlbi", self.tlbi_ops), ("dsb", self.dsb_domains)):
             if by:
                 n = sum(by.values())
                 events += n
-                c[kind] += n
+                c[kind] = get(kind, 0) + n
                 for what, v in by.items():
-                    c[kind + "_" + what] += v
+                    k = kind + "_" + what
+                    c[k] = get(k, 0) + v
                 by.clear()
         if self.calls:
+            keys = _CALL_KEYS
             for name, v in self.calls.items():
                 events += v
-                c["call:" + name] += v
+                key = keys.get(name)
+                if key is None:
+                    key = keys[name] = "call:" + name
+                c[key] = get(key, 0) + v
             self.calls.clear()
             for name, v in self.nr_one.items():
-                c[NR_ONE_KEYS[name]] += v
+                k = NR_ONE_KEYS[name]
+                c[k] = get(k, 0) + v
             self.nr_one.clear()
         if self.mm_events:
             costs = self.mm_costs
@@ -407,13 +422,14 @@ class EventLog(Counters):
                 events += v
                 if what in costs:
                     if costs[what]:
-                        c[what] += costs[what]
+                        c[what] = get(what, 0) + costs[what]
                 else:
-                    c["mm:" + what] += v
+                    k = "mm:" + what
+                    c[k] = get(k, 0) + v
             self.mm_events.clear()
             costs.clear()
         if events:
-            c["events"] += events
+            c["events"] = get("events", 0) + events
 
     def _live_events(self) -> int:
         """Events counted since the last _fold (read-only)."""
