@@ -163,20 +163,22 @@ class PrivateApt:
     root: Path
     source: SourceEntry
     keyring: Path
+    arch: str = "arm64"  # the guests' (bench.pypy fetches the host's own architecture)
+    state: Path | None = None  # default: cache.apt_dir(root)
 
     @property
     def dir(self) -> Path:
-        return cache.apt_dir(self.root)
+        return self.state if self.state is not None else cache.apt_dir(self.root)
 
     def prepare(self) -> None:
-        """Create the private state and write the sources list (trixie + trixie-backports, arm64)."""
+        """Create the private state and write the sources list (trixie + trixie-backports)."""
         d = self.dir
         for sub in ("lists/partial", "cache/archives/partial", "empty.d"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         if not (d / "status").exists():
             (d / "status").write_text("")
         uri = self.source.uri.rstrip("/")
-        lines = [f"deb [arch=arm64 signed-by={self.keyring}] {uri} {s} main\n" for s in SUITES]
+        lines = [f"deb [arch={self.arch} signed-by={self.keyring}] {uri} {s} main\n" for s in SUITES]
         (d / "sources.list").write_text("".join(lines))
 
     def options(self) -> list[str]:
@@ -189,8 +191,8 @@ class PrivateApt:
             "Dir::State::Lists": d / "lists",
             "Dir::Cache": d / "cache",
             "Dir::State::status": d / "status",
-            "APT::Architecture": "arm64",
-            "APT::Architectures": "arm64",
+            "APT::Architecture": self.arch,
+            "APT::Architectures": self.arch,
             "Acquire::Languages": "none",
             "APT::Sandbox::User": "root" if os.geteuid() == 0 else os.environ.get("USER", "root"),
         }
@@ -352,11 +354,12 @@ def _dir_bytes(d: Path) -> int:
     return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
 
 
-def download(apt: PrivateApt, records: list[dict[str, str]], dest: Path, stream: TextIO) -> list[Path]:
+def download(apt: PrivateApt, records: list[dict[str, str]], dest: Path, stream: TextIO,
+             who: str = "crosscheck setup") -> list[Path]:
     """``apt-get download`` each record (skipping .debs already complete in *dest*), with a bar."""
     dest.mkdir(parents=True, exist_ok=True)
     total = sum(int(r.get("Size", "0")) for r in records)
-    stream.write(f"crosscheck setup: downloading {len(records)} packages, {_mb(total)}\n")
+    stream.write(f"{who}: downloading {len(records)} packages, {_mb(total)}\n")
     prog = Progress(stream, total)
     out = []
     for rec in records:
