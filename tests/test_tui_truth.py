@@ -361,6 +361,37 @@ def test_exited_processes_are_marked_and_skipped():
     run(s, body)
 
 
+def test_the_address_space_bars_recount_only_the_slices_a_step_wrote():
+    from engine.session import Position
+    from tui.widgets.addrspace import AddressSpace, density_bar
+
+    s = open_target("demo")
+    s.run()
+
+    async def body(app, pilot):
+        main = app.main
+        main.seek(Position(2))
+        await settle(app, pilot)
+        pane = main.query_one(AddressSpace)
+        model = main.model
+        counted = []
+        real = type(model).count_range
+        model.count_range = lambda a, b: counted.append((a, b)) or real(model, a, b)
+        partial = 0
+        for _ in range(s.n_ops - 2):
+            counted.clear()
+            await press(app, pilot, "n")
+            bars = {k: v for k, v in pane._bars.items() if k[0] == model.process}
+            n_slices = sum(len(v) for v in bars.values())
+            partial += 0 < len(counted) < n_slices
+            for (proc, start, end, width), dens in bars.items():
+                if any(r.start == start and r.end == end for r in model.regions):
+                    assert dens == density_bar(model, start, end, width), (proc, hex(start))
+        assert partial >= 3  # steps that recounted some slices, not all
+
+    run(s, body)
+
+
 # 12. an op that fails leaves a lasting mark in the op log and the header -------------------------
 def test_failed_op_is_marked_in_the_op_log(tmp_path):
     f = tmp_path / "boom.py"

@@ -5,6 +5,8 @@ repaints this pane."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterable
 from typing import Any
 
 from rich.segment import Segment
@@ -22,20 +24,28 @@ from tui.grid_regions import fmt_size
 from tui.widgets.scrolling import set_virtual_size
 
 BARS = "·▁▂▃▄▅▆▇█"  # · = nothing in that slice
+FORGET_ALL_OVER = 4096  # a step that wrote more entries than this redraws every bar
 LINES_PER_REGION = 4
 
 
-def density_bar(model: GridModel, start: int, end: int, width: int) -> list[tuple[float, float]]:
-    """(present fraction, CONT fraction of valid) for width equal slices of [start, end)."""
-    ps = model.page_size
-    pages = max(1, (end - start) // ps)
+def slice_starts(model: GridModel, start: int, end: int, width: int) -> list[int]:
+    """The first page (from start) of each of the density bar's equal slices of [start, end)."""
+    pages = max(1, (end - start) // model.page_size)
     width = max(1, min(width, pages))
-    out = []
-    for i in range(width):
-        a = start + (pages * i // width) * ps
-        b = start + (pages * (i + 1) // width) * ps
-        s = model.count_range(a, b)
-        out.append((s.mapped / s.total if s.total else 0.0, s.cont / s.valid if s.valid else 0.0))
+    return [pages * i // width for i in range(width)] + [pages]
+
+
+def density_bar(model: GridModel, start: int, end: int, width: int,
+                only: Iterable[int] | None = None,
+                into: list[tuple[float, float]] | None = None) -> list[tuple[float, float]]:
+    """(present fraction, CONT fraction of valid) for width equal slices of [start, end);
+    with ``only`` (slice numbers) and ``into`` (the bar as it was), just those slices again."""
+    ps = model.page_size
+    edges = slice_starts(model, start, end, width)
+    out = into if into is not None else [(0.0, 0.0)] * (len(edges) - 1)
+    for i in range(len(edges) - 1) if only is None else only:
+        s = model.count_range(start + edges[i] * ps, start + edges[i + 1] * ps)
+        out[i] = (s.mapped / s.total if s.total else 0.0, s.cont / s.valid if s.valid else 0.0)
     return out
 
 
@@ -74,16 +84,34 @@ class AddressSpace(ScrollView, can_focus=True):
         self._starts: list[int] = []
         self._lines: list[list[tuple[str, str]]] = []  # (text, style name) per line
         self.summary_text = ""
-        # (process, start, end, width) -> (mapped bar, CONT bar); dropped for ranges a step wrote
-        self._bars: dict[tuple[str, int, int, int], tuple[str, str]] = {}
+        # (process, start, end, bar width) -> the density bar's slices, and those a step wrote
+        # into (only they are counted again: a step writes a few entries of a 1 GiB range)
+        self._bars: dict[tuple[str, int, int, int], list[tuple[float, float]]] = {}
+        self._stale: dict[tuple[str, int, int, int], set[int]] = {}
 
     def forget(self, dirty: Any) -> None:
         """Descriptors (process, VA) whose op-boundary value changed; None: all of them."""
-        if dirty is None:
+        if dirty is None or len(dirty) > FORGET_ALL_OVER:
             self._bars.clear()
+            self._stale.clear()
             return
-        for key in [k for k in self._bars if any(p == k[0] and k[1] <= a < k[2] for p, a in dirty)]:
-            del self._bars[key]
+        model = self.model
+        if model is None:
+            return
+        ps = model.page_size
+        # a written PMD entry is named by the start of its range: count each write as
+        # its whole PMD range (a PTE's is then a slice or two more than needed)
+        pmd = 1 << model.pmd_shift
+        for key in self._bars:
+            proc, start, end, width = key
+            spans = [(max(lo, start), min(lo + pmd, end))
+                     for lo in {a & -pmd for p, a in dirty if p == proc} if lo < end and lo + pmd > start]
+            if spans:
+                edges = slice_starts(model, start, end, width)
+                stale = self._stale.setdefault(key, set())
+                for lo, hi in spans:
+                    stale.update(range(bisect_right(edges, (lo - start) // ps) - 1,
+                                       bisect_right(edges, (hi - 1 - start) // ps)))
 
     def _st(self, name: str) -> Style:
         if not name:
@@ -109,13 +137,13 @@ class AddressSpace(ScrollView, can_focus=True):
                 procs.append((f"[{label}]", "name") if n == model.process else (label, "dim"))
             lines.append(procs)
             for r in model.regions:
-                key = (model.process, r.start, r.end, width)
-                bars = self._bars.get(key)
-                if bars is None:
-                    dens = density_bar(model, r.start, r.end, width - 2)
-                    bars = (bar_text([d[0] for d in dens]), bar_text([d[1] for d in dens]))
-                    self._bars[key] = bars
-                mapped, cont = bars
+                key = (model.process, r.start, r.end, width - 2)  # the bars' width
+                dens = self._bars.get(key)
+                if dens is None:
+                    dens = self._bars[key] = density_bar(model, r.start, r.end, width - 2)
+                elif key in self._stale:
+                    density_bar(model, r.start, r.end, width - 2, self._stale.pop(key), dens)
+                mapped, cont = bar_text([d[0] for d in dens]), bar_text([d[1] for d in dens])
                 lines.append([(r.name[: width - 7], "name"), (f" {fmt_size(r.size)}", "dim")])
                 lines.append([(f"{r.start:x} {r.detail}"[:width], "dim")])
                 lines.append([("m ", "dim"), (mapped, "mapped")])
