@@ -92,7 +92,11 @@ def continue_(s: Session, limit_ops: int | None = None) -> Hit | None:
         events = None
         try:
             if _needs_events(s, k) or k >= s.executed:
-                st = s.machine.state()
+                # the state before the op puts a hit inside it (or at its start) back there
+                # without a replay; with no breakpoint there is no hit, and an op that fails or
+                # is interrupted goes back through the checkpoints. (A state costs a copy of
+                # the per-page arrays: several times a small op on a machine of GiBs.)
+                st = s.machine.state() if any(b.enabled for b in s.breakpoints) else None
                 events = s._advance(record=True, start_state=st)
                 s._cache_events(k, events)
             else:
