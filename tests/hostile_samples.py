@@ -37,8 +37,10 @@ def base_file(path: str | Path, target: str = "demo", checkpoint_ops: int = CHEC
     from snapshots.sessions import save_session
     from tui.targets import scenario_session
 
+    from engine.checkpoints import SAVED_SPACING
+
     s = scenario_session(target)
-    s.checkpoint_ops = checkpoint_ops
+    s.checkpoint_ops = checkpoint_ops // SAVED_SPACING  # a file keeps every SAVED_SPACING-th one
     s.run()
     save_session(s, str(path), created=CREATED)
     return Path(path)

@@ -80,6 +80,7 @@ ALLOWED: dict[tuple[str, str], str] = {}
 CROSSCHECK_IMPORTERS = ("crosscheck", "tui.cli", "tui.commands")
 CROSSCHECK_ALLOWED: dict[str, str] = {
     "bench.crosscheck_speed": "the crosscheck's own speed benchmark (translate, boot, compare)",
+    "bench.pypy": "fetches PyPy through the crosscheck's private apt state and its cache",
 }
 
 
