@@ -16,6 +16,7 @@ until then the session runs with ``mainline`` and says so in its warnings.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -140,7 +141,16 @@ def save_session(session: Session, path: str, *, created: str = "",
         def __len__(self) -> int:
             return len(cps)
 
-    save_snapshot(path, session_header(session, created), ops(), _Plain())
+    # Saving allocates millions of short-lived tuples, dicts and lists and no reference cycles:
+    # in a big session's heap the cyclic collector would rescan every record and checkpoint
+    # again and again (seconds of a million-op save), as in Machine.apply.
+    gc_on = gc.isenabled()
+    gc.disable()
+    try:
+        save_snapshot(path, session_header(session, created), ops(), _Plain())
+    finally:
+        if gc_on:
+            gc.enable()
 
 
 # A counter is a count: a non-negative integer below this (the JSON output and

@@ -3,6 +3,7 @@
 lists per distinct counter dict, ops a chunk at a time, op text templates) write the
 same bytes as the plain path: every op converted afresh, every bytes value a new object."""
 
+import gc
 import re
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from bench.session_bench import make_session
 from engine.errors import ScenarioError
 from engine.expressions import _expr_value, substitute
+from snapshots import SnapshotError
 from snapshots.blobs import BLOB_MIN
 from snapshots.op_batches import _keysets, _keysets_of
 from snapshots.sessions import _counters_plain, save_session, session_header
@@ -65,6 +67,20 @@ def test_save_session_writes_the_bytes_of_the_plain_path(tmp_path, session):
            for k in range(s.executed)]
     save_snapshot(plain, session_header(s, CREATED), ops, {c: _fresh(p) for c, p in plains.items()})
     assert fast.read_bytes() == plain.read_bytes()
+
+
+def test_save_session_turns_the_collector_back_on(tmp_path, session):
+    save_session(session, str(tmp_path / "ok.ptsnap"), created=CREATED)
+    assert gc.isenabled()
+    with pytest.raises(SnapshotError):
+        save_session(session, str(tmp_path / "no-such-dir" / "x.ptsnap"), created=CREATED)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # and leaves it off for a caller that turned it off
+        save_session(session, str(tmp_path / "ok.ptsnap"), created=CREATED)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_keysets_by_identity_match_keysets_per_dict():
