@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from operator import attrgetter, itemgetter, methodcaller
 from typing import Any, overload
 
@@ -108,26 +108,24 @@ def save_session(session: Session, path: str, *, created: str = "",
         session.seek(keep)
     n = session.executed
 
-    def ops() -> Iterator[tuple[Any, Any, Any]]:
-        # Ops come from the scenario's iterator (indexing re-expands its repeat
-        # blocks for every op), and records share equal counter dicts, as op
-        # lists repeat Op objects: each distinct object is converted once. A
-        # chunk at a time, mapped at C speed: a Python loop per op was a second
-        # of a million-op save.
-        plain_counters: dict[int, tuple[Any, Any]] = {}
-        plain_ops: dict[int, tuple[Any, Any]] = {}
-        it = iter(session.ops)
-        for k in range(0, n, _OPS_CHUNK):
-            if progress is not None:
-                progress("ops", k, n)
-            chunk = list(islice(it, min(_OPS_CHUNK, n - k)))
-            if not chunk:
-                return
-            recs = session.records[k:k + len(chunk)]
-            counters = list(map(attrgetter("counters"), recs))
-            yield from zip(_converted(plain_ops, chunk, methodcaller("to_plain")),
-                           _converted(plain_counters, counters, _counters_plain),
-                           map(attrgetter("digest"), recs), strict=True)
+    # Ops come from the scenario's iterator (indexing re-expands its repeat
+    # blocks for every op), and records share equal counter dicts, as op
+    # lists repeat Op objects: each distinct object is converted once. A
+    # chunk at a time, mapped and chained at C speed: a Python loop (or a
+    # generator) per op was a second or more of a million-op save.
+    plain_counters: dict[int, tuple[Any, Any]] = {}
+    plain_ops: dict[int, tuple[Any, Any]] = {}
+    op_iter = iter(session.ops)
+
+    def chunk(k: int) -> Iterator[tuple[Any, Any, Any]]:
+        if progress is not None:
+            progress("ops", k, n)
+        ops = list(islice(op_iter, min(_OPS_CHUNK, n - k)))
+        recs = session.records[k:k + len(ops)]
+        counters = list(map(attrgetter("counters"), recs))
+        return zip(_converted(plain_ops, ops, methodcaller("to_plain")),
+                   _converted(plain_counters, counters, _counters_plain),
+                   map(attrgetter("digest"), recs), strict=True)
 
     cps = sorted(c for c in session.checkpoints if c <= n)
 
@@ -147,7 +145,8 @@ def save_session(session: Session, path: str, *, created: str = "",
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        save_snapshot(path, session_header(session, created), ops(), _Plain())
+        save_snapshot(path, session_header(session, created),
+                      chain.from_iterable(map(chunk, range(0, n, _OPS_CHUNK))), _Plain())
     finally:
         if gc_on:
             gc.enable()
