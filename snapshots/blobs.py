@@ -106,9 +106,11 @@ def _split(obj: Any, blob_min: int, path: list[Any], paths: list[Any], blobs: li
     """``obj`` with big bytes values taken out; containers without any are returned as they are.
 
     Looks at the types of the children at C speed, and for a container of
-    containers at every level below (:func:`_big_bytes_below`), so a list of
-    thousands of small lists of ints (a folio table) is shared without
-    visiting each small list in Python.
+    more than 16 children at every level below (:func:`_big_bytes_below`), so
+    a list of thousands of small lists of ints (a folio table, a TLB's sets)
+    is shared without visiting each small list in Python. A container of few
+    children is not looked through: each child does its own look, and the
+    top of a state, which nearly always holds blobs, is not walked twice.
     """
     if isinstance(obj, bytes):
         if len(obj) >= blob_min:
@@ -129,7 +131,7 @@ def _split(obj: Any, blob_min: int, path: list[Any], paths: list[Any], blobs: li
     if ct <= SCALARS:
         if max(map(len, compress(children, map(BYTES.__contains__, tl)))) < blob_min:
             return obj
-    elif ct <= PLAIN and not _big_bytes_below(children, tl, blob_min):
+    elif ct <= PLAIN and len(tl) > 16 and not _big_bytes_below(children, tl, blob_min):
         return obj
     items = obj.items() if isinstance(obj, dict) else enumerate(obj)
     out = []
