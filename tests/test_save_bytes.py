@@ -14,6 +14,7 @@ from engine.expressions import _expr_value, substitute
 from snapshots import SnapshotError
 from snapshots.blobs import BLOB_MIN
 from snapshots.op_batches import _keysets, _keysets_of
+from snapshots.reader import open_snapshot
 from snapshots.sessions import _counters_plain, save_session, session_header
 from snapshots.writer import save_snapshot
 
@@ -45,22 +46,25 @@ def _big_bytes(x, out):
 
 @pytest.fixture(scope="module")
 def session():
-    s = make_session(2001)  # a repeat loop; a checkpoint every 500 ops
+    s = make_session(2001)  # a repeat loop, checkpoints every few hundred ops
     s.run()
     return s
 
 
 def test_save_session_writes_the_bytes_of_the_plain_path(tmp_path, session):
     s, m = session, session.machine
-    cps = sorted(s.checkpoints)
+    fast = tmp_path / "fast.ptsnap"
+    save_session(s, str(fast), created=CREATED)
+    snap = open_snapshot(str(fast))
+    try:
+        cps = list(snap.checkpoints)  # the ones save_session chose to keep
+    finally:
+        snap.close()
     plains = {c: m.state_to_plain(s.checkpoint(c)) for c in cps}
     # the shortcuts are exercised: checkpoints share chunks, records share counter dicts
     last, before = ({id(b) for b in _big_bytes(plains[c], [])} for c in cps[-1:-3:-1])
-    assert len(cps) == 5 and last & before
+    assert len(cps) >= 3 and last & before
     assert len({id(r.counters) for r in s.records}) < s.executed // 10
-
-    fast = tmp_path / "fast.ptsnap"
-    save_session(s, str(fast), created=CREATED)
 
     plain = tmp_path / "plain.ptsnap"
     ops = [(s.ops[k].to_plain(), _counters_plain(dict(s.records[k].counters)), s.records[k].digest)
