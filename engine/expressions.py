@@ -206,6 +206,34 @@ def _expr_value(text: str, env: dict[str, int]) -> int:
     return c.fn(env)
 
 
+# op text -> (the text before its first {EXPR}, ((expression, the text after it), ...)): a
+# repeat substitutes the same few lines once per op, and a regex pass per op was most of the
+# cost of listing a million-op session's ops (saving it).
+_Template = tuple[str, tuple[tuple[Expr, str], ...]]
+_TEMPLATES: dict[str, _Template] = {}
+
+
+def _template(text: str) -> _Template | None:
+    """``text`` cut at its ``{EXPR}``s, each compiled; None if one does not compile."""
+    parts = _PLACEHOLDER.split(text)
+    try:
+        fns = [_Compiled(e).fn for e in parts[1::2]]
+    except ScenarioError:
+        # substitute() then goes the slow way, which raises the first error in text order
+        return None
+    return parts[0], tuple(zip(fns, parts[2::2], strict=True))
+
+
 def substitute(text: str, env: dict[str, int]) -> str:
     """``text`` with every ``{EXPR}`` replaced by its value, the loop variables in ``env``."""
-    return _PLACEHOLDER.sub(lambda m: str(_expr_value(m.group(1), env)), text)
+    t = _TEMPLATES.get(text)
+    if t is None:
+        t = _template(text)
+        if t is None:
+            return _PLACEHOLDER.sub(lambda m: str(_expr_value(m.group(1), env)), text)
+        if len(_TEMPLATES) < 4096:
+            _TEMPLATES[text] = t
+    out, rest = t
+    for fn, after in rest:  # left to right, as the regex pass: the same first error
+        out += str(fn(env)) + after
+    return out

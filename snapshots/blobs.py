@@ -105,10 +105,12 @@ _SMALL = SCALARS - BYTES  # scalars that are never blobs
 def _split(obj: Any, blob_min: int, path: list[Any], paths: list[Any], blobs: list[Any]) -> Any:
     """``obj`` with big bytes values taken out; containers without any are returned as they are.
 
-    Looks at the types of the children at C speed, and for a container with
-    many children also at the grandchildren, so a list of thousands of small
-    lists of ints (a folio table) is shared without visiting each small list
-    in Python.
+    Looks at the types of the children at C speed, and for a container of
+    more than 16 children at every level below (:func:`_big_bytes_below`), so
+    a list of thousands of small lists of ints (a folio table, a TLB's sets)
+    is shared without visiting each small list in Python. A container of few
+    children is not looked through: each child does its own look, and the
+    top of a state, which nearly always holds blobs, is not walked twice.
     """
     if isinstance(obj, bytes):
         if len(obj) >= blob_min:
@@ -129,12 +131,8 @@ def _split(obj: Any, blob_min: int, path: list[Any], paths: list[Any], blobs: li
     if ct <= SCALARS:
         if max(map(len, compress(children, map(BYTES.__contains__, tl)))) < blob_min:
             return obj
-    elif ct <= PLAIN and bytes not in ct and len(tl) > 16:  # many containers: worth a look ahead
-        lists = compress(children, map(LIST.__contains__, tl))
-        dicts = compress(children, map(DICT.__contains__, tl))
-        gt = set(map(type, chain(chain.from_iterable(lists), chain.from_iterable(map(dict.values, dicts)))))
-        if gt <= _SMALL:
-            return obj
+    elif ct <= PLAIN and len(tl) > 16 and not _big_bytes_below(children, tl, blob_min):
+        return obj
     items = obj.items() if isinstance(obj, dict) else enumerate(obj)
     out = []
     for k, v in items:
@@ -152,6 +150,27 @@ def _split(obj: Any, blob_min: int, path: list[Any], paths: list[Any], blobs: li
             out.append(_split(v, blob_min, path, paths, blobs))
             path.pop()
     return dict(zip(obj, out, strict=True)) if isinstance(obj, dict) else out
+
+
+def _big_bytes_below(level: Any, tl: list[type], blob_min: int) -> bool:
+    """Whether ``level`` (values of the types ``tl``) holds a bytes value of ``blob_min`` bytes or
+    more at any depth, or something other than exact plain types (which :func:`_split` then walks).
+
+    Looks one whole nesting level at a time at C speed, as ``check_plain`` does: a container
+    of many small containers (a TLB's sets of [tag, entry] pairs) is then shared in one call
+    instead of one Python call per small container.
+    """
+    while True:
+        ct = set(tl)
+        if not ct <= PLAIN:
+            return True
+        if bytes in ct and max(map(len, compress(level, map(BYTES.__contains__, tl)))) >= blob_min:
+            return True
+        if ct <= SCALARS:
+            return False
+        level = list(chain(chain.from_iterable(map(dict.values, compress(level, map(DICT.__contains__, tl)))),
+                           chain.from_iterable(compress(level, map(LIST.__contains__, tl)))))
+        tl = list(map(type, level))
 
 
 def join_blobs(tree: Any, refs: Any, fetch: Any, max_depth: int) -> Any:

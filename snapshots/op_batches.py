@@ -72,6 +72,9 @@ def encode_ops(first: int, records: Sequence[tuple[Any, Any, Any]]) -> list[Any]
     return [first, len(ops), list(ops), keysets, key_index, values, _encode_digests(digests)]
 
 
+_DIGEST_TYPES = frozenset({str, bytes})
+
+
 def _encode_digests(digests: tuple[Any, ...]) -> bytes | list[str | bytes]:  # (checked here)
     lengths = set(map(len, digests))
     if len(lengths) == 1:
@@ -85,6 +88,8 @@ def _encode_digests(digests: tuple[Any, ...]) -> bytes | list[str | bytes]:  # (
             else:
                 if packed.hex() == joined:
                     return packed
+    if set(map(type, digests)) <= _DIGEST_TYPES:  # the usual case, checked at C speed
+        return list(digests)
     for d in digests:
         if not isinstance(d, (str, bytes)):
             raise TypeError(f"a digest must be a str or bytes, not {type(d).__name__}")
@@ -162,6 +167,19 @@ def _rows(keysets: Any, key_index: Any, values: list[Any], count: int, what: str
 def _keysets(dicts: Sequence[dict[str, Any]]) -> tuple[list[list[str]], list[int] | None]:
     """The distinct key lists of ``dicts`` in first-use order, and which one each dict has (None: all
     the first). ValueError if a key is not a string."""
+    ids = list(map(id, dicts))
+    distinct = dict(zip(ids, dicts, strict=True))  # in first-use order; the caller holds the dicts
+    if 4 * len(distinct) > len(dicts):
+        return _keysets_of(dicts)
+    # a session's records share their counter dicts: the work is per distinct dict, then a
+    # lookup per op (first uses of key lists come in the same order among the distinct dicts)
+    keysets, index = _keysets_of(list(distinct.values()))
+    if index is None:
+        return keysets, None
+    return keysets, list(map(dict(zip(distinct, index, strict=True)).__getitem__, ids))
+
+
+def _keysets_of(dicts: Sequence[dict[str, Any]]) -> tuple[list[list[str]], list[int] | None]:
     keys = list(map(tuple, dicts))
     k0 = keys[0]
     if keys.count(k0) == len(keys):

@@ -16,8 +16,11 @@ until then the session runs with ``mainline`` and says so in its warnings.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any, overload
 
 from engine.arch.profiles import DEFAULT_KERNEL
@@ -42,6 +45,22 @@ def _counters_plain(counters: dict[str, Any]) -> dict[str, int]:
     # cycles are recomputed from the counters (deterministic); call:* counts
     # are kept: they are what the op log expands into.
     return {k: int(v) for k, v in counters.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+_OPS_CHUNK = 4096  # ops converted at a time when saving
+
+
+def _converted(cache: dict[int, tuple[Any, Any]], objs: list[Any],
+               conv: Callable[[Any], Any]) -> Iterator[Any]:
+    """``conv(o)`` for each of ``objs``, converting each distinct object once. The cache (id ->
+    (object, converted)) holds the objects themselves, so an id() is never reused while in it."""
+    if len(cache) >= 65536:
+        cache.clear()
+    ids = list(map(id, objs))
+    distinct = dict(zip(ids, objs, strict=True))
+    for i in distinct.keys() - cache.keys():
+        cache[i] = (distinct[i], conv(distinct[i]))
+    return map(itemgetter(1), map(cache.__getitem__, ids))
 
 
 def _embedded_cpu(cpu: Any) -> tuple[str, Any]:
@@ -89,29 +108,24 @@ def save_session(session: Session, path: str, *, created: str = "",
         session.seek(keep)
     n = session.executed
 
-    def ops() -> Iterator[tuple[Any, Any, Any]]:
-        # Ops come from the scenario's iterator (indexing re-expands its repeat
-        # blocks for every op), and records share equal counter dicts, as op
-        # lists repeat Op objects: each distinct object is converted once. The
-        # caches hold the objects themselves, so an id() is never reused.
-        plain_counters: dict[int, tuple[Any, dict[str, int]]] = {}
-        plain_ops: dict[int, tuple[Any, Any]] = {}
-        records = session.records
-        for k, op in zip(range(n), session.ops, strict=False):
-            r = records[k]
-            if progress is not None and k % 4096 == 0:
-                progress("ops", k, n)
-            c = plain_counters.get(id(r.counters))
-            if c is None:
-                if len(plain_counters) >= 65536:
-                    plain_counters.clear()
-                c = plain_counters[id(r.counters)] = (r.counters, _counters_plain(r.counters))
-            o = plain_ops.get(id(op))
-            if o is None:
-                if len(plain_ops) >= 65536:
-                    plain_ops.clear()
-                o = plain_ops[id(op)] = (op, op.to_plain())
-            yield o[1], c[1], r.digest
+    # Ops come from the scenario's iterator (indexing re-expands its repeat
+    # blocks for every op), and records share equal counter dicts, as op
+    # lists repeat Op objects: each distinct object is converted once. A
+    # chunk at a time, mapped and chained at C speed: a Python loop (or a
+    # generator) per op was a second or more of a million-op save.
+    plain_counters: dict[int, tuple[Any, Any]] = {}
+    plain_ops: dict[int, tuple[Any, Any]] = {}
+    op_iter = iter(session.ops)
+
+    def chunk(k: int) -> Iterator[tuple[Any, Any, Any]]:
+        if progress is not None:
+            progress("ops", k, n)
+        ops = list(islice(op_iter, min(_OPS_CHUNK, n - k)))
+        recs = session.records[k:k + len(ops)]
+        counters = list(map(attrgetter("counters"), recs))
+        return zip(_converted(plain_ops, ops, methodcaller("to_plain")),
+                   _converted(plain_counters, counters, _counters_plain),
+                   map(attrgetter("digest"), recs), strict=True)
 
     records = session.records
     # the live session checkpoints densely for quick seeks; the file keeps them spaced
@@ -127,7 +141,17 @@ def save_session(session: Session, path: str, *, created: str = "",
         def __len__(self) -> int:
             return len(cps)
 
-    save_snapshot(path, session_header(session, created), ops(), _Plain())
+    # Saving allocates millions of short-lived tuples, dicts and lists and no reference cycles:
+    # in a big session's heap the cyclic collector would rescan every record and checkpoint
+    # again and again (seconds of a million-op save), as in Machine.apply.
+    gc_on = gc.isenabled()
+    gc.disable()
+    try:
+        save_snapshot(path, session_header(session, created),
+                      chain.from_iterable(map(chunk, range(0, n, _OPS_CHUNK))), _Plain())
+    finally:
+        if gc_on:
+            gc.enable()
 
 
 # A counter is a count: a non-negative integer below this (the JSON output and

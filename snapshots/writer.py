@@ -115,6 +115,11 @@ class SnapshotWriter:
         self._last_checkpoint = -1
         self._blobs: list[int] = []  # offset of blob i
         self._blob_ids: dict[bytes, int] = {}
+        # id(value) -> (value, its blob id) for the previous checkpoint's blobs. Checkpoints share
+        # their unchanged chunks with the one before (engine.state.chunks), so most blobs are the
+        # very same objects again: hashing megabytes per checkpoint was most of a save. Holding
+        # the values keeps each id() from being reused; one checkpoint's worth bounds the memory.
+        self._prev_blob_ids: dict[int, tuple[bytes, bytes]] = {}
         self._stop_at = 0
         self._file = AtomicFile(path, fs)
         self.path = self._file.target
@@ -198,7 +203,11 @@ class SnapshotWriter:
             tree, paths, blobs = split_blobs(state, self.limits.max_depth - 1)
         except ValueError as e:
             self._fail(ValueError(f"checkpoint at op {op_number}: {e}"))
-        ids = [hashlib.blake2b(b, digest_size=16).digest() for b in blobs]
+        prev = self._prev_blob_ids
+        cached = [prev.get(id(b)) for b in blobs]
+        ids = [c[1] if c is not None and c[0] is b else hashlib.blake2b(b, digest_size=16).digest()
+               for b, c in zip(blobs, cached, strict=True)]
+        self._prev_blob_ids = {id(b): (b, i) for b, i in zip(blobs, ids, strict=True)}
         unique = dict(zip(ids, map(len, blobs), strict=True))
         if any(size + 16 > self.limits.max_blob for size in unique.values()):
             self._fail(ValueError(f"checkpoint at op {op_number}: a bytes value is larger than "
