@@ -34,10 +34,9 @@ Parts = tuple[SnapshotHeader, list[list[Any]], dict[int, Any]]
 
 def base_file(path: str | Path, target: str = "demo", checkpoint_ops: int = CHECKPOINT_OPS) -> Path:
     """A real run of ``target`` saved with a checkpoint every ``checkpoint_ops`` ops."""
+    from engine.checkpoints import SAVED_SPACING
     from snapshots.sessions import save_session
     from tui.targets import scenario_session
-
-    from engine.checkpoints import SAVED_SPACING
 
     s = scenario_session(target)
     s.checkpoint_ops = checkpoint_ops // SAVED_SPACING  # a file keeps every SAVED_SPACING-th one

@@ -33,7 +33,8 @@ def test_the_interpreter_is_pypy_implementing_3_11():
     assert out.stdout.split() == ["PyPy", "3", "11"]
 
 
-@pytest.mark.parametrize("scenario", ["check-03-fork-pte-mapped-2m", "check-08-mprotect-one-page", "page-fault3"])
+@pytest.mark.parametrize("scenario", ["check-03-fork-pte-mapped-2m", "check-08-mprotect-one-page",
+                                      "page-fault3"])
 def test_ptlab_run_prints_the_same_totals_and_mappings_under_pypy(scenario):
     cpython = _run("-m", "tui.cli", "run", scenario, "--json")
     under_pypy = _run("-m", "bench.pypy", "run", scenario, "--json")
