@@ -155,25 +155,32 @@ def _multiarch(tree: Path) -> str:
     return found[0]
 
 
-def run(args: list[str]) -> int:
-    """``ptlab ARGS`` under PyPy (exit status passed through)."""
+def _pypy() -> tuple[Path, dict[str, str]] | None:
+    """The interpreter and the environment that finds ptlab and its dependencies; None
+    (said on stderr) when PyPy is not set up."""
     exe = interpreter()
     if exe is None:
         sys.stderr.write(f"{WHO}: PyPy is not set up: python -m bench.pypy --setup\n")
-        return 2
+        return None
     site = pypy_dir(cache.cache_root()) / "site"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    return exe, {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+
+
+def run(args: list[str]) -> int:
+    """``ptlab ARGS`` under PyPy (exit status passed through)."""
+    got = _pypy()
+    if got is None:
+        return 2
+    exe, env = got
     return subprocess.run([str(exe), "-m", "tui.cli", *args], env=env).returncode
 
 
 def check(only: str | None = None, jobs: int = 2) -> int:
     """Fingerprints (bench.fingerprint) written by CPython, checked under PyPy."""
-    exe = interpreter()
-    if exe is None:
-        sys.stderr.write(f"{WHO}: PyPy is not set up: python -m bench.pypy --setup\n")
+    got = _pypy()
+    if got is None:
         return 2
-    site = pypy_dir(cache.cache_root()) / "site"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    exe, env = got
     sel = ["--only", only] if only else []
     with tempfile.TemporaryDirectory() as t:
         ref = str(Path(t) / "cpython.json")
