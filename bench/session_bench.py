@@ -119,6 +119,20 @@ def run(n_ops: int = 1_000_000, seeks: int = 200, seed: int = 1, tmpdir: str | N
 STEP_RATIO_FLOOR_S = 0.1
 
 
+def _time_each_op(s: Session, move: Any, name: str, back: bool, quiet: bool) -> list[float]:
+    """Seconds of ``move(s, "op")`` (tui.controller's do_step, or do_back with ``back``),
+    once per op, in the order the moves ran."""
+    out = []
+    for k in range(s.n_ops):
+        if not quiet:
+            where = f"back over op {s.n_ops - k}" if back else f"forward over op {k + 1}"
+            progress_line(f"step back: {name} {where}")
+        t0 = time.perf_counter()
+        move(s, "op")
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def step_back(size: int = 1 << 30, names: tuple[str, ...] = ("seed-fork-order0", "seed-munmap-order0"),
               quiet: bool = False) -> tuple[list[Case], dict]:
     """Step forward over every op of each scenario (its first run, recording the op as the
@@ -136,20 +150,8 @@ def step_back(size: int = 1 << 30, names: tuple[str, ...] = ("seed-fork-order0",
         cfg = scn.config(record=False).summary()
         s = Session(machine_factory("scenario", cfg), scn.ops, name=name,
                     meta={"machine": "scenario", "config": cfg})
-        fwd, back = [], []
-        for k in range(s.n_ops):
-            if not quiet:
-                progress_line(f"step back: {name} forward over op {k + 1}")
-            t0 = time.perf_counter()
-            do_step(s, "op")
-            fwd.append(time.perf_counter() - t0)
-        for k in range(s.n_ops):
-            if not quiet:
-                progress_line(f"step back: {name} back over op {s.n_ops - k}")
-            t0 = time.perf_counter()
-            do_back(s, "op")
-            back.append(time.perf_counter() - t0)
-        back.reverse()
+        fwd = _time_each_op(s, do_step, name, False, quiet)
+        back = _time_each_op(s, do_back, name, True, quiet)[::-1]
         for k, (f, b) in enumerate(zip(fwd, back, strict=True)):
             info["ops"][f"{name} op {k + 1} ({s.ops[k]})"] = {"forward_s": round(f, 3), "back_s": round(b, 3)}
             if f >= STEP_RATIO_FLOOR_S:

@@ -291,6 +291,16 @@ class TlbFlush(ArchBase):
         self.flush_tlb_range_complete(start if single_page else after, end, sync, broadcast,
                                       notify)
 
+    def _flush_range_or_mm(self, mm: MMStruct, start: int, end: int, stride: int, last_level: bool,
+                           tlb_level: int, sync: bool, broadcast: bool, excess: bool) -> bool:
+        """What every version of the head does once it knows whether the range is over
+        the limit: the flush_tlb_range event, then, over it, flush_tlb_mm(). Returns excess."""
+        self.log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast,
+                                 excess)
+        if excess:
+            self.flush_tlb_mm(mm)
+        return excess
+
     @variant("flush_tlb_range_fallback", until="flush_nosync_split")
     def flush_tlb_range_fallback_baseline(self, mm: MMStruct, start: int, end: int, pages: int,
                                           stride: int, last_level: bool, tlb_level: int,
@@ -305,11 +315,8 @@ class TlbFlush(ArchBase):
         one before the tlbf_t API."""
         excess = limit and broadcast and self.flush_tlb_range_limit_excess(start, end, pages,
                                                                             stride)
-        self.log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast,
-                                 excess)
-        if excess:
-            self.flush_tlb_mm(mm)
-        return excess
+        return self._flush_range_or_mm(mm, start, end, stride, last_level, tlb_level, sync,
+                                       broadcast, excess)
 
     @variant("flush_tlb_range_fallback", since="flush_nosync_split")
     def flush_tlb_range_fallback_v6_9(self, mm: MMStruct, start: int, end: int, pages: int,
@@ -323,12 +330,9 @@ class TlbFlush(ArchBase):
         flush_tlb_range_fallback_baseline (no limit check on local flushes)."""
         excess = limit and broadcast and self.flush_tlb_range_limit_excess(start, end, pages,
                                                                             stride)
-        self.log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast,
-                                 excess)
-        if excess:
-            self.flush_tlb_mm(mm)
-            if sync:
-                self.tlbi_sync_s1ish()  # __flush_tlb_range()'s dsb(ish)
+        if self._flush_range_or_mm(mm, start, end, stride, last_level, tlb_level, sync, broadcast,
+                                   excess) and sync:
+            self.tlbi_sync_s1ish()  # __flush_tlb_range()'s dsb(ish)
         return excess
 
     @variant("flush_tlb_range_fallback", since="tlbf_flags_api")
@@ -342,11 +346,8 @@ class TlbFlush(ArchBase):
         limit it returns after flush_tlb_mm(), which completes itself, with
         no DSB for TLBF_NOSYNC to skip."""
         excess = limit and self.flush_tlb_range_limit_excess(start, end, pages, stride)
-        self.log.flush_tlb_range(start, end, stride, last_level, tlb_level, sync, broadcast,
-                                 excess)
-        if excess:
-            self.flush_tlb_mm(mm)
-        return excess
+        return self._flush_range_or_mm(mm, start, end, stride, last_level, tlb_level, sync,
+                                       broadcast, excess)
 
     @variant("flush_tlb_range_complete", until="flush_nosync_split")
     def flush_tlb_range_complete_baseline(self, start: int, end: int, sync: bool,
